@@ -1,0 +1,213 @@
+"""Build tests/reference/torchvision.json: ground truth for the cnndsl analyzer.
+
+For each torchvision model (weights=None) plus a classic LeNet-5, record, at
+batch 1 with input 224x224x3 (32x32x1 for LeNet-5):
+
+  params        exact total parameter count (sum of p.numel()).
+  conv_fc_macs  fvcore FlopCountAnalysis total restricted to conv and linear
+                ops. fvcore counts one multiply-add as one "flop"; we sum the
+                by_operator() keys in FVCORE_KEYS ("conv", "linear", "addmm",
+                "matmul"; with torch 2.x every nn.Linear traces as aten::linear,
+                so "linear" is the only FC key that actually appears). This is
+                asserted equal to our own hand sum over every Conv2d/Linear.
+  layers        every Conv2d/MaxPool2d/AvgPool2d/AdaptiveAvgPool2d/Linear call
+                in forward order (via forward hooks, so a module called twice
+                appears twice): module name, type, output shape ([H, W, C] for
+                NCHW outputs, [features] for [N, features] outputs), the
+                module's own params, and its MACs (0 for pools). Functional
+                ops are not modules and so are absent: densenet121 and
+                mobilenet_v2 do their final global pool with
+                F.adaptive_avg_pool2d, so it is not in their layer lists.
+  state_dict    [key, shape] pairs of model.state_dict(), in order.
+
+It needs a separate venv (torchvision does not import in the project's one):
+
+    python3 -m venv /work/refenv
+    /work/refenv/bin/pip install torch==2.14.1 torchvision==0.29.1 fvcore torchinfo
+
+Regenerate (from the repo root; the output is deterministic):
+
+    /work/refenv/bin/python tools/make_reference.py
+"""
+
+import json
+import math
+import os
+import sys
+import tempfile
+from importlib.metadata import version
+
+import torch
+import torchvision
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+
+OUT_PATH = os.path.join(os.path.dirname(__file__), "..", "tests", "reference", "torchvision.json")
+DEFAULT_HWC = [224, 224, 3]
+FVCORE_KEYS = ("conv", "linear", "addmm", "matmul")
+RECORDED_TYPES = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Linear)
+
+TORCHVISION_NETS = {
+    "alexnet": {}, "vgg11": {}, "vgg16": {}, "vgg19": {},
+    "resnet18": {}, "resnet34": {}, "resnet50": {}, "resnet101": {}, "resnet152": {},
+    "googlenet": {"aux_logits": False, "init_weights": False},
+    "squeezenet1_0": {}, "squeezenet1_1": {}, "densenet121": {}, "mobilenet_v2": {},
+    "resnext50_32x4d": {}, "wide_resnet50_2": {},
+}
+
+# Published totals; a mismatch means the data (or this script) is wrong.
+EXPECTED_PARAMS = {
+    "alexnet": 61100840, "vgg11": 132863336, "vgg16": 138357544, "vgg19": 143667240,
+    "resnet18": 11689512, "resnet34": 21797672, "resnet50": 25557032,
+    "resnet101": 44549160, "resnet152": 60192808, "googlenet": 6624904,
+    "squeezenet1_0": 1248424, "squeezenet1_1": 1235496, "densenet121": 7978856,
+    "mobilenet_v2": 3504872, "resnext50_32x4d": 25028904, "wide_resnet50_2": 68883240,
+    "lenet5": 61706,
+}
+EXPECTED_MACS = {
+    "alexnet": 714188480, "vgg16": 15470264320, "resnet50": 4089184256,
+    "googlenet": 1498376192, "densenet121": 2834161664, "mobilenet_v2": 300774272,
+}
+
+
+def lenet5():
+    """Classic LeNet-5 (LeCun 1998 layout, tanh, average pooling): 61706 params."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(),
+        nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10),
+    )
+
+
+def build_nets():
+    """Yield (name, model, input_hwc) in a fixed order."""
+    for name, kwargs in TORCHVISION_NETS.items():
+        yield name, getattr(torchvision.models, name)(weights=None, **kwargs), DEFAULT_HWC
+    yield "lenet5", lenet5(), [32, 32, 1]
+
+
+def layer_macs(module, out):
+    """MACs of one Conv2d/Linear call; bias adds are not counted (as in fvcore)."""
+    if isinstance(module, nn.Conv2d):
+        _, cout, h2, w2 = out.shape
+        kh, kw = module.kernel_size
+        return h2 * w2 * cout * kh * kw * module.in_channels // module.groups
+    if isinstance(module, nn.Linear):
+        rows = math.prod(out.shape[:-1])  # 1 at batch 1 with a 2-d input
+        return rows * module.in_features * module.out_features
+    return 0
+
+
+def hwc(shape):
+    """NCHW -> [H, W, C]; [N, F] -> [F] (batch is always 1 here)."""
+    if len(shape) == 4:
+        return [shape[2], shape[3], shape[1]]
+    if len(shape) == 2:
+        return [shape[1]]
+    raise ValueError(f"unexpected output shape {shape}")
+
+
+def trace_layers(model, x):
+    """Run one forward pass, recording each RECORDED_TYPES call in order."""
+    layers, handles = [], []
+    for qname, module in model.named_modules():
+        if isinstance(module, RECORDED_TYPES):
+            def hook(mod, _inp, out, qname=qname):
+                layers.append({
+                    "module": qname,
+                    "type": type(mod).__name__,
+                    "out": hwc(list(out.shape)),
+                    "params": sum(p.numel() for p in mod.parameters()),
+                    "macs": layer_macs(mod, out),
+                })
+            handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return layers
+
+
+def fvcore_macs(model, x):
+    """fvcore's conv+linear MAC total, plus the full by_operator() dict."""
+    analysis = FlopCountAnalysis(model, x)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    by_op = dict(analysis.by_operator())
+    return sum(by_op.get(k, 0) for k in FVCORE_KEYS), by_op
+
+
+def describe(name, model, input_hwc):
+    model.eval()  # deterministic forward (no dropout); shapes are the same either way
+    h, w, c = input_hwc
+    x = torch.zeros(1, c, h, w)
+    layers = trace_layers(model, x)
+    hand = sum(l["macs"] for l in layers)
+    fv, by_op = fvcore_macs(model, x)
+    if fv != hand:
+        print(f"!!! {name}: fvcore conv+fc MACs {fv} != hand sum {hand} (by_operator: {by_op})",
+              file=sys.stderr)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{name:16s} params={params:>11d} conv_fc_macs={fv:>12d}  fvcore keys: {sorted(by_op)}")
+    return {
+        "params": params,
+        "conv_fc_macs": fv,
+        "input_hwc": input_hwc,
+        "layers": layers,
+        "state_dict": [[k, list(v.shape)] for k, v in model.state_dict().items()],
+    }, hand == fv
+
+
+def check_expected(nets):
+    """Return a list of mismatches against the published totals."""
+    bad = []
+    for name, want in EXPECTED_PARAMS.items():
+        if nets[name]["params"] != want:
+            bad.append(f"{name}: params {nets[name]['params']} != expected {want}")
+    for name, want in EXPECTED_MACS.items():
+        if nets[name]["conv_fc_macs"] != want:
+            bad.append(f"{name}: conv_fc_macs {nets[name]['conv_fc_macs']} != expected {want}")
+    return bad
+
+
+def write_atomic(path, data):
+    """Write JSON to a temp file beside `path`, then os.replace, so readers never see half a file."""
+    path = os.path.normpath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main():
+    torch.manual_seed(0)  # weights do not matter, but keep runs reproducible
+    nets, ok = {}, True
+    for name, model, input_hwc in build_nets():
+        nets[name], agreed = describe(name, model, input_hwc)
+        ok &= agreed
+    bad = check_expected(nets)
+    for line in bad:
+        print("!!! " + line, file=sys.stderr)
+    write_atomic(OUT_PATH, {
+        "generated_by": "tools/make_reference.py",
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "fvcore": version("fvcore"),
+        "input_hwc": DEFAULT_HWC,
+        "nets": nets,
+    })
+    print(f"wrote {os.path.normpath(OUT_PATH)}")
+    return 0 if ok and not bad else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
