@@ -1,0 +1,110 @@
+"""The analysis pass: parameters, MACs, FLOPs, memory and receptive field per layer.
+
+    >>> import cnndsl
+    >>> g = cnndsl.loads("input 227x227x3\\nCONV(96, 11, s=4)").graph
+    >>> analyze(g)["params"], g.nodes[0].meta["rf"], g.nodes[0].meta["jump"]
+    (34944, (11, 11), (4, 4))
+
+It annotates `node.meta` and returns the totals; it never rewrites the graph.
+Conventions are in layers.py (counts) and README ("Counting"); the training
+estimate follows torch.autocast: weights, gradients and optimizer state in fp32,
+activations in `dtype`.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from .errors import CnnError
+from .ir import Graph
+
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # fp32 tensors per parameter
+
+
+def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = "adam") -> dict:
+    """Annotate every node; return the totals (see report.py for the JSON fields)."""
+    if dtype not in DTYPE_BYTES:
+        raise CnnError(f"unknown dtype {dtype!r}", usage=True, hint="choose fp32, fp16 or bf16")
+    if optimizer not in OPTIMIZER_STATES:
+        raise CnnError(f"unknown optimizer {optimizer!r}", usage=True, hint="choose sgd, momentum or adam")
+    nbytes = DTYPE_BYTES[dtype]
+    rf = {"input": ((1, 1), (1, 1))} if len(graph.input_shape) == 3 else {"input": None}
+    alias = {"input": "input"}   # tensor -> the tensor whose memory it shares (in-place ops, views)
+    saved: set[str] = set()
+    extra_saved = 0
+    totals = dict(params=0, buffers=0, macs=0, flops=0, act_elems=0)
+    act_elems = math.prod(graph.input_shape)  # the input counts: it is held while the net runs
+    largest = act_elems
+    for node in graph.nodes:
+        kind, attrs = node.kind, node.attrs
+        ins = [graph.shape_of(i) for i in node.inputs]
+        out = node.out_shape
+        m = node.meta
+        m["params"] = kind.params(attrs, ins)
+        m["buffers"] = kind.buffers(attrs, ins)
+        m["macs"] = kind.macs(attrs, ins, out)
+        m["flops"] = kind.flops(attrs, ins, out)
+        m["act_elems"] = math.prod(out)
+        m["rf"], m["jump"] = _receptive_field(node, ins, rf)
+        rf[node.name] = (m["rf"], m["jump"]) if m["rf"] else None
+        for key in ("params", "buffers", "macs", "flops"):
+            totals[key] += m[key]
+        alias[node.name] = alias[node.inputs[0]] if kind.inplace else node.name
+        if not kind.inplace:
+            act_elems += m["act_elems"]
+        largest = max(largest, m["act_elems"])
+        which, extra = kind.saved(attrs, ins, out)
+        for w in which:
+            for t in (node.inputs if w == "in" else [node.name]):
+                saved.add(alias[t])
+        extra_saved += extra
+    saved_bytes = sum(math.prod(graph.shape_of(t)) for t in saved) * nbytes + extra_saved
+    # while a layer's backward runs, the gradients of its output and its input are both alive
+    workspace = 2 * largest * nbytes
+    return {
+        "params": totals["params"], "trainable_params": totals["params"], "buffers": totals["buffers"],
+        "param_bytes": totals["params"] * nbytes, "macs": totals["macs"], "flops": totals["flops"],
+        "act_elems": act_elems, "act_bytes": act_elems * nbytes,
+        **training_memory(totals["params"], saved_bytes + workspace, batch, optimizer),
+        "saved_bytes_per_image": saved_bytes, "backward_workspace_per_image": workspace,
+    }
+
+
+def training_memory(params: int, per_image: int, batch: int, optimizer: str) -> dict:
+    states = OPTIMIZER_STATES[optimizer]
+    fixed = 4 * params * (2 + states)  # weights + gradients + optimizer state, fp32
+    return {"train_bytes": fixed + batch * per_image, "train_fixed_bytes": fixed, "train_per_image_bytes": per_image}
+
+
+def max_batch(totals: dict, budget: int) -> int:
+    """The largest batch whose training estimate fits `budget` bytes (0: not even one image)."""
+    free = budget - totals["train_fixed_bytes"]
+    return max(0, free // totals["train_per_image_bytes"]) if free > 0 else 0
+
+
+def _receptive_field(node, ins, rf):
+    """(rf (h, w), jump (h, w)) of the node's output, or (None, None) once the volume is flat."""
+    if len(node.out_shape) != 3:
+        return None, None
+    known = [rf.get(i) for i in node.inputs if rf.get(i)]
+    if not known:
+        return None, None
+    (rh, rw), (jh, jw) = max(known, key=lambda r: r[0][0] * r[0][1])
+    window = node.kind.window(node.attrs, ins)
+    if window is None:
+        return (rh, rw), (jh, jw)
+    (kh, kw), (sh, sw) = window
+    return (rh + (kh - 1) * jh, rw + (kw - 1) * jw), (jh * sh, jw * sw)
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12,
+          "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """`24GiB`, `16GB`, `512MiB`, `80e9` -> bytes; a usage error otherwise."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", str(text).lower())
+    if not m or m.group(2) not in _UNITS:
+        raise CnnError(f"--memory {text!r} is not a size", usage=True, hint="write e.g. 24GiB, 16GB or 512MiB")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])

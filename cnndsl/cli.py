@@ -1,0 +1,203 @@
+"""The command line: arguments in, library calls out, errors printed. Nothing else lives here.
+
+Exit status: 0 fine, 1 a faulty spec (or model file), 2 a usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import CnnError
+
+FORMATS = ("table", "markdown", "json", "csv")
+
+
+def _spec_options(p: argparse.ArgumentParser):
+    p.add_argument("file", help="a .net spec")
+    p.add_argument("--input", metavar="HxWxC", help="override the spec's input volume, e.g. 32x32x3")
+    p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[],
+                   help="bind a variable or switch an optional (-D pool=off); repeatable")
+    p.add_argument("--strict", action="store_true", help="a window that does not fit is an error, not a warning")
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cnndsl", description="A language for convolutional networks: "
+                                  "shape-check, size, compile and draw them.")
+    top.add_argument("--version", action="version", version=f"cnndsl {_version()}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("report", help="per-layer volumes, parameters, MACs, memory, receptive field")
+    _spec_options(p)
+    p.add_argument("--batch", type=int, default=1, help="batch size of the training-memory estimate (default 1)")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
+    p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
+    p.add_argument("--memory", metavar="BUDGET", help="a memory budget (24GiB): print the largest batch that trains in it")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("-o", "--output", help="write the report here instead of stdout")
+
+    p = sub.add_parser("check", help="validate specs (errors only; for CI)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
+    p.add_argument("--input", metavar="HxWxC")
+    p.add_argument("--strict", action="store_true")
+
+    p = sub.add_parser("compile", help="write standalone PyTorch source for a spec")
+    _spec_options(p)
+    p.add_argument("-o", "--output", required=True, help="the .py file to write")
+    p.add_argument("--class-name", help="the class name (default: from the file name)")
+
+    p = sub.add_parser("export", help="write an ONNX model built from the spec")
+    _spec_options(p)
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("--weights", help="a cnndsl checkpoint (.safetensors or .pt state_dict)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the newest onnxruntime loads)")
+    p.add_argument("--batch", default="dynamic", help="a fixed batch size, or 'dynamic' (default)")
+
+    p = sub.add_parser("run", help="run a model with onnxruntime and time it")
+    p.add_argument("model", help="a .onnx model or a .net spec (exported with random weights)")
+    p.add_argument("--input", dest="data", default="random", help="x.npy (NCHW float32) or 'random'")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+
+    p = sub.add_parser("draw", help="render an architecture diagram")
+    _spec_options(p)
+    p.add_argument("-o", "--output", required=True, help="OUT.svg, .png, .pdf or .dot")
+    p.add_argument("--style", choices=("graph", "volumes"), default="graph")
+    p.add_argument("--rankdir", choices=("TB", "LR"), default=None)
+    p.add_argument("--expand", action="store_true", help="draw every repetition of repeated blocks")
+    p.add_argument("--detail", choices=("low", "high"), default="low")
+    return top
+
+
+def _version():
+    from . import __version__
+    return __version__
+
+
+def _bindings(defines) -> dict:
+    out = {}
+    for d in defines:
+        name, eq, value = d.partition("=")
+        if not eq or not name.strip().isidentifier():
+            raise CnnError(f"-D {d!r} is not NAME=VALUE", usage=True, hint="e.g. -D N=3 or -D pool=off")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _load(args):
+    from .net import load
+    return load(args.file, input=args.input, bindings=_bindings(args.defines), strict=args.strict)
+
+
+def _print_warnings(net):
+    for w in net.warnings:
+        print(w.render("warning"), file=sys.stderr)
+
+
+def cmd_report(args):
+    from . import report
+    net = _load(args)
+    if args.batch < 1:
+        raise CnnError("--batch must be at least 1", usage=True)
+    rep = net.report(dtype=args.dtype, batch=args.batch, optimizer=args.optimizer, memory=args.memory)
+    if args.format == "json":
+        import json
+        text = json.dumps(rep, indent=1) + "\n"
+    else:
+        text = {"table": report.table, "markdown": report.markdown, "csv": report.csv_text}[args.format](rep)
+    if args.format != "json" or args.output:
+        _print_warnings(net)
+    _emit(text, args.output)
+    return 0
+
+
+def cmd_check(args):
+    from .net import load
+    status = 0
+    for f in args.files:
+        try:
+            net = load(f, input=args.input, bindings=_bindings(args.defines), strict=args.strict)
+            _print_warnings(net)
+            print(f"{f}: ok ({len(net.graph.nodes)} layers)")
+        except CnnError as e:
+            if e.usage:
+                raise
+            print(e.render(), file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_compile(args):
+    net = _load(args)
+    _print_warnings(net)
+    _emit(net.torch_source(class_name=args.class_name), args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args):
+    net = _load(args)
+    _print_warnings(net)
+    batch = args.batch if args.batch == "dynamic" else _int(args.batch, "--batch")
+    net.to_onnx(args.output, weights=args.weights, opset=args.opset, batch=batch)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args):
+    from .backends.onnx_run import run_cli
+    return run_cli(args)
+
+
+def cmd_draw(args):
+    net = _load(args)
+    _print_warnings(net)
+    out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail)
+    print(f"wrote {out or args.output}", file=sys.stderr)
+    return 0
+
+
+def _int(text, what):
+    try:
+        return int(text)
+    except ValueError:
+        raise CnnError(f"{what} {text!r} is not a whole number", usage=True) from None
+
+
+def _emit(text: str, path: str | None):
+    if not path:
+        sys.stdout.write(text)
+        return
+    from .files import atomic_write
+    atomic_write(path, text.encode("utf-8"))
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        return globals()[f"cmd_{args.command}"](args)
+    except CnnError as e:
+        print(e.render(), file=sys.stderr)
+        return 2 if e.usage else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug of ours, not the user's: say so briefly
+        if os.environ.get("CNNDSL_DEBUG"):
+            raise
+        print(f"cnndsl: internal error: {type(e).__name__}: {e}\n"
+              f"  this is a bug in cnndsl; rerun with CNNDSL_DEBUG=1 for the traceback", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

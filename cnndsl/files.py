@@ -1,0 +1,36 @@
+"""Atomic writes: an output or checkpoint is either the old file or the complete new one, never half."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+from .errors import CnnError
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise CnnError(f"cannot write {path}: {e.strerror}", usage=True) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _discard(tmp)
+        raise CnnError(f"cannot write {path}: {e.strerror}", usage=True) from None
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def _discard(tmp):
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass

@@ -1,0 +1,97 @@
+"""The IR: a network as a list of plain nodes in execution order.
+
+Every stage after elaboration reads this and nothing else: the analyzer, the
+report, the PyTorch and ONNX backends, the diagrams. A node's `name` is the
+layer's name everywhere (report row, module path, ONNX node, diagram node).
+
+    >>> import cnndsl
+    >>> g = cnndsl.loads("input 8x8x3\\nCONV(4, 3, p=1) - RELU").graph
+    >>> [(n.name, n.op, n.inputs, n.out_shape) for n in g.nodes]
+    [('conv1', 'CONV', ['input'], (8, 8, 4)), ('relu1', 'RELU', ['conv1'], (8, 8, 4))]
+
+`out_shape` is set when the node is built (the elaborator needs it to insert
+implicit flattens); analysis passes write what they learn into `meta`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import CnnError, Span
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An enclosing named part: a block instance, a labelled group, or a repeat iteration.
+
+    `path` is the dotted prefix it gives its layers (`layer1.bottleneck2`); repeat
+    frames have no path of their own and tell diagrams which nodes repeat."""
+    kind: str            # "block", "label" or "repeat"
+    path: str
+    name: str            # block name, label, or repeat id ("repeat@3:5")
+    index: int = 0       # repeat iteration, 0-based
+    count: int = 1       # repeat count
+    span: Span | None = None
+
+
+@dataclass
+class Node:
+    name: str
+    op: str                       # a key of layers.KINDS
+    attrs: dict
+    inputs: list[str]
+    span: Span | None
+    out_shape: tuple
+    frames: tuple = ()            # enclosing Frames, outermost first
+    implicit: bool = False        # inserted by the compiler (an implicit FLATTEN)
+    defaults: dict = field(default_factory=dict)  # argument -> where its value came from
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def kind(self):
+        from .layers import KINDS
+        return KINDS[self.op]
+
+
+@dataclass
+class Optional_:
+    """A `?` element and what was chosen for it."""
+    name: str
+    span: Span
+    included: bool
+    source: str                   # "default", "-D", "let"
+
+
+@dataclass
+class Graph:
+    input_shape: tuple
+    nodes: list[Node] = field(default_factory=list)
+    output: str = "input"
+    optionals: list[Optional_] = field(default_factory=list)
+    warnings: list[CnnError] = field(default_factory=list)
+    source: str = "<string>"
+    input_span: Span | None = None
+
+    def __post_init__(self):
+        self._by_name: dict[str, Node] = {}
+
+    def add(self, node: Node) -> Node:
+        self.nodes.append(node)
+        self._by_name[node.name] = node
+        return node
+
+    def __getitem__(self, name: str) -> Node:
+        return self._by_name[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def shape_of(self, name: str) -> tuple:
+        return self.input_shape if name == "input" else self._by_name[name].out_shape
+
+    def consumers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {"input": []}
+        for n in self.nodes:
+            out.setdefault(n.name, [])
+            for i in n.inputs:
+                out.setdefault(i, []).append(n.name)
+        return out

@@ -1,0 +1,81 @@
+"""`Net`: a checked network, and the entry points to every later stage.
+
+    >>> net = loads("input 32x32x3\\nCONV(10, 5, s=1, p=2)")
+    >>> net.report()["layers"][0]["out"], net.report()["totals"]["params"]
+    ([32, 32, 10], 760)
+
+Heavy libraries are imported only by the method that needs them, so that
+`load` and `report` stay fast (`cnndsl report` never imports torch).
+"""
+from __future__ import annotations
+
+import os
+
+from .elaborate import elaborate
+from .errors import CnnError
+from .ir import Graph
+from .syntax import parse_text
+
+
+def load(path, input=None, bindings=None, strict=False) -> "Net":
+    """Parse and check a .net file. `input`: 'HxWxC' or a tuple; `bindings`: {NAME: value} (as -D)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as e:
+        raise CnnError(f"cannot read {path}: {e.strerror}", usage=True) from None
+    return loads(text, input=input, bindings=bindings, strict=strict, path=path)
+
+
+def loads(text, input=None, bindings=None, strict=False, path="<string>") -> "Net":
+    """Like `load`, from the text of a spec."""
+    program = parse_text(text, path)
+    graph = elaborate(program, input_shape=input, bindings=bindings, strict=strict, path=path)
+    return Net(graph, path)
+
+
+class Net:
+    def __init__(self, graph: Graph, path: str = "<string>"):
+        self.graph = graph
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        base = os.path.splitext(os.path.basename(self.path))[0]
+        return base if base and not base.startswith("<") else "net"
+
+    @property
+    def warnings(self):
+        return list(self.graph.warnings)
+
+    def report(self, dtype="fp32", batch=1, optimizer="adam", memory=None) -> dict:
+        """The analysis as the versioned JSON-able dict (schema cnndsl.report/1)."""
+        from . import report
+        from .analyze import parse_bytes
+        if isinstance(memory, str):
+            memory = parse_bytes(memory)
+        return report.build(self.graph, dtype=dtype, batch=batch, optimizer=optimizer, memory=memory)
+
+    def to_torch(self, seed=None, **options):
+        """A torch.nn.Module (NCHW input) whose module names are the layer names."""
+        from .backends.pytorch import build_module
+        return build_module(self, seed=seed, **options)
+
+    def torch_source(self, class_name=None) -> str:
+        """Standalone, readable PyTorch source for this net (no cnndsl import needed)."""
+        from .backends.pytorch_source import generate
+        return generate(self, class_name=class_name)
+
+    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic"):
+        """An onnx.ModelProto built from the IR; written to `path` when given."""
+        from .backends.onnx_graph import export
+        return export(self, path=path, weights=weights, opset=opset, batch=batch)
+
+    def draw(self, path=None, style="graph", **options):
+        """An architecture diagram (graphviz DOT or a volume SVG); rendered to `path` when given."""
+        from .draw import draw
+        return draw(self, path=path, style=style, **options)
+
+    def __repr__(self):
+        return f"<Net {self.name}: {len(self.graph.nodes)} layers, input {'x'.join(map(str, self.graph.input_shape))}>"

@@ -1,0 +1,163 @@
+"""The report: the analysis as a versioned JSON-able dict, and as a table, markdown or CSV.
+
+The dict is a contract (`schema: cnndsl.report/1`) that scripts and tests rely
+on: fields are only ever added under this version. Shapes are [H, W, C] for
+volumes and [N] for vectors; `rf` and `jump` are an int for square windows and
+[h, w] otherwise, and null once the volume is flat.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+from .analyze import DTYPE_BYTES, analyze, max_batch
+from .ir import Graph
+from .layers import fmt_shape
+
+SCHEMA = "cnndsl.report/1"
+
+
+def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) -> dict:
+    totals = analyze(graph, dtype=dtype, batch=batch, optimizer=optimizer)
+    nbytes = DTYPE_BYTES[dtype]
+    layers = []
+    for n in graph.nodes:
+        m = n.meta
+        layers.append({
+            "name": n.name, "op": n.op, "desc": n.kind.describe(n.attrs),
+            "line": n.span.line if n.span else None, "col": n.span.col if n.span else None,
+            "inputs": list(n.inputs), "out": list(n.out_shape),
+            "params": m["params"], "macs": m["macs"], "flops": m["flops"],
+            "act_elems": m["act_elems"], "act_bytes": m["act_elems"] * nbytes,
+            "rf": _square(m["rf"]), "jump": _square(m["jump"]),
+            "implicit": n.implicit,
+            "block": next((f.path for f in reversed(n.frames) if f.kind != "repeat"), None),
+            "defaults": {k: _jsonable(v) for k, (v, _) in n.defaults.items()},
+            "warnings": [w.message + (f" ({w.arithmetic})" if w.arithmetic else "") for w in m.get("warnings", ())],
+        })
+    rep = {
+        "schema": SCHEMA, "source": graph.source, "input": list(graph.input_shape), "output": graph.output,
+        "dtype": dtype, "batch": batch, "optimizer": optimizer,
+        "layers": layers,
+        "totals": totals,
+        "optionals": [{"name": o.name, "line": o.span.line, "col": o.span.col, "included": o.included,
+                       "source": o.source} for o in graph.optionals],
+        "defaults": _defaults_used(graph),
+        "warnings": [w.to_dict() for w in graph.warnings],
+    }
+    if memory is not None:
+        rep["memory"] = {"budget_bytes": memory, "max_batch": max_batch(totals, memory)}
+    return rep
+
+
+def _square(pair):
+    if pair is None:
+        return None
+    return pair[0] if pair[0] == pair[1] else list(pair)
+
+
+def _jsonable(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _defaults_used(graph: Graph) -> list[dict]:
+    """One entry per (layer kind, argument, value, origin): what bare names and `default` supplied."""
+    seen = {}
+    for n in graph.nodes:
+        for arg, (value, origin) in n.defaults.items():
+            key = (n.op, arg, repr(value), origin)
+            if key not in seen:
+                seen[key] = {"op": n.op, "arg": arg, "value": _jsonable(value), "origin": origin, "layers": 0}
+            seen[key]["layers"] += 1
+    return list(seen.values())
+
+
+# ---- text formats ---------------------------------------------------------------------
+def si(n: float, unit: str = "") -> str:
+    for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{suffix}{unit}"
+    return f"{n:g}{unit}"
+
+
+def binary(n: float) -> str:
+    for size, suffix in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {suffix}"
+    return f"{n:g} B"
+
+
+def _rf(v):
+    return "" if v is None else (str(v) if isinstance(v, int) else f"{v[0]}x{v[1]}")
+
+
+COLUMNS = ("#", "name", "op", "volume", "activations", "params", "MACs", "RF")
+
+
+def _rows(rep):
+    for i, l in enumerate(rep["layers"], 1):
+        op = l["op"] + (f" {l['desc']}" if l["desc"] else "") + (" (implicit)" if l["implicit"] else "")
+        yield (str(i), l["name"], op, fmt_shape(l["out"]), f"{si(l['act_elems'])} {binary(l['act_bytes'])}",
+               f"{l['params']:,}", si(l["macs"]) if l["macs"] else "", _rf(l["rf"]))
+
+
+def _summary(rep) -> list[str]:
+    t = rep["totals"]
+    lines = [
+        f"params {t['params']:,} ({binary(t['param_bytes'])} in {rep['dtype']}); "
+        f"MACs {si(t['macs'])}; FLOPs {si(t['flops'])} per image",
+        f"forward activations {binary(t['act_bytes'])} per image ({t['act_elems']:,} values, input included)",
+        f"training estimate ({rep['optimizer']}, batch {rep['batch']}, activations in {rep['dtype']}): "
+        f"{binary(t['train_bytes'])} = weights+grads+{rep['optimizer']} {binary(t['train_fixed_bytes'])} "
+        f"+ {rep['batch']} x {binary(t['train_per_image_bytes'])} per image",
+    ]
+    if "memory" in rep:
+        m = rep["memory"]
+        lines.append(f"largest batch for {binary(m['budget_bytes'])}: {m['max_batch']:,}"
+                     + ("" if m["max_batch"] else " (the weights and optimizer state alone do not fit)"))
+    for o in rep["optionals"]:
+        state = "on" if o["included"] else "off"
+        how = {"default": f"default; -D {o['name']}=off drops it", "-D": "set with -D", "let": "set with let"}[o["source"]]
+        lines.append(f"optional `{o['name']}` (line {o['line']}): {state} ({how})")
+    for d in rep["defaults"]:
+        lines.append(f"default: {d['op']} {d['arg']}={_show(d['value'])} from {d['origin']} ({d['layers']} layer"
+                     f"{'s' * (d['layers'] != 1)})")
+    flat = [l["name"] for l in rep["layers"] if l["implicit"]]
+    if flat:
+        lines.append(f"implicit flatten before FC: {', '.join(flat)}")
+    return lines
+
+
+def _show(v):
+    return "x".join(map(str, v)) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def table(rep: dict) -> str:
+    rows = [COLUMNS, *_rows(rep)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    right = {0, 4, 5, 6, 7}
+    fmt = lambda r: "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    out = [f"{rep['source']}: input {fmt_shape(rep['input'])}", fmt(rows[0]), fmt(["-" * w for w in widths])]
+    out += [fmt(r).rstrip() for r in rows[1:]]
+    out.append("")
+    out += _summary(rep)
+    return "\n".join(out) + "\n"
+
+
+def markdown(rep: dict) -> str:
+    out = [f"**{rep['source']}**: input {fmt_shape(rep['input'])}", "",
+           "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---:" if i in (0, 4, 5, 6, 7) else "---"
+                                                           for i in range(len(COLUMNS))) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in _rows(rep)]
+    out += [""] + [f"- {line}" for line in _summary(rep)]
+    return "\n".join(out) + "\n"
+
+
+def csv_text(rep: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    fields = ["name", "op", "desc", "line", "col", "out", "params", "macs", "flops", "act_elems", "act_bytes", "rf", "jump"]
+    w.writerow(fields)
+    for l in rep["layers"]:
+        w.writerow([fmt_shape(l[f]) if f == "out" else _rf(l[f]) if f in ("rf", "jump") else l[f] for f in fields])
+    return buf.getvalue()
