@@ -181,9 +181,22 @@ def _sliding_shape(kind, attrs, shape, channels):
             f"{ktext} {'filter' if kind == 'CONV' else 'window'} at stride {s} does not fit a {H}x{W} input",
             arithmetic=f"({size} - {k_eff} + 2*{p})/{s} + 1 = {span / s + 1:.2f}: PyTorch floors to {out} "
                        f"and ignores the last {dropped} input {what}",
-            hint=f"make (input - kernel + 2*padding) divisible by the stride: e.g. p={p + 1}, or a stride that divides {span}",
+            hint=_fit_hint(size, k_eff, s, p),
             shape=(dims[0], dims[1], channels))
     return (dims[0], dims[1], channels)
+
+
+def _fit_hint(size, k_eff, s, p):
+    """Ways to make (size - k + 2p) divisible by s: more padding, or another stride."""
+    ways = []
+    pads = [q for q in range(p + 1, p + s + 1) if (size - k_eff + 2 * q) % s == 0 and 2 * q <= k_eff]
+    if pads:
+        ways.append(f"padding p={pads[0]}")
+    strides = [t for t in range(s - 1, 0, -1) if (size - k_eff + 2 * p) % t == 0]
+    if strides:
+        ways.append(f"stride {strides[0]}")
+    ways.append(f"an input whose size minus {k_eff - 2 * p} is a multiple of {s}")
+    return "to use every input row, choose " + ", or ".join(ways)
 
 
 class DoesNotFit(ShapeError):

@@ -119,9 +119,11 @@ def _summary(rep) -> list[str]:
         state = "on" if o["included"] else "off"
         how = {"default": f"default; -D {o['name']}=off drops it", "-D": "set with -D", "let": "set with let"}[o["source"]]
         lines.append(f"optional `{o['name']}` (line {o['line']}): {state} ({how})")
+    by_origin = {}
     for d in rep["defaults"]:
-        lines.append(f"default: {d['op']} {d['arg']}={_show(d['value'])} from {d['origin']} ({d['layers']} layer"
-                     f"{'s' * (d['layers'] != 1)})")
+        by_origin.setdefault((d["op"], d["origin"]), []).append(f"{d['arg']}={_show(d['value'])}")
+    for (op, origin), args in by_origin.items():
+        lines.append(f"defaults applied: {op} {', '.join(args)} (from {origin})")
     flat = [l["name"] for l in rep["layers"] if l["implicit"]]
     if flat:
         lines.append(f"implicit flatten before FC: {', '.join(flat)}")
