@@ -41,6 +41,7 @@ class _Newlines:
 
     def __init__(self):
         self.source: Source | None = None
+        self.final_newline = True  # a file's statements end in newlines; a -D value does not
 
     def process(self, stream):
         depth, prev, pending = 0, None, None
@@ -61,7 +62,7 @@ class _Newlines:
                 depth = max(0, depth - 1)
             prev = tok
             yield tok
-        if prev is not None:  # every statement ends in a newline, even the file's last
+        if prev is not None and self.final_newline:  # every statement ends in a newline, even the file's last
             yield pending or Token("_NL", "\n", 0, prev.end_line, prev.end_column, prev.end_line, prev.end_column)
 
 
@@ -123,8 +124,9 @@ def _source(text, path) -> Source:
 def _run(source: Source, start: str):
     parser, post = _parser()
     post.source = source
+    post.final_newline = start == "start"
     if not source.text.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in source.text.splitlines()):
-        raise CnnError(f"{source.path}: the file holds no network", Span(source, 1, 1, 1, 1) if start == "start" else None,
+        raise CnnError(f"{source.path}: the file holds no network" if start == "start" else f"{source.path}: empty value", Span(source, 1, 1, 1, 1) if start == "start" else None,
                        hint="a minimal spec is two lines: `input 32x32x3` and a network such as `CONV(16, 3) - RELU`")
     try:
         return parser.parse(source.text, start=start)
