@@ -91,13 +91,14 @@ def _rf(v):
     return "" if v is None else (str(v) if isinstance(v, int) else f"{v[0]}x{v[1]}")
 
 
-COLUMNS = ("#", "name", "op", "volume", "activations", "params", "MACs", "RF")
+COLUMNS = ("#", "name", "op", "volume", "values", "memory", "params", "MACs", "RF")
+_RIGHT = {0, 4, 5, 6, 7, 8}
 
 
 def _rows(rep):
     for i, l in enumerate(rep["layers"], 1):
         op = l["op"] + (f" {l['desc']}" if l["desc"] else "") + (" (implicit)" if l["implicit"] else "")
-        yield (str(i), l["name"], op, fmt_shape(l["out"]), f"{si(l['act_elems'])} {binary(l['act_bytes'])}",
+        yield (str(i), l["name"], op, fmt_shape(l["out"]), si(l["act_elems"]), binary(l["act_bytes"]),
                f"{l['params']:,}", si(l["macs"]) if l["macs"] else "", _rf(l["rf"]))
 
 
@@ -137,8 +138,7 @@ def _show(v):
 def table(rep: dict) -> str:
     rows = [COLUMNS, *_rows(rep)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    right = {0, 4, 5, 6, 7}
-    fmt = lambda r: "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    fmt = lambda r: "  ".join(c.rjust(w) if i in _RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
     out = [f"{rep['source']}: input {fmt_shape(rep['input'])}", fmt(rows[0]), fmt(["-" * w for w in widths])]
     out += [fmt(r).rstrip() for r in rows[1:]]
     out.append("")
@@ -148,7 +148,7 @@ def table(rep: dict) -> str:
 
 def markdown(rep: dict) -> str:
     out = [f"**{rep['source']}**: input {fmt_shape(rep['input'])}", "",
-           "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---:" if i in (0, 4, 5, 6, 7) else "---"
+           "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---:" if i in _RIGHT else "---"
                                                            for i in range(len(COLUMNS))) + "|"]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in _rows(rep)]
     out += [""] + [f"- {line}" for line in _summary(rep)]
