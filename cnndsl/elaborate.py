@@ -59,6 +59,8 @@ class _Elaborator:
         self.optionals: dict[tuple, Optional_] = {}
         self.used: set[str] = set()
         self.steps = 0
+        self.matched: dict = {}   # id(Call) -> its arguments matched to the kind's schema
+        self.bound: dict = {}     # (id(Call), argument values) -> (attrs, defaults)
         self.graph: Graph | None = None
         self.taken: set[str] = {"input"}  # layer names and scope paths given out
 
@@ -456,9 +458,22 @@ class _Elaborator:
         return pairs
 
     def bind(self, kind: Kind, c: A.Call, sc):
+        # Memoised per call site and argument values: a block repeated 36 times (ResNet-152's
+        # layer3) validates and resolves each of its layers once, not 36 times.
+        pairs = self.matched.get(id(c))
+        if pairs is None:
+            pairs = self.matched[id(c)] = self.match_args(kind, c.args, c.span, c.name)
+        raw = [self.value(arg.value, sc) for _, arg in pairs]
+        key = (id(c), _typed(raw))
+        hit = self.bound.get(key)
+        if hit is None:
+            hit = self.bound[key] = self.bind_values(kind, c, pairs, raw)
+        return dict(hit[0]), dict(hit[1])
+
+    def bind_values(self, kind: Kind, c: A.Call, pairs, raw):
         values, defaults = {}, {}
-        for schema, arg in self.match_args(kind, c.args, c.span, c.name):
-            values[schema.name] = self.check_arg(kind, schema, self.value(arg.value, sc), arg.span, c.name)
+        for (schema, arg), v in zip(pairs, raw):
+            values[schema.name] = self.check_arg(kind, schema, v, arg.span, c.name)
         user = self.defaults.get(kind.name, {})
         for schema in kind.args:
             if schema.name in values:
@@ -549,6 +564,13 @@ def parse_volume(text: str) -> tuple:
         raise CnnError(f"--input {text!r} is not a volume", usage=True,
                        hint="write height x width x channels, e.g. --input 224x224x3")
     return dims
+
+
+def _typed(v):
+    """A hashable key that tells 1 from true and 1 from 1.0 (they validate differently)."""
+    if isinstance(v, (list, tuple)):
+        return tuple(_typed(i) for i in v)
+    return (type(v), v)
 
 
 def _show(v) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import CnnError, Span
+from .layers import KINDS  # imported here, not per access: `kind` is read in every pass's inner loop
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ class Node:
 
     @property
     def kind(self):
-        from .layers import KINDS
         return KINDS[self.op]
 
 
