@@ -1,0 +1,106 @@
+"""Architecture diagrams: `graph` (graphviz DOT, rendered by `dot`) and `volumes` (SVG of cuboids).
+
+    >>> import cnndsl
+    >>> net = cnndsl.loads("input 32x32x3\\nCONV(8, 3, p=1) - RELU - MAXPOOL(2) - FC(10)")
+    >>> draw(net).startswith('digraph "net"')
+    True
+    >>> draw(net, style="volumes").startswith("<svg")
+    True
+
+`draw(net, "out.svg")` renders with graphviz's `dot` program (svg, png, pdf) or
+writes the DOT itself (`.dot`). Without `dot` the DOT is still written next to
+the requested file and the error says how to install graphviz. The volume
+style is SVG written directly; PNG/PDF of it need the optional `cairosvg`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from .errors import CnnError
+from .files import atomic_write
+
+STYLES = ("graph", "volumes")
+FORMATS = {"graph": ("svg", "png", "pdf", "dot"), "volumes": ("svg", "png", "pdf")}
+INSTALL = ("install graphviz (it provides `dot`): apt-get install graphviz, brew install graphviz, "
+           "or conda install -c conda-forge graphviz")
+
+
+def draw(net, path=None, style="graph", rankdir=None, expand=False, detail="low"):
+    """Draw `net`; return the written path, or the DOT (graph) / SVG (volumes) text when `path` is None."""
+    if style not in STYLES:
+        raise CnnError(f"unknown diagram style {style!r}", usage=True, hint="choose graph or volumes")
+    if detail not in ("low", "high"):
+        raise CnnError(f"unknown detail {detail!r}", usage=True, hint="choose low or high")
+    if rankdir not in (None, "TB", "LR"):
+        raise CnnError(f"unknown rankdir {rankdir!r}", usage=True, hint="choose TB or LR")
+    fmt = None
+    if path is not None:
+        path = os.fspath(path)
+        fmt = os.path.splitext(path)[1].lower().lstrip(".")
+        if fmt not in FORMATS[style]:
+            raise CnnError(f"cannot draw the {style} style as {'.' + fmt if fmt else 'a file without extension'}: "
+                           f"{path}", usage=True,
+                           hint=f"name the output {' / '.join('OUT.' + f for f in FORMATS[style])}")
+    _analyze(net)
+    if style == "volumes":
+        from .draw_volumes import to_svg
+        text = to_svg(net.graph, expand=expand, detail=detail, title=net.name)
+        if path is None:
+            return text
+        data = text.encode("utf-8") if fmt == "svg" else _convert_svg(text, fmt, path)
+        atomic_write(path, data)
+        return path
+    from .draw_graph import to_dot
+    text = to_dot(net.graph, rankdir=rankdir, expand=expand, detail=detail, title=net.name)
+    if path is None:
+        return text
+    if fmt == "dot":
+        atomic_write(path, text.encode("utf-8"))
+        return path
+    atomic_write(path, render_dot(text, fmt, path))
+    return path
+
+
+def _analyze(net):
+    """Parameters and MACs for the tooltips (the analysis annotates node.meta)."""
+    if not all("params" in n.meta for n in net.graph.nodes):
+        from .analyze import analyze
+        analyze(net.graph)
+
+
+def find_dot():
+    return shutil.which("dot")
+
+
+def render_dot(text: str, fmt: str, path: str) -> bytes:
+    """Run graphviz's `dot` on `text`; without it, leave the DOT beside `path` and say how to get dot."""
+    exe = find_dot()
+    if exe is None:
+        dot_path = os.path.splitext(path)[0] + ".dot"
+        atomic_write(dot_path, text.encode("utf-8"))
+        raise CnnError(f"graphviz's `dot` program is not installed, so {path} was not rendered; "
+                       f"the DOT source is in {dot_path}", usage=True,
+                       hint=f"{INSTALL}; then rerun, or run: dot -T{fmt} {dot_path} -o {path}")
+    try:
+        done = subprocess.run([exe, f"-T{fmt}"], input=text.encode("utf-8"), capture_output=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CnnError(f"running {exe} failed: {e}", usage=True, hint=INSTALL) from None
+    if done.returncode != 0 or not done.stdout:
+        err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise CnnError(f"dot could not render {path}: {err[-1] if err else 'exit status ' + str(done.returncode)}",
+                       usage=True, hint="write the DOT with -o OUT.dot and inspect it")
+    return done.stdout
+
+
+def _convert_svg(svg: str, fmt: str, path: str) -> bytes:
+    """PNG/PDF of the volume SVG, through cairosvg when it is installed (it needs the cairo library)."""
+    try:
+        import cairosvg
+    except ImportError:
+        raise CnnError(f"the volumes style is drawn as SVG; {path} needs the optional cairosvg package",
+                       usage=True, hint="pip install cairosvg (needs the cairo library), or write OUT.svg "
+                       "and convert it: rsvg-convert -o out.png out.svg") from None
+    convert = cairosvg.svg2png if fmt == "png" else cairosvg.svg2pdf
+    return convert(bytestring=svg.encode("utf-8"))
