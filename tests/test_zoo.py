@@ -1,0 +1,219 @@
+"""The zoo (nets/*.net) against torchvision and the lecture's figures.
+
+Ground truth is tests/reference/torchvision.json, written by tools/make_reference.py from the
+torchvision models themselves (weights=None): total parameters, every Conv2d / pool / Linear
+call in forward order with its output shape, parameters and MACs (fvcore's conv+linear
+total), and the state_dict. The lecture figures (AlexNet 227, VGG-16's table, LeNet-5) are
+the published numbers, written out here.
+
+    pytest tests/test_zoo.py -q
+"""
+import functools
+import json
+import math
+import os
+
+import pytest
+
+import cnndsl
+from cnndsl import CnnError
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+NETS = os.path.join(ROOT, "nets")
+with open(os.path.join(os.path.dirname(__file__), "reference", "torchvision.json")) as f:
+    REFERENCE = json.load(f)["nets"]
+
+ZOO = sorted(f[:-4] for f in os.listdir(NETS) if f.endswith(".net"))
+TWINS = sorted(n for n in REFERENCE if n in ZOO)
+
+# The kinds whose output shapes the reference records, ours -> torchvision's module types.
+RECORDED = {"CONV": "Conv2d", "MAXPOOL": "MaxPool2d", "AVGPOOL": "AvgPool2d",
+            "ADAPTIVEAVGPOOL": "AdaptiveAvgPool2d", "GAP": "AdaptiveAvgPool2d", "FC": "Linear"}
+
+# torchvision pools these two nets globally with F.adaptive_avg_pool2d, a function and not a
+# module, so the reference (forward hooks on modules) has no row for it. Our GAP layer of that
+# name is left out of the comparison for these nets only.
+FUNCTIONAL_POOL = {"densenet121": "gap1", "mobilenet_v2": "gap1"}
+
+# Layers whose window leaves real input rows unused at the declared input, exactly where the
+# original (torchvision's, or d2l's for NiN) floors too: (layer name, start of the warning).
+FLOORS_1X1 = "1x1 filter at stride 2 does not fit a {0}x{0} input"
+EXPECTED_FLOORS = {
+    **{net: [(f"layer{i}.{block}1.downsample.conv1", FLOORS_1X1.format(size))
+             for i, size in ((2, 56), (3, 28), (4, 14))]
+       for net, block in (("resnet18", "basic"), ("resnet34", "basic"), ("resnet50", "bottleneck"),
+                          ("resnet101", "bottleneck"), ("resnet152", "bottleneck"),
+                          ("resnext50_32x4d", "bottleneck"), ("wide_resnet50_2", "bottleneck"))},
+    # (224 - 7)/2 + 1 = 109.5 and (224 - 3)/2 + 1 = 111.5
+    "squeezenet1_0": [("features.conv1", "7x7 filter at stride 2 does not fit a 224x224 input")],
+    "squeezenet1_1": [("features.conv1", "3x3 filter at stride 2 does not fit a 224x224 input")],
+    # d2l's NiN on 224x224: 54.25, then the 3x3/2 pools on 54, 26 and 12 (d2l prints 54, 26, 12, 5)
+    "nin": [("mlpconv1.conv1", "11x11 filter at stride 4 does not fit a 224x224 input"),
+            ("maxpool1", "3x3 window at stride 2 does not fit a 54x54 input"),
+            ("maxpool2", "3x3 window at stride 2 does not fit a 26x26 input"),
+            ("maxpool3", "3x3 window at stride 2 does not fit a 12x12 input")],
+}
+
+
+@functools.lru_cache(maxsize=None)
+def net(name):
+    return cnndsl.load(os.path.join(NETS, f"{name}.net"))
+
+
+@functools.lru_cache(maxsize=None)
+def report(name):
+    return net(name).report()
+
+
+def recorded_rows(name):
+    """Our layers that the reference records, in execution order."""
+    skip = FUNCTIONAL_POOL.get(name)
+    rows = [l for l in report(name)["layers"] if l["op"] in RECORDED]
+    if skip is not None:
+        dropped = [l for l in rows if l["name"] == skip]
+        assert len(dropped) == 1 and dropped[0]["op"] == "GAP", f"{name}: expected one GAP named {skip}"
+        rows = [l for l in rows if l["name"] != skip]
+    return rows
+
+
+# ---- against torchvision ---------------------------------------------------------------------
+def test_every_reference_net_has_a_twin():
+    assert set(REFERENCE) <= set(ZOO)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_total_params_equal_torchvision(name):
+    assert report(name)["totals"]["params"] == REFERENCE[name]["params"]
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_conv_fc_macs_equal_fvcore(name):
+    ours = sum(l["macs"] for l in report(name)["layers"] if l["op"] in ("CONV", "FC"))
+    assert ours == REFERENCE[name]["conv_fc_macs"]
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_conv_pool_fc_shapes_params_macs_in_order(name):
+    ours, ref = recorded_rows(name), REFERENCE[name]["layers"]
+    assert [(l["op"], l["out"]) for l in ours] != [] and len(ours) == len(ref), \
+        f"{len(ours)} conv/pool/FC layers, torchvision {len(ref)}"
+    for l, r in zip(ours, ref):
+        where = f"{l['name']} vs {r['module']}"
+        assert RECORDED[l["op"]] == r["type"], where
+        assert l["out"] == r["out"], where
+        assert l["params"] == r["params"], where
+        assert l["macs"] == r["macs"], where
+
+
+def param_shapes(name):
+    """[(layer name, tensor shape)] of our parameters (no buffers) in execution order, as PyTorch lays them out."""
+    g = net(name).graph
+    out = []
+    for n in g.nodes:
+        a = n.attrs
+        if n.op == "CONV":
+            cin = g.shape_of(n.inputs[0])[2]
+            out.append((n.name, [a["filters"], cin // a["groups"], *a["kernel"]]))
+            if a["bias"]:
+                out.append((n.name, [a["filters"]]))
+        elif n.op == "FC":
+            out.append((n.name, [a["units"], g.shape_of(n.inputs[0])[0]]))
+            if a["bias"]:
+                out.append((n.name, [a["units"]]))
+        elif n.op == "BN":
+            c = g.shape_of(n.inputs[0])[-1]
+            out += [(n.name, [c]), (n.name, [c])]
+    return out
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_parameter_tensors_follow_state_dict_order(name):
+    """Layer by layer, our weights line up with torchvision's state_dict (buffers aside): what a
+    weight loader that maps by position needs."""
+    ref = [(k, shape) for k, shape in REFERENCE[name]["state_dict"]
+           if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    ours = param_shapes(name)
+    assert len(ours) == len(ref)
+    for (layer, shape), (key, want) in zip(ours, ref):
+        assert shape == want, f"{layer} {shape} vs {key} {want}"
+
+
+def test_densenet_names_are_torchvision_module_paths():
+    ours = {layer for layer, _ in param_shapes("densenet121")}
+    theirs = {k.rsplit(".", 1)[0] for k, _ in REFERENCE["densenet121"]["state_dict"]}
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_resnet_names_resemble_torchvision(name):
+    names = {n.name for n in net(name).graph.nodes}
+    assert {"conv1", "bn1", "relu", "maxpool", "avgpool", "fc"} <= names
+    assert "layer1.{0}1.conv1".format("basic" if name == "resnet18" else "bottleneck") in names
+    assert "layer2.{0}1.downsample.conv1".format("basic" if name == "resnet18" else "bottleneck") in names
+
+
+# ---- the lecture's figures -------------------------------------------------------------------
+def test_alexnet_227_lecture_volumes():
+    r = report("alexnet_227")
+    assert r["input"] == [227, 227, 3]
+    rows = [l for l in r["layers"] if l["op"] in RECORDED]
+    want = [[55, 55, 96], [27, 27, 96], [27, 27, 256], [13, 13, 256], [13, 13, 384], [13, 13, 384],
+            [13, 13, 256], [6, 6, 256], [4096], [4096], [1000]]
+    assert [l["out"] for l in rows] == want
+    assert rows[0]["params"] == 11 * 11 * 3 * 96 + 96 == 34944
+    assert [l["op"] for l in r["layers"]].count("LRN") == 2
+    lrn = next(n for n in net("alexnet_227").graph.nodes if n.op == "LRN")
+    assert (lrn.attrs["size"], lrn.attrs["alpha"], lrn.attrs["beta"], lrn.attrs["k"]) == (5, 1e-4, 0.75, 2)
+
+
+def test_lenet5_params():
+    assert report("lenet5")["totals"]["params"] == 61706
+    assert report("lenet5")["input"] == [32, 32, 1]
+
+
+def test_vgg16_lecture_table():
+    rows = [l for l in report("vgg16")["layers"] if l["op"] in RECORDED and l["op"] != "ADAPTIVEAVGPOOL"]
+    conv = lambda h, c, cin: ([h, h, c], 9 * cin * c)
+    pool = lambda h, c: ([h, h, c], 0)
+    want = [conv(224, 64, 3), conv(224, 64, 64), pool(112, 64),
+            conv(112, 128, 64), conv(112, 128, 128), pool(56, 128),
+            conv(56, 256, 128), conv(56, 256, 256), conv(56, 256, 256), pool(28, 256),
+            conv(28, 512, 256), conv(28, 512, 512), conv(28, 512, 512), pool(14, 512),
+            conv(14, 512, 512), conv(14, 512, 512), conv(14, 512, 512), pool(7, 512),
+            ([4096], 102760448), ([4096], 16777216), ([1000], 4096000)]
+    assert len(rows) == len(want)
+    for l, (out, weights) in zip(rows, want):
+        assert l["out"] == out, l["name"]
+        assert l["params"] - (out[-1] if weights else 0) == weights, l["name"]
+        assert l["act_elems"] == math.prod(out), l["name"]
+    assert want[0][1] == 1728 and want[1][1] == 36864
+    # the table's memory column: 224*224*3 input plus every row, about 15.2M values (x4 bytes)
+    assert 224 * 224 * 3 + sum(l["act_elems"] for l in rows) == 15237608
+
+
+def test_cs231n_pattern_defaults_and_bindings():
+    default = report("cs231n_pattern")
+    assert not net("cs231n_pattern").warnings
+    assert default["layers"][-1]["op"] == "SOFTMAX"
+    bound = cnndsl.load(os.path.join(NETS, "cs231n_pattern.net"), bindings={"N": 2, "M": 3, "K": 1}, strict=True)
+    layers = bound.report()["layers"]
+    ops = [l["op"] for l in layers]
+    assert ops.count("CONV") == 6 and ops.count("MAXPOOL") == 3 and ops.count("FC") == 2
+    assert layers[-1]["out"] == [10]
+
+
+# ---- clean under --strict, or flooring exactly where the original floors ------------------------
+@pytest.mark.parametrize("name", ZOO)
+def test_strict_check(name):
+    path = os.path.join(NETS, f"{name}.net")
+    got = [(n.name, w.message) for n in net(name).graph.nodes for w in n.meta.get("warnings", ())]
+    expected = EXPECTED_FLOORS.get(name, [])
+    assert [layer for layer, _ in got] == [layer for layer, _ in expected]
+    for (_, message), (_, start) in zip(got, expected):
+        assert message.startswith(start)
+    if not expected:
+        cnndsl.load(path, strict=True)
+    else:
+        with pytest.raises(CnnError) as e:
+            cnndsl.load(path, strict=True)
+        assert e.value.message.startswith(expected[0][1])
