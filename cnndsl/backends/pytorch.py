@@ -1,0 +1,216 @@
+"""The PyTorch backend: an IR graph -> a torch.nn.Module whose module paths are the layer names.
+
+    >>> import cnndsl, torch
+    >>> m = cnndsl.loads("input 8x8x3\\nstem: [CONV(4, 3, p=1) - BN - RELU] - GAP - FC(10)").to_torch(seed=0)
+    >>> [k for k in m.state_dict()][:3]
+    ['stem.conv1.weight', 'stem.conv1.bias', 'stem.bn1.weight']
+    >>> m(torch.randn(2, 3, 8, 8)).shape
+    torch.Size([2, 10])
+
+Every IR node becomes one module registered at its dotted name (`layer1.bottleneck2.conv1`
+is module `conv1` inside `bottleneck2` inside `layer1`), so `state_dict()` keys are
+`{node.name}.weight` and friends: the naming contract the ONNX backend and checkpoints
+rely on. `forward` runs the nodes in IR order from a flat plan of (module, input slots,
+output slot, slots to free), so tensors are dropped as soon as nothing reads them.
+
+Options of `build_module(net, seed=None, logits=False, device=None, dtype=None)`:
+  seed     initialise from this seed without touching the global RNG (None: the global RNG).
+  logits   leave out a final SOFTMAX, to train with nn.CrossEntropyLoss (which applies
+           log-softmax itself) without a double softmax.
+  device   where to build the parameters ("meta" builds shapes only, no memory).
+  dtype    parameter dtype (default float32).
+Initialisation: He (kaiming_normal_, fan_out, relu; bias 0) for a CONV that feeds a
+ReLU-like through BN/ADD/CONCAT/pools, PyTorch's defaults otherwise, BN weight 1 bias 0.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .torch_plan import final_softmax, he_convs, inplace_nodes, last_uses
+
+
+# ---- the op table: IR node -> module ----------------------------------------------------------
+class Add(nn.Module):
+    """Sum of its inputs. In place (into the first) when the plan says the first may be overwritten."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x, *rest):
+        if self.inplace:
+            for r in rest:
+                x += r
+            return x
+        for r in rest:
+            x = x + r
+        return x
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Concat(nn.Module):
+    """Channel concatenation (dim 1 in NCHW, the feature axis of a vector)."""
+
+    def forward(self, *xs):
+        return torch.cat(xs, 1)
+
+
+def _conv(n, ins, inplace):
+    (kh, kw), a = n.attrs["kernel"], n.attrs
+    return nn.Conv2d(ins[0][2], a["filters"], (kh, kw), stride=a["s"], padding=a["p"], dilation=a["d"],
+                     groups=a["groups"], bias=a["bias"])
+
+
+def _bn(n, ins, inplace):
+    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+    return cls(ins[0][-1], eps=n.attrs["eps"], momentum=n.attrs["momentum"])
+
+
+def _pool(cls):
+    def make(n, ins, inplace):
+        a = n.attrs
+        extra = {"count_include_pad": a["count_pad"]} if cls is nn.AvgPool2d else {}
+        return cls(a["kernel"], stride=a["s"], padding=a["p"], ceil_mode=a["ceil"], **extra)
+    return make
+
+
+OPS = {
+    "CONV": _conv,
+    "MAXPOOL": _pool(nn.MaxPool2d),
+    "AVGPOOL": _pool(nn.AvgPool2d),
+    "GAP": lambda n, ins, inplace: nn.AdaptiveAvgPool2d(1),
+    "ADAPTIVEAVGPOOL": lambda n, ins, inplace: nn.AdaptiveAvgPool2d(n.attrs["size"]),
+    "FC": lambda n, ins, inplace: nn.Linear(ins[0][0], n.attrs["units"], bias=n.attrs["bias"]),
+    "FLATTEN": lambda n, ins, inplace: nn.Flatten(1),
+    "RELU": lambda n, ins, inplace: nn.ReLU(inplace=inplace),
+    "RELU6": lambda n, ins, inplace: nn.ReLU6(inplace=inplace),
+    "LEAKYRELU": lambda n, ins, inplace: nn.LeakyReLU(n.attrs["slope"], inplace=inplace),
+    "SIGMOID": lambda n, ins, inplace: nn.Sigmoid(),
+    "TANH": lambda n, ins, inplace: nn.Tanh(),
+    "SOFTPLUS": lambda n, ins, inplace: nn.Softplus(),
+    "SOFTMAX": lambda n, ins, inplace: nn.Softmax(dim=1),
+    "BN": _bn,
+    "LRN": lambda n, ins, inplace: nn.LocalResponseNorm(n.attrs["size"], alpha=n.attrs["alpha"],
+                                                        beta=n.attrs["beta"], k=n.attrs["k"]),
+    "DROPOUT": lambda n, ins, inplace: nn.Dropout(n.attrs["p"]),
+    "ID": lambda n, ins, inplace: nn.Identity(),
+    "CONCAT": lambda n, ins, inplace: Concat(),
+    "ADD": lambda n, ins, inplace: Add(inplace),
+}
+
+
+# ---- the module ----------------------------------------------------------------------------------
+class Group(nn.Module):
+    """A named part of the spec (block instance, labelled group): holds its layers, runs nothing."""
+
+    def forward(self, *args):
+        raise RuntimeError("a cnndsl group is run by its network's forward, not on its own")
+
+
+class CnnNet(nn.Module):
+    """A network compiled from a cnndsl spec; takes NCHW input (or (N, features) for vector inputs)."""
+
+    def __init__(self, steps, out_slot: int, input_shape: tuple, name: str):
+        super().__init__()
+        self.input_shape, self.spec_name = tuple(input_shape), name
+        # a plain list (not registered): the modules are already registered under their names
+        self._steps = steps
+        self._out = out_slot
+        self._nslots = 1 + len(steps)
+
+    def forward(self, x):
+        vals = [None] * self._nslots
+        vals[0] = x
+        for fn, ins, out, free in self._steps:
+            if len(ins) == 1:
+                vals[out] = fn(vals[ins[0]])
+            else:
+                vals[out] = fn(*[vals[i] for i in ins])
+            for i in free:
+                vals[i] = None
+        return vals[self._out]
+
+    def extra_repr(self):
+        return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))} (HxWxC)"
+
+
+def _place(root: nn.Module, name: str, module: nn.Module):
+    """Register `module` at dotted path `name`, creating Groups on the way.
+
+    Writes `_modules` directly so that a layer may be called `train` or `eval` (names
+    nn.Module uses as methods): state_dict() and named_modules() read `_modules`."""
+    *parents, leaf = name.split(".")
+    node = root
+    for p in parents:
+        child = node._modules.get(p)
+        if child is None:
+            child = node._modules[p] = Group()
+        node = child
+    if leaf in node._modules:  # a group already took the name: keep its children under the layer
+        for k, v in node._modules[leaf]._modules.items():
+            module._modules[k] = v
+    node._modules[leaf] = module
+
+
+def _he_init(conv: nn.Conv2d):
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def build_module(net, seed=None, logits=False, device=None, dtype=None, **options) -> CnnNet:
+    """See the module docstring; `net` is a cnndsl.Net."""
+    if options:
+        from ..errors import CnnError
+        raise CnnError(f"to_torch() got unknown options {sorted(options)}", usage=True,
+                       hint="known: seed, logits, device, dtype")
+    graph = net.graph
+    if seed is None:
+        return _build(net, graph, logits, device, dtype)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _build(net, graph, logits, device, dtype)
+
+
+def _build(net, graph, logits, device, dtype):
+    nodes = list(graph.nodes)
+    drop = final_softmax(graph) if logits else None
+    if drop is not None:
+        nodes = nodes[:-1]
+    inplace, he = inplace_nodes(graph), he_convs(graph)
+    frees = last_uses(graph)
+    slot = {"input": 0}
+    for i, n in enumerate(nodes):
+        slot[n.name] = i + 1
+    out_name = drop.inputs[0] if drop is not None else graph.output
+    steps = []
+    root = CnnNet([], slot[out_name], graph.input_shape, net.name)
+    with torch.device(device) if device is not None else _nothing():
+        for i, n in enumerate(nodes):
+            ins = [graph.shape_of(s) for s in n.inputs]
+            first = inplace.get(n.name)
+            module = OPS[n.op](n, ins, first is not None)
+            if n.name in he:
+                _he_init(module)
+            order = list(n.inputs)
+            if n.op == "ADD" and first is not None:  # the overwritten input goes first
+                order.insert(0, order.pop(first))
+            free = tuple(slot[s] for s in frees[i] if s != out_name)
+            _place(root, n.name, module)
+            steps.append((module, tuple(slot[s] for s in order), slot[n.name], free))
+    root._steps = steps
+    root._nslots = len(nodes) + 1
+    if dtype is not None:
+        root.to(dtype=dtype)
+    return root
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,202 @@
+"""The PyTorch backend against PyTorch itself: parameter counts, per-layer shapes, names, modes.
+
+The analyzer's figures are checked here against what the built modules really hold and
+produce (forward hooks on every layer), for every zoo net (on the meta device: no memory,
+no arithmetic) and for 200 random valid specs (small, real tensors).
+"""
+import glob
+import math
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import cnndsl  # noqa: E402
+from cnndsl.backends import pytorch  # noqa: E402
+from cnndsl.layers import KINDS  # noqa: E402
+from specgen import random_specs  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+NETS = sorted(glob.glob(os.path.join(ROOT, "nets", "*.net")))
+RESNETISH = """input 16x16x3
+def basic(c) = { ID + CONV(c, 3, p=1, bias=false) - BN - RELU - CONV(c, 3, p=1, bias=false) - BN } - RELU
+stem: [CONV(8, 3, p=1, bias=false) - BN - RELU] - layer1: [basic(8)*2]
+- { CONV(8, 1) | CONV(4, 1) - CONV(8, 3, p=1) | MAXPOOL(3, s=1, p=1) - CONV(4, 1) } - LRN(size=3)
+- GAP - FC(10) - SOFTMAX
+"""
+
+
+def nchw_to_hwc(shape):
+    shape = tuple(shape)[1:]
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+
+
+def recorded_shapes(net, module, x):
+    """Run `module` on x with a hook on every layer; {layer name: output shape HWC}."""
+    seen = {}
+    handles = [module.get_submodule(n.name).register_forward_hook(
+        lambda m, i, o, name=n.name: seen.__setitem__(name, nchw_to_hwc(o.shape))) for n in net.graph.nodes]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def check_against_analyzer(net, device=None, batch=2):
+    m = net.to_torch(device=device).eval()
+    totals = net.report()["totals"]
+    assert sum(p.numel() for p in m.parameters()) == totals["params"]
+    assert sum(b.numel() for k, b in m.named_buffers() if not k.endswith("num_batches_tracked")) == totals["buffers"]
+    shape = net.graph.input_shape
+    x = torch.zeros((batch, shape[2], shape[0], shape[1]) if len(shape) == 3 else (batch, *shape), device=device)
+    seen = recorded_shapes(net, m, x)
+    want = {n.name: tuple(n.out_shape) for n in net.graph.nodes}
+    assert seen == want
+    return m
+
+
+def test_every_kind_has_an_entry():
+    assert set(pytorch.OPS) == set(KINDS)
+
+
+@pytest.mark.parametrize("path", NETS, ids=[os.path.basename(p) for p in NETS])
+def test_zoo_net_matches_analyzer_on_meta(path):
+    net = cnndsl.load(path)
+    m = check_against_analyzer(net, device="meta", batch=1)
+    keys = set(m.state_dict())
+    for layer in net.report()["layers"]:  # naming contract: module path == layer name
+        if layer["params"]:
+            assert f"{layer['name']}.weight" in keys
+
+
+def test_200_random_specs_match_analyzer():
+    """Shapes from PyTorch's own shape functions (meta device) for all 200, real arithmetic for 25."""
+    torch.manual_seed(0)
+    for i, (text, net) in enumerate(random_specs(200)):
+        try:
+            check_against_analyzer(net, device="meta" if i >= 25 else None, batch=2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- spec ---\n{text}") from None
+
+
+def test_state_dict_keys_follow_the_naming_contract():
+    net = cnndsl.loads(RESNETISH)
+    keys = list(net.to_torch().state_dict())
+    assert keys[:6] == ["stem.conv1.weight", "stem.bn1.weight", "stem.bn1.bias", "stem.bn1.running_mean",
+                        "stem.bn1.running_var", "stem.bn1.num_batches_tracked"]
+    assert "layer1.basic2.conv2.weight" in keys and "layer1.basic2.conv2.bias" not in keys
+    assert keys[-2:] == ["fc1.weight", "fc1.bias"]
+
+
+def test_layer_names_that_are_nn_module_methods():
+    net = cnndsl.loads("input 8x8x3\ntrain: [CONV(4, 3) - RELU] - eval: CONV(2, 1)")
+    m = net.to_torch()
+    assert {"train.conv1.weight", "eval.weight"} <= set(m.state_dict())
+    assert m(torch.randn(1, 3, 8, 8)).shape == (1, 2, 6, 6)
+    m.eval()  # the method still works
+    assert not m.training
+
+
+def test_seed_is_reproducible_and_leaves_global_rng_alone():
+    net = cnndsl.loads(RESNETISH)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a, b, c = net.to_torch(seed=7), net.to_torch(seed=7), net.to_torch(seed=8)
+    assert torch.equal(torch.rand(3), before)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["stem.conv1.weight"], sc["stem.conv1.weight"])
+
+
+def test_he_init_for_conv_followed_by_relu_and_bn_defaults():
+    net = cnndsl.loads("input 64x64x16\nCONV(256, 3, p=1) - BN - RELU - CONV(256, 3, p=1) - SIGMOID")
+    m = net.to_torch(seed=0)
+    he, plain = m.conv1.weight, m.conv2.weight
+    fan_out = 256 * 9
+    assert abs(he.std().item() - math.sqrt(2 / fan_out)) < 0.05 * math.sqrt(2 / fan_out)
+    assert torch.all(m.conv1.bias == 0)
+    # PyTorch's default, kaiming_uniform_(a=sqrt(5)): U(-b, b) with b = 1/sqrt(fan_in)
+    assert plain.abs().max().item() <= 1 / math.sqrt(256 * 9) + 1e-6
+    assert torch.all(m.bn1.weight == 1) and torch.all(m.bn1.bias == 0)
+
+
+def test_inplace_relu_only_where_safe():
+    net = cnndsl.loads("input 8x8x3\nCONV(4, 1) - RELU - SIGMOID - RELU - { ID | CONV(4, 1) } - RELU")
+    m = net.to_torch()
+    assert m.relu1.inplace and not m.relu2.inplace and m.relu3.inplace
+    net = cnndsl.loads("input 8x8x3\nCONV(4, 1) - { ID + RELU }")  # conv1 is read by the ADD too
+    assert not net.to_torch().relu1.inplace
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    net.to_torch()(x).sum().backward()  # autograd would complain about a bad in-place op
+
+
+def test_train_and_eval_modes_bn_and_dropout():
+    net = cnndsl.loads("input 8x8x3\nCONV(4, 3, p=1) - BN - RELU - DROPOUT(0.5) - GAP - FC(3)")
+    m = net.to_torch(seed=0)
+    x = torch.randn(4, 3, 8, 8)
+    m.train()
+    m(x)
+    assert m.bn1.num_batches_tracked.item() == 1
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(m(x), m(x))
+
+
+def test_logits_drops_the_final_softmax():
+    net = cnndsl.loads(RESNETISH)
+    probs, logits = net.to_torch(seed=1).eval(), net.to_torch(seed=1, logits=True).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(probs(x), torch.softmax(logits(x), 1), atol=1e-6)
+    assert "softmax1" not in dict(logits.named_modules())
+
+
+def test_unknown_option_is_a_clear_error():
+    with pytest.raises(cnndsl.CnnError, match="unknown options"):
+        cnndsl.loads(RESNETISH).to_torch(logit=True)
+
+
+def test_channels_last_and_bf16_autocast():
+    m = cnndsl.loads(RESNETISH).to_torch(seed=0).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        ref = m(x)
+        cl = m.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m(x)
+    assert torch.allclose(cl, ref, atol=1e-5)
+    assert low.dtype in (torch.bfloat16, torch.float32) and torch.allclose(low.float(), ref, atol=2e-2)
+
+
+def test_torch_compile_has_no_graph_breaks():
+    m = cnndsl.loads(RESNETISH).to_torch(seed=0)
+    explanation = torch._dynamo.explain(m)(torch.randn(2, 3, 16, 16))
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+def test_torch_export_runs_the_same():
+    m = cnndsl.loads(RESNETISH).to_torch(seed=0).eval()
+    x = torch.randn(2, 3, 16, 16)
+    program = torch.export.export(m, (x,))
+    with torch.no_grad():
+        assert torch.allclose(program.module()(x), m(x), atol=1e-6)
+
+
+def test_backward_runs_and_trains():
+    net = cnndsl.loads(RESNETISH)
+    m = net.to_torch(seed=0, logits=True)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    losses = []
+    for _ in range(5):
+        loss = torch.nn.functional.cross_entropy(m(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
