@@ -1,0 +1,235 @@
+"""Diagrams: the DOT holds every layer and every edge of the IR, repeats fold consistently,
+labels survive odd names, both styles give well-formed SVG, and failures are clear errors.
+
+The DOT is checked by letting graphviz's `dot` parse and lay it out (node and edge titles of
+its SVG), not by matching our own text; tests that need `dot` skip where it is missing."""
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import cnndsl
+from cnndsl import draw as draw_mod
+from cnndsl.cli import main
+from cnndsl.draw_fold import Fold
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
+
+RESNETISH = """input 32x32x3
+def res(c) = { ID + CONV(c, 3, p=1) - BN - RELU - CONV(c, 3, p=1) - BN } - RELU
+def down(c) = { CONV(c, 3, s=2, p=1) - BN - RELU - CONV(c, 3, p=1) - BN + CONV(c, 1, s=2) - BN } - RELU
+CONV(16, 3, p=1) - BN - RELU - stage1: [res(16)*3] - stage2: [down(32) - res(32)*2] - GAP - FC(10)
+"""
+INCEPTIONISH = """input 28x28x8
+def inc(a, b) = { CONV(a, 1) | CONV(b, 1) - CONV(b, 3, p=1) | CONV(a, 1) - CONV(a, 5, p=2) | MAXPOOL(3, s=1, p=1) - CONV(a, 1) }
+inc3a: inc(8, 16) - inc3b: inc(8, 16) - MAXPOOL(2) - GAP - FC(10) - SOFTMAX
+"""
+NESTED = """input 32x32x3
+((CONV(8, 3, p=1) - RELU)*2 - MAXPOOL(2))*3 - GAP - FC(10)
+"""
+CHAIN = """input 32x32x1
+CONV(6, 5) - TANH - AVGPOOL(2) - CONV(16, 5) - TANH - AVGPOOL(2) - FC(120) - TANH - FC(84) - FC(10)
+"""
+
+
+def _svg_of_dot(dot_text: str) -> ET.Element:
+    import subprocess
+    done = subprocess.run(["dot", "-Tsvg"], input=dot_text.encode(), capture_output=True, check=True)
+    return ET.fromstring(done.stdout)
+
+
+def _titles(svg: ET.Element, cls: str) -> list[str]:
+    ns = "{http://www.w3.org/2000/svg}"
+    return [g.find(f"{ns}title").text for g in svg.iter(f"{ns}g") if g.get("class") == cls]
+
+
+def _ir_edges(graph) -> set:
+    return {(i, n.name) for n in graph.nodes for i in n.inputs}
+
+
+@needs_dot
+@pytest.mark.parametrize("text", [RESNETISH, INCEPTIONISH, NESTED, CHAIN])
+def test_expanded_dot_holds_every_layer_once_and_every_edge(text):
+    net = cnndsl.loads(text)
+    svg = _svg_of_dot(net.draw(expand=True))
+    nodes = _titles(svg, "node")
+    assert sorted(nodes) == sorted(["input"] + [n.name for n in net.graph.nodes])
+    edges = {tuple(t.split("->")) for t in _titles(svg, "edge")}
+    assert edges == _ir_edges(net.graph)
+
+
+@needs_dot
+@pytest.mark.parametrize("text", [RESNETISH, INCEPTIONISH, NESTED])
+def test_folded_dot_draws_the_first_iteration_once_with_consistent_edges(text):
+    net = cnndsl.loads(text)
+    graph = net.graph
+    first = [n.name for n in graph.nodes
+             if all(f.index == 0 for f in n.frames if f.kind == "repeat")]
+    dot = net.draw()
+    svg = _svg_of_dot(dot)
+    assert sorted(_titles(svg, "node")) == sorted(["input"] + first)
+    drawn = {tuple(t.split("->")) for t in _titles(svg, "edge")}
+    # every IR edge into a drawn layer is drawn, from the source's first-iteration counterpart
+    fold = Fold(graph)
+    for a, b in _ir_edges(graph):
+        if b in first:
+            assert (fold.rep[a], b) in drawn
+    assert all(a in first + ["input"] and b in first for a, b in drawn)
+    for n in graph.nodes:
+        for f in n.frames:
+            if f.kind == "repeat" and f.count > 1:
+                assert f"x {f.count}" in dot
+
+
+def test_nested_repeats_fold_to_one_iteration_of_each():
+    net = cnndsl.loads(NESTED)
+    fold = Fold(net.graph)
+    assert [n.op for n in fold.nodes] == ["CONV", "RELU", "MAXPOOL", "GAP", "FLATTEN", "FC"]
+    assert sorted(r.count for r in fold.repeats.values()) == [2, 3]
+    # the GAP reads the last iteration's pool: drawn as the first iteration's pool
+    assert (fold.nodes[2].name, fold.nodes[3].name) in fold.edges
+    assert len(Fold(net.graph, expand=True).nodes) == len(net.graph.nodes) == 3 * 5 + 3
+
+
+def test_residual_shortcut_is_a_skip_edge_into_the_add():
+    net = cnndsl.loads(RESNETISH)
+    dot = net.draw(expand=True)
+    add = next(n for n in net.graph.nodes if n.op == "ADD" and n.name.startswith("stage1.res1"))
+    shortcut = [i for i in add.inputs if not i.startswith("stage1.res1")][0]
+    assert re.search(rf'"{re.escape(shortcut)}" -> "{re.escape(add.name)}" \[[^]]*tooltip="shortcut"', dot)
+
+
+def test_labels_show_op_hyperparameters_and_volume():
+    dot = cnndsl.loads("input 224x224x3\nCONV(64, 3, s=2, p=1) - MAXPOOL(2)").draw()
+    assert "<b>CONV</b> 3x3/2 p1, 64" in dot and "112x112x64" in dot and "56x56x64" in dot
+    high = cnndsl.loads("input 224x224x3\nCONV(64, 3, s=2, p=1) - MAXPOOL(2)").draw(detail="high")
+    assert "1.79k params" in high   # 3*3*3*64 + 64 = 1792
+
+
+ODD = ['a"b', "<x>&y", "back\\slash", "ünïcödé→", "end\\", "line\nbreak"]
+
+
+def _renamed(net, names):
+    """The same graph with odd layer names (the language cannot spell them; a renamed IR can)."""
+    g = net.graph
+    old = [n.name for n in g.nodes]
+    mapping = dict(zip(old, names + old[len(names):]))
+    for n in g.nodes:
+        n.name = mapping[n.name]
+        n.inputs = [mapping.get(i, i) for i in n.inputs]
+    g._by_name = {n.name: n for n in g.nodes}
+    g.output = mapping.get(g.output, g.output)
+    return net
+
+
+@needs_dot
+def test_odd_names_are_escaped_in_the_dot():
+    net = _renamed(cnndsl.loads(CHAIN, path='my "net" <v2>.net'), ODD)
+    dot = net.draw(expand=True)
+    svg = _svg_of_dot(dot)   # dot parses it: no quote or bracket broke out of its string
+    nodes = _titles(svg, "node")
+    assert len(nodes) == len(net.graph.nodes) + 1
+    for name in ('a"b', "<x>&y", "ünïcödé→"):
+        assert nodes.count(name) == 1
+    assert len(_titles(svg, "edge")) == len(_ir_edges(net.graph))
+
+
+def test_odd_names_keep_the_volume_svg_well_formed():
+    net = _renamed(cnndsl.loads(CHAIN, path='my "net" <v2>.net'), ODD)
+    root = ET.fromstring(net.draw(style="volumes", detail="high"))
+    text = " ".join(t.text or "" for t in root.iter() if t.text)
+    assert 'a"b' in text and "back\\slash" in text and "my \"net\" <v2>" in text
+
+
+def test_volumes_svg_shows_the_main_path_volumes():
+    net = cnndsl.loads(CHAIN)
+    root = ET.fromstring(net.draw(style="volumes"))
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    for shape in ("32x32x1", "28x28x6", "14x14x6", "10x10x16", "5x5x16", "120", "84", "10"):
+        assert shape in texts
+    assert "CONV 5x5/1, 6" in texts and not any(t.startswith("TANH") for t in texts)
+
+
+def test_volumes_marks_blocks_and_repeats_of_branching_nets():
+    net = cnndsl.loads(RESNETISH)
+    root = ET.fromstring(net.draw(style="volumes"))
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "res" in texts and "down1" in texts and texts.count("x 3") == 1 and texts.count("x 2") == 1
+    assert "stage1" in texts and "stage2" in texts and "16x16x32" in texts
+    inc = ET.fromstring(cnndsl.loads(INCEPTIONISH).draw(style="volumes"))
+    texts = [t.text for t in inc.iter("{http://www.w3.org/2000/svg}text")]
+    assert "inc3a" in texts and "inc3b" in texts and "28x28x40" in texts and "CONCAT" in texts
+
+
+@needs_dot
+@pytest.mark.parametrize("ext,magic", [("svg", b"<?xml"), ("png", b"\x89PNG"), ("pdf", b"%PDF"), ("dot", b"digraph")])
+def test_cli_writes_every_graph_format(tmp_path, ext, magic):
+    spec = tmp_path / "n.net"
+    spec.write_text(CHAIN)
+    out = tmp_path / f"n.{ext}"
+    assert main(["draw", str(spec), "-o", str(out), "--rankdir", "LR"]) == 0
+    assert out.read_bytes().startswith(magic)
+    if ext == "svg":
+        ET.parse(out)
+
+
+def test_cli_volumes_svg_is_well_formed(tmp_path):
+    spec = tmp_path / "n.net"
+    spec.write_text(RESNETISH)
+    out = tmp_path / "v.svg"
+    assert main(["draw", str(spec), "-o", str(out), "--style", "volumes", "--expand"]) == 0
+    ET.parse(out)
+
+
+@pytest.mark.parametrize("args", [["-o", "x.jpg"], ["-o", "x"], ["-o", "x.dot", "--style", "volumes"]])
+def test_bad_output_extension_is_a_usage_error(tmp_path, capsys, args):
+    spec = tmp_path / "n.net"
+    spec.write_text(CHAIN)
+    args = [a if not a.startswith("x") else str(tmp_path / a) for a in args]
+    assert main(["draw", str(spec), *args]) == 2
+    err = capsys.readouterr().err
+    assert "cannot draw" in err and "OUT.svg" in err and "Traceback" not in err
+
+
+def test_missing_dot_leaves_the_dot_file_and_says_how_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(draw_mod, "find_dot", lambda: None)
+    spec = tmp_path / "n.net"
+    spec.write_text(CHAIN)
+    out = tmp_path / "pic.png"
+    assert main(["draw", str(spec), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert not out.exists()
+    assert (tmp_path / "pic.dot").read_text().startswith('digraph "n"')
+    assert "apt-get install graphviz" in err and "brew install graphviz" in err and "pic.dot" in err
+
+
+def test_missing_dot_on_path_is_found_missing(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert draw_mod.find_dot() is None
+
+
+def test_volumes_png_without_cairosvg_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cairosvg", None)   # import cairosvg -> ImportError
+    spec = tmp_path / "n.net"
+    spec.write_text(CHAIN)
+    assert main(["draw", str(spec), "-o", str(tmp_path / "v.png"), "--style", "volumes"]) == 2
+    assert "cairosvg" in capsys.readouterr().err
+
+
+def test_draw_without_a_path_returns_the_text():
+    net = cnndsl.loads(CHAIN)
+    assert net.draw().startswith('digraph "net" {')
+    assert net.draw(style="volumes").startswith("<svg")
+    with pytest.raises(cnndsl.errors.CnnError):
+        net.draw(style="pie")
+
+
+def test_report_does_not_import_graphviz():
+    import subprocess
+    code = ("import sys, cnndsl; cnndsl.loads('input 8x8x3\\nCONV(4, 3)').report(); "
+            "assert 'graphviz' not in sys.modules and 'cnndsl.draw' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
