@@ -547,7 +547,8 @@ class _Elaborator:
         else:
             while True:
                 n = sc.counters[base] = sc.counters.get(base, 0) + 1
-                name = f"{sc.prefix}{base}{n}"
+                # relu6 -> relu6_1, not relu61
+                name = f"{sc.prefix}{base}{'_' if base[-1:].isdigit() else ''}{n}"
                 if name not in taken:
                     break
         taken.add(name)
