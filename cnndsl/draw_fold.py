@@ -51,6 +51,8 @@ class Fold:
         for n in graph.nodes:
             self.rep[n.name] = n.name if expand else self._representative(n, iterations)
         self.nodes = [n for n in graph.nodes if self.rep[n.name] == n.name]
+        # node -> its counterpart in the last iteration (a dense block's volume grows each time)
+        self.last: dict[str, Node] = {self.rep[n.name]: n for n in graph.nodes}
         self.edges = self._edges()
         if not expand:
             for n in self.nodes:

@@ -59,7 +59,7 @@ def is_minor(node: Node) -> bool:
     return k.elementwise and not k.join and node.op != "FLATTEN"
 
 
-def node_label(node: Node, detail: str) -> str:
+def node_label(node: Node, detail: str, last: Node | None = None) -> str:
     k = KINDS[node.op]
     desc = k.describe(node.attrs)
     head = f"<b>{html(node.op)}</b>" + (f" {html(desc)}" if desc else "")
@@ -68,7 +68,10 @@ def node_label(node: Node, detail: str) -> str:
         lines.append(f'<font point-size="8" color="#555555">{html(node.name)}</font>')
     lines.append(head)
     if not is_minor(node):
-        lines.append(f'<font point-size="9" color="#333333">{html(fmt_shape(node.out_shape))}</font>')
+        shape = fmt_shape(node.out_shape)
+        if last is not None and last.out_shape != node.out_shape:   # folded, and it grows
+            shape += f" … {fmt_shape(last.out_shape)}"
+        lines.append(f'<font point-size="9" color="#333333">{html(shape)}</font>')
     if detail == "high":
         m = node.meta
         if m.get("params"):
@@ -85,8 +88,8 @@ def node_tooltip(node: Node) -> str:
     return " | ".join(parts)
 
 
-def _node_line(node: Node, detail: str, indent: str) -> str:
-    attrs = [f"label={node_label(node, detail)}", f"fillcolor={quote(COLOUR.get(node.op, '#ffffff'))}",
+def _node_line(node: Node, detail: str, indent: str, last: Node | None = None) -> str:
+    attrs = [f"label={node_label(node, detail, last)}", f"fillcolor={quote(COLOUR.get(node.op, '#ffffff'))}",
              f"tooltip={quote(node_tooltip(node))}"]
     if is_minor(node):
         attrs.append('fontsize=9, height=0.22, margin="0.06,0.02"')
@@ -163,7 +166,7 @@ def _worth_a_frame(c: _Cluster, consumers: dict) -> bool:
     return not exits or not all(KINDS[m.op].join for m in exits)
 
 
-def _emit_cluster(c: _Cluster, detail: str, out: list, counter: list, depth: int, consumers: dict):
+def _emit_cluster(c: _Cluster, detail: str, out: list, counter: list, depth: int, consumers: dict, last: dict):
     indent = "  " * (depth + 1)
     if c.key and _worth_a_frame(c, consumers):
         counter[0] += 1
@@ -178,9 +181,9 @@ def _emit_cluster(c: _Cluster, detail: str, out: list, counter: list, depth: int
     else:
         inner, c = indent, c
     for n in c.nodes:
-        out.append(_node_line(n, detail, inner))
+        out.append(_node_line(n, detail, inner, last.get(n.name)))
     for child in c.children:
-        _emit_cluster(child, detail, out, counter, depth + (1 if inner != indent else 0), consumers)
+        _emit_cluster(child, detail, out, counter, depth + (1 if inner != indent else 0), consumers, last)
     if inner != indent:
         out.append(f"{indent}}}")
 
@@ -199,11 +202,9 @@ def to_dot(graph: Graph, rankdir: str | None = None, expand: bool = False, detai
            title: str = "net") -> str:
     fold = Fold(graph, expand=expand)
     rankdir = rankdir or "TB"
-    big = len(fold.nodes) > 200
     out = [f"digraph {quote(title)} {{",
            f'  graph [rankdir={rankdir}, fontname="{FONT}", fontsize=10, nodesep=0.18, ranksep=0.22, '
-           f'newrank=true, labelloc=b, labeljust=r, tooltip={quote(title)}'
-           + (", nslimit=2, mclimit=0.5, remincross=false" if big else "") + "]",
+           f'newrank=true, labelloc=b, labeljust=r, tooltip={quote(title)}]',
            f'  node [shape=box, style="rounded,filled", fontname="{FONT}", fontsize=10, height=0.3, '
            f'margin="0.08,0.03", penwidth=0.7]',
            '  edge [arrowsize=0.5, color="#666666", penwidth=0.8]',
@@ -213,7 +214,7 @@ def to_dot(graph: Graph, rankdir: str | None = None, expand: bool = False, detai
     consumers: dict[str, list] = {}
     for a, b in fold.edges:
         consumers.setdefault(a, []).append(graph[b])
-    _emit_cluster(_clusters(fold), detail, out, [0], 0, consumers)
+    _emit_cluster(_clusters(fold), detail, out, [0], 0, consumers, fold.last)
     for a, b in fold.edges:
         # a shortcut: the branch point feeding a sum directly (the identity branch of a residual)
         skip = graph[b].op == "ADD" and len(consumers[a]) > 1

@@ -68,6 +68,7 @@ def main_path(fold: Fold) -> list[Unit]:
         units.append(_block_unit(pending))
     for u in units:
         u.repeats = fold.repeat_of(u.nodes[-1])
+        u.shape = fold.last[u.nodes[-1].name].out_shape   # after all iterations of a folded repeat
     return units
 
 

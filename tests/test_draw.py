@@ -233,3 +233,11 @@ def test_report_does_not_import_graphviz():
     code = ("import sys, cnndsl; cnndsl.loads('input 8x8x3\\nCONV(4, 3)').report(); "
             "assert 'graphviz' not in sys.modules and 'cnndsl.draw' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_folded_growing_repeat_shows_the_volume_after_its_last_iteration():
+    # a dense block: each iteration concatenates 4 more channels (8 -> 12 -> 16 -> 20)
+    net = cnndsl.loads("input 16x16x8\ndense: [{ ID | BN - RELU - CONV(4, 3, p=1) }*3] - GAP")
+    assert "16x16x12 … 16x16x20" in net.draw()
+    texts = [t.text for t in ET.fromstring(net.draw(style="volumes")).iter("{http://www.w3.org/2000/svg}text")]
+    assert "16x16x20" in texts and "16x16x12" not in texts and "x 3" in texts
