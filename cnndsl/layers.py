@@ -455,6 +455,11 @@ class ReLU6(_Activation):
     name = "RELU6"
     doc = "min(max(0, x), 6) (MobileNetV2)"
 
+    def saved(self, attrs, ins, out):
+        # in place (as torchvision runs it) PyTorch's hardtanh_ keeps a copy of its input, not the
+        # output: measured with saved_tensors_hooks (tests/test_pytorch.py); fp32 bytes, as LRN's
+        return ((), 4 * _n(out))
+
 
 class LeakyReLU(_Activation):
     inplace = True
@@ -530,7 +535,10 @@ class LRN(Kind):
         return _n(out) * (attrs["size"] + 3)
 
     def saved(self, attrs, ins, out):
-        return (("in", "out"), 2 * 4 * _n(out))  # PyTorch's composite LRN keeps its squared sums too
+        # PyTorch's composite LRN keeps its input, the channel-padded squares (C + size - 1 channels)
+        # that avg_pool3d reads, the pow input and the divisor, not its output (measured, fp32 bytes)
+        H, W, C = ins[0]
+        return (("in",), 4 * (2 * _n(out) + H * W * (C + attrs["size"] - 1)))
 
     def describe(self, attrs):
         return f"size {attrs['size']}"

@@ -200,3 +200,40 @@ def test_backward_runs_and_trains():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def autograd_saved_bytes(net, batch=1):
+    """Bytes autograd keeps for backward (unique storages, parameters excluded), per image."""
+    m = net.to_torch(seed=0).train()
+    params = {p.untyped_storage().data_ptr() for p in m.parameters()}
+    storages = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    H, W, C = net.graph.input_shape
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        m(torch.randn(batch, C, H, W))
+    return sum(storages.values()) / batch
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet_227", "resnet18", "squeezenet1_1", "mobilenet_v2"])
+def test_analyzer_saved_bytes_match_autograd(name):
+    path = os.path.join(ROOT, "nets", f"{name}.net")
+    if not os.path.exists(path):
+        pytest.skip(f"no {path}")
+    net = cnndsl.load(path)
+    want = net.report()["totals"]["saved_bytes_per_image"]
+    got = autograd_saved_bytes(net)
+    assert abs(want - got) <= 0.15 * got, (want, got)
+
+
+def test_saved_bytes_of_the_unusual_kinds():
+    net = cnndsl.loads("input 16x16x8\nCONV(8, 3, p=1) - BN - RELU6 - LRN(size=3) - SIGMOID - CONV(8, 1) - TANH"
+                       " - SOFTPLUS - MAXPOOL(2) - DROPOUT(0.3) - LEAKYRELU(0.1) - AVGPOOL(2) - FC(10) - SOFTMAX")
+    want = net.report()["totals"]["saved_bytes_per_image"]
+    got = autograd_saved_bytes(net)
+    assert abs(want - got) <= 0.15 * got, (want, got)
