@@ -1,0 +1,217 @@
+"""`cnndsl run`: a model (.onnx, or a .net spec exported with random weights) in onnxruntime, timed.
+
+    $ cnndsl run nets/resnet18.net --batch 1 --repeat 20
+    model:    nets/resnet18.net (exported with random weights, opset 17)
+    provider: CPUExecutionProvider
+    input:    input 1x3x224x224 float32 (random)
+    output:   fc 1x1000
+    latency:  median 21.4 ms, p90 23.0 ms over 20 runs after 2 warm-up runs
+
+The provider is CUDA (or TensorRT when asked) only where a GPU is really usable: the
+onnxruntime-gpu wheel lists CUDAExecutionProvider on every machine, and asking for it
+where there is no driver makes onnxruntime print loud load errors before it falls back.
+So we ask the CUDA driver first (ctypes, no torch import) and never request CUDA without it.
+
+    >>> choose_providers("cpu")
+    ['CPUExecutionProvider']
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from ..errors import CnnError
+
+WARMUP = 2
+CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+
+
+# ---- providers -------------------------------------------------------------------------------
+def gpu_usable() -> bool:
+    """True when the CUDA driver loads and sees at least one device (CUDA_VISIBLE_DEVICES honoured)."""
+    import ctypes
+    names = ["nvcuda.dll"] if sys.platform == "win32" else ["libcuda.so.1", "libcuda.so"]
+    for name in names:
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        try:
+            if lib.cuInit(0) != 0:
+                return False
+            count = ctypes.c_int(0)
+            return lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+        except AttributeError:
+            return False
+    return False
+
+
+def choose_providers(provider="auto") -> list[str]:
+    """The provider list to ask onnxruntime for; raises CnnError when an explicit GPU choice cannot work."""
+    if provider == "cpu":
+        return [CPU]
+    import onnxruntime as ort
+    available = ort.get_available_providers()
+    if provider == "auto":
+        return [CUDA, CPU] if CUDA in available and gpu_usable() else [CPU]
+    want = {"cuda": [CUDA, CPU], "tensorrt": [TRT, CUDA, CPU]}[provider]
+    if want[0] not in available:
+        raise CnnError(f"{want[0]} is not in this onnxruntime build (it has {', '.join(available)})", usage=True,
+                       hint="install onnxruntime-gpu, or use --provider cpu")
+    if not gpu_usable():
+        raise CnnError(f"--provider {provider}: no usable GPU (the CUDA driver is missing or sees no device)",
+                       usage=True, hint="use --provider auto or cpu")
+    return want
+
+
+def open_session(model, providers, quiet=True):
+    """An InferenceSession from a path or serialized bytes; onnxruntime's failures become CnnError."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # errors only: no "nodes not assigned to the preferred provider" chatter
+    if CUDA in providers and hasattr(ort, "preload_dlls"):
+        try:  # CUDA/cuDNN from the nvidia-* wheels, where installed; harmless otherwise
+            ort.preload_dlls()
+        except Exception:
+            pass
+    try:
+        return ort.InferenceSession(model, sess_options=opts, providers=providers)
+    except Exception as e:
+        if isinstance(model, (bytes, bytearray)):
+            raise
+        raise _diagnose(model, e) from None
+
+
+def _diagnose(path, err) -> CnnError:
+    """Why onnxruntime could not open `path`, in a sentence."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return CnnError(f"{path} is empty, not an ONNX model")
+    import onnx
+    from google.protobuf.message import DecodeError
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, Exception) as e:
+        return CnnError(f"{path} is not an ONNX model (it does not parse: {type(e).__name__})",
+                        hint="give a file written by `cnndsl export` or another ONNX exporter")
+    if not model.graph.node and not model.opset_import:
+        return CnnError(f"{path} is not an ONNX model (no graph, no opset)")
+    return CnnError(f"onnxruntime cannot load {path}: {_ort_message(err)}",
+                    hint="check it with python -c \"import onnx; onnx.checker.check_model('MODEL', full_check=True)\"")
+
+
+def _ort_message(err) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    # "[ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model from x failed:..." -> the part after the codes
+    parts = text.split(" : ", 3)
+    return (parts[3] if len(parts) == 4 else text)[:400]
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+def _fmt(shape) -> str:
+    return "x".join(str(d) if d is not None else "?" for d in shape)
+
+
+def make_input(session, data="random", batch=1, seed=0):
+    """(array, how) for the model's single float input: random, or from a .npy file checked against it."""
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise CnnError(f"the model takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
+                       "cnndsl run feeds exactly one image tensor")
+    spec = inputs[0]
+    if spec.type != "tensor(float)":
+        raise CnnError(f"the model's input {spec.name} is {spec.type}; cnndsl run feeds float32 tensors")
+    dims = [d if isinstance(d, int) and d > 0 else None for d in spec.shape]
+    if data in (None, "random"):
+        if batch < 1:
+            raise CnnError("--batch must be at least 1", usage=True)
+        if not dims:
+            raise CnnError(f"the model's input {spec.name} is a scalar; cnndsl run feeds a batch of tensors")
+        if dims[0] is not None and dims[0] != batch:
+            if batch != 1:
+                raise CnnError(f"the model has a fixed batch of {dims[0]}; --batch {batch} does not fit",
+                               usage=True, hint="export with --batch dynamic")
+            batch = dims[0]
+        if any(d is None for d in dims[1:]):
+            raise CnnError(f"the model's input {spec.name} has shape {_fmt(spec.shape)} with unknown sizes; "
+                           "cnndsl run cannot make a random input for it", hint="give --input x.npy")
+        shape = [batch, *dims[1:]]
+        return spec.name, np.random.default_rng(seed).standard_normal(shape, dtype=np.float32), "random"
+    return spec.name, _read_npy(data, spec.name, dims), data
+
+
+def _read_npy(path, name, dims):
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CnnError(f"cannot read {path}: no such file", usage=True) from None
+    except Exception as e:
+        raise CnnError(f"cannot read {path} as a .npy array: {type(e).__name__}: {str(e)[:200]}", usage=True) from None
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        raise CnnError(f"{path} holds {getattr(x, 'dtype', type(x).__name__)} data; the model takes float32",
+                       usage=True, hint="save it with x.astype('float32')")
+    want = "x".join("N" if i == 0 and d is None else (str(d) if d else "?") for i, d in enumerate(dims))
+    if x.ndim != len(dims) or any(d is not None and d != s for d, s in zip(dims, x.shape)):
+        hint = "add a batch axis: np.save(path, x[None])" if x.ndim == len(dims) - 1 else \
+            "the layout is NCHW (batch, channels, height, width)"
+        raise CnnError(f"{path} has shape {_fmt(x.shape)}, but the model takes {want} (input {name!r})",
+                       usage=True, hint=hint)
+    if x.shape[0] < 1:
+        raise CnnError(f"{path} holds an empty batch", usage=True)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+# ---- the command -----------------------------------------------------------------------------
+def _load_model(args):
+    """(model for onnxruntime: a path or bytes, description)."""
+    path = args.model
+    if path.endswith(".net"):
+        from ..cli import _bindings
+        from ..net import load
+        net = load(path, bindings=_bindings(args.defines))
+        for w in net.warnings:
+            print(w.render("warning"), file=sys.stderr)
+        from .onnx_graph import DEFAULT_OPSET
+        model = net.to_onnx(batch="dynamic")
+        return model.SerializeToString(), f"{path} (exported with random weights, opset {DEFAULT_OPSET})"
+    if args.defines:
+        raise CnnError("-D binds variables of a .net spec; an .onnx model has none", usage=True)
+    if not os.path.isfile(path):
+        raise CnnError(f"cannot read {path}: no such file", usage=True)
+    return path, path
+
+
+def run_cli(args) -> int:
+    if args.repeat < 1:
+        raise CnnError("--repeat must be at least 1", usage=True)
+    if args.batch < 1:
+        raise CnnError("--batch must be at least 1", usage=True)
+    providers = choose_providers(args.provider)
+    model, what = _load_model(args)
+    session = open_session(model, providers)
+    name, x, how = make_input(session, args.data, args.batch)
+    used = session.get_providers()[0]
+    out = session.get_outputs()[0].name
+    try:
+        for _ in range(WARMUP):
+            y = session.run([out], {name: x})[0]
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            session.run([out], {name: x})
+            times.append(time.perf_counter() - t)
+    except Exception as e:
+        raise CnnError(f"onnxruntime failed to run the model: {_ort_message(e)}") from None
+    ms = np.array(times) * 1e3
+    note = "" if used == providers[0] else f" ({providers[0]} was asked for but did not load)"
+    print(f"model:    {what}")
+    print(f"provider: {used}{note}")
+    print(f"input:    {name} {_fmt(x.shape)} float32 ({how})")
+    print(f"output:   {out} {_fmt(y.shape)}")
+    print(f"latency:  median {statistics.median(ms):.2f} ms, p90 {np.percentile(ms, 90):.2f} ms "
+          f"over {args.repeat} runs after {WARMUP} warm-up runs")
+    return 0
