@@ -157,7 +157,7 @@ def _worth_a_frame(c: _Cluster, consumers: dict) -> bool:
     if c.badge:
         return True
     nodes = _all_nodes(c)
-    if len(nodes) < 4:
+    if len(nodes) < (3 if c.children else 4):   # a VGG stage: a folded x N and its pool
         return False
     names = {n.name for n in nodes}
     if any(KINDS[n.op].join for n in nodes):
