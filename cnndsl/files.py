@@ -20,6 +20,7 @@ def atomic_write(path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, path)
     except OSError as e:
         _discard(tmp)
@@ -27,6 +28,12 @@ def atomic_write(path: str, data: bytes) -> None:
     except BaseException:
         _discard(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _discard(tmp):
