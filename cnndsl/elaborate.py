@@ -40,6 +40,7 @@ class _Scope:
     env: dict                   # variables visible here
     frames: tuple = ()
     stack: tuple = ()           # block names being expanded, for recursion errors
+    params: frozenset = frozenset()  # the enclosing block's parameters (they can switch optionals)
 
 
 def elaborate(program: A.Program, *, input_shape=None, bindings=None, strict=False, path="<string>") -> Graph:
@@ -57,6 +58,7 @@ class _Elaborator:
         self.defaults: dict[str, dict] = {}      # kind -> {arg: (value, span)}
         self.input_decl: A.InputDecl | None = None
         self.optionals: dict[tuple, Optional_] = {}
+        self.optional_names: dict[tuple, str] = {}
         self.used: set[str] = set()
         self.steps = 0
         self.matched: dict = {}   # id(Call) -> its arguments matched to the kind's schema
@@ -261,7 +263,7 @@ class _Elaborator:
         if isinstance(e, A.Repeat):
             return self.repeat(e, x, sc)
         if isinstance(e, A.Optional):
-            opt = self.optional(e, label)
+            opt = self.optional(e, label, sc)
             return self.expr(e.body, x, sc, label) if opt.included else x
         if isinstance(e, A.Branches):
             return self.branches(e, x, sc)
@@ -280,16 +282,21 @@ class _Elaborator:
         for i in range(n):
             self.step(e.span)
             x = self.expr(e.body, x, sc if n == 1 else _Scope(
-                sc.prefix, sc.counters, sc.env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span),), sc.stack))
+                sc.prefix, sc.counters, sc.env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span),), sc.stack,
+                sc.params))
         return x
 
-    def optional(self, e: A.Optional, label):
-        key = (e.span.source.path, e.span.line, e.span.col)
-        if key in self.optionals:
-            return self.optionals[key]
-        name = label or (e.body.name.lower() if isinstance(e.body, A.Call) else f"optional{len(self.optionals) + 1}")
+    def optional(self, e: A.Optional, label, sc):
+        """Decide a `?`: a -D binding, a `let`, or a block parameter of its name; else included."""
+        site = (e.span.source.path, e.span.line, e.span.col)
+        name = self.optional_names.get(site)
+        if name is None:
+            name = label or (e.body.name.lower() if isinstance(e.body, A.Call) else f"optional{len(self.optional_names) + 1}")
+            self.optional_names[site] = name
         included, source = True, "default"
-        if name in self.bindings:
+        if name in sc.params:  # per call: def block(c, shortcut=off) = ... shortcut: (...)?
+            included, source = sc.env[name], "parameter"
+        elif name in self.bindings:
             self.used.add(name)
             included, source = self.binding(name), "-D"
         elif name in self.globals_named:
@@ -299,7 +306,11 @@ class _Elaborator:
         if not isinstance(included, bool):
             raise CnnError(f"optional `{name}` is bound to {_show(included)}, not on/off", e.span,
                            hint=f"write -D {name}=off to drop it, -D {name}=on to keep it")
-        opt = self.optionals[key] = Optional_(name, e.span, included, source)
+        key = site + (included,)
+        if key not in self.optionals:
+            self.optionals[key] = Optional_(name, e.span, included, source)
+        opt = self.optionals[key]
+        opt.uses += 1
         return opt
 
     def branches(self, e: A.Branches, x, sc):
@@ -378,13 +389,14 @@ class _Elaborator:
         for (param, v) in self.block_args(d, c, sc):
             env[param] = v
         inst = self.fresh(sc, label, labelled=True) if label else self.fresh(sc, d.name)
-        inner = self.scope(sc, inst, Frame("block", "", d.name, span=c.span), env=env, call=d.name)
+        inner = self.scope(sc, inst, Frame("block", "", d.name, span=c.span), env=env, call=d.name,
+                           params=frozenset(p.name for p in d.params))
         return self.expr(d.body, x, inner)
 
-    def scope(self, sc, path, frame, env=None, call=None):
+    def scope(self, sc, path, frame, env=None, call=None, params=None):
         frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span)
         return _Scope(path + ".", {}, sc.env if env is None else env, sc.frames + (frame,),
-                      sc.stack + ((call,) if call else ()))
+                      sc.stack + ((call,) if call else ()), sc.params if params is None else params)
 
     def block_args(self, d: A.Def, c: A.Call, sc):
         names = [p.name for p in d.params]

@@ -58,7 +58,8 @@ class Optional_:
     name: str
     span: Span
     included: bool
-    source: str                   # "default", "-D", "let"
+    source: str                   # "default", "-D", "let", "parameter" (of the enclosing block, per call)
+    uses: int = 0                 # how many times the element was expanded with this choice
 
 
 @dataclass

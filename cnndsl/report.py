@@ -41,7 +41,7 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
         "layers": layers,
         "totals": totals,
         "optionals": [{"name": o.name, "line": o.span.line, "col": o.span.col, "included": o.included,
-                       "source": o.source} for o in graph.optionals],
+                       "source": o.source, "uses": o.uses} for o in graph.optionals],
         "defaults": _defaults_used(graph),
         "warnings": [w.to_dict() for w in graph.warnings],
     }
@@ -118,7 +118,8 @@ def _summary(rep) -> list[str]:
                      + ("" if m["max_batch"] else " (the weights and optimizer state alone do not fit)"))
     for o in rep["optionals"]:
         state = "on" if o["included"] else "off"
-        how = {"default": f"default; -D {o['name']}=off drops it", "-D": "set with -D", "let": "set with let"}[o["source"]]
+        how = {"default": f"default; -D {o['name']}=off drops it", "-D": "set with -D", "let": "set with let",
+               "parameter": f"block parameter, {o['uses']} use{'s' * (o['uses'] != 1)}"}[o["source"]]
         lines.append(f"optional `{o['name']}` (line {o['line']}): {state} ({how})")
     by_origin = {}
     for d in rep["defaults"]:

@@ -60,7 +60,7 @@ def test_defines_and_input_override(capsys, tmp_path):
     assert code == 0 and rep["input"] == [16, 16, 1]
     assert [l["op"] for l in rep["layers"]].count("CONV") == 6
     assert "MAXPOOL" not in [l["op"] for l in rep["layers"]]
-    assert rep["optionals"] == [{"name": "pool", "line": 2, "col": 18, "included": False, "source": "-D"}]
+    assert rep["optionals"] == [{"name": "pool", "line": 2, "col": 18, "included": False, "source": "-D", "uses": 3}]
 
 
 @pytest.mark.parametrize("args,status", [

@@ -145,6 +145,16 @@ def test_labelled_optional_takes_the_label_as_switch():
     assert ops("input 8x8x3\nCONV(4, 1) - drop: DROPOUT(0.5)?", bindings={"drop": "no"}) == ["CONV"]
 
 
+def test_block_parameter_switches_an_optional_per_call():
+    text = ("input 8x8x4\ndef block(c, shortcut=off) = { body: CONV(c, 3, p=1) + shortcut: CONV(c, 1)? }\n"
+            "block(4) - block(4, shortcut=on)")
+    g = cnndsl.loads(text).graph
+    assert [n.name for n in g.nodes] == ["block1.body", "block1.add1", "block2.body", "block2.shortcut", "block2.add1"]
+    assert g["block1.add1"].inputs == ["block1.body", "input"]  # the dropped branch is the identity
+    assert sorted((o.name, o.included, o.source, o.uses) for o in g.optionals) == \
+        [("shortcut", False, "parameter", 1), ("shortcut", True, "parameter", 1)]
+
+
 def test_optional_bound_to_a_number_is_an_error():
     assert "not on/off" in error("input 8x8x3\nPOOL?", bindings={"pool": 7}).message
 
