@@ -264,7 +264,11 @@ class _Elaborator:
             return self.repeat(e, x, sc)
         if isinstance(e, A.Optional):
             opt = self.optional(e, label, sc)
-            return self.expr(e.body, x, sc, label) if opt.included else x
+            if not opt.included:
+                return x
+            if label and not isinstance(e.body, A.Call):  # `name: (...)?` still opens the scope `name`
+                return self.labelled(A.Label(label, e.body, e.span), x, sc)
+            return self.expr(e.body, x, sc, label)
         if isinstance(e, A.Branches):
             return self.branches(e, x, sc)
         raise CnnError(f"not a network expression: {type(e).__name__}", getattr(e, "span", None))
