@@ -1,0 +1,347 @@
+"""The PyTorch source backend: an IR graph -> a standalone, readable .py file (no cnndsl import).
+
+    >>> import cnndsl
+    >>> src = cnndsl.loads("input 8x8x3\\nstem: [CONV(4, 3, p=1) - BN - RELU] - GAP - FC(10)").torch_source()
+    >>> "class Stem(nn.Module):" in src and "import cnndsl" not in src
+    True
+
+The generated module has the same module tree as `to_torch()` (module path == layer name),
+hence the same `state_dict` keys and shapes, the same in-place choices and the same
+arithmetic in the same order: a checkpoint of one loads into the other with identical outputs.
+
+Each named part of the spec (a block instance, a labelled group) with one input and one
+output becomes a helper class with its own `forward`; instances with identical code share
+one class. Other parts are plain `nn.Module()` holders whose layers the enclosing forward
+calls. Parameter-free joins are written inline (`torch.cat`, `+`, `torch.flatten`); every
+statement group carries the spec line it came from as a comment.
+"""
+from __future__ import annotations
+
+import keyword
+import os
+import re
+
+from .torch_plan import he_convs, inplace_nodes
+
+RESERVED = {"x", "out", "self", "torch", "nn", "he", "super"}
+JOINS = ("ADD", "CONCAT", "FLATTEN")  # written inline, without a spec-line comment of their own
+
+
+# ---- the op table: node -> constructor source (None: written inline) and call source ----------
+def _pair(v, default):
+    """Source of a (h, w) argument: `3` when square, `(3, 1)` otherwise; None when the default."""
+    if tuple(v) == (default, default):
+        return None
+    return str(v[0]) if v[0] == v[1] else f"({v[0]}, {v[1]})"
+
+
+def _args(*positional, **named):
+    parts = [str(p) for p in positional] + [f"{k}={v}" for k, v in named.items() if v is not None]
+    return ", ".join(parts)
+
+
+def _conv(n, ins, inplace):
+    a = n.attrs
+    return "nn.Conv2d(" + _args(ins[0][2], a["filters"], _pair(a["kernel"], None), stride=_pair(a["s"], 1),
+                                padding=_pair(a["p"], 0), dilation=_pair(a["d"], 1),
+                                groups=a["groups"] if a["groups"] != 1 else None,
+                                bias=None if a["bias"] else "False") + ")"
+
+
+def _pool(cls):
+    def make(n, ins, inplace):
+        a = n.attrs
+        extra = {"count_include_pad": "False"} if cls == "AvgPool2d" and not a["count_pad"] else {}
+        return f"nn.{cls}(" + _args(_pair(a["kernel"], None), stride=_pair(a["s"], None),
+                                    padding=_pair(a["p"], 0), ceil_mode="True" if a["ceil"] else None,
+                                    **extra) + ")"
+    return make
+
+
+def _bn(n, ins, inplace):
+    cls = "BatchNorm2d" if len(ins[0]) == 3 else "BatchNorm1d"
+    a = n.attrs
+    return f"nn.{cls}(" + _args(ins[0][-1], eps=None if a["eps"] == 1e-5 else repr(a["eps"]),
+                                momentum=None if a["momentum"] == 0.1 else repr(a["momentum"])) + ")"
+
+
+def _inplace(cls, *args):
+    return lambda n, ins, inplace: f"nn.{cls}(" + _args(*[a(n) for a in args],
+                                                        inplace="True" if inplace else None) + ")"
+
+
+def _adaptive(n, ins, inplace):
+    h, w = n.attrs["size"]
+    return f"nn.AdaptiveAvgPool2d({h if h == w else (h, w)})"
+
+
+def _lrn(n, ins, inplace):
+    a = n.attrs
+    return f"nn.LocalResponseNorm({a['size']}, alpha={a['alpha']!r}, beta={a['beta']!r}, k={a['k']!r})"
+
+
+def _call_module(ref, args):
+    return f"{ref}({args[0]})"
+
+
+# op -> (constructor or None, call(ref, arg sources) -> expression)
+OPS = {
+    "CONV": (_conv, _call_module),
+    "MAXPOOL": (_pool("MaxPool2d"), _call_module),
+    "AVGPOOL": (_pool("AvgPool2d"), _call_module),
+    "GAP": (lambda n, ins, inplace: "nn.AdaptiveAvgPool2d(1)", _call_module),
+    "ADAPTIVEAVGPOOL": (_adaptive, _call_module),
+    "FC": (lambda n, ins, inplace: "nn.Linear(" + _args(ins[0][0], n.attrs["units"],
+                                                        bias=None if n.attrs["bias"] else "False") + ")",
+           _call_module),
+    "FLATTEN": (None, lambda ref, args: f"torch.flatten({args[0]}, 1)"),
+    "RELU": (_inplace("ReLU"), _call_module),
+    "RELU6": (_inplace("ReLU6"), _call_module),
+    "LEAKYRELU": (_inplace("LeakyReLU", lambda n: repr(n.attrs["slope"])), _call_module),
+    "SIGMOID": (lambda n, ins, inplace: "nn.Sigmoid()", _call_module),
+    "TANH": (lambda n, ins, inplace: "nn.Tanh()", _call_module),
+    "SOFTPLUS": (lambda n, ins, inplace: "nn.Softplus()", _call_module),
+    "SOFTMAX": (lambda n, ins, inplace: "nn.Softmax(dim=1)", _call_module),
+    "BN": (_bn, _call_module),
+    "LRN": (_lrn, _call_module),
+    "DROPOUT": (lambda n, ins, inplace: f"nn.Dropout({n.attrs['p']!r})", _call_module),
+    "ID": (None, lambda ref, args: args[0]),
+    "CONCAT": (None, lambda ref, args: f"torch.cat([{', '.join(args)}], 1)"),
+    "ADD": (None, lambda ref, args: " + ".join(args)),  # the in-place case is written by _forward
+}
+
+
+# ---- the module tree --------------------------------------------------------------------------------
+class Part:
+    """A dotted prefix of layer names: the root, a block instance or a labelled group."""
+
+    def __init__(self, path):
+        self.path, self.children, self.nodes = path, {}, []   # children: name -> Part or Node
+
+    def all_nodes(self):
+        return self.nodes
+
+
+def _tree(graph):
+    root = Part("")
+    for n in graph.nodes:
+        *parents, leaf = n.name.split(".")
+        part = root
+        for i, p in enumerate(parents):
+            child = part.children.get(p)
+            if not isinstance(child, Part):
+                child = part.children[p] = Part(".".join(parents[:i + 1]))
+            part = child
+            part.nodes.append(n)
+        part.children[leaf] = n
+        root.nodes.append(n)
+    return root
+
+
+def _callable(part, graph, readers):
+    """One outside input and one outside output (its last layer): it can be a class with forward(x)."""
+    inside = {n.name for n in part.nodes}
+    outside_in = {s for n in part.nodes for s in n.inputs if s not in inside}
+    used_out = [n.name for n in part.nodes if n.name == graph.output or any(r not in inside for r in readers[n.name])]
+    return len(outside_in) == 1 and used_out == [part.nodes[-1].name]
+
+
+def _ref(owner: str, name: str) -> str:
+    import torch.nn as nn
+    if name.isidentifier() and not keyword.iskeyword(name) and not hasattr(nn.Module, name):
+        return f"{owner}.{name}"
+    return f'{owner}._modules["{name}"]'
+
+
+def _camel(text: str) -> str:
+    base = re.sub(r"_?\d+$", "", text) or text
+    name = "".join(w[:1].upper() + w[1:] for w in re.split(r"[^0-9A-Za-z]+", base) if w)
+    return name if name and name[0].isalpha() else "Part" + name
+
+
+def _top_name(file_name: str) -> str:
+    words = [w for w in re.split(r"[^0-9A-Za-z]+", file_name) if w]
+    name = "".join(w[:1].upper() + w[1:] for w in words)
+    return name if name and name[0].isalpha() else "Net" + name
+
+
+class _Writer:
+    def __init__(self, net, class_name):
+        self.net, self.graph = net, net.graph
+        self.readers = self.graph.consumers()
+        self.inplace, self.he = inplace_nodes(self.graph), he_convs(self.graph)
+        self.classes = {}       # body -> class name, in order of definition
+        self.bodies = []        # (class name, doc, body lines)
+        self.names_used = {}    # base class name -> count
+        self.top_name = class_name or _top_name(net.name)
+
+    # -- one class per callable part -------------------------------------------------------------
+    def klass(self, part, top=False) -> str:
+        init, fwd_items = [], []
+        self._init(part, "self", init, fwd_items)
+        forward = self._forward(part, fwd_items, top)
+        body = "\n".join(["    def __init__(self):", "        super().__init__()", *init, "", *forward])
+        if top:
+            return body
+        if body in self.classes:
+            return self.classes[body]
+        base = _camel(part.path.rsplit(".", 1)[-1])
+        count = self.names_used.get(base, 0) + 1
+        self.names_used[base] = count
+        name = base if count == 1 else f"{base}{count}"
+        while name == self.top_name or name in self.classes.values():
+            count += 1
+            name = f"{base}{count}"
+        self.classes[body] = name
+        self.bodies.append((name, self._doc(part), body))
+        return name
+
+    def _doc(self, part):
+        frames = [f for f in part.nodes[0].frames if f.path == part.path]
+        f = frames[-1] if frames else None
+        if f is None:
+            return f"`{part.path}`"
+        what = {"block": f"The `{f.name}` block", "label": f"The group labelled `{f.name}`"}.get(f.kind, f.kind)
+        return f"{what} (first at `{part.path}`" + (f", spec line {f.span.line})." if f.span else ").")
+
+    def _init(self, part, owner, init, items):
+        """Constructor lines for `part`'s layers (registered in order); forward items in order."""
+        for name, child in part.children.items():
+            ref = _ref(owner, name)
+            if isinstance(child, Part):
+                if _callable(child, self.graph, self.readers):
+                    init.append(f"        {self._assign(owner, name, self.klass(child) + '()')}")
+                    items.append(("part", child, ref))
+                else:
+                    init.append(f"        {self._assign(owner, name, 'nn.Module()')}")
+                    self._init(child, ref, init, items)
+            else:
+                make = OPS[child.op][0]
+                if make is not None:
+                    ins = [self.graph.shape_of(s) for s in child.inputs]
+                    src = make(child, ins, child.name in self.inplace)
+                    if child.name in self.he:
+                        src = f"he({src})"
+                    init.append(f"        {self._assign(owner, name, src)}")
+                items.append(("node", child, ref))
+
+    @staticmethod
+    def _assign(owner, name, src):
+        ref = _ref(owner, name)
+        return f"{ref} = {src}"
+
+    # -- forward: straight-line code, `x` reused along chains -------------------------------------
+    def _forward(self, part, items, top):
+        produced = [it[1].nodes[-1].name if it[0] == "part" else it[1].name for it in items]
+        inputs = [self._inputs(it) for it in items]
+        position = {t: i for i, t in enumerate(produced)}
+        last_read = {}
+        for i, ins in enumerate(inputs):
+            for s in ins:
+                last_read[s] = i
+        ret = produced[-1]
+        outer_in = next(s for ins in inputs for s in ins if s not in position)
+        var = {outer_in: "x"}
+        holder = {"x": outer_in}
+        lines = ["    def forward(self, x):"]
+        taken = set(RESERVED)
+        last_line = None
+        for i, (it, ins, out) in enumerate(zip(items, inputs, produced)):
+            node = it[1] if it[0] == "node" else None
+            span = node.span if node else self._frame_span(it[1])
+            if span is not None and span.line != last_line and not (node and node.op in JOINS):
+                lines.append(f"        # {self._spec_line(span)}")
+                last_line = span.line
+            args = [var[s] for s in ins]
+            if node is not None and node.op == "ADD" and node.name in self.inplace:
+                k = self.inplace[node.name]
+                acc, rest = args[k], args[:k] + args[k + 1:]
+                lines.append(f"        {acc} += {' + '.join(rest)}" if len(rest) == 1 else
+                             "\n".join(f"        {acc} += {r}" for r in rest))
+                var[out] = acc
+                holder[acc] = out
+                continue
+            if node is not None and node.op == "ADD":
+                expr = " + ".join(args)
+            elif node is not None:
+                expr = OPS[node.op][1](it[2], args)
+            else:
+                expr = f"{it[2]}({args[0]})"
+            readers = [j for j, r in enumerate(inputs) if out in r]
+            name = None
+            if len(readers) == 1 or (out == ret and not readers):  # read once: reuse x (or out)
+                name = next((v for v in ("x", "out") if v not in holder or
+                             (last_read.get(holder[v], -1) <= i and holder[v] != ret)), None)
+            name = name or self._fresh(out, taken)
+            var[out] = name
+            holder[name] = out
+            lines.append(f"        {name} = {expr}")
+        lines.append(f"        return {var[ret]}")
+        return lines
+
+    @staticmethod
+    def _frame_span(part):
+        frames = [f for f in part.nodes[0].frames if f.path == part.path and f.span is not None]
+        return frames[-1].span if frames else part.nodes[0].span
+
+    def _inputs(self, item):
+        if item[0] == "node":
+            return list(item[1].inputs)
+        inside = {n.name for n in item[1].nodes}
+        return [next(s for n in item[1].nodes for s in n.inputs if s not in inside)]
+
+    def _fresh(self, tensor, taken):
+        base = re.sub(r"\W", "_", tensor.rsplit(".", 1)[-1])
+        if not base.isidentifier() or keyword.iskeyword(base):
+            base = "t_" + base
+        name, k = base, 2
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name)
+        return name
+
+    def _spec_line(self, span):
+        text = span.source.line(span.line).strip()
+        text = text if len(text) <= 80 else text[:77] + "..."
+        return f"line {span.line}: {text}"
+
+    # -- the file -------------------------------------------------------------------------------------
+    def source(self) -> str:
+        g = self.graph
+        top = self.klass(_tree(g), top=True)
+        shape = g.input_shape
+        in_doc = f"(N, {shape[2]}, {shape[0]}, {shape[1]})" if len(shape) == 3 else f"(N, {shape[0]})"
+        spec = os.path.basename(self.net.path) if not self.net.path.startswith("<") else "a cnndsl spec"
+        out = [f'"""{self.top_name}: PyTorch source compiled by cnndsl from {spec}.',
+               "",
+               f"Input: a float tensor of shape {in_doc} (NCHW). Module paths are the spec's layer",
+               "names, so state_dict keys read like the spec (e.g. `conv1.weight`). Needs only torch.",
+               "",
+               f"    model = {self.top_name}()",
+               f"    y = model(torch.randn({in_doc.replace('N', '1')}))",
+               '"""',
+               "import torch",
+               "from torch import nn",
+               "",
+               ""]
+        if self.he:
+            out += ["def he(conv):",
+                    '    """He initialisation (fan_out, ReLU) for a convolution that feeds a ReLU."""',
+                    '    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")',
+                    "    if conv.bias is not None:",
+                    "        nn.init.zeros_(conv.bias)",
+                    "    return conv",
+                    "", ""]
+        for name, doc, body in self.bodies:
+            out += [f"class {name}(nn.Module):", f'    """{doc}"""', "", body, "", ""]
+        out += [f"class {self.top_name}(nn.Module):",
+                f'    """The network of {spec}; input {in_doc}."""', "", top, ""]
+        return "\n".join(out)
+
+
+def generate(net, class_name=None) -> str:
+    """Standalone PyTorch source for `net` (a cnndsl.Net); `class_name` defaults to the file's name."""
+    if class_name is not None and (not class_name.isidentifier() or keyword.iskeyword(class_name)):
+        from ..errors import CnnError
+        raise CnnError(f"--class-name {class_name!r} is not a Python identifier", usage=True)
+    return _Writer(net, class_name).source()
