@@ -388,11 +388,23 @@ def check_batch(batch):
 
 def build(net, weights=None, opset=None, batch="dynamic", seed=None) -> onnx.ModelProto:
     """The ModelProto for `net` (no file written)."""
-    graph = net.graph
-    opset = check_opset(opset)
-    batch_dim = check_batch(batch)
-    params = random_weights(graph, seed) if weights is None else load_weights(weights, graph)
+    opset, batch_dim = check_opset(opset), check_batch(batch)
+    params = random_weights(net.graph, seed) if weights is None else load_weights(weights, net.graph)
+    inits = [numpy_helper.from_array(a, name=k) for k, a in params.items()]
+    return _model(net, opset, batch_dim, initializers=inits)
 
+
+def structure(net, opset=None, batch="dynamic") -> onnx.ModelProto:
+    """The same graph with the parameters as typed graph inputs instead of initializers: kilobytes
+    instead of the weights' size, for checking and drawing the architecture (not for running)."""
+    opset, batch_dim = check_opset(opset), check_batch(batch)
+    extra = [helper.make_tensor_value_info(k, TensorProto.FLOAT, list(shape))
+             for k, shape in param_shapes(net.graph).items()]
+    return _model(net, opset, batch_dim, extra_inputs=extra)
+
+
+def _model(net, opset, batch_dim, initializers=(), extra_inputs=()):
+    graph = net.graph
     b = _Builder(graph)
     for n in graph.nodes:
         emit = EMIT.get(n.op)
@@ -402,15 +414,12 @@ def build(net, weights=None, opset=None, batch="dynamic", seed=None) -> onnx.Mod
     if not graph.nodes:  # `input 8x8x3` alone: the identity network
         b.nodes.append(helper.make_node("Identity", ["input"], ["output"], name="output"))
     out_name = graph.output if graph.nodes else "output"
-
-    inits = [numpy_helper.from_array(a, name=k) for k, a in params.items()]
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch_dim, *_nchw(graph.input_shape)])
     y = helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [batch_dim, *_nchw(graph.shape_of(graph.output))])
-    g = helper.make_graph(b.nodes, net.name, [x], [y], initializer=inits,
+    g = helper.make_graph(b.nodes, net.name, [x, *extra_inputs], [y], initializer=list(initializers),
                           doc_string=f"from {net.path} by cnndsl")
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=_ir_version(opset),
-                              producer_name="cnndsl", producer_version=_cnndsl_version())
-    return model
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=_ir_version(opset),
+                             producer_name="cnndsl", producer_version=_cnndsl_version())
 
 
 def _cnndsl_version():
