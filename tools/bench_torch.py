@@ -1,0 +1,100 @@
+"""Training-step time of cnndsl's to_torch() module against its torchvision twin.
+
+One step = forward + cross-entropy + backward (no optimizer: the same for both), train mode,
+the same batch, the same weights (the twin's, loaded through cnndsl's key mapping).
+Runs are interleaved (ours, twin, twin, ours, ...) so that load on the machine hits both
+alike; the figure is the median; ratio = ours / twin (<= 1.03 is the target).
+
+    /work/refenv/bin/python tools/bench_torch.py                  # the five nets, CPU, batch 8
+    /work/refenv/bin/python tools/bench_torch.py resnet18 --batch 16 --reps 7 --device cuda
+    /work/refenv/bin/python tools/bench_torch.py resnet50 --compile  # torch.compile both first
+
+Needs torchvision, hence the reference venv (see tools/torchvision_parity.py).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+import cnndsl
+from cnndsl import weights as W
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+DEFAULT = ["resnet18", "resnet50", "vgg16", "googlenet", "densenet121"]
+TWIN_ARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}
+
+
+def models(name, device, channels_last):
+    import torchvision
+    torch.manual_seed(0)
+    twin = getattr(torchvision.models, name)(weights=None, **TWIN_ARGS.get(name, {}))
+    ours = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net")).to_torch(logits=True)
+    W.load_into(ours, twin.state_dict())
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return ours.to(device, memory_format=fmt).train(), twin.to(device, memory_format=fmt).train()
+
+
+def step_timer(model, x, y, device):
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+    return step
+
+
+def bench(name, args):
+    ours, twin = models(name, args.device, args.channels_last)
+    if args.compile:
+        ours, twin = torch.compile(ours), torch.compile(twin)
+    torch.manual_seed(1)
+    x = torch.randn(args.batch, 3, 224, 224, device=args.device)
+    if args.channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (args.batch,), device=args.device)
+    a, b = step_timer(ours, x, y, args.device), step_timer(twin, x, y, args.device)
+    for _ in range(args.warmup):
+        a(), b()
+    ta, tb = [], []
+    for i in range(args.reps):
+        if i % 2:
+            tb.append(b()), ta.append(a())
+        else:
+            ta.append(a()), tb.append(b())
+    return statistics.median(ta), statistics.median(tb)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("nets", nargs="*", default=DEFAULT)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"device {args.device}, batch {args.batch} x 3x224x224, {args.reps} interleaved steps (median), "
+          f"threads {torch.get_num_threads()}, torch {torch.__version__}"
+          + (", channels_last" if args.channels_last else "") + (", torch.compile" if args.compile else ""))
+    print(f"{'net':14s} {'cnndsl s/step':>14s} {'torchvision':>12s} {'ratio':>7s}")
+    for name in args.nets:
+        a, b = bench(name, args)
+        print(f"{name:14s} {a:14.3f} {b:12.3f} {a / b:7.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
