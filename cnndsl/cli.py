@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     _spec_options(p)
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     p.add_argument("--weights", help="a cnndsl checkpoint (.safetensors or .pt state_dict)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: the newest onnxruntime loads)")
+    p.add_argument("--opset", type=int, help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
     p.add_argument("--batch", default="dynamic", help="a fixed batch size, or 'dynamic' (default)")
 
     p = sub.add_parser("run", help="run a model with onnxruntime and time it")

@@ -272,28 +272,8 @@ def _to_numpy(v):
 
 
 def _read_checkpoint(path):
-    try:
-        from .. import weights as cnn_weights  # the project's checkpoint reader, where present
-        if hasattr(cnn_weights, "load_state_dict"):
-            return cnn_weights.load_state_dict(path)
-    except ImportError:
-        pass
-    if not os.path.isfile(path):
-        raise CnnError(f"cannot read weights {path}: no such file", usage=True)
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.numpy import load_file
-            return load_file(path)
-        import torch
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt or foreign files raise all sorts of things
-        raise CnnError(f"cannot read weights {path}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
-                       hint="a cnndsl checkpoint is a .safetensors file or a .pt/.pth state_dict") from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise CnnError(f"{path} holds a {type(sd).__name__}, not a state_dict", hint="save model.state_dict()")
-    return sd
+    from ..weights import load  # the project's checkpoint reader: safetensors or a weights_only .pt
+    return load(path)
 
 
 # ---- the builder -------------------------------------------------------------------------------
