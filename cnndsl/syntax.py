@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import astnodes as A
 from .errors import CnnError, Source, Span
@@ -96,14 +96,43 @@ def _tok_span(source: Source, tok) -> Span:
 def parse_text(text: str | bytes, path: str = "<string>") -> A.Program:
     """Parse a whole .net file into a Program; raise CnnError on any fault."""
     source = _source(text, path)
-    tree = _run(source, "start")
-    return _ToAst(source).transform(tree)
+    return _transform(source, _run(source, "start"))
 
 
 def parse_value(text: str, what: str = "<command line>"):
     """Parse a value such as `3`, `off`, `(3,5)` or `2*8` (for -D NAME=VALUE)."""
     source = Source(what, text)
-    return _ToAst(source).transform(_run(source, "value"))
+    return _transform(source, _run(source, "value"))
+
+
+def _transform(source: Source, tree):
+    """Tree -> AST. Chains of postfix and prefix operators (`RELU*2*2*2...`, `----4`, `a: a: a: ...`)
+    nest without brackets, so the bracket bound cannot catch them; the recursion limit does."""
+    try:
+        return _ToAst(source).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, CnnError):
+            raise e.orig_exc from None
+        if not isinstance(e.orig_exc, RecursionError):
+            raise
+    except RecursionError:
+        pass
+    raise CnnError(f"the expression is nested more than {MAX_NESTING} deep (a long chain of operators)",
+                   _deep_span(source, tree), hint="write a repeat as one count (`*8`, not `*2*2*2`); name parts with `def`")
+
+
+def _deep_span(source: Source, tree) -> Span:
+    """Where the parse tree first gets deeper than MAX_NESTING (found without recursion)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        children = getattr(node, "children", None)
+        if children is None:
+            continue
+        if depth > MAX_NESTING and not getattr(node.meta, "empty", True):
+            return Span(source, node.meta.line, node.meta.column, node.meta.line, node.meta.column + 1)
+        stack.extend((c, depth + 1) for c in children)
+    return Span(source, 1, 1, 1, 1)
 
 
 def _source(text, path) -> Source:
@@ -219,7 +248,7 @@ class _ToAst(Transformer):
 
     def input_stmt(self, meta, items):
         tok = items[0]
-        dims = tuple(int(v) for v in str(tok).split("x"))
+        dims = tuple(self._int(v, tok) for v in str(tok).split("x"))
         return A.InputDecl(dims, self._ts(tok))
 
     def let_stmt(self, meta, items):
@@ -280,11 +309,18 @@ class _ToAst(Transformer):
     # values
     def num(self, meta, items):
         text = str(items[0])
-        value = float(text) if any(c in text for c in ".eE") else int(text)
+        value = float(text) if any(c in text for c in ".eE") else self._int(text, items[0])
         return A.Num(value, self._ts(items[0]))
 
     def dims(self, meta, items):
-        return A.Dims(tuple(int(v) for v in str(items[0]).split("x")), self._ts(items[0]))
+        return A.Dims(tuple(self._int(v, items[0]) for v in str(items[0]).split("x")), self._ts(items[0]))
+
+    def _int(self, digits: str, tok) -> int:
+        # Python refuses str -> int past 4300 digits; anything past 19 is over the spec's 10**18 anyway
+        if len(digits.lstrip("0")) > 19:
+            raise CnnError(f"the number {digits[:12]}... ({len(digits):,} digits) is too large", self._ts(tok),
+                           hint="numbers in a spec stay below 10**18")
+        return int(digits)
 
     def var(self, meta, items):
         return A.Var(str(items[0]), self._ts(items[0]))
