@@ -83,10 +83,21 @@ def render(severity: str, message: str, span: Span | None, arithmetic: str | Non
     return "\n".join(out)
 
 
+EXCERPT_WIDTH = 100  # a longer source line is cut to a window around the caret
+
+
 def _excerpt(span: Span) -> list[str]:
     text = span.source.line(span.line).expandtabs(1)
     if not text.strip():
         return []
+    text = "".join(c if c.isprintable() else "?" for c in text)  # a NUL or ESC must not reach the terminal
     width = (span.end_col - span.col) if span.end_line == span.line else len(text) - span.col + 1
     width = max(1, min(width, len(text) - span.col + 1))
-    return [f"  {text}", "  " + " " * (span.col - 1) + "^" + "~" * (width - 1)]
+    col = span.col
+    if len(text) > EXCERPT_WIDTH:
+        start = max(0, min(col - 1 - EXCERPT_WIDTH // 3, len(text) - EXCERPT_WIDTH))
+        head, tail = ("..." if start else ""), ("..." if start + EXCERPT_WIDTH < len(text) else "")
+        text = head + text[start:start + EXCERPT_WIDTH] + tail
+        col = col - start + len(head)
+        width = min(width, EXCERPT_WIDTH - (col - len(head) - 1))
+    return [f"  {text}", "  " + " " * (col - 1) + "^" + "~" * (width - 1)]
