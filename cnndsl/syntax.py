@@ -155,7 +155,10 @@ def _run(source: Source, start: str):
     post.source = source
     post.final_newline = start == "start"
     if not source.text.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in source.text.splitlines()):
-        raise CnnError(f"{source.path}: the file holds no network" if start == "start" else f"{source.path}: empty value", Span(source, 1, 1, 1, 1) if start == "start" else None,
+        if start != "start":
+            raise CnnError(f"{source.path}: empty value", hint="e.g. -D N=3 or -D pool=off")
+        what = "is empty" if not source.text.strip() else "holds only comments"
+        raise CnnError(f"{source.path} {what}: there is no network",
                        hint="a minimal spec is two lines: `input 32x32x3` and a network such as `CONV(16, 3) - RELU`")
     try:
         return parser.parse(source.text, start=start)
@@ -187,6 +190,9 @@ def _parse_error(source: Source, e: UnexpectedInput) -> CnnError:
     if isinstance(e, UnexpectedCharacters):
         ch = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else "?"
         span = Span(source, line, col, line, col + 1)
+        if not ch.isprintable():
+            return CnnError(f"unexpected control character U+{ord(ch):04X}", span,
+                            hint="a .net spec is plain text: is this a binary file?")
         return CnnError(f"unexpected character {ch!r}", span,
                         hint="names are letters, digits and _; sizes are written 3x3 or 224x224x3")
     tok = e.token
