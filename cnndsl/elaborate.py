@@ -15,6 +15,7 @@ instances and labelled groups open a scope: `stage2.conv1`.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import dataclass
 
@@ -61,6 +62,7 @@ class _Elaborator:
         self.optional_names: dict[tuple, str] = {}
         self.used: set[str] = set()
         self.steps = 0
+        self.repeats: list[int] = []  # counts of the repeats being expanded, outermost first
         self.matched: dict = {}   # id(Call) -> its arguments matched to the kind's schema
         self.bound: dict = {}     # (id(Call), argument values) -> (attrs, defaults)
         self.graph: Graph | None = None
@@ -201,6 +203,9 @@ class _Elaborator:
                        + f"bind it with `let {name} = ...` in the file or `-D {name}=...` on the command line")
 
     def number(self, v, span):
+        if isinstance(v, float) and not abs(v) <= MAX_NUMBER:  # inf, nan (1e400 - 1e400), 1e300
+            raise CnnError(f"the number {v:g} is {'not a number' if v != v else 'too large'}", span,
+                           hint="numbers in a spec stay below 10**18")
         if isinstance(v, int) and abs(v) > MAX_NUMBER:
             raise CnnError(f"the number {v if len(str(v)) < 30 else str(v)[:20] + '...'} is too large", span,
                            hint=f"numbers in a spec stay below 10**18")
@@ -282,12 +287,36 @@ class _Elaborator:
 
     def repeat(self, e: A.Repeat, x, sc):
         n = self.count(e.count, sc)
+        # Nested repeats multiply: ((RELU*1000)*1000)*1000 is refused here, before it builds a
+        # million nodes, not after minutes and gigabytes.
+        outer = self.repeats
+        if n and math.prod(outer) * n > MAX_NODES:
+            counts = [*outer, n]
+            raise CnnError(f"nested repeats multiply to {math.prod(counts):,} copies, more than the "
+                           f"{MAX_NODES:,} layers a spec may have", e.count.span,
+                           arithmetic=" * ".join(map(str, counts)) + f" = {math.prod(counts):,}",
+                           hint="check the counts: is a variable bound to the wrong value?")
+        self.repeats = outer + [n]
+        try:
+            return self.repeat_body(e, x, sc, n)
+        finally:
+            self.repeats = outer
+
+    def repeat_body(self, e: A.Repeat, x, sc, n):
         rid = f"repeat@{e.span.line}:{e.span.col}"
         for i in range(n):
             self.step(e.span)
+            if i == 0 and n > 1:
+                before = (x, len(self.graph.nodes), len(self.taken), {k: o.uses for k, o in self.optionals.items()})
             x = self.expr(e.body, x, sc if n == 1 else _Scope(
                 sc.prefix, sc.counters, sc.env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span),), sc.stack,
                 sc.params))
+            if i == 0 and n > 1 and before[:3] == (x, len(self.graph.nodes), len(self.taken)):
+                # the body made nothing and named nothing (`(RELU*0)*1000000`, an optional switched
+                # off): every iteration would do the same, so a million of them cost nothing
+                for k, o in self.optionals.items():
+                    o.uses += (o.uses - before[3].get(k, 0)) * (n - 1)
+                break
         return x
 
     def optional(self, e: A.Optional, label, sc):
@@ -395,7 +424,13 @@ class _Elaborator:
         inst = self.fresh(sc, label, labelled=True) if label else self.fresh(sc, d.name)
         inner = self.scope(sc, inst, Frame("block", "", d.name, span=c.span), env=env, call=d.name,
                            params=frozenset(p.name for p in d.params))
-        return self.expr(d.body, x, inner)
+        try:
+            return self.expr(d.body, x, inner)
+        except CnnError as err:
+            # the fault is in the block's text; say which call made it (a short call trace)
+            if err.span is not None and err.span != c.span and len(err.notes) < 5:
+                err.notes = err.notes + ((c.span, f"in block `{d.name}`, called here"),)
+            raise
 
     def scope(self, sc, path, frame, env=None, call=None, params=None):
         frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span)
