@@ -249,6 +249,21 @@ def test_export_writes_atomically_and_netron_sees_spec_positions(tmp_path):
     assert model.graph.output[0].name == "gap1" and model.producer_name == "cnndsl"
 
 
+def test_models_over_protobufs_limit_keep_weights_beside_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(onnx_graph, "LARGE_MODEL", 0)  # pretend 2 GiB is 0 bytes
+    net = cnndsl.loads("input 8x8x3\nCONV(16, 3) - BN - FC(64)")
+    module = torch_module(net)
+    net.to_onnx(tmp_path / "big.onnx", weights=module)
+    assert (tmp_path / "big.onnx.data").stat().st_size >= 4 * (16 * 27 + 576 * 64)
+    onnx.checker.check_model(str(tmp_path / "big.onnx"), full_check=True)
+    x = np.ones((1, 3, 8, 8), np.float32)
+    s = ort.InferenceSession(str(tmp_path / "big.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        np.testing.assert_allclose(s.run(None, {"input": x})[0], module(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-5)
+    code, out, _ = cli(capsys, "run", tmp_path / "big.onnx", "--repeat", "1")
+    assert code == 0 and "output:   fc1 1x64" in out
+
+
 # ---- the CLI ---------------------------------------------------------------------------------
 def cli(capsys, *argv):
     code = main([str(a) for a in argv])

@@ -290,8 +290,7 @@ class _Builder:
     def node(self, op, inputs, n, out=None, **attrs):
         """Append an ONNX node for IR node n; its output is n.name unless `out` names a helper tensor."""
         out = out or n.name
-        name = n.name if out == n.name else out
-        node = helper.make_node(op, list(inputs), [out], name=name, **attrs)
+        node = helper.make_node(op, list(inputs), [out], name=out, **attrs)
         if n.span is not None:
             node.doc_string = f"{n.span}"
         self.nodes.append(node)
