@@ -26,7 +26,7 @@ def _grammar_path() -> str:
 
 GRAMMAR = _grammar_path()
 MAX_NESTING = 200  # brackets deeper than this are a mistake, and would exhaust Python's stack
-MAX_TEXT = 10_000_000
+MAX_TEXT = 2_000_000  # characters: ~200k layers written out; lark's parse tree costs ~200 bytes a character
 
 _OPEN = {"LPAR", "LSQB", "LBRACE"}
 _CLOSE = {"RPAR", "RSQB", "RBRACE"}
@@ -136,15 +136,18 @@ def _deep_span(source: Source, tree) -> Span:
 
 
 def _source(text, path) -> Source:
+    if len(text) > MAX_TEXT:  # checked first: a 10 MB file must not cost a decode, let alone a parse
+        raise CnnError(f"{path}: the file is {len(text):,} {'bytes' if isinstance(text, bytes) else 'characters'}; "
+                       f"the limit is {MAX_TEXT:,}", hint="a spec that long is generated: generate repeats (`*N`) instead")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
-            line = text[:e.start].count(b"\n") + 1
-            raise CnnError(f"the file is not UTF-8 text (byte 0x{text[e.start]:02x} at offset {e.start}, line {line})",
+            line_start = text.rfind(b"\n", 0, e.start) + 1
+            line, col = text.count(b"\n", 0, e.start) + 1, len(text[line_start:e.start].decode("utf-8", "replace")) + 1
+            shown = Source(path, text.decode("utf-8", "replace"))
+            raise CnnError(f"the file is not UTF-8 text (byte 0x{text[e.start]:02x})", Span(shown, line, col, line, col + 1),
                            hint="save the file as UTF-8") from None
-    if len(text) > MAX_TEXT:
-        raise CnnError(f"{path}: the file is {len(text):,} characters; the limit is {MAX_TEXT:,}")
     if text.startswith("\ufeff"):
         text = text[1:]
     return Source(path, text)
