@@ -145,7 +145,11 @@ class _Elaborator:
         v = self.bindings[name]
         if isinstance(v, str):
             from .syntax import parse_value
-            v = self.value(parse_value(v, f"-D {name}"), _Scope("", {}, {}))
+            try:
+                v = self.value(parse_value(v, f"-D {name}"), _Scope("", {}, {}))
+            except CnnError as err:  # a bad -D value is a mistake on the command line: exit status 2
+                err.usage = True
+                raise
         return v
 
     def input_shape(self):
