@@ -20,6 +20,7 @@ from __future__ import annotations
 import keyword
 import os
 import re
+import textwrap
 
 from .torch_plan import he_convs, inplace_nodes
 
@@ -159,10 +160,70 @@ def _camel(text: str) -> str:
     return name if name and name[0].isalpha() else "Part" + name
 
 
+def _identifier(text: str) -> str:
+    name = re.sub(r"\W", "_", text)
+    return name if name.isidentifier() and not keyword.iskeyword(name) else "a_" + name
+
+
 def _top_name(file_name: str) -> str:
     words = [w for w in re.split(r"[^0-9A-Za-z]+", file_name) if w]
     name = "".join(w[:1].upper() + w[1:] for w in words)
     return name if name and name[0].isalpha() else "Net" + name
+
+
+ROLES = {"Conv2d": ("cin", "cout", "k"), "Linear": ("fin", "fout"), "BatchNorm2d": ("c",), "BatchNorm1d": ("c",),
+         "MaxPool2d": ("k",), "AvgPool2d": ("k",), "AdaptiveAvgPool2d": ("size",), "Dropout": ("p",),
+         "LeakyReLU": ("slope",), "LocalResponseNorm": ("size",)}
+_TOKEN = re.compile(r"\d+(?:\.\d*)?(?:e[-+]?\d+)?|[A-Za-z_][\w.]*|\S")
+
+
+def _pieces(src: str) -> list:
+    """Split constructor source into text and ("num", role, text) pieces: the numbers a class may take."""
+    out, stack, kw, prev = [], [], None, None
+    for tok in _TOKEN.findall(src):
+        if tok[0].isdigit():
+            top = stack[-1] if stack else ("call", "", [0])
+            if top[0] == "tuple":
+                role = f"{top[1]}_{'hw'[min(top[2][0], 1)]}"
+            else:
+                roles = ROLES.get(top[1].rsplit(".", 1)[-1], ())
+                role = kw or (roles[top[2][0]] if top[2][0] < len(roles) else f"arg{top[2][0]}")
+            out.append(("num", role, tok))
+        else:
+            if tok == "(":
+                if prev and (prev[0].isalpha() or prev[0] == "_"):
+                    stack.append(("call", prev, [0]))
+                else:
+                    parent = stack[-1] if stack else ("call", "", [0])
+                    roles = ROLES.get(parent[1].rsplit(".", 1)[-1], ())
+                    stack.append(("tuple", kw or (roles[parent[2][0]] if parent[2][0] < len(roles) else "t"), [0]))
+                kw = None
+            elif tok == ")":
+                stack.pop() if stack else None
+            elif tok == "," and stack:
+                stack[-1][2][0] += 1
+                kw = None
+            elif tok == "=" and prev and prev[0].isalpha():
+                kw = prev
+            out.append(tok + (" " if tok == "," else ""))
+        prev = tok
+    return out
+
+
+class _Inst:
+    """One callable part: the template of its class (pieces, forward) and where it sits."""
+
+    def __init__(self, part, pieces, forward, children):
+        self.part, self.pieces, self.forward, self.children = part, pieces, forward, children
+        self.key = None
+        self.group = None
+        self.args = []          # its values for its class's arguments
+
+
+class _Group:
+    def __init__(self, key, height):
+        self.key, self.height, self.insts = key, height, []
+        self.name, self.arg_names, self.render_slot = None, [], []
 
 
 class _Writer:
@@ -170,51 +231,35 @@ class _Writer:
         self.net, self.graph = net, net.graph
         self.readers = self.graph.consumers()
         self.inplace, self.he = inplace_nodes(self.graph), he_convs(self.graph)
-        self.classes = {}       # body -> class name, in order of definition
-        self.bodies = []        # (class name, doc, body lines)
-        self.names_used = {}    # base class name -> count
+        self.groups: dict[str, _Group] = {}
         self.top_name = class_name or _top_name(net.name)
 
-    # -- one class per callable part -------------------------------------------------------------
-    def klass(self, part, top=False) -> str:
-        init, fwd_items = [], []
-        self._init(part, "self", init, fwd_items)
-        forward = self._forward(part, fwd_items, top)
-        body = "\n".join(["    def __init__(self):", "        super().__init__()", *init, "", *forward])
-        if top:
-            return body
-        if body in self.classes:
-            return self.classes[body]
-        base = _camel(part.path.rsplit(".", 1)[-1])
-        count = self.names_used.get(base, 0) + 1
-        self.names_used[base] = count
-        name = base if count == 1 else f"{base}{count}"
-        while name == self.top_name or name in self.classes.values():
-            count += 1
-            name = f"{base}{count}"
-        self.classes[body] = name
-        self.bodies.append((name, self._doc(part), body))
-        return name
+    # -- phase 1: a template per callable part ------------------------------------------------------
+    def describe(self, part, top=False) -> _Inst:
+        pieces, items, children = [], [], []
+        self._init(part, "self", pieces, items, children)
+        inst = _Inst(part, pieces, self._forward(part, items, top), children)
+        sig = [p if isinstance(p, str) else ("#" if p[0] == "num" else "C" + p[1].key) for p in pieces]
+        inst.key = "\x00".join(sig) + "\x01" + "\n".join(inst.forward) + ("\x02top" if top else "")
+        height = 1 + max((c.group.height for c in children), default=-1)
+        group = self.groups.setdefault(inst.key, _Group(inst.key, height))
+        group.insts.append(inst)
+        inst.group = group
+        return inst
 
-    def _doc(self, part):
-        frames = [f for f in part.nodes[0].frames if f.path == part.path]
-        f = frames[-1] if frames else None
-        if f is None:
-            return f"`{part.path}`"
-        what = {"block": f"The `{f.name}` block", "label": f"The group labelled `{f.name}`"}.get(f.kind, f.kind)
-        return f"{what} (first at `{part.path}`" + (f", spec line {f.span.line})." if f.span else ").")
-
-    def _init(self, part, owner, init, items):
-        """Constructor lines for `part`'s layers (registered in order); forward items in order."""
+    def _init(self, part, owner, pieces, items, children):
+        """Constructor pieces for `part`'s layers (registered in order); forward items in order."""
         for name, child in part.children.items():
             ref = _ref(owner, name)
             if isinstance(child, Part):
                 if _callable(child, self.graph, self.readers):
-                    init.append(f"        {self._assign(owner, name, self.klass(child) + '()')}")
+                    inst = self.describe(child)
+                    children.append(inst)
+                    pieces += [f"        {ref} = ", ("child", inst, name), "\n"]
                     items.append(("part", child, ref))
                 else:
-                    init.append(f"        {self._assign(owner, name, 'nn.Module()')}")
-                    self._init(child, ref, init, items)
+                    pieces.append(f"        {ref} = nn.Module()\n")
+                    self._init(child, ref, pieces, items, children)
             else:
                 make = OPS[child.op][0]
                 if make is not None:
@@ -222,13 +267,99 @@ class _Writer:
                     src = make(child, ins, child.name in self.inplace)
                     if child.name in self.he:
                         src = f"he({src})"
-                    init.append(f"        {self._assign(owner, name, src)}")
+                    pieces += [f"        {ref} = "] + [(*p, name) if isinstance(p, tuple) else p
+                                                       for p in _pieces(src)] + ["\n"]
                 items.append(("node", child, ref))
 
+    # -- phase 2: classes, from the innermost out; numbers that differ become arguments -------------
+    def finish(self):
+        taken_names = {self.top_name}
+        bases: dict[str, int] = {}
+        for group in sorted(self.groups.values(), key=lambda g: g.height):
+            slots = [self._slots(inst) for inst in group.insts]       # per instance [(role, local, value)]
+            width = len(slots[0])
+            columns = [tuple(s[i][2] for s in slots) for i in range(width)]
+            arg_of, names = {}, []
+            used = set(RESERVED)
+            group.render_slot = []
+            for i in range(width):
+                col = columns[i]
+                if len(set(col)) == 1:
+                    group.render_slot.append(col[0])
+                    continue
+                if col not in arg_of:
+                    role, local = slots[0][i][0], slots[0][i][1]
+                    name = _identifier(role)
+                    if name in used:
+                        name = _identifier(f"{local}_{role}")
+                    base, k = name, 2
+                    while name in used:
+                        name, k = f"{base}_{k}", k + 1
+                    used.add(name)
+                    arg_of[col] = name
+                    names.append((name, col))
+                group.render_slot.append(arg_of[col])
+            group.arg_names = [n for n, _ in names]
+            for j, inst in enumerate(group.insts):
+                inst.args = [col[j] for _, col in names]
+            if group.key.endswith("\x02top"):
+                group.name = self.top_name
+                continue
+            base = self._class_base(group)
+            count = bases.get(base, 0) + 1
+            name = base if count == 1 else f"{base}{count}"
+            while name in taken_names:
+                count += 1
+                name = f"{base}{count}"
+            bases[base] = count
+            taken_names.add(name)
+            group.name = name
+
     @staticmethod
-    def _assign(owner, name, src):
-        ref = _ref(owner, name)
-        return f"{ref} = {src}"
+    def _class_base(group):
+        """The block's name (`Bottleneck`), else the label (`Features`; `Stage` for stage1, stage2, ...)."""
+        part = group.insts[0].part
+        frames = [f for f in part.nodes[0].frames if f.path == part.path]
+        if frames and frames[-1].kind == "block":
+            return _camel(frames[-1].name)
+        local = part.path.rsplit(".", 1)[-1]
+        return _camel(local) if len(group.insts) > 1 else _top_name(local)
+
+    @staticmethod
+    def _slots(inst):
+        out = []
+        for p in inst.pieces:
+            if isinstance(p, tuple) and p[0] == "num":
+                out.append((p[1], p[3], p[2]))
+            elif isinstance(p, tuple):
+                child, local = p[1], p[2]
+                out += [(n, local, v) for n, v in zip(child.group.arg_names, child.args)]
+        return out
+
+    def render(self, group) -> str:
+        inst, slot, lines = group.insts[0], iter(group.render_slot), []
+        for p in inst.pieces:
+            if isinstance(p, str):
+                lines.append(p)
+            elif p[0] == "num":
+                lines.append(next(slot))
+            else:
+                child = p[1].group
+                lines.append(f"{child.name}({', '.join(next(slot) for _ in child.arg_names)})")
+        params = "".join(f", {a}" for a in group.arg_names)
+        head = [f"    def __init__(self{params}):", "        super().__init__()"]
+        return "\n".join(head) + "\n" + "".join(lines) + "\n" + "\n".join(inst.forward)
+
+    def _doc(self, group):
+        part = group.insts[0].part
+        frames = [f for f in part.nodes[0].frames if f.path == part.path]
+        f = frames[-1] if frames else None
+        what = (f"The `{f.name}` block" if f and f.kind == "block" else
+                f"The group labelled `{f.name}`" if f else f"`{part.path}`")
+        n = len(group.insts)
+        where = f"`{part.path}`" + (f" and {n - 1} more" if n > 1 else "")
+        text = f"{what}" + (f" (spec line {f.span.line})" if f and f.span else "") + f": {where}."
+        return "\n    ".join(textwrap.wrap(text, 92)) + ("\n    " if len(text) > 92 else "")
 
     # -- forward: straight-line code, `x` reused along chains -------------------------------------
     def _forward(self, part, items, top):
@@ -272,7 +403,7 @@ class _Writer:
             if len(readers) == 1 or (out == ret and not readers):  # read once: reuse x (or out)
                 name = next((v for v in ("x", "out") if v not in holder or
                              (last_read.get(holder[v], -1) <= i and holder[v] != ret)), None)
-            name = name or self._fresh(out, taken)
+            name = name or self._fresh(out if node is not None else it[1].path, taken)
             var[out] = name
             holder[name] = out
             lines.append(f"        {name} = {expr}")
@@ -308,7 +439,8 @@ class _Writer:
     # -- the file -------------------------------------------------------------------------------------
     def source(self) -> str:
         g = self.graph
-        top = self.klass(_tree(g), top=True)
+        self.describe(_tree(g), top=True)
+        self.finish()
         shape = g.input_shape
         in_doc = f"(N, {shape[2]}, {shape[0]}, {shape[1]})" if len(shape) == 3 else f"(N, {shape[0]})"
         spec = os.path.basename(self.net.path) if not self.net.path.startswith("<") else "a cnndsl spec"
@@ -332,10 +464,14 @@ class _Writer:
                     "        nn.init.zeros_(conv.bias)",
                     "    return conv",
                     "", ""]
-        for name, doc, body in self.bodies:
-            out += [f"class {name}(nn.Module):", f'    """{doc}"""', "", body, "", ""]
+        groups = sorted(self.groups.values(), key=lambda gr: gr.height)
+        for group in groups:
+            if group.name == self.top_name:
+                continue
+            out += [f"class {group.name}(nn.Module):", f'    """{self._doc(group)}"""', "", self.render(group), "", ""]
+        top = next(gr for gr in groups if gr.name == self.top_name)
         out += [f"class {self.top_name}(nn.Module):",
-                f'    """The network of {spec}; input {in_doc}."""', "", top, ""]
+                f'    """The network of {spec}; input {in_doc}."""', "", self.render(top), ""]
         return "\n".join(out)
 
 
