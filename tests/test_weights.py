@@ -37,6 +37,15 @@ def test_round_trip(tmp_path, suffix):
     assert torch.equal(outputs(a, x), outputs(b, x))
 
 
+def test_to_torch_weights_option(tmp_path):
+    net = cnndsl.loads(SPEC)
+    m = net.to_torch(seed=0)
+    W.save(m, tmp_path / "m.safetensors")
+    again = net.to_torch(weights=tmp_path / "m.safetensors")
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(outputs(m, x), outputs(again, x))
+
+
 def test_checkpoint_loads_into_the_generated_source(tmp_path):
     net = cnndsl.loads(SPEC)
     m = net.to_torch(seed=0)

@@ -19,6 +19,8 @@ Options of `build_module(net, seed=None, logits=False, device=None, dtype=None)`
            log-softmax itself) without a double softmax.
   device   where to build the parameters ("meta" builds shapes only, no memory).
   dtype    parameter dtype (default float32).
+  weights  a checkpoint path or state_dict to load: cnndsl keys, or a torchvision-style
+           state_dict of a zoo net's twin (see cnndsl.weights for the key mapping).
 Initialisation: He (kaiming_normal_, fan_out, relu; bias 0) for a CONV that feeds a
 ReLU-like through BN/ADD/CONCAT/pools, PyTorch's defaults otherwise, BN weight 1 bias 0.
 """
@@ -161,18 +163,23 @@ def _he_init(conv: nn.Conv2d):
         nn.init.zeros_(conv.bias)
 
 
-def build_module(net, seed=None, logits=False, device=None, dtype=None, **options) -> CnnNet:
+def build_module(net, seed=None, logits=False, device=None, dtype=None, weights=None, **options) -> CnnNet:
     """See the module docstring; `net` is a cnndsl.Net."""
     if options:
         from ..errors import CnnError
         raise CnnError(f"to_torch() got unknown options {sorted(options)}", usage=True,
-                       hint="known: seed, logits, device, dtype")
+                       hint="known: seed, logits, device, dtype, weights")
     graph = net.graph
     if seed is None:
-        return _build(net, graph, logits, device, dtype)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return _build(net, graph, logits, device, dtype)
+        module = _build(net, graph, logits, device, dtype)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = _build(net, graph, logits, device, dtype)
+    if weights is not None:
+        from ..weights import load_into
+        load_into(module, weights)
+    return module
 
 
 def _build(net, graph, logits, device, dtype):
