@@ -176,7 +176,7 @@ def _sliding_shape(kind, attrs, shape, channels):
             notes.append((axis, size, k_eff, s, p, out, dropped, span))
     if notes:
         axis, size, k_eff, s, p, out, dropped, span = notes[0]
-        what = "rows" if axis == "height" else "columns"
+        what = ("row" if axis == "height" else "column") + ("s" if dropped != 1 else "")
         raise DoesNotFit(
             f"{ktext} {'filter' if kind == 'CONV' else 'window'} at stride {s} does not fit a {H}x{W} input",
             arithmetic=f"({size} - {k_eff} + 2*{p})/{s} + 1 = {span / s + 1:.2f}: PyTorch floors to {out} "
@@ -587,12 +587,24 @@ class Add(Kind):
     def out_shape(self, attrs, ins):
         for other in ins[1:]:
             if other != ins[0]:
-                raise JoinError(ins[0], other, "added",
-                                "a projection shortcut fixes it: { CONV(c, 1, s=2, bias=false) - BN + body }")
+                raise JoinError(ins[0], other, "added", _projection_hint(ins[0], other))
         return ins[0]
 
     def flops(self, attrs, ins, out):
         return _n(out) * (len(ins) - 1)
+
+
+def _projection_hint(a: Shape, b: Shape) -> str:
+    """The shortcut that maps the larger volume onto the other: `{ CONV(128, 1, s=2, bias=false) - BN + body }`."""
+    if len(a) != 3 or len(b) != 3:
+        return "branches joined with `+` must give the same shape"
+    big, small = (a, b) if a[0] >= b[0] else (b, a)
+    stride = big[0] // small[0] if small[0] and big[0] % small[0] == 0 else None
+    if stride is None and big[:2] != small[:2]:
+        return "branches joined with `+` must give the same shape"
+    s = f", s={stride}" if stride and stride > 1 else ""
+    return (f"a projection shortcut maps {fmt_shape(big)} to {fmt_shape(small)}: "
+            f"{{ CONV({small[2]}, 1{s}, bias=false) - BN + body }}")
 
 
 class JoinError(ShapeError):
