@@ -315,6 +315,14 @@ class _Elaborator:
             x = self.expr(e.body, x, sc if n == 1 else _Scope(
                 sc.prefix, sc.counters, sc.env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span),), sc.stack,
                 sc.params))
+            if i == 0 and n > 1:
+                made = len(self.graph.nodes) - before[1]
+                total = made * n * math.prod(self.repeats[:-1])
+                if total > MAX_NODES:  # known after one iteration, instead of after a million nodes
+                    counts = " * ".join(map(str, self.repeats))
+                    raise CnnError(f"the repeats make {total:,} layers, more than the {MAX_NODES:,} a spec may have",
+                                   e.count.span, arithmetic=f"{counts} copies of {made} layer{'s' * (made != 1)} = {total:,}",
+                                   hint="check the counts: is a variable bound to the wrong value?")
             if i == 0 and n > 1 and before[:3] == (x, len(self.graph.nodes), len(self.taken)):
                 # the body made nothing and named nothing (`(RELU*0)*1000000`, an optional switched
                 # off): every iteration would do the same, so a million of them cost nothing
@@ -392,7 +400,9 @@ class _Elaborator:
             warnings.append(err)
             shape = w.shape
         except ShapeError as err:
-            raise CnnError(f"{err.message} (input {fmt_shape(ins[0])})", span, arithmetic=err.arithmetic,
+            shown = fmt_shape(ins[0])
+            message = err.message if f" {shown}" in err.message else f"{err.message} (input {shown})"
+            raise CnnError(message, span, arithmetic=err.arithmetic,
                            hint=err.hint) from None
         if max(shape) > MAX_DIM:
             raise CnnError(f"{kind.name} output {fmt_shape(shape)} is too large", span,
