@@ -237,3 +237,19 @@ def test_saved_bytes_of_the_unusual_kinds():
     want = net.report()["totals"]["saved_bytes_per_image"]
     got = autograd_saved_bytes(net)
     assert abs(want - got) <= 0.15 * got, (want, got)
+
+
+def test_copies_run_their_own_layers():
+    """deepcopy, and shallow copies whose children are replaced (as DataParallel's replicas are)."""
+    import copy
+    m = cnndsl.loads(RESNETISH).to_torch(seed=0).eval()
+    x = torch.randn(2, 3, 16, 16)
+    deep = copy.deepcopy(m)
+    shallow = copy.copy(m)
+    shallow._modules = {k: copy.deepcopy(v) for k, v in m._modules.items()}
+    with torch.no_grad():
+        for mod in (deep, shallow):
+            torch.nn.init.zeros_(mod.get_submodule("fc1").bias)
+            torch.nn.init.ones_(mod.get_submodule("fc1").weight)
+            assert not torch.allclose(mod(x), m(x))
+            assert mod.get_submodule("fc1") in [s[0] for s in mod._steps]

@@ -122,8 +122,11 @@ class CnnNet(nn.Module):
         self._steps = steps
         self._out = out_slot
         self._nslots = 1 + len(steps)
+        self._names, self._bound = [], id(self)
 
     def forward(self, x):
+        if self._bound != id(self):  # a shallow copy (DataParallel's replicas): use its own modules
+            self._rebind()
         vals = [None] * self._nslots
         vals[0] = x
         for fn, ins, out, free in self._steps:
@@ -134,6 +137,11 @@ class CnnNet(nn.Module):
             for i in free:
                 vals[i] = None
         return vals[self._out]
+
+    def _rebind(self):
+        self._steps = [(self.get_submodule(name), ins, out, free)
+                       for name, (_, ins, out, free) in zip(self._names, self._steps)]
+        self._bound = id(self)
 
     def extra_repr(self):
         return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))} (HxWxC)"
@@ -209,6 +217,7 @@ def _build(net, graph, logits, device, dtype):
             _place(root, n.name, module)
             steps.append((module, tuple(slot[s] for s in order), slot[n.name], free))
     root._steps = steps
+    root._names = [n.name for n in nodes]
     root._nslots = len(nodes) + 1
     if dtype is not None:
         root.to(dtype=dtype)
