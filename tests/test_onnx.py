@@ -247,6 +247,8 @@ def test_export_writes_atomically_and_netron_sees_spec_positions(tmp_path):
     assert [n.name for n in model.graph.node] == ["stem.conv1", "stem.relu1", "gap1"]
     assert model.graph.node[0].doc_string == "tiny.net:2:8"
     assert model.graph.output[0].name == "gap1" and model.producer_name == "cnndsl"
+    shapes = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
+    assert shapes["stem.conv1"] == ["N", 4, 6, 6]  # edge shapes for Netron, from ONNX's inference
 
 
 def test_models_over_protobufs_limit_keep_weights_beside_them(tmp_path, monkeypatch, capsys):

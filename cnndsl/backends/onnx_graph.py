@@ -370,7 +370,11 @@ def build(net, weights=None, opset=None, batch="dynamic", seed=None) -> onnx.Mod
     opset, batch_dim = check_opset(opset), check_batch(batch)
     params = random_weights(net.graph, seed) if weights is None else load_weights(weights, net.graph)
     inits = [numpy_helper.from_array(a, name=k) for k, a in params.items()]
-    return _model(net, opset, batch_dim, initializers=inits)
+    model = _model(net, opset, batch_dim, initializers=inits)
+    # ONNX's own inference on the weightless twin (milliseconds): shapes on every edge in Netron
+    inferred = onnx.shape_inference.infer_shapes(structure(net, opset, batch))
+    model.graph.value_info.extend(inferred.graph.value_info)
+    return model
 
 
 def structure(net, opset=None, batch="dynamic") -> onnx.ModelProto:
