@@ -369,8 +369,12 @@ def build(net, weights=None, opset=None, batch="dynamic", seed=None) -> onnx.Mod
     """The ModelProto for `net` (no file written)."""
     opset, batch_dim = check_opset(opset), check_batch(batch)
     params = random_weights(net.graph, seed) if weights is None else load_weights(weights, net.graph)
-    inits = [numpy_helper.from_array(a, name=k) for k, a in params.items()]
-    model = _model(net, opset, batch_dim, initializers=inits)
+    model = _model(net, opset, batch_dim)
+    for key, array in params.items():  # straight into the model: make_graph/make_model would copy each twice
+        t = model.graph.initializer.add()
+        t.name, t.data_type = key, TensorProto.FLOAT
+        t.dims.extend(array.shape)
+        t.raw_data = array.astype("<f4", copy=False).tobytes()  # ONNX stores raw data little-endian
     # ONNX's own inference on the weightless twin (milliseconds): shapes on every edge in Netron
     inferred = onnx.shape_inference.infer_shapes(structure(net, opset, batch))
     model.graph.value_info.extend(inferred.graph.value_info)
@@ -386,7 +390,7 @@ def structure(net, opset=None, batch="dynamic") -> onnx.ModelProto:
     return _model(net, opset, batch_dim, extra_inputs=extra)
 
 
-def _model(net, opset, batch_dim, initializers=(), extra_inputs=()):
+def _model(net, opset, batch_dim, extra_inputs=()):
     graph = net.graph
     b = _Builder(graph)
     for n in graph.nodes:
@@ -399,7 +403,7 @@ def _model(net, opset, batch_dim, initializers=(), extra_inputs=()):
     out_name = graph.output if graph.nodes else "output"
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch_dim, *_nchw(graph.input_shape)])
     y = helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [batch_dim, *_nchw(graph.shape_of(graph.output))])
-    g = helper.make_graph(b.nodes, net.name, [x, *extra_inputs], [y], initializer=list(initializers),
+    g = helper.make_graph(b.nodes, net.name, [x, *extra_inputs], [y],
                           doc_string=f"from {net.path} by cnndsl")
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=_ir_version(opset),
                              producer_name="cnndsl", producer_version=_cnndsl_version())
