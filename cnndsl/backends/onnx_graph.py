@@ -331,8 +331,8 @@ def check_opset(opset) -> int:
     newest = onnx.defs.onnx_opset_version()
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
         raise CnnError(f"opset {opset!r} is not supported", usage=True,
-                       hint=f"choose {MIN_OPSET}..{newest} (default {DEFAULT_OPSET}); onnxruntime "
-                            f"{_ort_version()} loads up to its own newest")
+                       hint=f"choose {MIN_OPSET}..{newest} (default {DEFAULT_OPSET}), one that your onnxruntime "
+                            f"({_ort_version()}) supports too")
     return opset
 
 
