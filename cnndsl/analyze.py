@@ -36,27 +36,33 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     totals = dict(params=0, buffers=0, macs=0, flops=0, act_elems=0)
     act_elems = math.prod(graph.input_shape)  # the input counts: it is held while the net runs
     largest = act_elems
+    counts = {}  # one entry per distinct (kind, arguments, input shapes): repeated blocks cost once
     for node in graph.nodes:
         kind, attrs = node.kind, node.attrs
         ins = [graph.shape_of(i) for i in node.inputs]
         out = node.out_shape
+        key = (node.op, id(attrs), *ins)
+        c = counts.get(key)
+        if c is None:
+            c = counts[key] = _counts(kind, attrs, ins, out)
+        params, buffers, macs, flops, elems, window, (which, extra) = c
         m = node.meta
-        m["params"] = kind.params(attrs, ins)
-        m["buffers"] = kind.buffers(attrs, ins)
-        m["macs"] = kind.macs(attrs, ins, out)
-        m["flops"] = kind.flops(attrs, ins, out)
-        m["act_elems"] = math.prod(out)
-        m["rf"], m["jump"] = _receptive_field(node, ins, rf)
+        m["params"], m["buffers"], m["macs"], m["flops"], m["act_elems"] = params, buffers, macs, flops, elems
+        m["rf"], m["jump"] = _receptive_field(node, rf, window)
         rf[node.name] = (m["rf"], m["jump"]) if m["rf"] else None
-        for key in ("params", "buffers", "macs", "flops"):
-            totals[key] += m[key]
-        alias[node.name] = alias[node.inputs[0]] if kind.inplace else node.name
-        if not kind.inplace:
-            act_elems += m["act_elems"]
-        largest = max(largest, m["act_elems"])
-        which, extra = kind.saved(attrs, ins, out)
+        totals["params"] += params
+        totals["buffers"] += buffers
+        totals["macs"] += macs
+        totals["flops"] += flops
+        if kind.inplace:
+            alias[node.name] = alias[node.inputs[0]]
+        else:
+            alias[node.name] = node.name
+            act_elems += elems
+        if elems > largest:
+            largest = elems
         for w in which:
-            for t in (node.inputs if w == "in" else [node.name]):
+            for t in (node.inputs if w == "in" else (node.name,)):
                 saved.add(alias[t])
         extra_saved += extra
     saved_bytes = sum(math.prod(graph.shape_of(t)) for t in saved) * nbytes + extra_saved
@@ -83,17 +89,25 @@ def max_batch(totals: dict, budget: int) -> int:
     return max(0, free // totals["train_per_image_bytes"]) if free > 0 else 0
 
 
-def _receptive_field(node, ins, rf):
+def _counts(kind, attrs, ins, out):
+    return (kind.params(attrs, ins), kind.buffers(attrs, ins), kind.macs(attrs, ins, out),
+            kind.flops(attrs, ins, out), math.prod(out), kind.window(attrs, ins), kind.saved(attrs, ins, out))
+
+
+def _receptive_field(node, rf, window):
     """(rf (h, w), jump (h, w)) of the node's output, or (None, None) once the volume is flat."""
     if len(node.out_shape) != 3:
         return None, None
-    known = [rf.get(i) for i in node.inputs if rf.get(i)]
-    if not known:
+    if len(node.inputs) == 1:
+        r = rf.get(node.inputs[0])
+    else:
+        known = [rf[i] for i in node.inputs if rf.get(i)]
+        r = max(known, key=lambda r: r[0][0] * r[0][1]) if known else None
+    if not r:
         return None, None
-    (rh, rw), (jh, jw) = max(known, key=lambda r: r[0][0] * r[0][1])
-    window = node.kind.window(node.attrs, ins)
     if window is None:
-        return (rh, rw), (jh, jw)
+        return r
+    (rh, rw), (jh, jw) = r
     (kh, kw), (sh, sw) = window
     return (rh + (kh - 1) * jh, rw + (kw - 1) * jw), (jh * sh, jw * sw)
 

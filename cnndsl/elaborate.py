@@ -65,6 +65,7 @@ class _Elaborator:
         self.repeats: list[int] = []  # counts of the repeats being expanded, outermost first
         self.matched: dict = {}   # id(Call) -> its arguments matched to the kind's schema
         self.bound: dict = {}     # (id(Call), argument values) -> (attrs, defaults)
+        self.inferred: dict = {}  # (kind, id(attrs), input shapes) -> (output shape, warnings)
         self.graph: Graph | None = None
         self.taken: set[str] = {"input"}  # layer names and scope paths given out
 
@@ -390,6 +391,13 @@ class _Elaborator:
     def infer(self, kind: Kind, attrs, inputs, span):
         """The output shape, and the warnings (a window that does not fit) that come with it."""
         ins = [self.graph.shape_of(i) for i in inputs]
+        key = (kind.name, id(attrs), *ins)
+        hit = self.inferred.get(key)
+        if hit is None:
+            hit = self.inferred[key] = self.infer_once(kind, attrs, ins, span)
+        return hit
+
+    def infer_once(self, kind: Kind, attrs, ins, span):
         warnings = []
         try:
             shape = kind.out_shape(attrs, ins)
@@ -525,15 +533,21 @@ class _Elaborator:
     def bind(self, kind: Kind, c: A.Call, sc):
         # Memoised per call site and argument values: a block repeated 36 times (ResNet-152's
         # layer3) validates and resolves each of its layers once, not 36 times.
+        hit = self.bound.get(id(c))  # a call site whose arguments are all literals
+        if hit is not None:
+            return hit
         pairs = self.matched.get(id(c))
         if pairs is None:
             pairs = self.matched[id(c)] = self.match_args(kind, c.args, c.span, c.name)
         raw = [self.value(arg.value, sc) for _, arg in pairs]
+        if all(isinstance(arg.value, _LITERALS) for _, arg in pairs):
+            hit = self.bound[id(c)] = self.bind_values(kind, c, pairs, raw)
+            return hit
         key = (id(c), _typed(raw))
         hit = self.bound.get(key)
         if hit is None:
             hit = self.bound[key] = self.bind_values(kind, c, pairs, raw)
-        return dict(hit[0]), dict(hit[1])
+        return hit  # shared by every node of this call site and arguments: read-only
 
     def bind_values(self, kind: Kind, c: A.Call, pairs, raw):
         values, defaults = {}, {}
@@ -630,6 +644,9 @@ def parse_volume(text: str) -> tuple:
         raise CnnError(f"--input {text!r} is not a volume", usage=True,
                        hint="write height x width x channels, e.g. --input 224x224x3")
     return dims
+
+
+_LITERALS = (A.Num, A.Dims, A.Str)
 
 
 def _typed(v):

@@ -38,7 +38,7 @@ class Frame:
 class Node:
     name: str
     op: str                       # a key of layers.KINDS
-    attrs: dict
+    attrs: dict                   # read-only: shared by the nodes of one call site and arguments
     inputs: list[str]
     span: Span | None
     out_shape: tuple

@@ -21,10 +21,14 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
     totals = analyze(graph, dtype=dtype, batch=batch, optimizer=optimizer)
     nbytes = DTYPE_BYTES[dtype]
     layers = []
+    descs = {}  # attrs are shared by the nodes of one call site: describe each once
     for n in graph.nodes:
         m = n.meta
+        desc = descs.get(id(n.attrs))
+        if desc is None:
+            desc = descs[id(n.attrs)] = n.kind.describe(n.attrs)
         layers.append({
-            "name": n.name, "op": n.op, "desc": n.kind.describe(n.attrs),
+            "name": n.name, "op": n.op, "desc": desc,
             "line": n.span.line if n.span else None, "col": n.span.col if n.span else None,
             "inputs": list(n.inputs), "out": list(n.out_shape),
             "params": m["params"], "macs": m["macs"], "flops": m["flops"],
@@ -32,8 +36,9 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
             "rf": _square(m["rf"]), "jump": _square(m["jump"]),
             "implicit": n.implicit,
             "block": next((f.path for f in reversed(n.frames) if f.kind != "repeat"), None),
-            "defaults": {k: _jsonable(v) for k, (v, _) in n.defaults.items()},
-            "warnings": [w.message + (f" ({w.arithmetic})" if w.arithmetic else "") for w in m.get("warnings", ())],
+            "defaults": {k: _jsonable(v) for k, (v, _) in n.defaults.items()} if n.defaults else {},
+            "warnings": [w.message + (f" ({w.arithmetic})" if w.arithmetic else "") for w in m["warnings"]]
+            if m.get("warnings") else [],
         })
     rep = {
         "schema": SCHEMA, "source": graph.source, "input": list(graph.input_shape), "output": graph.output,
