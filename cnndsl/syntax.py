@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Transformer
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import astnodes as A
 from .errors import CnnError, Source, Span
@@ -69,7 +69,9 @@ class _Newlines:
 @lru_cache(maxsize=1)
 def _parser() -> tuple[Lark, _Newlines]:
     post = _Newlines()
-    parser = Lark.open(GRAMMAR, parser="lalr", lexer="basic", postlex=post, propagate_positions=True,
+    # The AST is built while parsing (an inline transformer): no parse tree, no second pass;
+    # spans come from the tokens, which is why brackets around arguments are named terminals.
+    parser = Lark.open(GRAMMAR, parser="lalr", lexer="basic", postlex=post, transformer=_ToAst(),
                        start=["start", "value"], cache=_cache_path())
     return parser, post
 
@@ -96,43 +98,13 @@ def _tok_span(source: Source, tok) -> Span:
 def parse_text(text: str | bytes, path: str = "<string>") -> A.Program:
     """Parse a whole .net file into a Program; raise CnnError on any fault."""
     source = _source(text, path)
-    return _transform(source, _run(source, "start"))
+    return _run(source, "start")
 
 
 def parse_value(text: str, what: str = "<command line>"):
     """Parse a value such as `3`, `off`, `(3,5)` or `2*8` (for -D NAME=VALUE)."""
     source = Source(what, text)
-    return _transform(source, _run(source, "value"))
-
-
-def _transform(source: Source, tree):
-    """Tree -> AST. Chains of postfix and prefix operators (`RELU*2*2*2...`, `----4`, `a: a: a: ...`)
-    nest without brackets, so the bracket bound cannot catch them; the recursion limit does."""
-    try:
-        return _ToAst(source).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, CnnError):
-            raise e.orig_exc from None
-        if not isinstance(e.orig_exc, RecursionError):
-            raise
-    except RecursionError:
-        pass
-    raise CnnError(f"the expression is nested more than {MAX_NESTING} deep (a long chain of operators)",
-                   _deep_span(source, tree), hint="write a repeat as one count (`*8`, not `*2*2*2`); name parts with `def`")
-
-
-def _deep_span(source: Source, tree) -> Span:
-    """Where the parse tree first gets deeper than MAX_NESTING (found without recursion)."""
-    stack = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        children = getattr(node, "children", None)
-        if children is None:
-            continue
-        if depth > MAX_NESTING and not getattr(node.meta, "empty", True):
-            return Span(source, node.meta.line, node.meta.column, node.meta.line, node.meta.column + 1)
-        stack.extend((c, depth + 1) for c in children)
-    return Span(source, 1, 1, 1, 1)
+    return _run(source, "value")
 
 
 def _source(text, path) -> Source:
@@ -156,6 +128,8 @@ def _source(text, path) -> Source:
 def _run(source: Source, start: str):
     parser, post = _parser()
     post.source = source
+    _ToAst.source = source
+    _ToAst.depth = {}
     post.final_newline = start == "start"
     if not source.text.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in source.text.splitlines()):
         if start != "start":
@@ -227,101 +201,106 @@ def _hint_for(source: Source, e: UnexpectedInput) -> str | None:
 _STATEMENTS = (A.InputDecl, A.Let, A.Def, A.Default, A.Include)
 
 
-def _span(source: Source, meta) -> Span:
-    if getattr(meta, "empty", True):
-        return Span(source, 1, 1, 1, 1)
-    return Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
+def _over(a: Span, b: Span) -> Span:
+    """The span from the start of a to the end of b."""
+    return Span(a.source, a.line, a.col, b.end_line, b.end_col)
 
 
-@v_args(meta=True)
 class _ToAst(Transformer):
-    """Parse tree -> astnodes, keeping a span on every node."""
-
-    def __init__(self, source: Source):
-        super().__init__()
-        self.source = source
-
-    def _s(self, meta):
-        return _span(self.source, meta)
+    """Parse tree -> astnodes while parsing, keeping a span on every node."""
+    source: Source = None  # set for each parse: the parser (and this transformer) is built once
+    depth: dict = {}       # id(node) -> operator-chain depth, for this parse
 
     def _ts(self, tok):
         return _tok_span(self.source, tok)
 
+    def _nest(self, node, *children):
+        """Operator chains (`RELU*2*2*...`, `----4`, `a: a: ...`, `1+1+...`) nest without brackets, so the
+        postlexer's bracket bound cannot catch them; later passes recurse on them, so bound them here."""
+        d = 1 + max((self.depth.get(id(c), 0) for c in children), default=0)
+        if d > MAX_NESTING:
+            raise CnnError(f"the expression is nested more than {MAX_NESTING} deep (a long chain of operators)",
+                           Span(node.span.source, node.span.line, node.span.end_col - 1, node.span.line, node.span.end_col)
+                           if node.span.line == node.span.end_line else node.span,
+                           hint="write a repeat as one count (`*8`, not `*2*2*2`); name parts with `def`")
+        self.depth[id(node)] = d
+        return node
+
     # statements
-    def start(self, meta, items):
+    def start(self, items):
         net = items[-1] if items and not isinstance(items[-1], _STATEMENTS) else None
         return A.Program(statements=[i for i in items if isinstance(i, _STATEMENTS)], net=net)
 
-    def net(self, meta, items):
+    def net(self, items):
         return items[0]
 
-    def input_stmt(self, meta, items):
+    def input_stmt(self, items):
         tok = items[0]
         dims = tuple(self._int(v, tok) for v in str(tok).split("x"))
         return A.InputDecl(dims, self._ts(tok))
 
-    def let_stmt(self, meta, items):
+    def let_stmt(self, items):
         return A.Let(str(items[0]), items[1], self._ts(items[0]))
 
-    def def_stmt(self, meta, items):
+    def def_stmt(self, items):
         name, params, body = items
         return A.Def(str(name), tuple(params or ()), body, self._ts(name))
 
-    def params(self, meta, items):
+    def params(self, items):
         return list(items)
 
-    def param(self, meta, items):
+    def param(self, items):
         return A.Param(str(items[0]), items[1], self._ts(items[0]))
 
-    def default_stmt(self, meta, items):
+    def default_stmt(self, items):
         return A.Default(str(items[0]), tuple(items[1] or ()), self._ts(items[0]))
 
-    def include_stmt(self, meta, items):
+    def include_stmt(self, items):
         return A.Include(str(items[0])[1:-1], self._ts(items[0]))
 
     # network
-    def seq(self, meta, items):
-        terms = tuple(i for i in items if not (isinstance(i, Token) and i.type == "MINUS"))
-        return terms[0] if len(terms) == 1 else A.Seq(terms, self._s(meta))
+    def seq(self, items):
+        if len(items) == 1:
+            return items[0]
+        terms = tuple(items[::2])  # term MINUS term MINUS term
+        return A.Seq(terms, _over(terms[0].span, terms[-1].span))
 
-    def label(self, meta, items):
-        return A.Label(str(items[0]), items[1], self._s(meta))
+    def label(self, items):
+        return self._nest(A.Label(str(items[0]), items[1], _over(self._ts(items[0]), items[1].span)), items[1])
 
-    def repeat(self, meta, items):
-        return A.Repeat(items[0], items[1], self._s(meta))
+    def repeat(self, items):
+        return self._nest(A.Repeat(items[0], items[1], _over(items[0].span, items[1].span)), items[0], items[1])
 
-    def optional(self, meta, items):
-        return A.Optional(items[0], self._s(meta))
+    def optional(self, items):
+        return self._nest(A.Optional(items[0], _over(items[0].span, self._ts(items[1]))), items[0])
 
-    def group(self, meta, items):
+    def group(self, items):
         return items[0]
 
-    def concat(self, meta, items):
-        return A.Branches("CONCAT", tuple(items), self._s(meta))
+    def concat(self, items):
+        return A.Branches("CONCAT", tuple(items), _over(items[0].span, items[-1].span))
 
-    def add(self, meta, items):
-        return A.Branches("ADD", tuple(items), self._s(meta))
+    def add(self, items):
+        return A.Branches("ADD", tuple(items), _over(items[0].span, items[-1].span))
 
-    def call(self, meta, items):
-        name, args = items
-        return A.Call(str(name), tuple(args or ()), args is None and not self._has_parens(meta, name), self._s(meta))
+    def call(self, items):
+        name, lpar, args, rpar = items
+        span = self._ts(name) if rpar is None else _over(self._ts(name), self._ts(rpar))
+        return A.Call(str(name), tuple(args or ()), lpar is None, span)
 
-    def _has_parens(self, meta, name):
-        return getattr(meta, "end_column", 0) > name.end_column or getattr(meta, "end_line", 0) > name.end_line
-
-    def args(self, meta, items):
+    def args(self, items):
         return [i if isinstance(i, A.Arg) else A.Arg(None, i, i.span) for i in items]
 
-    def kwarg(self, meta, items):
-        return A.Arg(str(items[0]), items[1], self._s(meta))
+    def kwarg(self, items):
+        return A.Arg(str(items[0]), items[1], _over(self._ts(items[0]), items[1].span))
 
     # values
-    def num(self, meta, items):
+    def num(self, items):
         text = str(items[0])
         value = float(text) if any(c in text for c in ".eE") else self._int(text, items[0])
         return A.Num(value, self._ts(items[0]))
 
-    def dims(self, meta, items):
+    def dims(self, items):
         return A.Dims(tuple(self._int(v, items[0]) for v in str(items[0]).split("x")), self._ts(items[0]))
 
     def _int(self, digits: str, tok) -> int:
@@ -331,22 +310,22 @@ class _ToAst(Transformer):
                            hint="numbers in a spec stay below 10**18")
         return int(digits)
 
-    def var(self, meta, items):
+    def var(self, items):
         return A.Var(str(items[0]), self._ts(items[0]))
 
-    def string(self, meta, items):
+    def string(self, items):
         return A.Str(str(items[0])[1:-1], self._ts(items[0]))
 
-    def tuple(self, meta, items):
-        return A.Tuple(tuple(items), self._s(meta))
+    def tuple(self, items):
+        return A.Tuple(tuple(items), _over(items[0].span, items[-1].span))
 
-    def neg(self, meta, items):
-        return A.Neg(items[1], self._s(meta))
+    def neg(self, items):
+        return self._nest(A.Neg(items[1], _over(self._ts(items[0]), items[1].span)), items[1])
 
     def _bin(op):
-        def build(self, meta, items):
+        def build(self, items):
             left, right = items[0], items[-1]
-            return A.BinOp(op, left, right, self._s(meta))
+            return self._nest(A.BinOp(op, left, right, _over(left.span, right.span)), left, right)
         return build
 
     add_op, sub_op, mul_op, div_op = _bin("+"), _bin("-"), _bin("*"), _bin("/")
