@@ -63,7 +63,7 @@ class _Elaborator:
         self.used: set[str] = set()
         self.steps = 0
         self.repeats: list[int] = []  # counts of the repeats being expanded, outermost first
-        self.matched: dict = {}   # id(Call) -> its arguments matched to the kind's schema
+        self.sites: dict = {}     # id(Call) -> (arguments matched to the schema, variables they read)
         self.bound: dict = {}     # (id(Call), argument values) -> (attrs, defaults)
         self.inferred: dict = {}  # (kind, id(attrs), input shapes) -> (output shape, warnings)
         self.graph: Graph | None = None
@@ -418,12 +418,15 @@ class _Elaborator:
         return shape, warnings
 
     def add(self, kind, attrs, inputs, shape, span, sc, name, implicit=False, defaults=None, warnings=()) -> str:
-        self.step(span)
-        node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit, defaults or {})
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            self.step(span)
+        node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit, defaults or {},
+                    {"warnings": list(warnings)} if warnings else {})
         if len(self.graph.nodes) >= MAX_NODES:
             raise CnnError(f"the network expands to more than {MAX_NODES:,} layers", span)
-        node.meta["warnings"] = list(warnings)
-        self.graph.warnings.extend(warnings)
+        if warnings:
+            self.graph.warnings.extend(warnings)
         self.graph.add(node)
         return name
 
@@ -531,21 +534,18 @@ class _Elaborator:
         return pairs
 
     def bind(self, kind: Kind, c: A.Call, sc):
-        # Memoised per call site and argument values: a block repeated 36 times (ResNet-152's
-        # layer3) validates and resolves each of its layers once, not 36 times.
-        hit = self.bound.get(id(c))  # a call site whose arguments are all literals
-        if hit is not None:
-            return hit
-        pairs = self.matched.get(id(c))
-        if pairs is None:
-            pairs = self.matched[id(c)] = self.match_args(kind, c.args, c.span, c.name)
-        raw = [self.value(arg.value, sc) for _, arg in pairs]
-        if all(isinstance(arg.value, _LITERALS) for _, arg in pairs):
-            hit = self.bound[id(c)] = self.bind_values(kind, c, pairs, raw)
-            return hit
-        key = (id(c), _typed(raw))
+        # Memoised per call site and the values of the variables its arguments read: a block
+        # repeated 36 times (ResNet-152's layer3) evaluates and validates its layers once.
+        site = self.sites.get(id(c))
+        if site is None:
+            pairs = self.match_args(kind, c.args, c.span, c.name)
+            site = self.sites[id(c)] = (pairs, tuple(sorted({v for _, a in pairs for v in _free_vars(a.value)})))
+        pairs, free = site
+        env = sc.env
+        key = (id(c), *[_typed(env.get(v, _UNSET)) for v in free]) if free else id(c)
         hit = self.bound.get(key)
         if hit is None:
+            raw = [self.value(arg.value, sc) for _, arg in pairs]
             hit = self.bound[key] = self.bind_values(kind, c, pairs, raw)
         return hit  # shared by every node of this call site and arguments: read-only
 
@@ -646,7 +646,21 @@ def parse_volume(text: str) -> tuple:
     return dims
 
 
-_LITERALS = (A.Num, A.Dims, A.Str)
+_UNSET = object()
+
+
+def _free_vars(e):
+    """Names a value expression reads."""
+    if isinstance(e, A.Var):
+        yield e.name
+    elif isinstance(e, A.BinOp):
+        yield from _free_vars(e.left)
+        yield from _free_vars(e.right)
+    elif isinstance(e, A.Neg):
+        yield from _free_vars(e.operand)
+    elif isinstance(e, A.Tuple):
+        for i in e.items:
+            yield from _free_vars(i)
 
 
 def _typed(v):

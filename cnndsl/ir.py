@@ -34,7 +34,7 @@ class Frame:
     span: Span | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     name: str
     op: str                       # a key of layers.KINDS
