@@ -79,13 +79,8 @@ def _version():
 
 
 def _bindings(defines) -> dict:
-    out = {}
-    for d in defines:
-        name, eq, value = d.partition("=")
-        if not eq or not name.strip().isidentifier():
-            raise CnnError(f"-D {d!r} is not NAME=VALUE", usage=True, hint="e.g. -D N=3 or -D pool=off")
-        out[name.strip()] = value.strip()
-    return out
+    from .net import parse_defines
+    return parse_defines(defines)
 
 
 def _load(args):

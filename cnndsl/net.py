@@ -19,6 +19,17 @@ from .ir import Graph
 from .syntax import parse_text
 
 
+def parse_defines(defines) -> dict:
+    """["N=3", "pool=off"] (the -D option) -> {"N": "3", "pool": "off"}; values are parsed when used."""
+    out = {}
+    for d in defines:
+        name, eq, value = d.partition("=")
+        if not eq or not name.strip().isidentifier():
+            raise CnnError(f"-D {d!r} is not NAME=VALUE", usage=True, hint="e.g. -D N=3 or -D pool=off")
+        out[name.strip()] = value.strip()
+    return out
+
+
 def load(path, input=None, bindings=None, strict=False) -> "Net":
     """Parse and check a .net file. `input`: 'HxWxC' or a tuple; `bindings`: {NAME: value} (as -D)."""
     path = os.fspath(path)

@@ -170,9 +170,8 @@ def _load_model(args):
     """(model for onnxruntime: a path or bytes, description)."""
     path = args.model
     if path.endswith(".net"):
-        from ..cli import _bindings
-        from ..net import load
-        net = load(path, bindings=_bindings(args.defines))
+        from ..net import load, parse_defines
+        net = load(path, bindings=parse_defines(args.defines))
         for w in net.warnings:
             print(w.render("warning"), file=sys.stderr)
         from .onnx_graph import DEFAULT_OPSET
