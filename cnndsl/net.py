@@ -87,7 +87,11 @@ class Net:
             return report.build(self.graph, dtype=dtype, batch=batch, optimizer=optimizer, memory=memory)
 
     def to_torch(self, seed=None, **options):
-        """A torch.nn.Module (NCHW input) whose module names are the layer names."""
+        """A torch.nn.Module (NCHW input) whose module paths are the layer names.
+
+        Options: `seed` (initialise reproducibly, leaving the global RNG alone), `logits=True`
+        (leave out a final SOFTMAX, to train with CrossEntropyLoss), `device` ("cpu", "cuda",
+        "meta"), `dtype`, `weights` (a checkpoint path or a state_dict, torchvision keys mapped)."""
         from .backends.pytorch import build_module
         return build_module(self, seed=seed, **options)
 
