@@ -140,7 +140,6 @@ def to_svg(graph: Graph, expand: bool = False, detail: str = "low", title: str =
         u.x = x
         x += u.width + GAP
     width = x - GAP + 12
-    tallest = max(box_size(u.shape)[1] + box_size(u.shape)[2] for u in units)
     badge_y = 34
     title_y = badge_y + 16
     cy = title_y + 14 + max(box_size(u.shape)[2] + box_size(u.shape)[1] / 2 for u in units)

@@ -14,42 +14,26 @@ instances and labelled groups open a scope: `stage2.conv1`.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import os
-from dataclasses import dataclass
 
 from . import astnodes as A
 from .errors import CnnError, Span
 from .ir import Frame, Graph, Node, Optional_
+from .arguments import Arguments
 from .layers import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
+from .values import MAX_NODES, Values, _Scope, show as _show
 
-MAX_NODES = 1_000_000   # layers a spec may expand to
 MAX_STEPS = 5_000_000   # repeat iterations + layers: bounds time even for empty repeated bodies
 MAX_BLOCK_DEPTH = 100
-MAX_NUMBER = 10**18
 MAX_INCLUDES = 50
-
-BOOLS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
-SYMBOLS = {"same", "valid"} | set(BOOLS)
-
-
-@dataclass(frozen=True)
-class _Scope:
-    prefix: str                 # "stage2." or ""
-    counters: dict              # base name -> last number used in this scope
-    env: dict                   # variables visible here
-    frames: tuple = ()
-    stack: tuple = ()           # block names being expanded, for recursion errors
-    params: frozenset = frozenset()  # the enclosing block's parameters (they can switch optionals)
-
 
 def elaborate(program: A.Program, *, input_shape=None, bindings=None, strict=False, path="<string>") -> Graph:
     """Expand a parsed program into a Graph. `bindings` override `let`s (the -D option)."""
     return _Elaborator(program, input_shape, bindings or {}, strict, path).run()
 
 
-class _Elaborator:
+class _Elaborator(Values, Arguments):
     def __init__(self, program, input_shape, bindings, strict, path):
         self.program, self.strict, self.path = program, strict, path
         self.bindings = dict(bindings)
@@ -142,17 +126,6 @@ class _Elaborator:
             values[schema.name] = (self.check_arg(kind, schema, self.value(arg.value, sc), arg.span), arg.span)
         self.defaults.setdefault(kind.name, {}).update(values)
 
-    def binding(self, name):
-        v = self.bindings[name]
-        if isinstance(v, str):
-            from .syntax import parse_value
-            try:
-                v = self.value(parse_value(v, f"-D {name}"), _Scope("", {}, {}))
-            except CnnError as err:  # a bad -D value is a mistake on the command line: exit status 2
-                err.usage = True
-                raise
-        return v
-
     def input_shape(self):
         if self.input_override is not None:
             shape = self.input_override
@@ -168,97 +141,6 @@ class _Elaborator:
             raise CnnError(f"input {'x'.join(map(str, shape))} is not a volume HxWxC (or a vector length)",
                            self.input_decl.span, hint="write e.g. `input 224x224x3`")
         return shape, self.input_decl.span
-
-    # ---- values ---------------------------------------------------------------------
-    def value(self, e, sc: _Scope):
-        if isinstance(e, A.Num):
-            return self.number(e.value, e.span)
-        if isinstance(e, A.Dims):
-            return tuple(self.number(v, e.span) for v in e.value)
-        if isinstance(e, A.Var):
-            return self.lookup(e.name, e.span, sc)
-        if isinstance(e, A.Str):
-            return e.value
-        if isinstance(e, A.Tuple):
-            return tuple(self.value(i, sc) for i in e.items)
-        if isinstance(e, A.Neg):
-            v = self.value(e.operand, sc)
-            self.need_number(v, e.operand.span, "-")
-            return -v
-        if isinstance(e, A.BinOp):
-            return self.binop(e, self.value(e.left, sc), self.value(e.right, sc))
-        raise CnnError(f"not a value: {type(e).__name__}", getattr(e, "span", None))
-
-    def lookup(self, name, span, sc):
-        if name in sc.env:
-            self.used.add(name)
-            return sc.env[name]
-        if name in self.bindings and name not in self.globals_named:
-            self.used.add(name)
-            self.globals[name] = self.binding(name)
-            return self.globals[name]
-        if name in BOOLS:
-            return BOOLS[name]
-        if name in SYMBOLS:
-            return name
-        known = sorted(sc.env)
-        close = difflib.get_close_matches(name, known, 1)
-        raise CnnError(f"`{name}` is not bound", span,
-                       hint=(f"did you mean `{close[0]}`? " if close else "")
-                       + f"bind it with `let {name} = ...` in the file or `-D {name}=...` on the command line")
-
-    def number(self, v, span):
-        if isinstance(v, float) and not abs(v) <= MAX_NUMBER:  # inf, nan (1e400 - 1e400), 1e300
-            raise CnnError(f"the number {v:g} is {'not a number' if v != v else 'too large'}", span,
-                           hint="numbers in a spec stay below 10**18")
-        if isinstance(v, int) and abs(v) > MAX_NUMBER:
-            raise CnnError(f"the number {v if len(str(v)) < 30 else str(v)[:20] + '...'} is too large", span,
-                           hint=f"numbers in a spec stay below 10**18")
-        return v
-
-    def need_number(self, v, span, op):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise CnnError(f"`{op}` needs numbers, got {_show(v)}", span)
-
-    def binop(self, e: A.BinOp, a, b):
-        for v, side in ((a, e.left), (b, e.right)):
-            self.need_number(v, side.span, e.op)
-        try:
-            if e.op == "+":
-                r = a + b
-            elif e.op == "-":
-                r = a - b
-            elif e.op == "*":
-                r = a * b
-            elif e.op == "/":
-                r = a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
-            elif e.op == "//":
-                r = a // b
-            elif e.op == "%":
-                r = a % b
-            else:
-                if abs(a) > 1 and abs(b) > 64:
-                    raise CnnError(f"{a}**{b} is too large", e.span, hint="numbers in a spec stay below 10**18")
-                r = a ** b
-        except ZeroDivisionError:
-            raise CnnError("division by zero", e.span) from None
-        except (OverflowError, ValueError) as ex:
-            raise CnnError(f"cannot compute {e.op}: {ex}", e.span) from None
-        return self.number(r, e.span) if not isinstance(r, complex) else self.need_number(r, e.span, e.op)
-
-    def count(self, e, sc) -> int:
-        n = self.value(e, sc)
-        if isinstance(n, bool) or not isinstance(n, int):
-            if isinstance(n, float) and n.is_integer():
-                n = int(n)
-            else:
-                raise CnnError(f"a repeat count must be a whole number, got {_show(n)}", e.span)
-        if n < 0:
-            raise CnnError(f"a repeat count cannot be negative ({n})", e.span)
-        if n > MAX_NODES:
-            raise CnnError(f"a repeat count of {n:,} would make more than the {MAX_NODES:,} layers a spec may have",
-                           e.span, hint="check the count: is a variable bound to the wrong value?")
-        return n
 
     # ---- the network ------------------------------------------------------------------
     def expr(self, e, x: str, sc: _Scope, label: str | None = None) -> str:
@@ -462,159 +344,6 @@ class _Elaborator:
         return _Scope(path + ".", {}, sc.env if env is None else env, sc.frames + (frame,),
                       sc.stack + ((call,) if call else ()), sc.params if params is None else params)
 
-    def block_args(self, d: A.Def, c: A.Call, sc):
-        names = [p.name for p in d.params]
-        given = {}
-        positional = [a for a in c.args if a.name is None]
-        if len(positional) > len(names):
-            raise CnnError(f"block `{d.name}` takes {len(names)} argument{'s' * (len(names) != 1)}"
-                           f"{' (' + ', '.join(names) + ')' if names else ''}, got {len(positional)}", c.span,
-                           notes=((d.span, f"`{d.name}` is defined here"),))
-        for p, a in zip(d.params, positional):
-            given[p.name] = self.value(a.value, sc)
-        for a in c.args:
-            if a.name is None:
-                continue
-            if a.name not in names:
-                close = difflib.get_close_matches(a.name, names, 1)
-                raise CnnError(f"block `{d.name}` has no parameter `{a.name}`", a.span,
-                               hint=f"did you mean `{close[0]}`?" if close else f"its parameters: {', '.join(names) or 'none'}")
-            if a.name in given:
-                raise CnnError(f"`{a.name}` is given twice", a.span)
-            given[a.name] = self.value(a.value, sc)
-        out = []
-        for p in d.params:
-            if p.name in given:
-                out.append((p.name, given[p.name]))
-            elif p.default is not None:
-                out.append((p.name, self.value(p.default, _Scope("", {}, self.globals))))
-            else:
-                raise CnnError(f"block `{d.name}` needs `{p.name}`", c.span,
-                               hint=f"call it as {d.name}({', '.join(names)})",
-                               notes=((d.span, f"`{d.name}` is defined here"),))
-        return out
-
-    # ---- layer arguments -----------------------------------------------------------------
-    def kind_named(self, name, span, sc=None) -> Kind:
-        if name in CALLABLE:
-            return CALLABLE[name]
-        candidates = list(CALLABLE) + list(self.defs)
-        upper = {c.upper(): c for c in candidates}
-        close = [upper[m] for m in difflib.get_close_matches(name.upper(), list(upper), 1, 0.6)]
-        if sc is not None and name in sc.env:
-            hint = f"`{name}` is a variable; a repeat count is written `(...)*{name}`"
-        elif close:
-            hint = f"did you mean {close[0]}?"
-        else:
-            hint = "layers: " + ", ".join(k.name for k in KINDS.values() if not k.join)
-        raise CnnError(f"unknown layer or block `{name}`", span, hint=hint)
-
-    def match_args(self, kind: Kind, args, span, written):
-        positional = [a for a in args if a.name is None]
-        if len(positional) > len(kind.args):
-            raise CnnError(f"{written} takes at most {len(kind.args)} positional argument{'s' * (len(kind.args) != 1)}"
-                           f"{' (' + ', '.join(a.name for a in kind.args) + ')' if kind.args else ''}, "
-                           f"got {len(positional)}", positional[len(kind.args)].span)
-        pairs = list(zip(kind.args, positional))
-        seen = {s.name for s, _ in pairs}
-        for a in args:
-            if a.name is None:
-                continue
-            schema = kind.arg(a.name)
-            if schema is None:
-                names = [n for s in kind.args for n in (s.name, *s.aliases)]
-                close = difflib.get_close_matches(a.name, names, 1)
-                raise CnnError(f"{written} has no argument `{a.name}`", a.span,
-                               hint=(f"did you mean `{close[0]}`? " if close else "")
-                               + f"{written} takes {', '.join(s.name for s in kind.args) or 'no arguments'}")
-            if schema.name in seen:
-                raise CnnError(f"{written}: `{schema.name}` is given twice", a.span)
-            seen.add(schema.name)
-            pairs.append((schema, a))
-        return pairs
-
-    def bind(self, kind: Kind, c: A.Call, sc):
-        # Memoised per call site and the values of the variables its arguments read: a block
-        # repeated 36 times (ResNet-152's layer3) evaluates and validates its layers once.
-        site = self.sites.get(id(c))
-        if site is None:
-            pairs = self.match_args(kind, c.args, c.span, c.name)
-            site = self.sites[id(c)] = (pairs, tuple(sorted({v for _, a in pairs for v in _free_vars(a.value)})))
-        pairs, free = site
-        env = sc.env
-        key = (id(c), *[_typed(env.get(v, _UNSET)) for v in free]) if free else id(c)
-        hit = self.bound.get(key)
-        if hit is None:
-            raw = [self.value(arg.value, sc) for _, arg in pairs]
-            hit = self.bound[key] = self.bind_values(kind, c, pairs, raw)
-        return hit  # shared by every node of this call site and arguments: read-only
-
-    def bind_values(self, kind: Kind, c: A.Call, pairs, raw):
-        values, defaults = {}, {}
-        for (schema, arg), v in zip(pairs, raw):
-            values[schema.name] = self.check_arg(kind, schema, v, arg.span, c.name)
-        user = self.defaults.get(kind.name, {})
-        for schema in kind.args:
-            if schema.name in values:
-                continue
-            if schema.name in user:
-                values[schema.name] = user[schema.name][0]
-                defaults[schema.name] = (values[schema.name], f"`default {kind.name}` at line {user[schema.name][1].line}")
-            elif c.bare and schema.name in kind.bare:
-                values[schema.name] = kind.bare[schema.name]
-                defaults[schema.name] = (values[schema.name], f"bare {c.name}")
-            elif schema.default is None:
-                what = f"{schema.name} ({schema.doc})" if schema.doc else schema.name
-                example = ", ".join(str(kind.bare.get(s.name, "...")) for s in kind.args if s.default is None)
-                raise CnnError(f"{c.name} needs {what}", c.span,
-                               hint=f"write {c.name}({example}), or set `default {kind.name}({example})`")
-        try:
-            return kind.bind(values), defaults
-        except ShapeError as err:
-            raise CnnError(err.message, c.span, arithmetic=err.arithmetic, hint=err.hint) from None
-
-    def check_arg(self, kind: Kind, schema, v, span, written=None):
-        written = written or kind.name
-        where = f"{written}'s `{schema.name}`"
-        t = schema.type
-        if t == "bool":
-            if isinstance(v, bool):
-                return v
-            if isinstance(v, int) and v in (0, 1):
-                return bool(v)
-            raise CnnError(f"{where} must be true or false, got {_show(v)}", span)
-        if t == "float":
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise CnnError(f"{where} must be a number, got {_show(v)}", span)
-            lo, hi = schema.lo, schema.hi
-            if (lo is not None and v < lo) or (hi is not None and v >= hi):
-                rng = f"at least {lo}" if hi is None else f"in [{lo}, {hi:g})"
-                raise CnnError(f"{where} must be {rng}, got {v}", span)
-            return float(v)
-        if t == "padding" and v in ("same", "valid"):
-            return v
-        if t in ("pair", "padding"):
-            items = v if isinstance(v, tuple) else (v,)
-            if len(items) not in (1, 2):
-                raise CnnError(f"{where} takes one size or two (height, width), got {_show(v)}", span)
-            for i in items:
-                self.check_int(where, i, schema.lo, span, extra=" or same" if t == "padding" else "")
-            return v if isinstance(v, tuple) else v
-        if t == "int":
-            self.check_int(where, v, schema.lo, span)
-            return v
-        raise AssertionError(t)
-
-    def check_int(self, where, v, lo, span, extra=""):
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise CnnError(f"{where} must be a whole number{extra}, got {_show(v)}", span)
-        if lo is not None and v < lo:
-            raise CnnError(f"{where} must be at least {lo}, got {v}", span)
-        if v > MAX_DIM:
-            raise CnnError(f"{where} is {v:,}; sizes stay below {MAX_DIM:,}", span)
-
     def fresh(self, sc: _Scope, base: str, labelled=False) -> str:
         """A full name unique in the graph: labels as written, others numbered per scope."""
         taken = self.taken
@@ -644,37 +373,3 @@ def parse_volume(text: str) -> tuple:
         raise CnnError(f"--input {text!r} is not a volume", usage=True,
                        hint="write height x width x channels, e.g. --input 224x224x3")
     return dims
-
-
-_UNSET = object()
-
-
-def _free_vars(e):
-    """Names a value expression reads."""
-    if isinstance(e, A.Var):
-        yield e.name
-    elif isinstance(e, A.BinOp):
-        yield from _free_vars(e.left)
-        yield from _free_vars(e.right)
-    elif isinstance(e, A.Neg):
-        yield from _free_vars(e.operand)
-    elif isinstance(e, A.Tuple):
-        for i in e.items:
-            yield from _free_vars(i)
-
-
-def _typed(v):
-    """A hashable key that tells 1 from true and 1 from 1.0 (they validate differently)."""
-    if isinstance(v, (list, tuple)):
-        return tuple(_typed(i) for i in v)
-    return (type(v), v)
-
-
-def _show(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return v
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_show(i) for i in v) + ")"
-    return repr(v)

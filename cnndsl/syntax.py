@@ -80,7 +80,6 @@ def _cache_path():
     """Lark pickles the built LALR tables here; rebuilding them costs ~0.1 s per run."""
     try:
         import tempfile
-        from importlib.metadata import version
         import lark
         d = os.path.join(tempfile.gettempdir(), "cnndsl-cache")
         os.makedirs(d, exist_ok=True)

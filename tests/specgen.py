@@ -54,7 +54,7 @@ def _candidate(r: random.Random) -> str:
     lines = [f"input {h}x{h}x{c}"]
     body = []
     if r.random() < 0.4:
-        lines.append(f"def unit(c, n=1) = (CONV(c, 3, p=1) - BN - RELU)*n")
+        lines.append("def unit(c, n=1) = (CONV(c, 3, p=1) - BN - RELU)*n")
         body.append(f"unit({r.choice([8, 16])}, {r.choice([1, 2])})")
     for _ in range(r.randint(1, 6)):
         body.append(_spatial(r))

@@ -1,5 +1,4 @@
 """The analyzer against the lecture's worked examples, published receptive fields, and PyTorch itself."""
-import math
 
 import pytest
 

@@ -1,0 +1,198 @@
+"""Layer and block arguments: matched to the kind's schema, checked, defaulted, memoised.
+
+A mixin of the elaborator (elaborate.py). A call's attributes are computed once
+per call site and per values of the variables its arguments read, and shared,
+read-only, by every node built from it.
+
+    >>> import cnndsl
+    >>> cnndsl.loads("input 8x8x3\\nCONV(4, 3, stride=2)").graph.nodes[0].attrs["s"]
+    (2, 2)
+"""
+from __future__ import annotations
+
+import difflib
+
+from . import astnodes as A
+from .errors import CnnError
+from .layers import CALLABLE, KINDS, MAX_DIM, Kind, ShapeError
+from .values import _Scope, show as _show
+
+
+class Arguments:
+    """Binding of layer and block arguments; needs `defs`, `defaults`, `sites`, `bound`, `globals`."""
+
+    def kind_named(self, name, span, sc=None) -> Kind:
+        if name in CALLABLE:
+            return CALLABLE[name]
+        candidates = list(CALLABLE) + list(self.defs)
+        upper = {c.upper(): c for c in candidates}
+        close = [upper[m] for m in difflib.get_close_matches(name.upper(), list(upper), 1, 0.6)]
+        if sc is not None and name in sc.env:
+            hint = f"`{name}` is a variable; a repeat count is written `(...)*{name}`"
+        elif close:
+            hint = f"did you mean {close[0]}?"
+        else:
+            hint = "layers: " + ", ".join(k.name for k in KINDS.values() if not k.join)
+        raise CnnError(f"unknown layer or block `{name}`", span, hint=hint)
+
+    def match_args(self, kind: Kind, args, span, written):
+        positional = [a for a in args if a.name is None]
+        if len(positional) > len(kind.args):
+            raise CnnError(f"{written} takes at most {len(kind.args)} positional argument{'s' * (len(kind.args) != 1)}"
+                           f"{' (' + ', '.join(a.name for a in kind.args) + ')' if kind.args else ''}, "
+                           f"got {len(positional)}", positional[len(kind.args)].span)
+        pairs = list(zip(kind.args, positional))
+        seen = {s.name for s, _ in pairs}
+        for a in args:
+            if a.name is None:
+                continue
+            schema = kind.arg(a.name)
+            if schema is None:
+                names = [n for s in kind.args for n in (s.name, *s.aliases)]
+                close = difflib.get_close_matches(a.name, names, 1)
+                raise CnnError(f"{written} has no argument `{a.name}`", a.span,
+                               hint=(f"did you mean `{close[0]}`? " if close else "")
+                               + f"{written} takes {', '.join(s.name for s in kind.args) or 'no arguments'}")
+            if schema.name in seen:
+                raise CnnError(f"{written}: `{schema.name}` is given twice", a.span)
+            seen.add(schema.name)
+            pairs.append((schema, a))
+        return pairs
+
+    def bind(self, kind: Kind, c: A.Call, sc):
+        # Memoised per call site and the values of the variables its arguments read: a block
+        # repeated 36 times (ResNet-152's layer3) evaluates and validates its layers once.
+        site = self.sites.get(id(c))
+        if site is None:
+            pairs = self.match_args(kind, c.args, c.span, c.name)
+            site = self.sites[id(c)] = (pairs, tuple(sorted({v for _, a in pairs for v in _free_vars(a.value)})))
+        pairs, free = site
+        env = sc.env
+        key = (id(c), *[_typed(env.get(v, _UNSET)) for v in free]) if free else id(c)
+        hit = self.bound.get(key)
+        if hit is None:
+            raw = [self.value(arg.value, sc) for _, arg in pairs]
+            hit = self.bound[key] = self.bind_values(kind, c, pairs, raw)
+        return hit  # shared by every node of this call site and arguments: read-only
+
+    def bind_values(self, kind: Kind, c: A.Call, pairs, raw):
+        values, defaults = {}, {}
+        for (schema, arg), v in zip(pairs, raw):
+            values[schema.name] = self.check_arg(kind, schema, v, arg.span, c.name)
+        user = self.defaults.get(kind.name, {})
+        for schema in kind.args:
+            if schema.name in values:
+                continue
+            if schema.name in user:
+                values[schema.name] = user[schema.name][0]
+                defaults[schema.name] = (values[schema.name], f"`default {kind.name}` at line {user[schema.name][1].line}")
+            elif c.bare and schema.name in kind.bare:
+                values[schema.name] = kind.bare[schema.name]
+                defaults[schema.name] = (values[schema.name], f"bare {c.name}")
+            elif schema.default is None:
+                what = f"{schema.name} ({schema.doc})" if schema.doc else schema.name
+                example = ", ".join(str(kind.bare.get(s.name, "...")) for s in kind.args if s.default is None)
+                raise CnnError(f"{c.name} needs {what}", c.span,
+                               hint=f"write {c.name}({example}), or set `default {kind.name}({example})`")
+        try:
+            return kind.bind(values), defaults
+        except ShapeError as err:
+            raise CnnError(err.message, c.span, arithmetic=err.arithmetic, hint=err.hint) from None
+
+    def check_arg(self, kind: Kind, schema, v, span, written=None):
+        written = written or kind.name
+        where = f"{written}'s `{schema.name}`"
+        t = schema.type
+        if t == "bool":
+            if isinstance(v, bool):
+                return v
+            if isinstance(v, int) and v in (0, 1):
+                return bool(v)
+            raise CnnError(f"{where} must be true or false, got {_show(v)}", span)
+        if t == "float":
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise CnnError(f"{where} must be a number, got {_show(v)}", span)
+            lo, hi = schema.lo, schema.hi
+            if (lo is not None and v < lo) or (hi is not None and v >= hi):
+                rng = f"at least {lo}" if hi is None else f"in [{lo}, {hi:g})"
+                raise CnnError(f"{where} must be {rng}, got {v}", span)
+            return float(v)
+        if t == "padding" and v in ("same", "valid"):
+            return v
+        if t in ("pair", "padding"):
+            items = v if isinstance(v, tuple) else (v,)
+            if len(items) not in (1, 2):
+                raise CnnError(f"{where} takes one size or two (height, width), got {_show(v)}", span)
+            for i in items:
+                self.check_int(where, i, schema.lo, span, extra=" or same" if t == "padding" else "")
+            return v if isinstance(v, tuple) else v
+        if t == "int":
+            self.check_int(where, v, schema.lo, span)
+            return v
+        raise AssertionError(t)
+
+    def check_int(self, where, v, lo, span, extra=""):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise CnnError(f"{where} must be a whole number{extra}, got {_show(v)}", span)
+        if lo is not None and v < lo:
+            raise CnnError(f"{where} must be at least {lo}, got {v}", span)
+        if v > MAX_DIM:
+            raise CnnError(f"{where} is {v:,}; sizes stay below {MAX_DIM:,}", span)
+
+    def block_args(self, d: A.Def, c: A.Call, sc):
+        names = [p.name for p in d.params]
+        given = {}
+        positional = [a for a in c.args if a.name is None]
+        if len(positional) > len(names):
+            raise CnnError(f"block `{d.name}` takes {len(names)} argument{'s' * (len(names) != 1)}"
+                           f"{' (' + ', '.join(names) + ')' if names else ''}, got {len(positional)}", c.span,
+                           notes=((d.span, f"`{d.name}` is defined here"),))
+        for p, a in zip(d.params, positional):
+            given[p.name] = self.value(a.value, sc)
+        for a in c.args:
+            if a.name is None:
+                continue
+            if a.name not in names:
+                close = difflib.get_close_matches(a.name, names, 1)
+                raise CnnError(f"block `{d.name}` has no parameter `{a.name}`", a.span,
+                               hint=f"did you mean `{close[0]}`?" if close else f"its parameters: {', '.join(names) or 'none'}")
+            if a.name in given:
+                raise CnnError(f"`{a.name}` is given twice", a.span)
+            given[a.name] = self.value(a.value, sc)
+        out = []
+        for p in d.params:
+            if p.name in given:
+                out.append((p.name, given[p.name]))
+            elif p.default is not None:
+                out.append((p.name, self.value(p.default, _Scope("", {}, self.globals))))
+            else:
+                raise CnnError(f"block `{d.name}` needs `{p.name}`", c.span,
+                               hint=f"call it as {d.name}({', '.join(names)})",
+                               notes=((d.span, f"`{d.name}` is defined here"),))
+        return out
+
+
+_UNSET = object()
+
+
+def _free_vars(e):
+    """Names a value expression reads."""
+    if isinstance(e, A.Var):
+        yield e.name
+    elif isinstance(e, A.BinOp):
+        yield from _free_vars(e.left)
+        yield from _free_vars(e.right)
+    elif isinstance(e, A.Neg):
+        yield from _free_vars(e.operand)
+    elif isinstance(e, A.Tuple):
+        for i in e.items:
+            yield from _free_vars(i)
+
+
+def _typed(v):
+    """A hashable key that tells 1 from true and 1 from 1.0 (they validate differently)."""
+    if isinstance(v, (list, tuple)):
+        return tuple(_typed(i) for i in v)
+    return (type(v), v)

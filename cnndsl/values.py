@@ -1,0 +1,146 @@
+"""Values in a spec: numbers, sizes, tuples, symbols, variables and their arithmetic.
+
+A mixin of the elaborator (elaborate.py): it evaluates argument, `let` and count
+expressions in a scope, with the limits that keep hostile specs cheap.
+
+    >>> import cnndsl
+    >>> cnndsl.loads("input 8x8x3\\nlet n = 2**3 // 3\\nRELU*n").graph.nodes[-1].name
+    'relu2'
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from . import astnodes as A
+from .errors import CnnError
+
+MAX_NODES = 1_000_000   # layers a spec may expand to
+MAX_NUMBER = 10**18
+BOOLS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+SYMBOLS = {"same", "valid"} | set(BOOLS)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    prefix: str                 # "stage2." or ""
+    counters: dict              # base name -> last number used in this scope
+    env: dict                   # variables visible here
+    frames: tuple = ()
+    stack: tuple = ()           # block names being expanded, for recursion errors
+    params: frozenset = frozenset()  # the enclosing block's parameters (they can switch optionals)
+
+
+class Values:
+    """Evaluation of value expressions; needs `bindings`, `globals`, `globals_named`, `used`."""
+
+    def binding(self, name):
+        v = self.bindings[name]
+        if isinstance(v, str):
+            from .syntax import parse_value
+            try:
+                v = self.value(parse_value(v, f"-D {name}"), _Scope("", {}, {}))
+            except CnnError as err:  # a bad -D value is a mistake on the command line: exit status 2
+                err.usage = True
+                raise
+        return v
+
+    def value(self, e, sc: _Scope):
+        if isinstance(e, A.Num):
+            return self.number(e.value, e.span)
+        if isinstance(e, A.Dims):
+            return tuple(self.number(v, e.span) for v in e.value)
+        if isinstance(e, A.Var):
+            return self.lookup(e.name, e.span, sc)
+        if isinstance(e, A.Str):
+            return e.value
+        if isinstance(e, A.Tuple):
+            return tuple(self.value(i, sc) for i in e.items)
+        if isinstance(e, A.Neg):
+            v = self.value(e.operand, sc)
+            self.need_number(v, e.operand.span, "-")
+            return -v
+        if isinstance(e, A.BinOp):
+            return self.binop(e, self.value(e.left, sc), self.value(e.right, sc))
+        raise CnnError(f"not a value: {type(e).__name__}", getattr(e, "span", None))
+
+    def lookup(self, name, span, sc):
+        if name in sc.env:
+            self.used.add(name)
+            return sc.env[name]
+        if name in self.bindings and name not in self.globals_named:
+            self.used.add(name)
+            self.globals[name] = self.binding(name)
+            return self.globals[name]
+        if name in BOOLS:
+            return BOOLS[name]
+        if name in SYMBOLS:
+            return name
+        known = sorted(sc.env)
+        close = difflib.get_close_matches(name, known, 1)
+        raise CnnError(f"`{name}` is not bound", span,
+                       hint=(f"did you mean `{close[0]}`? " if close else "")
+                       + f"bind it with `let {name} = ...` in the file or `-D {name}=...` on the command line")
+
+    def number(self, v, span):
+        if isinstance(v, float) and not abs(v) <= MAX_NUMBER:  # inf, nan (1e400 - 1e400), 1e300
+            raise CnnError(f"the number {v:g} is {'not a number' if v != v else 'too large'}", span,
+                           hint="numbers in a spec stay below 10**18")
+        if isinstance(v, int) and abs(v) > MAX_NUMBER:
+            raise CnnError(f"the number {v if len(str(v)) < 30 else str(v)[:20] + '...'} is too large", span,
+                           hint="numbers in a spec stay below 10**18")
+        return v
+
+    def need_number(self, v, span, op):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise CnnError(f"`{op}` needs numbers, got {show(v)}", span)
+
+    def binop(self, e: A.BinOp, a, b):
+        for v, side in ((a, e.left), (b, e.right)):
+            self.need_number(v, side.span, e.op)
+        try:
+            if e.op == "+":
+                r = a + b
+            elif e.op == "-":
+                r = a - b
+            elif e.op == "*":
+                r = a * b
+            elif e.op == "/":
+                r = a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
+            elif e.op == "//":
+                r = a // b
+            elif e.op == "%":
+                r = a % b
+            else:
+                if abs(a) > 1 and abs(b) > 64:
+                    raise CnnError(f"{a}**{b} is too large", e.span, hint="numbers in a spec stay below 10**18")
+                r = a ** b
+        except ZeroDivisionError:
+            raise CnnError("division by zero", e.span) from None
+        except (OverflowError, ValueError) as ex:
+            raise CnnError(f"cannot compute {e.op}: {ex}", e.span) from None
+        return self.number(r, e.span) if not isinstance(r, complex) else self.need_number(r, e.span, e.op)
+
+    def count(self, e, sc) -> int:
+        n = self.value(e, sc)
+        if isinstance(n, bool) or not isinstance(n, int):
+            if isinstance(n, float) and n.is_integer():
+                n = int(n)
+            else:
+                raise CnnError(f"a repeat count must be a whole number, got {show(n)}", e.span)
+        if n < 0:
+            raise CnnError(f"a repeat count cannot be negative ({n})", e.span)
+        if n > MAX_NODES:
+            raise CnnError(f"a repeat count of {n:,} would make more than the {MAX_NODES:,} layers a spec may have",
+                           e.span, hint="check the count: is a variable bound to the wrong value?")
+        return n
+
+
+def show(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, tuple):
+        return "(" + ", ".join(show(i) for i in v) + ")"
+    return repr(v)
