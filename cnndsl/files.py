@@ -7,6 +7,16 @@ import tempfile
 from .errors import CnnError
 
 
+def read_bytes(path) -> bytes:
+    """A file's bytes, or a usage error that names it."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CnnError(f"cannot read {path}: {e.strerror}", usage=True) from None
+
+
 def atomic_write(path: str, data: bytes) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))

@@ -32,13 +32,9 @@ def parse_defines(defines) -> dict:
 
 def load(path, input=None, bindings=None, strict=False) -> "Net":
     """Parse and check a .net file. `input`: 'HxWxC' or a tuple; `bindings`: {NAME: value} (as -D)."""
+    from .files import read_bytes
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            text = f.read()
-    except OSError as e:
-        raise CnnError(f"cannot read {path}: {e.strerror}", usage=True) from None
-    return loads(text, input=input, bindings=bindings, strict=strict, path=path)
+    return loads(read_bytes(path), input=input, bindings=bindings, strict=strict, path=path)
 
 
 def loads(text, input=None, bindings=None, strict=False, path="<string>") -> "Net":

@@ -30,7 +30,7 @@ import os
 import re
 
 from .errors import CnnError
-from .files import atomic_write
+from .files import atomic_write, read_bytes
 
 SHORTCUT_WORDS = frozenset({"downsample", "shortcut", "proj", "projection", "skip"})
 
@@ -60,11 +60,7 @@ def load(path) -> dict:
     """Read a checkpoint into a {key: tensor} dict (CPU); a CnnError for anything else."""
     import torch
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CnnError(f"cannot read {path}: {e.strerror}", usage=True) from None
+    data = read_bytes(path)
     if _is_safetensors(data):
         from safetensors.torch import load as st_load
         try:

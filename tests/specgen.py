@@ -6,9 +6,21 @@ without warnings, so every kind, branch joins, blocks, repeats and labels occur.
 """
 from __future__ import annotations
 
+import glob
+import os
 import random
 
 import cnndsl
+
+NETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "nets", "*.net")))
+# a small net with every structure the backends treat specially: a residual block with in-place
+# sums, labelled scopes, an Inception-like concat, LRN, global pooling and a final softmax
+RESNETISH = """input 16x16x3
+def basic(c) = { ID + CONV(c, 3, p=1, bias=false) - BN - RELU - CONV(c, 3, p=1, bias=false) - BN } - RELU
+stem: [CONV(8, 3, p=1, bias=false) - BN - RELU] - layer1: [basic(8)*2]
+- { CONV(8, 1) | CONV(4, 1) - CONV(8, 3, p=1) | MAXPOOL(3, s=1, p=1) - CONV(4, 1) } - LRN(size=3)
+- GAP - FC(10) - SOFTMAX
+"""
 
 
 def _conv(r: random.Random, depthwise_ok: bool) -> str:

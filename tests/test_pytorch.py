@@ -4,7 +4,6 @@ The analyzer's figures are checked here against what the built modules really ho
 produce (forward hooks on every layer), for every zoo net (on the meta device: no memory,
 no arithmetic) and for 200 random valid specs (small, real tensors).
 """
-import glob
 import math
 import os
 
@@ -15,16 +14,10 @@ torch = pytest.importorskip("torch")
 import cnndsl  # noqa: E402
 from cnndsl.backends import pytorch  # noqa: E402
 from cnndsl.layers import KINDS  # noqa: E402
-from specgen import random_specs  # noqa: E402
+from specgen import NETS, random_specs  # noqa: E402
+from specgen import RESNETISH  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-NETS = sorted(glob.glob(os.path.join(ROOT, "nets", "*.net")))
-RESNETISH = """input 16x16x3
-def basic(c) = { ID + CONV(c, 3, p=1, bias=false) - BN - RELU - CONV(c, 3, p=1, bias=false) - BN } - RELU
-stem: [CONV(8, 3, p=1, bias=false) - BN - RELU] - layer1: [basic(8)*2]
-- { CONV(8, 1) | CONV(4, 1) - CONV(8, 3, p=1) | MAXPOOL(3, s=1, p=1) - CONV(4, 1) } - LRN(size=3)
-- GAP - FC(10) - SOFTMAX
-"""
 
 
 def nchw_to_hwc(shape):

@@ -1,6 +1,5 @@
 """Generated PyTorch source against to_torch(): same state_dict keys and shapes, identical outputs."""
 import ast
-import glob
 import os
 import subprocess
 import sys
@@ -12,16 +11,10 @@ torch = pytest.importorskip("torch")
 import cnndsl  # noqa: E402
 from cnndsl.backends import pytorch_source  # noqa: E402
 from cnndsl.layers import KINDS  # noqa: E402
-from specgen import random_specs  # noqa: E402
+from specgen import NETS, random_specs  # noqa: E402
+from specgen import RESNETISH as SMALL  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-NETS = sorted(glob.glob(os.path.join(ROOT, "nets", "*.net")))
-SMALL = """input 16x16x3
-def basic(c) = { ID + CONV(c, 3, p=1, bias=false) - BN - RELU - CONV(c, 3, p=1, bias=false) - BN } - RELU
-stem: [CONV(8, 3, p=1, bias=false) - BN - RELU] - layer1: [basic(8)*2]
-- { CONV(8, 1) | CONV(4, 1) - CONV(8, 3, p=1) | MAXPOOL(3, s=1, p=1) - CONV(4, 1) } - LRN(size=3)
-- GAP - FC(10) - SOFTMAX
-"""
 
 
 def load_class(source, class_name):
