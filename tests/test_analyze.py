@@ -35,6 +35,13 @@ def test_stride_3_does_not_fit_warns_and_strict_errors():
     assert (e.value.span.line, e.value.span.col) == (2, 1)
 
 
+def test_stride_wider_than_window_is_no_misfit():
+    # a 1x1 window at stride 2 skips every other row by design; the last one is no exception
+    assert report("input 56x56x64\nCONV(128, 1, s=2)")["layers"][0]["warnings"] == []
+    # but a 3x3 window at stride 2 on 8 rows leaves row 8 unread while reading every other row
+    assert report("input 8x8x3\nCONV(4, 3, s=2)")["layers"][0]["warnings"]
+
+
 def test_padding_only_floor_is_not_a_warning():
     # ResNet's stem: (224 - 7 + 2*3)/2 = 111.5 floors away only padding, not image pixels
     assert report("input 224x224x3\nCONV(64, 7, s=2, p=3)")["layers"][0]["warnings"] == []
