@@ -16,6 +16,7 @@ import math
 import re
 
 from .errors import CnnError
+from .inplace import shared_memory
 from .ir import Graph
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -30,7 +31,10 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
         raise CnnError(f"unknown optimizer {optimizer!r}", usage=True, hint="choose sgd, momentum or adam")
     nbytes = DTYPE_BYTES[dtype]
     rf = {"input": ((1, 1), (1, 1))} if len(graph.input_shape) == 3 else {"input": None}
-    alias = {"input": "input"}   # tensor -> the tensor whose memory it shares (in-place ops, views)
+    # tensor -> the tensor whose memory it is (in-place layers, views): at inference and in training
+    infer_mem, train_mem = shared_memory(graph, training=False), shared_memory(graph, training=True)
+    infer_alias, train_alias = {"input": "input"}, {"input": "input"}
+    grad = {"input": False}       # does the tensor require grad (autograd records only such ops)
     saved: set[str] = set()
     extra_saved = 0
     totals = dict(params=0, buffers=0, macs=0, flops=0, act_elems=0)
@@ -38,7 +42,7 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     largest = act_elems
     counts = {}  # one entry per distinct (kind, arguments, input shapes): repeated blocks cost once
     for node in graph.nodes:
-        kind, attrs = node.kind, node.attrs
+        kind, attrs, name = node.kind, node.attrs, node.name
         ins = [graph.shape_of(i) for i in node.inputs]
         out = node.out_shape
         key = (node.op, id(attrs), *ins)
@@ -49,22 +53,26 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
         m = node.meta
         m["params"], m["buffers"], m["macs"], m["flops"], m["act_elems"] = params, buffers, macs, flops, elems
         m["rf"], m["jump"] = _receptive_field(node, rf, window)
-        rf[node.name] = (m["rf"], m["jump"]) if m["rf"] else None
+        rf[name] = (m["rf"], m["jump"]) if m["rf"] else None
         totals["params"] += params
         totals["buffers"] += buffers
         totals["macs"] += macs
         totals["flops"] += flops
-        if kind.inplace:
-            alias[node.name] = alias[node.inputs[0]]
-        else:
-            alias[node.name] = node.name
+        shared = infer_mem.get(name)
+        m["inplace"] = shared is not None
+        infer_alias[name] = infer_alias[shared] if shared else name
+        if not shared:
             act_elems += elems
+        shared = train_mem.get(name)
+        train_alias[name] = train_alias[shared] if shared else name
         if elems > largest:
             largest = elems
-        for w in which:
-            for t in (node.inputs if w == "in" else (node.name,)):
-                saved.add(alias[t])
-        extra_saved += extra
+        grad[name] = params > 0 or any(grad[i] for i in node.inputs)
+        if grad[name]:  # an op on tensors that need no gradient keeps nothing for backward
+            for w in which:
+                for t in (node.inputs if w == "in" else (name,)):
+                    saved.add(train_alias[t])
+            extra_saved += extra
     saved_bytes = sum(math.prod(graph.shape_of(t)) for t in saved) * nbytes + extra_saved
     # while a layer's backward runs, the gradients of its output and its input are both alive
     workspace = 2 * largest * nbytes
@@ -72,14 +80,16 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
         "params": totals["params"], "trainable_params": totals["params"], "buffers": totals["buffers"],
         "param_bytes": totals["params"] * nbytes, "macs": totals["macs"], "flops": totals["flops"],
         "act_elems": act_elems, "act_bytes": act_elems * nbytes,
-        **training_memory(totals["params"], saved_bytes + workspace, batch, optimizer),
+        **training_memory(totals["params"], saved_bytes + workspace, batch, optimizer, nbytes),
         "saved_bytes_per_image": saved_bytes, "backward_workspace_per_image": workspace,
     }
 
 
-def training_memory(params: int, per_image: int, batch: int, optimizer: str) -> dict:
+def training_memory(params: int, per_image: int, batch: int, optimizer: str, nbytes: int = 4) -> dict:
     states = OPTIMIZER_STATES[optimizer]
     fixed = 4 * params * (2 + states)  # weights + gradients + optimizer state, fp32
+    if nbytes != 4:
+        fixed += nbytes * params  # autocast keeps a low-precision copy of the weights for the step
     return {"train_bytes": fixed + batch * per_image, "train_fixed_bytes": fixed, "train_per_image_bytes": per_image}
 
 

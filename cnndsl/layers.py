@@ -553,7 +553,7 @@ class Dropout(Kind):
     args = (Arg("p", "float", 0.5, lo=0.0, hi=1.0, doc="drop probability"),)
 
     def saved(self, attrs, ins, out):
-        return ((), _n(out))  # a bool mask
+        return ((), _n(out))  # a bool mask, as CUDA keeps it (PyTorch's CPU path keeps a float one)
 
     def describe(self, attrs):
         return f"{attrs['p']:g}"

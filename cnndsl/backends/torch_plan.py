@@ -9,42 +9,20 @@ so that the two produce the same module, the same speed and the same memory.
     >>> sorted(inplace_nodes(g)), sorted(he_convs(g))
     (['relu1'], ['conv1'])
 
-In place: a ReLU-like layer (or the sum of an ADD) may overwrite its input when that
-input is read by nobody else and its producer does not keep its own output for
-backward (CONV, BN, FC, ADD, CONCAT and the pools keep their inputs, or nothing);
-SIGMOID, TANH, SOFTMAX and the ReLUs keep their outputs, so what follows them must
-not overwrite those, and the network input is the caller's tensor.
+In place: see cnndsl/inplace.py (the analyzer counts memory by the same decision).
 """
 from __future__ import annotations
 
-RELU_LIKE = frozenset({"RELU", "RELU6", "LEAKYRELU"})
-# producers whose output autograd does not keep and which never return their input itself
-SAFE_PRODUCERS = frozenset({"CONV", "BN", "FC", "ADD", "CONCAT", "MAXPOOL", "AVGPOOL"})
+from ..inplace import RELU_LIKE, inplace_nodes
+
+__all__ = ["RELU_LIKE", "inplace_nodes", "he_convs", "last_uses", "final_softmax", "consumers"]
+
 # what a conv's output may pass through on its way to a ReLU and still count as "followed by ReLU"
 _TRANSPARENT = frozenset({"BN", "ADD", "CONCAT", "MAXPOOL", "AVGPOOL", "DROPOUT"})
 
 
 def consumers(graph) -> dict[str, list[str]]:
     return graph.consumers()
-
-
-def _overwritable(graph, cons, name: str, reader: str) -> bool:
-    if name == "input" or cons.get(name) != [reader]:
-        return False
-    return graph[name].op in SAFE_PRODUCERS
-
-
-def inplace_nodes(graph) -> dict[str, int]:
-    """{node name: index of the input it overwrites} for ReLU-likes and ADDs that can run in place."""
-    cons = consumers(graph)
-    out = {}
-    for n in graph.nodes:
-        if n.op in RELU_LIKE or n.op == "ADD":
-            for i, src in enumerate(n.inputs):
-                if _overwritable(graph, cons, src, n.name):
-                    out[n.name] = i
-                    break
-    return out
 
 
 def he_convs(graph) -> set[str]:
