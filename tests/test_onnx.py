@@ -405,3 +405,58 @@ def test_gpu_providers_only_with_a_usable_gpu():
         with pytest.raises(cnndsl.CnnError) as e:
             onnx_run.choose_providers(p)
         assert e.value.usage
+
+
+def test_opset_newer_than_onnxruntime_loads_is_exported_with_a_warning(tmp_path, capsys):
+    newest = onnx_graph.runtime_max_opset()[1]
+    # the probe agrees with onnxruntime itself: it opens a real model at `newest`
+    spec = tmp_path / "r1.net"
+    spec.write_text("input 8x8x3\nCONV(4, 3) - GAP - FC(2)\n")
+    code, _, err = cli(capsys, "export", spec, "-o", tmp_path / "ok.onnx", "--opset", newest)
+    assert code == 0 and "warning" not in err
+    session(onnx.load(str(tmp_path / "ok.onnx")))
+    if newest >= onnx.defs.onnx_opset_version():
+        pytest.skip("onnxruntime loads every opset this onnx knows")
+    for opset in range(newest + 1, onnx.defs.onnx_opset_version() + 1):
+        out = tmp_path / f"x{opset}.onnx"
+        code, _, err = cli(capsys, "export", spec, "-o", out, "--opset", opset)
+        assert code == 0 and out.exists()
+        warnings = [line for line in err.splitlines() if "warning" in line]
+        assert len(warnings) == 1 and f"onnxruntime {ort.__version__} loads opsets up to {newest}" in warnings[0]
+        with pytest.raises(Exception):  # onnxruntime really refuses it
+            session(onnx.load(str(out)))
+        code, _, err = cli(capsys, "run", out, "--repeat", "1")
+        assert code == 1 and f"--opset {newest}`" in err and "onnx.checker" not in err
+        assert "onnxruntime_src" not in err  # no C++ source positions
+
+
+def test_explicit_batch_that_contradicts_the_input_array_is_a_usage_error(tmp_path, capsys):
+    net = cnndsl.loads("input 8x8x3\nCONV(4, 3) - GAP - FC(2)")
+    net.to_onnx(tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 8, 8), np.float32))
+    code, _, err = cli(capsys, "run", tmp_path / "m.onnx", "--input", tmp_path / "x.npy", "--batch", "8")
+    assert code == 2 and "--batch 8" in err and "batch of 2" in err
+    code, out, _ = cli(capsys, "run", tmp_path / "m.onnx", "--input", tmp_path / "x.npy", "--batch", "2", "--repeat", "1")
+    assert code == 0 and "input:    input 2x3x8x8" in out
+    # not asked (None, as the CLI passes once --batch has no default): the array's batch
+    from cnndsl.backends import onnx_run
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert onnx_run.make_input(s, str(tmp_path / "x.npy"), None)[1].shape == (2, 3, 8, 8)
+    assert onnx_run.make_input(s, "random", None)[1].shape == (1, 3, 8, 8)
+    with pytest.raises(cnndsl.CnnError) as e:
+        onnx_run.make_input(s, str(tmp_path / "x.npy"), 3)
+    assert e.value.usage
+
+
+def test_run_sniffs_specs_not_named_net(tmp_path, capsys):
+    text = "# a spec\n\nlet c = 4\ninput 8x8x3\nCONV(c, 3) - GAP - FC(2)\n"
+    for name in ("spec.txt", "spec"):
+        (tmp_path / name).write_text(text)
+        code, out, err = cli(capsys, "run", tmp_path / name, "--repeat", "1", "-D", "c=5")
+        assert code == 0 and "exported with random weights" in out and "output:   fc1 1x2" in out, err
+    (tmp_path / "prose.txt").write_text("input files are listed below\n")  # starts like a spec: the parser says why not
+    code, _, err = cli(capsys, "run", tmp_path / "prose.txt")
+    assert code == 1 and "ONNX" not in err
+    (tmp_path / "garbage.txt").write_text("hello world\n")
+    code, _, err = cli(capsys, "run", tmp_path / "garbage.txt")
+    assert code == 1 and "is not an ONNX model" in err

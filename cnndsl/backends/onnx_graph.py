@@ -19,8 +19,10 @@ Layout NCHW, batch dimension `N` (dynamic) unless a fixed batch is asked for.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -349,6 +351,44 @@ def _ort_version():
     return "(not installed)"
 
 
+@functools.lru_cache(maxsize=None)
+def runtime_max_opset():
+    """(onnxruntime version, the newest opset it loads), or None when onnxruntime is not installed.
+
+    onnxruntime publishes no such number, and its version alone says nothing about a build from
+    source, so ask it: open a one-node model per opset, newest first (under a millisecond each;
+    the import of onnxruntime is the cost, ~0.2 s, paid only for an opset above the default)."""
+    try:
+        import onnxruntime as ort
+    except Exception:
+        return None
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4  # fatal only: a refused probe is an answer, not news
+    for opset in range(onnx.defs.onnx_opset_version(), MIN_OPSET - 1, -1):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+        g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=_ir_version(opset))
+        try:
+            ort.InferenceSession(m.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception:
+            continue
+        return ort.__version__, opset
+    return ort.__version__, None
+
+
+def runtime_warning(opset) -> str | None:
+    """One line when the installed onnxruntime would refuse a model of this opset, else None."""
+    if opset is None or opset <= DEFAULT_OPSET:  # every onnxruntime cnndsl supports loads these
+        return None
+    found = runtime_max_opset()
+    if found is None or found[1] is None or opset <= found[1]:
+        return None
+    version, newest = found
+    return (f"the installed onnxruntime {version} loads opsets up to {newest}, not {opset}: `cnndsl run` will "
+            f"refuse this model (export with --opset {newest} unless it is meant for a newer runtime)")
+
+
 def _ir_version(opset):
     """The IR version of the first onnx release that knew this opset: the oldest runtime that can load it."""
     for _release, ir, ai_onnx, *_ in helper.VERSION_TABLE:
@@ -419,6 +459,9 @@ def export(net, path=None, weights=None, opset=None, batch="dynamic", seed=None)
     model = build(net, weights=weights, opset=opset, batch=batch, seed=seed)
     if path is not None:
         write(model, os.fspath(path))
+    warning = runtime_warning(opset)
+    if warning:  # still written: the model may be meant for a newer runtime than this machine's
+        print(f"cnndsl: warning: {warning}", file=sys.stderr)
     return model
 
 

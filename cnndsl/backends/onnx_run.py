@@ -18,6 +18,7 @@ So we ask the CUDA driver first (ctypes, no torch import) and never request CUDA
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import sys
 import time
@@ -97,18 +98,40 @@ def _diagnose(path, err) -> CnnError:
         model = onnx.load(path, load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, Exception) as e:
         return CnnError(f"{path} is not an ONNX model (it does not parse: {type(e).__name__})",
-                        hint="give a file written by `cnndsl export` or another ONNX exporter")
+                        hint="give a file written by `cnndsl export` or another ONNX exporter, or a cnndsl spec")
     if not model.graph.node and not model.opset_import:
         return CnnError(f"{path} is not an ONNX model (no graph, no opset)")
-    return CnnError(f"onnxruntime cannot load {path}: {_ort_message(err)}",
-                    hint="check it with python -c \"import onnx; onnx.checker.check_model('MODEL', full_check=True)\"")
+    hint = _too_new_hint(model, err) or \
+        "check it with python -c \"import onnx; onnx.checker.check_model('MODEL', full_check=True)\""
+    return CnnError(f"onnxruntime cannot load {path}: {_ort_message(err)}", hint=hint)
+
+
+def _too_new_hint(model, err) -> str | None:
+    """When onnxruntime refused the model for its opset or IR version: the opset to export with."""
+    from .onnx_graph import runtime_max_opset
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)
+    found = runtime_max_opset()
+    if opset is None or found is None or found[1] is None:
+        return None
+    version, newest = found
+    text = str(err).lower()
+    if opset <= newest and "ir version" not in text and "opset" not in text:
+        return None
+    return (f"this onnxruntime ({version}) loads opsets up to {newest}: re-export with "
+            f"`cnndsl export SPEC.net -o MODEL.onnx --opset {newest}`, or upgrade onnxruntime")
 
 
 def _ort_message(err) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     # "[ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model from x failed:..." -> the part after the codes
     parts = text.split(" : ", 3)
-    return (parts[3] if len(parts) == 4 else text)[:400]
+    text = parts[3] if len(parts) == 4 else text
+    # "Load model from x failed:/onnxruntime_src/core/graph/model.cc:256 onnxruntime::Model::Model(...) Unsupported
+    # model IR version: 14, ..." -> "Unsupported model IR version: 14, ...": the path is said already, the C++
+    # source position and signature say nothing to a user
+    text = re.sub(r"^Load model from .*? failed:\s*", "", text)
+    text = re.sub(r"^/\S+\.(?:h|cc|cpp):\d+ .*?\) (?=[A-Z])", "", text)
+    return text[:400]
 
 
 # ---- inputs ----------------------------------------------------------------------------------
@@ -116,8 +139,11 @@ def _fmt(shape) -> str:
     return "x".join(str(d) if d is not None else "?" for d in shape)
 
 
-def make_input(session, data="random", batch=1, seed=0):
-    """(array, how) for the model's single float input: random, or from a .npy file checked against it."""
+def make_input(session, data="random", batch=None, seed=0):
+    """(name, array, how) for the model's single float input: random, or from a .npy file checked against it.
+
+    `batch`: the batch asked for (--batch), None when not asked: a random input then takes the
+    model's fixed batch or 1, and a .npy array its own."""
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise CnnError(f"the model takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
@@ -126,22 +152,29 @@ def make_input(session, data="random", batch=1, seed=0):
     if spec.type != "tensor(float)":
         raise CnnError(f"the model's input {spec.name} is {spec.type}; cnndsl run feeds float32 tensors")
     dims = [d if isinstance(d, int) and d > 0 else None for d in spec.shape]
+    if batch is not None and batch < 1:
+        raise CnnError("--batch must be at least 1", usage=True)
     if data in (None, "random"):
-        if batch < 1:
-            raise CnnError("--batch must be at least 1", usage=True)
         if not dims:
             raise CnnError(f"the model's input {spec.name} is a scalar; cnndsl run feeds a batch of tensors")
         if dims[0] is not None and dims[0] != batch:
-            if batch != 1:
+            if batch not in (None, 1):  # 1 is the CLI's default: it stands for "not asked" there
                 raise CnnError(f"the model has a fixed batch of {dims[0]}; --batch {batch} does not fit",
                                usage=True, hint="export with --batch dynamic")
             batch = dims[0]
+        batch = batch or 1
         if any(d is None for d in dims[1:]):
             raise CnnError(f"the model's input {spec.name} has shape {_fmt(spec.shape)} with unknown sizes; "
                            "cnndsl run cannot make a random input for it", hint="give --input x.npy")
         shape = [batch, *dims[1:]]
         return spec.name, np.random.default_rng(seed).standard_normal(shape, dtype=np.float32), "random"
-    return spec.name, _read_npy(data, spec.name, dims), data
+    x = _read_npy(data, spec.name, dims)
+    # an explicit --batch that the array contradicts is a mistake to report, not a choice to override;
+    # batch 1 is the CLI's default, indistinguishable from "not asked" until it defaults to None
+    if batch not in (None, 1) and batch != x.shape[0]:
+        raise CnnError(f"--batch {batch} does not match {data}, which holds a batch of {x.shape[0]}", usage=True,
+                       hint=f"leave out --batch (the array's batch is used) or give --batch {x.shape[0]}")
+    return spec.name, x, data
 
 
 def _read_npy(path, name, dims):
@@ -169,7 +202,7 @@ def _read_npy(path, name, dims):
 def _load_model(args):
     """(model for onnxruntime: a path or bytes, description)."""
     path = args.model
-    if path.endswith(".net"):
+    if path.endswith(".net") or _is_spec(path):
         from ..net import load, parse_defines
         net = load(path, bindings=parse_defines(args.defines))
         for w in net.warnings:
@@ -184,10 +217,32 @@ def _load_model(args):
     return path, path
 
 
+SPEC_STARTS = re.compile(r"(input|let|def|default|include)\b")
+
+
+def _is_spec(path) -> bool:
+    """Whether a file not named *.net holds a cnndsl spec: UTF-8 text whose first statement (after
+    comments and blank lines) is one that a spec opens with. An ONNX model is protobuf: its first
+    byte is a field tag (0x08, ir_version), never text like this."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    if b"\0" in head:
+        return False
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return bool(SPEC_STARTS.match(line))
+    return False
+
+
 def run_cli(args) -> int:
     if args.repeat < 1:
         raise CnnError("--repeat must be at least 1", usage=True)
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise CnnError("--batch must be at least 1", usage=True)
     providers = choose_providers(args.provider)
     model, what = _load_model(args)
