@@ -86,12 +86,16 @@ class Arguments:
             if schema.name in user:
                 values[schema.name] = user[schema.name][0]
                 defaults[schema.name] = (values[schema.name], f"`default {kind.name}` at line {user[schema.name][1].line}")
-            elif c.bare and schema.name in kind.bare:
+            elif c.bare and not user and schema.name in kind.bare:  # a `default` replaces the built-in meaning
                 values[schema.name] = kind.bare[schema.name]
                 defaults[schema.name] = (values[schema.name], f"bare {c.name}")
             elif schema.default is None:
                 what = f"{schema.name} ({schema.doc})" if schema.doc else schema.name
                 example = ", ".join(str(kind.bare.get(s.name, "...")) for s in kind.args if s.default is None)
+                if c.bare and user:
+                    line = next(iter(user.values()))[1].line
+                    raise CnnError(f"bare {c.name} needs {what}: `default {kind.name}(...)` at line {line} does not give it",
+                                   c.span, hint=f"give it there, e.g. `default {kind.name}({example})`")
                 raise CnnError(f"{c.name} needs {what}", c.span,
                                hint=f"write {c.name}({example}), or set `default {kind.name}({example})`")
         try:

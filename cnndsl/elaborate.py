@@ -22,7 +22,7 @@ from .errors import CnnError, Span
 from .ir import Frame, Graph, Node, Optional_
 from .arguments import Arguments
 from .layers import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
-from .values import MAX_NODES, Values, _Scope, show as _show
+from .values import BOOLS, MAX_NODES, Values, _Scope, show as _show
 
 MAX_STEPS = 5_000_000   # repeat iterations + layers: bounds time even for empty repeated bodies
 MAX_BLOCK_DEPTH = 100
@@ -226,7 +226,12 @@ class _Elaborator(Values, Arguments):
             included, source = sc.env[name], "parameter"
         elif name in self.bindings:
             self.used.add(name)
-            included, source = self.binding(name), "-D"
+            raw, source = self.bindings[name], "-D"
+            if isinstance(raw, str) and raw.strip().isidentifier() and raw.strip() not in BOOLS:
+                raise CnnError(f"-D {name}={raw}: optional `{name}` is switched on or off, not {raw}", usage=True,
+                               hint=f"write -D {name}=off to drop it, -D {name}=on to keep it",
+                               notes=((e.span, f"the optional `{name}`"),))
+            included = self.binding(name)
         elif name in self.globals_named:
             included, source = self.globals[name], "let"
         if isinstance(included, int) and not isinstance(included, bool) and included in (0, 1):
@@ -303,6 +308,8 @@ class _Elaborator(Values, Arguments):
         self.steps += 1
         if self.steps > MAX_STEPS:
             self.step(span)
+        if warnings:  # shared by every node of a call site: give each its layer and its call trace
+            warnings = [self.located(w, name, sc) for w in warnings]
         node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit, defaults or {},
                     {"warnings": list(warnings)} if warnings else {})
         if len(self.graph.nodes) >= MAX_NODES:
@@ -311,6 +318,14 @@ class _Elaborator(Values, Arguments):
             self.graph.warnings.extend(warnings)
         self.graph.add(node)
         return name
+
+    def located(self, w: CnnError, layer: str, sc) -> CnnError:
+        blocks = [f for f in reversed(sc.frames) if f.kind == "block" and f.span is not None][:3]
+        calls = tuple((f.span, (f"layer `{layer}` " if i == 0 else "") + f"in block `{f.name}`, called here")
+                      for i, f in enumerate(blocks))
+        out = CnnError(w.message, w.span, arithmetic=w.arithmetic, hint=w.hint, notes=calls)
+        out.layer = layer
+        return out
 
     def step(self, span):
         self.steps += 1

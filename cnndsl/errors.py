@@ -61,8 +61,11 @@ class CnnError(Exception):
 
     def to_dict(self) -> dict:
         s = self.span
-        return {"message": self.message, "file": s and s.source.path, "line": s and s.line,
-                "col": s and s.col, "arithmetic": self.arithmetic, "hint": self.hint}
+        out = {"message": self.message, "file": s and s.source.path, "line": s and s.line,
+               "col": s and s.col, "arithmetic": self.arithmetic, "hint": self.hint}
+        if getattr(self, "layer", None):
+            out["layer"] = self.layer
+        return out
 
     def __str__(self) -> str:
         return self.render()

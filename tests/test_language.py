@@ -155,6 +155,11 @@ def test_block_parameter_switches_an_optional_per_call():
         [("shortcut", False, "parameter", 1), ("shortcut", True, "parameter", 1)]
 
 
+def test_optional_switched_by_a_word_that_is_not_on_or_off():
+    e = error("input 8x8x3\nPOOL?", bindings={"pool": "maybe"})
+    assert e.usage and "switched on or off, not maybe" in e.message and "-D pool=off" in e.hint
+
+
 def test_optional_bound_to_a_number_is_an_error():
     assert "not on/off" in error("input 8x8x3\nPOOL?", bindings={"pool": 7}).message
 
@@ -174,6 +179,14 @@ def test_default_statement_changes_bare_and_called_layers():
     g = cnndsl.loads("input 32x32x3\ndefault CONV(16, 5, p=same)\nCONV - CONV(8)").graph
     assert [n.attrs["filters"] for n in g.nodes] == [16, 8]
     assert [n.attrs["kernel"] for n in g.nodes] == [(5, 5), (5, 5)]
+
+
+def test_default_statement_replaces_the_builtin_bare_meaning():
+    g = cnndsl.loads("input 32x32x3\ndefault CONV(64, 5)\nCONV - CONV(32)").graph
+    assert [n.attrs["p"] for n in g.nodes] == [(0, 0), (0, 0)]  # not the built-in p=same
+    assert [n.out_shape for n in g.nodes] == [(28, 28, 64), (24, 24, 32)]
+    e = error("input 32x32x3\ndefault CONV(p=same)\nCONV")
+    assert "bare CONV needs filters" in e.message and "line 2" in e.message
 
 
 def test_call_without_required_argument_explains():
