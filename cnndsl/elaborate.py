@@ -44,6 +44,7 @@ class _Elaborator(Values, Arguments):
         self.input_decl: A.InputDecl | None = None
         self.optionals: dict[tuple, Optional_] = {}
         self.optional_names: dict[tuple, str] = {}
+        self.let_spans: dict = {}
         self.used: set[str] = set()
         self.steps = 0
         self.repeats: list[int] = []  # counts of the repeats being expanded, outermost first
@@ -85,6 +86,12 @@ class _Elaborator(Values, Arguments):
             elif isinstance(st, A.InputDecl):
                 self.input_decl = st
             elif isinstance(st, A.Let):
+                if st.name in self.let_spans:
+                    first = self.let_spans[st.name]
+                    raise CnnError(f"`{st.name}` is already bound", st.span,
+                                   notes=((first, f"`{st.name}` is first bound here"),),
+                                   hint=f"bind each name once; -D {st.name}=... overrides it from the command line")
+                self.let_spans[st.name] = st.span
                 self.globals_named.add(st.name)
                 if st.name in self.bindings:
                     self.used.add(st.name)

@@ -33,6 +33,7 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
             "inputs": list(n.inputs), "out": list(n.out_shape),
             "params": m["params"], "macs": m["macs"], "flops": m["flops"],
             "act_elems": m["act_elems"], "act_bytes": m["act_elems"] * nbytes,
+            "inplace": m["inplace"],  # shares its input's memory at inference (not in totals.act_bytes)
             "rf": _square(m["rf"]), "jump": _square(m["jump"]),
             "implicit": n.implicit,
             "block": next((f.path for f in reversed(n.frames) if f.kind != "repeat"), None),
@@ -103,24 +104,28 @@ _RIGHT = {0, 4, 5, 6, 7, 8}
 def _rows(rep):
     for i, l in enumerate(rep["layers"], 1):
         op = l["op"] + (f" {l['desc']}" if l["desc"] else "") + (" (implicit)" if l["implicit"] else "")
-        yield (str(i), l["name"], op, fmt_shape(l["out"]), si(l["act_elems"]), binary(l["act_bytes"]),
+        memory = "in place" if l["inplace"] else binary(l["act_bytes"])
+        yield (str(i), l["name"], op, fmt_shape(l["out"]), si(l["act_elems"]), memory,
                f"{l['params']:,}", si(l["macs"]) if l["macs"] else "", _rf(l["rf"]))
 
 
 def _summary(rep) -> list[str]:
     t = rep["totals"]
     lines = [
-        f"params {t['params']:,} ({binary(t['param_bytes'])} in {rep['dtype']}); "
+        f"params {t['params']:,} ({binary(t['param_bytes'])} as {rep['dtype']} weights); "
         f"MACs {si(t['macs'])}; FLOPs {si(t['flops'])} per image",
-        f"forward activations {binary(t['act_bytes'])} per image ({t['act_elems']:,} values, input included)",
+        f"forward activations {binary(t['act_bytes'])} per image: the input and every output with memory of its "
+        f"own ({t['act_elems']:,} values; an inference run frees most of them early)",
         f"training estimate ({rep['optimizer']}, batch {rep['batch']}, activations in {rep['dtype']}): "
-        f"{binary(t['train_bytes'])} = weights+grads+{rep['optimizer']} {binary(t['train_fixed_bytes'])} "
+        f"{binary(t['train_bytes'])} = weights+grads+{rep['optimizer']}"
+        f"{'+' + rep['dtype'] + ' weight copy' if rep['dtype'] != 'fp32' else ''} {binary(t['train_fixed_bytes'])} "
         f"+ {rep['batch']} x {binary(t['train_per_image_bytes'])} per image",
     ]
     if "memory" in rep:
         m = rep["memory"]
         lines.append(f"largest batch for {binary(m['budget_bytes'])}: {m['max_batch']:,}"
-                     + ("" if m["max_batch"] else " (the weights and optimizer state alone do not fit)"))
+                     + (" (an upper bound: leave room for the CUDA context, ~0.5-1 GiB, and allocator slack)"
+                        if m["max_batch"] else " (the weights and optimizer state alone do not fit)"))
     for o in rep["optionals"]:
         state = "on" if o["included"] else "off"
         how = {"default": f"default; -D {o['name']}=off drops it", "-D": "set with -D", "let": "set with let",

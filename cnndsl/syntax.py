@@ -192,6 +192,8 @@ def _hint_for(source: Source, e: UnexpectedInput) -> str | None:
         return "a repeat count is a number, a name or a parenthesised expression: `*(N-1)`"
     if tok_type == "_NL" and before.count("(") > before.count(")"):
         return "a `(` on this line is not closed"
+    if tok_type == "NAME" and str(tok).startswith("x") and before.rstrip()[-1:].isdigit():
+        return "write sizes without spaces: 32x32x3, 3x3"
     if tok_type == "NAME" and before.rstrip() and before.rstrip()[-1] not in "-|+({[:,=*":
         return "layers are joined with `-`: `CONV - RELU`"
     return None

@@ -99,6 +99,15 @@ def test_command_line_binding_overrides_let():
     assert len(names(text, bindings={"N": "2*3"})) == 6  # -D values are expressions
 
 
+def test_binding_a_name_twice_is_an_error():
+    e = error("input 8x8x3\nlet N = 2\nlet N = 3\nRELU*N")
+    assert "already bound" in e.message and e.span.line == 3 and e.notes[0][0].line == 2
+
+
+def test_sizes_with_spaces_get_a_hint():
+    assert "without spaces" in error("input 32 x 32 x 3\nRELU").hint
+
+
 def test_unbound_variable_names_it_and_how_to_bind():
     e = error("input 8x8x3\n(CONV-RELU)*N")
     assert "`N` is not bound" in e.message
