@@ -79,6 +79,9 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     return {
         "params": totals["params"], "trainable_params": totals["params"], "buffers": totals["buffers"],
         "param_bytes": totals["params"] * nbytes, "macs": totals["macs"], "flops": totals["flops"],
+        # a training step: the forward pass, and a backward pass of about twice its cost
+        # (gradients for the inputs and for the weights), per image
+        "train_flops": 3 * totals["flops"],
         "act_elems": act_elems, "act_bytes": act_elems * nbytes,
         **training_memory(totals["params"], saved_bytes + workspace, batch, optimizer, nbytes),
         "saved_bytes_per_image": saved_bytes, "backward_workspace_per_image": workspace,

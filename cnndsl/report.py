@@ -113,7 +113,7 @@ def _summary(rep) -> list[str]:
     t = rep["totals"]
     lines = [
         f"params {t['params']:,} ({binary(t['param_bytes'])} as {rep['dtype']} weights); "
-        f"MACs {si(t['macs'])}; FLOPs {si(t['flops'])} per image",
+        f"MACs {si(t['macs'])}; FLOPs {si(t['flops'])} per image (a training step: ~{si(t['train_flops'])})",
         f"forward activations {binary(t['act_bytes'])} per image: the input and every output with memory of its "
         f"own ({t['act_elems']:,} values; an inference run frees most of them early)",
         f"training estimate ({rep['optimizer']}, batch {rep['batch']}, activations in {rep['dtype']}): "
