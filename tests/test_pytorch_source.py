@@ -110,3 +110,53 @@ def test_cli_compile_writes_the_file(tmp_path):
     from cnndsl.cli import main
     assert main(["compile", str(spec), "-o", str(out)]) == 0
     assert "class Tiny(nn.Module):" in out.read_text()
+
+
+def classes(source):
+    namespace = {"__name__": "generated"}
+    exec(compile(source, "<generated>", "exec"), namespace)
+    return namespace
+
+
+def init_args(source, class_name):
+    cls = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == class_name)
+    init = next(f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+    return [a.arg for a in init.args.args[1:]]
+
+
+def test_block_classes_cite_their_def_and_name_arguments_by_meaning():
+    path = os.path.join(ROOT, "nets", "resnet50.net")
+    def_line = next(i for i, line in enumerate(open(path), 1) if line.startswith("def bottleneck"))
+    src = cnndsl.load(path).torch_source()
+    assert f'"""The `bottleneck` block (spec line {def_line}): `layer1.bottleneck2` and 11 more."""' in src
+    assert init_args(src, "Bottleneck") == ["channels", "width"]
+    # the names say what the values are: `channels` in and out, `width` inside
+    b = classes(src)["Bottleneck"](channels=256, width=64)
+    assert b.conv1.in_channels == b.conv3.out_channels == 256
+    assert b.conv1.out_channels == b.conv2.in_channels == b.conv2.out_channels == b.conv3.in_channels == 64
+    assert init_args(src, "Bottleneck3") == ["cin", "width", "cout"]
+    b = classes(src)["Bottleneck3"](cin=256, width=128, cout=512)
+    assert (b.conv1.in_channels, b.conv2.out_channels, b.bn3.num_features) == (256, 128, 512)
+
+
+def test_arguments_named_after_the_blocks_parameters_and_included_defs(tmp_path):
+    (tmp_path / "blocks.net").write_text("# shared blocks\ndef block(c, k) = CONV(c, k, p=1) - BN - RELU\n")
+    spec = tmp_path / "main.net"
+    spec.write_text('include "blocks.net"\ninput 16x16x3\nblock(8, 3) - block(16, 5) - block(32, 3) - GAP - FC(10)\n')
+    net = cnndsl.load(spec)
+    src = net.torch_source()
+    assert '"""The `block` block (blocks.net line 2)' in src and "# blocks.net line 2: def block" in src
+    assert init_args(src, "Block") == ["cin", "c", "k"]
+    b = classes(src)["Block"](cin=3, c=8, k=5)
+    assert (b.conv1.in_channels, b.conv1.out_channels, b.conv1.kernel_size) == (3, 8, (5, 5))
+    assert same_outputs(net)
+
+
+def test_arguments_follow_block_parameters_through_nested_blocks():
+    path = os.path.join(ROOT, "nets", "googlenet.net")
+    src = cnndsl.load(path).torch_source()
+    # inception(c1, c3red, c3, c5red, c5, proj) passes each to basic(c, k, ...), whose CONV takes c
+    assert init_args(src, "Inception") == ["cin", "c1", "c3red", "c3", "c5red", "c5", "proj"]
+    m = classes(src)["Inception"](cin=192, c1=64, c3red=96, c3=128, c5red=16, c5=32, proj=32)
+    assert m.branch1.conv.out_channels == 64 and m.branch2.basic1.conv.out_channels == 96
+    assert m.branch2.basic2.conv.out_channels == 128 and m.branch4.basic1.conv.out_channels == 32

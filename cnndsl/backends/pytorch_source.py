@@ -174,6 +174,47 @@ def _top_name(file_name: str) -> str:
 ROLES = {"Conv2d": ("cin", "cout", "k"), "Linear": ("fin", "fout"), "BatchNorm2d": ("c",), "BatchNorm1d": ("c",),
          "MaxPool2d": ("k",), "AvgPool2d": ("k",), "AdaptiveAvgPool2d": ("size",), "Dropout": ("p",),
          "LeakyReLU": ("slope",), "LocalResponseNorm": ("size",)}
+# constructor role -> the spec argument it comes from (a role not here comes from the input's shape)
+SPEC_ARG = {"cout": "filters", "fout": "units", "k": "kernel", "stride": "s", "padding": "p", "dilation": "d",
+            "groups": "groups", "p": "p", "slope": "slope", "size": "size"}
+CHANNEL_ROLES = {"cin", "cout", "c", "fin", "fout", "channels"}
+
+
+def _is_channels(role):
+    return role in CHANNEL_ROLES or re.fullmatch(r"width\d*", role) is not None
+
+
+def _own_frame(part):
+    """The innermost frame that gives the part its path: its block instance or its label."""
+    frames = [f for f in part.nodes[0].frames if f.path == part.path]
+    return frames[-1] if frames else None
+
+
+def _var_arg(call, param_of, want):
+    """The variable that `call` passes as its parameter `want` (param_of(arg, index) says which one
+    an argument binds), or None when it passes an expression or nothing."""
+    for i, arg in enumerate(call.args):
+        p = param_of(arg, i)
+        if (p if isinstance(p, str) or p is None else p.name) == want:
+            return arg.value.name if type(arg.value).__name__ == "Var" else None
+    return None
+
+
+def _calls(tree) -> dict:
+    """{(line, col): Call} for every call in an AST subtree."""
+    out = {}
+    stack = [tree]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, (tuple, list)):
+            stack.extend(t)
+        elif hasattr(t, "__dataclass_fields__"):
+            if type(t).__name__ == "Call":
+                out[(t.span.line, t.span.col)] = t
+            stack.extend(getattr(t, f) for f in t.__dataclass_fields__ if f != "span")
+    return out
+
+
 _TOKEN = re.compile(r"\d+(?:\.\d*)?(?:e[-+]?\d+)?|[A-Za-z_][\w.]*|\S")
 
 
@@ -267,7 +308,7 @@ class _Writer:
                     src = make(child, ins, child.name in self.inplace)
                     if child.name in self.he:
                         src = f"he({src})"
-                    pieces += [f"        {ref} = "] + [(*p, name) if isinstance(p, tuple) else p
+                    pieces += [f"        {ref} = "] + [(*p, name, child) if isinstance(p, tuple) else p
                                                        for p in _pieces(src)] + ["\n"]
                 items.append(("node", child, ref))
 
@@ -276,30 +317,16 @@ class _Writer:
         taken_names = {self.top_name}
         bases: dict[str, int] = {}
         for group in sorted(self.groups.values(), key=lambda g: g.height):
-            slots = [self._slots(inst) for inst in group.insts]       # per instance [(role, local, value)]
+            slots = [self._slots(inst) for inst in group.insts]   # per instance [(role, local, value, origin)]
+            for inst, own in zip(group.insts, slots):
+                inst.slots = own
             width = len(slots[0])
             columns = [tuple(s[i][2] for s in slots) for i in range(width)]
-            arg_of, names = {}, []
-            used = set(RESERVED)
-            group.render_slot = []
-            for i in range(width):
-                col = columns[i]
-                if len(set(col)) == 1:
-                    group.render_slot.append(col[0])
-                    continue
-                if col not in arg_of:
-                    role, local = slots[0][i][0], slots[0][i][1]
-                    name = _identifier(role)
-                    if name in used:
-                        name = _identifier(f"{local}_{role}")
-                    base, k = name, 2
-                    while name in used:
-                        name, k = f"{base}_{k}", k + 1
-                    used.add(name)
-                    arg_of[col] = name
-                    names.append((name, col))
-                group.render_slot.append(arg_of[col])
+            arg_of = self._arg_names(group, slots[0], columns)
+            names = [(name, col) for col, name in arg_of.items()]
+            group.render_slot = [arg_of.get(col, col[0]) for col in columns]
             group.arg_names = [n for n, _ in names]
+            group.arg_first = {arg_of[col]: columns.index(col) for col in arg_of}
             for j, inst in enumerate(group.insts):
                 inst.args = [col[j] for _, col in names]
             if group.key.endswith("\x02top"):
@@ -315,6 +342,121 @@ class _Writer:
             taken_names.add(name)
             group.name = name
 
+    def _arg_names(self, group, slots, columns) -> dict:
+        """{column of differing values: argument name}, in order of first use. A name says what the
+        value is: the block's own parameter where the spec passes it unchanged (`s` in
+        `CONV(4 * c, 1, s=s)`), else for a channel count `cin`/`cout`/`channels` (the part's input,
+        output or both) or `width` (inside), else the constructor's role (`k`, `stride`)."""
+        ends = self._end_channels(group)
+        block = self._block_of(group)
+        chosen = {}
+        for i, col in enumerate(columns):
+            if len(set(col)) == 1 or col in chosen:
+                continue
+            at = [j for j, c in enumerate(columns) if c == col]
+            name = block and next((v for j in at for v in [self._param_at(slots[j][3], block)] if v), None)
+            if name is None and all(_is_channels(slots[j][0]) for j in at):
+                name = {(True, True): "channels", (True, False): "cin", (False, True): "cout"}.get(
+                    (col == ends[0], col == ends[1]), "width")
+            chosen[col] = name or slots[i][0], slots[i][1]
+        out, used = {}, set(RESERVED)
+        widths = sum(1 for name, _ in chosen.values() if name == "width")
+        k = 0
+        for col, (name, local) in chosen.items():
+            if name == "width" and widths > 1:
+                k += 1
+                name = f"width{k}"
+            name = _identifier(name)
+            if name in used:
+                name = _identifier(f"{local}_{name}")
+            base, n = name, 2
+            while name in used:
+                name, n = f"{base}_{n}", n + 1
+            used.add(name)
+            out[col] = name
+        return out
+
+    def _end_channels(self, group):
+        """Per instance, as source text: the channels (features) of the part's input and of its output."""
+        cin, cout = [], []
+        for inst in group.insts:
+            inside = {n.name for n in inst.part.nodes}
+            src = next(s for n in inst.part.nodes for s in n.inputs if s not in inside)
+            cin.append(str(self.graph.shape_of(src)[-1]))
+            cout.append(str(inst.part.nodes[-1].out_shape[-1]))
+        return tuple(cin), tuple(cout)
+
+    @staticmethod
+    def _block_of(group):
+        """The part of the group's first instance when all instances are instances of one block."""
+        frames = [_own_frame(inst.part) for inst in group.insts]
+        if all(f is not None and f.kind == "block" and f.name == frames[0].name for f in frames):
+            return group.insts[0].part
+        return None
+
+    def _def_of(self, name, part):
+        """The `def NAME` whose body holds one of the part's layers or the call of a block inside it
+        (searched in the sources that their spans name)."""
+        spans = {}
+        for n in part.nodes:
+            inner = [f.span for f in n.frames if f.kind == "block" and f.path.startswith(part.path + ".")]
+            for span in [n.span, *inner]:
+                if span is not None:
+                    spans.setdefault(id(span.source), (span.source, set()))[1].add((span.line, span.col))
+        for source, positions in spans.values():
+            for d in self._defs(source):
+                if d.name == name and not positions.isdisjoint(_calls(d.body)):
+                    return d
+        return None
+
+    def _defs(self, source):
+        cache = self.__dict__.setdefault("_def_cache", {})
+        if id(source) not in cache:
+            from ..syntax import parse_text
+            try:  # the text parsed once already; a second parse cannot fail, but a docstring is not worth a crash
+                program = parse_text(source.text, source.path)
+                cache[id(source)] = (source, [st for st in program.statements if type(st).__name__ == "Def"])
+            except Exception:
+                cache[id(source)] = (source, [])
+        return cache[id(source)][1]
+
+    def _param_at(self, origin, part):
+        """The parameter of the part's block that a number is, when the spec passes it unchanged
+        all the way down: `s` for `CONV(4 * c, 1, s=s)` in the block's body, `c3` for
+        `basic(c3, 3)` in it when `basic`'s body has `CONV(c, ...)`; None otherwise."""
+        node, role = origin
+        attr = SPEC_ARG.get(role)
+        if attr is None or node.span is None:
+            return None
+        frames = [f for f in node.frames if f.kind == "block" and f.span is not None and
+                  (f.path == part.path or f.path.startswith(part.path + "."))]
+        if not frames or frames[0].path != part.path:
+            return None
+        d = self._def_at(frames[-1].name, node.span)
+        call = d and _calls(d.body).get((node.span.line, node.span.col))
+        if call is None:
+            return None
+        kind = node.kind
+        name = _var_arg(call, lambda arg, i: (kind.arg(arg.name) if arg.name else
+                                              (kind.args[i] if i < len(kind.args) else None)), attr)
+        for inner, outer in zip(reversed(frames), reversed(frames[:-1])):  # out through each block call
+            if name not in [p.name for p in d.params]:
+                return None
+            params = [p.name for p in d.params]
+            d = self._def_at(outer.name, inner.span)
+            call = d and _calls(d.body).get((inner.span.line, inner.span.col))
+            if call is None:
+                return None
+            name = _var_arg(call, lambda arg, i: arg.name or (params[i] if i < len(params) else None), name)
+        return name if d is not None and name in [p.name for p in d.params] else None
+
+    def _def_at(self, name, span):
+        """The `def NAME` whose body has a call at `span`."""
+        for d in self._defs(span.source):
+            if d.name == name and (span.line, span.col) in _calls(d.body):
+                return d
+        return None
+
     @staticmethod
     def _class_base(group):
         """The block's name (`Bottleneck`), else the label (`Features`; `Stage` for stage1, stage2, ...)."""
@@ -327,13 +469,16 @@ class _Writer:
 
     @staticmethod
     def _slots(inst):
+        """[(role, local name, value, origin)]: origin is the (layer, constructor role) whose number
+        the slot is, through the arguments of nested classes (children are done first)."""
         out = []
         for p in inst.pieces:
             if isinstance(p, tuple) and p[0] == "num":
-                out.append((p[1], p[3], p[2]))
+                out.append((p[1], p[3], p[2], (p[4], p[1])))
             elif isinstance(p, tuple):
                 child, local = p[1], p[2]
-                out += [(n, local, v) for n, v in zip(child.group.arg_names, child.args)]
+                out += [(n, local, v, child.slots[child.group.arg_first[n]][3])
+                        for n, v in zip(child.group.arg_names, child.args)]
         return out
 
     def render(self, group) -> str:
@@ -352,14 +497,28 @@ class _Writer:
 
     def _doc(self, group):
         part = group.insts[0].part
-        frames = [f for f in part.nodes[0].frames if f.path == part.path]
-        f = frames[-1] if frames else None
+        f = _own_frame(part)
         what = (f"The `{f.name}` block" if f and f.kind == "block" else
                 f"The group labelled `{f.name}`" if f else f"`{part.path}`")
         n = len(group.insts)
         where = f"`{part.path}`" + (f" and {n - 1} more" if n > 1 else "")
-        text = f"{what}" + (f" (spec line {f.span.line})" if f and f.span else "") + f": {where}."
+        text = f"{what}{self._where_defined(f, part)}: {where}."
         return "\n    ".join(textwrap.wrap(text, 92)) + ("\n    " if len(text) > 92 else "")
+
+    def _where_defined(self, frame, part):
+        """` (spec line 15)`: a block's `def` line (a frame's span is where the block is called), a
+        label's own line; the file is named when it is not the spec's (an included file)."""
+        if frame is None or frame.span is None:
+            return ""
+        span = frame.span
+        if frame.kind == "block":
+            d = self._def_of(frame.name, part)
+            if d is None:
+                return f" (called on spec line {span.line})"
+            span = d.span
+        if span.source.path != self.net.path and not span.source.path.startswith("<"):
+            return f" ({os.path.basename(span.source.path)} line {span.line})"
+        return f" (spec line {span.line})"
 
     # -- forward: straight-line code, `x` reused along chains -------------------------------------
     def _forward(self, part, items, top):
@@ -434,6 +593,8 @@ class _Writer:
     def _spec_line(self, span):
         text = span.source.line(span.line).strip()
         text = text if len(text) <= 80 else text[:77] + "..."
+        if span.source.path != self.net.path and not span.source.path.startswith("<"):
+            return f"{os.path.basename(span.source.path)} line {span.line}: {text}"  # an included file
         return f"line {span.line}: {text}"
 
     # -- the file -------------------------------------------------------------------------------------
