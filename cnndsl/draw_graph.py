@@ -220,17 +220,21 @@ def to_dot(graph: Graph, rankdir: str | None = None, expand: bool = False, detai
         skip = graph[b].op == "ADD" and len(consumers[a]) > 1
         style = ' [color="#3c78d8", penwidth=1.3, tooltip="shortcut"]' if skip else ""
         out.append(f"  {quote(a)} -> {quote(b)}{style}")
-    out += _branch_order(consumers)
+    out += _branch_order(consumers, reverse=rankdir == "LR")
     out.append("}")
     return "\n".join(out) + "\n"
 
 
-def _branch_order(consumers: dict) -> list[str]:
+def _branch_order(consumers: dict, reverse: bool = False) -> list[str]:
     """Pin the heads of parallel branches left to right in source order (dot would otherwise
-    order them by its crossing heuristics, often reversed): invisible edges within a rank."""
+    order them by its crossing heuristics, often reversed): invisible edges within a rank.
+    dot lays LR out as TB turned a quarter anticlockwise, so a rank's first node ends up at the
+    bottom: `reverse` (for LR) chains them last to first, and the first branch reads at the top."""
     out = []
     for a, nodes in consumers.items():
         heads = [n.name for n in nodes if not KINDS[n.op].join]
+        if reverse:
+            heads.reverse()
         if len(heads) > 1:
             chain = " -> ".join(quote(h) for h in heads)
             out.append(f"  {{rank=same; {chain} [style=invis]}}")

@@ -241,3 +241,27 @@ def test_a_folded_growing_repeat_shows_the_volume_after_its_last_iteration():
     assert "16x16x12 … 16x16x20" in net.draw()
     texts = [t.text for t in ET.fromstring(net.draw(style="volumes")).iter("{http://www.w3.org/2000/svg}text")]
     assert "16x16x20" in texts and "16x16x12" not in texts and "x 3" in texts
+
+
+def _positions(dot_text: str) -> dict:
+    """{node: (x, y)} as dot lays the graph out (y grows upwards)."""
+    import subprocess
+    plain = subprocess.run(["dot", "-Tplain"], input=dot_text, capture_output=True, text=True, timeout=60).stdout
+    out = {}
+    for line in plain.splitlines():
+        f = line.split()
+        if f and f[0] == "node":
+            out[f[1].strip('"')] = (float(f[2]), float(f[3]))
+    return out
+
+
+@needs_dot
+@pytest.mark.parametrize("rankdir", ["TB", "LR"])
+def test_branches_read_in_source_order_in_both_directions(rankdir):
+    """Inception's branches left to right in TB, top to bottom in LR (the first branch first)."""
+    net = cnndsl.loads(INCEPTIONISH)
+    heads = ["inc3a.conv1", "inc3a.conv2", "inc3a.conv4", "inc3a.maxpool1"]   # the four branches' first layers
+    assert all(n.inputs == ["input"] for n in net.graph.nodes if n.name in heads)
+    pos = _positions(net.draw(rankdir=rankdir))
+    across = [pos[h][0] for h in heads] if rankdir == "TB" else [-pos[h][1] for h in heads]
+    assert across == sorted(across) and len(set(across)) == 4, (rankdir, across)
