@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a model with onnxruntime and time it")
     p.add_argument("model", help="a .onnx model or a .net spec (exported with random weights)")
     p.add_argument("--input", dest="data", default="random", help="x.npy (NCHW float32) or 'random'")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch of a random input (default: the model's fixed batch, or 1); with --input it must match")
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
     p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
