@@ -32,47 +32,46 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     nbytes = DTYPE_BYTES[dtype]
     rf = {"input": ((1, 1), (1, 1))} if len(graph.input_shape) == 3 else {"input": None}
     # tensor -> the tensor whose memory it is (in-place layers, views): at inference and in training
-    infer_mem, train_mem = shared_memory(graph, training=False), shared_memory(graph, training=True)
-    infer_alias, train_alias = {"input": "input"}, {"input": "input"}
+    infer_mem, train_mem = shared_memory(graph)
+    alias = {"input": "input"}    # training: the tensor whose memory each output is
     grad = {"input": False}       # does the tensor require grad (autograd records only such ops)
     saved: set[str] = set()
     extra_saved = 0
-    totals = dict(params=0, buffers=0, macs=0, flops=0, act_elems=0)
+    total_params = total_buffers = total_macs = total_flops = 0
     act_elems = math.prod(graph.input_shape)  # the input counts: it is held while the net runs
     largest = act_elems
     counts = {}  # one entry per distinct (kind, arguments, input shapes): repeated blocks cost once
+    shape_of = graph.shape_of
     for node in graph.nodes:
-        kind, attrs, name = node.kind, node.attrs, node.name
-        ins = [graph.shape_of(i) for i in node.inputs]
-        out = node.out_shape
-        key = (node.op, id(attrs), *ins)
+        name, inputs = node.name, node.inputs
+        ins = [shape_of(i) for i in inputs]
+        key = (node.op, id(node.attrs), *ins)
         c = counts.get(key)
         if c is None:
-            c = counts[key] = _counts(kind, attrs, ins, out)
+            c = counts[key] = _counts(node.kind, node.attrs, ins, node.out_shape)
         params, buffers, macs, flops, elems, window, (which, extra) = c
         m = node.meta
         m["params"], m["buffers"], m["macs"], m["flops"], m["act_elems"] = params, buffers, macs, flops, elems
-        m["rf"], m["jump"] = _receptive_field(node, rf, window)
-        rf[name] = (m["rf"], m["jump"]) if m["rf"] else None
-        totals["params"] += params
-        totals["buffers"] += buffers
-        totals["macs"] += macs
-        totals["flops"] += flops
-        shared = infer_mem.get(name)
-        m["inplace"] = shared is not None
-        infer_alias[name] = infer_alias[shared] if shared else name
-        if not shared:
+        m["rf"], m["jump"] = r = _receptive_field(node, rf, window)
+        rf[name] = r if r[0] else None
+        total_params += params
+        total_buffers += buffers
+        total_macs += macs
+        total_flops += flops
+        m["inplace"] = name in infer_mem
+        if not m["inplace"]:
             act_elems += elems
         shared = train_mem.get(name)
-        train_alias[name] = train_alias[shared] if shared else name
+        alias[name] = alias[shared] if shared else name
         if elems > largest:
             largest = elems
-        grad[name] = params > 0 or any(grad[i] for i in node.inputs)
-        if grad[name]:  # an op on tensors that need no gradient keeps nothing for backward
+        grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
+        if g:  # an op on tensors that need no gradient keeps nothing for backward
             for w in which:
-                for t in (node.inputs if w == "in" else (name,)):
-                    saved.add(train_alias[t])
+                for t in (inputs if w == "in" else (name,)):
+                    saved.add(alias[t])
             extra_saved += extra
+    totals = dict(params=total_params, buffers=total_buffers, macs=total_macs, flops=total_flops)
     saved_bytes = sum(math.prod(graph.shape_of(t)) for t in saved) * nbytes + extra_saved
     # while a layer's backward runs, the gradients of its output and its input are both alive
     workspace = 2 * largest * nbytes

@@ -41,11 +41,14 @@ def inplace_nodes(graph, cons=None) -> dict[str, int]:
     return out
 
 
-def shared_memory(graph, training: bool) -> dict[str, str]:
-    """{node name: the input whose memory its output is} for in-place layers and views;
-    at inference DROPOUT returns its input too."""
-    out = {n: graph[n].inputs[i] for n, i in inplace_nodes(graph).items()}
+def shared_memory(graph) -> tuple[dict[str, str], dict[str, str]]:
+    """({node: the input whose memory its output is} at inference, the same in training), for in-place
+    layers and views; at inference DROPOUT returns its input too."""
+    training = {n: graph[n].inputs[i] for n, i in inplace_nodes(graph).items()}
+    inference = dict(training)
     for n in graph.nodes:
-        if n.op in VIEWS or (n.op == "DROPOUT" and not training):
-            out[n.name] = n.inputs[0]
-    return out
+        if n.op in VIEWS:
+            training[n.name] = inference[n.name] = n.inputs[0]
+        elif n.op == "DROPOUT":
+            inference[n.name] = n.inputs[0]
+    return inference, training
