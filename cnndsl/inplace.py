@@ -22,20 +22,15 @@ SAFE_PRODUCERS = frozenset({"CONV", "BN", "FC", "ADD", "CONCAT", "MAXPOOL", "AVG
 VIEWS = frozenset({"FLATTEN", "ID"})  # return their input's memory, reshaped
 
 
-def _overwritable(graph, cons, name: str, reader: str) -> bool:
-    if name == "input" or cons.get(name) != [reader]:
-        return False
-    return graph[name].op in SAFE_PRODUCERS
-
-
-def inplace_nodes(graph, cons=None) -> dict[str, int]:
+def inplace_nodes(graph) -> dict[str, int]:
     """{node name: index of the input it overwrites} for ReLU-likes and ADDs that can run in place."""
-    cons = graph.consumers() if cons is None else cons
+    readers = graph.reader_counts()
     out = {}
     for n in graph.nodes:
         if n.op in RELU_LIKE or n.op == "ADD":
             for i, src in enumerate(n.inputs):
-                if _overwritable(graph, cons, src, n.name):
+                # read by nobody else, and made by a layer that does not keep it (nor is the caller's)
+                if src != "input" and readers[src] == 1 and graph[src].op in SAFE_PRODUCERS:
                     out[n.name] = i
                     break
     return out

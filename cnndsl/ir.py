@@ -91,8 +91,16 @@ class Graph:
 
     def consumers(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {"input": []}
-        for n in self.nodes:
-            out.setdefault(n.name, [])
+        for n in self.nodes:  # in execution order: every input is already a key
             for i in n.inputs:
-                out.setdefault(i, []).append(n.name)
+                out[i].append(n.name)
+            out[n.name] = []
+        return out
+
+    def reader_counts(self) -> dict[str, int]:
+        out = dict.fromkeys(self._by_name, 0)
+        out["input"] = 0
+        for n in self.nodes:
+            for i in n.inputs:
+                out[i] += 1
         return out
