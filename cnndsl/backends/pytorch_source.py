@@ -119,9 +119,6 @@ class Part:
     def __init__(self, path):
         self.path, self.children, self.nodes = path, {}, []   # children: name -> Part or Node
 
-    def all_nodes(self):
-        return self.nodes
-
 
 def _tree(graph):
     root = Part("")

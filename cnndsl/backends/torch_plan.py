@@ -15,19 +15,15 @@ from __future__ import annotations
 
 from ..inplace import RELU_LIKE, inplace_nodes
 
-__all__ = ["RELU_LIKE", "inplace_nodes", "he_convs", "last_uses", "final_softmax", "consumers"]
+__all__ = ["RELU_LIKE", "inplace_nodes", "he_convs", "last_uses", "final_softmax"]
 
 # what a conv's output may pass through on its way to a ReLU and still count as "followed by ReLU"
 _TRANSPARENT = frozenset({"BN", "ADD", "CONCAT", "MAXPOOL", "AVGPOOL", "DROPOUT"})
 
 
-def consumers(graph) -> dict[str, list[str]]:
-    return graph.consumers()
-
-
 def he_convs(graph) -> set[str]:
     """CONV nodes whose output reaches a ReLU-like through BN/ADD/CONCAT/pools/dropout only."""
-    cons = consumers(graph)
+    cons = graph.consumers()
     ops = {n.name: n.op for n in graph.nodes}
     found = set()
     for n in graph.nodes:
