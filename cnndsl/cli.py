@@ -95,7 +95,7 @@ def _print_warnings(net):
 
 
 def cmd_report(args):
-    from . import report
+    from .analysis import report
     net = _load(args)
     if args.batch < 1:
         raise CnnError("--batch must be at least 1", usage=True)
@@ -145,7 +145,7 @@ def cmd_export(args):
 
 
 def cmd_run(args):
-    from .backends.onnx_run import run_cli
+    from .runtime.onnx_run import run_cli
     return run_cli(args)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import CnnError, Span
-from .layers import KINDS  # imported here, not per access: `kind` is read in every pass's inner loop
+from .kinds import KINDS  # imported here, not per access: `kind` is read in every pass's inner loop
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import gc
 import os
 from contextlib import contextmanager
 
-from .elaborate import elaborate
+from .lang.elaborate import elaborate
 from .errors import CnnError
 from .ir import Graph
-from .syntax import parse_text
+from .lang.syntax import parse_text
 
 
 def parse_defines(defines) -> dict:
@@ -75,8 +75,8 @@ class Net:
 
     def report(self, dtype="fp32", batch=1, optimizer="adam", memory=None) -> dict:
         """The analysis as the versioned JSON-able dict (schema cnndsl.report/1)."""
-        from . import report
-        from .analyze import parse_bytes
+        from .analysis import report
+        from .analysis.analyze import parse_bytes
         if isinstance(memory, str):
             memory = parse_bytes(memory)
         with _gc_paused():

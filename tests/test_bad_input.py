@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import cnndsl
 from cnndsl import CnnError
 from cnndsl.cli import main
-from cnndsl.layers import CALLABLE
+from cnndsl.kinds import CALLABLE
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                 derandomize=True)

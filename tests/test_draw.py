@@ -15,7 +15,7 @@ import pytest
 import cnndsl
 from cnndsl import draw as draw_mod
 from cnndsl.cli import main
-from cnndsl.draw_fold import Fold
+from cnndsl.draw.fold import Fold
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
 

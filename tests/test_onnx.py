@@ -18,7 +18,7 @@ from onnx import TensorProto, helper
 import cnndsl
 from cnndsl.backends import onnx_graph
 from cnndsl.cli import main
-from cnndsl.layers import KINDS
+from cnndsl.kinds import KINDS
 
 from specgen import random_specs  # noqa: E402
 
@@ -397,7 +397,7 @@ def test_fixed_batch_model_and_batch_option(tmp_path, capsys):
 
 
 def test_gpu_providers_only_with_a_usable_gpu():
-    from cnndsl.backends import onnx_run
+    from cnndsl.runtime import onnx_run
     if onnx_run.gpu_usable():
         pytest.skip("a GPU is usable here")
     assert onnx_run.choose_providers("auto") == ["CPUExecutionProvider"]
@@ -439,7 +439,7 @@ def test_explicit_batch_that_contradicts_the_input_array_is_a_usage_error(tmp_pa
     code, out, _ = cli(capsys, "run", tmp_path / "m.onnx", "--input", tmp_path / "x.npy", "--batch", "2", "--repeat", "1")
     assert code == 0 and "input:    input 2x3x8x8" in out
     # not asked (None, as the CLI passes once --batch has no default): the array's batch
-    from cnndsl.backends import onnx_run
+    from cnndsl.runtime import onnx_run
     s = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     assert onnx_run.make_input(s, str(tmp_path / "x.npy"), None)[1].shape == (2, 3, 8, 8)
     assert onnx_run.make_input(s, "random", None)[1].shape == (1, 3, 8, 8)

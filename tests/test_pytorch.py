@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 import cnndsl  # noqa: E402
 from cnndsl.backends import pytorch  # noqa: E402
-from cnndsl.layers import KINDS  # noqa: E402
+from cnndsl.kinds import KINDS  # noqa: E402
 from specgen import NETS, random_specs  # noqa: E402
 from specgen import RESNETISH  # noqa: E402
 

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 import cnndsl  # noqa: E402
 from cnndsl.backends import pytorch_source  # noqa: E402
-from cnndsl.layers import KINDS  # noqa: E402
+from cnndsl.kinds import KINDS  # noqa: E402
 from specgen import NETS, random_specs  # noqa: E402
 from specgen import RESNETISH as SMALL  # noqa: E402
 

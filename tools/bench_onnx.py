@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import cnndsl  # noqa: E402
-from cnndsl.backends import onnx_graph, onnx_run  # noqa: E402
+from cnndsl.backends import onnx_graph
+from cnndsl.runtime import onnx_run  # noqa: E402
 
 
 def timed(fn, warmup, repeat):

@@ -124,9 +124,9 @@ def cold(path, label, runs):
 
 def in_process(path, label, runs):
     import cnndsl
-    from cnndsl import report
-    from cnndsl.elaborate import elaborate
-    from cnndsl.syntax import parse_text
+    from cnndsl.analysis import report
+    from cnndsl.lang.elaborate import elaborate
+    from cnndsl.lang.syntax import parse_text
     print(f"\n== in-process: cnndsl.load({label}).report() (median of {runs})")
     text = open(path, "rb").read()
     total = median_time(lambda: cnndsl.load(path).report(), runs)

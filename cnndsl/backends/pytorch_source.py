@@ -409,7 +409,7 @@ class _Writer:
     def _defs(self, source):
         cache = self.__dict__.setdefault("_def_cache", {})
         if id(source) not in cache:
-            from ..syntax import parse_text
+            from ..lang.syntax import parse_text
             try:  # the text parsed once already; a second parse cannot fail, but a docstring is not worth a crash
                 program = parse_text(source.text, source.path)
                 cache[id(source)] = (source, [st for st in program.statements if type(st).__name__ == "Def"])

@@ -13,7 +13,7 @@ In place: see cnndsl/inplace.py (the analyzer counts memory by the same decision
 """
 from __future__ import annotations
 
-from ..inplace import RELU_LIKE, inplace_nodes
+from ..analysis.inplace import RELU_LIKE, inplace_nodes
 
 __all__ = ["RELU_LIKE", "inplace_nodes", "he_convs", "last_uses", "final_softmax"]
 

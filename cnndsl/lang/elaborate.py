@@ -1,6 +1,6 @@
 """AST -> IR: variables, blocks, repeats, optionals and branches become a flat graph.
 
-    >>> from cnndsl.syntax import parse_text
+    >>> from cnndsl.lang.syntax import parse_text
     >>> g = elaborate(parse_text("input 32x32x3\\n(CONV-RELU)*N - POOL?"), bindings={"N": 2})
     >>> [n.name for n in g.nodes]
     ['conv1', 'relu1', 'conv2', 'relu2', 'pool1']
@@ -18,10 +18,10 @@ import math
 import os
 
 from . import astnodes as A
-from .errors import CnnError, Span
-from .ir import Frame, Graph, Node, Optional_
+from ..errors import CnnError, Span
+from ..ir import Frame, Graph, Node, Optional_
 from .arguments import Arguments
-from .layers import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
+from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
 from .values import BOOLS, MAX_NODES, Values, _Scope, show as _show
 
 MAX_STEPS = 5_000_000   # repeat iterations + layers: bounds time even for empty repeated bodies

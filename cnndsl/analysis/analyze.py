@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import CnnError
+from ..errors import CnnError
 from .inplace import shared_memory
-from .ir import Graph
+from ..ir import Graph
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # fp32 tensors per parameter

@@ -13,7 +13,7 @@ import difflib
 from dataclasses import dataclass
 
 from . import astnodes as A
-from .errors import CnnError
+from ..errors import CnnError
 
 MAX_NODES = 1_000_000   # layers a spec may expand to
 MAX_NUMBER = 10**18

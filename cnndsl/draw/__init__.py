@@ -18,8 +18,8 @@ import os
 import shutil
 import subprocess
 
-from .errors import CnnError
-from .files import atomic_write
+from ..errors import CnnError
+from ..files import atomic_write
 
 STYLES = ("graph", "volumes")
 FORMATS = {"graph": ("svg", "png", "pdf", "dot"), "volumes": ("svg", "png", "pdf")}
@@ -45,14 +45,14 @@ def draw(net, path=None, style="graph", rankdir=None, expand=False, detail="low"
                            hint=f"name the output {' / '.join('OUT.' + f for f in FORMATS[style])}")
     _analyze(net)
     if style == "volumes":
-        from .draw_volumes import to_svg
+        from .volumes import to_svg
         text = to_svg(net.graph, expand=expand, detail=detail, title=net.name)
         if path is None:
             return text
         data = text.encode("utf-8") if fmt == "svg" else _convert_svg(text, fmt, path)
         atomic_write(path, data)
         return path
-    from .draw_graph import to_dot
+    from .graph import to_dot
     text = to_dot(net.graph, rankdir=rankdir, expand=expand, detail=detail, title=net.name)
     if path is None:
         return text
@@ -66,7 +66,7 @@ def draw(net, path=None, style="graph", rankdir=None, expand=False, detail="low"
 def _analyze(net):
     """Parameters and MACs for the tooltips (the analysis annotates node.meta)."""
     if not all("params" in n.meta for n in net.graph.nodes):
-        from .analyze import analyze
+        from ..analysis.analyze import analyze
         analyze(net.graph)
 
 

@@ -108,7 +108,7 @@ def _diagnose(path, err) -> CnnError:
 
 def _too_new_hint(model, err) -> str | None:
     """When onnxruntime refused the model for its opset or IR version: the opset to export with."""
-    from .onnx_graph import runtime_max_opset
+    from ..backends.onnx_graph import runtime_max_opset
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)
     found = runtime_max_opset()
     if opset is None or found is None or found[1] is None:
@@ -207,7 +207,7 @@ def _load_model(args):
         net = load(path, bindings=parse_defines(args.defines))
         for w in net.warnings:
             print(w.render("warning"), file=sys.stderr)
-        from .onnx_graph import DEFAULT_OPSET
+        from ..backends.onnx_graph import DEFAULT_OPSET
         model = net.to_onnx(batch="dynamic")
         return model.SerializeToString(), f"{path} (exported with random weights, opset {DEFAULT_OPSET})"
     if args.defines:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import Span
+from ..errors import Span
 
 
 # ---- values -----------------------------------------------------------------

@@ -21,10 +21,10 @@ import math
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-from .draw_fold import Fold
-from .draw_graph import COLOUR, is_minor, _num
-from .ir import Graph, Node
-from .layers import KINDS, fmt_shape
+from .fold import Fold
+from .graph import COLOUR, is_minor, _num
+from ..ir import Graph, Node
+from ..kinds import KINDS, fmt_shape
 
 FONT = "Helvetica, Arial, sans-serif"
 CHAR_W = 6.1          # average glyph width at 11 px, for laying labels out without a font engine

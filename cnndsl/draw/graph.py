@@ -15,9 +15,9 @@ written by hand, not with the graphviz package, so escaping is in one place
 """
 from __future__ import annotations
 
-from .draw_fold import Fold
-from .ir import Graph, Node
-from .layers import KINDS, fmt_shape
+from .fold import Fold
+from ..ir import Graph, Node
+from ..kinds import KINDS, fmt_shape
 
 # Colour groups: a legend entry each, in legend order.
 GROUPS = (

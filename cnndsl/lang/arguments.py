@@ -13,8 +13,8 @@ from __future__ import annotations
 import difflib
 
 from . import astnodes as A
-from .errors import CnnError
-from .layers import CALLABLE, KINDS, MAX_DIM, Kind, ShapeError
+from ..errors import CnnError
+from ..kinds import CALLABLE, KINDS, MAX_DIM, Kind, ShapeError
 from .values import _Scope, show as _show
 
 

@@ -11,8 +11,8 @@ import csv
 import io
 
 from .analyze import DTYPE_BYTES, analyze, max_batch
-from .ir import Graph
-from .layers import fmt_shape
+from ..ir import Graph
+from ..kinds import fmt_shape
 
 SCHEMA = "cnndsl.report/1"
 

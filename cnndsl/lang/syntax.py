@@ -13,12 +13,12 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import astnodes as A
-from .errors import CnnError, Source, Span
+from ..errors import CnnError, Source, Span
 
 def _grammar_path() -> str:
     """The wheel ships grammars/ as cnndsl/grammars/; a source checkout has it beside cnndsl/."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for path in (os.path.join(here, "grammars", "cnn.lark"), os.path.join(os.path.dirname(here), "grammars", "cnn.lark")):
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # cnndsl/
+    for path in (os.path.join(package, "grammars", "cnn.lark"), os.path.join(os.path.dirname(package), "grammars", "cnn.lark")):
         if os.path.exists(path):
             return path
     raise CnnError("cnndsl is installed without its grammar (grammars/cnn.lark)", hint="reinstall: pip install -e .")

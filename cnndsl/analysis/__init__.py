@@ -1,0 +1,1 @@
+"""Analysis passes over the IR (volumes, counts, memory, receptive field) and the report."""

@@ -1,0 +1,1 @@
+"""The language: text -> AST -> IR (syntax, AST nodes, elaboration, values, arguments)."""
