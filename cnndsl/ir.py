@@ -31,7 +31,10 @@ class Frame:
     name: str            # block name, label, or repeat id ("repeat@3:5")
     index: int = 0       # repeat iteration, 0-based
     count: int = 1       # repeat count
-    span: Span | None = None
+    span: Span | None = None   # block: the call; label: the labelled expression; repeat: the repeat
+    # provenance of a block instance, so that no backend re-parses the spec:
+    definition: object = field(default=None, compare=False)  # the `def` (an astnodes.Def: name, params, body, span)
+    args: tuple = field(default=(), compare=False)            # its bound arguments, ((parameter, value), ...) in the def's order
 
 
 @dataclass(slots=True)
@@ -46,10 +49,19 @@ class Node:
     implicit: bool = False        # inserted by the compiler (an implicit FLATTEN)
     defaults: dict = field(default_factory=dict)  # argument -> where its value came from
     meta: dict = field(default_factory=dict)
+    site: object = None           # the AST it was built from: an astnodes.Call (its argument
+                                  # expressions), Branches for a join; None for an implicit FLATTEN
 
     @property
     def kind(self):
         return KINDS[self.op]
+
+    def block(self) -> Frame | None:
+        """The innermost block instance this node was expanded in (its def, arguments and call)."""
+        for f in reversed(self.frames):
+            if f.kind == "block":
+                return f
+        return None
 
 
 @dataclass

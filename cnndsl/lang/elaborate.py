@@ -262,7 +262,7 @@ class _Elaborator(Values, Arguments):
             notes = tuple((self.where(o, b), f"this branch gives {fmt_shape(self.graph.shape_of(o))}")
                           for o, b in zip(outs, e.items))
             raise CnnError(err.message, e.span, arithmetic=err.arithmetic, hint=err.hint, notes=notes[:2]) from None
-        return self.add(kind, {}, outs, shape, e.span, sc, self.fresh(sc, kind.name.lower()))
+        return self.add(kind, {}, outs, shape, e.span, sc, self.fresh(sc, kind.name.lower()), site=e)
 
     def where(self, name, branch_ast) -> Span:
         return self.graph[name].span if name in self.graph else branch_ast.span
@@ -280,7 +280,7 @@ class _Elaborator(Values, Arguments):
             x = self.add(flat, {}, [x], shape, c.span, sc, self.fresh(sc, "flatten"), implicit=True)
         shape, warnings = self.infer(kind, attrs, [x], c.span)
         name = self.fresh(sc, label, labelled=True) if label else self.fresh(sc, c.name.lower())
-        return self.add(kind, attrs, [x], shape, c.span, sc, name, defaults=defaults, warnings=warnings)
+        return self.add(kind, attrs, [x], shape, c.span, sc, name, defaults=defaults, warnings=warnings, site=c)
 
     def infer(self, kind: Kind, attrs, inputs, span):
         """The output shape, and the warnings (a window that does not fit) that come with it."""
@@ -311,14 +311,14 @@ class _Elaborator(Values, Arguments):
                            hint=f"a dimension over {MAX_DIM:,} is beyond what PyTorch and ONNX Runtime handle")
         return shape, warnings
 
-    def add(self, kind, attrs, inputs, shape, span, sc, name, implicit=False, defaults=None, warnings=()) -> str:
+    def add(self, kind, attrs, inputs, shape, span, sc, name, implicit=False, defaults=None, warnings=(), site=None) -> str:
         self.steps += 1
         if self.steps > MAX_STEPS:
             self.step(span)
         if warnings:  # shared by every node of a call site: give each its layer and its call trace
             warnings = [self.located(w, name, sc) for w in warnings]
         node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit, defaults or {},
-                    {"warnings": list(warnings)} if warnings else {})
+                    {"warnings": list(warnings)} if warnings else {}, site)
         if len(self.graph.nodes) >= MAX_NODES:
             raise CnnError(f"the network expands to more than {MAX_NODES:,} layers", span)
         if warnings:
@@ -348,10 +348,11 @@ class _Elaborator(Values, Arguments):
         if len(sc.stack) >= MAX_BLOCK_DEPTH:
             raise CnnError(f"blocks nested more than {MAX_BLOCK_DEPTH} deep", c.span)
         env = dict(self.globals)
-        for (param, v) in self.block_args(d, c, sc):
+        bound = tuple(self.block_args(d, c, sc))
+        for (param, v) in bound:
             env[param] = v
         inst = self.fresh(sc, label, labelled=True) if label else self.fresh(sc, d.name)
-        inner = self.scope(sc, inst, Frame("block", "", d.name, span=c.span), env=env, call=d.name,
+        inner = self.scope(sc, inst, Frame("block", "", d.name, span=c.span, definition=d, args=bound), env=env, call=d.name,
                            params=frozenset(p.name for p in d.params))
         try:
             return self.expr(d.body, x, inner)
@@ -362,7 +363,7 @@ class _Elaborator(Values, Arguments):
             raise
 
     def scope(self, sc, path, frame, env=None, call=None, params=None):
-        frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span)
+        frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span, frame.definition, frame.args)
         return _Scope(path + ".", {}, sc.env if env is None else env, sc.frames + (frame,),
                       sc.stack + ((call,) if call else ()), sc.params if params is None else params)
 
