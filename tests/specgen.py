@@ -11,6 +11,10 @@ import os
 import random
 
 import cnndsl
+from cnndsl.kinds import ALL
+
+# every kind's own sample calls that keep a volume: a kind added to cnndsl/kinds/ is fuzzed at once
+SAMPLES = [s for k in ALL if not k.flat_input and k.name != "FLATTEN" for s in k.samples]
 
 NETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "nets", "*.net")))
 # a small net with every structure the backends treat specially: a residual block with in-place
@@ -45,6 +49,8 @@ def _spatial(r: random.Random) -> str:
     if roll < 0.55:
         return r.choice(["MAXPOOL(2)", "MAXPOOL(3, s=2, p=1)", "AVGPOOL(2)", "AVGPOOL(3, s=1, p=1)",
                          "MAXPOOL(3, s=2, ceil=true)", "POOL", "AVGPOOL(3, s=2, p=1, count_pad=false)"])
+    if roll < 0.62:
+        return r.choice(SAMPLES)
     if roll < 0.65:
         return "BN"
     if roll < 0.70:

@@ -36,195 +36,45 @@ BATCH_DIM = "N"
 LARGE_MODEL = 1_900_000_000  # protobuf caps a message at 2 GiB: bigger weights go to an external .data file
 
 
-# ---- the table ---------------------------------------------------------------------------------
-# Each entry: emit(b, node, xs) where xs are the input tensor names; it appends nodes whose last
-# output is the tensor named node.name.
-
-def _conv(b, n, xs):
-    a = n.attrs
-    ins = [xs[0], f"{n.name}.weight"] + ([f"{n.name}.bias"] if a["bias"] else [])
-    ph, pw = a["p"]
-    b.node("Conv", ins, n, kernel_shape=list(a["kernel"]), strides=list(a["s"]), pads=[ph, pw, ph, pw],
-           dilations=list(a["d"]), group=a["groups"])
-
-
-def _maxpool(b, n, xs):
-    _pool(b, n, xs, "MaxPool", {})
-
-
-def _avgpool(b, n, xs):
-    _pool(b, n, xs, "AveragePool", {"count_include_pad": int(bool(n.attrs["count_pad"]))})
-
-
-def _pool(b, n, xs, op, extra):
-    a = n.attrs
-    (kh, kw), (sh, sw), (ph, pw) = a["kernel"], a["s"], a["p"]
-    H, W, _ = b.shape_of(n.inputs[0])
-    oh, ow, _ = n.out_shape
-    common = dict(kernel_shape=[kh, kw], strides=[sh, sw])
-    floor = [(H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1]
-    ceil = [-(-(H + 2 * ph - kh) // sh) + 1, -(-(W + 2 * pw - kw) // sw) + 1]
-    if not a["ceil"] or [oh, ow] in (ceil, floor):
-        # ONNX's ceil_mode rounds up without PyTorch's rule that a last window starting in the right
-        # padding is dropped; where that rule removed the extra window everywhere, floor is exact
-        b.node(op, xs[:1], n, pads=[ph, pw, ph, pw], ceil_mode=int([oh, ow] != floor), **common, **extra)
-        return
-    # the rule applies along one axis only: pad the end explicitly so that floor gives PyTorch's count
-    eh, ew = max(0, (oh - 1) * sh + kh - (H + 2 * ph)), max(0, (ow - 1) * sw + kw - (W + 2 * pw))
-    if op == "MaxPool":
-        b.node(op, xs[:1], n, pads=[ph, pw, ph + eh, pw + ew], **common)
-    elif not a["count_pad"] or (ph, pw) == (0, 0):
-        b.node(op, xs[:1], n, pads=[ph, pw, ph + eh, pw + ew], count_include_pad=0, **common)
-    else:
-        # PyTorch counts the symmetric padding but not the overhang: make the padding real zeros
-        pads = b.ints(n, "pads", [0, 0, ph, pw, 0, 0, ph, pw])
-        x = b.node("Pad", [xs[0], pads], n, out=f"{n.name}:padded")
-        b.node(op, [x], n, pads=[0, 0, eh, ew], count_include_pad=0, **common)
-
-
-def _gap(b, n, xs):
-    b.node("GlobalAveragePool", xs[:1], n)
-
-
-def _adaptive(b, n, xs):
-    """PyTorch's adaptive average pool, exactly: bin i spans [floor(i*H/h), ceil((i+1)*H/h))."""
-    H, W, _ = b.shape_of(n.inputs[0])
-    oh, ow = n.attrs["size"]
-    if (H, W) == (oh, ow):
-        b.node("Identity", xs[:1], n)
-    elif (oh, ow) == (1, 1):
-        b.node("GlobalAveragePool", xs[:1], n)
-    elif H % oh == 0 and W % ow == 0:
-        k = [H // oh, W // ow]
-        b.node("AveragePool", xs[:1], n, kernel_shape=k, strides=k)
-    else:
-        # uneven bins: y = A_h @ x @ A_w^T with averaging matrices, a standard MatMul either side
-        rows = b.const(n, "rows", _bins(H, oh))          # (oh, H), broadcast over N, C
-        cols = b.const(n, "cols", _bins(W, ow).T.copy())  # (W, ow)
-        half = b.node("MatMul", [rows, xs[0]], n, out=f"{n.name}:rows_pooled")
-        b.node("MatMul", [half, cols], n)
-
-
-def _bins(size, out):
-    m = np.zeros((out, size), np.float32)
-    for i in range(out):
-        lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
-        m[i, lo:hi] = 1.0 / (hi - lo)
-    return m
-
-
-def _fc(b, n, xs):
-    ins = [xs[0], f"{n.name}.weight"] + ([f"{n.name}.bias"] if n.attrs["bias"] else [])
-    b.node("Gemm", ins, n, transB=1)
-
-
-def _flatten(b, n, xs):
-    b.node("Flatten", xs[:1], n, axis=1)
-
-
-def _simple(op, **attrs):
-    def emit(b, n, xs):
-        b.node(op, xs[:1], n, **attrs)
-    emit.__name__ = f"_{op.lower()}"
-    return emit
-
-
-def _relu6(b, n, xs):
-    b.node("Clip", [xs[0], b.scalar(0.0), b.scalar(6.0)], n)
-
-
-def _leakyrelu(b, n, xs):
-    b.node("LeakyRelu", xs[:1], n, alpha=float(n.attrs["slope"]))
-
-
-def _bn(b, n, xs):
-    p = n.name
-    b.node("BatchNormalization", [xs[0], f"{p}.weight", f"{p}.bias", f"{p}.running_mean", f"{p}.running_var"], n,
-           epsilon=float(n.attrs["eps"]))
-
-
-def _lrn(b, n, xs):
-    a = n.attrs
-    size, alpha, beta, k = a["size"], float(a["alpha"]), float(a["beta"]), float(a["k"])
-    if size % 2:
-        b.node("LRN", xs[:1], n, size=size, alpha=alpha, beta=beta, bias=k)
-        return
-    # Even windows: ONNX's LRN looks at (size-1)//2 channels before and size//2 after, PyTorch's at
-    # size//2 before and (size-1)//2 after; lower it as PyTorch does (pad, average over channels).
-    sq = b.node("Mul", [xs[0], xs[0]], n, out=f"{n.name}:square")
-    x5 = b.node("Unsqueeze", [sq, b.ints(n, "axis", [1])], n, out=f"{n.name}:square5d")
-    pads = b.ints(n, "pads", [0, 0, size // 2, 0, 0, 0, 0, (size - 1) // 2, 0, 0])
-    padded = b.node("Pad", [x5, pads], n, out=f"{n.name}:padded")
-    avg = b.node("AveragePool", [padded], n, out=f"{n.name}:avg5d", kernel_shape=[size, 1, 1])
-    avg = b.node("Squeeze", [avg, b.ints(n, "axis", [1])], n, out=f"{n.name}:avg")
-    scaled = b.node("Mul", [avg, b.scalar(alpha)], n, out=f"{n.name}:scaled")
-    shifted = b.node("Add", [scaled, b.scalar(k)], n, out=f"{n.name}:shifted")
-    div = b.node("Pow", [shifted, b.scalar(beta)], n, out=f"{n.name}:divisor")
-    b.node("Div", [xs[0], div], n)
-
-
-def _dropout(b, n, xs):
-    b.node("Dropout", [xs[0], b.scalar(float(n.attrs["p"]))], n)  # inference: passes x through
-
-
-def _concat(b, n, xs):
-    b.node("Concat", xs, n, axis=1)
-
-
-def _add(b, n, xs):
-    b.node({1: "Identity", 2: "Add"}.get(len(xs), "Sum"), xs, n)
-
-
-EMIT = {
-    "CONV": _conv, "MAXPOOL": _maxpool, "AVGPOOL": _avgpool, "GAP": _gap, "ADAPTIVEAVGPOOL": _adaptive,
-    "FC": _fc, "FLATTEN": _flatten, "RELU": _simple("Relu"), "RELU6": _relu6, "LEAKYRELU": _leakyrelu,
-    "SIGMOID": _simple("Sigmoid"), "TANH": _simple("Tanh"), "SOFTPLUS": _simple("Softplus"),
-    "SOFTMAX": _simple("Softmax", axis=1), "BN": _bn, "LRN": _lrn, "DROPOUT": _dropout,
-    "ID": _simple("Identity"),  # never in the IR (an edge), kept so that the table covers every kind
-    "CONCAT": _concat, "ADD": _add,
-}
-
-
 # ---- parameters -------------------------------------------------------------------------------
-def param_shapes(graph) -> dict[str, tuple]:
-    """{state_dict key: shape} for every parameter and BN buffer ONNX needs, in graph order."""
+# The lowering of each kind is `Kind.onnx(builder, node, inputs)` (cnndsl/kinds/); its parameter
+# tensors are `Kind.tensors`. This module keeps no table of op names.
+
+def param_tensors(graph) -> dict[str, object]:
+    """{state_dict key: kinds.Tensor} for every float parameter and buffer ONNX needs, in graph order
+    (BN's int64 num_batches_tracked is not one of them)."""
     out = {}
     for n in graph.nodes:
-        a = n.attrs
-        if n.op == "CONV":
-            cin = graph.shape_of(n.inputs[0])[2]
-            out[f"{n.name}.weight"] = (a["filters"], cin // a["groups"], *a["kernel"])
-            if a["bias"]:
-                out[f"{n.name}.bias"] = (a["filters"],)
-        elif n.op == "FC":
-            out[f"{n.name}.weight"] = (a["units"], graph.shape_of(n.inputs[0])[0])
-            if a["bias"]:
-                out[f"{n.name}.bias"] = (a["units"],)
-        elif n.op == "BN":
-            c = graph.shape_of(n.inputs[0])[-1]
-            for what in ("weight", "bias", "running_mean", "running_var"):
-                out[f"{n.name}.{what}"] = (c,)
+        ins = [graph.shape_of(s) for s in n.inputs]
+        for t in n.kind.tensors(n.attrs, ins):
+            if t.dtype == "float32":
+                out[f"{n.name}.{t.name}"] = t
     return out
 
 
+def param_shapes(graph) -> dict[str, tuple]:
+    """{state_dict key: shape} for every parameter and BN buffer ONNX needs, in graph order."""
+    return {k: t.shape for k, t in param_tensors(graph).items()}
+
+
 def random_weights(graph, seed=None) -> dict[str, np.ndarray]:
-    """PyTorch's default initialisation: CONV/FC weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
-    BN scale 1, shift 0, running mean 0, variance 1."""
+    """PyTorch's default initialisation, as each kind's tensors name it (`Tensor.init`): weights
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases with their weight's bound, ones and zeros."""
     rng = np.random.default_rng(seed)
     out = {}
     fan_in = {}
-    for key, shape in param_shapes(graph).items():
-        layer, what = key.rsplit(".", 1)
-        if what == "weight" and len(shape) >= 2:  # CONV or FC; BN's weight is 1-d
-            fan_in[layer] = math.prod(shape[1:])
-        if layer in fan_in:
+    for key, t in param_tensors(graph).items():
+        layer, _ = key.rsplit(".", 1)
+        if t.init in ("fan_in_uniform", "fan_in_uniform_bias"):
+            if t.init == "fan_in_uniform":
+                fan_in[layer] = math.prod(t.shape[1:])
             bound = 1.0 / math.sqrt(fan_in[layer])
-            w = rng.random(shape, dtype=np.float32)
+            w = rng.random(t.shape, dtype=np.float32)
             w *= 2 * bound
             w -= bound
             out[key] = w
         else:
-            out[key] = (np.ones if what in ("weight", "running_var") else np.zeros)(shape, np.float32)
+            out[key] = (np.ones if t.init == "ones" else np.zeros)(t.shape, np.float32)
     return out
 
 
@@ -280,8 +130,10 @@ def _read_checkpoint(path):
 
 # ---- the builder -------------------------------------------------------------------------------
 class _Builder:
-    def __init__(self, graph):
-        self.graph = graph
+    """What a kind's `onnx` lowering appends nodes to; `opset` is the target opset."""
+
+    def __init__(self, graph, opset=DEFAULT_OPSET):
+        self.graph, self.opset = graph, opset
         self.nodes: list = []
         self._consts: dict = {}
         self._count: dict = {}
@@ -432,12 +284,9 @@ def structure(net, opset=None, batch="dynamic") -> onnx.ModelProto:
 
 def _model(net, opset, batch_dim, extra_inputs=()):
     graph = net.graph
-    b = _Builder(graph)
+    b = _Builder(graph, opset)
     for n in graph.nodes:
-        emit = EMIT.get(n.op)
-        if emit is None:  # a kind added to layers.py without an ONNX lowering: a bug, caught by tests
-            raise CnnError(f"layer {n.name}: the ONNX backend has no lowering for {n.op}", n.span)
-        emit(b, n, list(n.inputs))
+        n.kind.onnx(b, n, list(n.inputs))
     if not graph.nodes:  # `input 8x8x3` alone: the identity network
         b.nodes.append(helper.make_node("Identity", ["input"], ["output"], name="output"))
     out_name = graph.output if graph.nodes else "output"

@@ -60,48 +60,17 @@ class Concat(nn.Module):
         return torch.cat(xs, 1)
 
 
-def _conv(n, ins, inplace):
-    (kh, kw), a = n.attrs["kernel"], n.attrs
-    return nn.Conv2d(ins[0][2], a["filters"], (kh, kw), stride=a["s"], padding=a["p"], dilation=a["d"],
-                     groups=a["groups"], bias=a["bias"])
+# cnndsl's own modules, for `TorchModule.cls == "cnndsl.<Name>"`
+CNNDSL_MODULES = {"Add": Add, "Concat": Concat}
 
 
-def _bn(n, ins, inplace):
-    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
-    return cls(ins[0][-1], eps=n.attrs["eps"], momentum=n.attrs["momentum"])
-
-
-def _pool(cls):
-    def make(n, ins, inplace):
-        a = n.attrs
-        extra = {"count_include_pad": a["count_pad"]} if cls is nn.AvgPool2d else {}
-        return cls(a["kernel"], stride=a["s"], padding=a["p"], ceil_mode=a["ceil"], **extra)
-    return make
-
-
-OPS = {
-    "CONV": _conv,
-    "MAXPOOL": _pool(nn.MaxPool2d),
-    "AVGPOOL": _pool(nn.AvgPool2d),
-    "GAP": lambda n, ins, inplace: nn.AdaptiveAvgPool2d(1),
-    "ADAPTIVEAVGPOOL": lambda n, ins, inplace: nn.AdaptiveAvgPool2d(n.attrs["size"]),
-    "FC": lambda n, ins, inplace: nn.Linear(ins[0][0], n.attrs["units"], bias=n.attrs["bias"]),
-    "FLATTEN": lambda n, ins, inplace: nn.Flatten(1),
-    "RELU": lambda n, ins, inplace: nn.ReLU(inplace=inplace),
-    "RELU6": lambda n, ins, inplace: nn.ReLU6(inplace=inplace),
-    "LEAKYRELU": lambda n, ins, inplace: nn.LeakyReLU(n.attrs["slope"], inplace=inplace),
-    "SIGMOID": lambda n, ins, inplace: nn.Sigmoid(),
-    "TANH": lambda n, ins, inplace: nn.Tanh(),
-    "SOFTPLUS": lambda n, ins, inplace: nn.Softplus(),
-    "SOFTMAX": lambda n, ins, inplace: nn.Softmax(dim=1),
-    "BN": _bn,
-    "LRN": lambda n, ins, inplace: nn.LocalResponseNorm(n.attrs["size"], alpha=n.attrs["alpha"],
-                                                        beta=n.attrs["beta"], k=n.attrs["k"]),
-    "DROPOUT": lambda n, ins, inplace: nn.Dropout(n.attrs["p"]),
-    "ID": lambda n, ins, inplace: nn.Identity(),
-    "CONCAT": lambda n, ins, inplace: Concat(),
-    "ADD": lambda n, ins, inplace: Add(inplace),
-}
+def make_module(kind, attrs, ins, inplace) -> nn.Module:
+    """The module a kind describes (`Kind.torch_module`: class and arguments as data)."""
+    spec = kind.torch_module(attrs, ins, inplace)
+    owner, _, cls = spec.cls.partition(".")
+    factory = getattr(nn, cls) if owner == "nn" else CNNDSL_MODULES[cls]
+    args, kwargs = spec.call()
+    return factory(*args, **kwargs)
 
 
 # ---- the module ----------------------------------------------------------------------------------
@@ -207,7 +176,7 @@ def _build(net, graph, logits, device, dtype):
         for i, n in enumerate(nodes):
             ins = [graph.shape_of(s) for s in n.inputs]
             first = inplace.get(n.name)
-            module = OPS[n.op](n, ins, first is not None)
+            module = make_module(n.kind, n.attrs, ins, first is not None)
             if n.name in he:
                 _he_init(module)
             order = list(n.inputs)

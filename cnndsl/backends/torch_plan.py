@@ -13,21 +13,21 @@ In place: see cnndsl/inplace.py (the analyzer counts memory by the same decision
 """
 from __future__ import annotations
 
-from ..analysis.inplace import RELU_LIKE, inplace_nodes
+from ..analysis.inplace import inplace_nodes
+from ..kinds import KINDS
+from ..kinds.base import HE_PASS, HE_RELU, HE_TARGET
 
-__all__ = ["RELU_LIKE", "inplace_nodes", "he_convs", "last_uses", "final_softmax"]
-
-# what a conv's output may pass through on its way to a ReLU and still count as "followed by ReLU"
-_TRANSPARENT = frozenset({"BN", "ADD", "CONCAT", "MAXPOOL", "AVGPOOL", "DROPOUT"})
+__all__ = ["inplace_nodes", "he_convs", "last_uses", "final_softmax"]
 
 
 def he_convs(graph) -> set[str]:
-    """CONV nodes whose output reaches a ReLU-like through BN/ADD/CONCAT/pools/dropout only."""
+    """Layers of an He-target kind (CONV) whose output reaches a ReLU-like (`Kind.he == "relu"`)
+    through pass-through kinds only (BN, ADD, CONCAT, pools, dropout: `Kind.he == "pass"`)."""
     cons = graph.consumers()
-    ops = {n.name: n.op for n in graph.nodes}
+    he = {n.name: KINDS[n.op].he for n in graph.nodes}
     found = set()
     for n in graph.nodes:
-        if n.op != "CONV":
+        if he[n.name] != HE_TARGET:
             continue
         todo, seen = list(cons.get(n.name, [])), set()
         while todo:
@@ -35,10 +35,10 @@ def he_convs(graph) -> set[str]:
             if c in seen:
                 continue
             seen.add(c)
-            if ops[c] in RELU_LIKE:
+            if he[c] == HE_RELU:
                 found.add(n.name)
                 break
-            if ops[c] in _TRANSPARENT and len(seen) < 64:
+            if he[c] == HE_PASS and len(seen) < 64:
                 todo.extend(cons.get(c, []))
     return found
 
@@ -57,6 +57,7 @@ def last_uses(graph) -> list[list[str]]:
 
 
 def final_softmax(graph):
-    """The output node when it is a SOFTMAX (what `logits=True` leaves out), else None."""
+    """The output node when it turns logits into probabilities (a SOFTMAX: what `logits=True`
+    leaves out, to train with CrossEntropyLoss), else None."""
     last = graph[graph.output] if graph.output != "input" else None
-    return last if last is not None and last.op == "SOFTMAX" else None
+    return last if last is not None and KINDS[last.op].probabilities else None

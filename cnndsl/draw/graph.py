@@ -17,18 +17,11 @@ from __future__ import annotations
 
 from .fold import Fold
 from ..ir import Graph, Node
-from ..kinds import KINDS, fmt_shape
+from ..kinds import ALL, DRAW_GROUPS, KINDS, fmt_shape
 
-# Colour groups: a legend entry each, in legend order.
-GROUPS = (
-    ("convolution", "#c9daf8", ("CONV",)),
-    ("pooling", "#d9ead3", ("MAXPOOL", "AVGPOOL", "GAP", "ADAPTIVEAVGPOOL")),
-    ("fully connected", "#fce5cd", ("FC",)),
-    ("normalisation", "#ead1dc", ("BN", "LRN")),
-    ("activation", "#f3f3f3", ("RELU", "RELU6", "LEAKYRELU", "SIGMOID", "TANH", "SOFTPLUS", "SOFTMAX")),
-    ("join", "#fff2cc", ("CONCAT", "ADD")),
-    ("reshape, dropout", "#ffffff", ("FLATTEN", "DROPOUT", "ID")),
-)
+# Colour groups, a legend entry each, in legend order: from each kind's `draw_group`.
+GROUPS = tuple((legend, colour, tuple(k.name for k in ALL if k.draw_group == key))
+               for key, (legend, colour) in DRAW_GROUPS.items())
 COLOUR = {op: colour for _, colour, ops in GROUPS for op in ops}
 GROUP = {op: name for name, _, ops in GROUPS for op in ops}
 FONT = "Helvetica"

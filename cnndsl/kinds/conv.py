@@ -1,0 +1,173 @@
+"""Convolution, and the sliding-window arithmetic that pooling shares."""
+from __future__ import annotations
+
+from .base import (HE_TARGET, OWN, REQUIRED, Arg, Kind, ShapeError, Tensor, fmt_pair, kernel_text, need_volume,
+                   n_elems, pair, torch_module)
+
+
+def window_fit(kind, axis, size, k_eff, s, p, ktext, ceil=False):
+    """Output length along one axis, PyTorch's way; and real input rows the floor drops."""
+    padded = size + 2 * p
+    if k_eff > padded:
+        raise ShapeError(f"{ktext} {'filter' if kind == 'CONV' else 'window'} does not fit "
+                         f"a {'padded ' if p else ''}{axis} of {padded}",
+                         arithmetic=f"{axis}: {size} + 2*{p} = {padded} < {k_eff}",
+                         hint="use a smaller kernel, add padding, or drop a pooling layer before it")
+    span = padded - k_eff
+    out = span // s + 1
+    if ceil and span % s:
+        out += 1
+        if (out - 1) * s >= size + p:  # PyTorch: the last window must start inside the input or left padding
+            out -= 1
+    covered = (out - 1) * s + k_eff
+    dropped = max(0, padded - covered - p)
+    return out, dropped, span
+
+
+def sliding_shape(kind, attrs, shape, channels):
+    need_volume(kind, shape)
+    H, W, C = shape
+    kh, kw = pair(attrs["kernel"])
+    dh, dw = pair(attrs.get("d", 1))
+    sh, sw = pair(attrs["s"])
+    ph, pw = pair(attrs["p"])
+    ceil = bool(attrs.get("ceil", False))
+    ktext = f"{kh}x{kw}"
+    dims, notes = [], []
+    for axis, size, k, d, s, p in (("height", H, kh, dh, sh, ph), ("width", W, kw, dw, sw, pw)):
+        k_eff = d * (k - 1) + 1
+        out, dropped, span = window_fit(kind, axis, size, k_eff, s, p, ktext, ceil)
+        dims.append(out)
+        # with a stride wider than the window every step skips s - k rows by design; a last
+        # unread stretch no longer than that gap is the pattern, not a misfit (ResNet's 1x1/2)
+        if dropped > max(0, s - k_eff):
+            notes.append((axis, size, k_eff, s, p, out, dropped, span))
+    if notes:
+        axis, size, k_eff, s, p, out, dropped, span = notes[0]
+        what = ("row" if axis == "height" else "column") + ("s" if dropped != 1 else "")
+        raise DoesNotFit(
+            f"{ktext} {'filter' if kind == 'CONV' else 'window'} at stride {s} does not fit a {H}x{W} input",
+            arithmetic=f"({size} - {k_eff} + 2*{p})/{s} + 1 = {span / s + 1:.2f}: PyTorch floors to {out} "
+                       f"and ignores the last {dropped} input {what}",
+            hint=_fit_hint(size, k_eff, s, p),
+            shape=(dims[0], dims[1], channels))
+    return (dims[0], dims[1], channels)
+
+
+def _fit_hint(size, k_eff, s, p):
+    """Ways to make (size - k + 2p) divisible by s: more padding, or another stride."""
+    ways = []
+    pads = [q for q in range(p + 1, p + s + 1) if (size - k_eff + 2 * q) % s == 0 and 2 * q <= k_eff]
+    if pads:
+        ways.append(f"padding p={pads[0]}")
+    strides = [t for t in range(s - 1, 0, -1) if (size - k_eff + 2 * p) % t == 0]
+    if strides:
+        ways.append(f"stride {strides[0]}")
+    ways.append(f"an input whose size minus {k_eff - 2 * p} is a multiple of {s}")
+    return "to use every input row, choose " + ", or ".join(ways)
+
+
+class DoesNotFit(ShapeError):
+    """A window that leaves real input rows unused: a warning (an error with --strict)."""
+
+    def __init__(self, message, arithmetic, hint, shape):
+        super().__init__(message, arithmetic, hint)
+        self.shape = shape
+
+
+def padding_resolve(attrs, pad_key="p"):
+    p = attrs[pad_key]
+    if p == "valid":
+        attrs[pad_key] = (0, 0)
+    elif p == "same":
+        kh, kw = pair(attrs["kernel"])
+        dh, dw = pair(attrs.get("d", 1))
+        eh, ew = dh * (kh - 1), dw * (kw - 1)
+        if eh % 2 or ew % 2:
+            raise ShapeError(f"p=same needs an odd kernel, got {kh}x{kw}",
+                             hint="PyTorch pads same-size outputs of even kernels unevenly; write the padding explicitly")
+        attrs[pad_key] = (eh // 2, ew // 2)
+    else:
+        attrs[pad_key] = pair(p)
+    return attrs
+
+
+class Conv(Kind):
+    name = "CONV"
+    doc = "2-d convolution: K filters of F x F over all (or groups of) input channels"
+    elementwise = False
+    args = (
+        Arg("filters", "int", REQUIRED, lo=1, aliases=("k_out", "out"), doc="number of filters K (output depth)"),
+        Arg("kernel", "pair", REQUIRED, lo=1, aliases=("f", "size"), doc="filter size F: 3, 3x3 or (3,5)"),
+        Arg("s", "pair", 1, lo=1, aliases=("stride",), doc="stride S"),
+        Arg("p", "padding", 0, lo=0, aliases=("pad", "padding"), doc="zero padding P per side, or same/valid"),
+        Arg("d", "pair", 1, lo=1, aliases=("dilation",), doc="dilation"),
+        Arg("groups", "int", 1, lo=1, aliases=("g",), doc="channel groups (depthwise: groups = input depth)"),
+        Arg("bias", "bool", True, doc="learn a bias per filter"),
+    )
+    bare = {"filters": 32, "kernel": 3, "p": "same"}
+    memory, output_overwritable, he, draw_group = OWN, True, HE_TARGET, "convolution"
+    samples = ("CONV(8, 3, p=1)", "CONV(8, 1)", "CONV(4, 3, s=2, p=1, bias=false)", "CONV(8, (1, 3), p=(0, 1))",
+               "CONV(8, 3, p=2, d=2)", "CONV(8, 3, p=same, groups=2)")
+
+    def resolve(self, attrs):
+        attrs["kernel"], attrs["s"], attrs["d"] = pair(attrs["kernel"]), pair(attrs["s"]), pair(attrs["d"])
+        return padding_resolve(attrs)
+
+    def out_shape(self, attrs, ins):
+        x = ins[0]
+        need_volume(self.name, x)
+        g, k = attrs["groups"], attrs["filters"]
+        if x[2] % g or k % g:
+            bad = x[2] if x[2] % g else k
+            raise ShapeError(f"groups={g} does not divide the {'input depth' if x[2] % g else 'filter count'} {bad}",
+                             arithmetic=f"{bad} / {g} = {bad / g:.2f}",
+                             hint="groups must divide both the input depth and the number of filters")
+        return sliding_shape(self.name, attrs, x, k)
+
+    def tensors(self, attrs, ins):
+        kh, kw = attrs["kernel"]
+        k = attrs["filters"]
+        weight = Tensor("weight", (k, ins[0][2] // attrs["groups"], kh, kw), "fan_in_uniform")
+        return (weight, Tensor("bias", (k,), "fan_in_uniform_bias")) if attrs["bias"] else (weight,)
+
+    def macs(self, attrs, ins, out):
+        kh, kw = attrs["kernel"]
+        return out[0] * out[1] * out[2] * kh * kw * ins[0][2] // attrs["groups"]
+
+    def flops(self, attrs, ins, out):
+        return 2 * self.macs(attrs, ins, out) + (n_elems(out) if attrs["bias"] else 0)
+
+    def window(self, attrs, ins):
+        (kh, kw), (dh, dw) = attrs["kernel"], attrs["d"]
+        return (dh * (kh - 1) + 1, dw * (kw - 1) + 1), attrs["s"]
+
+    def saved(self, attrs, ins, out):
+        return (("in",), 0)
+
+    def torch_module(self, attrs, ins, inplace):
+        a = attrs
+        return torch_module(
+            "nn.Conv2d", (("in_channels", ins[0][2]), ("out_channels", a["filters"]), ("kernel_size", a["kernel"])),
+            (("stride", a["s"]), ("padding", a["p"]), ("dilation", a["d"]), ("groups", a["groups"]), ("bias", a["bias"])),
+            spec=(("in_channels", "@in"), ("out_channels", "filters"), ("kernel_size", "kernel"), ("stride", "s"),
+                  ("padding", "p"), ("dilation", "d"), ("groups", "groups"), ("bias", "bias")),
+            defaults={"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True})
+
+    def onnx(self, b, n, xs):
+        a = n.attrs
+        ins = [xs[0], f"{n.name}.weight"] + ([f"{n.name}.bias"] if a["bias"] else [])
+        ph, pw = a["p"]
+        b.node("Conv", ins, n, kernel_shape=list(a["kernel"]), strides=list(a["s"]), pads=[ph, pw, ph, pw],
+               dilations=list(a["d"]), group=a["groups"])
+
+    def describe(self, attrs):
+        s = f"{kernel_text(attrs['kernel'])}/{fmt_pair(attrs['s'])}"
+        if any(attrs["p"]):
+            s += f" p{fmt_pair(attrs['p'])}"
+        if attrs["d"] != (1, 1):
+            s += f" d{fmt_pair(attrs['d'])}"
+        if attrs["groups"] != 1:
+            s += f" g{attrs['groups']}"
+        s += f", {attrs['filters']}"
+        return s + ("" if attrs["bias"] else " nobias")
