@@ -139,14 +139,25 @@ def cmd_export(args):
     net = _load(args)
     _print_warnings(net)
     batch = args.batch if args.batch == "dynamic" else _int(args.batch, "--batch")
-    net.to_onnx(args.output, weights=args.weights, opset=args.opset, batch=batch)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        net.to_onnx(args.output, weights=args.weights, opset=args.opset, batch=batch)
+    for w in caught:
+        print(f"cnndsl: warning: {w.message}", file=sys.stderr)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
 def cmd_run(args):
-    from .runtime.onnx_run import run_cli
-    return run_cli(args)
+    from .net import parse_defines
+    from .runtime.onnx_run import benchmark, format_benchmark
+    result = benchmark(args.model, data=args.data, batch=args.batch, repeat=args.repeat, provider=args.provider,
+                       bindings=parse_defines(args.defines))
+    for w in result["warnings"]:
+        print(w.render("warning"), file=sys.stderr)
+    print(format_benchmark(result))
+    return 0
 
 
 def cmd_draw(args):

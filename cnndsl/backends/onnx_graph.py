@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import sys
 
 import numpy as np
 import onnx
@@ -310,7 +309,8 @@ def export(net, path=None, weights=None, opset=None, batch="dynamic", seed=None)
         write(model, os.fspath(path))
     warning = runtime_warning(opset)
     if warning:  # still written: the model may be meant for a newer runtime than this machine's
-        print(f"cnndsl: warning: {warning}", file=sys.stderr)
+        import warnings
+        warnings.warn(warning, RuntimeWarning, stacklevel=3)
     return model
 
 

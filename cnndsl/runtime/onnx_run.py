@@ -198,23 +198,21 @@ def _read_npy(path, name, dims):
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-# ---- the command -----------------------------------------------------------------------------
-def _load_model(args):
-    """(model for onnxruntime: a path or bytes, description)."""
-    path = args.model
+# ---- the library call -------------------------------------------------------------------------
+def _load_model(model, bindings):
+    """(model for onnxruntime: a path or bytes, description, warnings of the spec)."""
+    path = os.fspath(model)
     if path.endswith(".net") or _is_spec(path):
-        from ..net import load, parse_defines
-        net = load(path, bindings=parse_defines(args.defines))
-        for w in net.warnings:
-            print(w.render("warning"), file=sys.stderr)
+        from ..net import load
+        net = load(path, bindings=bindings)
         from ..backends.onnx_graph import DEFAULT_OPSET
         model = net.to_onnx(batch="dynamic")
-        return model.SerializeToString(), f"{path} (exported with random weights, opset {DEFAULT_OPSET})"
-    if args.defines:
+        return model.SerializeToString(), f"{path} (exported with random weights, opset {DEFAULT_OPSET})", net.warnings
+    if bindings:
         raise CnnError("-D binds variables of a .net spec; an .onnx model has none", usage=True)
     if not os.path.isfile(path):
         raise CnnError(f"cannot read {path}: no such file", usage=True)
-    return path, path
+    return path, path, []
 
 
 SPEC_STARTS = re.compile(r"(input|let|def|default|include)\b")
@@ -239,33 +237,42 @@ def _is_spec(path) -> bool:
     return False
 
 
-def run_cli(args) -> int:
-    if args.repeat < 1:
+def benchmark(model, data="random", batch=None, repeat=20, provider="auto", bindings=None) -> dict:
+    """Run `model` (a .onnx path, or a .net spec exported with random weights) in onnxruntime and
+    time it: {model, provider, asked, input, input_shape, source, output, output_shape, median_ms,
+    p90_ms, repeat, warmup, warnings (CnnErrors of the spec)}. `data`: "random" or an .npy path."""
+    if repeat < 1:
         raise CnnError("--repeat must be at least 1", usage=True)
-    if args.batch is not None and args.batch < 1:
+    if batch is not None and batch < 1:
         raise CnnError("--batch must be at least 1", usage=True)
-    providers = choose_providers(args.provider)
-    model, what = _load_model(args)
+    providers = choose_providers(provider)
+    model, what, warnings = _load_model(model, bindings or {})
     session = open_session(model, providers)
-    name, x, how = make_input(session, args.data, args.batch)
-    used = session.get_providers()[0]
+    name, x, how = make_input(session, data, batch)
     out = session.get_outputs()[0].name
     try:
         for _ in range(WARMUP):
             y = session.run([out], {name: x})[0]
         times = []
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             t = time.perf_counter()
             session.run([out], {name: x})
             times.append(time.perf_counter() - t)
     except Exception as e:
         raise CnnError(f"onnxruntime failed to run the model: {_ort_message(e)}") from None
     ms = np.array(times) * 1e3
-    note = "" if used == providers[0] else f" ({providers[0]} was asked for but did not load)"
-    print(f"model:    {what}")
-    print(f"provider: {used}{note}")
-    print(f"input:    {name} {_fmt(x.shape)} float32 ({how})")
-    print(f"output:   {out} {_fmt(y.shape)}")
-    print(f"latency:  median {statistics.median(ms):.2f} ms, p90 {np.percentile(ms, 90):.2f} ms "
-          f"over {args.repeat} runs after {WARMUP} warm-up runs")
-    return 0
+    return {"model": what, "provider": session.get_providers()[0], "asked": providers[0], "input": name,
+            "input_shape": tuple(x.shape), "source": how, "output": out, "output_shape": tuple(y.shape),
+            "median_ms": float(statistics.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
+            "repeat": repeat, "warmup": WARMUP, "warnings": warnings}
+
+
+def format_benchmark(r: dict) -> str:
+    """The lines `cnndsl run` prints for a benchmark() result."""
+    note = "" if r["provider"] == r["asked"] else f" ({r['asked']} was asked for but did not load)"
+    return "\n".join([f"model:    {r['model']}",
+                      f"provider: {r['provider']}{note}",
+                      f"input:    {r['input']} {_fmt(r['input_shape'])} float32 ({r['source']})",
+                      f"output:   {r['output']} {_fmt(r['output_shape'])}",
+                      f"latency:  median {r['median_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms "
+                      f"over {r['repeat']} runs after {r['warmup']} warm-up runs"])
