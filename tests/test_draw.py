@@ -306,3 +306,12 @@ def test_branches_read_in_source_order_in_both_directions(rankdir):
     pos = _positions(net.draw(rankdir=rankdir))
     across = [pos[h][0] for h in heads] if rankdir == "TB" else [-pos[h][1] for h in heads]
     assert across == sorted(across) and len(set(across)) == 4, (rankdir, across)
+
+
+def test_a_repeat_whose_iterations_differ_is_not_folded():
+    from types import SimpleNamespace as N
+    from cnndsl.draw.fold import _foldable
+    same, odd = ("outer", "r1"), ("outer", "r2")
+    its = {same + (0,): [N(op="CONV"), N(op="RELU")], same + (1,): [N(op="CONV"), N(op="RELU")],
+           odd + (0,): [N(op="CONV")], odd + (1,): [N(op="CONV"), N(op="RELU")]}
+    assert _foldable(its) == {same}
