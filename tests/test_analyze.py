@@ -129,8 +129,44 @@ def test_dilation_widens_the_receptive_field():
     assert report("input 32x32x3\nCONV(8, 3, d=2)")["layers"][0]["rf"] == 5
 
 
+def test_a_join_takes_the_largest_field_on_each_axis():
+    # a 1x3 beside a 3x1 sees a 3x3 patch (either input alone sees 1x3 or 3x1)
+    rep = report("input 9x9x3\n{ CONV(8, (1,3), p=(0,1)) | CONV(8, (3,1), p=(1,0)) }")
+    assert [(l["op"], l["rf"], l["jump"]) for l in rep["layers"]] == [
+        ("CONV", [1, 3], 1), ("CONV", [3, 1], 1), ("CONCAT", 3, 1)]
+
+
+# a join whose field ends up non-square: 3x3 after the first join, 5x5 at jump 2 after the
+# stride-2 conv; then a 1x5 gives 5 x (5 + 4*2) = 5x13, a 3x1 gives (5 + 2*2) x 5 = 9x5: 9x13
+NONSQUARE_JOINS = ("input 33x33x1\n{ CONV(2, (1,3), p=(0,1)) | CONV(2, (3,1), p=(1,0)) } - CONV(2, 3, s=2, p=1)"
+                   " - { CONV(2, (1,5), p=(0,2)) | CONV(2, (3,1), p=(1,0)) - ID | ID }")
+
+
+def test_a_join_of_non_square_branches_keeps_both_axes():
+    layers = report(NONSQUARE_JOINS)["layers"]
+    assert (layers[2]["op"], layers[2]["rf"]) == ("CONCAT", 3)
+    assert (layers[3]["rf"], layers[3]["jump"]) == (5, 2)
+    assert (layers[-1]["op"], layers[-1]["rf"], layers[-1]["jump"]) == ("CONCAT", [9, 13], 2)
+
+
 # ---- the shape rules against PyTorch itself ------------------------------------------------------
 torch = pytest.importorskip("torch")
+
+
+def test_receptive_field_is_the_extent_of_pytorchs_input_gradient():
+    """The field is the bounding box of the input pixels that reach one output pixel: the rows and
+    columns where the gradient of a central output value is non-zero (no ReLU or max pool to mask it)."""
+    net = cnndsl.loads(NONSQUARE_JOINS)
+    model = net.to_torch(seed=0).double()
+    for p in model.parameters():   # positive weights: no two paths cancel
+        p.data = p.data.abs() + 0.1
+    x = torch.ones(1, 1, 33, 33, dtype=torch.double, requires_grad=True)
+    y = model(x)
+    h, w = y.shape[2] // 2, y.shape[3] // 2
+    y[0, :, h, w].sum().backward()
+    rows, cols = x.grad[0, 0].abs().sum(1).nonzero(), x.grad[0, 0].abs().sum(0).nonzero()
+    rf = report(NONSQUARE_JOINS)["layers"][-1]["rf"]
+    assert [int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1] == rf == [9, 13]
 
 CASES = [
     ("CONV(4, 3, s=2, p=1)", lambda c: torch.nn.Conv2d(c, 4, 3, 2, 1)),

@@ -39,7 +39,50 @@ def test_table_markdown_and_csv_agree_on_the_layers(capsys):
     assert md.count("\n| ") >= 41
     _, text, _ = run(capsys, "report", VGG, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert len(rows) == 40 and rows[0]["out"] == "224x224x64" and int(rows[0]["params"]) == 1792
+    assert len(rows) == 1 + 40 and rows[1]["out"] == "224x224x64" and int(rows[1]["params"]) == 1792
+
+
+# The lecture's VGG-16 table (CS231n, "ConvNet Architectures"): INPUT 224*224*3 = 150K values and no
+# weights, then one row per CONV/POOL/FC; its rows sum to 15,237,608 values. torchvision's twin adds
+# an adaptive 7x7 average pool, an identity at 224x224 that still allocates 7*7*512 = 25,088 values.
+VGG_VALUES = 150528 + 2 * 224 * 224 * 64 + 112 * 112 * 64 + 2 * 112 * 112 * 128 + 56 * 56 * 128 \
+    + 3 * 56 * 56 * 256 + 28 * 28 * 256 + 3 * 28 * 28 * 512 + 14 * 14 * 512 + 3 * 14 * 14 * 512 + 7 * 7 * 512 \
+    + 4096 + 4096 + 1000
+VGG_TORCHVISION_VALUES = VGG_VALUES + 7 * 7 * 512
+
+
+def test_csv_marks_in_place_rows_and_its_own_memory_rows_sum_to_the_lecture(capsys):
+    assert VGG_VALUES == 15237608
+    _, text, _ = run(capsys, "report", VGG, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0].values()) == ["input", "INPUT", "", "", "", "224x224x3", "0", "0", "0", "150528",
+                                      str(150528 * 4), "1", "1", "false"]
+    assert {r["inplace"] for r in rows} == {"true", "false"}
+    # in place: the 13 + 2 ReLUs (each overwrites its conv's or FC's output), the two dropouts, the flatten
+    assert sum(r["inplace"] == "true" for r in rows) == 13 + 2 + 2 + 1
+    own = sum(int(r["act_elems"]) for r in rows if r["inplace"] == "false")
+    assert own == VGG_TORCHVISION_VALUES == 15262696
+    assert sum(int(r["act_elems"]) for r in rows if r["inplace"] == "false" and r["op"] != "ADAPTIVEAVGPOOL") \
+        == VGG_VALUES
+    _, out, _ = run(capsys, "report", VGG, "--format", "json")
+    assert json.loads(out)["totals"]["act_elems"] == own
+
+
+def test_table_starts_with_the_input_and_ends_with_the_totals(capsys):
+    _, table, _ = run(capsys, "report", VGG)
+    lines = table.splitlines()
+    # the lecture's first row: INPUT: [224x224x3] memory: 224*224*3=150K weights: 0
+    assert lines[3].split() == ["input", "INPUT", "224x224x3", "150.53K", "588.0", "KiB", "0", "1"]
+    assert lines[4].split()[:2] == ["1", "features.stage1.conv1"]
+    total = next(l for l in lines if l.split()[:1] == ["total"]).split()
+    # values and memory of the input and the 22 outputs with memory of their own; torchvision's parameters
+    assert total == ["total", "40", "layers", "15.26M", f"{VGG_TORCHVISION_VALUES * 4 / 2**20:.1f}", "MiB",
+                     "138,357,544", "15.47G"]
+    assert lines[lines.index(next(l for l in lines if l.split()[:1] == ["total"])) - 1].startswith("--")
+    _, md, _ = run(capsys, "report", VGG, "--format", "markdown")
+    rows = [l for l in md.splitlines() if l.startswith("| ")]
+    assert rows[1].split(" | ")[1:3] == ["input", "INPUT"] and "**total**" in rows[-1] and "**138,357,544**" in rows[-1]
+    assert len(rows) == 1 + 1 + 40 + 1   # header, input, layers, totals
 
 
 def test_memory_budget_gives_the_largest_batch(capsys):

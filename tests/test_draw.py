@@ -31,6 +31,10 @@ inc3a: inc(8, 16) - inc3b: inc(8, 16) - MAXPOOL(2) - GAP - FC(10) - SOFTMAX
 NESTED = """input 32x32x3
 ((CONV(8, 3, p=1) - RELU)*2 - MAXPOOL(2))*3 - GAP - FC(10)
 """
+# the implicit flatten is made in the first iteration only: iterations 2 and 3 are one layer shorter
+FLAT_IN_FIRST = """input 32x32x3
+CONV(8, 3) - (FC(64) - RELU)*3 - FC(10)
+"""
 CHAIN = """input 32x32x1
 CONV(6, 5) - TANH - AVGPOOL(2) - CONV(16, 5) - TANH - AVGPOOL(2) - FC(120) - TANH - FC(84) - FC(10)
 """
@@ -52,7 +56,7 @@ def _ir_edges(graph) -> set:
 
 
 @needs_dot
-@pytest.mark.parametrize("text", [RESNETISH, INCEPTIONISH, NESTED, CHAIN])
+@pytest.mark.parametrize("text", [RESNETISH, INCEPTIONISH, NESTED, CHAIN, FLAT_IN_FIRST])
 def test_expanded_dot_holds_every_layer_once_and_every_edge(text):
     net = cnndsl.loads(text)
     svg = _svg_of_dot(net.draw(expand=True))
@@ -63,7 +67,7 @@ def test_expanded_dot_holds_every_layer_once_and_every_edge(text):
 
 
 @needs_dot
-@pytest.mark.parametrize("text", [RESNETISH, INCEPTIONISH, NESTED])
+@pytest.mark.parametrize("text", [RESNETISH, INCEPTIONISH, NESTED, FLAT_IN_FIRST])
 def test_folded_dot_draws_the_first_iteration_once_with_consistent_edges(text):
     net = cnndsl.loads(text)
     graph = net.graph
@@ -93,6 +97,43 @@ def test_nested_repeats_fold_to_one_iteration_of_each():
     # the GAP reads the last iteration's pool: drawn as the first iteration's pool
     assert (fold.nodes[2].name, fold.nodes[3].name) in fold.edges
     assert len(Fold(net.graph, expand=True).nodes) == len(net.graph.nodes) == 3 * 5 + 3
+
+
+def _badges(text: str, count: int) -> int:
+    return len(re.findall(rf"(?<![0-9A-Za-z])x {count}(?![0-9])", text))
+
+
+def test_a_repeat_whose_first_pass_holds_the_implicit_flatten_folds_to_one_frame():
+    net = cnndsl.loads(FLAT_IN_FIRST)
+    fold = Fold(net.graph)
+    # three FC(64)-RELU passes drawn once; the flatten, made once, is drawn once and outside the frame
+    assert [n.name for n in fold.nodes] == ["conv1", "flatten1", "fc1", "relu1", "fc4"]
+    assert [(r.count, r.members) for r in fold.repeats.values()] == [(3, ["fc1", "relu1"])]
+    assert ("relu1", "fc4") in fold.edges and ("relu1", "fc1") not in fold.edges
+    dot = net.draw()
+    assert _badges(dot, 3) == 1
+    frame = dot[dot.index("subgraph cluster_"):]
+    frame = frame[:frame.index("}")]
+    assert '"fc1"' in frame and '"relu1"' in frame and '"flatten1"' not in frame
+    texts = [t.text for t in ET.fromstring(net.draw(style="volumes")).iter("{http://www.w3.org/2000/svg}text")]
+    assert texts.count("x 3") == 1 and texts.count("FC 64") == 1
+
+
+def test_nested_repeats_keep_both_badges_in_both_styles():
+    # [(CONV-RELU)*2 - POOL]*3: an x 3 over each stage and an x 2 over its convolutions
+    net = cnndsl.loads(NESTED)
+    assert _badges(net.draw(), 3) == 1 and _badges(net.draw(), 2) == 1
+    texts = [t.text for t in ET.fromstring(net.draw(style="volumes")).iter("{http://www.w3.org/2000/svg}text")]
+    assert texts.count("x 3") == 1 and texts.count("x 2") == 1
+    # the pattern net with two FC layers: stages x M, convolutions x N, FC-RELU x K (the last with a flatten)
+    pattern = cnndsl.load("nets/cs231n_pattern.net", bindings={"N": 3, "M": 2, "K": 4})
+    assert (_badges(pattern.draw(), 2), _badges(pattern.draw(), 3), _badges(pattern.draw(), 4)) == (1, 1, 1)
+    svg = ET.fromstring(pattern.draw(style="volumes"))
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert (texts.count("x 2"), texts.count("x 3"), texts.count("x 4")) == (1, 1, 1)
+    # the inner badge sits below the outer one and spans less
+    ys = {t.text: float(t.get("y")) for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.text in ("x 2", "x 3")}
+    assert ys["x 3"] > ys["x 2"]
 
 
 def test_residual_shortcut_is_a_skip_edge_into_the_add():
@@ -265,3 +306,12 @@ def test_branches_read_in_source_order_in_both_directions(rankdir):
     pos = _positions(net.draw(rankdir=rankdir))
     across = [pos[h][0] for h in heads] if rankdir == "TB" else [-pos[h][1] for h in heads]
     assert across == sorted(across) and len(set(across)) == 4, (rankdir, across)
+
+
+def test_a_repeat_whose_iterations_differ_is_not_folded():
+    from types import SimpleNamespace as N
+    from cnndsl.draw.fold import _foldable
+    same, odd = ("outer", "r1"), ("outer", "r2")
+    its = {same + (0,): [N(op="CONV"), N(op="RELU")], same + (1,): [N(op="CONV"), N(op="RELU")],
+           odd + (0,): [N(op="CONV")], odd + (1,): [N(op="CONV"), N(op="RELU")]}
+    assert _foldable(its) == {same}

@@ -113,8 +113,7 @@ def _receptive_field(node, rf, window):
     if len(node.inputs) == 1:
         r = rf.get(node.inputs[0])
     else:
-        known = [rf[i] for i in node.inputs if rf.get(i)]
-        r = max(known, key=lambda r: r[0][0] * r[0][1]) if known else None
+        r = _join([rf[i] for i in node.inputs if rf.get(i)])
     if not r:
         return None, None
     if window is None:
@@ -122,6 +121,18 @@ def _receptive_field(node, rf, window):
     (rh, rw), (jh, jw) = r
     (kh, kw), (sh, sw) = window
     return (rh + (kh - 1) * jh, rw + (kw - 1) * jw), (jh * sh, jw * sw)
+
+
+def _join(fields):
+    """A join sees what any of its inputs sees: per axis, the largest field; and the largest jump, so
+    that what follows is bounded above where branches arrive at different strides (in real nets they
+    share it). A 1x3 branch beside a 3x1 one gives 3x3, not either input's field."""
+    if not fields:
+        return None
+    (rh, rw), (jh, jw) = fields[0]
+    for (h, w), (a, b) in fields[1:]:
+        rh, rw, jh, jw = max(rh, h), max(rw, w), max(jh, a), max(jw, b)
+    return (rh, rw), (jh, jw)
 
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12,

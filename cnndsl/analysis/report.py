@@ -4,6 +4,10 @@ The dict is a contract (`schema: cnndsl.report/1`) that scripts and tests rely
 on: fields are only ever added under this version. Shapes are [H, W, C] for
 volumes and [N] for vectors; `rf` and `jump` are an int for square windows and
 [h, w] otherwise, and null once the volume is flat.
+
+The text formats add what the lecture's tables show: the table and markdown start
+with an INPUT row and end with a totals row; the CSV's first row is the input, so
+its rows with `inplace` false sum to `totals.act_elems`.
 """
 from __future__ import annotations
 
@@ -101,12 +105,32 @@ COLUMNS = ("#", "name", "op", "volume", "values", "memory", "params", "MACs", "R
 _RIGHT = {0, 4, 5, 6, 7, 8}
 
 
+def input_row(rep: dict) -> dict:
+    """The input as a row of the layer columns: the lecture's `INPUT: [224x224x3] memory: 150K weights: 0`.
+    It holds memory of its own, so the rows with `inplace` false sum to `totals.act_elems`."""
+    elems = 1
+    for v in rep["input"]:
+        elems *= v
+    volume = len(rep["input"]) == 3
+    return {"name": "input", "op": "INPUT", "desc": "", "line": None, "col": None, "out": list(rep["input"]),
+            "params": 0, "macs": 0, "flops": 0, "act_elems": elems, "act_bytes": elems * DTYPE_BYTES[rep["dtype"]],
+            "rf": 1 if volume else None, "jump": 1 if volume else None, "inplace": False, "implicit": False}
+
+
 def _rows(rep):
-    for i, l in enumerate(rep["layers"], 1):
+    """The table's rows: the input, every layer (numbered), then the totals."""
+    for i, l in enumerate([input_row(rep), *rep["layers"]]):
         op = l["op"] + (f" {l['desc']}" if l["desc"] else "") + (" (implicit)" if l["implicit"] else "")
         memory = "in place" if l["inplace"] else binary(l["act_bytes"])
-        yield (str(i), l["name"], op, fmt_shape(l["out"]), si(l["act_elems"]), memory,
+        yield (str(i) if i else "", l["name"], op, fmt_shape(l["out"]), si(l["act_elems"]), memory,
                f"{l['params']:,}", si(l["macs"]) if l["macs"] else "", _rf(l["rf"]))
+
+
+def _total_row(rep):
+    """Values and memory: the input and the outputs with memory of their own (in-place rows not counted)."""
+    t, n = rep["totals"], len(rep["layers"])
+    return ("", "total", f"{n} layer{'s' * (n != 1)}", "", si(t["act_elems"]), binary(t["act_bytes"]),
+            f"{t['params']:,}", si(t["macs"]) if t["macs"] else "", "")
 
 
 def _summary(rep) -> list[str]:
@@ -147,12 +171,14 @@ def _show(v):
 
 
 def table(rep: dict) -> str:
-    rows = [COLUMNS, *_rows(rep)]
+    total = _total_row(rep)
+    rows = [COLUMNS, *_rows(rep), total]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     fmt = lambda r: "  ".join(c.rjust(w) if i in _RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    out = [f"{rep['source']}: input {fmt_shape(rep['input'])}", fmt(rows[0]), fmt(["-" * w for w in widths])]
-    out += [fmt(r).rstrip() for r in rows[1:]]
-    out.append("")
+    rule = fmt(["-" * w for w in widths])
+    out = [f"{rep['source']}: input {fmt_shape(rep['input'])}", fmt(rows[0]), rule]
+    out += [fmt(r).rstrip() for r in rows[1:-1]]
+    out += [rule, fmt(total).rstrip(), ""]
     out += _summary(rep)
     return "\n".join(out) + "\n"
 
@@ -161,16 +187,33 @@ def markdown(rep: dict) -> str:
     out = [f"**{rep['source']}**: input {fmt_shape(rep['input'])}", "",
            "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---:" if i in _RIGHT else "---"
                                                            for i in range(len(COLUMNS))) + "|"]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in _rows(rep)]
+    cells = lambda r: "| " + " | ".join(c.replace("|", "\\|") for c in r) + " |"
+    out += [cells(r) for r in _rows(rep)]
+    out.append(cells(f"**{c}**" if c else c for c in _total_row(rep)))
     out += [""] + [f"- {line}" for line in _summary(rep)]
     return "\n".join(out) + "\n"
 
 
+CSV_FIELDS = ("name", "op", "desc", "line", "col", "out", "params", "macs", "flops", "act_elems", "act_bytes",
+              "rf", "jump", "inplace")
+
+
 def csv_text(rep: dict) -> str:
+    """A row per layer under a header, the first row the input (op INPUT): summing `act_elems` over the rows
+    whose `inplace` is false gives `totals.act_elems`. Columns are only ever appended."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    fields = ["name", "op", "desc", "line", "col", "out", "params", "macs", "flops", "act_elems", "act_bytes", "rf", "jump"]
-    w.writerow(fields)
-    for l in rep["layers"]:
-        w.writerow([fmt_shape(l[f]) if f == "out" else _rf(l[f]) if f in ("rf", "jump") else l[f] for f in fields])
+    w.writerow(CSV_FIELDS)
+    for l in [input_row(rep), *rep["layers"]]:
+        w.writerow([_csv_cell(f, l[f]) for f in CSV_FIELDS])
     return buf.getvalue()
+
+
+def _csv_cell(field, v):
+    if field == "out":
+        return fmt_shape(v)
+    if field in ("rf", "jump"):
+        return _rf(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "" if v is None else v

@@ -111,15 +111,17 @@ def _clusters(fold: Fold) -> _Cluster:
         for d, f in enumerate(frames):
             key = frames[:d + 1]
             if f.kind == "repeat":
-                if fold.expand or f.count < 2:
+                if not fold.is_folded(n, d):
                     continue
+                if n.implicit:
+                    break   # made once, before the first iteration: not inside the `x N` frame
                 rep = fold.repeats[(frames[:d], f.name)]
                 if _repeat_is_one_frame(fold, rep):
                     continue   # the block frame inside carries the badge
                 label, badge = "", f"x {f.count}"
             else:
                 label, badge = (f.path.rsplit(".", 1)[-1] or f.name), ""
-                if d and frames[d - 1].kind == "repeat" and not fold.expand and frames[d - 1].count > 1:
+                if d and frames[d - 1].kind == "repeat" and fold.is_folded(n, d - 1):
                     rep = fold.repeats[(frames[:d - 1], frames[d - 1].name)]
                     if _repeat_is_one_frame(fold, rep):
                         # every iteration is one instance: name the block, not instance 1

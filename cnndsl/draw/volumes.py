@@ -29,6 +29,7 @@ from ..kinds import KINDS, fmt_shape
 FONT = "Helvetica, Arial, sans-serif"
 CHAR_W = 6.1          # average glyph width at 11 px, for laying labels out without a font engine
 GAP = 16
+BADGE_ROW = 18        # vertical distance between the badge rows of nested repeats
 
 
 @dataclass
@@ -141,7 +142,8 @@ def to_svg(graph: Graph, expand: bool = False, detail: str = "low", title: str =
         x += u.width + GAP
     width = x - GAP + 12
     badge_y = 34
-    title_y = badge_y + 16
+    levels = max(len(u.repeats) for u in units)   # nested repeats: one row of badges each
+    title_y = badge_y + 16 + BADGE_ROW * max(levels - 1, 0)
     cy = title_y + 14 + max(box_size(u.shape)[2] + box_size(u.shape)[1] / 2 for u in units)
     vol_y = cy + max(box_size(u.shape)[1] / 2 for u in units) + 16
     rows = [vol_y + 13 * (3 if detail == "high" else 2)]
@@ -196,12 +198,16 @@ def _runs(units, key):
 
 
 def _badges(units, y) -> list[str]:
-    """`x N` over the units of each folded repeat (the outermost one around them)."""
+    """`x N` over the units of each folded repeat: the outermost in the top row, a repeat nested in
+    it (`[(CONV-RELU)*N - POOL]*M`) in the row below, over its own units only."""
     out = []
-    for rep, a, b in _runs(units, lambda u: u.repeats[0] if u.repeats else None):
-        x0, x1 = a.x, b.x + b.width
-        out.append(f'<path d="M{x0:.1f},{y + 5:.1f} v-4 H{x1:.1f} v4" fill="none" stroke="#b45f06" stroke-width="1"/>')
-        out.append(_text((x0 + x1) / 2, y - 3, f"x {rep.count}", size=11, weight="bold", colour="#b45f06"))
+    for level in range(max(len(u.repeats) for u in units)):
+        row = y + BADGE_ROW * level
+        for rep, a, b in _runs(units, lambda u: u.repeats[level] if len(u.repeats) > level else None):
+            x0, x1 = a.x + 2 * level, b.x + b.width - 2 * level
+            out.append(f'<path d="M{x0:.1f},{row + 5:.1f} v-4 H{x1:.1f} v4" fill="none" stroke="#b45f06" '
+                       f'stroke-width="1"/>')
+            out.append(_text((x0 + x1) / 2, row - 3, f"x {rep.count}", size=11, weight="bold", colour="#b45f06"))
     return out
 
 
