@@ -67,7 +67,7 @@ class _Elaborator(Values, Arguments):
         try:
             graph = self.expand()
         except CnnError as err:
-            if not self.errors or err.usage:
+            if not self.errors or err.usage or err.others or err.truncated:  # the latter: made of self.errors
                 raise
             if not isinstance(err, Poisoned):
                 self.errors.append(err.diagnostic())
