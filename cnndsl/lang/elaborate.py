@@ -448,9 +448,9 @@ def chw_warning(shape, span, what="input ") -> Diagnostic | None:
         return None
     c, h, w = shape
     if c <= 4 and h >= 16 and w >= 16 and min(h, w) >= 4 * c:
-        return Diagnostic("warning", "W302", f"{what}{c}x{h}x{w} reads as {c} rows, {h} columns and {w} channels: "
+        return Diagnostic("warning", "W302", f"{what}{c}x{h}x{w} is {c} high and {h} wide with {w} channels: "
                           f"volumes are height x width x channels (HxWxC)", span,
-                          hint=f"PyTorch's (C, H, W) order is HxWxC {h}x{w}x{c} here: write {what}{h}x{w}x{c}")
+                          hint=f"PyTorch's order is CxHxW: for {c} channels of {h}x{w}, write {what}{h}x{w}x{c}")
     return None
 
 

@@ -184,9 +184,11 @@ def _parse_error(source: Source, e: UnexpectedInput) -> CnnError:
         lines = source.text.rstrip().splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
         span = Span(source, line, max(1, col - 1), line, col)
-        notes, closer = _unclosed(source, len(source.text), line, always=True)
-        return CnnError("the spec ends in the middle of an expression", span, code="E102", notes=notes,
-                        hint=closer or _hint_for(source, e) or "close every bracket and finish the last layer")
+        notes, ch = _unclosed(source, len(source.text), line, always=True)
+        return CnnError(f"the spec ends before this `{ch}` is closed" if ch else "the spec ends in the middle of an expression",
+                        span, code="E102", notes=notes,
+                        hint=ch and f"close the `{ch}` with `{_PAIRS[ch]}`" or _hint_for(source, e)
+                        or "close every bracket and finish the last layer")
     if isinstance(e, UnexpectedCharacters):
         ch = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else "?"
         span = Span(source, line, col, line, col + 1)
@@ -201,15 +203,19 @@ def _parse_error(source: Source, e: UnexpectedInput) -> CnnError:
     expected = sorted({_EXPECT_WORDS.get(t, None) for t in (e.expected or ())} - {None})
     hint = _hint_for(source, e) or (f"expected {', '.join(expected[:5])}" if expected else None)
     pos = tok.start_pos if isinstance(getattr(tok, "start_pos", None), int) else len(source.text)
-    notes, closer = _unclosed(source, pos, line, always=tok.type in _CLOSE or pos >= len(source.text.rstrip()))
-    return CnnError(f"unexpected {shown}", span, hint=closer or hint, notes=notes, code="E102" if notes else "E101")
+    at_end = pos >= len(source.text.rstrip())
+    notes, ch = _unclosed(source, pos, line, always=tok.type in _CLOSE or at_end)
+    if ch:
+        message = f"the spec ends before the `{ch}` is closed" if at_end else f"unexpected {shown}"
+        return CnnError(message, span, hint=f"close the `{ch}` with `{_PAIRS[ch]}`", notes=notes, code="E102")
+    return CnnError(f"unexpected {shown}", span, hint=hint, code="E101")
 
 
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 
 
 def _unclosed(source: Source, pos: int, line: int, always: bool) -> tuple:
-    """A note at the innermost bracket still open at `pos`, and a hint, when the error is probably
+    """A note at the innermost bracket still open at `pos`, and the bracket, when the error is probably
     its missing closer: at the end of the text, at a closer of another kind (`always`), or lines after it."""
     text, stack, n = source.text, [], 1
     i, end = 0, min(pos, len(text))
@@ -236,8 +242,7 @@ def _unclosed(source: Source, pos: int, line: int, always: bool) -> tuple:
     if not (always or at_line < line):
         return (), None
     col = at - (text.rfind("\n", 0, at) + 1) + 1
-    return ((Span(source, at_line, col, at_line, col + 1), f"this `{ch}` is not closed"),), \
-        f"close the `{ch}` with `{_PAIRS[ch]}`"
+    return ((Span(source, at_line, col, at_line, col + 1), f"this `{ch}` is not closed"),), ch
 
 
 def _hint_for(source: Source, e: UnexpectedInput) -> str | None:
@@ -307,12 +312,14 @@ class _ToAst(Transformer):
                 raise CnnError("unexpected space in the input volume", self._ts(b), code="E101",
                                hint="write sizes without spaces: `input 224x224x3` or `input 32x32xC`")
         text = "".join(map(str, items))
-        dims = []
+        dims, at = [], first.column
         for part in text.split("x"):
+            part_span = Span(span.source, span.line, at, span.line, at + max(1, len(part)))
+            at += len(part) + 1
             if part.isdigit():
-                dims.append(A.Num(self._int(part, first), span))
+                dims.append(A.Num(self._int(part, first), part_span))
             elif part.isidentifier():
-                dims.append(A.Var(part, span))
+                dims.append(A.Var(part, part_span))
             else:
                 raise CnnError(f"input {text} is not a volume HxWxC (or a vector length)", span,
                                hint="write e.g. `input 224x224x3`; each of H, W, C is a number or a variable "
