@@ -3,6 +3,8 @@ every independent error of a file reported, and the habits users bring (HxWxC, T
 import dataclasses
 import json
 import logging
+import os
+import subprocess
 import sys
 import threading
 
@@ -14,6 +16,7 @@ from cnndsl.cli import main
 from cnndsl.errors import CODES, MAX_ERRORS, Diagnostic
 from cnndsl.lang.syntax import GRAMMAR
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATTERN = "input 32x32x3\nlet N = 2\nlet K = 1\n[(CONV(32, 3, p=1) - RELU)*N - POOL]*3 - (FC(128) - RELU)*K - FC(10)\n"
 
 
@@ -258,3 +261,22 @@ def test_a_missing_closer_points_at_its_opener(text, line, col):
     (span, note), = e.notes
     assert (span.line, span.col) == (line, col) and "not closed" in note
     assert "close the" in e.hint
+
+
+def test_syntax_errors_in_separate_statements_are_all_reported():
+    e = errors("input 32x32x3\nlet N = 2 *\nlet M = (3\nlet K = 1\ndef b(c) = CONV(c 3)\nb(4)*N\n")
+    assert [(d.span.line, d.code) for d in e.diagnostics] == [(3, "E101"), (4, "E102"), (5, "E101")]
+
+
+def test_a_syntax_error_in_the_network_is_reported_once():
+    e = errors("input 32x32x3\nCONV(8, 3) - - RELU\n- FC(10) FC\n")
+    assert len(e.diagnostics) == 1
+
+
+def test_check_never_imports_torch_or_onnx(tmp_path):
+    spec = tmp_path / "a.net"
+    spec.write_text("input 32x32x3\nCONV(8, 3) - FOO\n")
+    code = ("import sys; from cnndsl.cli import main; main(['check', sys.argv[1], '--format', 'json']);"
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'graphviz') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

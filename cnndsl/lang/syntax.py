@@ -12,6 +12,7 @@ thread (and each nested parse) sees on its own. `program.parse` adds includes.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import astnodes as A
-from ..errors import CnnError, Source, Span
+from ..errors import MAX_ERRORS, CnnError, Source, Span
 
 def _grammar_path() -> str:
     """The wheel ships grammars/ as cnndsl/grammars/; a source checkout has it beside cnndsl/."""
@@ -156,9 +157,19 @@ def _run(source: Source, start: str):
         raise CnnError(f"{source.path} {what}: there is no network",
                        hint="a minimal spec is two lines: `input 32x32x3` and a network such as `CONV(16, 3) - RELU`",
                        code="E103")
+    try:
+        return _attempt(parser, source, source.text, start)
+    except CnnError as first:
+        if start != "start" or first.span is None:
+            raise
+        raise _more_syntax_errors(parser, source, first) from None
+
+
+def _attempt(parser, source: Source, text: str, start: str):
+    """One parse of `text` (the source's text, or it with a prefix blanked), spans into `source`."""
     token = _CURRENT.set(_Parse(source, start == "start", {}))
     try:
-        return parser.parse(source.text, start=start)
+        return parser.parse(text, start=start)
     except CnnError:
         raise
     except UnexpectedInput as e:
@@ -167,6 +178,34 @@ def _run(source: Source, start: str):
         raise CnnError(f"cannot parse: {e}", Span(source, 1, 1, 1, 1), code="E101") from None
     finally:
         _CURRENT.reset(token)
+
+
+_KEYWORDS = ("let ", "def ", "default ", "include ", "input ")
+
+
+def _more_syntax_errors(parser, source: Source, first: CnnError) -> CnnError:
+    """After a syntax error, parse again from the next line that starts a statement (`let`, `def`, ...
+    at the start of a line), the lines before it blanked, to report the independent errors there too.
+    Each attempt stops at its first error, so all of them together read the text about once."""
+    lines = source.text.splitlines(keepends=True)
+    found, at = [first.diagnostic()], first.span
+    while len(found) < MAX_ERRORS:
+        # the statement after the one at fault; the faulty one itself when the error is at its keyword
+        # (a trailing `-` or an open bracket on the line before swallowed it)
+        start = at.line - 1 if at.col == 1 else at.line
+        restart = next((i for i in range(start, len(lines)) if lines[i].startswith(_KEYWORDS)), None)
+        if restart is None:
+            break
+        blank = re.sub(r"[^\r\n]", " ", "".join(lines[:restart]))  # same positions, nothing to parse
+        try:
+            _attempt(parser, source, blank + "".join(lines[restart:]), "start")
+            break
+        except CnnError as err:
+            if err.span is None or (err.span.line, err.span.col) <= (at.line, at.col):  # no progress
+                break
+            found.append(err.diagnostic())
+            at = err.span
+    return CnnError.of(found, truncated=len(found) >= MAX_ERRORS) if len(found) > 1 else first
 
 
 # What a user probably meant, by the token the parser stopped at.
