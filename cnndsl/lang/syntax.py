@@ -348,8 +348,12 @@ class _ToAst(Transformer):
         span = _over(self._ts(first), self._ts(last))
         for a, b in zip(items, items[1:]):
             if (a.end_line, a.end_column) != (b.line, b.column):
-                raise CnnError("unexpected space in the input volume", self._ts(b), code="E101",
-                               hint="write sizes without spaces: `input 224x224x3` or `input 32x32xC`")
+                if str(b).startswith("x") or str(a).endswith("x"):
+                    raise CnnError("unexpected space in the input volume", self._ts(b), code="E101",
+                                   hint="write sizes without spaces: `input 224x224x3` or `input 32x32xC`")
+                raise CnnError(f"unexpected {str(b)!r} after the input volume", self._ts(b), code="E101",
+                               hint="the input statement is one volume, e.g. `input 224x224x3`; the network "
+                                    "goes on a line of its own")
         text = "".join(map(str, items))
         dims, at = [], first.column
         for part in text.split("x"):
