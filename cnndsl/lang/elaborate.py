@@ -414,7 +414,7 @@ class _Elaborator(Values, Arguments):
             return self.expr(d.body, x, inner)
         except CnnError as err:
             # the fault is in the block's text; say which call made it (a short call trace)
-            if err.span is not None and err.span != c.span and len(err.notes) < 5:
+            if err.span is not None and err.span != c.span and len(err.notes) < 5 and not err.others and not err.truncated:
                 err.notes = err.notes + ((c.span, f"in block `{d.name}`, called here"),)
             raise
 
