@@ -2,11 +2,14 @@
 
     import cnndsl
     net = cnndsl.load("nets/vgg16.net")
+    prog = cnndsl.parse(text)             # parse once ...
+    net = prog.bind(bindings={"N": 3})    # ... bind many
     net.report()["totals"]["params"]      # 138357544
     model = net.to_torch()                # a torch.nn.Module
 """
-from .errors import CnnError
-from .net import Net, load, loads
+from .errors import CnnError, Diagnostic
+from .lang.astnodes import Program
+from .net import Net, load, loads, parse
 
-__all__ = ["CnnError", "Net", "load", "loads"]
+__all__ = ["CnnError", "Diagnostic", "Net", "Program", "load", "loads", "parse"]
 __version__ = "0.1.0"

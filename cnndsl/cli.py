@@ -37,11 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", help="write the report here instead of stdout")
 
-    p = sub.add_parser("check", help="validate specs (errors only; for CI)")
+    p = sub.add_parser("check", help="validate specs (errors and warnings only; for CI and editors)")
     p.add_argument("files", nargs="+")
     p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
     p.add_argument("--input", metavar="HxWxC")
     p.add_argument("--strict", action="store_true")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="json: {\"files\": [...], \"diagnostics\": [...]} on stdout")
 
     p = sub.add_parser("compile", help="write standalone PyTorch source for a spec")
     _spec_options(p)
@@ -112,6 +114,8 @@ def cmd_report(args):
 
 
 def cmd_check(args):
+    if args.format == "json":
+        return _check_json(args)
     from .net import load
     status = 0
     for f in args.files:
@@ -124,6 +128,30 @@ def cmd_check(args):
                 raise
             print(e.render(), file=sys.stderr)
             status = 1
+    return status
+
+
+CHECK_SCHEMA = "cnndsl.check/1"
+
+
+def _check_json(args):
+    """Every file's diagnostics as data; exit 1 if any has an error, 2 for a usage error."""
+    import json
+    from .net import load
+    files, diagnostics, status = [], [], 0
+    bindings = _bindings(args.defines)
+    for f in args.files:
+        try:
+            net = load(f, input=args.input, bindings=bindings, strict=args.strict)
+            found, entry = list(net.warnings), {"file": f, "ok": True, "layers": len(net.graph.nodes)}
+        except CnnError as e:
+            found, entry = list(e.diagnostics), {"file": f, "ok": False, "layers": None}
+            status = max(status, 2 if e.usage else 1)
+        entry["errors"] = sum(d.severity == "error" for d in found)
+        entry["warnings"] = len(found) - entry["errors"]
+        files.append(entry)
+        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or f} for d in found]
+    print(json.dumps({"schema": CHECK_SCHEMA, "files": files, "diagnostics": diagnostics}, indent=1))
     return status
 
 

@@ -1,6 +1,8 @@
-"""One error type for everything a user can get wrong, carrying a source span.
+"""Diagnostics, and the one error type that carries them.
 
-Errors are data: the library raises `CnnError`; only the CLI prints it, with
+Errors are data: the library raises `CnnError`, which holds one or more `Diagnostic`s
+(severity, a stable code, message, span start and end, notes with their own spans,
+hint, arithmetic); warnings are `Diagnostic`s too. Only the CLI prints them, with
 `render()`, in the form compilers use:
 
     vgg.net:2:1: error: 3x3 filter at stride 3 does not fit a 7x7 input
@@ -8,10 +10,46 @@ Errors are data: the library raises `CnnError`; only the CLI prints it, with
       ^~~~~~~~~~~~~~~
       (7 - 3 + 2*0)/3 + 1 = 2.33
       hint: pad the input (p=1) or use stride 1 or 2
+
+and `to_dict()` gives the same as JSON-able data:
+
+    >>> import cnndsl
+    >>> try:
+    ...     cnndsl.loads("input 32x32x3\\nCONV(8, 3) - FOO - RELU - BAR(3)")
+    ... except cnndsl.CnnError as e:
+    ...     [(d.code, d.message, d.span.col, d.span.end_col) for d in e.diagnostics]
+    [('E201', 'unknown layer or block `FOO`', 14, 17), ('E201', 'unknown layer or block `BAR`', 27, 33)]
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+# The stable codes (README, "Errors"): a code names a kind of mistake; its message may improve.
+CODES = {
+    "E101": "syntax: an unexpected character or token",
+    "E102": "syntax: an unclosed bracket, or the spec ends in the middle of an expression",
+    "E103": "the text cannot be read as a spec: empty, only comments, not UTF-8, too large",
+    "E104": "brackets or operator chains nested too deeply",
+    "E201": "unknown layer or block",
+    "E202": "unknown or repeated argument or block parameter",
+    "E203": "a missing argument, or too many positional arguments",
+    "E204": "an argument's value has the wrong type or is out of range",
+    "E205": "a variable that is not bound",
+    "E206": "a value that cannot be computed: division by zero, too large, a bad repeat count or switch",
+    "E207": "a name bound twice, or a block named like a layer kind",
+    "E208": "an include that cannot be read, includes itself, or holds a network",
+    "E301": "a layer does not accept its input's shape",
+    "E302": "branches whose shapes do not join",
+    "E303": "a window does not fit its input (an error under --strict)",
+    "E304": "no input volume, a bad input volume, no network, or a network without layers",
+    "E401": "a limit: too many layers or expansion steps, recursive or too deeply nested blocks",
+    "E501": "a usage error: -D, --input or a file on the command line",
+    "E900": "any other error",
+    "W301": "a window does not fit its input: PyTorch floors and ignores the last rows or columns",
+    "W302": "the input volume looks like PyTorch's CxHxW order; volumes are HxWxC",
+}
+MAX_ERRORS = 20  # independent errors reported from one file before giving up
 
 
 @dataclass(frozen=True)
@@ -39,15 +77,59 @@ class Span:
 
     __repr__ = __str__
 
+    def to_dict(self) -> dict:
+        return {"file": self.source.path, "line": self.line, "col": self.col,
+                "end_line": self.end_line, "end_col": self.end_col}
+
+
+_NO_SPAN = {"file": None, "line": None, "col": None, "end_line": None, "end_col": None}
+
+
+class Note(NamedTuple):
+    """A second place a diagnostic points at ("the other branch is here"); unpacks as (span, message)."""
+    span: Span | None
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"message": self.message, **(self.span.to_dict() if self.span else _NO_SPAN)}
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One error or warning, as data."""
+    severity: str                 # "error" or "warning"
+    code: str                     # a key of CODES
+    message: str
+    span: Span | None = None
+    notes: tuple = ()             # Notes
+    hint: str | None = None
+    arithmetic: str | None = None
+    layer: str | None = None      # the layer it concerns, when there is one
+
+    def render(self, severity: str | None = None) -> str:
+        return render(severity or self.severity, self.message, self.span, self.arithmetic, self.hint, self.notes)
+
+    def to_dict(self) -> dict:
+        out = {"severity": self.severity, "code": self.code, "message": self.message,
+               **(self.span.to_dict() if self.span else _NO_SPAN),
+               "hint": self.hint, "arithmetic": self.arithmetic, "notes": [Note(*n).to_dict() for n in self.notes]}
+        if self.layer:
+            out["layer"] = self.layer
+        return out
+
+    def __str__(self) -> str:
+        return self.render()
+
 
 class CnnError(Exception):
-    """A fault in a spec or in how the tool was called.
+    """A fault in a spec or in how the tool was called: one diagnostic, or several (`diagnostics`).
 
     `usage=True` marks command-line mistakes (exit status 2); everything else is
-    a faulty spec (exit status 1)."""
+    a faulty spec (exit status 1). The attributes (message, span, ...) are the first
+    diagnostic's."""
 
     def __init__(self, message: str, span: Span | None = None, *, arithmetic: str | None = None,
-                 hint: str | None = None, usage: bool = False, notes: tuple = ()):
+                 hint: str | None = None, usage: bool = False, notes: tuple = (), code: str | None = None):
         super().__init__(message)
         self.message = message
         self.span = span
@@ -55,17 +137,38 @@ class CnnError(Exception):
         self.hint = hint
         self.usage = usage
         self.notes = tuple(notes)  # (Span, text) pairs: "the other branch is here"
+        self.code = code or ("E501" if usage else "E900")
+        self.layer = None
+        self.others: tuple = ()    # further, independent errors of the same file (Diagnostics)
+        self.truncated = False     # more errors than MAX_ERRORS: the rest were not looked for
+
+    @classmethod
+    def of(cls, diagnostics, truncated=False) -> "CnnError":
+        """One error that carries several independent diagnostics (the first is its own)."""
+        first, *rest = diagnostics
+        err = cls(first.message, first.span, arithmetic=first.arithmetic, hint=first.hint,
+                  notes=first.notes, code=first.code)
+        err.layer, err.others, err.truncated = first.layer, tuple(rest), truncated
+        return err
+
+    def diagnostic(self, severity: str = "error") -> Diagnostic:
+        """This error's own diagnostic (the first of `diagnostics`)."""
+        return Diagnostic(severity, self.code, self.message, self.span, tuple(Note(*n) for n in self.notes),
+                          self.hint, self.arithmetic, self.layer)
+
+    @property
+    def diagnostics(self) -> tuple:
+        return (self.diagnostic(),) + self.others
 
     def render(self, severity: str = "error") -> str:
-        return render(severity, self.message, self.span, self.arithmetic, self.hint, self.notes)
+        out = [self.diagnostic(severity).render()] + [d.render() for d in self.others]
+        if self.truncated:
+            out.append(f"cnndsl: note: stopped after {len(out)} errors")
+        return "\n".join(out)
 
     def to_dict(self) -> dict:
-        s = self.span
-        out = {"message": self.message, "file": s and s.source.path, "line": s and s.line,
-               "col": s and s.col, "arithmetic": self.arithmetic, "hint": self.hint}
-        if getattr(self, "layer", None):
-            out["layer"] = self.layer
-        return out
+        """The first diagnostic as a dict (`diagnostics` holds them all)."""
+        return self.diagnostic().to_dict()
 
     def __str__(self) -> str:
         return self.render()
@@ -79,8 +182,9 @@ def render(severity: str, message: str, span: Span | None, arithmetic: str | Non
     if arithmetic:
         out.append(f"  {arithmetic}")
     for note_span, text in notes:
-        out.append(f"{note_span}: note: {text}")
-        out += _excerpt(note_span)
+        out.append(f"{note_span}: note: {text}" if note_span else f"cnndsl: note: {text}")
+        if note_span:
+            out += _excerpt(note_span)
     if hint:
         out.append(f"  hint: {hint}")
     return "\n".join(out)

@@ -4,6 +4,9 @@
     >>> net.report()["layers"][0]["out"], net.report()["totals"]["params"]
     ([32, 32, 10], 760)
 
+`parse` makes an immutable Program once; `Program.bind` makes a Net of it for each
+input and bindings (a family of nets costs one parse); `load`/`loads` do both.
+
 Heavy libraries are imported only by the method that needs them, so that
 `load` and `report` stay fast (`cnndsl report` never imports torch).
 """
@@ -16,7 +19,8 @@ from contextlib import contextmanager
 from .lang.elaborate import elaborate
 from .errors import CnnError
 from .ir import Graph
-from .lang.syntax import parse_text
+from .lang.astnodes import Program
+from .lang.program import parse as _parse
 
 
 def parse_defines(defines) -> dict:
@@ -30,6 +34,20 @@ def parse_defines(defines) -> dict:
     return out
 
 
+def parse(text, path=None) -> Program:
+    """Parse the text of a spec (str or bytes) and the files it includes (relative to `path`) into
+    an immutable Program; `program.bind(...)` checks it for an input and bindings and gives a Net."""
+    with _gc_paused():
+        return _parse(text, path)
+
+
+def bind(program: Program, input=None, bindings=None, strict=False) -> "Net":
+    """A Net of a parsed program (the same as `program.bind`)."""
+    with _gc_paused():
+        graph = elaborate(program, input_shape=input, bindings=bindings, strict=strict)
+    return Net(graph, program.path)
+
+
 def load(path, input=None, bindings=None, strict=False) -> "Net":
     """Parse and check a .net file. `input`: 'HxWxC' or a tuple; `bindings`: {NAME: value} (as -D)."""
     from .files import read_bytes
@@ -38,11 +56,8 @@ def load(path, input=None, bindings=None, strict=False) -> "Net":
 
 
 def loads(text, input=None, bindings=None, strict=False, path="<string>") -> "Net":
-    """Like `load`, from the text of a spec."""
-    with _gc_paused():
-        program = parse_text(text, path)
-        graph = elaborate(program, input_shape=input, bindings=bindings, strict=strict, path=path)
-    return Net(graph, path)
+    """Like `load`, from the text of a spec: `parse(text, path).bind(input, bindings, strict)`."""
+    return bind(parse(text, path), input=input, bindings=bindings, strict=strict)
 
 
 @contextmanager

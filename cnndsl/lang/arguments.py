@@ -33,14 +33,14 @@ class Arguments:
             hint = f"did you mean {close[0]}?"
         else:
             hint = "layers: " + ", ".join(k.name for k in KINDS.values() if not k.join)
-        raise CnnError(f"unknown layer or block `{name}`", span, hint=hint)
+        raise CnnError(f"unknown layer or block `{name}`", span, hint=hint, code="E201")
 
     def match_args(self, kind: Kind, args, span, written):
         positional = [a for a in args if a.name is None]
         if len(positional) > len(kind.args):
             raise CnnError(f"{written} takes at most {len(kind.args)} positional argument{'s' * (len(kind.args) != 1)}"
                            f"{' (' + ', '.join(a.name for a in kind.args) + ')' if kind.args else ''}, "
-                           f"got {len(positional)}", positional[len(kind.args)].span)
+                           f"got {len(positional)}", positional[len(kind.args)].span, code="E203")
         pairs = list(zip(kind.args, positional))
         seen = {s.name for s, _ in pairs}
         for a in args:
@@ -50,11 +50,11 @@ class Arguments:
             if schema is None:
                 names = [n for s in kind.args for n in (s.name, *s.aliases)]
                 close = difflib.get_close_matches(a.name, names, 1)
-                raise CnnError(f"{written} has no argument `{a.name}`", a.span,
+                raise CnnError(f"{written} has no argument `{a.name}`", a.span, code="E202",
                                hint=(f"did you mean `{close[0]}`? " if close else "")
                                + f"{written} takes {', '.join(s.name for s in kind.args) or 'no arguments'}")
             if schema.name in seen:
-                raise CnnError(f"{written}: `{schema.name}` is given twice", a.span)
+                raise CnnError(f"{written}: `{schema.name}` is given twice", a.span, code="E202")
             seen.add(schema.name)
             pairs.append((schema, a))
         return pairs
@@ -95,13 +95,13 @@ class Arguments:
                 if c.bare and user:
                     line = next(iter(user.values()))[1].line
                     raise CnnError(f"bare {c.name} needs {what}: `default {kind.name}(...)` at line {line} does not give it",
-                                   c.span, hint=f"give it there, e.g. `default {kind.name}({example})`")
-                raise CnnError(f"{c.name} needs {what}", c.span,
+                                   c.span, hint=f"give it there, e.g. `default {kind.name}({example})`", code="E203")
+                raise CnnError(f"{c.name} needs {what}", c.span, code="E203",
                                hint=f"write {c.name}({example}), or set `default {kind.name}({example})`")
         try:
             return kind.bind(values), defaults
         except ShapeError as err:
-            raise CnnError(err.message, c.span, arithmetic=err.arithmetic, hint=err.hint) from None
+            raise CnnError(err.message, c.span, arithmetic=err.arithmetic, hint=err.hint, code="E204") from None
 
     def check_arg(self, kind: Kind, schema, v, span, written=None):
         written = written or kind.name
@@ -112,21 +112,21 @@ class Arguments:
                 return v
             if isinstance(v, int) and v in (0, 1):
                 return bool(v)
-            raise CnnError(f"{where} must be true or false, got {_show(v)}", span)
+            raise CnnError(f"{where} must be true or false, got {_show(v)}", span, code="E204")
         if t == "float":
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise CnnError(f"{where} must be a number, got {_show(v)}", span)
+                raise CnnError(f"{where} must be a number, got {_show(v)}", span, code="E204")
             lo, hi = schema.lo, schema.hi
             if (lo is not None and v < lo) or (hi is not None and v >= hi):
                 rng = f"at least {lo}" if hi is None else f"in [{lo}, {hi:g})"
-                raise CnnError(f"{where} must be {rng}, got {v}", span)
+                raise CnnError(f"{where} must be {rng}, got {v}", span, code="E204")
             return float(v)
         if t == "padding" and v in ("same", "valid"):
             return v
         if t in ("pair", "padding"):
             items = v if isinstance(v, tuple) else (v,)
             if len(items) not in (1, 2):
-                raise CnnError(f"{where} takes one size or two (height, width), got {_show(v)}", span)
+                raise CnnError(f"{where} takes one size or two (height, width), got {_show(v)}", span, code="E204")
             for i in items:
                 self.check_int(where, i, schema.lo, span, extra=" or same" if t == "padding" else "")
             return v if isinstance(v, tuple) else v
@@ -139,11 +139,11 @@ class Arguments:
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int):
-            raise CnnError(f"{where} must be a whole number{extra}, got {_show(v)}", span)
+            raise CnnError(f"{where} must be a whole number{extra}, got {_show(v)}", span, code="E204")
         if lo is not None and v < lo:
-            raise CnnError(f"{where} must be at least {lo}, got {v}", span)
+            raise CnnError(f"{where} must be at least {lo}, got {v}", span, code="E204")
         if v > MAX_DIM:
-            raise CnnError(f"{where} is {v:,}; sizes stay below {MAX_DIM:,}", span)
+            raise CnnError(f"{where} is {v:,}; sizes stay below {MAX_DIM:,}", span, code="E204")
 
     def block_args(self, d: A.Def, c: A.Call, sc):
         names = [p.name for p in d.params]
@@ -151,7 +151,7 @@ class Arguments:
         positional = [a for a in c.args if a.name is None]
         if len(positional) > len(names):
             raise CnnError(f"block `{d.name}` takes {len(names)} argument{'s' * (len(names) != 1)}"
-                           f"{' (' + ', '.join(names) + ')' if names else ''}, got {len(positional)}", c.span,
+                           f"{' (' + ', '.join(names) + ')' if names else ''}, got {len(positional)}", c.span, code="E203",
                            notes=((d.span, f"`{d.name}` is defined here"),))
         for p, a in zip(d.params, positional):
             given[p.name] = self.value(a.value, sc)
@@ -160,10 +160,10 @@ class Arguments:
                 continue
             if a.name not in names:
                 close = difflib.get_close_matches(a.name, names, 1)
-                raise CnnError(f"block `{d.name}` has no parameter `{a.name}`", a.span,
+                raise CnnError(f"block `{d.name}` has no parameter `{a.name}`", a.span, code="E202",
                                hint=f"did you mean `{close[0]}`?" if close else f"its parameters: {', '.join(names) or 'none'}")
             if a.name in given:
-                raise CnnError(f"`{a.name}` is given twice", a.span)
+                raise CnnError(f"`{a.name}` is given twice", a.span, code="E202")
             given[a.name] = self.value(a.value, sc)
         out = []
         for p in d.params:
@@ -172,7 +172,7 @@ class Arguments:
             elif p.default is not None:
                 out.append((p.name, self.value(p.default, _Scope("", {}, self.globals))))
             else:
-                raise CnnError(f"block `{d.name}` needs `{p.name}`", c.span,
+                raise CnnError(f"block `{d.name}` needs `{p.name}`", c.span, code="E203",
                                hint=f"call it as {d.name}({', '.join(names)})",
                                notes=((d.span, f"`{d.name}` is defined here"),))
         return out

@@ -5,7 +5,7 @@
 when variables and block parameters are known."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import Span
 
@@ -140,15 +140,32 @@ class Default:
 class Include:
     path: str
     span: Span
+    program: "Program | None" = None  # the included file, parsed when the including one is
 
 
 @dataclass(frozen=True)
 class InputDecl:
-    shape: tuple[int, ...]
+    """`input 224x224x3`, `input 32x32xC` or `input 784`: each dimension a Num or a Var."""
+    dims: tuple
     span: Span
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Program:
-    statements: list = field(default_factory=list)
+    """A parsed spec: plain, immutable data. Included files are parsed with it (`Include.program`),
+    so binding never reads a file; `bind` makes a Net of it, as many times as wanted.
+
+        >>> import cnndsl
+        >>> prog = cnndsl.parse("input 32x32x3\\n(CONV(8, 3, p=1) - RELU)*N - FC(10)")
+        >>> [len(prog.bind(bindings={"N": n}).graph.nodes) for n in (1, 2, 3)]
+        [4, 6, 8]
+    """
+    statements: tuple = ()
     net: object | None = None
+    path: str = "<string>"
+    names: frozenset = frozenset()  # every let, optional and variable reference, includes included
+
+    def bind(self, input=None, bindings=None, strict=False):
+        """The Net for an input volume (`'HxWxC'` or a tuple) and `bindings` ({NAME: value}, as -D)."""
+        from ..net import bind
+        return bind(self, input=input, bindings=bindings, strict=strict)

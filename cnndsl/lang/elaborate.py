@@ -8,6 +8,11 @@
 Each layer's output shape is computed as the node is built (layers.py holds the
 rules); a rule's failure becomes a CnnError pointing at the layer's text.
 
+Independent mistakes are all reported, up to MAX_ERRORS: an unknown layer or block, a
+bad call or argument, a bad repeat count or `let` is recorded and the call passes its
+input through (a `let` that failed makes later uses of its name silent); the first
+shape error ends elaboration, since what follows it would only echo it.
+
 Names: a labelled layer takes its label; an unlabelled one takes the name it was
 written with, lower-cased and numbered in its scope (`conv1`, `pool2`). Block
 instances and labelled groups open a scope: `stage2.conv1`.
@@ -18,19 +23,19 @@ import math
 import os
 
 from . import astnodes as A
-from ..errors import CnnError, Span
+from ..errors import MAX_ERRORS, CnnError, Diagnostic, Note, Span
 from ..ir import Frame, Graph, Node, Optional_
 from .arguments import Arguments
 from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
-from .values import BOOLS, MAX_NODES, Values, _Scope, show as _show
+from .values import BOOLS, MAX_NODES, POISON, Poisoned, Values, _Scope, show as _show
 
 MAX_STEPS = 5_000_000   # repeat iterations + layers: bounds time even for empty repeated bodies
 MAX_BLOCK_DEPTH = 100
-MAX_INCLUDES = 50
 
-def elaborate(program: A.Program, *, input_shape=None, bindings=None, strict=False, path="<string>") -> Graph:
+
+def elaborate(program: A.Program, *, input_shape=None, bindings=None, strict=False, path=None) -> Graph:
     """Expand a parsed program into a Graph. `bindings` override `let`s (the -D option)."""
-    return _Elaborator(program, input_shape, bindings or {}, strict, path).run()
+    return _Elaborator(program, input_shape, bindings or {}, strict, path or program.path).run()
 
 
 class _Elaborator(Values, Arguments):
@@ -53,77 +58,111 @@ class _Elaborator(Values, Arguments):
         self.inferred: dict = {}  # (kind, id(attrs), input shapes) -> (output shape, warnings)
         self.graph: Graph | None = None
         self.taken: set[str] = {"input"}  # layer names and scope paths given out
+        self.globals_named: set[str] = set()
+        self.errors: list[Diagnostic] = []  # independent errors recorded so far
+        self.error_keys: set = set()
 
     # ---- statements ---------------------------------------------------------------
     def run(self) -> Graph:
-        self.statements(self.program, seen=(os.path.abspath(self.path),))
-        if self.program.net is None:
-            raise CnnError(f"{self.path}: no network: the file has statements but no network expression",
-                           hint="end the file with the network, e.g. `CONV(16, 3) - RELU - FC(10)`")
-        shape, span = self.input_shape()
-        self.graph = Graph(input_shape=shape, source=self.path, input_span=span)
         try:
-            out = self.expr(self.program.net, "input", _Scope("", {}, self.globals))
-        except RecursionError:
-            raise CnnError("the network is nested too deeply to expand", self.program.net.span,
-                           hint="name parts with `def` instead of nesting them") from None
-        if not self.graph.nodes:
-            raise CnnError("the network has no layers", self.program.net.span)
-        self.graph.output = out
-        self.graph.optionals = sorted(self.optionals.values(), key=lambda o: (o.span.line, o.span.col))
-        unused = sorted(set(self.bindings) - self.used)
+            graph = self.expand()
+        except CnnError as err:
+            if not self.errors or err.usage or err.others or err.truncated:  # the latter: made of self.errors
+                raise
+            if not isinstance(err, Poisoned):
+                self.errors.append(err.diagnostic())
+            raise CnnError.of(self.errors) from None
+        if self.errors:
+            raise CnnError.of(self.errors)
+        unused = sorted(set(self.bindings) - self.used - self.program.names)
         if unused:
             names = sorted(self.globals_named | {o.name for o in self.graph.optionals})
             raise CnnError(f"-D {unused[0]}=... binds nothing in {self.path}", usage=True,
                            hint=f"the spec's variables and optionals: {', '.join(names) or 'none'}")
+        return graph
+
+    def expand(self) -> Graph:
+        self.statements(self.program, seen=(os.path.abspath(self.path),))
+        if self.program.net is None:
+            raise CnnError(f"{self.path}: no network: the file has statements but no network expression",
+                           hint="end the file with the network, e.g. `CONV(16, 3) - RELU - FC(10)`", code="E304")
+        shape, span, warning = self.input_shape()
+        self.graph = Graph(input_shape=shape, source=self.path, input_span=span)
+        if warning:
+            self.graph.warnings.append(warning)
+        try:
+            out = self.expr(self.program.net, "input", _Scope("", {}, self.globals))
+        except RecursionError:
+            raise CnnError("the network is nested too deeply to expand", self.program.net.span,
+                           hint="name parts with `def` instead of nesting them", code="E401") from None
+        if not self.graph.nodes and not self.errors:
+            raise CnnError("the network has no layers", self.program.net.span, code="E304")
+        self.graph.output = out
+        self.graph.optionals = sorted(self.optionals.values(), key=lambda o: (o.span.line, o.span.col))
         return self.graph
 
+    def recover(self, err: CnnError, sc=None):
+        """Record an independent error and let elaboration go on; re-raise a usage error, and
+        stop at MAX_ERRORS. An error that only echoes an earlier one (`Poisoned`) is dropped."""
+        if err.usage:
+            raise err
+        if isinstance(err, Poisoned):
+            return
+        notes = list(err.notes)
+        for f in reversed(sc.frames if sc is not None else ()):
+            if f.kind == "block" and f.span is not None and f.span != err.span and len(notes) < 5:
+                notes.append(Note(f.span, f"in block `{f.name}`, called here"))
+        d = Diagnostic("error", err.code, err.message, err.span, tuple(Note(*n) for n in notes), err.hint,
+                       err.arithmetic, err.layer)
+        key = (d.message, d.span and (d.span.source.path, d.span.line, d.span.col))
+        if key not in self.error_keys:  # a call in a repeat or a block fails the same way each time
+            self.error_keys.add(key)
+            self.errors.append(d)
+            if len(self.errors) >= MAX_ERRORS:
+                raise CnnError.of(self.errors, truncated=True)
+
     def statements(self, program, seen):
-        self.globals_named = getattr(self, "globals_named", set())
         for st in program.statements:
             if isinstance(st, A.Include):
                 self.include(st, seen)
             elif isinstance(st, A.InputDecl):
                 self.input_decl = st
             elif isinstance(st, A.Let):
-                if st.name in self.let_spans:
-                    first = self.let_spans[st.name]
-                    raise CnnError(f"`{st.name}` is already bound", st.span,
-                                   notes=((first, f"`{st.name}` is first bound here"),),
-                                   hint=f"bind each name once; -D {st.name}=... overrides it from the command line")
-                self.let_spans[st.name] = st.span
-                self.globals_named.add(st.name)
-                if st.name in self.bindings:
-                    self.used.add(st.name)
-                    self.globals[st.name] = self.binding(st.name)
-                else:
-                    self.globals[st.name] = self.value(st.value, _Scope("", {}, self.globals))
+                self.let(st)
             elif isinstance(st, A.Def):
                 if st.name in CALLABLE:
-                    raise CnnError(f"a block cannot be called {st.name}: that is a layer kind", st.span,
-                                   hint="choose another name, e.g. a lower-case one")
+                    self.recover(CnnError(f"a block cannot be called {st.name}: that is a layer kind", st.span,
+                                          hint="choose another name, e.g. a lower-case one", code="E207"))
+                    continue
                 self.defs[st.name] = st
             elif isinstance(st, A.Default):
-                self.default(st)
+                try:
+                    self.default(st)
+                except CnnError as err:
+                    self.recover(err)
+
+    def let(self, st: A.Let):
+        if st.name in self.let_spans:
+            first = self.let_spans[st.name]
+            return self.recover(CnnError(f"`{st.name}` is already bound", st.span, code="E207",
+                                         notes=((first, f"`{st.name}` is first bound here"),),
+                                         hint=f"bind each name once; -D {st.name}=... overrides it from the command line"))
+        self.let_spans[st.name] = st.span
+        self.globals_named.add(st.name)
+        if st.name in self.bindings:
+            self.used.add(st.name)
+            self.globals[st.name] = self.binding(st.name)
+            return
+        try:
+            self.globals[st.name] = self.value(st.value, _Scope("", {}, self.globals))
+        except CnnError as err:
+            self.globals[st.name] = POISON  # its uses would only repeat this error
+            self.recover(err)
 
     def include(self, st: A.Include, seen):
-        from .syntax import parse_text
-        base = os.path.dirname(st.span.source.path) if st.span.source.path not in ("<string>",) else "."
-        target = os.path.abspath(os.path.join(base, st.path))
-        if target in seen:
-            raise CnnError(f"`{st.path}` includes itself (through {' -> '.join(os.path.basename(s) for s in seen)})", st.span)
-        if len(seen) > MAX_INCLUDES:
-            raise CnnError("includes nested too deeply", st.span)
-        try:
-            with open(target, "rb") as f:
-                text = f.read()
-        except OSError as e:
-            raise CnnError(f"cannot include `{st.path}`: {e.strerror}", st.span,
-                           hint=f"paths are relative to the including file: looked for {target}") from None
-        prog = parse_text(text, target)
-        if prog.net is not None:
-            raise CnnError(f"`{st.path}` holds a network; an included file may only hold let/def/default", prog.net.span)
-        self.statements(prog, seen + (target,))
+        from .program import resolve
+        st = resolve(st, seen)  # a Program from `program.parse` holds its includes already
+        self.statements(st.program, seen)
 
     def default(self, st: A.Default):
         kind = self.kind_named(st.kind, st.span)
@@ -134,20 +173,25 @@ class _Elaborator(Values, Arguments):
         self.defaults.setdefault(kind.name, {}).update(values)
 
     def input_shape(self):
+        """The input volume (declared, or --input), its span, and a warning when it reads as CxHxW."""
         if self.input_override is not None:
             shape = self.input_override
             if isinstance(shape, str):
                 shape = parse_volume(shape)
-            return tuple(shape), None
-        if self.input_decl is None:
-            raise CnnError(f"{self.path}: no input volume", self.program.net.span,
+            shape = tuple(shape)
+            return shape, None, chw_warning(shape, None, "--input ")
+        decl = self.input_decl
+        if decl is None:
+            raise CnnError(f"{self.path}: no input volume", self.program.net.span, code="E304",
                            hint="declare it on the first line, e.g. `input 224x224x3` (height x width x channels), "
                                 "or pass --input 224x224x3")
-        shape = self.input_decl.shape
-        if len(shape) not in (1, 3) or min(shape) < 1 or max(shape) > MAX_DIM:
-            raise CnnError(f"input {'x'.join(map(str, shape))} is not a volume HxWxC (or a vector length)",
-                           self.input_decl.span, hint="write e.g. `input 224x224x3`")
-        return shape, self.input_decl.span
+        sc = _Scope("", {}, self.globals)
+        shape = tuple(self.value(d, sc) for d in decl.dims)
+        if (len(shape) not in (1, 3) or any(isinstance(v, bool) or not isinstance(v, int) for v in shape)
+                or min(shape) < 1 or max(shape) > MAX_DIM):
+            raise CnnError(f"input {'x'.join(map(_show, shape))} is not a volume HxWxC (or a vector length)",
+                           decl.span, hint="write e.g. `input 224x224x3`", code="E304")
+        return shape, decl.span, chw_warning(shape, decl.span, "input ")
 
     # ---- the network ------------------------------------------------------------------
     def expr(self, e, x: str, sc: _Scope, label: str | None = None) -> str:
@@ -180,7 +224,11 @@ class _Elaborator(Values, Arguments):
         return self.expr(body, x, inner)
 
     def repeat(self, e: A.Repeat, x, sc):
-        n = self.count(e.count, sc)
+        try:
+            n = self.count(e.count, sc)
+        except CnnError as err:  # recorded; the repeat passes its input through
+            self.recover(err, sc)
+            return x
         # Nested repeats multiply: ((RELU*1000)*1000)*1000 is refused here, before it builds a
         # million nodes, not after minutes and gigabytes.
         outer = self.repeats
@@ -188,7 +236,7 @@ class _Elaborator(Values, Arguments):
             counts = [*outer, n]
             raise CnnError(f"nested repeats multiply to {math.prod(counts):,} copies, more than the "
                            f"{MAX_NODES:,} layers a spec may have", e.count.span,
-                           arithmetic=" * ".join(map(str, counts)) + f" = {math.prod(counts):,}",
+                               arithmetic=" * ".join(map(str, counts)) + f" = {math.prod(counts):,}", code="E401",
                            hint="check the counts: is a variable bound to the wrong value?")
         self.repeats = outer + [n]
         try:
@@ -211,7 +259,7 @@ class _Elaborator(Values, Arguments):
                 if total > MAX_NODES:  # known after one iteration, instead of after a million nodes
                     counts = " * ".join(map(str, self.repeats))
                     raise CnnError(f"the repeats make {total:,} layers, more than the {MAX_NODES:,} a spec may have",
-                                   e.count.span, arithmetic=f"{counts} copies of {made} layer{'s' * (made != 1)} = {total:,}",
+                                   e.count.span, code="E401", arithmetic=f"{counts} copies of {made} layer{'s' * (made != 1)} = {total:,}",
                                    hint="check the counts: is a variable bound to the wrong value?")
             if i == 0 and n > 1 and before[:3] == (x, len(self.graph.nodes), len(self.taken)):
                 # the body made nothing and named nothing (`(RELU*0)*1000000`, an optional switched
@@ -244,8 +292,9 @@ class _Elaborator(Values, Arguments):
         if isinstance(included, int) and not isinstance(included, bool) and included in (0, 1):
             included = bool(included)
         if not isinstance(included, bool):
-            raise CnnError(f"optional `{name}` is bound to {_show(included)}, not on/off", e.span,
-                           hint=f"write -D {name}=off to drop it, -D {name}=on to keep it")
+            self.recover(CnnError(f"optional `{name}` is bound to {_show(included)}, not on/off", e.span, code="E206",
+                                  hint=f"write -D {name}=off to drop it, -D {name}=on to keep it"), sc)
+            included = True
         key = site + (included,)
         if key not in self.optionals:
             self.optionals[key] = Optional_(name, e.span, included, source)
@@ -261,7 +310,8 @@ class _Elaborator(Values, Arguments):
         except ShapeError as err:
             notes = tuple((self.where(o, b), f"this branch gives {fmt_shape(self.graph.shape_of(o))}")
                           for o, b in zip(outs, e.items))
-            raise CnnError(err.message, e.span, arithmetic=err.arithmetic, hint=err.hint, notes=notes[:2]) from None
+            raise CnnError(err.message, e.span, arithmetic=err.arithmetic, hint=err.hint, notes=notes[:2],
+                           code="E302") from None
         return self.add(kind, {}, outs, shape, e.span, sc, self.fresh(sc, kind.name.lower()), site=e)
 
     def where(self, name, branch_ast) -> Span:
@@ -270,8 +320,12 @@ class _Elaborator(Values, Arguments):
     def call(self, c: A.Call, x, sc, label):
         if c.name in self.defs:
             return self.block(self.defs[c.name], c, x, sc, label)
-        kind = self.kind_named(c.name, c.span, sc)
-        attrs, defaults = self.bind(kind, c, sc)
+        try:
+            kind = self.kind_named(c.name, c.span, sc)
+            attrs, defaults = self.bind(kind, c, sc)
+        except CnnError as err:  # a name or argument error: recorded; the layer passes its input through
+            self.recover(err, sc)
+            return x
         if kind.name == "ID":
             return x
         if kind.flat_input and len(self.graph.shape_of(x)) == 3:
@@ -296,18 +350,17 @@ class _Elaborator(Values, Arguments):
         try:
             shape = kind.out_shape(attrs, ins)
         except DoesNotFit as w:
-            err = CnnError(w.message, span, arithmetic=w.arithmetic, hint=w.hint)
             if self.strict:
-                raise err from None
-            warnings.append(err)
+                raise CnnError(w.message, span, arithmetic=w.arithmetic, hint=w.hint, code="E303") from None
+            warnings.append(Diagnostic("warning", "W301", w.message, span, hint=w.hint, arithmetic=w.arithmetic))
             shape = w.shape
         except ShapeError as err:
             shown = fmt_shape(ins[0])
             message = err.message if f" {shown}" in err.message else f"{err.message} (input {shown})"
             raise CnnError(message, span, arithmetic=err.arithmetic,
-                           hint=err.hint) from None
+                           hint=err.hint, code="E301") from None
         if max(shape) > MAX_DIM:
-            raise CnnError(f"{kind.name} output {fmt_shape(shape)} is too large", span,
+            raise CnnError(f"{kind.name} output {fmt_shape(shape)} is too large", span, code="E301",
                            hint=f"a dimension over {MAX_DIM:,} is beyond what PyTorch and ONNX Runtime handle")
         return shape, warnings
 
@@ -320,35 +373,38 @@ class _Elaborator(Values, Arguments):
         node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit, defaults or {},
                     {"warnings": list(warnings)} if warnings else {}, site)
         if len(self.graph.nodes) >= MAX_NODES:
-            raise CnnError(f"the network expands to more than {MAX_NODES:,} layers", span)
+            raise CnnError(f"the network expands to more than {MAX_NODES:,} layers", span, code="E401")
         if warnings:
             self.graph.warnings.extend(warnings)
         self.graph.add(node)
         return name
 
-    def located(self, w: CnnError, layer: str, sc) -> CnnError:
+    def located(self, w: Diagnostic, layer: str, sc) -> Diagnostic:
         blocks = [f for f in reversed(sc.frames) if f.kind == "block" and f.span is not None][:3]
-        calls = tuple((f.span, (f"layer `{layer}` " if i == 0 else "") + f"in block `{f.name}`, called here")
+        calls = tuple(Note(f.span, (f"layer `{layer}` " if i == 0 else "") + f"in block `{f.name}`, called here")
                       for i, f in enumerate(blocks))
-        out = CnnError(w.message, w.span, arithmetic=w.arithmetic, hint=w.hint, notes=calls)
-        out.layer = layer
-        return out
+        return Diagnostic(w.severity, w.code, w.message, w.span, calls, w.hint, w.arithmetic, layer)
 
     def step(self, span):
         self.steps += 1
         if self.steps > MAX_STEPS:
-            raise CnnError(f"the spec takes more than {MAX_STEPS:,} steps to expand", span,
+            raise CnnError(f"the spec takes more than {MAX_STEPS:,} steps to expand", span, code="E401",
                            hint="a repeat count is probably far larger than meant")
 
     def block(self, d: A.Def, c: A.Call, x, sc, label):
         if d.name in sc.stack:
             chain = " -> ".join(sc.stack[sc.stack.index(d.name):] + (d.name,))
-            raise CnnError(f"block `{d.name}` calls itself ({chain})", c.span,
-                           hint="blocks cannot recurse; repeat with `*N` instead")
+            self.recover(CnnError(f"block `{d.name}` calls itself ({chain})", c.span, code="E401",
+                                  hint="blocks cannot recurse; repeat with `*N` instead"), sc)
+            return x
         if len(sc.stack) >= MAX_BLOCK_DEPTH:
-            raise CnnError(f"blocks nested more than {MAX_BLOCK_DEPTH} deep", c.span)
+            raise CnnError(f"blocks nested more than {MAX_BLOCK_DEPTH} deep", c.span, code="E401")
         env = dict(self.globals)
-        bound = tuple(self.block_args(d, c, sc))
+        try:
+            bound = tuple(self.block_args(d, c, sc))
+        except CnnError as err:  # recorded; the block passes its input through
+            self.recover(err, sc)
+            return x
         for (param, v) in bound:
             env[param] = v
         inst = self.fresh(sc, label, labelled=True) if label else self.fresh(sc, d.name)
@@ -358,7 +414,7 @@ class _Elaborator(Values, Arguments):
             return self.expr(d.body, x, inner)
         except CnnError as err:
             # the fault is in the block's text; say which call made it (a short call trace)
-            if err.span is not None and err.span != c.span and len(err.notes) < 5:
+            if err.span is not None and err.span != c.span and len(err.notes) < 5 and not err.others and not err.truncated:
                 err.notes = err.notes + ((c.span, f"in block `{d.name}`, called here"),)
             raise
 
@@ -386,6 +442,18 @@ class _Elaborator(Values, Arguments):
         return name
 
 
+def chw_warning(shape, span, what="input ") -> Diagnostic | None:
+    """PyTorch writes volumes CxHxW: `input 3x224x224` is most likely meant as 224x224x3."""
+    if len(shape) != 3:
+        return None
+    c, h, w = shape
+    if c <= 4 and h >= 16 and w >= 16 and min(h, w) >= 4 * c:
+        return Diagnostic("warning", "W302", f"{what}{c}x{h}x{w} is {c} high and {h} wide with {w} channels: "
+                          f"volumes are height x width x channels (HxWxC)", span,
+                          hint=f"PyTorch's order is CxHxW: for {c} channels of {h}x{w}, write {what}{h}x{w}x{c}")
+    return None
+
+
 def parse_volume(text: str) -> tuple:
     """`224x224x3` (or a vector length `784`) -> a shape tuple; a usage error otherwise."""
     try:
@@ -393,6 +461,6 @@ def parse_volume(text: str) -> tuple:
     except ValueError:
         dims = ()
     if len(dims) not in (1, 3) or min(dims) < 1 or max(dims) > MAX_DIM:
-        raise CnnError(f"--input {text!r} is not a volume", usage=True,
+        raise CnnError(f"--input {text!r} is not a volume", usage=True, code="E501",
                        hint="write height x width x channels, e.g. --input 224x224x3")
     return dims

@@ -3,17 +3,26 @@
     >>> prog = parse_text("input 32x32x3\\n(CONV-RELU)*2 - POOL\\n")
     >>> type(prog.net).__name__
     'Seq'
+
+Re-entrant: the parser, its postlexer and its inline transformer are built once and
+shared, so they hold no per-parse state; what one parse needs (its Source, the
+operator-chain depths) lives in a context variable set for that parse, which each
+thread (and each nested parse) sees on its own. `program.parse` adds includes.
 """
 from __future__ import annotations
 
 import os
+import re
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import astnodes as A
-from ..errors import CnnError, Source, Span
+from ..errors import MAX_ERRORS, CnnError, Source, Span
 
 def _grammar_path() -> str:
     """The wheel ships grammars/ as cnndsl/grammars/; a source checkout has it beside cnndsl/."""
@@ -35,15 +44,25 @@ _JOIN_AFTER = {"MINUS", "VBAR", "PLUS", "STAR", "EQUAL", "COMMA", "COLON", "SLAS
 _JOIN_BEFORE = {"MINUS", "VBAR", "PLUS", "STAR", "QMARK"} | _CLOSE
 
 
+@dataclass
+class _Parse:
+    """What one parse needs beside the shared parser: set in a context variable for that parse."""
+    source: Source
+    final_newline: bool  # a file's statements end in newlines; a -D value does not
+    depth: dict          # id(node) -> operator-chain depth
+
+
+_CURRENT: ContextVar[_Parse] = ContextVar("cnndsl_parse")
+_BUILDING = threading.Lock()  # two threads must not build (and write lark's cache file) at once
+
+
 class _Newlines:
-    """Postlexer: drop newlines inside brackets and next to operators; bound nesting."""
+    """Postlexer: drop newlines inside brackets and next to operators; bound nesting. Stateless:
+    each call of `process` keeps its state in locals."""
     always_accept = ("_NL",)
 
-    def __init__(self):
-        self.source: Source | None = None
-        self.final_newline = True  # a file's statements end in newlines; a -D value does not
-
     def process(self, stream):
+        state = _CURRENT.get()
         depth, prev, pending = 0, None, None
         for tok in stream:
             if tok.type == "_NL":
@@ -56,24 +75,28 @@ class _Newlines:
             if tok.type in _OPEN:
                 depth += 1
                 if depth > MAX_NESTING:
-                    raise CnnError(f"brackets nested more than {MAX_NESTING} deep", _tok_span(self.source, tok),
-                                   hint="flatten the expression, or name a part with `def`")
+                    raise CnnError(f"brackets nested more than {MAX_NESTING} deep", _tok_span(state.source, tok),
+                                   hint="flatten the expression, or name a part with `def`", code="E104")
             elif tok.type in _CLOSE:
                 depth = max(0, depth - 1)
             prev = tok
             yield tok
-        if prev is not None and self.final_newline:  # every statement ends in a newline, even the file's last
-            yield pending or Token("_NL", "\n", 0, prev.end_line, prev.end_column, prev.end_line, prev.end_column)
+        if prev is not None and state.final_newline:  # every statement ends in a newline, even the file's last
+            end = len(state.source.text)
+            yield pending or Token("_NL", "\n", end, prev.end_line, prev.end_column, prev.end_line, prev.end_column)
+
+
+def _parser() -> Lark:
+    with _BUILDING:
+        return _build()
 
 
 @lru_cache(maxsize=1)
-def _parser() -> tuple[Lark, _Newlines]:
-    post = _Newlines()
+def _build() -> Lark:
     # The AST is built while parsing (an inline transformer): no parse tree, no second pass;
     # spans come from the tokens, which is why brackets around arguments are named terminals.
-    parser = Lark.open(GRAMMAR, parser="lalr", lexer="basic", postlex=post, transformer=_ToAst(),
-                       start=["start", "value"], cache=_cache_path())
-    return parser, post
+    return Lark.open(GRAMMAR, parser="lalr", lexer="basic", postlex=_Newlines(), transformer=_ToAst(),
+                     start=["start", "value"], cache=_cache_path())
 
 
 def _cache_path():
@@ -95,7 +118,7 @@ def _tok_span(source: Source, tok) -> Span:
 
 
 def parse_text(text: str | bytes, path: str = "<string>") -> A.Program:
-    """Parse a whole .net file into a Program; raise CnnError on any fault."""
+    """Parse one .net text into a Program (its includes not yet read: `program.parse` reads them)."""
     source = _source(text, path)
     return _run(source, "start")
 
@@ -109,7 +132,8 @@ def parse_value(text: str, what: str = "<command line>"):
 def _source(text, path) -> Source:
     if len(text) > MAX_TEXT:  # checked first: a 10 MB file must not cost a decode, let alone a parse
         raise CnnError(f"{path}: the file is {len(text):,} {'bytes' if isinstance(text, bytes) else 'characters'}; "
-                       f"the limit is {MAX_TEXT:,}", hint="a spec that long is generated: generate repeats (`*N`) instead")
+                       f"the limit is {MAX_TEXT:,}", hint="a spec that long is generated: generate repeats (`*N`) instead",
+                       code="E103")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -118,32 +142,70 @@ def _source(text, path) -> Source:
             line, col = text.count(b"\n", 0, e.start) + 1, len(text[line_start:e.start].decode("utf-8", "replace")) + 1
             shown = Source(path, text.decode("utf-8", "replace"))
             raise CnnError(f"the file is not UTF-8 text (byte 0x{text[e.start]:02x})", Span(shown, line, col, line, col + 1),
-                           hint="save the file as UTF-8") from None
+                           hint="save the file as UTF-8", code="E103") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return Source(path, text)
 
 
 def _run(source: Source, start: str):
-    parser, post = _parser()
-    post.source = source
-    _ToAst.source = source
-    _ToAst.depth = {}
-    post.final_newline = start == "start"
+    parser = _parser()
     if not source.text.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in source.text.splitlines()):
         if start != "start":
-            raise CnnError(f"{source.path}: empty value", hint="e.g. -D N=3 or -D pool=off")
+            raise CnnError(f"{source.path}: empty value", hint="e.g. -D N=3 or -D pool=off", code="E103")
         what = "is empty" if not source.text.strip() else "holds only comments"
         raise CnnError(f"{source.path} {what}: there is no network",
-                       hint="a minimal spec is two lines: `input 32x32x3` and a network such as `CONV(16, 3) - RELU`")
+                       hint="a minimal spec is two lines: `input 32x32x3` and a network such as `CONV(16, 3) - RELU`",
+                       code="E103")
     try:
-        return parser.parse(source.text, start=start)
+        return _attempt(parser, source, source.text, start)
+    except CnnError as first:
+        if start != "start" or first.span is None:
+            raise
+        raise _more_syntax_errors(parser, source, first) from None
+
+
+def _attempt(parser, source: Source, text: str, start: str):
+    """One parse of `text` (the source's text, or it with a prefix blanked), spans into `source`."""
+    token = _CURRENT.set(_Parse(source, start == "start", {}))
+    try:
+        return parser.parse(text, start=start)
     except CnnError:
         raise
     except UnexpectedInput as e:
         raise _parse_error(source, e) from None
     except (LarkError, RecursionError) as e:
-        raise CnnError(f"cannot parse: {e}", Span(source, 1, 1, 1, 1)) from None
+        raise CnnError(f"cannot parse: {e}", Span(source, 1, 1, 1, 1), code="E101") from None
+    finally:
+        _CURRENT.reset(token)
+
+
+_KEYWORDS = ("let ", "def ", "default ", "include ", "input ")
+
+
+def _more_syntax_errors(parser, source: Source, first: CnnError) -> CnnError:
+    """After a syntax error, parse again from the next line that starts a statement (`let`, `def`, ...
+    at the start of a line), the lines before it blanked, to report the independent errors there too.
+    Each attempt stops at its first error, so all of them together read the text about once."""
+    lines = source.text.splitlines(keepends=True)
+    found, at = [first.diagnostic()], first.span
+    while len(found) < MAX_ERRORS:
+        # the statement after the one at fault; the faulty one itself when the error is at its keyword
+        # (a trailing `-` or an open bracket on the line before swallowed it)
+        start = at.line - 1 if at.col == 1 else at.line
+        restart = next((i for i in range(start, len(lines)) if lines[i].startswith(_KEYWORDS)), None)
+        if restart is None:
+            break
+        blank = re.sub(r"[^\r\n]", " ", "".join(lines[:restart]))  # same positions, nothing to parse
+        try:
+            _attempt(parser, source, blank + "".join(lines[restart:]), "start")
+            break
+        except CnnError as err:
+            if err.span is None or (err.span.line, err.span.col) <= (at.line, at.col):  # no progress
+                break
+            found.append(err.diagnostic())
+            at = err.span
+    return CnnError.of(found, truncated=len(found) >= MAX_ERRORS) if len(found) > 1 else first
 
 
 # What a user probably meant, by the token the parser stopped at.
@@ -161,22 +223,65 @@ def _parse_error(source: Source, e: UnexpectedInput) -> CnnError:
         lines = source.text.rstrip().splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
         span = Span(source, line, max(1, col - 1), line, col)
-        return CnnError("the spec ends in the middle of an expression", span,
-                        hint=_hint_for(source, e) or "close every bracket and finish the last layer")
+        notes, ch = _unclosed(source, len(source.text), line, always=True)
+        return CnnError(f"the spec ends before this `{ch}` is closed" if ch else "the spec ends in the middle of an expression",
+                        span, code="E102", notes=notes,
+                        hint=ch and f"close the `{ch}` with `{_PAIRS[ch]}`" or _hint_for(source, e)
+                        or "close every bracket and finish the last layer")
     if isinstance(e, UnexpectedCharacters):
         ch = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else "?"
         span = Span(source, line, col, line, col + 1)
         if not ch.isprintable():
-            return CnnError(f"unexpected control character U+{ord(ch):04X}", span,
+            return CnnError(f"unexpected control character U+{ord(ch):04X}", span, code="E101",
                             hint="a .net spec is plain text: is this a binary file?")
-        return CnnError(f"unexpected character {ch!r}", span,
+        return CnnError(f"unexpected character {ch!r}", span, code="E101",
                         hint="names are letters, digits and _; sizes are written 3x3 or 224x224x3")
     tok = e.token
     span = Span(source, line, col, line, col + max(1, len(str(tok))))
     shown = "end of line" if tok.type == "_NL" else f"{str(tok)!r}"
     expected = sorted({_EXPECT_WORDS.get(t, None) for t in (e.expected or ())} - {None})
     hint = _hint_for(source, e) or (f"expected {', '.join(expected[:5])}" if expected else None)
-    return CnnError(f"unexpected {shown}", span, hint=hint)
+    pos = tok.start_pos if isinstance(getattr(tok, "start_pos", None), int) else len(source.text)
+    at_end = pos >= len(source.text.rstrip())
+    notes, ch = _unclosed(source, pos, line, always=tok.type in _CLOSE or at_end)
+    if ch:
+        message = f"the spec ends before the `{ch}` is closed" if at_end else f"unexpected {shown}"
+        return CnnError(message, span, hint=f"close the `{ch}` with `{_PAIRS[ch]}`", notes=notes, code="E102")
+    return CnnError(f"unexpected {shown}", span, hint=hint, code="E101")
+
+
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _unclosed(source: Source, pos: int, line: int, always: bool) -> tuple:
+    """A note at the innermost bracket still open at `pos`, and the bracket, when the error is probably
+    its missing closer: at the end of the text, at a closer of another kind (`always`), or lines after it."""
+    text, stack, n = source.text, [], 1
+    i, end = 0, min(pos, len(text))
+    while i < end:
+        ch = text[i]
+        if ch == "\n":
+            n += 1
+        elif ch == "#":
+            j = text.find("\n", i)
+            i = end if j < 0 else j
+            continue
+        elif ch == '"':
+            j = text.find('"', i + 1)
+            i = end if j < 0 else j + 1
+            continue
+        elif ch in _PAIRS:
+            stack.append((ch, i, n))
+        elif ch in ")]}" and stack:
+            stack.pop()
+        i += 1
+    if not stack:
+        return (), None
+    ch, at, at_line = stack[-1]
+    if not (always or at_line < line):
+        return (), None
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    return ((Span(source, at_line, col, at_line, col + 1), f"this `{ch}` is not closed"),), ch
 
 
 def _hint_for(source: Source, e: UnexpectedInput) -> str | None:
@@ -208,37 +313,61 @@ def _over(a: Span, b: Span) -> Span:
 
 
 class _ToAst(Transformer):
-    """Parse tree -> astnodes while parsing, keeping a span on every node."""
-    source: Source = None  # set for each parse: the parser (and this transformer) is built once
-    depth: dict = {}       # id(node) -> operator-chain depth, for this parse
+    """Parse tree -> astnodes while parsing, keeping a span on every node. Built once and shared:
+    the parse it works for is `_CURRENT`."""
 
     def _ts(self, tok):
-        return _tok_span(self.source, tok)
+        return _tok_span(_CURRENT.get().source, tok)
 
     def _nest(self, node, *children):
         """Operator chains (`RELU*2*2*...`, `----4`, `a: a: ...`, `1+1+...`) nest without brackets, so the
         postlexer's bracket bound cannot catch them; later passes recurse on them, so bound them here."""
-        d = 1 + max((self.depth.get(id(c), 0) for c in children), default=0)
+        depth = _CURRENT.get().depth
+        d = 1 + max((depth.get(id(c), 0) for c in children), default=0)
         if d > MAX_NESTING:
             raise CnnError(f"the expression is nested more than {MAX_NESTING} deep (a long chain of operators)",
                            Span(node.span.source, node.span.line, node.span.end_col - 1, node.span.line, node.span.end_col)
                            if node.span.line == node.span.end_line else node.span,
-                           hint="write a repeat as one count (`*8`, not `*2*2*2`); name parts with `def`")
-        self.depth[id(node)] = d
+                           hint="write a repeat as one count (`*8`, not `*2*2*2`); name parts with `def`", code="E104")
+        depth[id(node)] = d
         return node
 
     # statements
     def start(self, items):
         net = items[-1] if items and not isinstance(items[-1], _STATEMENTS) else None
-        return A.Program(statements=[i for i in items if isinstance(i, _STATEMENTS)], net=net)
+        return A.Program(statements=tuple(i for i in items if isinstance(i, _STATEMENTS)), net=net,
+                         path=_CURRENT.get().source.path)
 
     def net(self, items):
         return items[0]
 
     def input_stmt(self, items):
-        tok = items[0]
-        dims = tuple(self._int(v, tok) for v in str(tok).split("x"))
-        return A.InputDecl(dims, self._ts(tok))
+        """`input 224x224x3`, `32x32xC`, `HxWxC`: the lexer cuts these into DIMS, INT and NAME tokens
+        (`32x32` `xC`), written without spaces between them; their text split at `x` is the volume."""
+        first, last = items[0], items[-1]
+        span = _over(self._ts(first), self._ts(last))
+        for a, b in zip(items, items[1:]):
+            if (a.end_line, a.end_column) != (b.line, b.column):
+                if str(b).startswith("x") or str(a).endswith("x"):
+                    raise CnnError("unexpected space in the input volume", self._ts(b), code="E101",
+                                   hint="write sizes without spaces: `input 224x224x3` or `input 32x32xC`")
+                raise CnnError(f"unexpected {str(b)!r} after the input volume", self._ts(b), code="E101",
+                               hint="the input statement is one volume, e.g. `input 224x224x3`; the network "
+                                    "goes on a line of its own")
+        text = "".join(map(str, items))
+        dims, at = [], first.column
+        for part in text.split("x"):
+            part_span = Span(span.source, span.line, at, span.line, at + max(1, len(part)))
+            at += len(part) + 1
+            if part.isdigit():
+                dims.append(A.Num(self._int(part, first), part_span))
+            elif part.isidentifier():
+                dims.append(A.Var(part, part_span))
+            else:
+                raise CnnError(f"input {text} is not a volume HxWxC (or a vector length)", span,
+                               hint="write e.g. `input 224x224x3`; each of H, W, C is a number or a variable "
+                                    "whose name has no `x`", code="E304")
+        return A.InputDecl(tuple(dims), span)
 
     def let_stmt(self, items):
         return A.Let(str(items[0]), items[1], self._ts(items[0]))
@@ -308,7 +437,7 @@ class _ToAst(Transformer):
         # Python refuses str -> int past 4300 digits; anything past 19 is over the spec's 10**18 anyway
         if len(digits.lstrip("0")) > 19:
             raise CnnError(f"the number {digits[:12]}... ({len(digits):,} digits) is too large", self._ts(tok),
-                           hint="numbers in a spec stay below 10**18")
+                           hint="numbers in a spec stay below 10**18", code="E206")
         return int(digits)
 
     def var(self, items):

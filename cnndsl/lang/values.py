@@ -17,8 +17,14 @@ from ..errors import CnnError
 
 MAX_NODES = 1_000_000   # layers a spec may expand to
 MAX_NUMBER = 10**18
-BOOLS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+# Python's True/False as well: `bias=False` means what it means in PyTorch
+BOOLS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False, "True": True, "False": False}
 SYMBOLS = {"same", "valid"} | set(BOOLS)
+POISON = object()  # the value of a `let` whose expression failed: reading it is no new error
+
+
+class Poisoned(CnnError):
+    """A use of a name whose `let` failed (an error already recorded): the elaborator drops it."""
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,15 @@ class Values:
             return -v
         if isinstance(e, A.BinOp):
             return self.binop(e, self.value(e.left, sc), self.value(e.right, sc))
-        raise CnnError(f"not a value: {type(e).__name__}", getattr(e, "span", None))
+        raise CnnError(f"not a value: {type(e).__name__}", getattr(e, "span", None), code="E900")
 
     def lookup(self, name, span, sc):
         if name in sc.env:
             self.used.add(name)
-            return sc.env[name]
+            v = sc.env[name]
+            if v is POISON:
+                raise Poisoned(f"`{name}` has no value: its `let` failed", span, code="E205")
+            return v
         if name in self.bindings and name not in self.globals_named:
             self.used.add(name)
             self.globals[name] = self.binding(name)
@@ -78,22 +87,22 @@ class Values:
             return name
         known = sorted(sc.env)
         close = difflib.get_close_matches(name, known, 1)
-        raise CnnError(f"`{name}` is not bound", span,
+        raise CnnError(f"`{name}` is not bound", span, code="E205",
                        hint=(f"did you mean `{close[0]}`? " if close else "")
                        + f"bind it with `let {name} = ...` in the file or `-D {name}=...` on the command line")
 
     def number(self, v, span):
         if isinstance(v, float) and not abs(v) <= MAX_NUMBER:  # inf, nan (1e400 - 1e400), 1e300
-            raise CnnError(f"the number {v:g} is {'not a number' if v != v else 'too large'}", span,
+            raise CnnError(f"the number {v:g} is {'not a number' if v != v else 'too large'}", span, code="E206",
                            hint="numbers in a spec stay below 10**18")
         if isinstance(v, int) and abs(v) > MAX_NUMBER:
-            raise CnnError(f"the number {v if len(str(v)) < 30 else str(v)[:20] + '...'} is too large", span,
+            raise CnnError(f"the number {v if len(str(v)) < 30 else str(v)[:20] + '...'} is too large", span, code="E206",
                            hint="numbers in a spec stay below 10**18")
         return v
 
     def need_number(self, v, span, op):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise CnnError(f"`{op}` needs numbers, got {show(v)}", span)
+            raise CnnError(f"`{op}` needs numbers, got {show(v)}", span, code="E206")
 
     def binop(self, e: A.BinOp, a, b):
         for v, side in ((a, e.left), (b, e.right)):
@@ -113,12 +122,13 @@ class Values:
                 r = a % b
             else:
                 if abs(a) > 1 and abs(b) > 64:
-                    raise CnnError(f"{a}**{b} is too large", e.span, hint="numbers in a spec stay below 10**18")
+                    raise CnnError(f"{a}**{b} is too large", e.span, hint="numbers in a spec stay below 10**18",
+                                   code="E206")
                 r = a ** b
         except ZeroDivisionError:
-            raise CnnError("division by zero", e.span) from None
+            raise CnnError("division by zero", e.span, code="E206") from None
         except (OverflowError, ValueError) as ex:
-            raise CnnError(f"cannot compute {e.op}: {ex}", e.span) from None
+            raise CnnError(f"cannot compute {e.op}: {ex}", e.span, code="E206") from None
         return self.number(r, e.span) if not isinstance(r, complex) else self.need_number(r, e.span, e.op)
 
     def count(self, e, sc) -> int:
@@ -127,12 +137,12 @@ class Values:
             if isinstance(n, float) and n.is_integer():
                 n = int(n)
             else:
-                raise CnnError(f"a repeat count must be a whole number, got {show(n)}", e.span)
+                raise CnnError(f"a repeat count must be a whole number, got {show(n)}", e.span, code="E206")
         if n < 0:
-            raise CnnError(f"a repeat count cannot be negative ({n})", e.span)
+            raise CnnError(f"a repeat count cannot be negative ({n})", e.span, code="E206")
         if n > MAX_NODES:
             raise CnnError(f"a repeat count of {n:,} would make more than the {MAX_NODES:,} layers a spec may have",
-                           e.span, hint="check the count: is a variable bound to the wrong value?")
+                           e.span, code="E401", hint="check the count: is a variable bound to the wrong value?")
         return n
 
 
