@@ -11,6 +11,9 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "cnndsl")
 STAGE = {"errors": 0, "files": 0, "kinds": 1, "lang": 2, "ir": 2, "analysis": 3, "backends": 4, "draw": 4,
          "weights": 4, "net": 5, "runtime": 6, "cli": 7, "__init__": 7, "__main__": 7}
 BACKENDS = {"pytorch", "pytorch_source", "onnx_graph"}
+# upward calls that are the public API's convenience, imported only when called:
+# `cnndsl.parse(text).bind(...)` hands the program to net.bind
+ALLOWED = {("lang/astnodes", "net")}
 
 
 def _modules():
@@ -40,7 +43,8 @@ MODULES = list(_modules())
 @pytest.mark.parametrize("rel,tree", MODULES, ids=lambda v: "/".join(v) if isinstance(v, list) else "")
 def test_no_stage_imports_a_later_one(rel, tree):
     here = STAGE[rel[0]]
-    later = [m for top, m in _imports(rel, tree) if STAGE.get(top, 0) > here and not (top == rel[0])]
+    later = [m for top, m in _imports(rel, tree) if STAGE.get(top, 0) > here and not (top == rel[0])
+             and ("/".join(rel), m) not in ALLOWED]
     # net.py is the API over the stages; what stands on it (runtime, and later training and search)
     # comes after it; the CLI and the package's __init__ sit on top
     assert not later, f"{'/'.join(rel)} imports {later}"
