@@ -10,6 +10,8 @@ Heavy libraries are imported only by the method that needs them, so that
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import os
 from contextlib import contextmanager
 
@@ -42,7 +44,9 @@ def loads(text, input=None, bindings=None, strict=False, path="<string>") -> "Ne
     with _gc_paused():
         program = parse_text(text, path)
         graph = elaborate(program, input_shape=input, bindings=bindings, strict=strict, path=path)
-    return Net(graph, path)
+    net = Net(graph, path)
+    net._spec_text, net._bindings = text, dict(bindings or {})  # for spec_info (checkpoint metadata)
+    return net
 
 
 @contextmanager
@@ -70,6 +74,25 @@ class Net:
         return base if base and not base.startswith("<") else "net"
 
     @property
+    def spec_hash(self) -> str | None:
+        """sha256 of the spec's text and, in order, of every file it includes (None for a Net built
+        from a graph): what a checkpoint records to say which spec it was saved from."""
+        text = getattr(self, "_spec_text", None)
+        if text is None:
+            return None
+        h = hashlib.sha256()
+        _hash_spec(h, text, self.path, ())
+        return h.hexdigest()
+
+    @property
+    def spec_info(self) -> dict:
+        """{str: str}: what a checkpoint saved from this net records in its safetensors metadata."""
+        from . import __version__
+        return {"spec_sha256": self.spec_hash or "", "spec_name": self.name, "spec_path": self.path,
+                "bindings": json.dumps(getattr(self, "_bindings", {}), sort_keys=True),
+                "input": "x".join(map(str, self.graph.input_shape)), "cnndsl_version": __version__}
+
+    @property
     def warnings(self):
         return list(self.graph.warnings)
 
@@ -87,7 +110,8 @@ class Net:
 
         Options: `seed` (initialise reproducibly, leaving the global RNG alone), `logits=True`
         (leave out a final SOFTMAX, to train with CrossEntropyLoss), `device` ("cpu", "cuda",
-        "meta"), `dtype`, `weights` (a checkpoint path or a state_dict, torchvision keys mapped)."""
+        "meta"), `dtype`, `weights` (a checkpoint path or a state_dict, by name; torchvision keys
+        mapped), `weights_strict=False` (load what matches by name and shape; see cnndsl.weights)."""
         from .backends.pytorch import build_module
         return build_module(self, seed=seed, **options)
 
@@ -96,10 +120,11 @@ class Net:
         from .backends.pytorch_source import generate
         return generate(self, class_name=class_name)
 
-    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic"):
-        """An onnx.ModelProto built from the IR; written to `path` when given."""
+    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True):
+        """An onnx.ModelProto built from the IR; written to `path` when given. `weights` resolve as in
+        to_torch (cnndsl.weights); the load report is in metadata_props["cnndsl.weights"] (JSON)."""
         from .backends.onnx_graph import export
-        return export(self, path=path, weights=weights, opset=opset, batch=batch)
+        return export(self, path=path, weights=weights, opset=opset, batch=batch, weights_strict=weights_strict)
 
     def draw(self, path=None, style="graph", **options):
         """An architecture diagram (graphviz DOT or a volume SVG); rendered to `path` when given."""
@@ -108,3 +133,24 @@ class Net:
 
     def __repr__(self):
         return f"<Net {self.name}: {len(self.graph.nodes)} layers, input {'x'.join(map(str, self.graph.input_shape))}>"
+
+
+def _hash_spec(h, text, path, seen):
+    """Feed `text` and the files it includes (depth first, as elaboration reads them) into `h`."""
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    h.update(len(data).to_bytes(8, "little") + data)
+    if b"include" not in data or len(seen) > 32:
+        return
+    from .lang import astnodes as A
+    base = os.path.dirname(path) if not path.startswith("<") else "."
+    for st in parse_text(text, path).statements:
+        if isinstance(st, A.Include):
+            target = os.path.abspath(os.path.join(base, st.path))
+            if target in seen:
+                continue
+            h.update(b"include " + st.path.encode("utf-8"))
+            try:
+                with open(target, "rb") as f:
+                    _hash_spec(h, f.read(), target, seen + (target,))
+            except OSError:  # gone since it was loaded: the hash still tells the specs apart
+                h.update(b"\0missing")
