@@ -45,7 +45,7 @@ def loads(text, input=None, bindings=None, strict=False, path="<string>") -> "Ne
         program = parse_text(text, path)
         graph = elaborate(program, input_shape=input, bindings=bindings, strict=strict, path=path)
     net = Net(graph, path)
-    net._spec_text, net._bindings = text, dict(bindings or {})  # for spec_info (checkpoint metadata)
+    net._spec_hash, net._bindings = _spec_digest(text, path), dict(bindings or {})  # for spec_info
     return net
 
 
@@ -75,14 +75,9 @@ class Net:
 
     @property
     def spec_hash(self) -> str | None:
-        """sha256 of the spec's text and, in order, of every file it includes (None for a Net built
-        from a graph): what a checkpoint records to say which spec it was saved from."""
-        text = getattr(self, "_spec_text", None)
-        if text is None:
-            return None
-        h = hashlib.sha256()
-        _hash_spec(h, text, self.path, ())
-        return h.hexdigest()
+        """sha256 of the spec's text and, in order, of every file it includes, as they were when it
+        was loaded (None for a Net built from a graph): what a checkpoint records of its spec."""
+        return getattr(self, "_spec_hash", None)
 
     @property
     def spec_info(self) -> dict:
@@ -133,6 +128,12 @@ class Net:
 
     def __repr__(self):
         return f"<Net {self.name}: {len(self.graph.nodes)} layers, input {'x'.join(map(str, self.graph.input_shape))}>"
+
+
+def _spec_digest(text, path) -> str:
+    h = hashlib.sha256()
+    _hash_spec(h, text, path, ())
+    return h.hexdigest()
 
 
 def _hash_spec(h, text, path, seen):

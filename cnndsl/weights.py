@@ -8,7 +8,7 @@
     'cnndsl.checkpoint/1'
     >>> r = W.load_into(m, path)
     >>> r["source"], r["loaded"], r["skipped"]
-    ('cnndsl', 5, [])
+    ('cnndsl', 7, [])
 
 Formats: `.safetensors` (preferred: plain tensors, nothing executes on load) or a
 `torch.save`d state_dict (`.pt`/`.pth`), read with `torch.load(weights_only=True)`, which
@@ -187,15 +187,10 @@ def _same_spec(meta, here):
 
 
 def _by_name(sd, shapes, strict, what, meta, here, same):
-    loaded, resized, unexpected = {}, [], []
-    for k, v in sd.items():
-        if k not in shapes:
-            if not k.endswith(COUNTER):
-                unexpected.append(k)
-        elif _shape(v) != shapes[k]:
-            resized.append(k)
-        else:
-            loaded[k] = v
+    loaded = {k: sd[k] for k in shapes if k in sd and _shape(sd[k]) == shapes[k]}  # in our order
+    resized = [k for k in shapes if k in sd and k not in loaded]
+    unexpected = [k for k in sd if k not in shapes and not k.endswith(COUNTER)]
+    unexpected = _layer_order(unexpected)  # safetensors keeps keys sorted: fc.bias before fc.weight
     missing = [k for k in shapes if k not in sd and not k.endswith(COUNTER)]
     sizes = {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
     if strict and (unexpected or missing or resized):
@@ -231,6 +226,17 @@ def _name_error(what, unexpected, missing, sizes, meta, here, same):
     return "\n".join(lines)
 
 
+LEAF_ORDER = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
+
+
+def _layer_order(keys):
+    """Keys grouped by layer (in order of first appearance), each layer's as PyTorch registers them."""
+    first = {}
+    for k in keys:
+        first.setdefault(k.rpartition(".")[0], len(first))
+    return sorted(keys, key=lambda k: (first[k.rpartition(".")[0]], LEAF_ORDER.get(k.rpartition(".")[2], 9)))
+
+
 def _layers(keys):
     return list(dict.fromkeys(k.rpartition(".")[0] or k for k in keys))
 
@@ -245,15 +251,12 @@ def _few(keys, n=4):
 
 
 def _mapped(sd, shapes, strict):
-    theirs_has = any(k.endswith(COUNTER) for k in sd)
-    ours_has = any(k.endswith(COUNTER) for k in shapes)
-    if theirs_has != ours_has:  # one side lacks the counters (ONNX, an older torch): match without them
-        sd = {k: v for k, v in sd.items() if not k.endswith(COUNTER)}
-        shapes = {k: s for k, s in shapes.items() if not k.endswith(COUNTER)}
-    if strict:
-        mapping = map_state_dict(sd, shapes, strict=True)
-    else:
-        mapping = _mapping(sd, _match(sd, shapes)[0])
+    # matched without BN's counters, which one side may lack (ONNX, an older torch); they follow their module
+    pairs, missing, extra = _match({k: v for k, v in sd.items() if not k.endswith(COUNTER)},
+                                   {k: v for k, v in shapes.items() if not k.endswith(COUNTER)})
+    if strict and (missing or extra):
+        raise _mismatch(missing, extra)
+    mapping = {k: ours for k, ours in _mapping(sd, pairs).items() if ours in shapes}
     loaded = {mapping[k]: sd[k] for k in mapping}
     resized = [k for k in shapes if k not in loaded and k in sd and k not in mapping and _shape(sd[k]) != shapes[k]]
     unexpected = [k for k in sd if k not in mapping and k not in resized and not k.endswith(COUNTER)]
@@ -312,14 +315,18 @@ def map_state_dict(theirs: dict, ours: dict, strict: bool = True) -> dict:
         theirs = {k[len("module."):]: v for k, v in theirs.items()}
     pairs, missing, extra = _match(theirs, ours)
     if missing or (extra and strict):
-        lines = [f"  ours, unmatched: {m}" for m in missing[:8]] + [f"  theirs, unmatched: {e}" for e in extra[:8]]
-        more = len(missing) + len(extra) - len(lines)
-        raise CnnError(f"the state_dict does not match this network: {len(missing)} of our modules and "
-                       f"{len(extra)} of its modules have no counterpart\n" + "\n".join(lines)
-                       + (f"\n  ... and {more} more" if more > 0 else ""),
-                       hint="the structure must match module by module (same tensors and shapes, same order); "
-                            "strict=False loads the modules that match and reports the rest")
+        raise _mismatch(missing, extra)
     return _mapping(theirs, pairs)
+
+
+def _mismatch(missing, extra):
+    lines = [f"  ours, unmatched: {m}" for m in missing[:8]] + [f"  theirs, unmatched: {e}" for e in extra[:8]]
+    more = len(missing) + len(extra) - len(lines)
+    return CnnError(f"the state_dict does not match this network: {len(missing)} of our modules and "
+                    f"{len(extra)} of its modules have no counterpart\n" + "\n".join(lines)
+                    + (f"\n  ... and {more} more" if more > 0 else ""),
+                    hint="the structure must match module by module (same tensors and shapes, same order); "
+                         "strict=False loads the modules that match and reports the rest")
 
 
 def _fmt(sig):
