@@ -157,7 +157,7 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -
         sd = {k[len("module."):]: v for k, v in sd.items()}
     shapes = {k: _shape(v) for k, v in ours.items()}
     same = _same_spec(meta, here)
-    if meta.get("format", "").startswith("cnndsl.checkpoint/") or _cnndsl_style(sd, shapes):
+    if meta.get("format", "").startswith("cnndsl.checkpoint/") or "spec_sha256" in meta or _cnndsl_style(sd, shapes):
         tensors, report = _by_name(sd, shapes, strict, what, meta, here, same)
     else:
         tensors, report = _mapped(sd, shapes, strict)
@@ -194,9 +194,10 @@ def _by_name(sd, shapes, strict, what, meta, here, same):
     missing = [k for k in shapes if k not in sd and not k.endswith(COUNTER)]
     sizes = {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
     if strict and (unexpected or missing or resized):
-        hint = ("rename the layers back to the checkpoint's names, or load with strict=False to load every "
-                "tensor whose name and shape match (the rest keeps its initialisation)") if unexpected or missing else (
-                "the checkpoint was saved from a different spec (or other -D / --input values); strict=False "
+        hint = ("rename the layers back to the checkpoint's names, or load with strict=False (--partial-weights) "
+                "to load every tensor whose name and shape match; the rest keeps its initialisation"
+                ) if unexpected or missing else (
+                "it was saved from a different spec or other -D / --input values; strict=False (--partial-weights) "
                 "loads the tensors whose shapes match, e.g. all but a resized head")
         raise CnnError(_name_error(what, unexpected, missing, sizes, meta, here, same), hint=hint)
     report = {"source": "cnndsl", "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,

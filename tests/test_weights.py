@@ -366,3 +366,14 @@ def test_cli_export_prints_what_it_loaded(tmp_path, capsys):
                  "--weights", str(tmp_path / "foreign.pt")]) == 0
     err = capsys.readouterr().err
     assert "mapped module by module" in err and "body.c1 -> conv1" in err and "body.f -> fc" in err
+
+
+@pytest.mark.skipif(not PARITY, reason="tools/torchvision_parity.py has not been run")
+def test_resolution_reproduces_the_verified_mappings():
+    """load_into's resolution (by name for densenet's cnndsl-like keys, mapped otherwise) gives the
+    mappings tools/torchvision_parity.py verified against torchvision's outputs."""
+    for name, r in PARITY.items():
+        ours = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net")).to_torch(device="meta").state_dict()
+        _, report = W.resolve(twin_state_dict(name), ours)
+        assert W.mapping_digest(report["mapping"]) == r["mapping_digest"], name
+        assert report["loaded"] == r["mapped_tensors"] and report["skipped"] == report["missing"] == [], name
