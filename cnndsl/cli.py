@@ -158,7 +158,8 @@ def _print_weights(r, path):
     print(f"weights: {r['loaded']} tensors from {path}, {how}", file=sys.stderr)
     if r["same_spec"] is False:
         ck = r["checkpoint"]
-        print(f"  saved from another spec: {ck.get('spec_name', '?')} (sha256 {ck['spec_sha256'][:12]})", file=sys.stderr)
+        print(f"  saved from another spec: {ck.get('spec_name', '?')} (sha256 {ck['spec_sha256'][:12]})",
+              file=sys.stderr)
     if r["source"] == "mapped":
         modules = {}
         for theirs, ours in r["mapping"].items():
