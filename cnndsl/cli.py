@@ -53,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write an ONNX model built from the spec")
     _spec_options(p)
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    p.add_argument("--weights", help="a cnndsl checkpoint (.safetensors or .pt state_dict)")
+    p.add_argument("--weights", help="a checkpoint (.safetensors or .pt state_dict): cnndsl names load by name, "
+                   "torchvision-style keys are mapped module by module")
+    p.add_argument("--partial-weights", action="store_true",
+                   help="load the tensors whose names and shapes match; the rest keeps a random initialisation")
     p.add_argument("--opset", type=int, help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
     p.add_argument("--batch", default="dynamic", help="a fixed batch size, or 'dynamic' (default)")
 
@@ -170,11 +173,44 @@ def cmd_export(args):
     import warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        net.to_onnx(args.output, weights=args.weights, opset=args.opset, batch=batch)
+        model = net.to_onnx(args.output, weights=args.weights, opset=args.opset, batch=batch,
+                            weights_strict=not args.partial_weights)
     for w in caught:
         print(f"cnndsl: warning: {w.message}", file=sys.stderr)
+    props = {p.key: p.value for p in model.metadata_props}
+    if "cnndsl.weights" in props:
+        import json
+        _print_weights(json.loads(props["cnndsl.weights"]), args.weights)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _print_weights(r, path):
+    """What a checkpoint load did: how it matched, what it mapped, what it left out."""
+    how = "by name" if r["source"] == "cnndsl" else "mapped module by module from foreign keys"
+    print(f"weights: {r['loaded']} tensors from {path}, {how}", file=sys.stderr)
+    if r["same_spec"] is False:
+        ck = r["checkpoint"]
+        print(f"  saved from another spec: {ck.get('spec_name', '?')} (sha256 {ck['spec_sha256'][:12]})",
+              file=sys.stderr)
+    if r["source"] == "mapped":
+        modules = {}
+        for theirs, ours in r["mapping"].items():
+            modules.setdefault(theirs.rpartition(".")[0], ours.rpartition(".")[0])
+        for theirs, ours in modules.items():
+            print(f"  {theirs} -> {ours}", file=sys.stderr)
+    for k in r["resized"]:
+        s = r["shapes"][k]
+        print(f"  resized, not loaded: {k} (checkpoint {_dims(s['checkpoint'])}, here {_dims(s['here'])})",
+              file=sys.stderr)
+    for k in r["unexpected"]:
+        print(f"  skipped, no layer here: {k}", file=sys.stderr)
+    for k in r["missing"]:
+        print(f"  not in the checkpoint, random: {k}", file=sys.stderr)
+
+
+def _dims(shape):
+    return "x".join(map(str, shape)) or "scalar"
 
 
 def cmd_run(args):

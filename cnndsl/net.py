@@ -13,6 +13,8 @@ Heavy libraries are imported only by the method that needs them, so that
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import os
 from contextlib import contextmanager
 
@@ -45,7 +47,9 @@ def bind(program: Program, input=None, bindings=None, strict=False) -> "Net":
     """A Net of a parsed program (the same as `program.bind`)."""
     with _gc_paused():
         graph = elaborate(program, input_shape=input, bindings=bindings, strict=strict)
-    return Net(graph, program.path)
+    net = Net(graph, program.path)
+    net._program, net._bindings = program, dict(bindings or {})  # for spec_info
+    return net
 
 
 def load(path, input=None, bindings=None, strict=False) -> "Net":
@@ -85,6 +89,22 @@ class Net:
         return base if base and not base.startswith("<") else "net"
 
     @property
+    def spec_hash(self) -> str | None:
+        """sha256 of the spec's text and, in order, of every file it includes, as they were when it
+        was loaded (None for a Net built from a graph): what a checkpoint records of its spec."""
+        if getattr(self, "_spec_hash", None) is None and getattr(self, "_program", None) is not None:
+            self._spec_hash = program_digest(self._program)
+        return getattr(self, "_spec_hash", None)
+
+    @property
+    def spec_info(self) -> dict:
+        """{str: str}: what a checkpoint saved from this net records in its safetensors metadata."""
+        from . import __version__
+        return {"spec_sha256": self.spec_hash or "", "spec_name": self.name, "spec_path": self.path,
+                "bindings": json.dumps(getattr(self, "_bindings", {}), sort_keys=True),
+                "input": "x".join(map(str, self.graph.input_shape)), "cnndsl_version": __version__}
+
+    @property
     def warnings(self):
         return list(self.graph.warnings)
 
@@ -102,7 +122,8 @@ class Net:
 
         Options: `seed` (initialise reproducibly, leaving the global RNG alone), `logits=True`
         (leave out a final SOFTMAX, to train with CrossEntropyLoss), `device` ("cpu", "cuda",
-        "meta"), `dtype`, `weights` (a checkpoint path or a state_dict, torchvision keys mapped)."""
+        "meta"), `dtype`, `weights` (a checkpoint path or a state_dict, by name; torchvision keys
+        mapped), `weights_strict=False` (load what matches by name and shape; see cnndsl.weights)."""
         from .backends.pytorch import build_module
         return build_module(self, seed=seed, **options)
 
@@ -111,10 +132,11 @@ class Net:
         from .backends.pytorch_source import generate
         return generate(self, class_name=class_name)
 
-    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic"):
-        """An onnx.ModelProto built from the IR; written to `path` when given."""
+    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True):
+        """An onnx.ModelProto built from the IR; written to `path` when given. `weights` resolve as in
+        to_torch (cnndsl.weights); the load report is in metadata_props["cnndsl.weights"] (JSON)."""
         from .backends.onnx_graph import export
-        return export(self, path=path, weights=weights, opset=opset, batch=batch)
+        return export(self, path=path, weights=weights, opset=opset, batch=batch, weights_strict=weights_strict)
 
     def draw(self, path=None, style="graph", **options):
         """An architecture diagram (graphviz DOT or a volume SVG); rendered to `path` when given."""
@@ -123,3 +145,31 @@ class Net:
 
     def __repr__(self):
         return f"<Net {self.name}: {len(self.graph.nodes)} layers, input {'x'.join(map(str, self.graph.input_shape))}>"
+
+
+def program_digest(program) -> str:
+    """sha256 of a parsed program's text and, depth first in include order, of every file it
+    includes, as they were parsed (nothing is read again): what a checkpoint records of its spec."""
+    h = hashlib.sha256()
+    _hash_program(h, program)
+    return h.hexdigest()
+
+
+def _hash_program(h, program):
+    from .lang import astnodes as A
+    source = _source_of(program)
+    data = (source.text if source is not None else "").encode("utf-8")
+    h.update(len(data).to_bytes(8, "little") + data)
+    for st in program.statements:
+        if isinstance(st, A.Include) and st.program is not None:
+            h.update(b"include " + st.path.encode("utf-8"))
+            _hash_program(h, st.program)
+
+
+def _source_of(program):
+    """The Source a program was parsed from (every statement and the network carry its spans)."""
+    for node in (*program.statements, program.net):
+        span = getattr(node, "span", None)
+        if span is not None:
+            return span.source
+    return None

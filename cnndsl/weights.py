@@ -1,16 +1,44 @@
-"""Checkpoints: save and load weights safely, and bring torchvision-style state_dicts to cnndsl names.
+"""Checkpoints: save and load weights safely, by name, and bring torchvision-style state_dicts to cnndsl names.
 
     >>> import cnndsl, cnndsl.weights as W, tempfile, os
     >>> m = cnndsl.loads("input 8x8x3\\nCONV(4, 3) - BN - RELU").to_torch(seed=0)
     >>> path = os.path.join(tempfile.mkdtemp(), "tiny.safetensors")
     >>> W.save(m, path)
-    >>> W.load_into(m, path)["source"]
-    'cnndsl'
+    >>> W.read(path)[1]["format"]
+    'cnndsl.checkpoint/1'
+    >>> r = W.load_into(m, path)
+    >>> r["source"], r["loaded"], r["skipped"]
+    ('cnndsl', 7, [])
 
 Formats: `.safetensors` (preferred: plain tensors, nothing executes on load) or a
 `torch.save`d state_dict (`.pt`/`.pth`), read with `torch.load(weights_only=True)`, which
 refuses anything but tensors and plain containers: an untrusted file is never unpickled.
 Writes are atomic (cnndsl.files.atomic_write).
+
+Metadata: a safetensors checkpoint written by `save` records, as strings, `format`
+(cnndsl.checkpoint/1), `spec_sha256` (the spec's text and its includes), `spec_name`,
+`spec_path`, `bindings` (the -D values, JSON), `input` (HxWxC) and `cnndsl_version`; taken
+from `net=`, `meta=`, or the `cnndsl_meta` of a module built by `to_torch()`. `.pt` files
+carry none.
+
+Resolution (`resolve`: the one function behind `load_into`, `to_torch(weights=...)`,
+`to_onnx(weights=...)` and `cnndsl export --weights`): a checkpoint is *cnndsl* when its
+metadata says so, or when its keys look like ours (no numeric path component such as
+`layer1.0.conv1`, and at least half of them are names here); it then loads **by name**,
+and any name or shape that differs is an error listing both sides, unless `strict=False`,
+which loads every tensor whose name and shape match and reports the rest (`skipped`,
+`resized`, `missing`). Any other state_dict is *foreign* and is mapped module by module
+(`map_state_dict`). `num_batches_tracked` counters load when both sides have them and are
+never reported. The report is a JSON-able dict:
+    source     "cnndsl" (by name) or "mapped" (foreign keys)
+    loaded     how many tensors were loaded
+    skipped    checkpoint keys not loaded (unexpected + resized)
+    resized    keys present on both sides with other shapes (in `shapes`: checkpoint, here)
+    missing    our keys the checkpoint has nothing for (left as initialised)
+    unexpected checkpoint keys with no counterpart here
+    mapping    {checkpoint key: our key} for what was loaded
+    checkpoint the checkpoint's metadata ({} for a .pt or a plain state_dict)
+    same_spec  whether it was saved from this very spec text (None when either side can't tell)
 
 Torchvision key mapping (`map_state_dict`), for zoo nets whose structure matches their
 torchvision twin: keys are grouped by module (`layer1.0.conv1.weight` -> module
@@ -20,19 +48,22 @@ module whose path names a shortcut (`downsample`, `shortcut`, `proj`) prefers a 
 module that does too (ResNet's projection and its 3rd conv can have equal shapes). A
 leading `module.` (DataParallel) is dropped. Anything left unmatched on either side is
 an error that lists it, unless `strict=False` (then unmatched twin tensors, such as
-GoogLeNet's auxiliary heads, are ignored).
+GoogLeNet's auxiliary heads, are skipped and unmatched modules of ours keep their values).
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 
 from .errors import CnnError
 from .files import atomic_write, read_bytes
 
+FORMAT = "cnndsl.checkpoint/1"
 SHORTCUT_WORDS = frozenset({"downsample", "shortcut", "proj", "projection", "skip"})
+COUNTER = "num_batches_tracked"  # BN's step counter: loaded when both sides have it, never reported
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -41,8 +72,11 @@ def _state_dict(obj) -> dict:
     return {k: v.detach().cpu().contiguous() for k, v in sd.items()}
 
 
-def save(module_or_state_dict, path) -> None:
-    """Write a checkpoint: safetensors unless `path` ends with .pt/.pth (torch.save of the state_dict)."""
+def save(module_or_state_dict, path, meta=None, net=None) -> None:
+    """Write a checkpoint: safetensors unless `path` ends with .pt/.pth (torch.save of the state_dict).
+
+    A safetensors file records the spec it comes from (see the module docstring): `net.spec_info`,
+    else `meta` ({str: str}), else the module's `cnndsl_meta` (set by to_torch())."""
     import torch
     sd = _state_dict(module_or_state_dict)
     path = os.fspath(path)
@@ -52,19 +86,22 @@ def save(module_or_state_dict, path) -> None:
         data = buf.getvalue()
     else:
         from safetensors.torch import save as st_save
-        data = st_save({k: v.clone() for k, v in sd.items()})  # no shared storages in safetensors
+        info = dict(net.spec_info if net is not None else meta if meta is not None
+                    else getattr(module_or_state_dict, "cnndsl_meta", None) or {})
+        metadata = {"format": FORMAT, **{str(k): str(v) for k, v in info.items()}}
+        data = st_save({k: v.clone() for k, v in sd.items()}, metadata=metadata)  # no shared storages
     atomic_write(path, data)
 
 
-def load(path) -> dict:
-    """Read a checkpoint into a {key: tensor} dict (CPU); a CnnError for anything else."""
+def read(path) -> tuple[dict, dict]:
+    """({key: tensor} on the CPU, {metadata}) from a checkpoint file; a CnnError for anything else."""
     import torch
     path = os.fspath(path)
     data = read_bytes(path)
     if _is_safetensors(data):
         from safetensors.torch import load as st_load
         try:
-            return st_load(data)
+            return st_load(data), _safetensors_meta(data)
         except Exception as e:
             raise CnnError(f"{path}: not a readable safetensors file ({e})") from None
     try:
@@ -76,7 +113,12 @@ def load(path) -> dict:
         obj = obj["state_dict"]  # a training checkpoint that wraps the weights
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CnnError(f"{path}: holds no state_dict of tensors")
-    return dict(obj)
+    return dict(obj), {}
+
+
+def load(path) -> dict:
+    """Read a checkpoint into a {key: tensor} dict (CPU); a CnnError for anything else."""
+    return read(path)[0]
 
 
 def _is_safetensors(data: bytes) -> bool:
@@ -86,13 +128,153 @@ def _is_safetensors(data: bytes) -> bool:
     return 2 <= n <= len(data) - 8 and data[8:9] == b"{"
 
 
+def _safetensors_meta(data: bytes) -> dict:
+    n = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def _open(source) -> tuple[dict, dict, str]:
+    """(state_dict, metadata, what to call it) from a path, a module or a state_dict."""
+    if isinstance(source, (str, os.PathLike)):
+        sd, meta = read(source)
+        return sd, meta, os.fspath(source)
+    if hasattr(source, "state_dict") and callable(source.state_dict):
+        return dict(source.state_dict()), dict(getattr(source, "cnndsl_meta", None) or {}), "the module"
+    if isinstance(source, dict):
+        return dict(source), {}, "the state_dict"
+    raise CnnError(f"weights must be a module, a state_dict or a checkpoint path, not {type(source).__name__}",
+                   usage=True)
+
+
+# ---- resolution: which checkpoint tensor goes where ---------------------------------------------------
+def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -> tuple[dict, dict]:
+    """({our key: tensor}, report) for loading `source` into a network whose tensors are `ours`
+    ({key: shape or tensor}); `here` is that network's spec_info, for the error message and
+    `same_spec`. Raises CnnError when `strict` and anything differs (see the module docstring)."""
+    sd, meta, what = _open(source)
+    if sd and all(k.startswith("module.") for k in sd):  # saved from DataParallel
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    shapes = {k: _shape(v) for k, v in ours.items()}
+    same = _same_spec(meta, here)
+    if meta.get("format", "").startswith("cnndsl.checkpoint/") or "spec_sha256" in meta or _cnndsl_style(sd, shapes):
+        tensors, report = _by_name(sd, shapes, strict, what, meta, here, same)
+    else:
+        tensors, report = _mapped(sd, shapes, strict)
+    report.update(checkpoint=meta, same_spec=same)
+    return tensors, report
+
+
+def _shape(v) -> tuple:
+    return tuple(v.shape) if hasattr(v, "shape") else tuple(v)
+
+
+def _numeric_part(key: str) -> bool:
+    return any(p.isdigit() for p in key.split("."))
+
+
+def _cnndsl_style(sd: dict, shapes: dict) -> bool:
+    """Keys as cnndsl writes them: layer names never have a numeric part (torchvision's `layer1.0`)."""
+    keys = [k for k in sd if not k.endswith(COUNTER)]
+    if not keys or any(_numeric_part(k) for k in keys):
+        return False
+    return 2 * sum(k in shapes for k in keys) >= len(keys)
+
+
+def _same_spec(meta, here):
+    a, b = meta.get("spec_sha256"), (here or {}).get("spec_sha256")
+    return a == b if a and b else None
+
+
+def _by_name(sd, shapes, strict, what, meta, here, same):
+    loaded = {k: sd[k] for k in shapes if k in sd and _shape(sd[k]) == shapes[k]}  # in our order
+    resized = [k for k in shapes if k in sd and k not in loaded]
+    unexpected = [k for k in sd if k not in shapes and not k.endswith(COUNTER)]
+    unexpected = _layer_order(unexpected)  # safetensors keeps keys sorted: fc.bias before fc.weight
+    missing = [k for k in shapes if k not in sd and not k.endswith(COUNTER)]
+    sizes = {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
+    if strict and (unexpected or missing or resized):
+        hint = ("rename the layers back to the checkpoint's names, or load with strict=False (--partial-weights) "
+                "to load every tensor whose name and shape match; the rest keeps its initialisation"
+                ) if unexpected or missing else (
+                "it was saved from a different spec or other -D / --input values; strict=False (--partial-weights) "
+                "loads the tensors whose shapes match, e.g. all but a resized head")
+        raise CnnError(_name_error(what, unexpected, missing, sizes, meta, here, same), hint=hint)
+    report = {"source": "cnndsl", "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,
+              "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": {k: k for k in loaded}}
+    return loaded, report
+
+
+def _name_error(what, unexpected, missing, sizes, meta, here, same):
+    parts = []
+    if unexpected:
+        parts.append(f"{_few(unexpected)} in the checkpoint {'has' if len(unexpected) == 1 else 'have'} no layer here")
+    if missing:
+        parts.append(f"{_few(missing)} here {'has' if len(missing) == 1 else 'have'} none in the checkpoint")
+    if sizes:
+        parts.append(f"{_few(sizes)} {'has' if len(sizes) == 1 else 'have'} another shape here")
+    lines = [f"{what} does not match this network: " + "; ".join(parts)]
+    if unexpected:
+        lines.append(f"  layers only in the checkpoint: {_few(_layers(unexpected), 8)}")
+    if missing:
+        lines.append(f"  layers only here: {_few(_layers(missing), 8)}")
+    for k, s in list(sizes.items())[:8]:
+        lines.append(f"  {k}: checkpoint {_dims(s['checkpoint'])}, here {_dims(s['here'])}")
+    if same is False:
+        lines.append(f"  the checkpoint was saved from another spec ({meta.get('spec_name', '?')}, "
+                     f"sha256 {meta['spec_sha256'][:12]}; this is {here.get('spec_name', '?')}, "
+                     f"sha256 {here['spec_sha256'][:12]})")
+    return "\n".join(lines)
+
+
+LEAF_ORDER = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
+
+
+def _layer_order(keys):
+    """Keys grouped by layer (in order of first appearance), each layer's as PyTorch registers them."""
+    first = {}
+    for k in keys:
+        first.setdefault(k.rpartition(".")[0], len(first))
+    return sorted(keys, key=lambda k: (first[k.rpartition(".")[0]], LEAF_ORDER.get(k.rpartition(".")[2], 9)))
+
+
+def _layers(keys):
+    return list(dict.fromkeys(k.rpartition(".")[0] or k for k in keys))
+
+
+def _dims(shape):
+    return "x".join(map(str, shape)) or "scalar"
+
+
+def _few(keys, n=4):
+    keys = list(keys)
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def _mapped(sd, shapes, strict):
+    # matched without BN's counters, which one side may lack (ONNX, an older torch); they follow their module
+    pairs, missing, extra = _match({k: v for k, v in sd.items() if not k.endswith(COUNTER)},
+                                   {k: v for k, v in shapes.items() if not k.endswith(COUNTER)})
+    if strict and (missing or extra):
+        raise _mismatch(missing, extra)
+    mapping = {k: ours for k, ours in _mapping(sd, pairs).items() if ours in shapes}
+    loaded = {mapping[k]: sd[k] for k in mapping}
+    resized = [k for k in shapes if k not in loaded and k in sd and k not in mapping and _shape(sd[k]) != shapes[k]]
+    unexpected = [k for k in sd if k not in mapping and k not in resized and not k.endswith(COUNTER)]
+    missing = [k for k in shapes if k not in loaded and k not in resized and not k.endswith(COUNTER)]
+    sizes = {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
+    report = {"source": "mapped", "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,
+              "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": mapping}
+    return loaded, report
+
+
 # ---- mapping ---------------------------------------------------------------------------------------
 def _modules(sd: dict) -> list[tuple[str, tuple]]:
     """[(module prefix, signature)] in key order; signature = ((tensor name, shape), ...)."""
     groups: dict[str, list] = {}
     for key, value in sd.items():
         prefix, _, leaf = key.rpartition(".")
-        groups.setdefault(prefix, []).append((leaf, tuple(value.shape)))
+        groups.setdefault(prefix, []).append((leaf, _shape(value)))
     return [(p, tuple(sorted(sig))) for p, sig in groups.items()]
 
 
@@ -100,10 +282,8 @@ def _shortcut(path: str) -> bool:
     return bool(SHORTCUT_WORDS & {re.sub(r"\d+$", "", w) for w in re.split(r"[._]", path)})
 
 
-def map_state_dict(theirs: dict, ours: dict, strict: bool = True) -> dict:
-    """{their key: our key}, matching module by module (see the module docstring)."""
-    if theirs and all(k.startswith("module.") for k in theirs):
-        theirs = {k[len("module."):]: v for k, v in theirs.items()}
+def _match(theirs: dict, ours: dict):
+    """({their prefix: our prefix}, our unmatched modules, their unmatched modules)."""
     their_mods, our_mods = _modules(theirs), _modules(ours)
     unused = list(range(len(their_mods)))
     pairs, missing = {}, []
@@ -117,20 +297,37 @@ def map_state_dict(theirs: dict, ours: dict, strict: bool = True) -> dict:
         unused.remove(best)
         pairs[their_mods[best][0]] = prefix
     extra = [f"{their_mods[i][0]} {_fmt(their_mods[i][1])}" for i in unused]
-    if missing or (extra and strict):
-        lines = [f"  ours, unmatched: {m}" for m in missing[:8]] + [f"  theirs, unmatched: {e}" for e in extra[:8]]
-        more = len(missing) + len(extra) - len(lines)
-        raise CnnError(f"the state_dict does not match this network: {len(missing)} of our modules and "
-                       f"{len(extra)} of its modules have no counterpart\n" + "\n".join(lines)
-                       + (f"\n  ... and {more} more" if more > 0 else ""),
-                       hint="the structure must match module by module (same tensors and shapes, same order)")
+    return pairs, missing, extra
+
+
+def _mapping(theirs, pairs) -> dict:
     out = {}
-    for their_prefix, our_prefix in pairs.items():
-        for key in theirs:
-            p, _, leaf = key.rpartition(".")
-            if p == their_prefix:
-                out[key] = f"{our_prefix}.{leaf}" if our_prefix else leaf
-    return {k: out[k] for k in theirs if k in out}
+    for key in theirs:
+        p, _, leaf = key.rpartition(".")
+        if p in pairs:
+            out[key] = f"{pairs[p]}.{leaf}" if pairs[p] else leaf
+    return out
+
+
+def map_state_dict(theirs: dict, ours: dict, strict: bool = True) -> dict:
+    """{their key: our key}, matching module by module (see the module docstring). `ours` holds
+    tensors or shapes."""
+    if theirs and all(k.startswith("module.") for k in theirs):
+        theirs = {k[len("module."):]: v for k, v in theirs.items()}
+    pairs, missing, extra = _match(theirs, ours)
+    if missing or (extra and strict):
+        raise _mismatch(missing, extra)
+    return _mapping(theirs, pairs)
+
+
+def _mismatch(missing, extra):
+    lines = [f"  ours, unmatched: {m}" for m in missing[:8]] + [f"  theirs, unmatched: {e}" for e in extra[:8]]
+    more = len(missing) + len(extra) - len(lines)
+    return CnnError(f"the state_dict does not match this network: {len(missing)} of our modules and "
+                    f"{len(extra)} of its modules have no counterpart\n" + "\n".join(lines)
+                    + (f"\n  ... and {more} more" if more > 0 else ""),
+                    hint="the structure must match module by module (same tensors and shapes, same order); "
+                         "strict=False loads the modules that match and reports the rest")
 
 
 def _fmt(sig):
@@ -145,27 +342,10 @@ def mapping_digest(mapping: dict) -> str:
 
 # ---- loading into a module --------------------------------------------------------------------------
 def load_into(module, source, strict: bool = True) -> dict:
-    """Load a checkpoint path or state_dict into `module` (a to_torch() or compiled-source module).
-
-    cnndsl keys load as they are; otherwise they are mapped as a torchvision-style state_dict.
-    Returns {"source": "cnndsl" | "mapped", "tensors": n, "mapping": {their key: our key}}."""
-    sd = load(source) if isinstance(source, (str, os.PathLike)) else dict(source)
-    if sd and all(k.startswith("module.") for k in sd):  # saved from DataParallel
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    ours = module.state_dict()
-    if set(sd) == set(ours):
-        _check_shapes(sd, ours)
-        module.load_state_dict(sd, strict=True)
-        return {"source": "cnndsl", "tensors": len(sd), "mapping": {k: k for k in sd}}
-    mapping = map_state_dict(sd, ours, strict=strict)
-    renamed = {mapping[k]: sd[k] for k in mapping}
-    module.load_state_dict(renamed, strict=True)
-    return {"source": "mapped", "tensors": len(renamed), "mapping": mapping}
-
-
-def _check_shapes(sd, ours):
-    bad = [f"{k}: file {tuple(sd[k].shape)}, network {tuple(v.shape)}" for k, v in ours.items()
-           if tuple(sd[k].shape) != tuple(v.shape)]
-    if bad:
-        raise CnnError(f"{len(bad)} tensors have other shapes than this network's:\n  " + "\n  ".join(bad[:8]),
-                       hint="the checkpoint was saved from a different spec (or other -D / --input values)")
+    """Load a checkpoint path, state_dict or module into `module` (a to_torch() or compiled-source
+    module) and return the report (see the module docstring); with strict=False what does not
+    match by name and shape is left as it is."""
+    tensors, report = resolve(source, module.state_dict(), strict=strict,
+                              here=getattr(module, "cnndsl_meta", None))
+    module.load_state_dict(tensors, strict=False)  # every key is ours; completeness was resolve's to decide
+    return report

@@ -76,7 +76,7 @@ def test_pickles_are_never_executed(tmp_path):
 def test_shape_mismatch_is_a_clear_error(tmp_path):
     small = cnndsl.loads(SPEC).to_torch()
     other = cnndsl.loads(SPEC.replace("CONV(4, 3", "CONV(4, 5")).to_torch()
-    with pytest.raises(cnndsl.CnnError, match="conv1.weight: file"):
+    with pytest.raises(cnndsl.CnnError, match="conv1.weight: checkpoint 4x3x5x5, here 4x3x3x3"):
         W.load_into(small, other.state_dict())
 
 
@@ -142,9 +142,11 @@ def test_data_parallel_prefix_and_extra_heads():
     x = torch.randn(1, 3, 8, 8)
     assert torch.equal(outputs(m, x), outputs(other, x))
     extra = dict(m.state_dict(), **{"aux1.fc.weight": torch.zeros(3, 3)})
-    with pytest.raises(cnndsl.CnnError, match="theirs, unmatched: aux1.fc"):
+    with pytest.raises(cnndsl.CnnError, match="aux1.fc.weight in the checkpoint has no layer here"):
         W.load_into(other, extra)
-    W.load_into(other, extra, strict=False)
+    report = W.load_into(other, extra, strict=False)
+    assert report["unexpected"] == report["skipped"] == ["aux1.fc.weight"] and report["missing"] == []
+    assert torch.equal(outputs(m, x), outputs(other, x))
 
 
 @pytest.mark.skipif(not PARITY, reason="tools/torchvision_parity.py has not been run")
@@ -155,3 +157,223 @@ def test_recorded_parity_with_torchvision():
         assert r["params"] == r["twin_params"] == r["analyzer_params"] == REFERENCE[name]["params"], name
         assert r["mapped_tensors"] == len(REFERENCE[name]["state_dict"]), name
     assert {"resnet50", "vgg16", "googlenet", "densenet121"} <= set(PARITY)
+
+
+# ---- by name: one resolution for torch, ONNX and the CLI ------------------------------------------------
+HEAD = "input 8x8x3\nCONV(4, 3, p=1, bias=false) - BN - RELU - GAP - fc: FC({n})"
+
+
+def write_spec(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return cnndsl.load(path)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_a_renamed_layer_is_an_error_that_names_it(tmp_path, suffix):
+    old = write_spec(tmp_path, "old.net", HEAD.format(n=5))
+    ck = tmp_path / f"old{suffix}"
+    W.save(old.to_torch(seed=0), ck)
+    renamed = write_spec(tmp_path, "new.net", HEAD.format(n=5).replace("fc: FC", "head: FC"))
+    with pytest.raises(cnndsl.CnnError) as e:
+        renamed.to_torch(weights=ck)
+    msg = str(e.value)
+    assert "fc.weight, fc.bias in the checkpoint have no layer here" in msg
+    assert "head.weight, head.bias here have none in the checkpoint" in msg
+    assert "strict=False" in e.value.hint
+    if suffix == ".safetensors":  # the metadata knows the spec: the error says it is another one
+        assert "saved from another spec (old, sha256" in msg and "this is new" in msg
+    else:
+        assert "another spec" not in msg
+
+
+def test_a_partial_load_moves_everything_but_the_resized_head(tmp_path):
+    old = write_spec(tmp_path, "old.net", HEAD.format(n=5))
+    a = old.to_torch(seed=0)
+    a.train()(torch.randn(4, 3, 8, 8))
+    ck = tmp_path / "old.safetensors"
+    W.save(a, ck)
+    new = write_spec(tmp_path, "new.net", HEAD.format(n=3))
+    with pytest.raises(cnndsl.CnnError, match="fc.weight: checkpoint 5x4, here 3x4"):
+        new.to_torch(weights=ck)
+    fresh = new.to_torch(seed=1)
+    b = new.to_torch(seed=1)
+    r = W.load_into(b, ck, strict=False)
+    assert r["source"] == "cnndsl" and r["resized"] == ["fc.weight", "fc.bias"] == r["skipped"]
+    assert r["shapes"]["fc.weight"] == {"checkpoint": [5, 4], "here": [3, 4]}
+    assert r["missing"] == [] and r["unexpected"] == [] and r["same_spec"] is False
+    assert r["loaded"] == len(a.state_dict()) - 2 == len(r["mapping"])
+    json.dumps(r)  # a plain dict
+    ours, theirs, before = b.state_dict(), a.state_dict(), fresh.state_dict()
+    for k in ours:
+        assert torch.equal(ours[k], before[k] if k.startswith("fc.") else theirs[k]), k
+    c = new.to_torch(seed=1, weights=ck, weights_strict=False)
+    assert c.cnndsl_weights == r and all(torch.equal(v, ours[k]) for k, v in c.state_dict().items())
+
+
+def test_resnet18_head_transfer(tmp_path):
+    """The issue's case: a 1000-class checkpoint into a 5-class resnet18 loads all but fc."""
+    src = open(os.path.join(ROOT, "nets", "resnet18.net")).read()
+    assert "fc: FC(1000)" in src
+    big = cnndsl.load(os.path.join(ROOT, "nets", "resnet18.net")).to_torch(seed=0)
+    ck = tmp_path / "r18.safetensors"
+    W.save(big, ck)
+    small = write_spec(tmp_path, "r18_5.net", src.replace("fc: FC(1000)", "fc: FC(5)")).to_torch(seed=1)
+    head = small.fc.weight.clone()
+    r = W.load_into(small, ck, strict=False)
+    assert r["resized"] == ["fc.weight", "fc.bias"] and r["loaded"] == len(big.state_dict()) - 2
+    assert torch.equal(small.fc.weight, head) and torch.equal(small.conv1.weight, big.conv1.weight)
+    # the same file as a torchvision twin's state_dict (numeric keys): mapped, and the head reported
+    theirs = twin_state_dict("resnet18")
+    ours = small.state_dict()
+    _, m = W.resolve(theirs, {k: tuple(v.shape) for k, v in ours.items()}, strict=False)
+    assert m["source"] == "mapped" and m["resized"] == ["fc.weight", "fc.bias"] and m["missing"] == []
+    assert m["loaded"] == len(theirs) - 2
+    with pytest.raises(cnndsl.CnnError, match="ours, unmatched: fc"):
+        W.resolve(theirs, ours)
+
+
+def test_metadata_round_trip(tmp_path):
+    (tmp_path / "lib.net").write_text("let W = 4\n")
+    spec = tmp_path / "tiny.net"
+    spec.write_text('include "lib.net"\nlet N = 2\ninput 8x8x3\n(CONV(W, 3, p=1) - RELU) * N - GAP - FC(3)\n')
+    net = cnndsl.load(spec, bindings={"N": "3"})
+    m = net.to_torch(seed=0)
+    assert m.cnndsl_meta == net.spec_info
+    W.save(m, tmp_path / "a.safetensors")
+    sd, meta = W.read(tmp_path / "a.safetensors")
+    assert meta["format"] == "cnndsl.checkpoint/1" and meta["cnndsl_version"] == cnndsl.__version__
+    assert meta["spec_sha256"] == net.spec_hash and len(net.spec_hash) == 64
+    assert json.loads(meta["bindings"]) == {"N": "3"} and meta["input"] == "8x8x3"
+    assert meta["spec_name"] == "tiny" and meta["spec_path"] == str(spec)
+    assert all(torch.equal(sd[k], v) for k, v in m.state_dict().items())
+    assert W.load_into(net.to_torch(seed=1), tmp_path / "a.safetensors")["same_spec"] is True
+    # the hash covers the includes, and not the bindings (they are recorded apart)
+    assert cnndsl.load(spec).spec_hash == net.spec_hash
+    (tmp_path / "lib.net").write_text("let W = 4  # changed\n")
+    assert cnndsl.load(spec, bindings={"N": "3"}).spec_hash != net.spec_hash
+    # explicit metadata, from a Net or a dict; a .pt has none
+    W.save(m.state_dict(), tmp_path / "b.safetensors", net=net)
+    assert W.read(tmp_path / "b.safetensors")[1] == meta
+    W.save(m.state_dict(), tmp_path / "c.safetensors", meta={"note": "x"})
+    assert W.read(tmp_path / "c.safetensors")[1] == {"format": "cnndsl.checkpoint/1", "note": "x"}
+    W.save(m, tmp_path / "d.pt")
+    assert W.read(tmp_path / "d.pt")[1] == {}
+
+
+def _outcome(call):
+    try:
+        call()
+        return "ok"
+    except cnndsl.CnnError as e:
+        return e.render()
+
+
+def test_torch_and_onnx_accept_and_refuse_the_same_files(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+    base = write_spec(tmp_path, "base.net", HEAD.format(n=5))
+    ck = tmp_path / "base.safetensors"
+    a = base.to_torch(seed=0)
+    W.save(a, ck)
+    W.save(a, tmp_path / "base.pt")
+    sd = a.state_dict()
+    variants = {
+        "same": HEAD.format(n=5), "renamed": HEAD.format(n=5).replace("fc: FC", "head: FC"),
+        "resized": HEAD.format(n=3), "wider": HEAD.format(n=5).replace("CONV(4", "CONV(6"),
+    }
+    sources = {"safetensors": ck, "pt": tmp_path / "base.pt", "module": a,
+               "foreign": {f"body.{k.replace('.', '_', k.count('.') - 1)}": v for k, v in sd.items()}}
+    accepted = {}
+    for vname, text in variants.items():
+        net = write_spec(tmp_path, f"{vname}.net", text)
+        for sname, src in sources.items():
+            for strict in (True, False):
+                t = _outcome(lambda: net.to_torch(seed=2, weights=src, weights_strict=strict))
+                o = _outcome(lambda: net.to_onnx(weights=src, weights_strict=strict))
+                assert t == o, (vname, sname, strict)
+                accepted[vname, sname, strict] = t == "ok"
+                if t != "ok":
+                    continue
+                m = net.to_torch(seed=2, weights=src, weights_strict=strict)
+                model = net.to_onnx(weights=src, weights_strict=strict)
+                report = json.loads({p.key: p.value for p in model.metadata_props}["cnndsl.weights"])
+                for field in ("source", "skipped", "resized", "missing", "unexpected", "same_spec"):
+                    assert report[field] == m.cnndsl_weights[field], (vname, sname, strict, field)
+                ours = m.state_dict()
+                for init in model.graph.initializer:  # what was loaded is the checkpoint's, to the bit
+                    if init.name in report["mapping"].values():
+                        assert torch.equal(torch.from_numpy(numpy_helper.to_array(init).copy()), ours[init.name])
+    # loosely, everything loads; strictly, only the same spec does, and the foreign dict into the
+    # renamed spec (foreign keys are mapped by structure, which a renamed label does not change)
+    refused = {k for k, ok in accepted.items() if not ok}
+    assert refused == {(v, s, True) for v in ("renamed", "resized", "wider") for s in sources} - {
+        ("renamed", "foreign", True)}
+    renamed = write_spec(tmp_path, "renamed.net", variants["renamed"])
+    assert "fc.weight, fc.bias in the checkpoint" in _outcome(lambda: renamed.to_onnx(weights=ck))
+
+
+def test_onnx_partial_load_runs_like_torch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+    base = write_spec(tmp_path, "base.net", HEAD.format(n=5))
+    ck = tmp_path / "base.safetensors"
+    W.save(base.to_torch(seed=0), ck)
+    new = write_spec(tmp_path, "new.net", HEAD.format(n=3))
+    m = new.to_torch(seed=1, weights=ck, weights_strict=False).eval()
+    model = new.to_onnx(weights=m)  # the torch module, now complete, exports by name
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = outputs(m, torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(sess.run(None, {"input": x})[0], want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in ("resnet50", "googlenet", "vgg16", "densenet121") if n in ZOO])
+def test_onnx_resolves_torchvision_keys_as_torch_does(name):
+    from cnndsl.backends.onnx_graph import param_shapes
+    net = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
+    theirs = twin_state_dict(name)
+    ours = net.to_torch(device="meta").state_dict()
+    _, t = W.resolve(theirs, ours)
+    _, o = W.resolve(theirs, param_shapes(net.graph))
+    assert t["source"] == o["source"]
+    assert o["mapping"] == {k: v for k, v in t["mapping"].items() if not k.endswith("num_batches_tracked")}
+    assert t["mapping"] == W.map_state_dict(theirs, ours)
+
+
+def test_cli_export_prints_what_it_loaded(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from cnndsl.cli import main
+    write_spec(tmp_path, "base.net", HEAD.format(n=5))
+    W.save(cnndsl.load(tmp_path / "base.net").to_torch(seed=0), tmp_path / "base.safetensors")
+    (tmp_path / "new.net").write_text(HEAD.format(n=3))
+    (tmp_path / "ren.net").write_text(HEAD.format(n=5).replace("fc: FC", "head: FC"))
+    args = ["export", "-o", str(tmp_path / "o.onnx"), "--weights", str(tmp_path / "base.safetensors")]
+    assert main(["export", str(tmp_path / "ren.net")] + args[1:]) == 1
+    err = capsys.readouterr().err
+    assert "fc.weight, fc.bias in the checkpoint have no layer here" in err
+    assert main(["export", str(tmp_path / "new.net")] + args[1:]) == 1
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "new.net")] + args[1:] + ["--partial-weights"]) == 0
+    err = capsys.readouterr().err
+    assert "weights: 5 tensors from" in err and "by name" in err
+    assert "resized, not loaded: fc.weight (checkpoint 5x4, here 3x4)" in err
+    # a foreign state_dict: the module mapping is printed
+    sd = cnndsl.load(tmp_path / "base.net").to_torch(seed=0).state_dict()
+    torch.save({f"body.{k}".replace("conv1.", "c1.").replace("bn1.", "b1.").replace("fc.", "f."): v
+                for k, v in sd.items()}, tmp_path / "foreign.pt")
+    assert main(["export", str(tmp_path / "base.net"), "-o", str(tmp_path / "f.onnx"),
+                 "--weights", str(tmp_path / "foreign.pt")]) == 0
+    err = capsys.readouterr().err
+    assert "mapped module by module" in err and "body.c1 -> conv1" in err and "body.f -> fc" in err
+
+
+@pytest.mark.skipif(not PARITY, reason="tools/torchvision_parity.py has not been run")
+def test_resolution_reproduces_the_verified_mappings():
+    """load_into's resolution (by name for densenet's cnndsl-like keys, mapped otherwise) gives the
+    mappings tools/torchvision_parity.py verified against torchvision's outputs."""
+    for name, r in PARITY.items():
+        ours = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net")).to_torch(device="meta").state_dict()
+        _, report = W.resolve(twin_state_dict(name), ours)
+        assert W.mapping_digest(report["mapping"]) == r["mapping_digest"], name
+        assert report["loaded"] == r["mapped_tensors"] and report["skipped"] == report["missing"] == [], name

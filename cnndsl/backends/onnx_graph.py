@@ -20,6 +20,7 @@ Layout NCHW, batch dimension `N` (dynamic) unless a fixed batch is asked for.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 
@@ -77,41 +78,21 @@ def random_weights(graph, seed=None) -> dict[str, np.ndarray]:
     return out
 
 
-def load_weights(weights, graph) -> dict[str, np.ndarray]:
-    """A module, a state_dict, or a checkpoint path -> {key: float32 array}, checked against the spec."""
-    if isinstance(weights, (str, os.PathLike)):
-        sd = _read_checkpoint(os.fspath(weights))
-    elif hasattr(weights, "state_dict") and callable(weights.state_dict):
-        sd = weights.state_dict()
-    elif isinstance(weights, dict):
-        sd = weights
-    else:
-        raise CnnError(f"weights must be a module, a state_dict or a checkpoint path, not {type(weights).__name__}",
-                       usage=True)
+def load_weights(weights, graph, strict=True, here=None, seed=None) -> tuple[dict[str, np.ndarray], dict]:
+    """A module, a state_dict, or a checkpoint path -> ({key: float32 array}, load report), resolved
+    exactly as to_torch(weights=...) resolves it (cnndsl.weights.resolve); with strict=False
+    what the checkpoint lacks or has in another shape keeps PyTorch's default initialisation."""
+    from ..weights import resolve
     want = param_shapes(graph)
-    sd = {k: v for k, v in sd.items() if not k.endswith(".num_batches_tracked")}
-    missing = [k for k in want if k not in sd]
-    extra = [k for k in sd if k not in want]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {_few(missing)}")
-        if extra:
-            parts.append(f"unexpected {_few(extra)}")
-        raise CnnError("the weights do not match the spec: " + "; ".join(parts),
-                       hint="weights must come from a module or checkpoint of this very spec (same layer names)")
+    tensors, report = resolve(weights, want, strict=strict, here=here)
+    fill = random_weights(graph, seed) if len(tensors) < len(want) else {}
     out = {}
     for k, shape in want.items():
-        arr = _to_numpy(sd[k])
-        if tuple(arr.shape) != tuple(shape):
-            raise CnnError(f"weight {k} has shape {tuple(arr.shape)}, the spec needs {tuple(shape)}",
-                           hint="the checkpoint was saved from a different spec or input size")
-        out[k] = np.ascontiguousarray(arr, dtype=np.float32)
-    return out
-
-
-def _few(keys, n=4):
-    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+        if k not in tensors:
+            out[k] = fill[k]
+            continue
+        out[k] = np.ascontiguousarray(_to_numpy(tensors[k]), dtype=np.float32)
+    return out, report
 
 
 def _to_numpy(v):
@@ -120,11 +101,6 @@ def _to_numpy(v):
     if hasattr(v, "detach"):  # a torch tensor; bf16 has no numpy type, hence float()
         return v.detach().cpu().float().numpy()
     return np.asarray(v)
-
-
-def _read_checkpoint(path):
-    from ..weights import load  # the project's checkpoint reader: safetensors or a weights_only .pt
-    return load(path)
 
 
 # ---- the builder -------------------------------------------------------------------------------
@@ -256,11 +232,18 @@ def check_batch(batch):
     return batch
 
 
-def build(net, weights=None, opset=None, batch="dynamic", seed=None) -> onnx.ModelProto:
-    """The ModelProto for `net` (no file written)."""
+def build(net, weights=None, opset=None, batch="dynamic", seed=None, weights_strict=True) -> onnx.ModelProto:
+    """The ModelProto for `net` (no file written). With `weights`, the load report (cnndsl.weights)
+    is kept as JSON in the model's metadata_props["cnndsl.weights"]."""
     opset, batch_dim = check_opset(opset), check_batch(batch)
-    params = random_weights(net.graph, seed) if weights is None else load_weights(weights, net.graph)
+    report = None
+    if weights is None:
+        params = random_weights(net.graph, seed)
+    else:
+        params, report = load_weights(weights, net.graph, strict=weights_strict, here=net.spec_info, seed=seed)
     model = _model(net, opset, batch_dim)
+    if report is not None:
+        helper.set_model_props(model, {"cnndsl.weights": json.dumps(report)})
     for key, array in params.items():  # straight into the model: make_graph/make_model would copy each twice
         t = model.graph.initializer.add()
         t.name, t.data_type = key, TensorProto.FLOAT
@@ -302,9 +285,10 @@ def _cnndsl_version():
     return __version__
 
 
-def export(net, path=None, weights=None, opset=None, batch="dynamic", seed=None) -> onnx.ModelProto:
+def export(net, path=None, weights=None, opset=None, batch="dynamic", seed=None,
+           weights_strict=True) -> onnx.ModelProto:
     """Build the model and, when `path` is given, write it there (atomically)."""
-    model = build(net, weights=weights, opset=opset, batch=batch, seed=seed)
+    model = build(net, weights=weights, opset=opset, batch=batch, seed=seed, weights_strict=weights_strict)
     if path is not None:
         write(model, os.fspath(path))
     warning = runtime_warning(opset)

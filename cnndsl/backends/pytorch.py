@@ -19,8 +19,11 @@ Options of `build_module(net, seed=None, logits=False, device=None, dtype=None)`
            log-softmax itself) without a double softmax.
   device   where to build the parameters ("meta" builds shapes only, no memory).
   dtype    parameter dtype (default float32).
-  weights  a checkpoint path or state_dict to load: cnndsl keys, or a torchvision-style
-           state_dict of a zoo net's twin (see cnndsl.weights for the key mapping).
+  weights  a checkpoint path or state_dict to load, by name, or a torchvision-style
+           state_dict of a zoo net's twin (see cnndsl.weights for the rules); the load
+           report is left in `module.cnndsl_weights`.
+  weights_strict  False: load what matches by name and shape, keep the rest as initialised.
+The module's `cnndsl_meta` ({str: str}, Net.spec_info) is what weights.save() records.
 Initialisation: He (kaiming_normal_, fan_out, relu; bias 0) for a CONV that feeds a
 ReLU-like through BN/ADD/CONCAT/pools, PyTorch's defaults otherwise, BN weight 1 bias 0.
 """
@@ -140,12 +143,13 @@ def _he_init(conv: nn.Conv2d):
         nn.init.zeros_(conv.bias)
 
 
-def build_module(net, seed=None, logits=False, device=None, dtype=None, weights=None, **options) -> CnnNet:
+def build_module(net, seed=None, logits=False, device=None, dtype=None, weights=None, weights_strict=True,
+                 **options) -> CnnNet:
     """See the module docstring; `net` is a cnndsl.Net."""
     if options:
         from ..errors import CnnError
         raise CnnError(f"to_torch() got unknown options {sorted(options)}", usage=True,
-                       hint="known: seed, logits, device, dtype, weights")
+                       hint="known: seed, logits, device, dtype, weights, weights_strict")
     graph = net.graph
     if seed is None:
         module = _build(net, graph, logits, device, dtype)
@@ -153,9 +157,11 @@ def build_module(net, seed=None, logits=False, device=None, dtype=None, weights=
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = _build(net, graph, logits, device, dtype)
+    module.cnndsl_meta = net.spec_info  # the spec it was built from: what weights.save() records
+    module.cnndsl_weights = None
     if weights is not None:
         from ..weights import load_into
-        load_into(module, weights)
+        module.cnndsl_weights = load_into(module, weights, strict=weights_strict)  # the load report
     return module
 
 
