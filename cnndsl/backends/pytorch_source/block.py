@@ -19,8 +19,7 @@ from ...lang import astnodes as A
 from .expr import UNKNOWN, evaluate, literal, run, same, substitute, to_python
 
 CIN = "<cin>"           # the spec name of a block's input channels (no spec text can spell it)
-RESERVED = {"self", "x", "nn", "torch", "he", "super", "out", "cin", "i", "j", "k", "range", "getattr", "True",
-            "False", "None"}
+RESERVED = {"self", "nn", "torch", "he", "super", "cin", "range", "getattr"}  # names __init__ uses
 INLINE = {"FLATTEN", "ID", "ADD", "CONCAT"}  # written in forward, no module
 
 
@@ -95,7 +94,7 @@ class ClassWriter:
         self.names[CIN] = self.cin
         self.code = ClassCode(gen.class_name(d), d, count=len(instances))
         self.taken = set(self.names.values()) | RESERVED
-        self.locals = {"self", "x", "torch", "nn", "he", "getattr", "range", "i", "j", "k"}  # forward's
+        self.locals = {"self", "x", "torch", "nn", "he", "getattr", "range"}  # forward's
         self.loop_vars, self.last_line = [], None
         self.instances = instances
 
@@ -376,7 +375,8 @@ class ClassWriter:
         return init, fwd, st, ctxs
 
     def loop(self, e, ctxs, st, counts, iterations):
-        var = next(v for v in ("i", "j", "k", "i2", "j2", "k2") if v not in self.loop_vars)
+        var = next(v for v in ("i", "j", "k", "i2", "j2", "k2") if v not in self.loop_vars and v not in self.taken)
+        self.locals.add(var)
         count = self.hole(e.count, counts, ctxs, "n")
         inner, owners = [], []
         for c, n, rep in zip(ctxs, counts, iterations):
