@@ -72,8 +72,12 @@ class Generator:
     # ---- indexes of the IR ----------------------------------------------------------------------
     def _index(self):
         self.nodes_at, self.next_frames, self.instances = {}, {}, {}
-        self.block_input, self.block_output = {}, {}
+        self.block_input, self.block_output, self.first_input = {}, {}, {}
         for n in self.graph.nodes:
+            start = self.graph[n.inputs[0]].inputs[0] if n.inputs[0] in self.graph and \
+                self.graph[n.inputs[0]].implicit else n.inputs[0]
+            for k in range(len(n.frames) + 1):
+                self.first_input.setdefault(_key(n.frames[:k]), start)
             if n.site is not None:
                 self.nodes_at[(id(n.site), _key(n.frames))] = n
             for k, f in enumerate(n.frames):
@@ -81,13 +85,17 @@ class Generator:
                 if f.kind == "block":
                     self.instances.setdefault(id(f.definition), {}).setdefault(f.path, n.frames[:k + 1])
                     self.block_output[f.path] = n.name
-                    self.block_input.setdefault(f.path, n.inputs[0] if not n.implicit else n.inputs[0])
+                    self.block_input.setdefault(f.path, n.inputs[0])
 
     def node_at(self, site, frames):
         n = self.nodes_at.get((id(site), _key(frames)))
         if n is None:
             raise Fail(f"no layer for the call on line {site.span.line}")
         return n
+
+    def input_of(self, frames):
+        """The tensor the first layer inside `frames` reads (None: no layer inside)."""
+        return self.first_input.get(_key(frames))
 
     def children(self, frames):
         return list(self.next_frames.get(_key(frames), {}).values())

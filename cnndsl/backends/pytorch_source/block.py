@@ -18,6 +18,7 @@ from ...kinds import CALLABLE
 from ...lang import astnodes as A
 from .expr import UNKNOWN, evaluate, literal, run, same, substitute, to_python
 
+LOOP = "<loop>"          # spec names of __init__'s own variables (the channels along a loop)
 CIN = "<cin>"           # the spec name of a block's input channels (no spec text can spell it)
 RESERVED = {"self", "nn", "torch", "he", "super", "cin", "range", "getattr"}  # names __init__ uses
 INLINE = {"FLATTEN", "ID", "ADD", "CONCAT"}  # written in forward, no module
@@ -117,7 +118,7 @@ class ClassWriter:
                             self.gen.block_input[f.path]))
         init, fwd, st, ctxs = self.walk(self.d.body, ctxs, St("x", "x", A.Var(CIN, None), "self"))
         code.init, code.forward = init, fwd + [f"return {st.src}"]
-        code.out_ch = st.ch
+        code.out_ch = None if st.ch is None or any(v.startswith(LOOP) for v in free_names(st.ch)) else st.ch
         code.uses_cin = any(re.search(rf"\b{self.cin}\b", line) for line in init)
         return code
 
@@ -381,25 +382,52 @@ class ClassWriter:
         inner, owners = [], []
         for c, n, rep in zip(ctxs, counts, iterations):
             for i in range(n):
-                inner.append(replace(c, frames=c.frames + tuple(rep[i:i + 1]), env={**c.env, var: i},
-                                     x=c.x if i == 0 else None))
+                frames = c.frames + tuple(rep[i:i + 1])
+                inner.append(replace(c, frames=frames, env={**c.env, var: i},
+                                     x=c.x if i == 0 else self.gen.input_of(frames)))
                 owners.append(c)
+        init, st_in, running = self.running_channels(inner, st, var)
         self.loop_vars.append(var)
         try:
-            init, fwd, out, inner = self.walk(e.body, inner, replace(st, target=st.src))
+            body_init, fwd, out, inner = self.walk(e.body, inner, replace(st_in, target=st.src))
         finally:
             self.loop_vars.pop()
+        if running:
+            body_init.append(f"{running} = {self.next_channels(out.ch, inner)}")
         if out.src != st.src:
             fwd.append(f"{st.src} = {out.src}")
-        last = {id(c): i.x for c, i in zip(owners, inner)}
-        ctxs = [replace(c, x=last.get(id(c), c.x)) for c in ctxs]
+        last = {id(c): i for c, i in zip(owners, inner)}
+        ctxs = [replace(c, x=last[id(c)].x) if id(c) in last else c for c in ctxs]
+        for c in ctxs if running else ():
+            c.env[running] = self.g.shape_of(c.x)[-1]
         store = []
         if not count.isdigit():  # forward reads the count from the module
             attr = self.fresh("repeats")
             store = [f"self.{attr} = {count}"]
-        init = store + [f"for {var} in range({count}):"] + indent(init)
+        init += store + [f"for {var} in range({count}):"] + indent(body_init)
         fwd = [f"for {var} in range({'self.' + attr if store else count}):"] + indent(fwd)
-        return init, fwd, replace(out, src=st.src, target=st.target), ctxs
+        return init, fwd, replace(out, src=st.src, target=st.target, ch=A.Var(LOOP + running, None) if running
+                                  else out.ch), ctxs
+
+    def running_channels(self, inner, st, var):
+        """A loop whose body changes the channels tracks them in a variable of __init__."""
+        values = [self.g.shape_of(c.x)[-1] if c.x else None for c in inner]
+        if None in values or st.ch is None or all(v == values[0] for v in values):
+            return [], st, None
+        name = self.fresh("channels")
+        self.names[LOOP + name] = name
+        start = to_python(st.ch, self.names)
+        if start is None or not all(same(run(start, c.env), v) for c, v in zip(inner, values) if c.env[var] == 0):
+            raise Fail("the channels before a repeat are not known")
+        for c, v in zip(inner, values):
+            c.env[name] = v
+        return [f"{name} = {start}"], replace(st, ch=A.Var(LOOP + name, None)), name
+
+    def next_channels(self, ch, inner):
+        src = to_python(ch, self.names) if ch is not None else None
+        if src is None or not all(same(run(src, c.env), self.g.shape_of(c.x)[-1]) for c in inner):
+            raise Fail("the channels after a repeat's body are not known")
+        return src
 
     def optional(self, e, ctxs, st, label):
         entries = [o for o in self.g.optionals if (o.span.line, o.span.col) == (e.span.line, e.span.col)
