@@ -412,16 +412,23 @@ class ClassWriter:
     def running_channels(self, inner, st, var):
         """A loop whose body changes the channels tracks them in a variable of __init__."""
         values = [self.g.shape_of(c.x)[-1] if c.x else None for c in inner]
-        if None in values or st.ch is None or all(v == values[0] for v in values):
+        start = to_python(st.ch, self.names) if st.ch is not None else None
+        if None in values or start is None or all(same(run(start, c.env), v) for c, v in zip(inner, values)):
             return [], st, None
-        name = self.fresh("channels")
-        self.names[LOOP + name] = name
-        start = to_python(st.ch, self.names)
-        if start is None or not all(same(run(start, c.env), v) for c, v in zip(inner, values) if c.env[var] == 0):
+        if not all(same(run(start, c.env), v) for c, v in zip(inner, values) if c.env[var] == 0):
             raise Fail("the channels before a repeat are not known")
+        name, init = self.channel_var(st.ch)
         for c, v in zip(inner, values):
             c.env[name] = v
-        return [f"{name} = {start}"], replace(st, ch=A.Var(LOOP + name, None)), name
+        return init, replace(st, ch=A.Var(LOOP + name, None)), name
+
+    def channel_var(self, ch):
+        """The variable of __init__ that holds the channels (`channels = cin`), and its first line."""
+        if isinstance(ch, A.Var) and ch.name.startswith(LOOP):
+            return ch.name[len(LOOP):], []
+        name = self.fresh("channels")
+        self.names[LOOP + name] = name
+        return name, [f"{name} = {to_python(ch, self.names)}"]
 
     def next_channels(self, ch, inner):
         src = to_python(ch, self.names) if ch is not None else None
@@ -448,12 +455,24 @@ class ClassWriter:
             fwd.append(f"{st.src} = {out.src}")
         after = iter(done)
         ctxs = [next(after) if v else c for c, v in zip(ctxs, on)]
-        ch = out.ch if all(on) or to_python(out.ch, self.names) == to_python(st.ch, self.names) else None
+        ch, before, inside = self.optional_channels(st.ch, out.ch, on, ctxs)
         if param is None:
-            return init, pre + fwd, replace(out, src=st.src, ch=ch), ctxs
+            return init, pre + fwd, replace(out, src=st.src, ch=out.ch), ctxs
         test, init_else, flag = self.condition(param, label, init)
-        init = [f"if {self.names[param]}:"] + indent(init) + init_else
+        init = before + [f"if {self.names[param]}:"] + indent(init + inside) + init_else
         return flag + init, pre + [f"if {test}:"] + indent(fwd), replace(out, src=st.src, ch=ch), ctxs
+
+    def optional_channels(self, ch_in, ch_out, on, ctxs):
+        """The channels after an optional that changes them: a variable set in the `if`."""
+        src_in, src_out = (to_python(c, self.names) if c is not None else None for c in (ch_in, ch_out))
+        if all(on) or src_in == src_out or src_in is None or src_out is None:
+            return (ch_out if all(on) or src_in == src_out else None), [], []
+        if not all(same(run(src_out, c.env), self.g.shape_of(c.x)[-1]) for c, v in zip(ctxs, on) if v):
+            return None, [], []
+        name, before = self.channel_var(ch_in)
+        for c in ctxs:
+            c.env[name] = self.g.shape_of(c.x)[-1]
+        return A.Var(LOOP + name, None), before, [f"{name} = {src_out}"]
 
     def condition(self, param, label, init):
         """How forward tells whether the optional is there: its module (labelled), else a flag."""
