@@ -27,7 +27,7 @@ import re
 from ...kinds import KINDS
 from ...lang import astnodes as A
 from ..torch_plan import he_convs, inplace_nodes
-from .block import INLINE, ClassWriter, Fail, camel, indent
+from .block import INLINE, ClassWriter, Fail, camel, indent, wrap
 from .expr import UNKNOWN, evaluate, literal, solve
 
 # what forward writes inline, per op (every other kind is a module: `Kind.torch_module`)
@@ -110,7 +110,7 @@ class Generator:
         found = {}
         for _ in range(3):
             for n in self.graph.nodes:
-                if isinstance(n.site, A.Call) and n.site.name in KINDS or isinstance(n.site, A.Call):
+                if isinstance(n.site, A.Call):
                     self._learn(n, found)
         return found
 
@@ -153,7 +153,7 @@ class Generator:
         return self.classes[id(d)]
 
     def spec_line(self, span):
-        text = span.source.line(span.line).strip()
+        text = re.sub(r"\s+", " ", span.source.line(span.line).split("#")[0]).strip()
         text = text if len(text) <= 80 else text[:77] + "..."
         if span.source.path != self.net.path and not span.source.path.startswith("<"):
             return f"{os.path.basename(span.source.path)} line {span.line}: {text}"
@@ -195,7 +195,7 @@ class Generator:
         doc = f'    """The `{d.name}` block ({where}): {n} instance{"s" * (n != 1)}."""'
         return [f"class {code.name}(nn.Module):", doc, "",
                 f"    def __init__({', '.join(['self'] + params)}):", "        super().__init__()",
-                *indent(code.init, 2), "", "    def forward(self, x):", *indent(code.forward, 2), "", ""]
+                *[w for line in indent(code.init, 2) for w in wrap(line)], "", "    def forward(self, x):", *indent(code.forward, 2), "", ""]
 
 
 def self_cin(code):
@@ -237,7 +237,8 @@ class TopWriter:
         fwd = self.forward()
         shape = "x".join(map(str, self.g.input_shape))
         return [f"class {self.gen.top_name}(nn.Module):", f'    """The network of {self.gen.spec_name}, on {shape} input."""', "",
-                "    def __init__(self):", "        super().__init__()", *indent(init, 2), "",
+                "    def __init__(self):", "        super().__init__()",
+                *[w for line in indent(init, 2) for w in wrap(line)], "",
                 "    def forward(self, x):", *indent(fwd, 2), ""]
 
     def ref(self, owner, name):

@@ -51,6 +51,29 @@ def indent(lines, n=1):
     return ["    " * n + line for line in lines]
 
 
+def wrap(line, width=100):
+    """A long constructor call broken after its `(` at the commas between its arguments."""
+    m = re.search(r"(nn\.\w+|[A-Z]\w*)\(", line)
+    if len(line) <= width or m is None:
+        return [line]
+    lead, rest = line[:m.end()], line[m.end():]
+    pad = " " * (len(line) - len(line.lstrip()) + 4)
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(rest):
+        depth += (ch in "([") - (ch in ")]")
+        if ch == "," and depth == 0:
+            parts.append(rest[start:i + 1].strip())
+            start = i + 1
+    parts.append(rest[start:].strip())
+    out, cur = [lead], pad
+    for part in parts:
+        if len(cur) + len(part) + 1 > width and cur.strip():
+            out.append(cur.rstrip())
+            cur = pad
+        cur += part + " "
+    return out + [cur.rstrip()]
+
+
 def camel(name):
     out = "".join(w[:1].upper() + w[1:] for w in re.split(r"[^0-9A-Za-z]+", name) if w)
     return out if out and out[0].isalpha() else "Block" + out
