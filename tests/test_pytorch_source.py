@@ -124,22 +124,25 @@ def init_args(source, class_name):
     return [a.arg for a in init.args.args[1:]]
 
 
-def test_block_classes_cite_their_def_and_name_arguments_by_meaning():
+def test_one_class_per_def_with_the_defs_parameters():
     path = os.path.join(ROOT, "nets", "resnet50.net")
     def_line = next(i for i, line in enumerate(open(path), 1) if line.startswith("def bottleneck"))
-    src = cnndsl.load(path).torch_source()
-    assert f'"""The `bottleneck` block (spec line {def_line}): `layer1.bottleneck2` and 11 more."""' in src
-    assert init_args(src, "Bottleneck") == ["channels", "width"]
-    # the names say what the values are: `channels` in and out, `width` inside
-    b = classes(src)["Bottleneck"](channels=256, width=64)
-    assert b.conv1.in_channels == b.conv3.out_channels == 256
-    assert b.conv1.out_channels == b.conv2.in_channels == b.conv2.out_channels == b.conv3.in_channels == 64
-    assert init_args(src, "Bottleneck3") == ["cin", "width", "cout"]
-    b = classes(src)["Bottleneck3"](cin=256, width=128, cout=512)
-    assert (b.conv1.in_channels, b.conv2.out_channels, b.bn3.num_features) == (256, 128, 512)
+    net = cnndsl.load(path)
+    src = net.torch_source()
+    names = [n.name for n in ast.parse(src).body if isinstance(n, ast.ClassDef)]
+    assert names == ["Bottleneck", "Stage", "Resnet50"]
+    assert f'"""The `bottleneck` block (spec line {def_line}): 16 instances."""' in src
+    assert init_args(src, "Bottleneck") == ["cin", "c", "s", "downsample"]
+    assert "def __init__(self, cin, c, s=1, downsample=False):" in src
+    assert "nn.Conv2d(c * WIDTH_PER_GROUP // 64 * GROUPS, 4 * c, 1, bias=False)" in src
+    assert "if downsample:" in src and "if self.downsample is not None:" in src
+    assert 'self.add_module(f"bottleneck{i + 2}", Bottleneck(4 * c, c))' in src
+    b = classes(src)["Bottleneck"](256, 64)
+    assert b.conv1.in_channels == b.conv3.out_channels == 256 and b.downsample is None
+    assert same_outputs(net, batch=1)
 
 
-def test_arguments_named_after_the_blocks_parameters_and_included_defs(tmp_path):
+def test_included_defs_keep_their_file_and_parameter_names(tmp_path):
     (tmp_path / "blocks.net").write_text("# shared blocks\ndef block(c, k) = CONV(c, k, p=1) - BN - RELU\n")
     spec = tmp_path / "main.net"
     spec.write_text('include "blocks.net"\ninput 16x16x3\nblock(8, 3) - block(16, 5) - block(32, 3) - GAP - FC(10)\n')
@@ -155,8 +158,44 @@ def test_arguments_named_after_the_blocks_parameters_and_included_defs(tmp_path)
 def test_arguments_follow_block_parameters_through_nested_blocks():
     path = os.path.join(ROOT, "nets", "googlenet.net")
     src = cnndsl.load(path).torch_source()
-    # inception(c1, c3red, c3, c5red, c5, proj) passes each to basic(c, k, ...), whose CONV takes c
     assert init_args(src, "Inception") == ["cin", "c1", "c3red", "c3", "c5red", "c5", "proj"]
+    assert "self.branch2.basic2 = Basic(c3red, c3, 3, p=1)" in src
     m = classes(src)["Inception"](cin=192, c1=64, c3red=96, c3=128, c5red=16, c5=32, proj=32)
     assert m.branch1.conv.out_channels == 64 and m.branch2.basic1.conv.out_channels == 96
     assert m.branch2.basic2.conv.out_channels == 128 and m.branch4.basic1.conv.out_channels == 32
+
+
+FEATURES = """input 16x16x3
+let width = 8
+def unit(c, k=3) = CONV(c, k, p=(k - 1) / 2) - BN - RELU
+def body(c, n, extra=off, pool=on) = stem: [unit(c) - unit(2 * c, k=1)]
+  - (unit(2 * c) - unit(2 * c, 1))*n
+  - extra: (CONV(c, 1) - RELU)?
+  - { ID | CONV(width, 1) } - MAXPOOL?
+def twice(c) = body(c, 1) - body(c, 2, extra=on)
+twice(4) - body(8, 3, pool=off) - GAP - FC(10)
+"""
+
+
+def test_nested_defs_defaults_optionals_repeats_and_labels():
+    net = cnndsl.loads(FEATURES, path="features.net")
+    src = net.torch_source()
+    ast.parse(src)
+    names = [n.name for n in ast.parse(src).body if isinstance(n, ast.ClassDef)]
+    assert names == ["Unit", "Body", "Twice", "Features"]
+    assert init_args(src, "Body") == ["cin", "c", "n", "extra", "pool"]
+    assert "def __init__(self, cin, c, n, extra=False, pool=True):" in src
+    assert "if extra:" in src and "if self.extra is not None:" in src
+    assert "for i in range(n):" in src and "self.stem = nn.Module()" in src
+    assert "nn.Conv2d(cin, c, k, padding=(k - 1) // 2)" in src
+    assert "WIDTH = 8" in src and "Written as literals" not in src
+    assert same_outputs(net)
+
+
+def test_what_cannot_be_written_falls_back_to_literals():
+    # `p=same` is not a Python expression of the def's parameters: a per-call argument
+    text = "input 16x16x3\ndef u(c, k) = CONV(c, k, p=same) - RELU\nu(4, 3) - u(8, 5) - GAP - FC(10)\n"
+    net = cnndsl.loads(text)
+    src = net.torch_source()
+    assert "Written as literals" in src and "conv1_padding" in src
+    assert same_outputs(net)

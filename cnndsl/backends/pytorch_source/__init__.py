@@ -1,0 +1,352 @@
+"""The PyTorch source backend: an IR graph -> a standalone, readable .py file (no cnndsl import).
+
+    >>> import cnndsl
+    >>> src = cnndsl.loads("input 8x8x3\\ndef unit(c) = CONV(c, 3, p=1) - RELU\\nunit(4) - GAP - FC(10)").torch_source()
+    >>> "class Unit(nn.Module):" in src and "def __init__(self, cin, c):" in src
+    True
+
+Each `def` becomes one class whose constructor takes the def's parameters (with the spec's
+defaults) and, first, the input channels it needs (`cin`); its body is written from the def's
+AST (`Frame.definition`, `Node.site`): arguments as the spec's expressions, `if downsample:`
+for an optional a parameter switches, a `for` loop for a repeat whose count is a parameter (see
+block.py for how each is checked against every instance, and what falls back). The network's
+own class is written from the IR: labelled groups are `nn.Module()` holders, block instances
+their class, with the values of that call.
+
+The module tree equals `to_torch()`'s (module path == layer name), hence the same `state_dict`
+keys and shapes, the same in-place choices and arithmetic in the same order: a checkpoint of
+one loads into the other with identical outputs. Joins are written inline (`torch.cat`, `+`,
+`torch.flatten`).
+"""
+from __future__ import annotations
+
+import keyword
+import os
+import re
+
+from ...kinds import KINDS
+from ...lang import astnodes as A
+from ..torch_plan import he_convs, inplace_nodes
+from .block import INLINE, ClassWriter, Fail, camel, indent, wrap
+from .expr import UNKNOWN, evaluate, literal, solve
+
+# what forward writes inline, per op (every other kind is a module: `Kind.torch_module`)
+OPS = {op: INLINE.__contains__(op) for op in KINDS}
+HE = ["def he(conv):",
+      '    """He initialisation (fan_out, ReLU) for a convolution that feeds a ReLU, as to_torch() does."""',
+      '    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")',
+      "    if conv.bias is not None:",
+      "        nn.init.zeros_(conv.bias)",
+      "    return conv"]
+
+
+def _key(frames):
+    return tuple((f.kind, f.path, f.name, f.index) for f in frames)
+
+
+def _at(span):
+    return (id(span.source), span.line, span.col)
+
+
+def _module_attrs():
+    try:
+        import torch.nn as nn
+        return set(dir(nn.Module()))
+    except ImportError:  # the names still have to avoid nn.Module's own attributes
+        return {"train", "eval", "forward", "training", "state_dict", "to", "cuda", "cpu", "type", "float",
+                "half", "double", "apply", "modules", "children", "parameters", "buffers", "zero_grad"}
+
+
+class Generator:
+    def __init__(self, net, class_name):
+        self.net, self.graph = net, net.graph
+        self.inplace, self.he = inplace_nodes(self.graph), he_convs(self.graph)
+        self.module_attrs = _module_attrs()
+        self.top_name = class_name or camel(re.sub(r"\W", "_", net.name)) or "Net"
+        self.classes, self.order, self.fallbacks = {}, [], []
+        self.spec_name = os.path.basename(net.path) if not net.path.startswith("<") else "a cnndsl spec"
+        self._index()
+        self.globals = self._lets()
+        self.consts = {name: (self._const_name(name), v) for name, v in self.globals.items()}
+
+    # ---- indexes of the IR ----------------------------------------------------------------------
+    def _index(self):
+        self.nodes_at, self.next_frames, self.instances = {}, {}, {}
+        self.block_input, self.block_output, self.first_input = {}, {}, {}
+        for n in self.graph.nodes:
+            start = self.graph[n.inputs[0]].inputs[0] if n.inputs[0] in self.graph and \
+                self.graph[n.inputs[0]].implicit else n.inputs[0]
+            for k in range(len(n.frames) + 1):
+                self.first_input.setdefault(_key(n.frames[:k]), start)
+            if n.site is not None:
+                self.nodes_at[(id(n.site), _key(n.frames))] = n
+            for k, f in enumerate(n.frames):
+                self.next_frames.setdefault(_key(n.frames[:k]), {}).setdefault(_key([f]), f)
+                if f.kind == "block":
+                    self.instances.setdefault(id(f.definition), {}).setdefault(f.path, n.frames[:k + 1])
+                    self.block_output[f.path] = n.name
+                    self.block_input.setdefault(f.path, n.inputs[0])
+
+    def node_at(self, site, frames):
+        n = self.nodes_at.get((id(site), _key(frames)))
+        if n is None:
+            raise Fail(f"no layer for the call on line {site.span.line}")
+        return n
+
+    def input_of(self, frames):
+        """The tensor the first layer inside `frames` reads (None: no layer inside)."""
+        return self.first_input.get(_key(frames))
+
+    def children(self, frames):
+        return list(self.next_frames.get(_key(frames), {}).values())
+
+    def child_frame(self, frames, kind, span):
+        return next((f for f in self.children(frames) if f.kind == kind and f.span is not None
+                     and _at(f.span) == _at(span)), None)
+
+    def _lets(self):
+        """The values of the `let`s (and -D names) the defs use. The IR keeps no `let`: each is
+        learnt from a layer argument that uses it (`CONV(growth, 3)`), then checked where used."""
+        found = {}
+        for _ in range(3):
+            for n in self.graph.nodes:
+                if isinstance(n.site, A.Call):
+                    self._learn(n, found)
+        return found
+
+    def _learn(self, n, found):
+        kind = n.kind
+        block = n.block()
+        env = {**found, **(dict(block.args) if block else {})}
+        for i, arg in enumerate(n.site.args):
+            schema = kind.arg(arg.name) if arg.name else (kind.args[i] if i < len(kind.args) else None)
+            if schema is None or schema.name not in n.attrs or evaluate(arg.value, env) is not UNKNOWN:
+                continue
+            value = n.attrs[schema.name]
+            value = value[0] if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] else value
+            got = solve(arg.value, value, env)
+            if got and evaluate(arg.value, {**env, **got}) == value:
+                found.update(got)
+                env.update(got)
+
+    def _const_name(self, name):
+        const = re.sub(r"\W", "_", name).upper()
+        return const + "_" if keyword.iskeyword(const) or const == self.top_name else const
+
+    # ---- classes ----------------------------------------------------------------------------------
+    def class_name(self, d):
+        name = camel(d.name)
+        taken = {c.name for c in self.order} | {self.top_name}
+        return name + "Block" if name in taken else name
+
+    def class_for(self, d):
+        """The class of a def (built on first use, its children first); None when it falls back."""
+        if id(d) not in self.classes:
+            self.classes[id(d)] = None
+            try:
+                code = ClassWriter(self, d, list(self.instances.get(id(d), {}).values())).write()
+            except Fail as why:
+                self.fallbacks.append(f"def {d.name}: {why}")
+                return None
+            self.classes[id(d)] = code
+            self.order.append(code)
+        return self.classes[id(d)]
+
+    def spec_line(self, span):
+        text = re.sub(r"\s+", " ", span.source.line(span.line).split("#")[0]).strip()
+        text = text if len(text) <= 80 else text[:77] + "..."
+        if span.source.path != self.net.path and not span.source.path.startswith("<"):
+            return f"{os.path.basename(span.source.path)} line {span.line}: {text}"
+        return f"line {span.line}: {text}"
+
+    # ---- the file ---------------------------------------------------------------------------------
+    def source(self) -> str:
+        top = TopWriter(self).write()
+        shape = self.graph.input_shape
+        in_doc = f"(N, {shape[2]}, {shape[0]}, {shape[1]})" if len(shape) == 3 else f"(N, {shape[0]})"
+        spec = self.spec_name
+        body = [line for code in self.order for line in self.render_class(code)]
+        body += top
+        text = "\n".join(body)
+        consts = [f"{py} = {literal(v)}  # let {name}" for name, (py, v) in self.consts.items()
+                  if re.search(rf"\b{py}\b", text)]
+        out = [f'"""{self.top_name}: PyTorch source compiled by cnndsl from {spec}.', "",
+               f"Input: a float tensor of shape {in_doc} (NCHW). Module paths are the spec's layer",
+               "names, so state_dict keys read like the spec (e.g. `conv1.weight`). Needs only torch.",
+               "", f"    model = {self.top_name}()", f"    y = model(torch.randn({in_doc.replace('N', '1')}))"]
+        out += self._fallback_note() + ['"""', "import torch", "from torch import nn", "", ""]
+        out += (consts + ["", ""] if consts else []) + (HE + ["", ""] if self.he else [])
+        return "\n".join(out + body) + "\n"
+
+    def _fallback_note(self):
+        notes = [f"  {c.name}: `{x[0]}` is passed per call ({x[2]} is not written with the def's parameters)"
+                 for c in self.order for x in c.extras] + [f"  {f}" for f in self.fallbacks]
+        return ["", "Written as literals, not from the spec's expressions:"] + notes if notes else []
+
+    def render_class(self, code):
+        d = code.d
+        where = self.spec_line(d.span).split(":")[0]
+        params = ([self_cin(code)] if code.uses_cin else []) + [
+            f"{py}={default}" if default is not None else py for _, py, default in code.params]
+        if code.extras:
+            params += ["*"] + [name for name, _, _ in code.extras]
+        n = code.count
+        where = "spec " + where if where.startswith("line") else where
+        doc = f'    """The `{d.name}` block ({where}): {n} instance{"s" * (n != 1)}."""'
+        return [f"class {code.name}(nn.Module):", doc, "",
+                f"    def __init__({', '.join(['self'] + params)}):", "        super().__init__()",
+                *[w for line in indent(code.init, 2) for w in wrap(line)], "", "    def forward(self, x):", *indent(code.forward, 2), "", ""]
+
+
+def self_cin(code):
+    return "cin" if "cin" not in {p[0] for p in code.params} else "cin_"
+
+
+class Part:
+    """A dotted prefix of layer names at the top level: a block instance or a labelled group."""
+
+    def __init__(self, path):
+        self.path, self.children, self.nodes = path, {}, []
+
+
+def _tree(graph):
+    root = Part("")
+    for n in graph.nodes:
+        *parents, leaf = n.name.split(".")
+        part = root
+        for i, p in enumerate(parents):
+            child = part.children.get(p)
+            if not isinstance(child, Part):
+                child = part.children[p] = Part(".".join(parents[:i + 1]))
+            part = child
+            part.nodes.append(n)
+        part.children[leaf] = n
+        root.nodes.append(n)
+    return root
+
+
+class TopWriter:
+    """The network's class, from the IR: one statement per layer or block instance."""
+
+    def __init__(self, gen):
+        self.gen, self.g = gen, gen.graph
+        self.items = []        # (forward expression maker, input tensors, output tensor, span, op)
+
+    def write(self):
+        init = self.part(_tree(self.g), "self")
+        fwd = self.forward()
+        shape = "x".join(map(str, self.g.input_shape))
+        return [f"class {self.gen.top_name}(nn.Module):", f'    """The network of {self.gen.spec_name}, on {shape} input."""', "",
+                "    def __init__(self):", "        super().__init__()",
+                *[w for line in indent(init, 2) for w in wrap(line)], "",
+                "    def forward(self, x):", *indent(fwd, 2), ""]
+
+    def ref(self, owner, name):
+        if name.isidentifier() and not keyword.iskeyword(name) and name not in self.gen.module_attrs:
+            return f"{owner}.{name}"
+        return f'{owner}._modules["{name}"]'
+
+    def part(self, part, owner):
+        lines = []
+        for name, child in part.children.items():
+            ref = self.ref(owner, name)
+            if not isinstance(child, Part):
+                lines += self.layer(child, ref)
+                continue
+            code, frame = self.class_of(child)
+            if code is not None:
+                lines.append(f"{ref} = {code.name}({', '.join(self.call_args(code, frame))})")
+                src = self.gen.block_input[frame.path]
+                self.items.append((lambda a, r=ref: f"{r}({a[0]})", [src], child.nodes[-1].name, frame.span, "block"))
+            else:
+                lines.append(f"{ref} = nn.Module()")
+                lines += self.part(child, ref)
+        return lines
+
+    def class_of(self, part):
+        frames = [f for f in part.nodes[0].frames if f.path == part.path and f.kind == "block"]
+        if not frames:
+            return None, None
+        code = self.gen.class_for(frames[-1].definition)
+        inside = {n.name for n in part.nodes}
+        outside = {s for n in part.nodes for s in n.inputs if s not in inside}
+        readers = self.g.consumers()
+        used = [n.name for n in part.nodes if n.name == self.g.output or any(r not in inside for r in readers[n.name])]
+        ok = code is not None and len(outside) == 1 and used == [part.nodes[-1].name]
+        return (code, frames[-1]) if ok else (None, None)
+
+    def call_args(self, code, frame):
+        args = [literal(self.g.shape_of(self.gen.block_input[frame.path])[-1])] if code.uses_cin else []
+        values = dict(frame.args)
+        consts = self.gen.consts.values()
+        for name, py, default in code.params:
+            if default is None:
+                args.append(literal(values[name]))
+            elif not _same(values[name], code.default_value(name, consts)):
+                args.append(f"{py}={literal(values[name])}")
+        return args + [f"{name}={literal(per[frame.path])}" for name, per, _ in code.extras]
+
+    def layer(self, n, ref):
+        ins = [self.g.shape_of(s) for s in n.inputs]
+        if n.op in INLINE:
+            self.items.append((self.inline(n), list(n.inputs), n.name, n.span, n.op))
+            return []
+        m = n.kind.torch_module(n.attrs, ins, n.name in self.gen.inplace)
+        src = f"{m.cls}({', '.join([literal(v) for _, v in m.args] + [f'{k}={literal(v)}' for k, v in m.kwargs])})"
+        self.items.append((lambda a, r=ref: f"{r}({a[0]})", list(n.inputs), n.name, n.span, n.op))
+        return [f"{ref} = {'he(' + src + ')' if n.name in self.gen.he else src}"]
+
+    def inline(self, n):
+        if n.op == "FLATTEN":
+            return lambda a: f"torch.flatten({a[0]}, 1)"
+        if n.op == "CONCAT":
+            return lambda a: f"torch.cat([{', '.join(a)}], 1)"
+        return lambda a: " + ".join(a)
+
+    def forward(self):
+        """Straight-line code; a variable is reused once nothing reads its tensor any more."""
+        left = {}
+        for _, ins, _, _, _ in self.items:
+            for s in ins:
+                left[s] = left.get(s, 0) + 1
+        var, lines, taken, last_line = {"input": "x"}, [], {"x"}, None
+        for make, ins, out, span, op in self.items:
+            if span is not None and span.line != last_line and op not in INLINE:
+                lines.append(f"# {self.gen.spec_line(span)}")
+                last_line = span.line
+            args = [var[s] for s in ins]
+            for s in ins:
+                left[s] -= 1
+            k = self.gen.inplace.get(out) if op == "ADD" else None
+            if k is not None:
+                lines += [f"{args[k]} += {r}" for r in args[:k] + args[k + 1:]]
+                var[out] = args[k]
+                continue
+            free = [var[s] for s in ins if left[s] == 0 and s != self.g.output]
+            name = free[0] if free else self._fresh(out, taken)
+            lines.append(f"{name} = {make(args)}")
+            var[out] = name
+        return lines + [f"return {var[self.g.output]}"]
+
+    @staticmethod
+    def _fresh(tensor, taken):
+        base = re.sub(r"\W", "_", tensor.rsplit(".", 1)[-1])
+        base = base if base.isidentifier() and not keyword.iskeyword(base) else "t_" + base
+        name, k = base, 2
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name)
+        return name
+
+
+def _same(a, b):
+    from .expr import same
+    return same(a, b)
+
+
+def generate(net, class_name=None) -> str:
+    """Standalone PyTorch source for `net` (a cnndsl.Net); `class_name` defaults to the file's name."""
+    if class_name is not None and (not class_name.isidentifier() or keyword.iskeyword(class_name)):
+        from ...errors import CnnError
+        raise CnnError(f"--class-name {class_name!r} is not a Python identifier", usage=True)
+    return Generator(net, class_name).source()
