@@ -214,10 +214,9 @@ class GroupNorm(_Norm):
     def onnx(self, b, n, xs):
         a = n.attrs
         eps, g = float(a["eps"]), a["groups"]
-        if b.opset >= 21:  # GroupNormalization-18 scales per group, not per channel: not PyTorch's
-            scale, bias = (f"{n.name}.weight", f"{n.name}.bias") if a["affine"] else self._ones(b, n)
-            b.node("GroupNormalization", [xs[0], scale, bias], n, epsilon=eps, num_groups=g)
-            return
+        # Decomposed at every opset: GroupNormalization-18 scales per group, not per channel as PyTorch
+        # does, and onnx (1.23) has no shape inference for GroupNormalization-21 (onnxruntime runs it),
+        # so every edge after it would lose its shape (Netron, the checker's strict mode).
         grouped = b.node("Reshape", [xs[0], b.ints(n, "grouped_shape", [0, g, -1])], n, out=f"{n.name}:grouped")
         y = _normalise(b, n, grouped, [2], eps)
         shape = b.ints(n, "shape", [0, *_nchw(n.out_shape)])  # 0: the batch, as it comes
