@@ -1,9 +1,10 @@
-"""Pooling: max and average windows, global and adaptive average pooling."""
+"""Pooling: max and average windows, global average pooling, adaptive average and max pooling."""
 from __future__ import annotations
 
 from .base import (HE_PASS, HE_STOP, NO_TENSORS, OWN, REQUIRED, Arg, Kind, ShapeError, fmt_pair, kernel_text,
                    n_elems, need_volume, pair, torch_module)
 from .conv import sliding_shape
+from .norm import reduce
 
 
 class _Pool(Kind):
@@ -238,7 +239,7 @@ class AdaptiveMaxPool(AdaptiveAvgPool):
 
 
 def _max_bins(b, n, x, axis, size, out, what, last=False):
-    from .norm import reduce
+    """The maximum over each of PyTorch's adaptive bins along one axis: a Slice and a ReduceMax per bin."""
     if size == out:
         return b.node("Identity", [x], n) if last else x
     parts = []
