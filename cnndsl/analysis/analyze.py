@@ -16,7 +16,7 @@ import math
 import re
 
 from ..errors import CnnError
-from .inplace import shared_memory
+from .inplace import inplace_nodes, shared_memory
 from ..ir import Graph
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -33,6 +33,7 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     rf = {"input": ((1, 1), (1, 1))} if len(graph.input_shape) == 3 else {"input": None}
     # tensor -> the tensor whose memory it is (in-place layers, views): at inference and in training
     infer_mem, train_mem = shared_memory(graph)
+    overwrites = inplace_nodes(graph)  # what autograd keeps may depend on it (`Kind.saved(inplace=)`)
     alias = {"input": "input"}    # training: the tensor whose memory each output is
     grad = {"input": False}       # does the tensor require grad (autograd records only such ops)
     saved: set[str] = set()
@@ -45,10 +46,11 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     for node in graph.nodes:
         name, inputs = node.name, node.inputs
         ins = [shape_of(i) for i in inputs]
-        key = (node.op, id(node.attrs), *ins)
+        inplace = name in overwrites
+        key = (node.op, id(node.attrs), inplace, *ins)
         c = counts.get(key)
         if c is None:
-            c = counts[key] = _counts(node.kind, node.attrs, ins, node.out_shape)
+            c = counts[key] = _counts(node.kind, node.attrs, ins, node.out_shape, inplace)
         params, buffers, macs, flops, elems, window, (which, extra) = c
         m = node.meta
         m["params"], m["buffers"], m["macs"], m["flops"], m["act_elems"] = params, buffers, macs, flops, elems
@@ -101,9 +103,10 @@ def max_batch(totals: dict, budget: int) -> int:
     return max(0, free // totals["train_per_image_bytes"]) if free > 0 else 0
 
 
-def _counts(kind, attrs, ins, out):
+def _counts(kind, attrs, ins, out, inplace):
     return (kind.params(attrs, ins), kind.buffers(attrs, ins), kind.macs(attrs, ins, out),
-            kind.flops(attrs, ins, out), math.prod(out), kind.window(attrs, ins), kind.saved(attrs, ins, out))
+            kind.flops(attrs, ins, out), math.prod(out), kind.window(attrs, ins),
+            kind.saved(attrs, ins, out, inplace=inplace))
 
 
 def _receptive_field(node, rf, window):

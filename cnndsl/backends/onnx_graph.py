@@ -74,7 +74,7 @@ def random_weights(graph, seed=None) -> dict[str, np.ndarray]:
             w -= bound
             out[key] = w
         else:
-            out[key] = (np.ones if t.init == "ones" else np.zeros)(t.shape, np.float32)
+            out[key] = np.full(t.shape, {"ones": 1.0, "zeros": 0.0}.get(t.init, t.fill), np.float32)
     return out
 
 

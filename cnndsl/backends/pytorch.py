@@ -32,6 +32,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import torch_modules
 from .torch_plan import final_softmax, he_convs, inplace_nodes, last_uses
 
 
@@ -63,8 +64,8 @@ class Concat(nn.Module):
         return torch.cat(xs, 1)
 
 
-# cnndsl's own modules, for `TorchModule.cls == "cnndsl.<Name>"`
-CNNDSL_MODULES = {"Add": Add, "Concat": Concat}
+# cnndsl's own modules, for `TorchModule.cls == "cnndsl.<Name>"` (torch_modules: self-contained ones)
+CNNDSL_MODULES = {"Add": Add, "Concat": Concat, **torch_modules.MODULES}
 
 
 def make_module(kind, attrs, ins, inplace) -> nn.Module:

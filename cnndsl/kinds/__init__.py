@@ -15,30 +15,34 @@ Counting conventions (README, "Counting"):
 * MACs: multiply-accumulates of CONV (H2*W2*K*F*F*D1/groups) and FC (in*out),
   bias additions not counted, as fvcore counts them; every other kind has 0.
 * FLOPs: 2 per MAC, plus one per elementary operation of the other kinds at
-  inference (pool: one per window element per output; BN: 2 per element,
-  activations: 1, SOFTMAX: 3, LRN: size + 3, ADD: 1 per extra input, bias: 1
-  per output element of CONV/FC); FLATTEN, ID, DROPOUT, CONCAT: 0.
+  inference (pool: one per window element per output, adaptive pools one per
+  input element; BN: 2 per element; LAYERNORM, GROUPNORM: 5 per element, 7
+  with the affine; LAYERSCALE 1; activations (PRELU, GELU, SILU, ... too): 1;
+  SOFTMAX: 3, LRN: size + 3, ADD: 1 per extra input, bias: 1 per output
+  element of CONV/FC); FLATTEN, ID, DROPOUT, DROPPATH, CONCAT: 0.
 
 Adding a kind: one class in one of the family files below, listed in ALL; the
 kind-completeness test (tests/test_kinds.py) names any fact it lacks.
 """
 from __future__ import annotations
 
-from .activations import LeakyReLU, ReLU, ReLU6, Sigmoid, Softmax, Softplus, Tanh
+from .activations import (ELU, GELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
+                          Softmax, Softplus, Tanh)
 from .base import (DRAW_GROUPS, MAX_DIM, MISSING, Arg, Kind, Shape, ShapeError, Tensor, TorchModule, fmt_pair,
                    fmt_shape)
 from .conv import Conv, DoesNotFit
-from .dense import FC, Dropout, Flatten, Identity
+from .dense import FC, DropPath, Dropout, Flatten, Identity
 from .joins import Add, Concat, JoinError
-from .norm import LRN, BatchNorm
-from .pool import AdaptiveAvgPool, AvgPool, GlobalAvgPool, MaxPool
+from .norm import LRN, BatchNorm, GroupNorm, LayerNorm, LayerScale
+from .pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, GlobalAvgPool, MaxPool
 
 __all__ = ["ALL", "KINDS", "CALLABLE", "DRAW_GROUPS", "MAX_DIM", "MISSING", "Arg", "Kind", "Shape", "ShapeError",
            "DoesNotFit", "JoinError", "Tensor", "TorchModule", "fmt_pair", "fmt_shape"]
 
-ALL = (Conv(), MaxPool(), AvgPool(), GlobalAvgPool(), AdaptiveAvgPool(), FC(), Flatten(), ReLU(), ReLU6(),
-       LeakyReLU(), Sigmoid(), Tanh(), Softplus(), Softmax(), BatchNorm(), LRN(), Dropout(), Identity(),
-       Concat(), Add())
+ALL = (Conv(), MaxPool(), AvgPool(), GlobalAvgPool(), AdaptiveAvgPool(), AdaptiveMaxPool(), FC(), Flatten(), ReLU(),
+       ReLU6(), LeakyReLU(), Sigmoid(), Tanh(), Softplus(), SiLU(), Hardsigmoid(), Hardswish(), GELU(), Mish(), ELU(),
+       PReLU(), Softmax(), BatchNorm(), LayerNorm(), GroupNorm(), LayerScale(), LRN(), Dropout(), DropPath(),
+       Identity(), Concat(), Add())
 KINDS: dict[str, Kind] = {k.name: k for k in ALL}
 # What a user may write: names and aliases, joins excluded (they are written with braces).
 CALLABLE: dict[str, Kind] = {n: k for k in ALL if not k.join for n in (k.name, *k.aliases)}

@@ -1,7 +1,13 @@
-"""Activations: element-wise functions, and the softmax over channels."""
+"""Activations: element-wise functions, and the softmax over channels.
+
+What autograd keeps (measured on CPU with saved_tensors_hooks; CUDA keeps the same): ReLU, sigmoid
+and tanh their output; the others their input. Run in place, leaky ReLU and ELU keep the output
+(which is then the input's memory), while ReLU6, SiLU, hardswish, hardsigmoid and Mish keep a copy
+of the input that the in-place op makes before overwriting it.
+"""
 from __future__ import annotations
 
-from .base import HE_RELU, INPLACE, Arg, Elementwise, n_elems, torch_module
+from .base import HE_RELU, INPLACE, Arg, Elementwise, Tensor, channels, n_elems, torch_module
 
 
 class _Activation(Elementwise):
@@ -9,7 +15,7 @@ class _Activation(Elementwise):
     torch_class = ""
     onnx_op = ""
 
-    def saved(self, attrs, ins, out):
+    def saved(self, attrs, ins, out, inplace=False):
         return (("out",), 0)
 
     def torch_module(self, attrs, ins, inplace):
@@ -40,10 +46,10 @@ class ReLU6(_ReLULike):
     torch_class = "nn.ReLU6"
     samples = ("RELU6",)
 
-    def saved(self, attrs, ins, out):
-        # in place (as torchvision runs it) PyTorch's hardtanh_ keeps a copy of its input, not the
-        # output: measured with saved_tensors_hooks (tests/test_pytorch.py); fp32 bytes, as LRN's
-        return ((), 4 * n_elems(out))
+    def saved(self, attrs, ins, out, inplace=False):
+        # hardtanh keeps its input; in place (as torchvision runs it) hardtanh_ keeps a copy of the
+        # input it overwrites (fp32 bytes, as LRN's): measured with saved_tensors_hooks
+        return ((), 4 * n_elems(out)) if inplace else (("in",), 0)
 
     def onnx(self, b, n, xs):
         b.node("Clip", [xs[0], b.scalar(0.0), b.scalar(6.0)], n)
@@ -56,7 +62,7 @@ class LeakyReLU(_ReLULike):
     torch_class = "nn.LeakyReLU"
     samples = ("LEAKYRELU(0.1)", "LEAKYRELU")
 
-    def saved(self, attrs, ins, out):
+    def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 0)
 
     def torch_module(self, attrs, ins, inplace):
@@ -90,7 +96,7 @@ class Softplus(_Activation):
     torch_class, onnx_op = "nn.Softplus", "Softplus"
     samples = ("SOFTPLUS",)
 
-    def saved(self, attrs, ins, out):
+    def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 0)
 
 
@@ -107,3 +113,159 @@ class Softmax(_Activation):
 
     def onnx(self, b, n, xs):
         b.node("Softmax", xs[:1], n, axis=1)
+
+
+class _CopyInPlace(_Activation):
+    """Keeps its input for backward; may run in place (torch's inplace=True), and then autograd keeps
+    a copy of the input instead, so the output itself is free to be overwritten by a successor."""
+    memory, output_overwritable = INPLACE, True
+
+    def saved(self, attrs, ins, out, inplace=False):
+        return ((), 4 * n_elems(out)) if inplace else (("in",), 0)
+
+    def torch_module(self, attrs, ins, inplace):
+        return torch_module(self.torch_class, (), (("inplace", inplace),), defaults={"inplace": False})
+
+
+class SiLU(_CopyInPlace):
+    name = "SILU"
+    aliases = ("SWISH",)
+    doc = "x*sigmoid(x) (EfficientNet's swish)"
+    torch_class = "nn.SiLU"
+    samples = ("SILU",)
+
+    def onnx(self, b, n, xs):
+        # ONNX's Swish (opset 24) has no kernel in onnxruntime 1.31 at opset 26: two plain nodes
+        gate = b.node("Sigmoid", xs[:1], n, out=f"{n.name}:sigmoid")
+        b.node("Mul", [xs[0], gate], n)
+
+
+class Hardsigmoid(_CopyInPlace):
+    name = "HARDSIGMOID"
+    doc = "relu6(x+3)/6 (MobileNetV3's gate)"
+    torch_class = "nn.Hardsigmoid"
+    samples = ("HARDSIGMOID",)
+
+    def onnx(self, b, n, xs):
+        b.node("HardSigmoid", xs[:1], n, alpha=1.0 / 6, beta=0.5)
+
+
+class Hardswish(_CopyInPlace):
+    name = "HARDSWISH"
+    doc = "x*relu6(x+3)/6 (MobileNetV3)"
+    torch_class = "nn.Hardswish"
+    samples = ("HARDSWISH",)
+
+    def onnx(self, b, n, xs):
+        if b.opset >= 14:
+            b.node("HardSwish", xs[:1], n)
+            return
+        gate = b.node("HardSigmoid", xs[:1], n, out=f"{n.name}:gate", alpha=1.0 / 6, beta=0.5)
+        b.node("Mul", [xs[0], gate], n)
+
+
+class Mish(_CopyInPlace):
+    name = "MISH"
+    doc = "x*tanh(softplus(x))"
+    torch_class = "nn.Mish"
+    samples = ("MISH",)
+
+    def onnx(self, b, n, xs):
+        if b.opset >= 18:
+            b.node("Mish", xs[:1], n)
+            return
+        sp = b.node("Softplus", xs[:1], n, out=f"{n.name}:softplus")
+        th = b.node("Tanh", [sp], n, out=f"{n.name}:tanh")
+        b.node("Mul", [xs[0], th], n)
+
+
+class GELU(_Activation):
+    name = "GELU"
+    doc = "x*Phi(x), exact (erf) or tanh-approximated (approx=true)"
+    args = (Arg("tanh", "bool", False, aliases=("approx", "approximate"),
+                doc="the tanh approximation instead of the exact erf form"),)
+    output_overwritable = True  # keeps its input, not its output; has no in-place form
+    torch_class = "nn.GELU"
+    samples = ("GELU", "GELU(approx=true)")
+
+    def saved(self, attrs, ins, out, inplace=False):
+        return (("in",), 0)
+
+    def torch_module(self, attrs, ins, inplace):
+        return torch_module("nn.GELU", (), (("approximate", "tanh" if attrs["tanh"] else "none"),),
+                            spec=(("approximate", "tanh"),), defaults={"approximate": "none"})
+
+    def onnx(self, b, n, xs):
+        approx = "tanh" if n.attrs["tanh"] else "none"
+        if b.opset >= 20:
+            b.node("Gelu", xs[:1], n, approximate=approx)
+            return
+        x = xs[0]
+        if approx == "none":  # 0.5*x*(1 + erf(x/sqrt(2)))
+            inner = b.node("Mul", [x, b.scalar(0.5 ** 0.5)], n, out=f"{n.name}:scaled")
+            t = b.node("Erf", [inner], n, out=f"{n.name}:erf")
+        else:  # 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))
+            cube = b.node("Mul", [b.node("Mul", [x, x], n, out=f"{n.name}:square"), x], n, out=f"{n.name}:cube")
+            inner = b.node("Add", [x, b.node("Mul", [cube, b.scalar(0.044715)], n, out=f"{n.name}:cubic")], n,
+                           out=f"{n.name}:poly")
+            inner = b.node("Mul", [inner, b.scalar((2 / 3.141592653589793) ** 0.5)], n, out=f"{n.name}:scaled")
+            t = b.node("Tanh", [inner], n, out=f"{n.name}:tanh")
+        one = b.node("Add", [t, b.scalar(1.0)], n, out=f"{n.name}:plus1")
+        half = b.node("Mul", [x, b.scalar(0.5)], n, out=f"{n.name}:half")
+        b.node("Mul", [half, one], n)
+
+    def describe(self, attrs):
+        return "tanh" if attrs["tanh"] else ""
+
+
+class ELU(_ReLULike):
+    name = "ELU"
+    doc = "x if x > 0 else alpha*(exp(x)-1)"
+    args = (Arg("alpha", "float", 1.0, lo=0.0, aliases=("a",), doc="scale for x < 0 (PyTorch's in-place ELU "
+                                                                     "needs alpha >= 0)"),)
+    he = Elementwise.he  # not a ReLU: He initialisation does not target it
+    torch_class = "nn.ELU"
+    samples = ("ELU", "ELU(0.5)")
+
+    def saved(self, attrs, ins, out, inplace=False):
+        return (("in",), 0)  # elu keeps its input; elu_ its output, which is then the input's memory
+
+    def torch_module(self, attrs, ins, inplace):
+        return torch_module("nn.ELU", (), (("alpha", attrs["alpha"]), ("inplace", inplace)),
+                            spec=(("alpha", "alpha"),), defaults={"alpha": 1.0, "inplace": False})
+
+    def onnx(self, b, n, xs):
+        b.node("Elu", xs[:1], n, alpha=float(n.attrs["alpha"]))
+
+    def describe(self, attrs):
+        return f"{attrs['alpha']:g}" if attrs["alpha"] != 1.0 else ""
+
+
+class PReLU(_Activation):
+    name = "PRELU"
+    doc = "x if x > 0 else a*x, with a learnt slope a per channel (shared=true: one for all)"
+    args = (Arg("shared", "bool", False, doc="one slope for every channel"),
+            Arg("init", "float", 0.25, doc="the slopes' initial value"))
+    output_overwritable = True  # keeps its input, not its output; has no in-place form
+    samples = ("PRELU", "PRELU(shared=true, init=0.1)")
+
+    def tensors(self, attrs, ins):
+        return (Tensor("weight", (1 if attrs["shared"] else channels(ins),), "fill", fill=attrs["init"]),)
+
+    def saved(self, attrs, ins, out, inplace=False):
+        return (("in",), 0)
+
+    def torch_module(self, attrs, ins, inplace):
+        k = 1 if attrs["shared"] else channels(ins)
+        return torch_module("nn.PReLU", (), (("num_parameters", k), ("init", attrs["init"])),
+                            spec=(() if attrs["shared"] else (("num_parameters", "@in"),)) + (("init", "init"),),
+                            defaults={"num_parameters": 1, "init": 0.25})
+
+    def onnx(self, b, n, xs):
+        slope = f"{n.name}.weight"
+        if len(n.out_shape) == 3 and not n.attrs["shared"]:  # (C,) -> (C, 1, 1): broadcast over NCHW
+            slope = b.node("Unsqueeze", [slope, b.ints(n, "axes", [1, 2])], n, out=f"{n.name}:slope")
+        b.node("PRelu", [xs[0], slope], n)
+
+    def describe(self, attrs):
+        return "shared" if attrs["shared"] else ""

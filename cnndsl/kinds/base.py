@@ -58,7 +58,7 @@ HE_CLASSES = (HE_TARGET, HE_PASS, HE_RELU, HE_STOP)
 
 # Initialisers a `Tensor` may name (the PyTorch backend applies nothing: its modules initialise
 # themselves this way; the ONNX backend's random weights follow them):
-INITS = ("fan_in_uniform", "ones", "zeros", "fan_in_uniform_bias")
+INITS = ("fan_in_uniform", "ones", "zeros", "fan_in_uniform_bias", "fill")
 
 
 class ShapeError(Exception):
@@ -87,12 +87,14 @@ class Tensor:
 
     `init`: "fan_in_uniform" is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in from this
     tensor's shape (PyTorch's default for conv and linear weights); "fan_in_uniform_bias" the
-    same bound taken from the layer's weight; "ones", "zeros"."""
+    same bound taken from the layer's weight; "ones", "zeros"; "fill": every value `fill` (PReLU's
+    0.25, a layer scale's 1e-6)."""
     name: str
     shape: tuple
     init: str
     buffer: bool = False       # a buffer (BN running statistics), not a trainable parameter
     dtype: str = "float32"     # "int64": BN's num_batches_tracked (not exported to ONNX)
+    fill: float = 0.0          # the value of init "fill"
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,12 @@ class Kind:
         """(effective kernel (h, w), stride (h, w)) for the receptive field; None: passes it through."""
         return None
 
-    def saved(self, attrs: dict, ins: list[Shape], out: Shape) -> tuple[tuple, int]:
-        """What autograd keeps for backward: (which of 'in'/'out' tensors, extra bytes per image)."""
+    def saved(self, attrs: dict, ins: list[Shape], out: Shape, inplace: bool = False) -> tuple[tuple, int]:
+        """What autograd keeps for backward: (which of 'in'/'out' tensors, extra bytes per image).
+
+        `inplace`: the layer overwrites its input (the in-place decision, analysis/inplace.py); its
+        output is then its input's memory, so "in" and "out" name the same tensor. Measured against
+        autograd on CPU (saved_tensors_hooks, tests/test_kinds_new.py); extra bytes are fp32."""
         return ((), 0)
 
     def describe(self, attrs: dict) -> str:

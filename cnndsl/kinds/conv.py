@@ -8,17 +8,17 @@ from .base import (HE_TARGET, OWN, REQUIRED, Arg, Kind, ShapeError, Tensor, fmt_
 def window_fit(kind, axis, size, k_eff, s, p, ktext, ceil=False):
     """Output length along one axis, PyTorch's way; and real input rows the floor drops."""
     padded = size + 2 * p
-    if k_eff > padded:
+    span = padded - k_eff
+    # PyTorch's pooling_output_shape: with ceil mode the last window may run past the padded input
+    # (by up to s - 1) as long as it starts inside the input or the left padding
+    out = (span + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    if out < 1:
         raise ShapeError(f"{ktext} {'filter' if kind == 'CONV' else 'window'} does not fit "
                          f"a {'padded ' if p else ''}{axis} of {padded}",
                          arithmetic=f"{axis}: {size} + 2*{p} = {padded} < {k_eff}",
                          hint="use a smaller kernel, add padding, or drop a pooling layer before it")
-    span = padded - k_eff
-    out = span // s + 1
-    if ceil and span % s:
-        out += 1
-        if (out - 1) * s >= size + p:  # PyTorch: the last window must start inside the input or left padding
-            out -= 1
     covered = (out - 1) * s + k_eff
     dropped = max(0, padded - covered - p)
     return out, dropped, span
@@ -142,7 +142,7 @@ class Conv(Kind):
         (kh, kw), (dh, dw) = attrs["kernel"], attrs["d"]
         return (dh * (kh - 1) + 1, dw * (kw - 1) + 1), attrs["s"]
 
-    def saved(self, attrs, ins, out):
+    def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 0)
 
     def torch_module(self, attrs, ins, inplace):

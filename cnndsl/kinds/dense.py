@@ -29,7 +29,7 @@ class FC(Kind):
     def flops(self, attrs, ins, out):
         return 2 * self.macs(attrs, ins, out) + (attrs["units"] if attrs["bias"] else 0)
 
-    def saved(self, attrs, ins, out):
+    def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 0)
 
     def torch_module(self, attrs, ins, inplace):
@@ -76,8 +76,10 @@ class Dropout(Kind):
     def tensors(self, attrs, ins):
         return NO_TENSORS
 
-    def saved(self, attrs, ins, out):
-        return ((), n_elems(out))  # a bool mask, as CUDA keeps it (PyTorch's CPU path keeps a float one)
+    def saved(self, attrs, ins, out, inplace=False):
+        # a bool mask, as CUDA keeps it; PyTorch's CPU path keeps a float one (4 bytes a value).
+        # p = 0 returns the input itself and keeps nothing
+        return ((), n_elems(out)) if attrs["p"] else ((), 0)
 
     def torch_module(self, attrs, ins, inplace):
         return torch_module("nn.Dropout", (("p", attrs["p"]),), spec=(("p", "p"),))
@@ -104,3 +106,29 @@ class Identity(Kind):
 
     def onnx(self, b, n, xs):  # never in the IR (an edge); kept so that every kind can be lowered
         b.node("Identity", xs[:1], n)
+
+
+class DropPath(Kind):
+    name = "DROPPATH"
+    aliases = ("STOCHASTICDEPTH",)
+    doc = ("stochastic depth: while training, drops the whole input of a sample with probability p and scales "
+           "the kept ones by 1/(1-p) (torchvision's StochasticDepth, row mode); identity at inference")
+    args = (Arg("p", "float", REQUIRED, lo=0.0, hi=1.0000001, doc="drop probability per sample"),)
+    memory, output_overwritable, he, draw_group = VIEW_AT_INFERENCE, False, HE_PASS, "reshape"
+    samples = ("DROPPATH(0.2)", "STOCHASTICDEPTH(0.1)")
+
+    def tensors(self, attrs, ins):
+        return NO_TENSORS
+
+    def saved(self, attrs, ins, out, inplace=False):
+        # x * noise keeps the noise: one value a sample (fp32), the same on CPU and CUDA; p = 0 returns x
+        return ((), 4) if attrs["p"] else ((), 0)
+
+    def torch_module(self, attrs, ins, inplace):
+        return torch_module("cnndsl.StochasticDepth", (("p", attrs["p"]), ("mode", "row")), spec=(("p", "p"),))
+
+    def onnx(self, b, n, xs):
+        b.node("Identity", xs[:1], n)  # inference
+
+    def describe(self, attrs):
+        return f"{attrs['p']:g}"

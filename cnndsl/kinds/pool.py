@@ -1,9 +1,10 @@
-"""Pooling: max and average windows, global and adaptive average pooling."""
+"""Pooling: max and average windows, global average pooling, adaptive average and max pooling."""
 from __future__ import annotations
 
 from .base import (HE_PASS, HE_STOP, NO_TENSORS, OWN, REQUIRED, Arg, Kind, ShapeError, fmt_pair, kernel_text,
                    n_elems, need_volume, pair, torch_module)
 from .conv import sliding_shape
+from .norm import reduce
 
 
 class _Pool(Kind):
@@ -99,7 +100,7 @@ class MaxPool(_Pool):
     torch_class, onnx_op = "nn.MaxPool2d", "MaxPool"
     samples = ("MAXPOOL(2)", "MAXPOOL(3, s=2, p=1)", "MAXPOOL(3, s=2, ceil=true)", "POOL")
 
-    def saved(self, attrs, ins, out):
+    def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 8 * n_elems(out))  # and the int64 argmax indices
 
 
@@ -117,7 +118,7 @@ class AvgPool(_Pool):
     def _onnx_extra(self, attrs):
         return {"count_include_pad": int(bool(attrs["count_pad"]))}
 
-    def saved(self, attrs, ins, out):
+    def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 0)
 
 
@@ -143,8 +144,8 @@ class GlobalAvgPool(Kind):
     def window(self, attrs, ins):
         return (ins[0][0], ins[0][1]), (1, 1)
 
-    def saved(self, attrs, ins, out):
-        return (("in",), 0)
+    def saved(self, attrs, ins, out, inplace=False):
+        return ((), 0)  # PyTorch's adaptive pool to 1x1 is a mean: its backward needs only the shape
 
     def torch_module(self, attrs, ins, inplace):
         return torch_module("nn.AdaptiveAvgPool2d", (("output_size", 1),), spec=())
@@ -160,6 +161,7 @@ class AdaptiveAvgPool(Kind):
     args = (Arg("size", "pair", REQUIRED, lo=1, aliases=("out",), doc="output height x width"),)
     memory, output_overwritable, he, draw_group = OWN, False, HE_STOP, "pooling"
     samples = ("ADAPTIVEAVGPOOL(2)", "ADAPTIVEAVGPOOL((3, 2))")
+    torch_class = "nn.AdaptiveAvgPool2d"
 
     def resolve(self, attrs):
         attrs["size"] = pair(attrs["size"])
@@ -180,12 +182,13 @@ class AdaptiveAvgPool(Kind):
         # the largest bin of PyTorch's adaptive pooling; exact when the size divides
         return (-(-H // oh) if H % oh else H // oh, -(-W // ow) if W % ow else W // ow), (max(1, H // oh), max(1, W // ow))
 
-    def saved(self, attrs, ins, out):
-        return (("in",), 0)
+    def saved(self, attrs, ins, out, inplace=False):
+        # to 1x1 PyTorch takes a mean, which keeps nothing; any other size keeps the input
+        return ((), 0) if attrs["size"] == (1, 1) else (("in",), 0)
 
     def torch_module(self, attrs, ins, inplace):
         h, w = attrs["size"]
-        return torch_module("nn.AdaptiveAvgPool2d", (("output_size", h if h == w else (h, w)),),
+        return torch_module(self.torch_class, (("output_size", h if h == w else (h, w)),),
                             spec=(("output_size", "size"),))
 
     def onnx(self, b, n, xs):
@@ -208,6 +211,44 @@ class AdaptiveAvgPool(Kind):
 
     def describe(self, attrs):
         return kernel_text(attrs["size"])
+
+
+class AdaptiveMaxPool(AdaptiveAvgPool):
+    name = "ADAPTIVEMAXPOOL"
+    doc = "adaptive max pooling to a fixed HxW (PyTorch's bins: [floor(i*H/h), ceil((i+1)*H/h)))"
+    output_overwritable = True  # a fresh tensor, not kept for backward
+    samples = ("ADAPTIVEMAXPOOL(2)", "ADAPTIVEMAXPOOL((3, 2))", "ADAPTIVEMAXPOOL(1)")
+    torch_class = "nn.AdaptiveMaxPool2d"
+
+    def saved(self, attrs, ins, out, inplace=False):
+        return (("in",), 8 * n_elems(out))  # and the int64 argmax indices
+
+    def onnx(self, b, n, xs):
+        H, W, _ = b.shape_of(n.inputs[0])
+        oh, ow = n.attrs["size"]
+        if (H, W) == (oh, ow):
+            b.node("Identity", xs[:1], n)
+        elif (oh, ow) == (1, 1):
+            b.node("GlobalMaxPool", xs[:1], n)
+        elif H % oh == 0 and W % ow == 0:
+            k = [H // oh, W // ow]
+            b.node("MaxPool", xs[:1], n, kernel_shape=k, strides=k)
+        else:  # uneven bins: the maximum of each row band, then of each column band of those
+            rows = _max_bins(b, n, xs[0], 2, H, oh, "rows")
+            _max_bins(b, n, rows, 3, W, ow, "cols", last=True)
+
+
+def _max_bins(b, n, x, axis, size, out, what, last=False):
+    """The maximum over each of PyTorch's adaptive bins along one axis: a Slice and a ReduceMax per bin."""
+    if size == out:
+        return b.node("Identity", [x], n) if last else x
+    parts = []
+    for i in range(out):
+        lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+        band = b.node("Slice", [x, b.ints(n, f"{what}{i}_start", [lo]), b.ints(n, f"{what}{i}_end", [hi]),
+                                b.ints(n, f"{what}{i}_axis", [axis])], n, out=f"{n.name}:{what}{i}")
+        parts.append(reduce(b, n, "ReduceMax", band, [axis], f"{what}{i}_max"))
+    return b.node("Concat", parts, n, out=None if last else f"{n.name}:{what}_pooled", axis=axis)
 
 
 def _bins(size, out):

@@ -1,0 +1,77 @@
+"""PyTorch modules that torch itself lacks, for the kinds that need them (`TorchModule.cls` "cnndsl.<Name>").
+
+Each class is self-contained: it uses only `torch` and `torch.nn` (imported as `nn`), no helper of
+this package, so that the PyTorch source generator can copy a class's source (inspect.getsource)
+into a standalone generated file. `MODULES` maps the name a kind gives to the class.
+
+    >>> import torch
+    >>> m = LayerNorm2d(4)
+    >>> [(k, tuple(v.shape)) for k, v in m.state_dict().items()]
+    [('weight', (4,)), ('bias', (4,))]
+    >>> m(torch.randn(2, 4, 3, 3)).shape
+    torch.Size([2, 4, 3, 3])
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["LayerNorm2d", "LayerScale", "StochasticDepth", "MODULES"]
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW tensor, at every position (ConvNeXt's; torchvision's
+    LayerNorm2d): the same parameters as nn.LayerNorm(C), `weight` and `bias` of C."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = torch.nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """A learnable scale per channel (ConvNeXt's layer scale, CaiT's): y = x * weight.
+
+    `weight` has shape (C, 1, 1) on volumes (NCHW, as torchvision's CNBlock.layer_scale) and (C,)
+    on vectors; it starts at `init` everywhere."""
+
+    def __init__(self, channels: int, init: float = 1e-6, volume: bool = True):
+        super().__init__()
+        shape = (channels, 1, 1) if volume else (channels,)
+        self.weight = nn.Parameter(torch.full(shape, float(init)))
+
+    def forward(self, x):
+        return x * self.weight
+
+    def extra_repr(self):
+        return f"{self.weight.shape[0]}"
+
+
+class StochasticDepth(nn.Module):
+    """Drop path (torchvision.ops.StochasticDepth): while training, zero the whole input of a sample
+    ("row") or of the batch ("batch") with probability p and scale the kept ones by 1/(1-p);
+    at inference, and for p = 0, the input itself."""
+
+    def __init__(self, p: float = 0.5, mode: str = "row"):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"drop probability has to be between 0 and 1, but got {p}")
+        if mode not in ("row", "batch"):
+            raise ValueError(f"mode has to be 'row' or 'batch', but got {mode!r}")
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        shape = (x.shape[0],) + (1,) * (x.dim() - 1) if self.mode == "row" else (1,) * x.dim()
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        if keep > 0.0:
+            noise.div_(keep)
+        return x * noise
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode}"
+
+
+MODULES = {"LayerNorm2d": LayerNorm2d, "LayerScale": LayerScale, "StochasticDepth": StochasticDepth}
