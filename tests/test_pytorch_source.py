@@ -199,3 +199,18 @@ def test_what_cannot_be_written_falls_back_to_literals():
     src = net.torch_source()
     assert "Written as literals" in src and "conv1_padding" in src
     assert same_outputs(net)
+
+
+def test_cnndsl_modules_are_written_into_the_file():
+    """Kinds built from cnndsl's own modules (LayerNorm2d, LayerScale, StochasticDepth) compile to a
+    file that defines them: it needs only torch, and loads to_torch()'s weights with equal outputs."""
+    net = cnndsl.loads("input 8x8x4\nCONV(8, 3, p=1) - LAYERNORM - LAYERSCALE - DROPPATH(0.1) - GELU - GAP - FC(3)")
+    src = pytorch_source.generate(net, class_name="Tiny")
+    assert "class LayerNorm2d(nn.LayerNorm):" in src and "import cnndsl" not in src and "cnndsl." not in src
+    ns = {}
+    exec(compile(src, "<generated>", "exec"), ns)
+    gen, ref = ns["Tiny"]().eval(), net.to_torch(seed=0).eval()
+    gen.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(gen(x), ref(x))

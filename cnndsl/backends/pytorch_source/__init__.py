@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import keyword
 import os
+import functools
 import re
 
 from ...kinds import KINDS
 from ...lang import astnodes as A
 from ..torch_plan import he_convs, inplace_nodes
-from .block import INLINE, ClassWriter, Fail, camel, indent, wrap
+from .block import INLINE, ClassWriter, Fail, camel, class_ref, indent, wrap
 from .expr import UNKNOWN, evaluate, literal, solve
 
 # what forward writes inline, per op (every other kind is a module: `Kind.torch_module`)
@@ -38,6 +39,21 @@ HE = ["def he(conv):",
       "    if conv.bias is not None:",
       "        nn.init.zeros_(conv.bias)",
       "    return conv"]
+
+
+def own_modules(text) -> list[tuple[str, str]]:
+    """[(name, class source)] of the cnndsl modules (backends/torch_modules.py) that generated code
+    calls, in file order; read as text, so compiling never imports torch."""
+    return [(name, src) for name, src in _own_module_sources() if re.search(rf"\b{name}\(", text)]
+
+
+@functools.lru_cache(maxsize=1)
+def _own_module_sources():
+    import ast
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "torch_modules.py")
+    text = open(path, encoding="utf-8").read()
+    return tuple((n.name, ast.get_source_segment(text, n)) for n in ast.parse(text).body if isinstance(n, ast.ClassDef))
 
 
 def _key(frames):
@@ -176,6 +192,7 @@ class Generator:
                "", f"    model = {self.top_name}()", f"    y = model(torch.randn({in_doc.replace('N', '1')}))"]
         out += self._fallback_note() + ['"""', "import torch", "from torch import nn", "", ""]
         out += (consts + ["", ""] if consts else []) + (HE + ["", ""] if self.he else [])
+        out += [line for _, src in own_modules(text) for line in (src, "", "")]
         return "\n".join(out + body) + "\n"
 
     def _fallback_note(self):
@@ -292,7 +309,7 @@ class TopWriter:
             self.items.append((self.inline(n), list(n.inputs), n.name, n.span, n.op))
             return []
         m = n.kind.torch_module(n.attrs, ins, n.name in self.gen.inplace)
-        src = f"{m.cls}({', '.join([literal(v) for _, v in m.args] + [f'{k}={literal(v)}' for k, v in m.kwargs])})"
+        src = f"{class_ref(m.cls)}({', '.join([literal(v) for _, v in m.args] + [f'{k}={literal(v)}' for k, v in m.kwargs])})"
         self.items.append((lambda a, r=ref: f"{r}({a[0]})", list(n.inputs), n.name, n.span, n.op))
         return [f"{ref} = {'he(' + src + ')' if n.name in self.gen.he else src}"]
 

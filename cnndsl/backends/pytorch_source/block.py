@@ -108,6 +108,12 @@ class ClassCode:
         return UNKNOWN if src is None else run(src, dict(consts))
 
 
+def class_ref(cls: str) -> str:
+    """How generated code names a module class: `nn.Conv2d` as is, cnndsl's own (`cnndsl.LayerNorm2d`,
+    from backends/torch_modules.py) by its bare name: the generated file defines it."""
+    return cls[len("cnndsl."):] if cls.startswith("cnndsl.") else cls
+
+
 class ClassWriter:
     def __init__(self, gen, d, instances):
         self.gen, self.d, self.g = gen, d, gen.graph
@@ -223,7 +229,7 @@ class ClassWriter:
                 out_ch = written.get(attr) or (A.Num(values[0], None) if src == literal(values[0]) else None)
         if out_ch is None and all(n.out_shape[-1] == self.g.shape_of(n.inputs[0])[-1] for n in nodes):
             out_ch = ch
-        return f"{mods[0].cls}({', '.join(parts)})", out_ch
+        return f"{class_ref(mods[0].cls)}({', '.join(parts)})", out_ch
 
     @staticmethod
     def torch_value(module, node, name, spec):
