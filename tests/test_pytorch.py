@@ -262,7 +262,7 @@ def test_replacing_the_head_changes_the_output(resnet18):
     x = small_x(resnet18)
     with torch.no_grad():
         features = {}
-        m.avgpool.register_forward_hook(lambda mod, i, o: features.setdefault("gap", o))
+        m.avgpool.register_forward_hook(lambda mod, i, o: features.update(gap=o))
         assert m(x).shape == (2, 1000)
         m.fc = torch.nn.Linear(512, 5)
         y = m(x)
@@ -372,7 +372,7 @@ def test_inplace_add_writes_into_the_input_it_may_overwrite():
     assert m.add1.inplace and "add1 = self.add1(bn1, conv1)" in m.code
     ptrs = {}
     for name in ("bn1", "add1"):
-        m.get_submodule(name).register_forward_hook(lambda mod, i, o, name=name: ptrs.setdefault(name, o.data_ptr()))
+        m.get_submodule(name).register_forward_hook(lambda mod, i, o, name=name: ptrs.update({name: o.data_ptr()}))
     with torch.no_grad():
         m(torch.randn(1, 3, 8, 8))
     assert ptrs["add1"] == ptrs["bn1"]
