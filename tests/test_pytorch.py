@@ -334,8 +334,8 @@ def test_print_shows_the_module_tree_and_code_the_forward(resnet18):
     text = str(m)
     assert text.startswith("CnnNet(\n  spec='resnet18', input=224x224x3 (HxWxC)\n  (conv1): Conv2d(3, 64")
     assert "(layer1): Group(" in text and "(fc): Linear(in_features=512, out_features=1000, bias=True)" in text
-    assert "    fc = self.fc(flatten1); del flatten1\n    return fc\n" in m.code  # logits=False: no softmax here
-    assert "self.layer1.basic1.add1(" in m.code
+    assert "    fc = self._modules['fc'](flatten1); del flatten1\n    return fc\n" in m.code  # logits=False: no softmax here
+    assert "= self._modules['layer1']._modules['basic1']._modules['add1'](" in m.code
 
 
 NAMES_THAT_CLASH = ["train", "eval", "forward", "training", "code", "spec_name", "x", "self", "class", "to"]
@@ -360,6 +360,7 @@ def test_layer_names_that_clash_with_attributes_keywords_or_variables():
         for name in NAMES_THAT_CLASH:
             want = m._modules[name](want)
         assert torch.equal(m(x), want)
+        assert torch.equal(torch.compile(m, fullgraph=True, backend="eager")(x), want)
     m.eval()  # the methods still work
     assert not m.training and m.spec_name == net.name and m.code.startswith("def forward(self, x):")
 
@@ -369,7 +370,7 @@ def test_inplace_add_writes_into_the_input_it_may_overwrite():
     add = net.graph["add1"]
     assert add.inputs == ["conv1", "bn1"]
     m = net.to_torch(seed=0).eval()
-    assert m.add1.inplace and "add1 = self.add1(bn1, conv1)" in m.code
+    assert m.add1.inplace and "add1 = self._modules['add1'](bn1, conv1)" in m.code
     ptrs = {}
     for name in ("bn1", "add1"):
         m.get_submodule(name).register_forward_hook(lambda mod, i, o, name=name: ptrs.update({name: o.data_ptr()}))
