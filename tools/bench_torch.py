@@ -25,10 +25,11 @@ import time
 
 import torch
 
-import cnndsl
-from cnndsl import weights as W
-
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)  # this checkout's cnndsl, not one installed elsewhere
+
+import cnndsl  # noqa: E402
+from cnndsl import weights as W  # noqa: E402
 DEFAULT = ["resnet18", "resnet50", "vgg16", "googlenet", "densenet121"]
 TWIN_ARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}
 

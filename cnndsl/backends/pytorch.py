@@ -10,10 +10,18 @@
 Every IR node becomes one module registered at its dotted name (`layer1.bottleneck2.conv1`
 is module `conv1` inside `bottleneck2` inside `layer1`), so `state_dict()` keys are
 `{node.name}.weight` and friends: the naming contract the ONNX backend and checkpoints
-rely on. `forward` runs the nodes in IR order from a flat plan of (module, input slots,
-output slot, slots to free), so tensors are dropped as soon as nothing reads them.
+rely on. `forward` is Python generated from the IR, one call a node in IR order, that
+looks each layer up by name when it runs (no references kept from build time), so a
+module put at a layer's name computes in its place, and `del` drops each tensor right
+after its last reader:
 
-Options of `build_module(net, seed=None, logits=False, device=None, dtype=None)`:
+    >>> m.fc1 = torch.nn.Linear(4, 3)
+    >>> m(torch.randn(2, 3, 8, 8)).shape
+    torch.Size([2, 3])
+    >>> print(m.code.splitlines()[1])
+        stem_conv1 = self._modules['stem']._modules['conv1'](x); del x
+
+Options of `build_module(net, seed=None, logits=False, device=None, dtype=None, weights=None)`:
   seed     initialise from this seed without touching the global RNG (None: the global RNG).
   logits   leave out a final SOFTMAX, to train with nn.CrossEntropyLoss (which applies
            log-softmax itself) without a double softmax.
@@ -27,6 +35,7 @@ ReLU-like through BN/ADD/CONCAT/pools, PyTorch's defaults otherwise, BN weight 1
 from __future__ import annotations
 
 import functools
+import itertools
 import keyword
 import linecache
 import re
@@ -171,15 +180,14 @@ def forward_source(steps, output: str) -> str:
 @functools.lru_cache(maxsize=64)
 def _compile(source: str, spec_name: str):
     """The function `source` defines; its text is registered with linecache for tracebacks."""
-    filename = f"<cnndsl forward of {spec_name} #{len(_SOURCES)}>"
-    _SOURCES.append(filename)
+    filename = f"<cnndsl forward of {spec_name} #{next(_COMPILED)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     scope: dict = {}
     exec(compile(source, filename, "exec"), scope)
     return scope["forward"]
 
 
-_SOURCES: list[str] = []
+_COMPILED = itertools.count(1)
 
 
 def _place(root: nn.Module, name: str, module: nn.Module):
