@@ -242,6 +242,74 @@ def test_saved_bytes_exact_on_small_specs(body):
     assert net.report()["totals"]["saved_bytes_per_image"] == autograd_saved_bytes(net)
 
 
+# ---- the structure is the modules: swaps, hooks, copies, tracing ----------------------------------
+RESNET18 = os.path.join(ROOT, "nets", "resnet18.net")
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    return cnndsl.load(RESNET18)
+
+
+def small_x(net, batch=2, size=64):
+    H, W, C = net.graph.input_shape
+    torch.manual_seed(3)
+    return torch.randn(batch, C, min(H, size), min(W, size))
+
+
+def test_replacing_the_head_changes_the_output(resnet18):
+    m = resnet18.to_torch(seed=0).eval()
+    x = small_x(resnet18)
+    with torch.no_grad():
+        features = {}
+        m.avgpool.register_forward_hook(lambda mod, i, o: features.update(gap=o))
+        assert m(x).shape == (2, 1000)
+        m.fc = torch.nn.Linear(512, 5)
+        y = m(x)
+    assert y.shape == (2, 5)
+    assert torch.allclose(y, m.fc(torch.flatten(features["gap"], 1)), atol=1e-6)
+
+
+def test_replacing_a_layer_inside_a_block(resnet18):
+    m = resnet18.to_torch(seed=0).eval()
+    x = small_x(resnet18)
+    with torch.no_grad():
+        before = m(x)
+        m.layer1.basic1.bn1 = torch.nn.Identity()
+        after = m(x)
+        m.layer1.basic1.bn1 = torch.nn.BatchNorm2d(64).eval()  # a fresh BN at inference: identity up to eps
+        fresh = m(x)
+    assert not torch.allclose(before, after)
+    assert torch.allclose(fresh, after, atol=1e-3)
+    assert list(m.state_dict()) == list(resnet18.to_torch(device="meta").state_dict())
+
+
+def test_hooks_fire_on_swapped_in_modules_and_on_the_root(resnet18):
+    m = resnet18.to_torch(seed=0).eval()
+    new = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False)
+    calls = []
+    new.register_forward_hook(lambda *a: calls.append("new"))
+    new.register_forward_pre_hook(lambda *a: calls.append("pre"))
+    m.register_forward_hook(lambda *a: calls.append("root"))
+    m.layer1.basic2.conv1 = new
+    with torch.no_grad():
+        m(small_x(resnet18))
+    assert calls == ["pre", "new", "root"]
+
+
+def test_deepcopy_and_pickle_are_independent_and_equal(resnet18):
+    import copy
+    import pickle
+    m = resnet18.to_torch(seed=0).eval()
+    x = small_x(resnet18)
+    with torch.no_grad():
+        ref = m(x)
+        for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+            assert torch.equal(other(x), ref)
+            other.fc = torch.nn.Linear(512, 3)
+            assert other(x).shape == (2, 3) and m(x).shape == (2, 1000)
+
+
 def test_copies_run_their_own_layers():
     """deepcopy, and shallow copies whose children are replaced (as DataParallel's replicas are)."""
     import copy
@@ -250,9 +318,163 @@ def test_copies_run_their_own_layers():
     deep = copy.deepcopy(m)
     shallow = copy.copy(m)
     shallow._modules = {k: copy.deepcopy(v) for k, v in m._modules.items()}
+    replica = m._replicate_for_data_parallel()
+    replica._modules["fc1"] = copy.deepcopy(m.fc1)
     with torch.no_grad():
-        for mod in (deep, shallow):
+        ref = m(x)
+        for mod in (deep, shallow, replica):
             torch.nn.init.zeros_(mod.get_submodule("fc1").bias)
             torch.nn.init.ones_(mod.get_submodule("fc1").weight)
-            assert not torch.allclose(mod(x), m(x))
-            assert mod.get_submodule("fc1") in [s[0] for s in mod._steps]
+            assert not torch.allclose(mod(x), ref)
+        assert torch.equal(m(x), ref)
+
+
+def test_print_shows_the_module_tree_and_code_the_forward(resnet18):
+    m = resnet18.to_torch(device="meta")
+    text = str(m)
+    assert text.startswith("CnnNet(\n  spec='resnet18', input=224x224x3 (HxWxC)\n  (conv1): Conv2d(3, 64")
+    assert "(layer1): Group(" in text and "(fc): Linear(in_features=512, out_features=1000, bias=True)" in text
+    assert "    fc = self._modules['fc'](flatten1); del flatten1\n    return fc\n" in m.code  # logits=False: no softmax here
+    assert "= self._modules['layer1']._modules['basic1']._modules['add1'](" in m.code
+
+
+NAMES_THAT_CLASH = ["train", "eval", "forward", "training", "code", "spec_name", "x", "self", "class", "to"]
+
+
+def test_layer_names_that_clash_with_attributes_keywords_or_variables():
+    body = " - ".join(f"{name}: CONV(4, 1)" for name in NAMES_THAT_CLASH)
+    net = cnndsl.loads(f"input 8x8x4\nblock: [CONV(4, 1) - forward: RELU] - {body}")
+    m = net.to_torch(seed=0)
+    assert {f"{n}.weight" for n in NAMES_THAT_CLASH} <= set(m.state_dict())
+    assert [n for n, _ in m.named_children()] == ["block"] + NAMES_THAT_CLASH
+    seen = []
+    for name in ["block.forward"] + NAMES_THAT_CLASH:
+        mod = m._modules["block"]._modules["forward"] if name == "block.forward" else m._modules[name]
+        mod.register_forward_hook(lambda *a, name=name: seen.append(name))
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        y = m(x)
+        assert seen == ["block.forward"] + NAMES_THAT_CLASH and y.shape == (1, 4, 8, 8)
+        m._modules["to"] = torch.nn.Identity()  # a swap at one of those names counts too
+        want = m._modules["block"]._modules["forward"](m._modules["block"]._modules["conv1"](x))
+        for name in NAMES_THAT_CLASH:
+            want = m._modules[name](want)
+        assert torch.equal(m(x), want)
+        assert torch.equal(torch.compile(m, fullgraph=True, backend="eager")(x), want)
+    m.eval()  # the methods still work
+    assert not m.training and m.spec_name == net.name and m.code.startswith("def forward(self, x):")
+
+
+def test_inplace_add_writes_into_the_input_it_may_overwrite():
+    net = cnndsl.loads("input 8x8x3\nCONV(4, 1) - { ID + CONV(4, 1) - BN }")  # conv1 is read by conv2 too
+    add = net.graph["add1"]
+    assert add.inputs == ["conv1", "bn1"]
+    m = net.to_torch(seed=0).eval()
+    assert m.add1.inplace and "add1 = self._modules['add1'](bn1, conv1)" in m.code
+    ptrs = {}
+    for name in ("bn1", "add1"):
+        m.get_submodule(name).register_forward_hook(lambda mod, i, o, name=name: ptrs.update({name: o.data_ptr()}))
+    with torch.no_grad():
+        m(torch.randn(1, 3, 8, 8))
+    assert ptrs["add1"] == ptrs["bn1"]
+
+
+@pytest.mark.parametrize("spec", [RESNETISH, "nets/squeezenet1_1.net", "nets/googlenet.net"])
+def test_tensors_are_dropped_after_their_last_reader(spec):
+    """At each layer's call, every earlier output that no later layer reads is already gone."""
+    import weakref
+    from cnndsl.analysis.inplace import shared_memory
+    net = cnndsl.load(os.path.join(ROOT, spec)) if spec.endswith(".net") else cnndsl.loads(spec)
+    g = net.graph
+    m = net.to_torch(seed=0).eval()
+    last = {}
+    for i, n in enumerate(g.nodes):
+        for s in n.inputs:
+            last[s] = i
+    aliased = set(shared_memory(g)[0].values())  # their memory lives on as a later output
+    order = {n.name: i for i, n in enumerate(g.nodes)}
+    refs, checked = {}, []
+
+    def pre(mod, args, name):
+        for done, ref in refs.items():
+            if done not in aliased and done != g.output and last.get(done, -1) < order[name]:
+                assert ref() is None, f"{done} is still alive when {name} runs"
+                checked.append(done)
+
+    def post(mod, args, out, name):
+        refs[name] = weakref.ref(out)
+
+    for n in g.nodes:
+        mod = m.get_submodule(n.name)
+        mod.register_forward_pre_hook(lambda mod, a, name=n.name: pre(mod, a, name))
+        mod.register_forward_hook(lambda mod, a, o, name=n.name: post(mod, a, o, name))
+    with torch.no_grad():
+        m(small_x(net, batch=1, size=96))
+    assert len(set(checked)) > len(g.nodes) // 2
+
+
+def reference_forward(net, m, x):
+    """The IR run by hand, one module call a node: the wiring the generated forward must reproduce."""
+    from cnndsl.backends.torch_plan import inplace_nodes
+    inplace = inplace_nodes(net.graph)
+    vals = {"input": x}
+    for n in net.graph.nodes:
+        mod = m
+        for part in n.name.split("."):
+            mod = mod._modules[part]
+        ins = list(n.inputs)
+        if n.name in inplace and n.kind.join:
+            ins.insert(0, ins.pop(inplace[n.name]))
+        vals[n.name] = mod(*[vals[s] for s in ins])
+    return vals[net.graph.output]
+
+
+def test_generated_forward_agrees_with_the_ir_on_random_specs():
+    torch.manual_seed(0)
+    for text, net in random_specs(60, seed=11):
+        m = net.to_torch(seed=0).eval()
+        H, W, C = net.graph.input_shape if len(net.graph.input_shape) == 3 else (None, None, None)
+        x = torch.randn(2, C, H, W) if C else torch.randn(2, *net.graph.input_shape)
+        with torch.no_grad():
+            assert torch.equal(m(x), reference_forward(net, m, x.clone())), text
+
+
+def test_fx_trace_names_the_layers_and_follows_swaps(resnet18):
+    m = resnet18.to_torch(seed=0).eval()
+    x = small_x(resnet18)
+    traced = torch.fx.symbolic_trace(m)
+    targets = [n.target for n in traced.graph.nodes if n.op == "call_module"]
+    assert targets[:4] == ["conv1", "bn1", "relu", "maxpool"] and "layer1.basic1.conv1" in targets
+    with torch.no_grad():
+        assert torch.equal(traced(x), m(x))
+        m.fc = torch.nn.Linear(512, 7)
+        assert torch.fx.symbolic_trace(m)(x).shape == (2, 7)
+
+
+def test_torch_compile_fullgraph_and_recompiles_after_a_swap():
+    m = cnndsl.loads(RESNETISH).to_torch(seed=0).eval()
+    x = torch.randn(2, 3, 16, 16)
+    compiled = torch.compile(m, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), m(x), atol=1e-6)
+        m.fc1 = torch.nn.Linear(m.fc1.in_features, 4)
+        assert compiled(x).shape == (2, 4)
+
+
+def test_torch_export_after_a_swap():
+    m = cnndsl.loads(RESNETISH).to_torch(seed=0).eval()
+    m.fc1 = torch.nn.Linear(m.fc1.in_features, 4)
+    x = torch.randn(2, 3, 16, 16)
+    program = torch.export.export(m, (x,))
+    with torch.no_grad():
+        assert torch.allclose(program.module()(x), m(x), atol=1e-6)
+    assert any("fc1" in k for k in program.state_dict)
+
+
+def test_dtype_and_meta_device():
+    net = cnndsl.loads(RESNETISH)
+    m = net.to_torch(seed=0, dtype=torch.float64).eval()
+    assert all(p.dtype == torch.float64 for p in m.parameters())
+    assert m(torch.randn(1, 3, 16, 16, dtype=torch.float64)).dtype == torch.float64
+    meta = net.to_torch(device="meta")
+    assert meta(torch.empty(1, 3, 16, 16, device="meta")).device.type == "meta"

@@ -9,12 +9,11 @@ so that the two produce the same module, the same speed and the same memory.
     >>> sorted(inplace_nodes(g)), sorted(he_convs(g))
     (['relu1'], ['conv1'])
 
-In place: see cnndsl/inplace.py (the analyzer counts memory by the same decision).
+In place: see cnndsl/analysis/inplace.py (the analyzer counts memory by the same decision).
 """
 from __future__ import annotations
 
 from ..analysis.inplace import inplace_nodes
-from ..kinds import KINDS
 from ..kinds.base import HE_PASS, HE_RELU, HE_TARGET
 
 __all__ = ["inplace_nodes", "he_convs", "last_uses", "final_softmax"]
@@ -24,7 +23,7 @@ def he_convs(graph) -> set[str]:
     """Layers of an He-target kind (CONV) whose output reaches a ReLU-like (`Kind.he == "relu"`)
     through pass-through kinds only (BN, ADD, CONCAT, pools, dropout: `Kind.he == "pass"`)."""
     cons = graph.consumers()
-    he = {n.name: KINDS[n.op].he for n in graph.nodes}
+    he = {n.name: n.kind.he for n in graph.nodes}
     found = set()
     for n in graph.nodes:
         if he[n.name] != HE_TARGET:
@@ -60,4 +59,4 @@ def final_softmax(graph):
     """The output node when it turns logits into probabilities (a SOFTMAX: what `logits=True`
     leaves out, to train with CrossEntropyLoss), else None."""
     last = graph[graph.output] if graph.output != "input" else None
-    return last if last is not None and KINDS[last.op].probabilities else None
+    return last if last is not None and last.kind.probabilities else None
