@@ -232,11 +232,12 @@ def build_module(net, seed=None, logits=False, device=None, dtype=None, weights=
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = _build(net, graph, logits, device, dtype)
-    module.cnndsl_meta = net.spec_info  # the spec it was built from: what weights.save() records
-    module.cnndsl_weights = None
+    # through __dict__: a layer may be called `cnndsl_meta` (nn.Module would refuse a dict over it)
+    module.__dict__["cnndsl_meta"] = net.spec_info  # the spec it was built from: what weights.save() records
+    module.__dict__["cnndsl_weights"] = None
     if weights is not None:
         from ..weights import load_into
-        module.cnndsl_weights = load_into(module, weights, strict=weights_strict)  # the load report
+        module.__dict__["cnndsl_weights"] = load_into(module, weights, strict=weights_strict)  # the load report
     return module
 
 
