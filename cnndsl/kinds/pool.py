@@ -191,23 +191,29 @@ class AdaptiveAvgPool(Kind):
         return torch_module(self.torch_class, (("output_size", h if h == w else (h, w)),),
                             spec=(("output_size", "size"),))
 
+    global_op, window_op = "GlobalAveragePool", "AveragePool"
+
     def onnx(self, b, n, xs):
-        """PyTorch's adaptive average pool, exactly: bin i spans [floor(i*H/h), ceil((i+1)*H/h))."""
+        """PyTorch's adaptive pooling, exactly: bin i spans [floor(i*H/h), ceil((i+1)*H/h))."""
         H, W, _ = b.shape_of(n.inputs[0])
         oh, ow = n.attrs["size"]
         if (H, W) == (oh, ow):
             b.node("Identity", xs[:1], n)
         elif (oh, ow) == (1, 1):
-            b.node("GlobalAveragePool", xs[:1], n)
+            b.node(self.global_op, xs[:1], n)
         elif H % oh == 0 and W % ow == 0:
             k = [H // oh, W // ow]
-            b.node("AveragePool", xs[:1], n, kernel_shape=k, strides=k)
+            b.node(self.window_op, xs[:1], n, kernel_shape=k, strides=k)
         else:
-            # uneven bins: y = A_h @ x @ A_w^T with averaging matrices, a standard MatMul either side
-            rows = b.const(n, "rows", _bins(H, oh))          # (oh, H), broadcast over N, C
-            cols = b.const(n, "cols", _bins(W, ow).T.copy())  # (W, ow)
-            half = b.node("MatMul", [rows, xs[0]], n, out=f"{n.name}:rows_pooled")
-            b.node("MatMul", [half, cols], n)
+            self.uneven_bins(b, n, xs[0], (H, W), (oh, ow))
+
+    def uneven_bins(self, b, n, x, size, out):
+        """Bins of different widths: y = A_h @ x @ A_w^T with averaging matrices, a MatMul either side."""
+        (H, W), (oh, ow) = size, out
+        rows = b.const(n, "rows", _bins(H, oh))          # (oh, H), broadcast over N, C
+        cols = b.const(n, "cols", _bins(W, ow).T.copy())  # (W, ow)
+        half = b.node("MatMul", [rows, x], n, out=f"{n.name}:rows_pooled")
+        b.node("MatMul", [half, cols], n)
 
     def describe(self, attrs):
         return kernel_text(attrs["size"])
@@ -223,19 +229,13 @@ class AdaptiveMaxPool(AdaptiveAvgPool):
     def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 8 * n_elems(out))  # and the int64 argmax indices
 
-    def onnx(self, b, n, xs):
-        H, W, _ = b.shape_of(n.inputs[0])
-        oh, ow = n.attrs["size"]
-        if (H, W) == (oh, ow):
-            b.node("Identity", xs[:1], n)
-        elif (oh, ow) == (1, 1):
-            b.node("GlobalMaxPool", xs[:1], n)
-        elif H % oh == 0 and W % ow == 0:
-            k = [H // oh, W // ow]
-            b.node("MaxPool", xs[:1], n, kernel_shape=k, strides=k)
-        else:  # uneven bins: the maximum of each row band, then of each column band of those
-            rows = _max_bins(b, n, xs[0], 2, H, oh, "rows")
-            _max_bins(b, n, rows, 3, W, ow, "cols", last=True)
+    global_op, window_op = "GlobalMaxPool", "MaxPool"
+
+    def uneven_bins(self, b, n, x, size, out):
+        """The maximum of each row band, then of each column band of those."""
+        (H, W), (oh, ow) = size, out
+        rows = _max_bins(b, n, x, 2, H, oh, "rows")
+        _max_bins(b, n, rows, 3, W, ow, "cols", last=True)
 
 
 def _max_bins(b, n, x, axis, size, out, what, last=False):
