@@ -67,7 +67,7 @@ def search(space, *, batch=1, dtype="fp32", optimizer="adam", max_params=None, m
     from .pareto import front
     return {"schema": "cnndsl.search/1", "source": space.program.path, "space": space.describe(),
             "count": count, "measured": len(jobs), "kept": len(records), "distinct": len(kept),
-            "dropped": dict(dropped.most_common()), "sort": sort,
+            "dropped": dict(sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))), "sort": sort,
             "members": order[:top] if top else order, "pareto": front(kept, pareto), "pareto_measures": list(pareto)}
 
 
