@@ -221,3 +221,27 @@ def check(program, result, points, bindings=None, input=None) -> int:
 def random_points(names, ranges, n, seed=0):
     rng = random.Random(seed)
     return [{v: rng.choice(list(ranges[v])) for v in names} for _ in range(n)]
+
+
+def format_table(result: dict, source: str) -> str:
+    """The closed form as text: one row per layer, then the totals."""
+    names = ", ".join(result["symbols"])
+    shown = ", ".join(f"{k}={v}" for k, v in result["values"].items())
+    out = [f"{source}: closed form in {names} (formulas hold where the default member, {shown}, takes "
+           f"the same decisions)"]
+    if result["structural"]:
+        out.append(f"  {', '.join(result['structural'])} change the layers: rows are the default member's; the totals "
+                   f"are interpolated through every member of the range")
+    rows = [(l["name"], l["op"], " x ".join(str(d) for d in l["out"]), str(l["params"]), str(l["macs"]),
+             "" if l["rf"] is None else str(l["rf"][0] if l["rf"][0] == l["rf"][1] else l["rf"]))
+            for l in result["layers"]]
+    head = ("name", "op", "volume", "params", "MACs", "RF")
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    out += [line(head), line(tuple("-" * w for w in widths))] + [line(r) for r in rows]
+    out.append("totals:")
+    for k, v in result["totals"].items():
+        out.append(f"  {k} = {v}")
+    if result["rf"] is not None:
+        out.append(f"  receptive field = {result['rf'][0] if result['rf'][0] == result['rf'][1] else result['rf']}")
+    return "\n".join(out) + "\n"
