@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", metavar="BUDGET", help="a memory budget (24GiB): print the largest batch that trains in it")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", help="write the report here instead of stdout")
+    p.add_argument("--symbolic", metavar="VARS", help="closed form: volumes, params, MACs and totals as formulas in "
+                   "these variables (comma-separated, e.g. C,N; needs sympy)")
 
     p = sub.add_parser("check", help="validate specs (errors and warnings only; for CI and editors)")
     p.add_argument("files", nargs="+")
@@ -76,7 +78,46 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rankdir", choices=("TB", "LR"), default=None)
     p.add_argument("--expand", action="store_true", help="draw every repetition of repeated blocks")
     p.add_argument("--detail", choices=("low", "high"), default="low")
+    _search_parsers(sub)
     return top
+
+
+def _search_parsers(sub):
+    p = sub.add_parser("search", help="search a family (ranged variables, free optionals) under budgets")
+    p.add_argument("file", help="a .net spec with ranges (let N = 2 in 1..5) or -D ranges")
+    p.add_argument("-D", dest="defines", metavar="NAME=VALUES", action="append", default=[],
+                   help="a range (N=1..5), a list (K=0,1,2; pool=on,off), pool=each (every occurrence on its own) "
+                        "or a fixed value (N=3); repeatable")
+    p.add_argument("--input", metavar="HxWxC")
+    p.add_argument("--strict", action="store_true", help="drop members whose windows leave input rows unread")
+    p.add_argument("--max-params", metavar="X")
+    p.add_argument("--max-macs", metavar="X")
+    p.add_argument("--max-memory", metavar="BYTES", help="training memory at --batch (24GiB)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
+    p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
+    p.add_argument("--min-rf", type=int, metavar="N")
+    p.add_argument("--where", metavar="EXPR", help="a condition on the variables and measures: 'N >= M and params < 1e6'")
+    p.add_argument("--sort", default="params", help="params, macs, memory, depth or rf (default params)")
+    p.add_argument("--top", type=int, default=10, help="members listed (default 10; 0: all)")
+    p.add_argument("--pareto", default="params,macs", metavar="A,B", help="the front's two measures (default params,macs)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--emit", metavar="DIR", help="write the listed members as concrete .net files")
+    p.add_argument("--plot", metavar="PNG", help="scatter of the kept members with the Pareto front (matplotlib)")
+    p.add_argument("--sample", type=int, metavar="N", help="measure N members drawn at random (--seed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=200_000, help="refuse spaces larger than this without --sample")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--symbolic", metavar="VARS", help="also print the totals as formulas in these variables")
+    # `--train DATA --epochs E` (train the front's members and add their accuracy) waits for
+    # `cnndsl train` (cnndsl/train/): the hook is cnndsl.search.enumerate.search's records + emit.
+
+    p = sub.add_parser("match", help="whether a concrete .net is a member of a family, and with which bindings")
+    p.add_argument("net", help="a concrete .net")
+    p.add_argument("family", help="a .net with ranges")
+    p.add_argument("-D", dest="defines", metavar="NAME=VALUES", action="append", default=[])
+    p.add_argument("--input", metavar="HxWxC")
+    p.add_argument("--limit", type=int, default=200_000)
 
 
 def _version():
@@ -101,6 +142,8 @@ def _print_warnings(net):
 
 def cmd_report(args):
     from .analysis import report
+    if args.symbolic:
+        return _cmd_symbolic(args)
     net = _load(args)
     if args.batch < 1:
         raise CnnError("--batch must be at least 1", usage=True)
@@ -229,6 +272,166 @@ def cmd_draw(args):
     _print_warnings(net)
     out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail)
     print(f"wrote {out or args.output}", file=sys.stderr)
+    return 0
+
+
+def _family(args):
+    from .lang.program import parse_file
+    from .search.space import Space
+    prog = parse_file(args.file if hasattr(args, "file") else args.family)
+    return prog, Space(prog, _bindings(args.defines), input=args.input)
+
+
+def _cmd_symbolic(args):
+    from .search import symbolic as S
+    prog, space = _family(args)
+    ranges = dict(space.ranges)
+    result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input, ranges=ranges)
+    text = S.format_table(result, args.file)
+    _emit(text, args.output)
+    return 0
+
+
+def _amount(text, what):
+    if text is None:
+        return None
+    import re
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kKmMgGtT]?)\s*", str(text))
+    if not m:
+        raise CnnError(f"{what} {text!r} is not a number", usage=True, hint=f"write e.g. {what} 1e6 or {what} 500k")
+    return int(float(m.group(1)) * {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}[m.group(2).lower()])
+
+
+def cmd_search(args):
+    from .search import enumerate as E
+    from .search import emit as W
+    from .search.where import Where
+    from .analysis.analyze import parse_bytes
+    prog, space = _family(args)
+    where = Where(args.where, set(space.names) | set(space.each)) if args.where else None
+    pareto = tuple(m.strip() for m in args.pareto.split(","))
+    if len(pareto) != 2 or any(m not in E.MEASURES for m in pareto):
+        raise CnnError(f"--pareto {args.pareto}: name two of {', '.join(E.MEASURES)}", usage=True)
+    if args.batch < 1:
+        raise CnnError("--batch must be at least 1", usage=True)
+    n = args.sample if args.sample else space.count
+    print(f"{args.file}: {space.count:,} members" + (f", sampling {min(n, space.count):,}" if args.sample else ""),
+          file=sys.stderr)
+    bar = None
+    if n >= 2000 and space.count <= args.limit or args.sample:
+        from tqdm import tqdm
+        bar = tqdm(total=min(n, space.count), unit="member", file=sys.stderr, disable=None, leave=False)
+    try:
+        result = E.search(space, batch=args.batch, dtype=args.dtype, optimizer=args.optimizer,
+                          max_params=_amount(args.max_params, "--max-params"), max_macs=_amount(args.max_macs, "--max-macs"),
+                          max_memory=parse_bytes(args.max_memory) if args.max_memory else None, min_rf=args.min_rf,
+                          where=where, strict=args.strict, limit=args.limit, sample=args.sample, seed=args.seed,
+                          sort=args.sort, top=None, workers=args.jobs, progress=bar.update if bar else None,
+                          pareto=pareto)
+    finally:
+        if bar is not None:
+            bar.close()
+    everything = result["members"]
+    result["members"] = everything[:args.top] if args.top else everything
+    if args.symbolic:
+        from .search import symbolic as S
+        r = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
+                       ranges=dict(space.ranges))
+        result["symbolic"] = {k: str(v) for k, v in r["totals"].items()}
+    if args.emit:
+        _emit_members(prog, space, result, args.emit)
+    if args.plot:
+        from .search.plot import plot
+        plot(result, args.plot, everything=everything)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    if args.format == "json":
+        import json
+        print(json.dumps(result, indent=1, default=str))
+    elif args.format == "csv":
+        print(_search_csv(result), end="")
+    else:
+        print(_search_table(result), end="")
+    return 0
+
+
+def _emit_members(prog, space, result, folder):
+    from .files import atomic_write
+    from .search import emit as W
+    from .search.member import elaborate_member
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(prog.path))[0]
+    for r in result["members"]:
+        choices = space.member(r["index"])
+        if space.each:
+            graph, _ = elaborate_member(prog, space.bindings(choices), space.input)
+            text = W.flat_text(graph, f"a member of {prog.path}: {r['bindings']}")
+        else:
+            text = W.member_text(prog, choices, space.fixed)
+        path = os.path.join(folder, W.file_name(stem, choices))
+        atomic_write(path, text.encode("utf-8"))
+        r["file"] = path
+    print(f"wrote {len(result['members'])} members to {folder}", file=sys.stderr)
+
+
+_SEARCH_COLS = ("depth", "params", "macs", "memory", "rf")
+
+
+def _search_rows(r):
+    return [" ".join(f"{k}={v}" for k, v in r["bindings"].items())] + [
+        "" if r.get(c) is None else f"{r[c]:,}" for c in _SEARCH_COLS]
+
+
+def _search_table(res):
+    out = [f"{res['source']}: {res['count']:,} members, {res['measured']:,} measured, {res['kept']:,} kept "
+           f"({res['distinct']:,} distinct nets)"]
+    for why, n in res["dropped"].items():
+        out.append(f"  dropped {n:,}: {why}")
+    out.append(_grid(["bindings", *_SEARCH_COLS], [_search_rows(r) for r in res["members"]],
+                     f"best {len(res['members'])} by {res['sort']}"))
+    a, b = res["pareto_measures"]
+    out.append(_grid(["bindings", *_SEARCH_COLS], [_search_rows(r) for r in res["pareto"]],
+                     f"Pareto front ({a}, {b}): {len(res['pareto'])} members"))
+    if "symbolic" in res:
+        out.append("closed form (totals):")
+        out += [f"  {k} = {v}" for k, v in res["symbolic"].items()]
+    return "\n".join(out) + "\n"
+
+
+def _grid(head, rows, title):
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([f"\n{title}", line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _search_csv(res):
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    names = list(res["members"][0]["bindings"]) if res["members"] else []
+    w.writerow(["index", *names, *_SEARCH_COLS, "flops", "pareto"])
+    front = {r["index"] for r in res["pareto"]}
+    for r in res["members"]:
+        w.writerow([r["index"], *(r["bindings"][n] for n in names), *(r.get(c) for c in _SEARCH_COLS), r["flops"],
+                    str(r["index"] in front).lower()])
+    return buf.getvalue()
+
+
+def cmd_match(args):
+    from .lang.program import parse_file
+    from .search.match import match
+    from .search.space import Space
+    net = parse_file(args.net)
+    fam = parse_file(args.family)
+    space = Space(fam, _bindings(args.defines), input=args.input)
+    found = match(net, space, input=args.input, limit=args.limit)
+    if not found:
+        print(f"{args.net} is not a member of {args.family} ({space.count:,} members tried)")
+        return 1
+    from .search.enumerate import _show
+    for c in found:
+        print(f"{args.net} is a member of {args.family}: " + " ".join(f"{k}={v}" for k, v in _show(c).items()))
     return 0
 
 

@@ -123,10 +123,20 @@ class Def:
 
 
 @dataclass(frozen=True)
+class Choices:
+    """`in 1..5` (`range`: lo and hi, inclusive) or `in 16, 32, 64`: the values a family lets a
+    `let` take (cnndsl/search); binding a spec reads only the `let`'s own value."""
+    items: tuple
+    range: bool
+    span: Span
+
+
+@dataclass(frozen=True)
 class Let:
     name: str
     value: object
     span: Span
+    choices: Choices | None = None
 
 
 @dataclass(frozen=True)

@@ -370,7 +370,13 @@ class _ToAst(Transformer):
         return A.InputDecl(tuple(dims), span)
 
     def let_stmt(self, items):
-        return A.Let(str(items[0]), items[1], self._ts(items[0]))
+        return A.Let(str(items[0]), items[1], self._ts(items[0]), items[2] if len(items) > 2 else None)
+
+    def choice_range(self, items):
+        return A.Choices((items[0], items[2]), True, _over(items[0].span, items[2].span))
+
+    def choice_list(self, items):
+        return A.Choices(tuple(items), False, _over(items[0].span, items[-1].span))
 
     def def_stmt(self, items):
         name, params, body = items

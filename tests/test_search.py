@@ -1,0 +1,162 @@
+"""Families and search (issue 15): ranges, the space, budgets, emitted members, closed forms, match."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import cnndsl
+from cnndsl.cli import main
+from cnndsl.errors import CnnError
+from cnndsl.search import emit as W
+from cnndsl.search.enumerate import search
+from cnndsl.search.match import match
+from cnndsl.search.member import elaborate_member
+from cnndsl.search.space import Space
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLASSIC = os.path.join(ROOT, "nets", "cs231n_pattern.net")
+SMALL = """input 16x16x3
+let N = 1 in 1..2
+let M = 2 in 1..3
+let C = 8 in 4, 8
+let K = 1 in 0..1
+[(CONV(C, 3, p=1) - RELU)*N - POOL?]*M - (FC(32) - RELU)*K - FC(10) - SOFTMAX
+"""
+
+
+# ---- the range syntax ---------------------------------------------------------------------------
+def test_ranges_parse_and_the_file_is_its_default_member():
+    prog = cnndsl.parse(SMALL)
+    lets = {st.name: st.choices for st in prog.statements if type(st).__name__ == "Let"}
+    assert lets["N"].range and lets["C"].items[1].value == 8
+    plain = cnndsl.loads(SMALL.replace(" in 1..2", "").replace(" in 1..3", "").replace(" in 4, 8", "")
+                         .replace(" in 0..1", ""))
+    assert prog.bind().report()["totals"] == plain.report()["totals"]
+    assert cnndsl.loads("input 4x4x1\nlet a = 1.5\nlet b = .5\nDROPOUT(a - 1 + b - 0.5)").graph.nodes
+
+
+@pytest.mark.parametrize("text,message", [
+    ("let N = 2 in 5..1", "is empty"),
+    ("let N = 2 in 1.5..3", "whole numbers"),
+])
+def test_bad_file_ranges(text, message):
+    prog = cnndsl.parse(f"input 8x8x3\n{text}\n(CONV(4, 3, p=1))*N")
+    with pytest.raises(CnnError, match=message):
+        Space(prog)
+
+
+def test_space_counts_and_indexes_without_enumerating():
+    prog = cnndsl.parse(open(CLASSIC).read(), CLASSIC)
+    s = Space(prog, {"N": "1..5", "M": "1..6", "K": "0,1,2", "pool": "each"})
+    assert s.count == 5 * 3 * sum(2 ** m for m in range(1, 7))
+    assert s.member(s.count - 1) == {"N": 5, "M": 6, "K": 2, "pool": (False,) * 6}
+    assert Space(prog, {"N": "1..5", "pool": "on,off"}).count == 10
+    huge = Space(prog, {"N": "1..100000", "M": "1..100000", "K": "0..99999"})
+    assert huge.count == 10 ** 15
+    r = search(huge, sample=20, seed=3)
+    assert r["measured"] == 20 and r == search(huge, sample=20, seed=3)
+
+
+# ---- brute force: every member agrees with `report` on its emitted file ---------------------------
+@pytest.mark.parametrize("pool", ["on,off", "each"])
+def test_every_member_equals_report_of_its_emitted_file(pool, tmp_path):
+    prog = cnndsl.parse(SMALL, str(tmp_path / "small.net"))
+    space = Space(prog, {"pool": pool})
+    r = search(space, workers=1)
+    assert r["kept"] + sum(r["dropped"].values()) == space.count
+    for rec in r["members"]:
+        choices = space.member(rec["index"])
+        if space.each:
+            text = W.flat_text(elaborate_member(prog, space.bindings(choices))[0], "m")
+        else:
+            text = W.member_text(prog, choices)
+        rep = cnndsl.loads(text).report()
+        assert (rep["totals"]["params"], rep["totals"]["macs"], rep["totals"]["train_bytes"]) == \
+            (rec["params"], rec["macs"], rec["memory"]), text
+        rf = [l["rf"] for l in rep["layers"] if l["rf"] is not None][-1]
+        assert rec["rf"] == (rf if isinstance(rf, int) else max(rf))
+
+
+def test_budgets_reasons_where_and_pareto():
+    space = Space(cnndsl.parse(SMALL))
+    r = search(space, max_params=12000, where=__import__("cnndsl.search.where", fromlist=["Where"]).Where(
+        "N <= M and params > 1000", set(space.names)))
+    assert all(m["params"] <= 12000 and m["bindings"]["N"] <= m["bindings"]["M"] for m in r["members"])
+    assert r["dropped"]["over --max-params"] > 0 and r["dropped"]["--where"] > 0
+    fr = r["pareto"]
+    assert all(not (o["params"] <= p["params"] and o["macs"] <= p["macs"] and o != p
+                    and (o["params"], o["macs"]) != (p["params"], p["macs"])) for p in fr for o in r["members"])
+
+
+def test_parallel_equals_serial(monkeypatch):
+    import cnndsl.search.enumerate as E
+    monkeypatch.setattr(E, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(E, "CHUNK", 7)
+    space = Space(cnndsl.parse(SMALL), {"pool": "each"})
+    a, b = search(space, workers=1), search(space, workers=2)
+    key = lambda r: [(m["index"], m["params"], m["macs"]) for m in r["members"]]
+    assert a["count"] == b["count"] and a["dropped"] == b["dropped"] and key(a)[:5] == key(b)[:5]
+
+
+def test_match():
+    fam = Space(cnndsl.parse(SMALL))
+    net = cnndsl.parse(W.member_text(fam.program, {"N": 2, "M": 1, "C": 4, "K": 0}))
+    assert match(net, fam) == [{"N": 2, "M": 1, "C": 4, "K": 0}]
+    other = cnndsl.parse("input 16x16x3\nCONV(5, 3, p=1) - RELU - FC(10) - SOFTMAX")
+    assert match(other, fam) == []
+
+
+# ---- closed forms -----------------------------------------------------------------------------------
+def test_the_lectures_three_3x3_against_one_7x7():
+    from cnndsl.search.symbolic import symbolic, symbols
+    C = symbols(["C"])["C"]
+    three = symbolic(cnndsl.parse("let C = 64\ninput 56x56xC\n(CONV(C, 3, p=1) - RELU)*3"), ["C"])
+    seven = symbolic(cnndsl.parse("let C = 64\ninput 56x56xC\nCONV(C, 7, p=3) - RELU"), ["C"])
+    assert three["totals"]["params"] == 27 * C**2 + 3 * C and seven["totals"]["params"] == 49 * C**2 + C
+    assert three["rf"] == seven["rf"] == (7, 7)
+
+
+def test_symbolic_totals_equal_reports_at_100_random_points():
+    from cnndsl.search.symbolic import check, random_points, symbolic
+    prog = cnndsl.parse("let C = 8\nlet H = 32\nlet N = 2\nlet M = 2\ninput HxHx3\n"
+                        "[(CONV(C, 3, p=1) - RELU)*N - MAXPOOL(3, s=2, p=1)]*M - CONV(2*C, 3, s=2) - FC(10)")
+    ranges = {"C": range(1, 65), "H": range(24, 300), "N": range(1, 5), "M": range(1, 4)}
+    r = symbolic(prog, ["C", "H", "N", "M"], ranges={"N": ranges["N"], "M": ranges["M"]})
+    assert "floor" in str(r["totals"]["macs"]) and r["structural"] == ["N", "M"]
+    assert check(prog, r, random_points(list(ranges), ranges, 100, seed=1)) >= 95
+
+
+# ---- the command line --------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv,message", [
+    (["-D", "N=5..1"], "is empty"),
+    (["-D", "Z=1..3"], "never reads it"),
+    (["-D", "N=1..100000", "-D", "M=1..100000", "-D", "K=0..99999"], "1,000,000,000,000,000 members"),
+    (["-D", "N=1..3", "--where", "N > X"], "not a variable of the space"),
+    (["-D", "N=1..3", "--where", "__import__('os')"], "is not allowed"),
+])
+def test_bad_input_is_a_clear_error(argv, message, capsys):
+    assert main(["search", CLASSIC, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_search_json_emit_plot(tmp_path, capsys):
+    png = tmp_path / "front.png"
+    assert main(["search", CLASSIC, "-D", "N=1..3", "-D", "M=1..3", "-D", "K=0..1", "--max-params", "200k",
+                 "--top", "4", "--format", "json", "--emit", str(tmp_path / "m"), "--plot", str(png),
+                 "--symbolic", "N"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res["members"]) == 4 and res["pareto"] and "N" in res["symbolic"]["params"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    for m in res["members"]:
+        assert cnndsl.load(m["file"]).report()["totals"]["params"] == m["params"]
+    assert main(["match", res["members"][0]["file"], CLASSIC, "-D", "N=1..3", "-D", "M=1..3", "-D", "K=0..1"]) == 0
+
+
+def test_plain_report_imports_no_sympy_matplotlib_torch():
+    code = ("import sys, cnndsl.cli as c; c.main(['report', %r, '-D', 'N=3']); "
+            "print([m for m in ('sympy', 'matplotlib', 'torch', 'tqdm') if m in sys.modules])" % CLASSIC)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
+    assert out.strip().endswith("[]")
