@@ -50,10 +50,10 @@ def train(net, data, out=None, resume=False, callback=None, **given):
         else:
             ck = C.Loaded(path)
             notes += C.check_same_spec(ck, net)
-    ctx = distributed.context(given.get("device") or (ck.state["options"]["device"] if ck else "auto"))
+    ctx = distributed.context(given.get("device") or (ck.info("options")["device"] if ck else "auto"))
     try:
         o = O.resolve({**given, "data": os.fspath(data), "world_size": ctx.world},
-                      ck.state["options"] if ck else None)
+                      ck.info("options") if ck else None)
         return _run(net, o, out, ck, ctx, emit, notes)
     finally:
         ctx.close()
