@@ -59,6 +59,9 @@ def load(source, graph, seed=0, val_fraction=0.2, normalise=None) -> Data:
         x, y, classes, notes = _digits(shape)
     elif source == "synthetic" or source.startswith("synthetic:"):
         x, y, classes, notes = _synthetic(source, shape, _classes_of(graph), seed)
+    elif not os.path.exists(source) and (source.endswith(".npz") or os.sep in source):
+        raise CnnError(f"--data {source}: no such file or folder", usage=True,
+                       hint="give a FOLDER with a sub-folder per class, a FILE.npz, digits or synthetic")
     elif os.path.isdir(source):
         x, y, classes, notes = _folder(source, shape)
     elif source.endswith(".npz"):

@@ -7,7 +7,7 @@
     >>> frozen_layers(net.graph, "..features.conv1")
     ['features.conv1']
     >>> trainable_params(net.report(), ["features.conv1"])
-    (4106, 4146)
+    (798, 838)
 
 A name is a layer (`c1`), or a labelled group or block instance (`features`: every layer in it);
 `..NAME` is every layer from the input up to and including NAME (the fixed feature

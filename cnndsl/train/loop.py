@@ -239,6 +239,7 @@ def _restore(ck, model, opt, sched, warm, scaler, ctx):
 
 # ---- files (rank 0) ---------------------------------------------------------------------------------------
 def _write_spec(out, net, o, d) -> list[str]:
+    _discard_temporaries(out)
     text = _spec_text(net)
     paths = []
     if text is not None:
@@ -249,6 +250,19 @@ def _write_spec(out, net, o, d) -> list[str]:
     paths.append(os.path.join(out, "run.json"))
     atomic_write(paths[-1], (json.dumps(run, indent=1) + "\n").encode("utf-8"))
     return paths
+
+
+def _discard_temporaries(out):
+    """A kill -9 during an atomic write leaves its temporary file (never the target): remove ours."""
+    ours = ("checkpoint.safetensors", "weights.safetensors", "metrics.jsonl", "curves.png", "run.json", "spec.net")
+    if not os.path.isdir(out):
+        return
+    for f in os.listdir(out):
+        if f.endswith(".tmp") and any(f.startswith(f".{name}.") for name in ours):
+            try:
+                os.unlink(os.path.join(out, f))
+            except OSError:
+                pass
 
 
 def _spec_text(net):
