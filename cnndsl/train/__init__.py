@@ -11,7 +11,7 @@ The stages, a file each: `data` (datasets as arrays, fitted to the net's input: 
 `freeze` (which layers a --freeze names: torch-free, so `cnndsl report --freeze` stays light),
 `options` (the options and their defaults), `optim` (torch.optim and lr_scheduler by name),
 `loaders` (DataLoader, augmentation), `checkpoint` (atomic, resumable training state),
-`distributed` (torchrun), `loop` (train), `evaluate`, `plots` (matplotlib, Agg).
+`distributed` (torchrun), `loop` (train), `evaluation` (evaluate), `plots` (matplotlib, Agg).
 Nothing here prints: progress is reported through a callback (`loop.train`).
 """
 
@@ -23,6 +23,6 @@ def train(net, data, **options):
 
 
 def evaluate(net, weights, data, **options):
-    """See cnndsl.train.evaluate.evaluate."""
-    from .evaluate import evaluate as _evaluate
+    """See cnndsl.train.evaluation.evaluate."""
+    from .evaluation import evaluate as _evaluate
     return _evaluate(net, weights, data, **options)
