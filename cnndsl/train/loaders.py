@@ -6,7 +6,7 @@
     >>> [len(yb) for xb, yb in batches]
     [4, 4, 2]
 
-The dataset is indexed by a whole batch (a list of indices), so a step costs one gather, not
+The dataset is indexed by a whole batch (a tensor of indices), so a step costs one gather, not
 a collate of B samples. The order comes from a DistributedSampler (seeded by seed and epoch; one
 replica outside torchrun), so a resumed run sees the same batches as an uninterrupted one, and under
 torchrun every rank sees its own disjoint share. Augmentation draws from a generator seeded by
@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, DataLoader, DistributedSampler
 
 
 class Batches(Dataset):
-    """dataset[(batch number, [indices])] -> (x, y) of that batch."""
+    """dataset[(batch number, index tensor)] -> (x, y) of that batch."""
 
     def __init__(self, x, y, augment="none", seed=0, epoch=0):
         self.x, self.y = torch.as_tensor(x), torch.as_tensor(y)
@@ -30,7 +30,6 @@ class Batches(Dataset):
 
     def __getitem__(self, key):
         number, idx = key
-        idx = torch.as_tensor(idx, dtype=torch.long)
         xb, yb = self.x[idx], self.y[idx]
         if self.augment != "none":
             g = torch.Generator().manual_seed(hash((self.seed, self.epoch, number)) & 0x7FFF_FFFF_FFFF)
@@ -45,7 +44,7 @@ class Numbered:
         self.sampler, self.batch = sampler, batch
 
     def __iter__(self):
-        idx = list(self.sampler)
+        idx = torch.as_tensor(list(self.sampler), dtype=torch.long)
         for number, i in enumerate(range(0, len(idx), self.batch)):
             yield number, idx[i:i + self.batch]
 
