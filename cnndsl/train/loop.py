@@ -131,6 +131,7 @@ def _run(net, o, out, ck, ctx, emit, notes):
               "resumed_from": start if ck is not None else None, "notes": notes, "rank": ctx.rank,
               "world_size": ctx.world, "device": str(ctx.device)}
     emit({"event": "end", "rank": ctx.rank, "final": result["final"], "files": files})
+    ctx.barrier()  # no rank leaves the process group while rank 0 still writes (gloo aborts a peer that does)
     return result
 
 
