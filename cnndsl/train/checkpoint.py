@@ -34,9 +34,12 @@ def encode(obj, key: str, tensors: dict):
     if isinstance(obj, torch.Tensor):
         tensors[key] = obj.detach().cpu().contiguous()
         return {"__tensor__": key}
-    if isinstance(obj, dict):
-        return {"__dict__": [[encode(k, f"{key}/k{i}", tensors), encode(v, f"{key}/{i}", tensors)]
-                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, dict):  # tensors named by their path: train/optimizer/state/0/momentum_buffer
+        names = [str(k) if isinstance(k, (str, int)) and "/" not in str(k) else f"#{i}" for i, k in enumerate(obj)]
+        if len(set(names)) < len(names):
+            names = [f"#{i}" for i in range(len(obj))]
+        return {"__dict__": [[encode(k, f"{key}/{n}.key", tensors), encode(v, f"{key}/{n}", tensors)]
+                             for n, (k, v) in zip(names, obj.items())]}
     if isinstance(obj, tuple):
         return {"__tuple__": [encode(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]}
     if isinstance(obj, list):
