@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the report here instead of stdout")
     p.add_argument("--symbolic", metavar="VARS", help="closed form: volumes, params, MACs and totals as formulas in "
                    "these variables (comma-separated, e.g. C,N; needs sympy)")
+    p.add_argument("--freeze", metavar="NAMES", help="layers that do not train (as train --freeze): the "
+                   "totals' trainable parameters leave them out")
 
     p = sub.add_parser("check", help="validate specs (errors and warnings only; for CI and editors)")
     p.add_argument("files", nargs="+")
@@ -79,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--expand", action="store_true", help="draw every repetition of repeated blocks")
     p.add_argument("--detail", choices=("low", "high"), default="low")
     _search_parsers(sub)
+    _train_parser(sub)
+    _eval_parser(sub)
     return top
 
 
@@ -120,6 +124,54 @@ def _search_parsers(sub):
     p.add_argument("--limit", type=int, default=200_000)
 
 
+def _train_parser(sub):
+    from .train.options import AUGMENTS, DEVICES, OPTIMIZERS, SCHEDULES
+    p = sub.add_parser("train", help="train a spec's network on data (one process, or each of torchrun's)",
+                       description="Options left out take the checkpoint's values with --resume, else the defaults.")
+    _spec_options(p)
+    p.add_argument("--data", required=True, help="digits, synthetic[:N], a FOLDER with a sub-folder per class, "
+                   "or FILE.npz with arrays x and y")
+    p.add_argument("--epochs", type=int, help="epochs in all (with --resume: to train up to; default 10)")
+    p.add_argument("--batch", type=int, help="batch size per process (default 32)")
+    p.add_argument("--opt", choices=OPTIMIZERS, help="optimizer (default adam)")
+    p.add_argument("--lr", type=float, help="learning rate (default: adam/adamw 0.003, rmsprop 0.001, "
+                   "sgd/momentum/nesterov/adagrad 0.01, adadelta 1.0)")
+    p.add_argument("--momentum", type=float, help="for momentum and nesterov (default 0.9) and rmsprop (0)")
+    p.add_argument("--weight-decay", type=float, help="L2 penalty (default 0)")
+    p.add_argument("--schedule", choices=SCHEDULES, help="step: x0.1 every third of the run; exp: x0.1 over "
+                   "the run; cosine; plateau: x0.1 when val accuracy stalls 2 epochs (default none)")
+    p.add_argument("--warmup", type=int, metavar="STEPS", help="linear warm-up over the first STEPS batches")
+    p.add_argument("--augment", choices=AUGMENTS, help="random horizontal flips, random crops (default none)")
+    p.add_argument("--label-smoothing", type=float, metavar="S")
+    p.add_argument("--device", choices=DEVICES, help="default auto: cuda when there is one")
+    p.add_argument("--amp", action="store_true", default=None, help="mixed precision (bf16, or fp16 with loss scaling)")
+    p.add_argument("--channels-last", action="store_true", default=None)
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--seed", type=int, help="initialisation, split, order, augmentation (default 0)")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0: the data is in memory)")
+    p.add_argument("--val", type=float, dest="val_fraction", metavar="FRACTION",
+                   help="validation share of each class (default 0.2)")
+    p.add_argument("--out", metavar="DIR", help="write metrics.jsonl, curves.png, checkpoints and the spec here")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--init", metavar="CKPT", help="start from a checkpoint's tensors whose names and shapes match "
+                   "(a torchvision state_dict is mapped); prints what it skipped")
+    p.add_argument("--freeze", metavar="NAMES", help="layers or groups that do not train, comma-separated; "
+                   "..NAME: everything up to NAME")
+
+
+def _eval_parser(sub):
+    p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix of a checkpoint")
+    _spec_options(p)
+    p.add_argument("--weights", required=True, help="weights.safetensors or checkpoint.safetensors of cnndsl "
+                   "train, or any checkpoint of this spec")
+    p.add_argument("--data", required=True, help="as for train")
+    p.add_argument("--split", choices=("val", "train", "all"),
+                   help="default: val on the data it was trained on, else all")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--out", metavar="DIR", help="write confusion.png and eval.json here")
+
+
 def _version():
     from . import __version__
     return __version__
@@ -148,6 +200,9 @@ def cmd_report(args):
     if args.batch < 1:
         raise CnnError("--batch must be at least 1", usage=True)
     rep = net.report(dtype=args.dtype, batch=args.batch, optimizer=args.optimizer, memory=args.memory)
+    if args.freeze:
+        from .train import freeze
+        freeze.annotate(rep, net.graph, args.freeze)
     if args.format == "json":
         import json
         text = json.dumps(rep, indent=1) + "\n"
@@ -155,8 +210,16 @@ def cmd_report(args):
         text = {"table": report.table, "markdown": report.markdown, "csv": report.csv_text}[args.format](rep)
     if args.format != "json" or args.output:
         _print_warnings(net)
+    if args.freeze and args.format in ("table", "markdown"):
+        t = rep["totals"]
+        text += (f"trainable parameters: {t['trainable_params']:,} of {t['params']:,} "
+                 f"(frozen: {_short(rep['frozen'])})\n")
     _emit(text, args.output)
     return 0
+
+
+def _short(names, n=6):
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "") if names else "none"
 
 
 def cmd_check(args):
@@ -432,6 +495,121 @@ def cmd_match(args):
     from .search.enumerate import _show
     for c in found:
         print(f"{args.net} is a member of {args.family}: " + " ".join(f"{k}={v}" for k, v in _show(c).items()))
+    return 0
+
+
+TRAIN_OPTIONS = ("epochs", "batch", "opt", "lr", "momentum", "weight_decay", "schedule", "warmup", "augment",
+                 "label_smoothing", "device", "amp", "channels_last", "compile", "seed", "workers", "val_fraction",
+                 "init", "freeze")
+
+
+def cmd_train(args):
+    from .train import train
+    net = _load(args)
+    _print_warnings(net)
+    progress = _Progress()
+    given = {k: getattr(args, k) for k in TRAIN_OPTIONS}
+    try:
+        result = train(net, args.data, out=args.out, resume=args.resume, callback=progress, **given)
+    finally:
+        progress.close()
+    if result["rank"] != 0:
+        return 0
+    for f in result["files"]:
+        print(f"wrote {f}", file=sys.stderr)
+    sys.stderr.flush()
+    final = result["final"]
+    if final is None:
+        print(f"nothing to train: the checkpoint has {result['resumed_from']} epochs already")
+    elif final["val_acc"] is None:
+        print(f"final training accuracy: {final['train_acc']:.4f} (epoch {final['epoch']}; no validation split)")
+    else:
+        print(f"final validation accuracy: {final['val_acc']:.4f} (epoch {final['epoch']})")
+    return 0
+
+
+class _Progress:
+    """The train callback: the set-up, a progress bar per epoch (tqdm, on stderr), a line per epoch."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, e):
+        if e["rank"] != 0:
+            return
+        getattr(self, "on_" + e["event"], lambda e: None)(e)
+
+    def on_start(self, e):
+        for n in e["notes"]:
+            print(f"cnndsl: note: {n}", file=sys.stderr)
+        for line in e["data"]:
+            print(f"data: {line}")
+        o = e["options"]
+        where = f"{e['device']}" + (f", {e['world_size']} processes ({e['backend']})" if e["world_size"] > 1 else "")
+        print(f"train: {o['opt']} lr {o['lr']:g}" + (f" momentum {o['momentum']:g}" if o["momentum"] else "")
+              + (f" weight decay {o['weight_decay']:g}" if o["weight_decay"] else "")
+              + f", schedule {o['schedule']}" + (f", warm-up {o['warmup']} steps" if o["warmup"] else "")
+              + f", batch {o['batch']}" + (f" x {e['world_size']}" if e["world_size"] > 1 else "")
+              + f", {o['epochs']} epochs, seed {o['seed']}, on {where}" + (f", amp {e['amp']}" if e["amp"] else ""))
+        if e["init"] is not None:
+            _print_weights(e["init"], o["init"])
+        print(f"parameters: {e['trainable_params']:,} trainable of {e['params']:,}"
+              + (f" (frozen: {_short(e['frozen'])})" if e["frozen"] else ""))
+        if e["resumed_from"] is not None:
+            print(f"resumed after epoch {e['resumed_from']}")
+
+    def on_epoch(self, e):
+        from tqdm import tqdm
+        self.close()
+        self.bar = tqdm(total=e["steps"], desc=f"epoch {e['epoch']}/{e['epochs']}", unit="step", leave=False,
+                        file=sys.stderr, disable=None, dynamic_ncols=True)
+
+    def on_progress(self, e):
+        if self.bar is not None:
+            self.bar.update(e["step"] - self.bar.n)
+            self.bar.set_postfix(loss=f"{e['loss']:.4f}", acc=f"{e['acc']:.4f}",
+                                 img_s=f"{e['images_per_s']:.0f}" if e["images_per_s"] else "-", refresh=False)
+
+    def on_epoch_end(self, e):
+        self.close()
+        r = e["row"]
+        val = f"val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}" if r["val_acc"] is not None else "no validation"
+        print(f"epoch {r['epoch']}: lr {r['lr']:.3g}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  "
+              f"{val}  {r['images_per_s']:.0f} img/s  {r['seconds']:.1f} s", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_eval(args):
+    from .train import evaluate
+    net = _load(args)
+    _print_warnings(net)
+    r = evaluate(net, args.weights, args.data, split=args.split, batch=args.batch, device=args.device, out=args.out)
+    for line in r["data"]:
+        print(f"data: {line}")
+    classes = r["classes"]
+    width = max(5, *(len(str(c)) for c in classes))
+    print(f"\nper class ({r['split']} split):")
+    print(f"  {'class':<{width}}  {'n':>5}  {'correct':>7}  {'acc':>6}")
+    for c in r["per_class"]:
+        acc = f"{c['acc']:.4f}" if c["acc"] is not None else "-"
+        print(f"  {c['class']:<{width}}  {c['n']:>5}  {c['correct']:>7}  {acc:>6}")
+    cell = max(3, *(len(str(v)) for row in r["confusion"] for v in row), *(len(str(c)) for c in classes))
+    print(f"\nconfusion matrix (rows: true class, columns: predicted):")
+    print(" " * (width + 2) + " ".join(f"{c:>{cell}}" for c in classes))
+    for c, row in zip(classes, r["confusion"]):
+        print(f"  {c:<{width}}" + " ".join(f"{v:>{cell}}" for v in row))
+    if args.out:
+        import json
+        from .files import atomic_write
+        path = os.path.join(args.out, "eval.json")
+        atomic_write(path, (json.dumps({k: v for k, v in r.items() if k != "files"}, indent=1) + "\n").encode())
+        for f in r["files"] + [path]:
+            print(f"wrote {f}", file=sys.stderr)
+    print(f"\naccuracy: {r['accuracy']:.4f} ({r['correct']}/{r['n']}, {100 * r['accuracy']:.2f}%)")
     return 0
 
 

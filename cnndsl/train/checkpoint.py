@@ -1,0 +1,155 @@
+"""Training checkpoints: weights plus everything a run needs to continue exactly, written atomically.
+
+    OUT/checkpoint.safetensors   the model's tensors (their layer names) and, under `train/`, the
+                                 optimizer's, the schedules' and the RNG states; metadata: the spec
+                                 (cnndsl.weights: sha256, bindings, input), the options, the epoch,
+                                 the history, the data's normalisation and the spec's layers
+    OUT/weights.safetensors      the model's tensors alone (cnndsl.weights.save): what eval, export,
+                                 --init and weights.load_into take
+
+Both are written by cnndsl.weights.save, i.e. files.atomic_write (a temporary file, fsync, rename),
+so a kill -9 at any moment leaves the previous epoch's complete file or the new one, never a
+half-written one; the checkpoint is written first, and a resume reads only it. State that
+is not a tensor (param groups, step counts, scheduler fields) is JSON in the metadata, with
+dict keys and tuples kept as they were, so `load_state_dict` gets back exactly what was saved.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+
+from .. import weights as W
+from ..errors import CnnError
+
+CHECKPOINT, WEIGHTS = "checkpoint.safetensors", "weights.safetensors"
+KIND = "cnndsl.train-state/1"
+PREFIX = "train/"
+
+
+# ---- state <-> (tensors, JSON) -----------------------------------------------------------------
+def encode(obj, key: str, tensors: dict):
+    """A JSON-able copy of `obj` whose tensors are moved into `tensors` under keys from `key`."""
+    if isinstance(obj, torch.Tensor):
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):  # tensors named by their path: train/optimizer/state/0/momentum_buffer
+        names = [str(k) if isinstance(k, (str, int)) and "/" not in str(k) else f"#{i}" for i, k in enumerate(obj)]
+        if len(set(names)) < len(names):
+            names = [f"#{i}" for i in range(len(obj))]
+        return {"__dict__": [[encode(k, f"{key}/{n}.key", tensors), encode(v, f"{key}/{n}", tensors)]
+                             for n, (k, v) in zip(names, obj.items())]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [encode(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [encode(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise CnnError(f"cannot checkpoint a {type(obj).__name__} in the training state ({key})")
+
+
+def decode(obj, tensors: dict):
+    if isinstance(obj, list):
+        return [decode(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__tuple__" in obj:
+            return tuple(decode(v, tensors) for v in obj["__tuple__"])
+        return {decode(k, tensors): decode(v, tensors) for k, v in obj["__dict__"]}
+    return obj
+
+
+# ---- writing -------------------------------------------------------------------------------------
+def save(out: str, module, net, state: dict, info: dict) -> list[str]:
+    """Write OUT/checkpoint.safetensors (the model and `state`: {name: state_dict or tensor}), then
+    OUT/weights.safetensors; `info` ({str: JSON-able}) goes into both files' metadata."""
+    model = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    tensors = dict(model)
+    encoded = encode(state, PREFIX.rstrip("/"), tensors)
+    meta = {**net.spec_info, "kind": KIND, "cnndsl.train": json.dumps(encoded),
+            **{k: json.dumps(v) for k, v in info.items()}}
+    paths = [os.path.join(out, CHECKPOINT), os.path.join(out, WEIGHTS)]
+    W.save(tensors, paths[0], meta=meta)
+    W.save(model, paths[1], meta={**net.spec_info, **{k: json.dumps(v) for k, v in info.items()}})
+    return paths
+
+
+# ---- reading ----------------------------------------------------------------------------------------
+class Loaded:
+    """A checkpoint read back: the model's tensors, the training state, the metadata."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        tensors, self.meta = W.read(self.path)
+        self.model = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
+        raw = self.meta.get("cnndsl.train")
+        self.state = decode(json.loads(raw), tensors) if raw else None
+
+    def info(self, key, default=None):
+        raw = self.meta.get(key)
+        return json.loads(raw) if raw is not None else default
+
+    # a source for cnndsl.weights.load_into: by name, with the spec's metadata
+    def state_dict(self):
+        return self.model
+
+    @property
+    def cnndsl_meta(self):
+        return {k: v for k, v in self.meta.items() if k != "cnndsl.train"}
+
+
+def weights_source(path):
+    """What load_into should take for a user's --weights / --init: a training checkpoint's model
+    tensors (and its metadata), or the file itself (weights, a .pt, a torchvision state_dict)."""
+    path = os.fspath(path)
+    if path.endswith(".safetensors"):
+        ck = Loaded(path)
+        if ck.state is not None:
+            return ck
+    return path
+
+
+def find(out: str) -> str | None:
+    path = os.path.join(out, CHECKPOINT)
+    return path if os.path.exists(path) else None
+
+
+def check_same_spec(ck: Loaded, net) -> list[str]:
+    """Refuse to resume from a checkpoint of another spec, naming the layers that differ; return
+    notes when only the text differs (a comment) and the layers are the same."""
+    here = net.spec_info
+    if ck.meta.get("spec_sha256") == here["spec_sha256"] and ck.meta.get("bindings") == here["bindings"] \
+            and ck.meta.get("input") == here["input"]:
+        return []
+    theirs = {r[0]: r[1:] for r in ck.info("layers", [])}
+    ours = {r[0]: r[1:] for r in layer_rows(net)}
+    only_there = [k for k in theirs if k not in ours]
+    only_here = [k for k in ours if k not in theirs]
+    changed = [k for k in ours if k in theirs and ours[k] != theirs[k]]
+    if not (only_there or only_here or changed):
+        return [f"{ck.path} was saved from another text of this spec ({ck.meta.get('spec_name')}, sha256 "
+                f"{ck.meta.get('spec_sha256', '')[:12]}); its layers are the same, so it is resumed"]
+    lines = []
+    if changed:
+        lines += [f"  {k}: {_row(theirs[k])} there, {_row(ours[k])} here" for k in changed[:8]]
+    if only_there:
+        lines.append(f"  only in the checkpoint: {', '.join(only_there[:8])}{' ...' if len(only_there) > 8 else ''}")
+    if only_here:
+        lines.append(f"  only here: {', '.join(only_here[:8])}{' ...' if len(only_here) > 8 else ''}")
+    raise CnnError(f"{ck.path} was saved from another spec ({ck.meta.get('spec_name')}, sha256 "
+                   f"{ck.meta.get('spec_sha256', '')[:12]}, -D {ck.meta.get('bindings')}, input {ck.meta.get('input')}; "
+                   f"this is {here['spec_name']}, sha256 {here['spec_sha256'][:12]}, -D {here['bindings']}, "
+                   f"input {here['input']}); the layers that differ:\n" + "\n".join(lines),
+                   usage=True, hint="--resume continues the same spec; to start from its weights, train into "
+                                    "another --out with --init " + ck.path.replace(CHECKPOINT, WEIGHTS))
+
+
+def layer_rows(net) -> list:
+    """[name, op, description, output volume] of every layer: what a checkpoint records of its spec."""
+    return [[n.name, n.op, n.kind.describe(n.attrs), "x".join(map(str, n.out_shape))] for n in net.graph.nodes]
+
+
+def _row(r):
+    return f"{r[0]} {r[1]} -> {r[2]}".replace("  ", " ")

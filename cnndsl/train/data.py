@@ -1,0 +1,343 @@
+"""Datasets as arrays, fitted to a net's input, split and normalised: nothing downloaded, no torch.
+
+    >>> import cnndsl
+    >>> d = load("digits", cnndsl.loads("input 16x16x1\\nCONV(4, 3) - FC(10)").graph, seed=0)
+    >>> d.x_train.shape, d.x_val.shape, len(d.classes)
+    ((1438, 1, 16, 16), (359, 1, 16, 16), 10)
+
+DATA is one of
+  digits          scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), resized
+                  (bilinear) to 3/4 of the net's input side and centred on a zero margin (a side under
+                  16: resized to fill it), repeated over 3 channels for a colour net
+  synthetic[:N]   N (default 2,048, fewer for large inputs) generated images of the net's input volume,
+                  one smooth random pattern per class plus noise: learnable, for smoke tests and benchmarks
+  FOLDER          one sub-folder per class of images Pillow reads, resized to the net's input, converted
+                  to grayscale or RGB as the net's channels ask
+  FILE.npz        arrays `x` (N,H,W,C), (N,C,H,W), (N,H,W) or (N,F) and `y` (N,) labels; they must fit
+Arrays come out NCHW float32 (or (N, F) for a vector input). The split is stratified and seeded
+(`val_fraction` of every class), and the per-channel mean and std come from the training split
+alone. `Data.description` states all of it, for the log.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CnnError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+SYNTHETIC_BYTES = 256 * 2 ** 20  # the default synthetic set stays under this
+
+
+@dataclass
+class Data:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    classes: list
+    mean: list              # per channel, from the training split
+    std: list
+    source: str             # the DATA argument
+    description: list = field(default_factory=list)  # what was done, one line each
+
+    def info(self) -> dict:
+        """What eval needs to see data as training did (kept in the checkpoint's metadata)."""
+        return {"source": self.source, "classes": self.classes, "mean": self.mean, "std": self.std}
+
+
+def load(source, graph, seed=0, val_fraction=0.2, normalise=None) -> Data:
+    """Load DATA for a net's graph (input volume, output units). `normalise=(mean, std)` uses
+    given statistics (a checkpoint's) instead of the training split's; `val_fraction=0` or 1
+    keeps everything in one split."""
+    source = os.fspath(source)
+    shape = tuple(graph.input_shape)
+    if source == "digits":
+        x, y, classes, notes = _digits(shape)
+    elif source == "synthetic" or source.startswith("synthetic:"):
+        x, y, classes, notes = _synthetic(source, shape, _classes_of(graph), seed)
+    elif not os.path.exists(source) and (source.endswith(".npz") or os.sep in source):
+        raise CnnError(f"--data {source}: no such file or folder", usage=True,
+                       hint="give a FOLDER with a sub-folder per class, a FILE.npz, digits or synthetic")
+    elif os.path.isdir(source):
+        x, y, classes, notes = _folder(source, shape)
+    elif source.endswith(".npz"):
+        x, y, classes, notes = _npz(source, shape)
+    else:
+        raise CnnError(f"--data {source}: not a dataset name, a folder of class folders, nor a .npz file",
+                       usage=True, hint="use digits, synthetic, synthetic:N, a FOLDER with a sub-folder per class, "
+                                        "or a FILE.npz with arrays x and y")
+    check_classes(graph, len(classes), source, classes)
+    if not 0 <= val_fraction < 1:
+        raise CnnError(f"the validation fraction must be in [0, 1), not {val_fraction}", usage=True)
+    tr, va = split(y, val_fraction, seed)
+    notes.append(f"split: {len(tr)} train / {len(va)} validation "
+                 f"({val_fraction:.0%} of each class, seed {seed})")
+    x_train, x_val = x[tr], x[va]
+    if normalise is None:
+        mean, std = _stats(x_train)
+        how = "from the training split"
+    else:
+        mean, std = [float(v) for v in normalise[0]], [float(v) for v in normalise[1]]
+        how = "as recorded in the checkpoint"
+    notes.append("normalised: mean " + ", ".join(f"{m:.4g}" for m in mean) + "; std " +
+                 ", ".join(f"{s:.4g}" for s in std) + f" ({how})")
+    x_train, x_val = _apply(x_train, mean, std), _apply(x_val, mean, std)
+    return Data(x_train, y[tr], x_val, y[va], classes, mean, std, source, notes)
+
+
+# ---- fitting ------------------------------------------------------------------------------------------
+def output_units(graph):
+    """(units, the node that gives them) of the net's output, skipping a final SOFTMAX."""
+    node = graph[graph.output] if graph.output in graph else None
+    while node is not None and node.op == "SOFTMAX" and node.inputs[0] != "input":
+        node = graph[node.inputs[0]]
+    shape = graph.shape_of(node.name if node else "input")
+    if len(shape) == 3 and shape[:2] != (1, 1):
+        return None, node
+    return shape[-1], node
+
+
+def _classes_of(graph) -> int:
+    units, _ = output_units(graph)
+    return units or 2
+
+
+def check_classes(graph, n_classes, source, classes=()):
+    units, node = output_units(graph)
+    span = node.span if node is not None else None
+    name = node.name if node is not None else "input"
+    if units is None:
+        shape = "x".join(map(str, graph.shape_of(name)))
+        raise CnnError(f"the network ends in a {shape} volume (`{name}`), not in class scores", span,
+                       hint=f"end it with FC({n_classes}), or GAP - FC({n_classes}), for the {n_classes} classes "
+                            f"of {source}")
+    if units != n_classes:
+        shown = ", ".join(map(str, classes[:6])) + (" ..." if len(classes) > 6 else "")
+        raise CnnError(f"{source} has {n_classes} classes ({shown}) but the network's output `{name}` has "
+                       f"{units} units", span,
+                       hint=f"give the last layer {n_classes} outputs (e.g. FC({n_classes})), or use data with "
+                            f"{units} classes")
+
+
+def _needs_volume(shape, source):
+    if len(shape) != 3:
+        raise CnnError(f"{source} holds images, but the network's input is a vector of {shape[0]}", usage=True,
+                       hint="give the spec an image input (`input 32x32x1`) or use a .npz with x of shape (N, F)")
+
+
+def _resize(images: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(N, h0, w0, C) float32 -> (N, h, w, C), bilinear (Pillow, per channel)."""
+    from PIL import Image
+    if images.shape[1:3] == (h, w):
+        return images
+    out = np.empty((len(images), h, w, images.shape[3]), np.float32)
+    for i, img in enumerate(images):
+        for c in range(images.shape[3]):
+            out[i, :, :, c] = np.asarray(Image.fromarray(img[:, :, c], mode="F").resize((w, h), Image.BILINEAR))
+    return out
+
+
+def _channels(images: np.ndarray, c: int, source: str):
+    have = images.shape[3]
+    if have == c:
+        return images, None
+    if have == 1 and c == 3:
+        return np.repeat(images, 3, axis=3), "the one gray channel repeated over 3"
+    raise CnnError(f"{source} has {have}-channel images, but the network's input has {c} channels", usage=True,
+                   hint=f"write the spec's input with {have} channels (`input HxWx{have}`) or use {c}-channel data")
+
+
+def _nchw(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+# ---- the sources -----------------------------------------------------------------------------------
+def _digits(shape):
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
+    d = load_digits()
+    x, y = d.images.astype(np.float32), d.target.astype(np.int64)
+    notes = [f"digits: scikit-learn's {len(x)} 8x8 grayscale handwritten digits (values 0..16), 10 classes"]
+    if len(shape) == 1:
+        if shape[0] != 64:
+            raise CnnError(f"digits are 8x8 images (64 values), but the network's input is a vector of {shape[0]}",
+                           usage=True, hint="write `input 64` for flat digits, or an image input such as `input 32x32x1`")
+        notes.append("flattened to 64 values")
+        return x.reshape(len(x), 64), y, [str(c) for c in range(10)], notes
+    h, w, c = shape
+    x, how = _fit_digits(x[..., None], h, w)
+    if how:
+        notes.append(how + f" for the network's {h}x{w}x{c} input")
+    x, how = _channels(x, c, "digits")
+    if how:
+        notes.append(how)
+    return _nchw(x), y, [str(c) for c in range(10)], notes
+
+
+def _fit_digits(x, h, w):
+    """8x8 digits onto an HxW canvas: from 16x16 up, resized to 3/4 of the side and centred on a zero
+    margin (the digits' own background), as MNIST sits in LeNet-5's 32x32; smaller, resized to fill it."""
+    if (h, w) == (8, 8):
+        return x, None
+    if min(h, w) < 16:
+        return _resize(x, h, w), f"resized 8x8 -> {h}x{w} (bilinear)"
+    ih, iw = round(0.75 * h), round(0.75 * w)
+    top, left = (h - ih) // 2, (w - iw) // 2
+    x = np.pad(_resize(x, ih, iw), ((0, 0), (top, h - ih - top), (left, w - iw - left), (0, 0)))
+    return x, f"resized 8x8 -> {ih}x{iw} (bilinear) and centred in {h}x{w} on a zero margin"
+
+
+def _synthetic(source, shape, k, seed):
+    n = None
+    if ":" in source:
+        try:
+            n = int(source.partition(":")[2])
+        except ValueError:
+            n = 0
+        if n < 2 * k:
+            raise CnnError(f"--data {source}: the count must be a whole number of at least {2 * k} "
+                           f"(two per class)", usage=True)
+    per = math.prod(shape) * 4
+    if n is None:
+        n = max(8 * k, min(2048, SYNTHETIC_BYTES // per))
+    rng = np.random.default_rng(seed)
+    y = np.arange(n, dtype=np.int64) % k
+    rng.shuffle(y)
+    if len(shape) == 1:
+        protos = rng.normal(size=(k, shape[0])).astype(np.float32)
+        x = protos[y] + rng.normal(scale=1.0, size=(n, shape[0])).astype(np.float32)
+    else:
+        h, w, c = shape
+        # smooth class patterns: a few low-frequency waves per channel
+        yy, xx = np.meshgrid(np.linspace(0, 1, h, dtype=np.float32), np.linspace(0, 1, w, dtype=np.float32),
+                             indexing="ij")
+        freq = rng.uniform(0.5, 3.0, size=(k, c, 2, 2)).astype(np.float32)
+        phase = rng.uniform(0, 2 * np.pi, size=(k, c, 2)).astype(np.float32)
+        protos = np.zeros((k, c, h, w), np.float32)
+        for j in range(2):
+            protos += np.sin(2 * np.pi * (freq[:, :, j, :1, None] * yy + freq[:, :, j, 1:, None] * xx)
+                             + phase[:, :, j, None, None])
+        x = np.empty((n, c, h, w), np.float32)
+        for i in range(0, n, 256):  # in chunks: the noise of a large set would double the memory
+            m = min(n, i + 256) - i
+            x[i:i + m] = protos[y[i:i + m]] + rng.normal(scale=1.0, size=(m, c, h, w)).astype(np.float32)
+    notes = [f"synthetic: {n} generated {'x'.join(map(str, shape))} samples, {k} classes "
+             f"(a smooth random pattern per class plus unit noise; seed {seed})"]
+    return x, y, [str(c) for c in range(k)], notes
+
+
+def _folder(root, shape):
+    _needs_volume(shape, root)
+    from PIL import Image, UnidentifiedImageError
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if len(classes) < 2:
+        raise CnnError(f"{root}: an image folder needs a sub-folder per class (at least 2), found {len(classes)}",
+                       usage=True, hint="lay it out as FOLDER/cat/1.jpg, FOLDER/dog/2.png, ...")
+    h, w, c = shape
+    mode = {1: "L", 3: "RGB"}.get(c)
+    if mode is None:
+        raise CnnError(f"{root}: images have 1 (grayscale) or 3 (RGB) channels, but the network's input has {c}",
+                       usage=True, hint="write the spec's input as HxWx1 or HxWx3")
+    images, labels, sizes, modes = [], [], set(), set()
+    for label, cls in enumerate(classes):
+        folder = os.path.join(root, cls)
+        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not files:
+            raise CnnError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})", usage=True)
+        for f in files:
+            path = os.path.join(folder, f)
+            try:
+                with Image.open(path) as img:
+                    sizes.add(img.size)
+                    modes.add(img.mode)
+                    img = img.convert(mode)
+                    if img.size != (w, h):
+                        img = img.resize((w, h), Image.BILINEAR)
+                    arr = np.asarray(img, dtype=np.float32)
+            except (OSError, UnidentifiedImageError, ValueError) as e:
+                raise CnnError(f"{path}: not an image Pillow can read ({e})", usage=True) from None
+            images.append(arr.reshape(h, w, c))
+            labels.append(label)
+    notes = [f"{root}: {len(images)} images in {len(classes)} class folders ({', '.join(classes[:6])}"
+             f"{' ...' if len(classes) > 6 else ''})"]
+    if sizes != {(w, h)}:
+        shown = ", ".join(f"{a}x{b}" for b, a in sorted((b, a) for a, b in sizes)[:4])
+        notes.append(f"resized {shown}{' ...' if len(sizes) > 4 else ''} -> {h}x{w} (bilinear, Pillow)")
+    if modes != {mode}:
+        notes.append(f"converted {', '.join(sorted(modes))} -> {mode}")
+    notes.append("pixel values 0..255")
+    return _nchw(np.stack(images)), np.asarray(labels, np.int64), classes, notes
+
+
+def _npz(path, shape):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = list(f.keys())
+            if "x" not in keys or "y" not in keys:
+                raise CnnError(f"{path}: needs arrays `x` and `y`, has {', '.join(keys) or 'none'}", usage=True)
+            x, y = f["x"], f["y"]
+    except CnnError:
+        raise
+    except (OSError, ValueError) as e:
+        raise CnnError(f"{path}: not a readable .npz file ({e})", usage=True) from None
+    if y.ndim != 1 or len(y) != len(x) or len(x) < 2:
+        raise CnnError(f"{path}: y must be one label per sample of x (x {x.shape}, y {y.shape})", usage=True)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise CnnError(f"{path}: x must hold numbers, not {x.dtype}", usage=True)
+    values = np.unique(y)
+    classes = [str(v) for v in values]
+    y = np.searchsorted(values, y).astype(np.int64)
+    x = x.astype(np.float32)
+    have = "x".join(map(str, x.shape[1:]))
+    notes = [f"{path}: {len(x)} samples of {have}, {len(classes)} classes"]
+    if len(shape) == 1:
+        if x.ndim != 2 or x.shape[1] != shape[0]:
+            raise CnnError(f"{path}: x holds samples of {have}, but the network's input is a vector of {shape[0]}",
+                           usage=True, hint=f"write the spec's input to match the data (`input {have}`)")
+        return x, y, classes, notes
+    h, w, c = shape
+    if x.ndim == 3 and c == 1:
+        x = x[:, :, :, None]
+    if x.ndim == 4 and x.shape[1:] == (h, w, c):
+        return _nchw(x), y, classes, notes
+    if x.ndim == 4 and x.shape[1:] == (c, h, w):
+        notes.append("read as NCHW")
+        return np.ascontiguousarray(x), y, classes, notes
+    want = f"{h}x{w}x{c}"
+    hint = (f"write `input {x.shape[1]}x{x.shape[2]}x{x.shape[3] if x.ndim == 4 else 1}` in the spec (or --input), "
+            f"or resize the data to {want} (N,H,W,C) or {c}x{h}x{w} (N,C,H,W)") if x.ndim in (3, 4) else \
+        f"x must be images (N,H,W,C) of {want}"
+    raise CnnError(f"{path}: x holds samples of {have}, but the network's input is {want}", usage=True, hint=hint)
+
+
+# ---- split and statistics ------------------------------------------------------------------------------
+def split(y: np.ndarray, val_fraction: float, seed: int):
+    """(train indices, validation indices): `val_fraction` of every class, chosen with `seed`."""
+    rng = np.random.default_rng(seed)
+    tr, va = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        k = int(round(val_fraction * len(idx)))
+        va.append(idx[:k])
+        tr.append(idx[k:])
+    return np.sort(np.concatenate(tr)), np.sort(np.concatenate(va))
+
+
+def _stats(x):
+    if x.ndim == 2:
+        return [float(x.mean())], [float(x.std()) or 1.0]
+    mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
+    std = x.std(axis=(0, 2, 3), dtype=np.float64)
+    return [float(m) for m in mean], [float(s) if s > 0 else 1.0 for s in std]
+
+
+def _apply(x, mean, std):
+    if x.ndim == 2:
+        return ((x - mean[0]) / std[0]).astype(np.float32)
+    m = np.asarray(mean, np.float32)[None, :, None, None]
+    s = np.asarray(std, np.float32)[None, :, None, None]
+    return ((x - m) / s).astype(np.float32)

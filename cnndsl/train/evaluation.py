@@ -1,0 +1,81 @@
+"""`evaluate`: a trained checkpoint's accuracy on data, per class, and its confusion matrix.
+
+    >>> import cnndsl, tempfile
+    >>> from cnndsl.train import train
+    >>> net = cnndsl.loads("input 8x8x1\\nCONV(4, 3) - RELU - FC(3)")
+    >>> out = tempfile.mkdtemp()
+    >>> _ = train(net, "synthetic:96", epochs=1, out=out)
+    >>> r = evaluate(net, out + "/weights.safetensors", "synthetic:96")
+    >>> r["split"], len(r["confusion"]), sum(map(sum, r["confusion"])) == r["n"]
+    ('val', 3, True)
+
+The data is prepared as training prepared it, from what the checkpoint records (its data source,
+normalisation, seed and split): on the data it was trained on, the validation split is evaluated
+(`split="all"` takes every sample); on other data, every sample, normalised with the checkpoint's
+statistics. A checkpoint without that record (a .pt, a torchvision state_dict) is normalised with
+the data's own statistics, and says so.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .. import weights as W
+from ..errors import CnnError
+from ..files import atomic_write
+from . import checkpoint as C, data as D, plots
+
+
+def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None) -> dict:
+    source = C.weights_source(weights)
+    meta = source.cnndsl_meta if isinstance(source, C.Loaded) else (W.read(weights)[1] if os.fspath(
+        weights).endswith(".safetensors") else {})
+    info = _json(meta.get("data"))
+    opts = _json(meta.get("options")) or {}
+    data = os.fspath(data)
+    same = info is not None and info.get("source") == data
+    split = split or ("val" if same else "all")
+    if split not in ("val", "train", "all"):
+        raise CnnError(f"split {split!r}: one of val, train, all", usage=True)
+    if split != "all" and not same:
+        raise CnnError(f"the {split} split is the one of the data the checkpoint was trained on "
+                       f"({info.get('source') if info else 'not recorded'}), not {data}", usage=True,
+                       hint="evaluate every sample (split all)")
+    normalise = (info["mean"], info["std"]) if info else None
+    seed, frac = opts.get("seed", 0), opts.get("val_fraction", 0.2)
+    d = D.load(data, net.graph, seed=seed, val_fraction=frac if split != "all" else 0.0, normalise=normalise)
+    if info is None:
+        d.description.append("the checkpoint records no normalisation: the data's own statistics were used")
+    x, y = {"val": (d.x_val, d.y_val), "train": (d.x_train, d.y_train), "all": (d.x_train, d.y_train)}[split]
+    if split == "all":
+        d.description[-2] = f"evaluated: all {len(y)} samples"
+    model = net.to_torch(seed=0, logits=True)
+    load_report = W.load_into(model, source, strict=True)
+    dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    model.to(dev).eval()
+    k = len(d.classes)
+    conf = torch.zeros(k, k, dtype=torch.int64)
+    with torch.no_grad():
+        for i in range(0, len(y), batch):
+            xb = torch.as_tensor(x[i:i + batch]).to(dev)
+            pred = model(xb).flatten(1).argmax(1).cpu()
+            yb = torch.as_tensor(y[i:i + batch])
+            conf += torch.bincount(yb * k + pred, minlength=k * k).reshape(k, k)
+    matrix = conf.tolist()
+    correct = int(conf.diag().sum())
+    per_class = [{"class": c, "n": sum(matrix[i]), "correct": matrix[i][i],
+                  "acc": matrix[i][i] / sum(matrix[i]) if sum(matrix[i]) else None} for i, c in enumerate(d.classes)]
+    result = {"accuracy": correct / len(y) if len(y) else None, "correct": correct, "n": len(y), "split": split,
+              "classes": d.classes, "per_class": per_class, "confusion": matrix, "data": d.description,
+              "weights": load_report, "files": []}
+    if out is not None:
+        png = os.path.join(out, "confusion.png")
+        atomic_write(png, plots.confusion(matrix, d.classes, f"{net.name}: accuracy {result['accuracy']:.4f}"))
+        result["files"].append(png)
+    return result
+
+
+def _json(text):
+    import json
+    return json.loads(text) if text else None

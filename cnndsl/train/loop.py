@@ -1,0 +1,289 @@
+"""`train`: a spec's network trained on data, with checkpoints that resume exactly.
+
+    >>> import cnndsl
+    >>> net = cnndsl.loads("input 8x8x1\\nCONV(4, 3) - RELU - FC(3)")
+    >>> r = train(net, "synthetic:96", epochs=2, batch=32, seed=0)
+    >>> [row["epoch"] for row in r["history"]], sorted(r["history"][0])[:4]
+    ([1, 2], ['epoch', 'images_per_s', 'lr', 'seconds'])
+
+`train(net, data, out=None, resume=False, callback=None, **options)` (options: cnndsl.train.options)
+returns {"history": [one row per epoch], "final": the last row, "module": the trained module,
+"files": what it wrote, "data": how the data was prepared, "init": the --init load report, "frozen",
+"params", "trainable_params", "resumed_from", "notes", "rank", "world_size"}. Each row holds epoch, lr,
+train_loss, train_acc, val_loss, val_acc, images_per_s (training images a second, all ranks),
+train_seconds, seconds (the epoch with its validation).
+
+Nothing prints. `callback(event)` receives dicts: "start" (the run as set up), "epoch" (its number,
+steps, this rank's sample indices), "progress" (running loss, accuracy and images/s, a few dozen times
+an epoch), "epoch_end" (the row, after its checkpoint is written) and "end"; on every rank, each with
+its "rank". An exception from the callback stops the run (the last epoch's checkpoint stays).
+
+Exactness: the global torch RNG is seeded (dropout draws from it) and checkpointed with the optimizer,
+schedules and weights after every epoch; batches and augmentation are seeded by (seed, epoch), so on
+one CPU a run resumed after epoch k ends with the same bits as one never interrupted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import torch
+from torch import nn
+
+from .. import weights as W
+from ..errors import CnnError
+from ..files import atomic_write
+from . import checkpoint as C, data as D, distributed, freeze as F, loaders, optim, options as O, plots
+
+
+def train(net, data, out=None, resume=False, callback=None, **given):
+    emit = callback or (lambda event: None)
+    ck = None
+    notes = []
+    if resume:
+        if out is None:
+            raise CnnError("--resume needs --out DIR, the folder of the run to continue", usage=True)
+        path = C.find(out)
+        if path is None:
+            notes.append(f"--resume: no checkpoint in {out} yet, so the run starts from the beginning")
+        else:
+            ck = C.Loaded(path)
+            notes += C.check_same_spec(ck, net)
+    ctx = distributed.context(given.get("device") or (ck.info("options")["device"] if ck else "auto"))
+    try:
+        o = O.resolve({**given, "data": os.fspath(data), "world_size": ctx.world},
+                      ck.info("options") if ck else None)
+        return _run(net, o, out, ck, ctx, emit, notes)
+    finally:
+        ctx.close()
+
+
+def _run(net, o, out, ck, ctx, emit, notes):
+    torch.manual_seed(o["seed"])  # dropout's RNG; restored from the checkpoint on resume
+    model = net.to_torch(seed=o["seed"], logits=True)
+    init_report = None
+    if o["init"] and ck is None:
+        init_report = W.load_into(model, C.weights_source(o["init"]), strict=False)
+    frozen = F.frozen_layers(net.graph, o["freeze"])
+    frozen_bn = _freeze(model, frozen)
+    d = D.load(o["data"], net.graph, seed=o["seed"], val_fraction=o["val_fraction"])
+    params = sum(p.numel() for p in model.parameters())
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise CnnError(f"--freeze {o['freeze']} leaves nothing to train", usage=True,
+                       hint="freeze fewer layers (..NAME freezes everything up to NAME)")
+    model.to(ctx.device)
+    if o["channels_last"]:
+        model.to(memory_format=torch.channels_last)
+    opt = optim.optimizer(trainable, o)
+    sched, warm = optim.schedule(opt, o), optim.warmup(opt, o)
+    amp_dtype, scaler = _amp(o, ctx)
+    history, start = [], 0
+    if ck is not None:
+        start, history = _restore(ck, model, opt, sched, warm, scaler, ctx)
+    run_model = distributed.wrap(model, ctx)
+    if o["compile"]:
+        run_model = torch.compile(run_model)
+    workers = o["workers"] if o["workers"] is not None else 0
+    pin = ctx.device.type == "cuda"
+    files = []
+    meta = {"epoch": start, "options": o, "data": d.info(), "layers": C.layer_rows(net)}
+    if ctx.main and out is not None:
+        files += _write_spec(out, net, o, d)
+    emit({"event": "start", "rank": ctx.rank, "world_size": ctx.world, "device": str(ctx.device),
+          "backend": ctx.backend, "data": d.description, "options": o, "params": params,
+          "trainable_params": sum(p.numel() for p in trainable), "frozen": frozen, "init": init_report,
+          "resumed_from": start if ck is not None else None, "notes": notes,
+          "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
+          "train_samples": len(d.y_train), "val_samples": len(d.y_val)})
+    crit = nn.CrossEntropyLoss(label_smoothing=o["label_smoothing"])
+    plain = nn.CrossEntropyLoss(reduction="sum")
+    for epoch in range(start, o["epochs"]):
+        t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        indices = []
+        batches = loaders.loader(d.x_train, d.y_train, o["batch"], o["seed"], epoch, True, o["augment"],
+                                 ctx.rank, ctx.world, workers, pin, indices)
+        emit({"event": "epoch", "rank": ctx.rank, "epoch": epoch + 1, "epochs": o["epochs"],
+              "steps": len(batches), "indices": indices})
+        run_model.train()
+        for m in frozen_bn:
+            m.eval()
+        tl, tc, tn = _train_epoch(run_model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emit, epoch)
+        train_s = time.perf_counter() - t0
+        vl, vc, vn = _validate(run_model, d, o, ctx, plain, amp_dtype)
+        val_acc = vc / vn if vn else None
+        optim.step_epoch(sched, val_acc if val_acc is not None else tc / max(1, tn))
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": tl / max(1, tn), "train_acc": tc / max(1, tn),
+               "val_loss": vl / vn if vn else None, "val_acc": val_acc,
+               "images_per_s": tn / train_s if train_s > 0 else None, "train_seconds": train_s,
+               "seconds": time.perf_counter() - t0}
+        history.append(row)
+        if ctx.main and out is not None:
+            state = _state(opt, sched, warm, scaler, history, epoch + 1)
+            files = sorted(set(files) | set(_write_epoch(out, model, net, state, {**meta, "epoch": epoch + 1,
+                                                                                   "val_acc": val_acc}, history)))
+        emit({"event": "epoch_end", "rank": ctx.rank, "row": row})
+    result = {"history": history, "final": history[-1] if history else None, "module": model, "files": files,
+              "data": d.description, "classes": d.classes, "init": init_report, "frozen": frozen,
+              "params": params, "trainable_params": sum(p.numel() for p in trainable),
+              "resumed_from": start if ck is not None else None, "notes": notes, "rank": ctx.rank,
+              "world_size": ctx.world, "device": str(ctx.device)}
+    emit({"event": "end", "rank": ctx.rank, "final": result["final"], "files": files})
+    ctx.barrier()  # no rank leaves the process group while rank 0 still writes (gloo aborts a peer that does)
+    return result
+
+
+# ---- one epoch ---------------------------------------------------------------------------------------
+def _train_epoch(model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emit, epoch):
+    dev = ctx.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    n, steps = 0, len(batches)
+    every = max(1, steps // 40)
+    t0 = time.perf_counter()
+    for step, (xb, yb) in enumerate(batches):
+        xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+        if o["channels_last"] and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(xb).flatten(1)
+            loss = crit(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        if warm is not None and warm.last_epoch < o["warmup"]:
+            warm.step()
+        b = len(yb)
+        n += b
+        loss_sum += loss.detach() * b
+        correct += (logits.detach().argmax(1) == yb).sum()
+        if (step + 1) % every == 0 or step + 1 == steps:
+            dt = time.perf_counter() - t0
+            emit({"event": "progress", "rank": ctx.rank, "epoch": epoch + 1, "step": step + 1, "steps": steps,
+                  "loss": loss_sum.item() / n, "acc": correct.item() / n,
+                  "images_per_s": n * ctx.world / dt if dt > 0 else None})
+    return tuple(ctx.sum([loss_sum.item(), correct.item(), n]))
+
+
+@torch.no_grad()
+def _validate(model, d, o, ctx, plain, amp_dtype):
+    if not len(d.y_val):
+        return 0.0, 0, 0
+    model.eval()
+    dev = ctx.device
+    loss_sum, correct, n = 0.0, 0, 0
+    for xb, yb in loaders.loader(d.x_val, d.y_val, max(o["batch"], 256), o["seed"], 0, False,
+                                 rank=ctx.rank, world=ctx.world):
+        xb, yb = xb.to(dev), yb.to(dev)
+        if o["channels_last"] and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(xb).flatten(1).float()
+        loss_sum += plain(logits, yb).item()
+        correct += int((logits.argmax(1) == yb).sum())
+        n += len(yb)
+    loss_sum, correct, n = ctx.sum([loss_sum, correct, n])
+    return loss_sum, int(correct), int(n)
+
+
+# ---- set-up pieces ---------------------------------------------------------------------------------------
+def _freeze(model, frozen) -> list:
+    """Stop gradients of the frozen layers; return their BN modules (kept in eval mode while training)."""
+    bns = []
+    for name in frozen:
+        m = model.get_submodule(name)
+        for p in m.parameters(recurse=False):
+            p.requires_grad_(False)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            bns.append(m)
+    return bns
+
+
+def _amp(o, ctx):
+    if not o["amp"]:
+        return None, None
+    if ctx.device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, None
+        return torch.float16, torch.amp.GradScaler("cuda")
+    return torch.bfloat16, None
+
+
+def _state(opt, sched, warm, scaler, history, epoch) -> dict:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {"epoch": epoch, "optimizer": opt.state_dict(), "schedule": sched.state_dict() if sched else None,
+            "warmup": warm.state_dict() if warm else None, "scaler": scaler.state_dict() if scaler else None,
+            "rng": rng, "history": history}
+
+
+def _restore(ck, model, opt, sched, warm, scaler, ctx):
+    s = ck.state
+    model.load_state_dict({k: v for k, v in ck.model.items()}, strict=True)
+    opt.load_state_dict(s["optimizer"])
+    for obj, key in ((sched, "schedule"), (warm, "warmup"), (scaler, "scaler")):
+        if obj is not None and s.get(key) is not None:
+            obj.load_state_dict(s[key])
+    torch.set_rng_state(s["rng"]["torch"])
+    if "cuda" in s["rng"] and ctx.device.type == "cuda":
+        torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+    return s["epoch"], list(s["history"])
+
+
+# ---- files (rank 0) ---------------------------------------------------------------------------------------
+def _write_spec(out, net, o, d) -> list[str]:
+    _discard_temporaries(out)
+    text = _spec_text(net)
+    paths = []
+    if text is not None:
+        paths.append(os.path.join(out, "spec.net"))
+        atomic_write(paths[-1], text.encode("utf-8"))
+    run = {"spec": net.spec_info, "includes": _includes(net), "options": o, "data": d.info(),
+           "data_preparation": d.description}
+    paths.append(os.path.join(out, "run.json"))
+    atomic_write(paths[-1], (json.dumps(run, indent=1) + "\n").encode("utf-8"))
+    return paths
+
+
+def _discard_temporaries(out):
+    """A kill -9 during an atomic write leaves its temporary file (never the target): remove ours."""
+    ours = ("checkpoint.safetensors", "weights.safetensors", "metrics.jsonl", "curves.png", "run.json", "spec.net")
+    if not os.path.isdir(out):
+        return
+    for f in os.listdir(out):
+        if f.endswith(".tmp") and any(f.startswith(f".{name}.") for name in ours):
+            try:
+                os.unlink(os.path.join(out, f))
+            except OSError:
+                pass
+
+
+def _spec_text(net):
+    program = getattr(net, "_program", None)
+    for node in (*getattr(program, "statements", ()), getattr(program, "net", None)):
+        span = getattr(node, "span", None)
+        if span is not None:
+            return span.source.text
+    return None
+
+
+def _includes(net):
+    program = getattr(net, "_program", None)
+    return [getattr(st, "path") for st in getattr(program, "statements", ()) if type(st).__name__ == "Include"]
+
+
+def _write_epoch(out, model, net, state, info, history) -> list[str]:
+    paths = C.save(out, model, net, state, info)
+    metrics = os.path.join(out, "metrics.jsonl")
+    atomic_write(metrics, "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"))
+    png = os.path.join(out, "curves.png")
+    atomic_write(png, plots.curves(history, f"{net.name}"))
+    return paths + [metrics, png]

@@ -1,0 +1,271 @@
+"""Training: accuracy on digits, exact resume, kill -9 safety, transfer and freezing, DDP with gloo,
+eval, and data that does not fit the net. Heavy versions run with CNNDSL_SLOW=1 (README, "Training")."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import cnndsl
+import cnndsl.weights as W
+from cnndsl import CnnError
+from cnndsl.cli import main
+from cnndsl.train import evaluate, train
+from cnndsl.train import checkpoint as C
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+SLOW = bool(os.environ.get("CNNDSL_SLOW"))
+TINY = "input 8x8x1\nfeatures: [CONV(4, 3) - BN - RELU - DROPOUT(0.2)] - head: FC(3)\n"
+
+
+def tiny(text=TINY, path="tiny.net"):
+    return cnndsl.loads(text, path=path)
+
+
+def cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": os.path.abspath(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+# ---- learning ---------------------------------------------------------------------------------------
+def test_lenet5_learns_digits_in_a_small_budget():
+    net = cnndsl.load(os.path.join(ROOT, "nets/lenet5.net"))
+    epochs = 10 if SLOW else 3
+    t = time.perf_counter()
+    r = train(net, "digits", epochs=epochs, seed=0)
+    acc = r["final"]["val_acc"]
+    assert acc >= (0.97 if SLOW else 0.9), r["history"]
+    assert time.perf_counter() - t < 60
+    row = r["history"][-1]
+    assert set(row) >= {"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "seconds"}
+    assert any("centred in 32x32" in line for line in r["data"])
+
+
+def test_cli_train_writes_the_run_and_ends_with_the_validation_accuracy(capsys, tmp_path):
+    spec = tmp_path / "tiny.net"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    code, o, e = cli(capsys, "train", str(spec), "--data", "synthetic:96", "--epochs", "2", "--batch", "16",
+                     "--opt", "nesterov", "--schedule", "cosine", "--warmup", "3", "--augment", "flip+crop",
+                     "--label-smoothing", "0.1", "--out", str(out))
+    assert code == 0, e
+    assert o.strip().splitlines()[-1].startswith("final validation accuracy: ")
+    assert "nesterov lr 0.01 momentum 0.9" in o and "warm-up 3 steps" in o
+    assert sorted(os.listdir(out)) == ["checkpoint.safetensors", "curves.png", "metrics.jsonl", "run.json",
+                                       "spec.net", "weights.safetensors"]
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert (out / "spec.net").read_text() == TINY
+    assert json.load(open(out / "run.json"))["spec"]["spec_sha256"] == tiny().spec_hash
+    assert W.read(out / "weights.safetensors")[1]["spec_name"] == "tiny"
+    code, o, e = cli(capsys, "eval", str(spec), "--weights", str(out / "weights.safetensors"),
+                     "--data", "synthetic:96", "--out", str(out))
+    assert code == 0, e
+    assert "confusion matrix" in o and o.strip().splitlines()[-1].startswith("accuracy: ")
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---- exact resume -----------------------------------------------------------------------------------------
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("opts", [
+    dict(opt="momentum", schedule="step", warmup=4, augment="flip+crop"),
+    dict(opt="adam", schedule="plateau", label_smoothing=0.1),
+])
+def test_resume_after_an_interruption_is_bit_identical(tmp_path, opts):
+    net = tiny()
+    common = dict(epochs=4, batch=16, seed=3, **opts)
+    whole = train(net, "synthetic:128", out=str(tmp_path / "a"), **common)
+
+    def stop(e):
+        if e["event"] == "epoch_end" and e["row"]["epoch"] == 2:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train(net, "synthetic:128", out=str(tmp_path / "b"), callback=stop, **common)
+    assert C.Loaded(tmp_path / "b" / C.CHECKPOINT).state["epoch"] == 2
+    torch.manual_seed(12345)  # whatever the process did meanwhile, resume restores the RNG
+    resumed = train(net, "synthetic:128", out=str(tmp_path / "b"), resume=True, **common)
+    assert resumed["resumed_from"] == 2
+    a, b = whole["module"].state_dict(), resumed["module"].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda rows: [{k: v for k, v in r.items() if "second" not in k and k != "images_per_s"} for r in rows]
+    assert strip(whole["history"]) == strip(resumed["history"])
+
+
+def test_resume_refuses_another_spec_and_other_options(tmp_path):
+    train(tiny(), "synthetic:64", epochs=1, out=str(tmp_path))
+    other = tiny(TINY.replace("CONV(4, 3)", "CONV(6, 3)"))
+    with pytest.raises(CnnError) as e:
+        train(other, "synthetic:64", epochs=2, out=str(tmp_path), resume=True)
+    assert "features.conv1: CONV 3x3/1, 4" in str(e.value) and "another spec" in str(e.value)
+    with pytest.raises(CnnError) as e:
+        train(tiny(), "synthetic:64", epochs=2, lr=0.5, out=str(tmp_path), resume=True)
+    assert "lr (0.003 there, 0.5 here)" in str(e.value)
+    comment = tiny("# a comment\n" + TINY)  # other text, same layers: resumed, with a note
+    assert train(comment, "synthetic:64", epochs=2, out=str(tmp_path), resume=True)["notes"]
+
+
+KILL_SPEC = "input 8x8x1\nCONV(8, 3) - BN - RELU - DROPOUT(0.1) - FC(4)\n"
+
+
+def _train_cmd(spec, out, *extra):
+    return [sys.executable, "-m", "cnndsl", "train", str(spec), "--data", "synthetic:192", "--epochs", "8",
+            "--batch", "16", "--opt", "momentum", "--schedule", "exp", "--seed", "1", "--out", str(out), *extra]
+
+
+def test_kill_9_never_corrupts_and_resume_ends_bit_identical(tmp_path):
+    spec = tmp_path / "k.net"
+    spec.write_text(KILL_SPEC)
+    ref = subprocess.Popen(_train_cmd(spec, tmp_path / "ref"), env=_env(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    out, rng = tmp_path / "killed", random.Random(0)
+    for trial in range(8 if SLOW else 2):
+        p = subprocess.Popen(_train_cmd(spec, out, "--resume"), env=_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        p.stdout.readline()  # training has started (the first line of its log)
+        time.sleep(rng.uniform(0.1, 1.0))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        ck = C.find(str(out))
+        if ck is not None:  # whatever moment it died at, the files are complete
+            loaded = C.Loaded(ck)
+            assert loaded.state["epoch"] == len(loaded.state["history"]) >= 1
+            W.read(out / C.WEIGHTS)
+    done = subprocess.run(_train_cmd(spec, out, "--resume"), env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert ref.wait() == 0, ref.stderr.read()
+    a, b = W.load(tmp_path / "ref" / C.WEIGHTS), W.load(out / C.WEIGHTS)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+    assert len(open(out / "metrics.jsonl").readlines()) == 8
+
+
+# ---- transfer learning ------------------------------------------------------------------------------------
+def test_init_into_a_new_head_and_frozen_layers_do_not_move(tmp_path):
+    base = train(tiny(), "synthetic:96", epochs=1, out=str(tmp_path / "base"))
+    five = tiny(TINY.replace("head: FC(3)", "head: FC(5)"), "five.net")
+    ck = str(tmp_path / "base" / C.WEIGHTS)
+    r = train(five, "synthetic:160", epochs=2, init=ck, freeze="features", out=str(tmp_path / "ft"))
+    assert r["init"]["resized"] == ["head.weight", "head.bias"] and r["init"]["loaded"] >= 5
+    assert r["frozen"] == ["features.conv1", "features.bn1", "features.relu1", "features.dropout1"]
+    assert r["trainable_params"] == 4 * 6 * 6 * 5 + 5
+    before, after = base["module"].state_dict(), r["module"].state_dict()
+    for k in before:
+        if k.startswith("features."):  # weights and the frozen BN's running statistics
+            assert torch.equal(before[k], after[k]), k
+    assert not torch.equal(before["head.weight"][:3], after["head.weight"][:3]) if after["head.weight"].shape == \
+        before["head.weight"].shape else True
+    # a training checkpoint also serves as --init, and a torchvision-style state_dict through the mapping
+    r2 = train(five, "synthetic:160", epochs=1, init=str(tmp_path / "base" / C.CHECKPOINT), freeze="..features.bn1")
+    assert r2["init"]["resized"] == ["head.weight", "head.bias"]
+
+
+def test_cli_init_prints_what_it_skipped_and_report_shows_trainable(capsys, tmp_path):
+    spec, new = tmp_path / "t.net", tmp_path / "n.net"
+    spec.write_text(TINY)
+    new.write_text(TINY.replace("head: FC(3)", "newhead: FC(3)"))
+    assert cli(capsys, "train", str(spec), "--data", "synthetic:64", "--epochs", "1", "--out", str(tmp_path / "a"))[0] == 0
+    code, o, e = cli(capsys, "train", str(new), "--data", "synthetic:64", "--epochs", "1", "--freeze", "features",
+                     "--init", str(tmp_path / "a" / C.WEIGHTS))
+    assert code == 0, e
+    assert "skipped, no layer here: head.weight" in e and "not in the checkpoint, random: newhead.weight" in e
+    assert "parameters: 435 trainable of 483 (frozen: features.conv1" in o
+    code, o, e = cli(capsys, "report", str(spec), "--freeze", "..features.bn1")
+    assert code == 0 and "trainable parameters: 435 of 483" in o
+    code, o, e = cli(capsys, "report", str(spec), "--freeze", "featurs", "--format", "json")
+    assert code == 2 and "did you mean features" in e
+
+
+def test_report_freeze_never_imports_torch_matplotlib_or_sklearn():
+    code = ("import sys; from cnndsl.cli import main; main(['report', 'nets/lenet5.net', '--freeze', 'c1,c3']);"
+            "heavy = {'torch', 'matplotlib', 'sklearn', 'PIL', 'tqdm'} & set(sys.modules); "
+            "sys.stderr.write(repr(sorted(heavy)))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=_env())
+    assert p.returncode == 0 and p.stderr.strip().endswith("[]"), p.stderr
+
+
+# ---- torchrun ---------------------------------------------------------------------------------------------
+def test_ddp_two_gloo_processes_under_torchrun(tmp_path):
+    out, trace = tmp_path / "out", tmp_path / "trace"
+    trace.mkdir()
+    worker = os.path.join(os.path.dirname(__file__), "train_ddp_worker.py")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        worker, str(out), str(trace)], env=_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ranks = [json.load(open(trace / f"rank{i}.json")) for i in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    for epoch in ("1", "2"):
+        a, b = (set(r["seen"][epoch]) for r in ranks)
+        assert a and b and not a & b and len(a) == len(b) == len(ranks[0]["seen"][epoch])
+    w0, w1 = W.load(trace / "rank0.safetensors"), W.load(trace / "rank1.safetensors")
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert ranks[0]["files"] and ranks[1]["files"] == []
+    assert sorted(os.listdir(out)) == ["checkpoint.safetensors", "curves.png", "metrics.jsonl", "run.json",
+                                       "spec.net", "weights.safetensors"]
+    assert ranks[0]["val_acc"] == ranks[1]["val_acc"]
+
+
+# ---- data -------------------------------------------------------------------------------------------------
+def test_an_image_folder_is_fitted_to_the_net(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c, colour in (("cat", 40), ("dog", 200)):
+        (tmp_path / c).mkdir()
+        for i in range(10):
+            size = (12 + i % 3, 10 + i % 2)
+            arr = np.clip(colour + rng.normal(0, 20, size[::-1] + (3,)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(tmp_path / c / f"{i}.{'png' if i % 2 else 'jpg'}")
+    net = tiny(TINY.replace("FC(3)", "FC(2)"))
+    r = train(net, str(tmp_path), epochs=3, batch=4)
+    assert r["classes"] == ["cat", "dog"] and r["final"]["val_acc"] == 1.0
+    assert any("-> 8x8 (bilinear" in line for line in r["data"]) and any("RGB -> L" in line for line in r["data"])
+
+
+def test_an_npz_must_fit_and_the_error_says_what_to_change(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((20, 28, 28), np.float32), y=np.arange(20) % 3)
+    with pytest.raises(CnnError) as e:
+        train(tiny(), str(path), epochs=1)
+    assert "28x28" in e.value.message and "input 28x28x1" in e.value.hint
+    np.savez(path, x=np.zeros((20, 8, 8, 1), np.float32), y=np.arange(20) % 5)
+    with pytest.raises(CnnError) as e:
+        train(tiny(), str(path), epochs=1)
+    assert "5 classes" in e.value.message and "`head` has 3 units" in e.value.message
+    assert (e.value.span.line, e.value.span.col) == (2, 59) and "FC(5)" in e.value.hint
+    np.savez(path, x=np.ones((30, 1, 8, 8), np.float32) * (np.arange(30) % 3)[:, None, None, None],
+             y=np.arange(30) % 3)
+    assert train(tiny(), str(path), epochs=1)["data"][1] == "read as NCHW"
+
+
+@pytest.mark.parametrize("data,opts,words", [
+    ("nowhere", {}, "not a dataset name"),
+    ("digits", {}, "10 classes"),
+    ("synthetic:1", {}, "at least 6"),
+    ("synthetic", {"momentum": 0.9}, "--momentum applies to"),
+    ("synthetic", {"opt": "lbfgs"}, "not one of"),
+    ("synthetic", {"freeze": "nothing"}, "no layer or group `nothing`"),
+    ("synthetic", {"freeze": "features,head"}, "leaves nothing to train"),
+    ("synthetic", {"device": "cuda"} if not torch.cuda.is_available() else {"epochs": 0}, ""),
+])
+def test_bad_input_is_a_clear_error(data, opts, words):
+    with pytest.raises(CnnError) as e:
+        train(tiny(), data, epochs=opts.pop("epochs", 1), **opts)
+    assert words in str(e.value)
+
+
+def test_cli_bad_data_exits_2_without_a_traceback(capsys, tmp_path):
+    code, o, e = cli(capsys, "train", os.path.join(ROOT, "nets/lenet5.net"), "--data", str(tmp_path / "x.npz"))
+    assert code == 2 and "Traceback" not in e and "no such file or folder" in e
