@@ -16,6 +16,13 @@ REFERENCE = json.load(open(os.path.join(ROOT, "tests", "reference", "torchvision
 PARITY_PATH = os.path.join(ROOT, "tests", "reference", "torch_parity.json")
 PARITY = json.load(open(PARITY_PATH))["nets"] if os.path.exists(PARITY_PATH) else {}
 ZOO = sorted(n for n in REFERENCE if os.path.exists(os.path.join(ROOT, "nets", f"{n}.net")))
+# Twins whose state_dict the module-by-module mapping cannot place yet: ConvNeXt's pointwise layers
+# are nn.Linear ([out, in]) where ours are 1x1 convs ([out, in, 1, 1]), and its layer scale is a
+# parameter of the CNBlock itself (`features.1.0.layer_scale`), not a module's `weight`.
+UNMAPPED = {n: "ConvNeXt: Linear weights vs 1x1 conv weights, and CNBlock's own layer_scale parameter"
+            for n in ZOO if n.startswith("convnext_")}
+MAPPED = [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=UNMAPPED[n])) if n in UNMAPPED else n
+          for n in ZOO]
 SPEC = "input 8x8x3\nCONV(4, 3, p=1, bias=false) - BN - RELU - { ID + CONV(4, 1) } - GAP - FC(5)"
 
 
@@ -93,7 +100,7 @@ def twin_state_dict(name):
     return {k: torch.empty(s, device="meta") for k, s in REFERENCE[name]["state_dict"]}
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", MAPPED)
 def test_torchvision_mapping_offline(name):
     """Every twin tensor maps to one of ours with its shape, and the mapping is the one verified."""
     net = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
@@ -152,7 +159,7 @@ def test_data_parallel_prefix_and_extra_heads():
 @pytest.mark.skipif(not PARITY, reason="tools/torchvision_parity.py has not been run")
 def test_recorded_parity_with_torchvision():
     """What tools/torchvision_parity.py verified (in the reference venv, with the twins' weights)."""
-    for name, r in PARITY.items():
+    for name, r in PARITY.items():  # "adapted": verified after a stated re-layout (ConvNeXt's)
         assert r["ok"] and r["max_abs_diff"] <= 1e-5, name
         assert r["params"] == r["twin_params"] == r["analyzer_params"] == REFERENCE[name]["params"], name
         assert r["mapped_tensors"] == len(REFERENCE[name]["state_dict"]), name
@@ -373,6 +380,8 @@ def test_resolution_reproduces_the_verified_mappings():
     """load_into's resolution (by name for densenet's cnndsl-like keys, mapped otherwise) gives the
     mappings tools/torchvision_parity.py verified against torchvision's outputs."""
     for name, r in PARITY.items():
+        if "adapted" in r:  # its twin's state_dict was re-laid out first (UNMAPPED)
+            continue
         ours = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net")).to_torch(device="meta").state_dict()
         _, report = W.resolve(twin_state_dict(name), ours)
         assert W.mapping_digest(report["mapping"]) == r["mapping_digest"], name

@@ -30,10 +30,23 @@ TWINS = sorted(n for n in REFERENCE if n in ZOO)
 RECORDED = {"CONV": "Conv2d", "MAXPOOL": "MaxPool2d", "AVGPOOL": "AvgPool2d",
             "ADAPTIVEAVGPOOL": "AdaptiveAvgPool2d", "GAP": "AdaptiveAvgPool2d", "FC": "Linear"}
 
-# torchvision pools these two nets globally with F.adaptive_avg_pool2d, a function and not a
-# module, so the reference (forward hooks on modules) has no row for it. Our GAP layer of that
-# name is left out of the comparison for these nets only.
-FUNCTIONAL_POOL = {"densenet121": "gap1", "mobilenet_v2": "gap1"}
+# torchvision pools these nets with functions, not modules (DenseNet's and MobileNetV2's global
+# F.adaptive_avg_pool2d, MNASNet's x.mean([2, 3]), the pools inside Inception v3's modules:
+# F.avg_pool2d, F.max_pool2d), so the reference (forward hooks on modules) has no row for them.
+# Our layers that stand for them are left out of the comparison for these nets only:
+# net -> (op, predicate on our layer name), and how many such layers there are.
+GLOBAL_GAP = (("GAP",), lambda name: name == "gap1", 1)
+FUNCTIONAL_POOL = {
+    "densenet121": GLOBAL_GAP, "densenet161": GLOBAL_GAP, "densenet169": GLOBAL_GAP,
+    "densenet201": GLOBAL_GAP, "mobilenet_v2": GLOBAL_GAP,
+    "mnasnet0_5": GLOBAL_GAP, "mnasnet0_75": GLOBAL_GAP, "mnasnet1_0": GLOBAL_GAP, "mnasnet1_3": GLOBAL_GAP,
+    # Mixed_5b..5d, 6b..6e, 7b, 7c: an average pool each; Mixed_6a, 7a: a max pool each
+    "inception_v3": (("AVGPOOL", "MAXPOOL"), lambda name: name.startswith("Mixed_") and name.endswith(".pool"), 11),
+}
+
+# ConvNeXt's two pointwise layers per block are nn.Linear over the channels of an (N, H, W, C) view;
+# ours are 1x1 convs with the same parameters and MACs. The reference marks them "pointwise".
+POINTWISE = {"CONV": "Linear"}
 
 # Layers whose window leaves real input rows unused at the declared input, exactly where the
 # original (torchvision's, or d2l's for NiN) floors too: (layer name, start of the warning).
@@ -62,18 +75,24 @@ def report(name):
 
 def recorded_rows(name):
     """Our layers that the reference records, in execution order."""
-    skip = FUNCTIONAL_POOL.get(name)
     rows = [l for l in report(name)["layers"] if l["op"] in RECORDED]
-    if skip is not None:
-        dropped = [l for l in rows if l["name"] == skip]
-        assert len(dropped) == 1 and dropped[0]["op"] == "GAP", f"{name}: expected one GAP named {skip}"
-        rows = [l for l in rows if l["name"] != skip]
+    if name in FUNCTIONAL_POOL:
+        ops, functional, count = FUNCTIONAL_POOL[name]
+        dropped = [l for l in rows if functional(l["name"])]
+        assert len(dropped) == count and all(l["op"] in ops for l in dropped), \
+            f"{name}: expected {count} functional pools, found {[l['name'] for l in dropped]}"
+        rows = [l for l in rows if not functional(l["name"])]
     return rows
 
 
 # ---- against torchvision ---------------------------------------------------------------------
 def test_every_reference_net_has_a_twin():
     assert set(REFERENCE) <= set(ZOO)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_input_is_the_reference_eval_crop(name):
+    assert report(name)["input"] == REFERENCE[name]["input_hwc"]
 
 
 @pytest.mark.parametrize("name", TWINS)
@@ -94,7 +113,10 @@ def test_conv_pool_fc_shapes_params_macs_in_order(name):
         f"{len(ours)} conv/pool/FC layers, torchvision {len(ref)}"
     for l, r in zip(ours, ref):
         where = f"{l['name']} vs {r['module']}"
-        assert RECORDED[l["op"]] == r["type"], where
+        if r.get("pointwise"):
+            assert POINTWISE.get(l["op"]) == r["type"] and l["desc"].startswith("1x1/1"), where
+        else:
+            assert RECORDED[l["op"]] == r["type"], where
         assert l["out"] == r["out"], where
         assert l["params"] == r["params"], where
         assert l["macs"] == r["macs"], where
@@ -115,9 +137,37 @@ def param_shapes(name):
             out.append((n.name, [a["units"], g.shape_of(n.inputs[0])[0]]))
             if a["bias"]:
                 out.append((n.name, [a["units"]]))
-        elif n.op == "BN":
-            c = g.shape_of(n.inputs[0])[-1]
-            out += [(n.name, [c]), (n.name, [c])]
+        elif n.op in ("BN", "LAYERNORM") or (n.op == "GROUPNORM" and a["affine"]):
+            if n.op != "LAYERNORM" or a["affine"]:
+                c = g.shape_of(n.inputs[0])[-1]
+                out += [(n.name, [c]), (n.name, [c])]
+        elif n.op == "LAYERSCALE":
+            shape = g.shape_of(n.inputs[0])
+            out.append((n.name, [shape[-1], 1, 1] if len(shape) == 3 else [shape[-1]]))
+    return out
+
+
+def twin_layout(name):
+    """torchvision's parameter tensors (buffers aside) as our layers lay them out: in ConvNeXt a
+    pointwise nn.Linear's [out, in] weight is our 1x1 conv's [out, in, 1, 1], and CNBlock's own
+    `layer_scale` parameter, which its state_dict lists before the block's layers, comes after
+    them in execution order (it scales their output)."""
+    ref = [(k, shape) for k, shape in REFERENCE[name]["state_dict"]
+           if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    pointwise = {r["module"] for r in REFERENCE[name]["layers"] if r.get("pointwise")}
+    ref = [(k, shape + [1, 1] if k.rsplit(".", 1)[0] in pointwise and len(shape) == 2 else shape) for k, shape in ref]
+    out, held = [], {}
+    for k, shape in ref:
+        prefix, _, leaf = k.rpartition(".")
+        if leaf == "layer_scale":
+            held[prefix] = (k, shape)
+            continue
+        out.append((k, shape))
+        # the block's last tensor: its second pointwise layer's bias
+        block = prefix.rsplit(".block.", 1)[0] if ".block." in prefix else None
+        if block in held and k.endswith(".bias") and prefix.split(".")[-1] == "5":
+            out.append(held.pop(block))
+    assert not held, f"{name}: layer scales left over: {sorted(held)}"
     return out
 
 
@@ -125,8 +175,7 @@ def param_shapes(name):
 def test_parameter_tensors_follow_state_dict_order(name):
     """Layer by layer, our weights line up with torchvision's state_dict (buffers aside): what a
     weight loader that maps by position needs."""
-    ref = [(k, shape) for k, shape in REFERENCE[name]["state_dict"]
-           if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    ref = twin_layout(name)
     ours = param_shapes(name)
     assert len(ours) == len(ref)
     for (layer, shape), (key, want) in zip(ours, ref):
@@ -159,6 +208,13 @@ def test_alexnet_227_lecture_volumes():
     assert [l["op"] for l in r["layers"]].count("LRN") == 2
     lrn = next(n for n in net("alexnet_227").graph.nodes if n.op == "LRN")
     assert (lrn.attrs["size"], lrn.attrs["alpha"], lrn.attrs["beta"], lrn.attrs["k"]) == (5, 1e-4, 0.75, 2)
+
+
+def test_resnext101_64x4d_lecture_line():
+    """The lecture notes: ResNeXt-101 64x4d, 15.5 GFLOPs (multiply-adds) and a 320 MB model."""
+    totals = report("resnext101_64x4d")["totals"]
+    assert round(totals["macs"] / 1e9, 1) == 15.5
+    assert round(totals["param_bytes"] / 2**20, -1) == 320  # 318.4 MiB of fp32 weights
 
 
 def test_lenet5_params():

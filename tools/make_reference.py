@@ -1,7 +1,8 @@
 """Build tests/reference/torchvision.json: ground truth for the cnndsl analyzer.
 
 For each torchvision model (weights=None) plus a classic LeNet-5, record, at
-batch 1 with input 224x224x3 (32x32x1 for LeNet-5):
+batch 1 with input 224x224x3 (the eval crop of the DEFAULT weights where that differs:
+299x299x3 for inception_v3; 32x32x1 for LeNet-5):
 
   params        exact total parameter count (sum of p.numel()).
   conv_fc_macs  fvcore FlopCountAnalysis total restricted to conv and linear
@@ -17,7 +18,11 @@ batch 1 with input 224x224x3 (32x32x1 for LeNet-5):
                 module's own params, and its MACs (0 for pools). Functional
                 ops are not modules and so are absent: densenet121 and
                 mobilenet_v2 do their final global pool with
-                F.adaptive_avg_pool2d, so it is not in their layer lists.
+                F.adaptive_avg_pool2d (mnasnet with x.mean, inception_v3 its
+                in-module pools with F.avg_pool2d/F.max_pool2d), so those are
+                not in their layer lists. ConvNeXt's pointwise layers are
+                nn.Linear over an (N, H, W, C) view: recorded with
+                "pointwise": true and out [H, W, C].
   state_dict    [key, shape] pairs of model.state_dict(), in order.
 
 It needs a separate venv (torchvision does not import in the project's one):
@@ -53,7 +58,18 @@ TORCHVISION_NETS = {
     "googlenet": {"aux_logits": False, "init_weights": False},
     "squeezenet1_0": {}, "squeezenet1_1": {}, "densenet121": {}, "mobilenet_v2": {},
     "resnext50_32x4d": {}, "wide_resnet50_2": {},
+    # the breadth issue's nets (issue 13): every torchvision CNN today's language writes exactly
+    "vgg11_bn": {}, "vgg13": {}, "vgg13_bn": {}, "vgg16_bn": {}, "vgg19_bn": {},
+    "densenet161": {}, "densenet169": {}, "densenet201": {},
+    "resnext101_32x8d": {}, "resnext101_64x4d": {}, "wide_resnet101_2": {},
+    "inception_v3": {"aux_logits": False, "init_weights": False},
+    "mnasnet0_5": {}, "mnasnet0_75": {}, "mnasnet1_0": {}, "mnasnet1_3": {},
+    "regnet_x_400mf": {}, "regnet_x_800mf": {}, "regnet_x_1_6gf": {}, "regnet_x_3_2gf": {},
+    "regnet_x_8gf": {}, "regnet_x_16gf": {}, "regnet_x_32gf": {},
+    "convnext_tiny": {}, "convnext_small": {}, "convnext_base": {}, "convnext_large": {},
 }
+# Nets whose eval crop (that of their DEFAULT weights) is not 224x224.
+INPUT_HWC = {"inception_v3": [299, 299, 3]}
 
 # Published totals; a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {
@@ -63,6 +79,15 @@ EXPECTED_PARAMS = {
     "squeezenet1_0": 1248424, "squeezenet1_1": 1235496, "densenet121": 7978856,
     "mobilenet_v2": 3504872, "resnext50_32x4d": 25028904, "wide_resnet50_2": 68883240,
     "lenet5": 61706,
+    "vgg11_bn": 132868840, "vgg13": 133047848, "vgg13_bn": 133053736, "vgg16_bn": 138365992,
+    "vgg19_bn": 143678248, "densenet161": 28681000, "densenet169": 14149480, "densenet201": 20013928,
+    "resnext101_32x8d": 88791336, "resnext101_64x4d": 83455272, "wide_resnet101_2": 126886696,
+    "inception_v3": 23834568,  # 27161264 with the auxiliary head (the weights' num_params)
+    "mnasnet0_5": 2218512, "mnasnet0_75": 3170208, "mnasnet1_0": 4383312, "mnasnet1_3": 6282256,
+    "regnet_x_400mf": 5495976, "regnet_x_800mf": 7259656, "regnet_x_1_6gf": 9190136,
+    "regnet_x_3_2gf": 15296552, "regnet_x_8gf": 39572648, "regnet_x_16gf": 54278536,
+    "regnet_x_32gf": 107811560, "convnext_tiny": 28589128, "convnext_small": 50223688,
+    "convnext_base": 88591464, "convnext_large": 197767336,
 }
 EXPECTED_MACS = {
     "alexnet": 714188480, "vgg16": 15470264320, "resnet50": 4089184256,
@@ -83,7 +108,7 @@ def lenet5():
 def build_nets():
     """Yield (name, model, input_hwc) in a fixed order."""
     for name, kwargs in TORCHVISION_NETS.items():
-        yield name, getattr(torchvision.models, name)(weights=None, **kwargs), DEFAULT_HWC
+        yield name, getattr(torchvision.models, name)(weights=None, **kwargs), INPUT_HWC.get(name, DEFAULT_HWC)
     yield "lenet5", lenet5(), [32, 32, 1]
 
 
@@ -99,8 +124,11 @@ def layer_macs(module, out):
     return 0
 
 
-def hwc(shape):
-    """NCHW -> [H, W, C]; [N, F] -> [F] (batch is always 1 here)."""
+def hwc(shape, channels_last=False):
+    """NCHW -> [H, W, C]; [N, F] -> [F] (batch is always 1 here). A Linear over the channels of an
+    (N, H, W, C) view (ConvNeXt's pointwise layers) gives NHWC: channels_last."""
+    if len(shape) == 4 and channels_last:
+        return [shape[1], shape[2], shape[3]]
     if len(shape) == 4:
         return [shape[2], shape[3], shape[1]]
     if len(shape) == 2:
@@ -114,12 +142,14 @@ def trace_layers(model, x):
     for qname, module in model.named_modules():
         if isinstance(module, RECORDED_TYPES):
             def hook(mod, _inp, out, qname=qname):
+                pointwise = isinstance(mod, nn.Linear) and out.dim() == 4
                 layers.append({
                     "module": qname,
                     "type": type(mod).__name__,
-                    "out": hwc(list(out.shape)),
+                    "out": hwc(list(out.shape), channels_last=pointwise),
                     "params": sum(p.numel() for p in mod.parameters()),
                     "macs": layer_macs(mod, out),
+                    **({"pointwise": True} if pointwise else {}),
                 })
             handles.append(module.register_forward_hook(hook))
     try:
