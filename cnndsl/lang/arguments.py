@@ -24,9 +24,11 @@ class Arguments:
     def kind_named(self, name, span, sc=None) -> Kind:
         if name in CALLABLE:
             return CALLABLE[name]
-        candidates = list(CALLABLE) + list(self.defs)
-        upper = {c.upper(): c for c in candidates}
-        close = [upper[m] for m in difflib.get_close_matches(name.upper(), list(upper), 1, 0.6)]
+        memo = self.__dict__.setdefault("_close_names", {})  # difflib costs ~0.1 ms: once per name, not per call
+        if name not in memo:
+            upper = {c.upper(): c for c in list(CALLABLE) + list(self.defs)}
+            memo[name] = [upper[m] for m in difflib.get_close_matches(name.upper()[:100], list(upper), 1, 0.6)]
+        close = memo[name]
         if sc is not None and name in sc.env:
             hint = f"`{name}` is a variable; a repeat count is written `(...)*{name}`"
         elif close:

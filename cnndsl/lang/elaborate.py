@@ -62,7 +62,7 @@ class _Elaborator(Values, Arguments, Budget):
         self.errors: list[Diagnostic] = []  # independent errors recorded so far
         self.error_keys: set = set()
         self.read_files: set = set()  # id of each included Program whose statements took effect
-        self.def_spans: dict = {}
+        self.label_numbers: dict = {}  # full label -> the last number its copies were given
 
     # ---- statements ---------------------------------------------------------------
     def run(self) -> Graph:
@@ -448,10 +448,12 @@ class _Elaborator(Values, Arguments, Budget):
         """A full name unique in the graph: labels as written, others numbered per scope."""
         taken = self.taken
         if labelled:
-            name, n = sc.prefix + base, 1
-            while name in taken:
+            first = name = sc.prefix + base
+            n = self.label_numbers.get(first, 1)  # the last number given: a label repeated 50,000
+            while name in taken:                   # times costs 50,000 tries, not 50,000**2 / 2
                 n += 1
-                name = f"{sc.prefix}{base}_{n}"
+                name = f"{first}_{n}"
+            self.label_numbers[first] = n
         else:
             while True:
                 n = sc.counters[base] = sc.counters.get(base, 0) + 1

@@ -86,8 +86,11 @@ class Values:
             return BOOLS[name]
         if name in SYMBOLS:
             return name
-        known = sorted(sc.env)
-        close = difflib.get_close_matches(name, known, 1)
+        memo = self.__dict__.setdefault("_close_vars", {})  # once per name and scope, not per repeat
+        key = (name, len(sc.env), next(iter(sc.env), None))
+        if key not in memo:
+            memo[key] = difflib.get_close_matches(name[:100], sorted(sc.env), 1)
+        close = memo[key]
         raise CnnError(f"`{name}` is not bound", span, code="E205",
                        hint=(f"did you mean `{close[0]}`? " if close else "")
                        + f"bind it with `let {name} = ...` in the file or `-D {name}=...` on the command line")
