@@ -250,15 +250,9 @@ class _Elaborator(Values, Arguments, Budget):
         except CnnError as err:  # recorded; the repeat passes its input through
             self.recover(err, sc)
             return x
-        # Nested repeats multiply: ((RELU*1000)*1000)*1000 is refused here, before it builds a
-        # million nodes, not after minutes and gigabytes.
+        # Too many layers or steps were refused before the expansion began (budget.py): copies of a
+        # body that makes nothing cost one iteration, so a count alone is no measure here.
         outer = self.repeats
-        if n and math.prod(outer) * n > MAX_NODES:
-            counts = [*outer, n]
-            raise CnnError(f"nested repeats multiply to {math.prod(counts):,} copies, more than the "
-                           f"{MAX_NODES:,} layers a spec may have", e.count.span,
-                               arithmetic=" * ".join(map(str, counts)) + f" = {math.prod(counts):,}", code="E401",
-                           hint="check the counts: is a variable bound to the wrong value?")
         self.repeats = outer + [n]
         try:
             return self.repeat_body(e, x, sc, n)
