@@ -11,6 +11,21 @@ import sys
 from .errors import CnnError
 
 FORMATS = ("table", "markdown", "json", "csv")
+MAX_BATCH = 2**31 - 1     # option numbers past these are usage errors (exit 2), never overflows
+MAX_REPEAT = 1_000_000
+
+
+def _whole(lo, hi):
+    """An argparse type: a whole number in [lo, hi]; anything else is a usage error (exit 2)."""
+    def parse(text):
+        text = str(text).strip()
+        if not (text.lstrip("+-").isdigit() and len(text) <= 20):
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number")
+        n = int(text)
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"{n} is out of range [{lo}, {hi:,}]")
+        return n
+    return parse
 
 
 def _spec_options(p: argparse.ArgumentParser):
@@ -19,6 +34,12 @@ def _spec_options(p: argparse.ArgumentParser):
     p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[],
                    help="bind a variable or switch an optional (-D pool=off); repeatable")
     p.add_argument("--strict", action="store_true", help="a window that does not fit is an error, not a warning")
+    _include_option(p)
+
+
+def _include_option(p):
+    p.add_argument("--include-dir", dest="include_dirs", metavar="DIR", action="append", default=[],
+                   help="a folder beyond the spec's own folder tree that its includes may read; repeatable")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="per-layer volumes, parameters, MACs, memory, receptive field")
     _spec_options(p)
-    p.add_argument("--batch", type=int, default=1, help="batch size of the training-memory estimate (default 1)")
+    p.add_argument("--batch", type=_whole(-MAX_BATCH, MAX_BATCH), default=1,
+                   help="batch size of the training-memory estimate (default 1)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
     p.add_argument("--memory", metavar="BUDGET", help="a memory budget (24GiB): print the largest batch that trains in it")
@@ -46,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
     p.add_argument("--input", metavar="HxWxC")
     p.add_argument("--strict", action="store_true")
+    _include_option(p)
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="json: {\"files\": [...], \"diagnostics\": [...]} on stdout")
 
@@ -61,15 +84,15 @@ def _parser() -> argparse.ArgumentParser:
                    "torchvision-style keys are mapped module by module")
     p.add_argument("--partial-weights", action="store_true",
                    help="load the tensors whose names and shapes match; the rest keeps a random initialisation")
-    p.add_argument("--opset", type=int, help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
+    p.add_argument("--opset", type=_whole(-1000, 1000), help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
     p.add_argument("--batch", default="dynamic", help="a fixed batch size, or 'dynamic' (default)")
 
     p = sub.add_parser("run", help="run a model with onnxruntime and time it")
     p.add_argument("model", help="a .onnx model or a .net spec (exported with random weights)")
     p.add_argument("--input", dest="data", default="random", help="x.npy (NCHW float32) or 'random'")
-    p.add_argument("--batch", type=int, default=None,
+    p.add_argument("--batch", type=_whole(-MAX_BATCH, MAX_BATCH), default=None,
                    help="batch of a random input (default: the model's fixed batch, or 1); with --input it must match")
-    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--repeat", type=_whole(-MAX_REPEAT, MAX_REPEAT), default=20)
     p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
     p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
 
@@ -184,7 +207,8 @@ def _bindings(defines) -> dict:
 
 def _load(args):
     from .net import load
-    return load(args.file, input=args.input, bindings=_bindings(args.defines), strict=args.strict)
+    return load(args.file, input=args.input, bindings=_bindings(args.defines), strict=args.strict,
+                include_dirs=args.include_dirs)
 
 
 def _print_warnings(net):
@@ -229,7 +253,8 @@ def cmd_check(args):
     status = 0
     for f in args.files:
         try:
-            net = load(f, input=args.input, bindings=_bindings(args.defines), strict=args.strict)
+            net = load(f, input=args.input, bindings=_bindings(args.defines), strict=args.strict,
+                       include_dirs=args.include_dirs)
             _print_warnings(net)
             print(f"{f}: ok ({len(net.graph.nodes)} layers)")
         except CnnError as e:
@@ -251,7 +276,7 @@ def _check_json(args):
     bindings = _bindings(args.defines)
     for f in args.files:
         try:
-            net = load(f, input=args.input, bindings=bindings, strict=args.strict)
+            net = load(f, input=args.input, bindings=bindings, strict=args.strict, include_dirs=args.include_dirs)
             found, entry = list(net.warnings), {"file": f, "ok": True, "layers": len(net.graph.nodes)}
         except CnnError as e:
             found, entry = list(e.diagnostics), {"file": f, "ok": False, "layers": None}
@@ -615,9 +640,9 @@ def cmd_eval(args):
 
 def _int(text, what):
     try:
-        return int(text)
-    except ValueError:
-        raise CnnError(f"{what} {text!r} is not a whole number", usage=True) from None
+        return _whole(-MAX_BATCH, MAX_BATCH)(text)
+    except argparse.ArgumentTypeError as e:
+        raise CnnError(f"{what} {e}", usage=True) from None
 
 
 def _emit(text: str, path: str | None):

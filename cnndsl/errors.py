@@ -22,6 +22,7 @@ and `to_dict()` gives the same as JSON-able data:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -37,8 +38,8 @@ CODES = {
     "E204": "an argument's value has the wrong type or is out of range",
     "E205": "a variable that is not bound",
     "E206": "a value that cannot be computed: division by zero, too large, a bad repeat count or switch",
-    "E207": "a name bound twice, or a block named like a layer kind",
-    "E208": "an include that cannot be read, includes itself, or holds a network",
+    "E207": "a name bound or a block defined twice, a second input line, or a block named like a layer kind",
+    "E208": "an include that cannot be read, is outside the spec's tree or not a .net file, includes itself, or holds an input line, a network or nothing",
     "E301": "a layer does not accept its input's shape",
     "E302": "branches whose shapes do not join",
     "E303": "a window does not fit its input (an error under --strict)",
@@ -54,13 +55,48 @@ MAX_ERRORS = 20  # independent errors reported from one file before giving up
 
 @dataclass(frozen=True)
 class Source:
-    """A text the parser read: a file, a string, or a command-line value."""
+    """A text the parser read: a file, a string, or a command-line value.
+
+    Lines are what the lexer counts: the text between two `\n` (the parser turns `\r\n` and a
+    lone `\r` into `\n` first); U+2028, a vertical tab or a form feed are characters of a line.
+    `quotable=False` (a file whose name does not end in `.net`) keeps its lines out of messages."""
     path: str
     text: str = field(repr=False, compare=False)
+    quotable: bool = field(default=True, compare=False)
 
     def line(self, n: int) -> str:
-        lines = self.text.splitlines()
-        return lines[n - 1] if 0 < n <= len(lines) else ""
+        if not self.quotable or n < 1:
+            return ""
+        start = 0
+        for _ in range(n - 1):  # no list of every line: a long file's excerpt costs one scan
+            start = self.text.find("\n", start) + 1
+            if start == 0:
+                return ""
+        end = self.text.find("\n", start)
+        return self.text[start:] if end < 0 else self.text[start:end]
+
+
+MAX_QUOTE = 60      # characters of a name or value quoted in a message, before it is cut
+MAX_MESSAGE = 1000  # characters of a message, a hint or a note
+
+
+def clip(text):
+    """A message's text with every long quoted run (`...`, '...', "...") cut to MAX_QUOTE characters,
+    and the whole cut to MAX_MESSAGE: a 1,000,000-character name must not print a megabyte."""
+    if not isinstance(text, str) or len(text) <= MAX_QUOTE:
+        return text
+    text = _QUOTED.sub(_cut_quoted, text)
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE - 30] + f"... ({len(text):,} characters)"
+    return text
+
+
+_QUOTED = re.compile(r"(`|'|\")([^`'\"\n]{%d,})\1" % (MAX_QUOTE + 1))
+
+
+def _cut_quoted(m):
+    q, inner = m.group(1), m.group(2)
+    return f"{q}{inner[:MAX_QUOTE - 20]}...{inner[-8:]}{q} ({len(inner):,} characters)"
 
 
 @dataclass(frozen=True, repr=False)
@@ -106,6 +142,11 @@ class Diagnostic:
     arithmetic: str | None = None
     layer: str | None = None      # the layer it concerns, when there is one
 
+    def __post_init__(self):
+        for name in ("message", "hint", "arithmetic"):
+            object.__setattr__(self, name, clip(getattr(self, name)))
+        object.__setattr__(self, "notes", tuple(Note(n[0], clip(n[1])) for n in self.notes))
+
     def render(self, severity: str | None = None) -> str:
         return render(severity or self.severity, self.message, self.span, self.arithmetic, self.hint, self.notes)
 
@@ -130,13 +171,14 @@ class CnnError(Exception):
 
     def __init__(self, message: str, span: Span | None = None, *, arithmetic: str | None = None,
                  hint: str | None = None, usage: bool = False, notes: tuple = (), code: str | None = None):
+        message = clip(message)
         super().__init__(message)
         self.message = message
         self.span = span
-        self.arithmetic = arithmetic
-        self.hint = hint
+        self.arithmetic = clip(arithmetic)
+        self.hint = clip(hint)
         self.usage = usage
-        self.notes = tuple(notes)  # (Span, text) pairs: "the other branch is here"
+        self.notes = tuple((n[0], clip(n[1])) for n in notes)  # (Span, text) pairs: "the other branch is here"
         self.code = code or ("E501" if usage else "E900")
         self.layer = None
         self.others: tuple = ()    # further, independent errors of the same file (Diagnostics)

@@ -36,11 +36,12 @@ def parse_defines(defines) -> dict:
     return out
 
 
-def parse(text, path=None) -> Program:
+def parse(text, path=None, include_dirs=(), quotable=True) -> Program:
     """Parse the text of a spec (str or bytes) and the files it includes (relative to `path`) into
-    an immutable Program; `program.bind(...)` checks it for an input and bindings and gives a Net."""
+    an immutable Program; `program.bind(...)` checks it for an input and bindings and gives a Net.
+    Includes stay inside the spec's folder tree, or one of `include_dirs` (README, "Includes")."""
     with _gc_paused():
-        return _parse(text, path)
+        return _parse(text, path, include_dirs, quotable)
 
 
 def bind(program: Program, input=None, bindings=None, strict=False) -> "Net":
@@ -52,16 +53,19 @@ def bind(program: Program, input=None, bindings=None, strict=False) -> "Net":
     return net
 
 
-def load(path, input=None, bindings=None, strict=False) -> "Net":
-    """Parse and check a .net file. `input`: 'HxWxC' or a tuple; `bindings`: {NAME: value} (as -D)."""
-    from .files import read_bytes
+def load(path, input=None, bindings=None, strict=False, include_dirs=()) -> "Net":
+    """Parse and check a .net file. `input`: 'HxWxC' or a tuple; `bindings`: {NAME: value} (as -D);
+    `include_dirs`: folders beyond the spec's own tree that its includes may read."""
+    from .files import read_spec
+    from .lang.syntax import MAX_TEXT
     path = os.fspath(path)
-    return loads(read_bytes(path), input=input, bindings=bindings, strict=strict, path=path)
+    program = parse(read_spec(path, MAX_TEXT), path, include_dirs, quotable=path.endswith(".net"))
+    return bind(program, input=input, bindings=bindings, strict=strict)
 
 
-def loads(text, input=None, bindings=None, strict=False, path="<string>") -> "Net":
+def loads(text, input=None, bindings=None, strict=False, path="<string>", include_dirs=()) -> "Net":
     """Like `load`, from the text of a spec: `parse(text, path).bind(input, bindings, strict)`."""
-    return bind(parse(text, path), input=input, bindings=bindings, strict=strict)
+    return bind(parse(text, path, include_dirs), input=input, bindings=bindings, strict=strict)
 
 
 @contextmanager
@@ -151,11 +155,11 @@ def program_digest(program) -> str:
     """sha256 of a parsed program's text and, depth first in include order, of every file it
     includes, as they were parsed (nothing is read again): what a checkpoint records of its spec."""
     h = hashlib.sha256()
-    _hash_program(h, program)
+    _hash_program(h, program, set())
     return h.hexdigest()
 
 
-def _hash_program(h, program):
+def _hash_program(h, program, done):
     from .lang import astnodes as A
     source = _source_of(program)
     data = (source.text if source is not None else "").encode("utf-8")
@@ -163,7 +167,9 @@ def _hash_program(h, program):
     for st in program.statements:
         if isinstance(st, A.Include) and st.program is not None:
             h.update(b"include " + st.path.encode("utf-8"))
-            _hash_program(h, st.program)
+            if id(st.program) not in done:  # a file included twice is hashed once (as it is elaborated once)
+                done.add(id(st.program))
+                _hash_program(h, st.program, done)
 
 
 def _source_of(program):

@@ -232,13 +232,13 @@ def test_repeat_count_of_ten_to_the_twelve(count):
 
 def test_nested_repeats_multiply():
     e = hostile("input 8x8x3\n((RELU*1000)*1000)*1000")
-    assert "multiply" in e.message and e.arithmetic == "1000 * 1000 * 1000 = 1,000,000,000"
+    assert "100,000" in e.message and e.arithmetic == "1,000 copies of 1,000 layers = 1,000,000"
 
 
 @pytest.mark.parametrize("n", [60, 5000])
 def test_long_repeat_chains(n):
     e = hostile("input 8x8x3\nCONV(4, 3, p=1)" + "*2" * n)
-    assert ("multiply" in e.message) if n == 60 else ("nested more than" in e.message)
+    assert ("layers, more than the 100,000" in e.message) if n == 60 else ("nested more than" in e.message)
 
 
 @pytest.mark.parametrize("chain", ["-" * 5000 + "4", "2**" * 3000 + "1", "a: " * 5000 + "RELU", "RELU" + "?" * 5000])
@@ -399,3 +399,136 @@ def test_malformed_input_override_is_a_usage_error():
     for bad in ("8x8", "axbxc", "0x8x3", "8x8x3x3", ""):
         e = err("input 8x8x3\nRELU", input=bad)
         assert e.usage and "--input" in e.message
+
+
+# ---- issue 12: each class of hostile input, by more than its example -------------------------------
+import os
+import time
+
+
+@pytest.mark.parametrize("text, attr, want", [
+    ("CONV(4, 3.0)", "kernel", (3, 3)), ("CONV(4.0, 3)", "filters", 4), ("CONV(4, (3.0, 1))", "kernel", (3, 1)),
+    ("MAXPOOL(2.0, s=2.0)", "s", (2, 2)), ("CONV(4, 3, p=1.0)", "p", (1, 1)),
+])
+def test_whole_floats_mean_the_whole_number(text, attr, want):
+    node = cnndsl.loads(f"input 8x8x4\n{text}").graph.nodes[0]
+    assert all(type(d) is int for d in node.out_shape)
+    got = node.attrs[attr]
+    assert (got == want or (got,) * 2 == want) and all(type(v) is int for v in (got if isinstance(got, tuple) else (got,)))
+
+
+@pytest.mark.parametrize("text", ["CONV(4, 2.5)", "FC(4.5)", "CONV(4, 3, s=1.5)", "CONV(6/4, 3)", "GROUPNORM(1.5)"])
+def test_fractional_sizes_are_errors(text):
+    e = hostile(f"input 8x8x4\n{text}")
+    assert e.code == "E204" and "whole number" in e.message
+
+
+def test_float_input_volume_from_a_let():
+    assert cnndsl.loads("input 8x8xC\nlet C = 3.0\nRELU").graph.input_shape == (8, 8, 3)
+
+
+@pytest.mark.parametrize("text", [
+    "def e = RELU*0\ndef f = e-e-e-e-e-e-e-e-e-e\ndef g = f-f-f-f-f-f-f-f-f-f\ndef h = g-g-g-g-g-g-g-g-g-g\n"
+    "def i = h-h-h-h-h-h-h-h-h-h\ndef j = i-i-i-i-i-i-i-i-i-i\nj-j-j-j-j-j-j-j-j-j",
+    "def e = RELU?\nlet relu = off\ndef f = e-e-e-e-e-e-e-e-e-e\ndef g = f*1000\ng*1000",
+    "def e = ID\ndef f(n) = e*n\nf(1000000) - f(1000000)",
+    "RELU*1000000", "(CONV(4, 3, p=1) - RELU)*60000", "x: (RELU*400)*400",
+])
+def test_expansions_over_budget_are_refused_before_the_work(text):
+    t = time.perf_counter()
+    e = hostile(f"input 8x8x3\n{text}")
+    assert time.perf_counter() - t < 1 and e.code == "E401" and e.span is not None
+
+
+def test_a_huge_stride_hint_is_solved_not_searched():
+    from cnndsl.kinds.conv import _fit_hint
+    t = time.perf_counter()
+    hint = _fit_hint(8, 10**9 + 1, 10**9, 5 * 10**8)
+    assert time.perf_counter() - t < 1 and "stride 7" in hint
+
+
+def test_receptive_field_jump_saturates():
+    from cnndsl.analysis.analyze import RF_CAP
+    rep = cnndsl.loads("input 8x8x3\nCONV(4, 1, s=2)*20000").report()
+    assert rep["layers"][-1]["jump"] == RF_CAP
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_devices_and_fifos_are_refused(tmp_path, capsys):
+    assert main(["report", "/dev/zero"]) == 2 and "not a regular file" in capsys.readouterr().err
+    fifo = tmp_path / "f.net"
+    os.mkfifo(fifo)
+    e = hostile('include "f.net"\ninput 8x8x3\nRELU', path=str(tmp_path / "m.net"))
+    assert "FIFO" in e.message and e.span.line == 1
+
+
+def test_includes_stay_in_the_spec_tree_unless_allowed(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "l.net").write_text("def b = RELU\n")
+    (tmp_path / "spec").mkdir()
+    main_path = tmp_path / "spec" / "m.net"
+    text = 'include "../lib/l.net"\ninput 8x8x3\nb'
+    e = hostile(text, path=str(main_path))
+    assert "outside the folder" in e.message and "--include-dir" in e.hint
+    assert cnndsl.loads(text, path=str(main_path), include_dirs=[tmp_path / "lib"]).graph.nodes
+    main_path.write_text(text)
+    assert main(["check", str(main_path), "--include-dir", str(tmp_path / "lib")]) == 0
+    for target in ("/etc/passwd", "../lib/x.txt"):
+        e = hostile(f'include "{target}"\ninput 8x8x3\nRELU', path=str(main_path))
+        assert e.code == "E208" and "root:" not in e.render()
+
+
+def test_non_net_files_are_never_quoted(tmp_path, capsys):
+    path = tmp_path / "secret.txt"
+    path.write_text("input 8x8x3\nTOPSECRET - RELU\n")
+    assert main(["report", str(path)]) == 1
+    assert "TOPSECRET - RELU" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("files, main_text, says", [
+    ({"h.net": "input 8x8x3\n"}, 'include "h.net"\nRELU', "holds an `input` line"),
+    ({"l.net": "def b = RELU\n"}, 'include "l.net"\ndef b = BN\ninput 8x8x3\nb', "already defined"),
+    ({}, "input 8x8x3\ninput 4x4x3\nRELU", "a second `input` line"),
+    ({"e.net": "# nothing\n\n"}, 'include "e.net"\ninput 8x8x3\nRELU', "holds no statements"),
+    ({"e.net": ""}, 'include "e.net"\ninput 8x8x3\nRELU', "holds no statements"),
+])
+def test_include_conflicts_are_positioned_errors(tmp_path, files, main_text, says):
+    for name, body in files.items():
+        (tmp_path / name).write_text(body)
+    e = hostile(main_text, path=str(tmp_path / "m.net"))
+    assert says in e.message and e.span is not None
+
+
+def test_a_diamond_of_includes_is_read_and_elaborated_once(tmp_path):
+    for i in range(40):
+        (tmp_path / f"f{i}.net").write_text(f'include "f{i + 1}.net"\ninclude "f{i + 1}.net"\nlet v{i} = 1\n'
+                                            if i < 39 else "def b = RELU\n")
+    t = time.perf_counter()
+    net = cnndsl.loads('include "f0.net"\ninput 8x8x3\nb', path=str(tmp_path / "m.net"))
+    assert time.perf_counter() - t < 1 and net.spec_hash
+
+
+@pytest.mark.parametrize("args", [["--memory", "1e400"], ["--memory", "1e30"], ["--batch", "9" * 30],
+                                  ["--batch", "1e5"]])
+def test_out_of_range_option_numbers_are_usage_errors(tmp_path, args):
+    path = tmp_path / "a.net"
+    path.write_text("input 8x8x3\nRELU\n")
+    assert main(["report", str(path), *args]) == 2
+
+
+@pytest.mark.parametrize("brk", ["\u2028", "\x0b", "\x0c", "\x85", "\u2029", "\x1c"])
+def test_odd_line_breaks_in_comments_do_not_shift_excerpts(brk):
+    e = err(f"input 8x8x3\n# a{brk}b\nCONV(4, 3) - FOO")
+    assert (e.span.line, e.span.col) == (3, 14) and "CONV(4, 3) - FOO" in e.render()
+
+
+@pytest.mark.parametrize("ending", ["\r", "\r\n"])
+def test_cr_line_endings_are_lines(ending):
+    e = err(ending.join(["input 8x8x3", "RELU -", "CONV(4, 3) - FOO", ""]))
+    assert (e.span.line, e.span.col) == (3, 14) and "CONV(4, 3) - FOO" in e.render()
+
+
+@pytest.mark.parametrize("text", ["input 8x8x3\n" + "A" * 1_000_000, "input 8x8x3\nlet " + "v" * 500_000 + " = q",
+                                  "input 8x8x3\nCONV(4, 3, " + "k" * 500_000 + "=1)"])
+def test_long_names_are_truncated_in_messages(text):
+    assert len(err(text).render()) < 3000

@@ -20,6 +20,7 @@ from .inplace import inplace_nodes, shared_memory
 from ..ir import Graph
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+RF_CAP = 2**53  # a receptive field or jump is shown as at most this (README, "The report")
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # fp32 tensors per parameter
 
 
@@ -123,7 +124,10 @@ def _receptive_field(node, rf, window):
         return r
     (rh, rw), (jh, jw) = r
     (kh, kw), (sh, sw) = window
-    return (rh + (kh - 1) * jh, rw + (kw - 1) * jw), (jh * sh, jw * sw)
+    # 15,000 stride-2 layers make a jump of 2**15000: saturate, so that it stays a small int (and
+    # exact in JSON readers that use doubles) instead of a number too large to print
+    cap = RF_CAP
+    return ((min(cap, rh + (kh - 1) * jh), min(cap, rw + (kw - 1) * jw)), (min(cap, jh * sh), min(cap, jw * sw)))
 
 
 def _join(fields):
@@ -144,7 +148,14 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 
 
 def parse_bytes(text: str) -> int:
     """`24GiB`, `16GB`, `512MiB`, `80e9` -> bytes; a usage error otherwise."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", str(text).lower())
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", str(text).lower()[:100])
     if not m or m.group(2) not in _UNITS:
-        raise CnnError(f"--memory {text!r} is not a size", usage=True, hint="write e.g. 24GiB, 16GB or 512MiB")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+        raise CnnError(f"--memory {str(text)[:40]!r} is not a size", usage=True, hint="write e.g. 24GiB, 16GB or 512MiB")
+    value = float(m.group(1)) * _UNITS[m.group(2)]
+    if not value <= MAX_MEMORY:  # 1e400 is inf; a budget past an exabyte is a typo
+        raise CnnError(f"--memory {str(text)[:40]!r} is out of range: at most {MAX_MEMORY:.0e} bytes", usage=True,
+                       hint="write e.g. 24GiB, 16GB or 512MiB")
+    return int(value)
+
+
+MAX_MEMORY = 1e18

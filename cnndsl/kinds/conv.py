@@ -57,14 +57,41 @@ def sliding_shape(kind, attrs, shape, channels):
 def _fit_hint(size, k_eff, s, p):
     """Ways to make (size - k + 2p) divisible by s: more padding, or another stride."""
     ways = []
-    pads = [q for q in range(p + 1, p + s + 1) if (size - k_eff + 2 * q) % s == 0 and 2 * q <= k_eff]
-    if pads:
-        ways.append(f"padding p={pads[0]}")
-    strides = [t for t in range(s - 1, 0, -1) if (size - k_eff + 2 * p) % t == 0]
-    if strides:
-        ways.append(f"stride {strides[0]}")
+    pad = _next_pad(size - k_eff, s, p)  # solved, not searched: a stride may be 10**9
+    if pad is not None and 2 * pad <= k_eff:
+        ways.append(f"padding p={pad}")
+    stride = _largest_divisor_below(size - k_eff + 2 * p, s)
+    if stride:
+        ways.append(f"stride {stride}")
     ways.append(f"an input whose size minus {k_eff - 2 * p} is a multiple of {s}")
     return "to use every input row, choose " + ", or ".join(ways)
+
+
+def _next_pad(r, s, p):
+    """The smallest q > p with (r + 2q) % s == 0, or None."""
+    if s % 2:
+        q = (-r * pow(2, -1, s)) % s
+    elif r % 2:
+        return None
+    else:
+        s, q = s // 2, (-(r // 2)) % (s // 2)
+    return q + ((p - q) // s + 1) * s if q <= p else q
+
+
+def _largest_divisor_below(m, s):
+    """The largest t < s dividing m (any t when m is 0), or None: sqrt(m) trial divisions."""
+    if s <= 1:
+        return None
+    if m == 0:
+        return s - 1
+    best, i = 1, 1
+    while i * i <= m:
+        if m % i == 0:
+            for t in (i, m // i):
+                if best < t < s:
+                    best = t
+        i += 1
+    return best
 
 
 class DoesNotFit(ShapeError):

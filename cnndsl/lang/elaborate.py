@@ -28,8 +28,8 @@ from ..ir import Frame, Graph, Node, Optional_
 from .arguments import Arguments
 from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
 from .values import BOOLS, MAX_NODES, POISON, Poisoned, Values, _Scope, show as _show
+from .budget import MAX_STEPS, Budget
 
-MAX_STEPS = 5_000_000   # repeat iterations + layers: bounds time even for empty repeated bodies
 MAX_BLOCK_DEPTH = 100
 
 
@@ -38,7 +38,7 @@ def elaborate(program: A.Program, *, input_shape=None, bindings=None, strict=Fal
     return _Elaborator(program, input_shape, bindings or {}, strict, path or program.path).run()
 
 
-class _Elaborator(Values, Arguments):
+class _Elaborator(Values, Arguments, Budget):
     def __init__(self, program, input_shape, bindings, strict, path):
         self.program, self.strict, self.path = program, strict, path
         self.bindings = dict(bindings)
@@ -61,6 +61,8 @@ class _Elaborator(Values, Arguments):
         self.globals_named: set[str] = set()
         self.errors: list[Diagnostic] = []  # independent errors recorded so far
         self.error_keys: set = set()
+        self.read_files: set = set()  # id of each included Program whose statements took effect
+        self.label_numbers: dict = {}  # full label -> the last number its copies were given
 
     # ---- statements ---------------------------------------------------------------
     def run(self) -> Graph:
@@ -82,7 +84,7 @@ class _Elaborator(Values, Arguments):
         return graph
 
     def expand(self) -> Graph:
-        self.statements(self.program, seen=(os.path.abspath(self.path),))
+        self.statements(self.program, seen=(os.path.realpath(self.path),))
         if self.program.net is None:
             raise CnnError(f"{self.path}: no network: the file has statements but no network expression",
                            hint="end the file with the network, e.g. `CONV(16, 3) - RELU - FC(10)`", code="E304")
@@ -90,6 +92,7 @@ class _Elaborator(Values, Arguments):
         self.graph = Graph(input_shape=shape, source=self.path, input_span=span)
         if warning:
             self.graph.warnings.append(warning)
+        self.charge(self.program.net, _Scope("", {}, self.globals))  # refused before any work when too large
         try:
             out = self.expr(self.program.net, "input", _Scope("", {}, self.globals))
         except RecursionError:
@@ -126,6 +129,11 @@ class _Elaborator(Values, Arguments):
             if isinstance(st, A.Include):
                 self.include(st, seen)
             elif isinstance(st, A.InputDecl):
+                if self.input_decl is not None:
+                    self.recover(CnnError("a second `input` line", st.span, code="E207",
+                                          notes=((self.input_decl.span, "the input is first declared here"),),
+                                          hint="a spec declares its input once; --input overrides it"))
+                    continue
                 self.input_decl = st
             elif isinstance(st, A.Let):
                 self.let(st)
@@ -133,6 +141,12 @@ class _Elaborator(Values, Arguments):
                 if st.name in CALLABLE:
                     self.recover(CnnError(f"a block cannot be called {st.name}: that is a layer kind", st.span,
                                           hint="choose another name, e.g. a lower-case one", code="E207"))
+                    continue
+                if st.name in self.defs:
+                    first = self.defs[st.name].span
+                    self.recover(CnnError(f"block `{st.name}` is already defined", st.span, code="E207",
+                                          notes=((first, f"`{st.name}` is first defined here"),),
+                                          hint="define each block once (an included file's blocks count too)"))
                     continue
                 self.defs[st.name] = st
             elif isinstance(st, A.Default):
@@ -162,6 +176,9 @@ class _Elaborator(Values, Arguments):
     def include(self, st: A.Include, seen):
         from .program import resolve
         st = resolve(st, seen)  # a Program from `program.parse` holds its includes already
+        if id(st.program) in self.read_files:  # included twice (a diamond): its statements count once
+            return
+        self.read_files.add(id(st.program))
         self.statements(st.program, seen)
 
     def default(self, st: A.Default):
@@ -187,6 +204,7 @@ class _Elaborator(Values, Arguments):
                                 "or pass --input 224x224x3")
         sc = _Scope("", {}, self.globals)
         shape = tuple(self.value(d, sc) for d in decl.dims)
+        shape = tuple(int(v) if isinstance(v, float) and v.is_integer() and abs(v) <= MAX_DIM else v for v in shape)
         if (len(shape) not in (1, 3) or any(isinstance(v, bool) or not isinstance(v, int) for v in shape)
                 or min(shape) < 1 or max(shape) > MAX_DIM):
             raise CnnError(f"input {'x'.join(map(_show, shape))} is not a volume HxWxC (or a vector length)",
@@ -200,12 +218,14 @@ class _Elaborator(Values, Arguments):
                 x = self.expr(item, x, sc)
             return x
         if isinstance(e, A.Call):
+            self.step(e.span)
             return self.call(e, x, sc, label)
         if isinstance(e, A.Label):
             return self.labelled(e, x, sc)
         if isinstance(e, A.Repeat):
             return self.repeat(e, x, sc)
         if isinstance(e, A.Optional):
+            self.step(e.span)
             opt = self.optional(e, label, sc)
             if not opt.included:
                 return x
@@ -213,6 +233,7 @@ class _Elaborator(Values, Arguments):
                 return self.labelled(A.Label(label, e.body, e.span), x, sc)
             return self.expr(e.body, x, sc, label)
         if isinstance(e, A.Branches):
+            self.step(e.span)
             return self.branches(e, x, sc)
         raise CnnError(f"not a network expression: {type(e).__name__}", getattr(e, "span", None))
 
@@ -229,15 +250,9 @@ class _Elaborator(Values, Arguments):
         except CnnError as err:  # recorded; the repeat passes its input through
             self.recover(err, sc)
             return x
-        # Nested repeats multiply: ((RELU*1000)*1000)*1000 is refused here, before it builds a
-        # million nodes, not after minutes and gigabytes.
+        # Too many layers or steps were refused before the expansion began (budget.py): copies of a
+        # body that makes nothing cost one iteration, so a count alone is no measure here.
         outer = self.repeats
-        if n and math.prod(outer) * n > MAX_NODES:
-            counts = [*outer, n]
-            raise CnnError(f"nested repeats multiply to {math.prod(counts):,} copies, more than the "
-                           f"{MAX_NODES:,} layers a spec may have", e.count.span,
-                               arithmetic=" * ".join(map(str, counts)) + f" = {math.prod(counts):,}", code="E401",
-                           hint="check the counts: is a variable bound to the wrong value?")
         self.repeats = outer + [n]
         try:
             return self.repeat_body(e, x, sc, n)
@@ -359,15 +374,17 @@ class _Elaborator(Values, Arguments):
             message = err.message if f" {shown}" in err.message else f"{err.message} (input {shown})"
             raise CnnError(message, span, arithmetic=err.arithmetic,
                            hint=err.hint, code="E301") from None
+        # a kind's rule let a non-integer through: never to a backend (int subclasses, such as the
+        # search's formula-carrying Sym, are whole numbers; bool is not a size)
+        if any(not isinstance(d, int) or isinstance(d, bool) for d in shape):
+            raise CnnError(f"{kind.name} output {fmt_shape(shape)} is not whole numbers", span, code="E204",
+                           hint="sizes, counts and strides are whole numbers")
         if max(shape) > MAX_DIM:
             raise CnnError(f"{kind.name} output {fmt_shape(shape)} is too large", span, code="E301",
                            hint=f"a dimension over {MAX_DIM:,} is beyond what PyTorch and ONNX Runtime handle")
         return shape, warnings
 
     def add(self, kind, attrs, inputs, shape, span, sc, name, implicit=False, defaults=None, warnings=(), site=None) -> str:
-        self.steps += 1
-        if self.steps > MAX_STEPS:
-            self.step(span)
         if warnings:  # shared by every node of a call site: give each its layer and its call trace
             warnings = [self.located(w, name, sc) for w in warnings]
         node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit, defaults or {},
@@ -427,10 +444,12 @@ class _Elaborator(Values, Arguments):
         """A full name unique in the graph: labels as written, others numbered per scope."""
         taken = self.taken
         if labelled:
-            name, n = sc.prefix + base, 1
-            while name in taken:
+            first = name = sc.prefix + base
+            n = self.label_numbers.get(first, 1)  # the last number given: a label repeated 50,000
+            while name in taken:                   # times costs 50,000 tries, not 50,000**2 / 2
                 n += 1
-                name = f"{sc.prefix}{base}_{n}"
+                name = f"{first}_{n}"
+            self.label_numbers[first] = n
         else:
             while True:
                 n = sc.counters[base] = sc.counters.get(base, 0) + 1

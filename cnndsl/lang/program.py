@@ -14,59 +14,121 @@ accepted even when this binding never reads it (a `*0` repeat, an optional that 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from . import astnodes as A
 from ..errors import CnnError
 from .syntax import parse_text
 
-MAX_INCLUDES = 50
+MAX_INCLUDE_DEPTH = 50   # files open in one include chain (a includes b includes c ...)
+MAX_INCLUDE_FILES = 200  # distinct files one spec may include, all levels together
 
 
-def parse(text: str | bytes, path: str | None = None) -> A.Program:
-    """Parse the text of a spec (and, relative to `path`, the files it includes) into a Program."""
+@dataclass
+class _Includes:
+    """What one parse of a spec shares across its includes: each file parsed once (by its real
+    path), the folders includes may come from, and the budgets of files and bytes left."""
+    allowed: tuple          # real paths of folders; an include must resolve inside one of them
+    cache: dict = field(default_factory=dict)
+    files: int = 0
+    text: int = 0           # bytes read so far, the including spec's own text included
+
+
+def parse(text: str | bytes, path: str | None = None, include_dirs=(), quotable: bool = True) -> A.Program:
+    """Parse the text of a spec (and, relative to `path`, the files it includes) into a Program.
+
+    An include resolves relative to the file that writes it and must stay inside the folder tree of
+    the spec (its folder, or the working directory for a text without a path) or of one of
+    `include_dirs` (the CLI's --include-dir), and name a `.net` file. `quotable=False` keeps the
+    spec's lines out of messages (`parse_file` of a file not named .net)."""
     path = "<string>" if path is None else os.fspath(path)
-    return _parse(text, path, (os.path.abspath(path),), {})
+    top = os.path.dirname(os.path.abspath(path)) if path != "<string>" else os.getcwd()
+    if isinstance(include_dirs, (str, os.PathLike)):
+        include_dirs = (include_dirs,)
+    allowed = tuple(os.path.realpath(d) for d in (top, *map(os.fspath, include_dirs)))
+    ctx = _Includes(allowed, text=len(text))
+    return _parse(text, path, (os.path.realpath(path),), ctx, quotable)
 
 
-def parse_file(path) -> A.Program:
-    from ..files import read_bytes
+def parse_file(path, include_dirs=()) -> A.Program:
+    """Read (at most MAX_TEXT bytes of a regular file) and parse a spec; a file not named .net is
+    parsed, but no message quotes a line of it."""
+    from ..files import read_spec
+    from .syntax import MAX_TEXT
     path = os.fspath(path)
-    return parse(read_bytes(path), path)
+    return parse(read_spec(path, MAX_TEXT), path, include_dirs, quotable=path.endswith(".net"))
 
 
-def _parse(text, path, seen, cache) -> A.Program:
-    prog = parse_text(text, path)
-    statements = tuple(_include(st, seen, cache) if isinstance(st, A.Include) else st for st in prog.statements)
+def _parse(text, path, seen, ctx, quotable=True) -> A.Program:
+    prog = parse_text(text, path, quotable)
+    statements = tuple(_include(st, seen, ctx) if isinstance(st, A.Include) else st for st in prog.statements)
     return replace(prog, statements=statements, names=frozenset(names(statements, prog.net)))
 
 
-def resolve(st: A.Include, seen=(), cache=None) -> A.Include:
+def resolve(st: A.Include, seen=(), ctx=None) -> A.Include:
     """The include with its file parsed (for Programs made by `parse_text` alone)."""
-    return st if st.program is not None else _include(st, seen, {} if cache is None else cache)
+    if st.program is not None:
+        return st
+    if ctx is None:
+        ctx = _Includes((os.path.realpath(os.path.dirname(os.path.abspath(st.span.source.path)))
+                         if st.span.source.path != "<string>" else os.path.realpath(os.getcwd()),))
+    return _include(st, seen, ctx)
 
 
-def _include(st: A.Include, seen, cache) -> A.Include:
-    base = os.path.dirname(st.span.source.path) if st.span.source.path != "<string>" else "."
-    target = os.path.abspath(os.path.join(base, st.path))
+def _include(st: A.Include, seen, ctx) -> A.Include:
+    base = os.path.dirname(os.path.abspath(st.span.source.path)) if st.span.source.path != "<string>" else os.getcwd()
+    target = os.path.realpath(os.path.join(base, st.path))  # links resolved: the folder rule sees the real file
+    if not any(_inside(target, folder) for folder in ctx.allowed):
+        raise CnnError(f"`{st.path}` is outside the folder of the spec ({ctx.allowed[0]})", st.span, code="E208",
+                       hint="includes stay inside the including spec's folder tree; allow another folder with "
+                            "include_dirs=[...] (the API) or --include-dir DIR (the command line)")
+    if not (st.path.endswith(".net") and target.endswith(".net")):
+        raise CnnError(f"`{st.path}` is not a .net file; only specs are included", st.span, code="E208",
+                       hint="an included file is a .net spec of let, def and default statements")
     if target in seen:
         raise CnnError(f"`{st.path}` includes itself (through {' -> '.join(os.path.basename(s) for s in seen)})",
                        st.span, code="E208")
-    if len(seen) > MAX_INCLUDES:
-        raise CnnError("includes nested too deeply", st.span, code="E208")
-    if target not in cache:
-        try:
-            with open(target, "rb") as f:
-                text = f.read()
-        except OSError as e:
-            raise CnnError(f"cannot include `{st.path}`: {e.strerror}", st.span, code="E208",
-                           hint=f"paths are relative to the including file: looked for {target}") from None
-        prog = _parse(text, target, seen + (target,), cache)
-        if prog.net is not None:
-            raise CnnError(f"`{st.path}` holds a network; an included file may only hold let/def/default",
-                           prog.net.span, code="E208")
-        cache[target] = prog
-    return replace(st, program=cache[target])
+    if len(seen) > MAX_INCLUDE_DEPTH:
+        raise CnnError(f"includes nested more than {MAX_INCLUDE_DEPTH} deep", st.span, code="E208")
+    if target not in ctx.cache:  # a file included twice (a diamond) is read, parsed and elaborated once
+        from ..files import read_spec
+        from .syntax import MAX_TEXT
+        ctx.files += 1
+        if ctx.files > MAX_INCLUDE_FILES:
+            raise CnnError(f"the spec includes more than {MAX_INCLUDE_FILES} files", st.span, code="E208")
+        left = MAX_TEXT - ctx.text
+        if left <= 0:
+            raise CnnError(f"the spec and its includes are over {MAX_TEXT:,} bytes; the limit is {MAX_TEXT:,}",
+                           st.span, code="E103")
+        text = read_spec(target, left, st.span, what=f"`{st.path}`")
+        ctx.text += len(text)
+        if not _has_statements(text):
+            raise CnnError(f"`{st.path}` holds no statements (it is empty or only comments)", st.span, code="E208",
+                           hint="an included file holds let, def, default or include statements")
+        prog = _parse(text, target, seen + (target,), ctx)
+        for item in (*prog.statements, prog.net):
+            if isinstance(item, A.InputDecl) or (item is prog.net and item is not None):
+                what = "an `input` line" if isinstance(item, A.InputDecl) else "a network"
+                raise CnnError(f"`{st.path}` holds {what}; an included file may only hold let/def/default/include",
+                               item.span, code="E208", notes=((st.span, f"`{st.path}` is included here"),),
+                               hint="the including spec declares the input and the network")
+        ctx.cache[target] = prog
+    return replace(st, program=ctx.cache[target])
+
+
+def _inside(path, folder) -> bool:
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # another drive on Windows
+        return False
+
+
+def _has_statements(data: bytes) -> bool:
+    for line in data.replace(b"\r", b"\n").split(b"\n"):
+        line = line.strip()
+        if line and not line.startswith(b"#"):
+            return True
+    return False
 
 
 def names(statements, net) -> set:

@@ -35,7 +35,11 @@ def _grammar_path() -> str:
 
 GRAMMAR = _grammar_path()
 MAX_NESTING = 200  # brackets deeper than this are a mistake, and would exhaust Python's stack
-MAX_TEXT = 2_000_000  # characters: ~200k layers written out; lark's parse tree costs ~200 bytes a character
+MAX_TEXT = 2_000_000  # bytes (characters) of one file, and of a spec with all its includes
+# Tokens of one file, counted (by one regular expression) before lark sees any: lark's pure-Python
+# LALR costs ~25 us a token, so this keeps the largest parse near 2 s. ~50k layers written out.
+MAX_TOKENS = 100_000
+_TOKEN = re.compile(r'#[^\n]*|"[^"\n]*"?|[0-9A-Za-z_.]+|[^\s]')
 
 _OPEN = {"LPAR", "LSQB", "LBRACE"}
 _CLOSE = {"RPAR", "RSQB", "RBRACE"}
@@ -117,10 +121,31 @@ def _tok_span(source: Source, tok) -> Span:
     return Span(source, line, col, getattr(tok, "end_line", None) or line, end)
 
 
-def parse_text(text: str | bytes, path: str = "<string>") -> A.Program:
-    """Parse one .net text into a Program (its includes not yet read: `program.parse` reads them)."""
-    source = _source(text, path)
+def parse_text(text: str | bytes, path: str = "<string>", quotable: bool = True) -> A.Program:
+    """Parse one .net text into a Program (its includes not yet read: `program.parse` reads them).
+    `quotable=False`: no message shows a line of it (a file that is not a .net file)."""
+    source = _source(text, path, quotable)
+    _count_tokens(source)
     return _run(source, "start")
+
+
+def _count_tokens(source: Source):
+    """Refuse a text of more than MAX_TOKENS tokens before parsing it (comments are not counted)."""
+    tokens = _TOKEN.findall(source.text)
+    n = len(tokens) - sum(1 for t in tokens if t[:1] == "#")
+    if n <= MAX_TOKENS:
+        return
+    seen = 0
+    for m in _TOKEN.finditer(source.text):
+        seen += m.group()[:1] != "#"
+        if seen > MAX_TOKENS:
+            at = m.start()
+            break
+    line = source.text.count("\n", 0, at) + 1
+    col = at - (source.text.rfind("\n", 0, at) + 1) + 1
+    raise CnnError(f"{source.path} has {n:,} tokens; the limit is {MAX_TOKENS:,} (this is token {MAX_TOKENS + 1:,})",
+                   Span(source, line, col, line, col + 1), code="E103",
+                   hint="a spec that long is generated: generate repeats (`*N`) or blocks (`def`) instead")
 
 
 def parse_value(text: str, what: str = "<command line>"):
@@ -129,7 +154,7 @@ def parse_value(text: str, what: str = "<command line>"):
     return _run(source, "value")
 
 
-def _source(text, path) -> Source:
+def _source(text, path, quotable=True) -> Source:
     if len(text) > MAX_TEXT:  # checked first: a 10 MB file must not cost a decode, let alone a parse
         raise CnnError(f"{path}: the file is {len(text):,} {'bytes' if isinstance(text, bytes) else 'characters'}; "
                        f"the limit is {MAX_TEXT:,}", hint="a spec that long is generated: generate repeats (`*N`) instead",
@@ -140,17 +165,26 @@ def _source(text, path) -> Source:
         except UnicodeDecodeError as e:
             line_start = text.rfind(b"\n", 0, e.start) + 1
             line, col = text.count(b"\n", 0, e.start) + 1, len(text[line_start:e.start].decode("utf-8", "replace")) + 1
-            shown = Source(path, text.decode("utf-8", "replace"))
+            shown = Source(path, text.decode("utf-8", "replace"), quotable)
             raise CnnError(f"the file is not UTF-8 text (byte 0x{text[e.start]:02x})", Span(shown, line, col, line, col + 1),
                            hint="save the file as UTF-8", code="E103") from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    return Source(path, text)
+    if "\r" in text:  # Windows and old Mac line ends: a line is what the lexer counts, between two \n
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return Source(path, text, quotable)
+
+
+def _lines(text: str, keepends: bool = False) -> list[str]:
+    """The text's lines as the lexer counts them (only `\n` ends one; not U+2028, VT or FF)."""
+    if keepends:
+        return re.findall(r"[^\n]*\n|[^\n]+$", text)
+    return text.split("\n")
 
 
 def _run(source: Source, start: str):
     parser = _parser()
-    if not source.text.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in source.text.splitlines()):
+    if not source.text.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in _lines(source.text)):
         if start != "start":
             raise CnnError(f"{source.path}: empty value", hint="e.g. -D N=3 or -D pool=off", code="E103")
         what = "is empty" if not source.text.strip() else "holds only comments"
@@ -187,7 +221,7 @@ def _more_syntax_errors(parser, source: Source, first: CnnError) -> CnnError:
     """After a syntax error, parse again from the next line that starts a statement (`let`, `def`, ...
     at the start of a line), the lines before it blanked, to report the independent errors there too.
     Each attempt stops at its first error, so all of them together read the text about once."""
-    lines = source.text.splitlines(keepends=True)
+    lines = _lines(source.text, keepends=True)
     found, at = [first.diagnostic()], first.span
     while len(found) < MAX_ERRORS:
         # the statement after the one at fault; the faulty one itself when the error is at its keyword
@@ -196,7 +230,7 @@ def _more_syntax_errors(parser, source: Source, first: CnnError) -> CnnError:
         restart = next((i for i in range(start, len(lines)) if lines[i].startswith(_KEYWORDS)), None)
         if restart is None:
             break
-        blank = re.sub(r"[^\r\n]", " ", "".join(lines[:restart]))  # same positions, nothing to parse
+        blank = re.sub(r"[^\n]", " ", "".join(lines[:restart]))  # same positions, nothing to parse
         try:
             _attempt(parser, source, blank + "".join(lines[restart:]), "start")
             break
@@ -220,7 +254,7 @@ _EXPECT_WORDS = {
 def _parse_error(source: Source, e: UnexpectedInput) -> CnnError:
     line, col = max(1, e.line or 1), max(1, e.column or 1)
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
-        lines = source.text.rstrip().splitlines() or [""]
+        lines = _lines(source.text.rstrip()) or [""]
         line, col = len(lines), len(lines[-1]) + 1
         span = Span(source, line, max(1, col - 1), line, col)
         notes, ch = _unclosed(source, len(source.text), line, always=True)

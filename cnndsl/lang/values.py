@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from . import astnodes as A
 from ..errors import CnnError
 
-MAX_NODES = 1_000_000   # layers a spec may expand to
+MAX_NODES = 100_000   # layers a spec may expand to: building and reporting them takes ~2 s
+MAX_COUNT = 1_000_000   # a repeat count (a body that makes nothing may repeat that often)
 MAX_NUMBER = 10**18
 # Python's True/False as well: `bias=False` means what it means in PyTorch
 BOOLS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False, "True": True, "False": False}
@@ -85,8 +86,11 @@ class Values:
             return BOOLS[name]
         if name in SYMBOLS:
             return name
-        known = sorted(sc.env)
-        close = difflib.get_close_matches(name, known, 1)
+        memo = self.__dict__.setdefault("_close_vars", {})  # once per name and scope, not per repeat
+        key = (name, len(sc.env), next(iter(sc.env), None))
+        if key not in memo:
+            memo[key] = difflib.get_close_matches(name[:100], sorted(sc.env), 1)
+        close = memo[key]
         raise CnnError(f"`{name}` is not bound", span, code="E205",
                        hint=(f"did you mean `{close[0]}`? " if close else "")
                        + f"bind it with `let {name} = ...` in the file or `-D {name}=...` on the command line")
@@ -140,8 +144,8 @@ class Values:
                 raise CnnError(f"a repeat count must be a whole number, got {show(n)}", e.span, code="E206")
         if n < 0:
             raise CnnError(f"a repeat count cannot be negative ({n})", e.span, code="E206")
-        if n > MAX_NODES:
-            raise CnnError(f"a repeat count of {n:,} would make more than the {MAX_NODES:,} layers a spec may have",
+        if n > MAX_COUNT:
+            raise CnnError(f"a repeat count of {n:,} is more than the {MAX_COUNT:,} a repeat may have",
                            e.span, code="E401", hint="check the count: is a variable bound to the wrong value?")
         return n
 
