@@ -203,27 +203,48 @@ class ClassWriter:
         return init, fwd, replace(st, src=st.target, ch=out_ch), ctxs
 
     def constructor(self, kind, call, nodes, ctxs, ch):
+        """`nn.Conv2d(cin, 4 * c, 3, padding=1)`, right for every instance, and its output channels."""
+        mods = self.torch_modules(kind, call, nodes)
+        spec, written = dict(mods[0].spec), self.written(kind, call)
+        local = nodes[0].name.rsplit(".", 1)[-1]
+        positional = dict(mods[0].args)
+        parts, out_ch = [], None
+        for name in self.argument_names(mods, spec, written):
+            values = [self.torch_value(m, n, name, spec) for m, n in zip(mods, nodes)]
+            attr = spec.get(name)
+            src = self.hole(ch if attr == "@in" else written.get(attr), values, ctxs, f"{local}_{name}")
+            parts.append(src if name in positional else f"{name}={src}")
+            if self.gives_out_channels(attr, values, nodes):  # the last such argument decides
+                out_ch = written.get(attr) or (A.Num(values[0], None) if src == literal(values[0]) else None)
+        if out_ch is None and self.keeps_channels(nodes):
+            out_ch = ch
+        return f"{mods[0].cls}({', '.join(parts)})", out_ch
+
+    def torch_modules(self, kind, call, nodes):
+        """The module each instance's layer is built as: one class, the same positional arguments."""
         mods = [kind.torch_module(n.attrs, [self.g.shape_of(s) for s in n.inputs], n.name in self.gen.inplace)
                 for n in nodes]
         if len({m.cls for m in mods}) > 1 or len({tuple(k for k, _ in m.args) for m in mods}) > 1:
             raise Fail(f"{call.name} is built differently in different instances")
-        spec, written = dict(mods[0].spec), self.written(kind, call)
-        local = nodes[0].name.rsplit(".", 1)[-1]
+        return mods
+
+    @staticmethod
+    def argument_names(mods, spec, written):
+        """The constructor's arguments: the positional ones, then the keywords any instance gives or
+        the call writes, in the kind's order."""
+        positional = [k for k, _ in mods[0].args]
         kw_names = [k for m in mods for k, _ in m.kwargs]
-        kw_names += [k for k, a in spec.items() if a in written and k not in {p for p, _ in mods[0].args}]
-        parts, out_ch = [], None
+        kw_names += [k for k, a in spec.items() if a in written and k not in set(positional)]
         order = list(spec) + kw_names
-        for name in dict.fromkeys([k for k, _ in mods[0].args] + sorted(set(kw_names), key=order.index)):
-            values = [self.torch_value(m, n, name, spec) for m, n in zip(mods, nodes)]
-            attr = spec.get(name)
-            ast = ch if attr == "@in" else written.get(attr)
-            src = self.hole(ast, values, ctxs, f"{local}_{name}")
-            parts.append(src if name in dict(mods[0].args) else f"{name}={src}")
-            if attr not in (None, "@in") and all(same(v, n.out_shape[-1]) for v, n in zip(values, nodes)):
-                out_ch = written.get(attr) or (A.Num(values[0], None) if src == literal(values[0]) else None)
-        if out_ch is None and all(n.out_shape[-1] == self.g.shape_of(n.inputs[0])[-1] for n in nodes):
-            out_ch = ch
-        return f"{mods[0].cls}({', '.join(parts)})", out_ch
+        return list(dict.fromkeys(positional + sorted(set(kw_names), key=order.index)))
+
+    @staticmethod
+    def gives_out_channels(attr, values, nodes):
+        """Whether a spec argument's values are the layer's output channels in every instance."""
+        return attr not in (None, "@in") and all(same(v, n.out_shape[-1]) for v, n in zip(values, nodes))
+
+    def keeps_channels(self, nodes):
+        return all(n.out_shape[-1] == self.g.shape_of(n.inputs[0])[-1] for n in nodes)
 
     @staticmethod
     def torch_value(module, node, name, spec):
