@@ -74,6 +74,16 @@ def wrap(line, width=100):
     return out + [cur.rstrip()]
 
 
+def unfollowed(names):
+    return Fail(f"names {names[0]}, {names[1]}, ... do not follow the repeats")
+
+
+def index_source(base, steps):
+    """`2 * i + j + 1`: a numbering as Python, from its first number and its steps."""
+    terms = [v if s == 1 else f"{s} * {v}" for v, s in steps.items() if s] + ([str(base)] if base else [])
+    return " + ".join(terms) or "0"
+
+
 def camel(name):
     out = "".join(w[:1].upper() + w[1:] for w in re.split(r"[^0-9A-Za-z]+", name) if w)
     return out if out and out[0].isalpha() else "Block" + out
@@ -314,19 +324,33 @@ class ClassWriter:
 
     def name_pattern(self, names, ctxs):
         """`f"bottleneck{i + 2}"`: names numbered along the loops (fitted, then checked)."""
+        prefix, numbers = self.numbered(names)
+        points = [({v: c.env[v] for v in self.loop_vars}, n) for n, c in zip(numbers, ctxs)]
+        base, steps = self.numbering(points, names)
+        return f'f"{prefix}{{{index_source(base, steps)}}}"'
+
+    def numbered(self, names):
+        """(the prefix all names share, each name's number); Fail unless inside a loop."""
         parts = [re.fullmatch(r"(.*?[^0-9_]|)(\d+)", n) for n in names]
         if not all(parts) or len({p.group(1) for p in parts}) > 1 or not self.loop_vars:
-            raise Fail(f"names {names[0]}, {names[1]}, ... do not follow the repeats")
-        points = [({v: c.env[v] for v in self.loop_vars}, int(p.group(2))) for p, c in zip(parts, ctxs)]
+            raise unfollowed(names)
+        return parts[0].group(1), [int(p.group(2)) for p in parts]
+
+    def numbering(self, points, names):
+        """(first number, {loop variable: step}) fitted to [({loop variable: value}, number)]: the base
+        from the first iteration of every loop, each step from the second of its loop alone; then
+        checked against every point."""
         base = next((n for at, n in points if not any(at.values())), None)
-        steps = {}
-        for v in self.loop_vars:
-            steps[v] = next((n - base for at, n in points if at[v] == 1 and not any(
-                at[w] for w in self.loop_vars if w != v)), 0) if base is not None else 0
-        if base is None or any(n != base + sum(steps[v] * at[v] for v in at) for at, n in points):
-            raise Fail(f"names {names[0]}, {names[1]}, ... do not follow the repeats")
-        terms = [v if s == 1 else f"{s} * {v}" for v, s in steps.items() if s] + ([str(base)] if base else [])
-        return f'f"{parts[0].group(1)}{{{" + ".join(terms) or 0}}}"'
+        if base is None:
+            raise unfollowed(names)
+        steps = {v: self.step(v, points, base) for v in self.loop_vars}
+        if any(n != base + sum(steps[v] * at[v] for v in at) for at, n in points):
+            raise unfollowed(names)
+        return base, steps
+
+    def step(self, var, points, base):
+        alone = (n for at, n in points if at[var] == 1 and not any(at[w] for w in self.loop_vars if w != var))
+        return next((n - base for n in alone), 0)
 
     # ---- blocks and labels -----------------------------------------------------------------------
     def block_call(self, call, ctxs, st):
