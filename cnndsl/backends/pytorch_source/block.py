@@ -189,15 +189,10 @@ class ClassWriter:
             return [], [], st, ctxs
         nodes = [self.gen.node_at(call, c.frames) for c in ctxs]
         fwd = self.comment(call.span)
-        flat = [self.g[n.inputs[0]].implicit if n.inputs[0] in self.g else False for n in nodes]
-        if any(flat) != all(flat):
-            raise Fail("an implicit flatten in some instances only")
-        for c, n in zip(ctxs, nodes):
-            want = self.g[n.inputs[0]].inputs[0] if flat[0] else n.inputs[0]
-            if c.x is not None and want != c.x:
-                raise Fail(f"layer {n.name} reads {want}, not {c.x}")
+        flat = self.implicit_flatten(nodes)
+        self.check_inputs(nodes, ctxs, flat)
         ch = st.ch
-        if flat[0] or kind.name == "FLATTEN":
+        if flat or kind.name == "FLATTEN":
             fwd.append(f"{st.target} = torch.flatten({st.src}, 1)")
             st, ch = replace(st, src=st.target), None
         ctxs = [replace(c, x=n.name) for c, n in zip(ctxs, nodes)]
@@ -205,12 +200,29 @@ class ClassWriter:
             return [], fwd, replace(st, ch=None), ctxs
         ref, reg = self.module_ref(st.owner, [n.name for n in nodes], ctxs)
         ctor, out_ch = self.constructor(kind, call, nodes, ctxs, ch)
+        init = [reg(f"he({ctor})" if self.he_init(nodes) else ctor)]
+        fwd.append(f"{st.target} = {ref}({st.src})")
+        return init, fwd, replace(st, src=st.target, ch=out_ch), ctxs
+
+    def implicit_flatten(self, nodes):
+        """Whether the layer reads an implicit flatten (the IR's, before an FC on a volume)."""
+        flat = [self.g[n.inputs[0]].implicit if n.inputs[0] in self.g else False for n in nodes]
+        if any(flat) != all(flat):
+            raise Fail("an implicit flatten in some instances only")
+        return flat[0]
+
+    def check_inputs(self, nodes, ctxs, flat):
+        """Each instance's layer reads the tensor the walk has reached there."""
+        for c, n in zip(ctxs, nodes):
+            want = self.g[n.inputs[0]].inputs[0] if flat else n.inputs[0]
+            if c.x is not None and want != c.x:
+                raise Fail(f"layer {n.name} reads {want}, not {c.x}")
+
+    def he_init(self, nodes):
         he = {n.name in self.gen.he for n in nodes}
         if len(he) > 1:
             raise Fail("He initialisation differs between instances")
-        fwd.append(f"{st.target} = {ref}({st.src})")
-        init = [reg(f"he({ctor})" if he.pop() else ctor)]
-        return init, fwd, replace(st, src=st.target, ch=out_ch), ctxs
+        return he.pop()
 
     def constructor(self, kind, call, nodes, ctxs, ch):
         """`nn.Conv2d(cin, 4 * c, 3, padding=1)`, right for every instance, and its output channels."""
