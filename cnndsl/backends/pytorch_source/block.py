@@ -428,6 +428,18 @@ class ClassWriter:
 
     # ---- repeats, optionals, branches ------------------------------------------------------------
     def repeat(self, e, ctxs, st):
+        """A `for` loop when the count differs between instances (then it must work), is not a literal,
+        or is above 3; otherwise, or when a fixed count's loop fails, the body unrolled."""
+        counts, iterations = self.repeat_counts(e, ctxs)
+        fixed = len(set(counts)) == 1
+        if not fixed or not isinstance(e.count, A.Num) or counts[0] > 3:
+            written = self.try_loop(e, ctxs, st, counts, iterations, fixed)
+            if written is not None:
+                return written
+        return self.unroll(e, ctxs, st, counts[0], iterations)
+
+    def repeat_counts(self, e, ctxs):
+        """Each instance's count of the repeat, and its iteration frames (none when it made no layer)."""
         rid = f"repeat@{e.span.line}:{e.span.col}"
         iterations, counts = [], []
         for c in ctxs:
@@ -437,18 +449,23 @@ class ClassWriter:
                 raise Fail(f"the count of the repeat on line {e.span.line} is unknown")
             counts.append(int(n))
             iterations.append(rep)
-        fixed = len(set(counts)) == 1
-        if not fixed or not isinstance(e.count, A.Num) or counts[0] > 3:
-            saved = (len(self.code.extras), set(self.taken), self.last_line)
-            try:
-                return self.loop(e, ctxs, st, counts, iterations)
-            except Fail:
-                if not fixed:
-                    raise
-                del self.code.extras[saved[0]:]
-                self.taken, self.last_line = saved[1], saved[2]
+        return counts, iterations
+
+    def try_loop(self, e, ctxs, st, counts, iterations, fixed):
+        """The repeat as a loop; None, with the writer's state put back, when a fixed count can unroll."""
+        saved = (len(self.code.extras), set(self.taken), self.last_line)
+        try:
+            return self.loop(e, ctxs, st, counts, iterations)
+        except Fail:
+            if not fixed:
+                raise
+            del self.code.extras[saved[0]:]
+            self.taken, self.last_line = saved[1], saved[2]
+            return None
+
+    def unroll(self, e, ctxs, st, count, iterations):
         init, fwd = [], []
-        for i in range(counts[0]):
+        for i in range(count):
             inner = [replace(c, frames=c.frames + tuple(rep[i:i + 1])) for c, rep in zip(ctxs, iterations)]
             a, b, st, inner = self.walk(e.body, inner, st)
             init, fwd = init + a, fwd + b
