@@ -473,16 +473,9 @@ class ClassWriter:
         return init, fwd, st, ctxs
 
     def loop(self, e, ctxs, st, counts, iterations):
-        var = next(v for v in ("i", "j", "k", "i2", "j2", "k2") if v not in self.loop_vars and v not in self.taken)
-        self.locals.add(var)
+        var = self.loop_var()
         count = self.hole(e.count, counts, ctxs, "n")
-        inner, owners = [], []
-        for c, n, rep in zip(ctxs, counts, iterations):
-            for i in range(n):
-                frames = c.frames + tuple(rep[i:i + 1])
-                inner.append(replace(c, frames=frames, env={**c.env, var: i},
-                                     x=c.x if i == 0 else self.gen.input_of(frames)))
-                owners.append(c)
+        inner, owners = self.iteration_ctxs(ctxs, counts, iterations, var)
         init, st_in, running = self.running_channels(inner, st, var)
         self.loop_vars.append(var)
         try:
@@ -493,18 +486,44 @@ class ClassWriter:
             body_init.append(f"{running} = {self.next_channels(out.ch, inner)}")
         if out.src != st.src:
             fwd.append(f"{st.src} = {out.src}")
+        ctxs = self.after_loop(ctxs, owners, inner, running)
+        store, times = self.loop_count(count)
+        init += store + [f"for {var} in range({count}):"] + indent(body_init)
+        fwd = [f"for {var} in range({times}):"] + indent(fwd)
+        ch = A.Var(LOOP + running, None) if running else out.ch
+        return init, fwd, replace(out, src=st.src, target=st.target, ch=ch), ctxs
+
+    def loop_var(self):
+        var = next(v for v in ("i", "j", "k", "i2", "j2", "k2") if v not in self.loop_vars and v not in self.taken)
+        self.locals.add(var)
+        return var
+
+    def iteration_ctxs(self, ctxs, counts, iterations, var):
+        """A context per iteration of every instance (`var` its index), and the instance each belongs to."""
+        inner, owners = [], []
+        for c, n, rep in zip(ctxs, counts, iterations):
+            for i in range(n):
+                frames = c.frames + tuple(rep[i:i + 1])
+                inner.append(replace(c, frames=frames, env={**c.env, var: i},
+                                     x=c.x if i == 0 else self.gen.input_of(frames)))
+                owners.append(c)
+        return inner, owners
+
+    def after_loop(self, ctxs, owners, inner, running):
+        """The instances' contexts after the loop: at their last iteration's tensor, with the
+        running channels' value (an instance with no iteration stays where it was)."""
         last = {id(c): i for c, i in zip(owners, inner)}
         ctxs = [replace(c, x=last[id(c)].x) if id(c) in last else c for c in ctxs]
         for c in ctxs if running else ():
             c.env[running] = self.g.shape_of(c.x)[-1]
-        store = []
-        if not count.isdigit():  # forward reads the count from the module
-            attr = self.fresh("repeats")
-            store = [f"self.{attr} = {count}"]
-        init += store + [f"for {var} in range({count}):"] + indent(body_init)
-        fwd = [f"for {var} in range({'self.' + attr if store else count}):"] + indent(fwd)
-        return init, fwd, replace(out, src=st.src, target=st.target, ch=A.Var(LOOP + running, None) if running
-                                  else out.ch), ctxs
+        return ctxs
+
+    def loop_count(self, count):
+        """(__init__'s line that keeps a count forward cannot write, what forward's range reads)."""
+        if count.isdigit():
+            return [], count
+        attr = self.fresh("repeats")
+        return [f"self.{attr} = {count}"], f"self.{attr}"
 
     def running_channels(self, inner, st, var):
         """A loop whose body changes the channels tracks them in a variable of __init__."""
