@@ -553,20 +553,14 @@ class ClassWriter:
         return src
 
     def optional(self, e, ctxs, st, label):
-        entries = [o for o in self.g.optionals if (o.span.line, o.span.col) == (e.span.line, e.span.col)
-                   and o.span.source is e.span.source]
-        param = next((o.name for o in entries if o.source == "parameter"), None)
-        on = [bool(c.spec[param]) if param else any(o.included for o in entries) for c in ctxs]
+        """The optional's body: under `if downsample:` when a parameter of the def switches it, else
+        without a test (written from the instances that have it)."""
+        param, on = self.switch(e, ctxs)
         inner = [c for c, v in zip(ctxs, on) if v]
         if not inner:
             return [], [], st, ctxs
-        if st.src != st.target:
-            pre, st = [f"{st.target} = {st.src}"], replace(st, src=st.target)
-        else:
-            pre = []
-        body = (self.holder(e.body, e.span, inner, st) if label and not isinstance(e.body, A.Call)
-                else self.walk(e.body, inner, st, label))
-        init, fwd, out, done = body
+        pre, st = self.caught_up(st)
+        init, fwd, out, done = self.optional_body(e, inner, st, label)
         if out.src != st.src:
             fwd.append(f"{st.src} = {out.src}")
         after = iter(done)
@@ -577,6 +571,26 @@ class ClassWriter:
         test, init_else, flag = self.condition(param, label, init)
         init = before + [f"if {self.names[param]}:"] + indent(init + inside) + init_else
         return flag + init, pre + [f"if {test}:"] + indent(fwd), replace(out, src=st.src, ch=ch), ctxs
+
+    def switch(self, e, ctxs):
+        """(the parameter that switches the optional, or None; whether each instance has it)."""
+        entries = [o for o in self.g.optionals if (o.span.line, o.span.col) == (e.span.line, e.span.col)
+                   and o.span.source is e.span.source]
+        param = next((o.name for o in entries if o.source == "parameter"), None)
+        return param, [bool(c.spec[param]) if param else any(o.included for o in entries) for c in ctxs]
+
+    @staticmethod
+    def caught_up(st):
+        """(forward's line that brings the chain's variable up to date, the state after it): both sides
+        of an `if` then start from the same variable."""
+        if st.src == st.target:
+            return [], st
+        return [f"{st.target} = {st.src}"], replace(st, src=st.target)
+
+    def optional_body(self, e, inner, st, label):
+        if label and not isinstance(e.body, A.Call):
+            return self.holder(e.body, e.span, inner, st)
+        return self.walk(e.body, inner, st, label)
 
     def optional_channels(self, ch_in, ch_out, on, ctxs):
         """The channels after an optional that changes them: a variable set in the `if`."""
