@@ -613,31 +613,53 @@ class ClassWriter:
         return f"self.{flag}", [], [f"self.{flag} = {py}"]
 
     def branches(self, e, ctxs, st):
-        init, fwd, outs, chs, ends = [], [], [], [], []
-        for b in e.items:
-            if isinstance(b, A.Call) and b.name in ("ID", "IDENTITY"):
-                outs.append(st.src), chs.append(st.ch), ends.append([c.x for c in ctxs])
-                continue
-            name = b.name if isinstance(b, A.Label) else "out"
-            bst = replace(st, target=self.local(re.sub(r"\W", "_", name)))
-            a, f, bout, bctx = self.walk(b, ctxs, bst)
-            init, fwd = init + a, fwd + f
-            outs.append(bout.src), chs.append(bout.ch), ends.append([c.x for c in bctx])
+        init, fwd, outs, chs, ends = self.branch_bodies(e, ctxs, st)
         joins = [self.gen.node_at(e, c.frames) for c in ctxs]
+        self.check_join_inputs(joins, ends)
+        fwd += self.join(e.join, joins, outs, st)
+        st = replace(st, src=self.join_output(e.join, joins, outs, st), ch=self.joined_channels(e.join, chs))
+        return init, fwd, st, [replace(c, x=n.name) for c, n in zip(ctxs, joins)]
+
+    def branch_bodies(self, e, ctxs, st):
+        """The branches, written one after another: (init, forward, [output variable], [channels],
+        [each instance's last tensor])."""
+        written = [self.branch(b, ctxs, st) for b in e.items]
+        init = [line for w in written for line in w[0]]
+        fwd = [line for w in written for line in w[1]]
+        return (init, fwd, *([w[k] for w in written] for k in (2, 3, 4)))
+
+    def join_output(self, op, joins, outs, st):
+        """The variable holding the join's result: an in-place sum's is the branch it adds into."""
+        if op == "ADD" and joins[0].name in self.gen.inplace:
+            return outs[self.gen.inplace[joins[0].name]]
+        return st.target
+
+    def branch(self, b, ctxs, st):
+        """(init, forward, the variable holding its output, its channels, each instance's last tensor)."""
+        if isinstance(b, A.Call) and b.name in ("ID", "IDENTITY"):
+            return [], [], st.src, st.ch, [c.x for c in ctxs]
+        name = b.name if isinstance(b, A.Label) else "out"
+        init, fwd, out, done = self.walk(b, ctxs, replace(st, target=self.local(re.sub(r"\W", "_", name))))
+        return init, fwd, out.src, out.ch, [c.x for c in done]
+
+    @staticmethod
+    def check_join_inputs(joins, ends):
         for k, n in enumerate(joins):
             known = [end[k] for end in ends]
             if None not in known and known != n.inputs:
                 raise Fail(f"join {n.name} reads {n.inputs}, not {known}")
-        fwd += self.join(e.join, joins, outs, st)
-        if e.join == "CONCAT":
-            ch = None if None in chs else chs[0]
-            for c in chs[1:] if ch is not None else ():
-                ch = A.BinOp("+", ch, c, None)
-        else:
-            ch = chs[0]
-        src = outs[self.gen.inplace[joins[0].name]] if e.join == "ADD" and joins[0].name in self.gen.inplace \
-            else st.target
-        return init, fwd, replace(st, src=src, ch=ch), [replace(c, x=n.name) for c, n in zip(ctxs, joins)]
+
+    @staticmethod
+    def joined_channels(op, chs):
+        """A concatenation's channels are its branches' sum (unknown if any is); a sum's, the first's."""
+        if op != "CONCAT":
+            return chs[0]
+        if None in chs:
+            return None
+        ch = chs[0]
+        for c in chs[1:]:
+            ch = A.BinOp("+", ch, c, None)
+        return ch
 
     def join(self, op, joins, outs, st):
         if op == "CONCAT":
