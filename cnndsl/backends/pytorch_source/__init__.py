@@ -264,16 +264,22 @@ class TopWriter:
         return lines
 
     def class_of(self, part):
+        """(class, block frame) when the part is one block instance written as one call of its class."""
         frames = [f for f in part.nodes[0].frames if f.path == part.path and f.kind == "block"]
         if not frames:
             return None, None
         code = self.gen.class_for(frames[-1].definition)
+        ok = code is not None and self.one_in_one_out(part)
+        return (code, frames[-1]) if ok else (None, None)
+
+    def one_in_one_out(self, part):
+        """Whether the part reads one tensor from outside and only its last layer is read outside it
+        (or is the output): then `y = block(x)` computes it."""
         inside = {n.name for n in part.nodes}
         outside = {s for n in part.nodes for s in n.inputs if s not in inside}
         readers = self.g.consumers()
         used = [n.name for n in part.nodes if n.name == self.g.output or any(r not in inside for r in readers[n.name])]
-        ok = code is not None and len(outside) == 1 and used == [part.nodes[-1].name]
-        return (code, frames[-1]) if ok else (None, None)
+        return len(outside) == 1 and used == [part.nodes[-1].name]
 
     def call_args(self, code, frame):
         args = [literal(self.g.shape_of(self.gen.block_input[frame.path])[-1])] if code.uses_cin else []
