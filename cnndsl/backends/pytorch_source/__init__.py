@@ -311,37 +311,49 @@ class TopWriter:
 
     def forward(self):
         """Straight-line code; a variable is reused once nothing reads its tensor any more."""
-        left = {}
-        for _, ins, _, _, _ in self.items:
-            for s in ins:
-                left[s] = left.get(s, 0) + 1
-        var, lines, taken, last_line = {"input": "x"}, [], {"x"}, None
+        names, lines, last_line = Variables(self.items, self.g.output), [], None
         for make, ins, out, span, op in self.items:
             if span is not None and span.line != last_line and op not in INLINE:
                 lines.append(f"# {self.gen.spec_line(span)}")
                 last_line = span.line
-            args = [var[s] for s in ins]
-            for s in ins:
-                left[s] -= 1
+            args = names.read(ins)
             k = self.gen.inplace.get(out) if op == "ADD" else None
-            if k is not None:
+            if k is not None:  # the sum goes into its k-th operand's variable
                 lines += [f"{args[k]} += {r}" for r in args[:k] + args[k + 1:]]
-                var[out] = args[k]
-                continue
-            free = [var[s] for s in ins if left[s] == 0 and s != self.g.output]
-            name = free[0] if free else self._fresh(out, taken)
-            lines.append(f"{name} = {make(args)}")
-            var[out] = name
-        return lines + [f"return {var[self.g.output]}"]
+                names.of[out] = args[k]
+            else:
+                lines.append(f"{names.result(out, ins)} = {make(args)}")
+        return lines + [f"return {names.of[self.g.output]}"]
 
-    @staticmethod
-    def _fresh(tensor, taken):
+
+class Variables:
+    """forward's variables: which one holds each tensor, and how many reads of each are left."""
+
+    def __init__(self, items, output):
+        self.of, self.taken, self.output, self.left = {"input": "x"}, {"x"}, output, {}
+        for _, ins, _, _, _ in items:
+            for s in ins:
+                self.left[s] = self.left.get(s, 0) + 1
+
+    def read(self, ins):
+        """The variables of a statement's inputs, counted as read."""
+        for s in ins:
+            self.left[s] -= 1
+        return [self.of[s] for s in ins]
+
+    def result(self, tensor, ins):
+        """The variable for a statement's result: an input's that nothing reads any more, else a new one."""
+        free = [self.of[s] for s in ins if self.left[s] == 0 and s != self.output]
+        self.of[tensor] = free[0] if free else self.fresh(tensor)
+        return self.of[tensor]
+
+    def fresh(self, tensor):
         base = re.sub(r"\W", "_", tensor.rsplit(".", 1)[-1])
         base = base if base.isidentifier() and not keyword.iskeyword(base) else "t_" + base
         name, k = base, 2
-        while name in taken:
+        while name in self.taken:
             name, k = f"{base}_{k}", k + 1
-        taken.add(name)
+        self.taken.add(name)
         return name
 
 
