@@ -28,7 +28,7 @@ from ...kinds import KINDS
 from ...lang import astnodes as A
 from ..torch_plan import he_convs, inplace_nodes
 from .block import INLINE, ClassWriter, Fail, camel, indent, wrap
-from .expr import UNKNOWN, evaluate, literal, solve
+from .expr import UNKNOWN, evaluate, literal, same, solve
 
 # what forward writes inline, per op (every other kind is a module: `Kind.torch_module`)
 OPS = {op: INLINE.__contains__(op) for op in KINDS}
@@ -288,7 +288,7 @@ class TopWriter:
         for name, py, default in code.params:
             if default is None:
                 args.append(literal(values[name]))
-            elif not _same(values[name], code.default_value(name, consts)):
+            elif not same(values[name], code.default_value(name, consts)):
                 args.append(f"{py}={literal(values[name])}")
         return args + [f"{name}={literal(per[frame.path])}" for name, per, _ in code.extras]
 
@@ -355,11 +355,6 @@ class Variables:
             name, k = f"{base}_{k}", k + 1
         self.taken.add(name)
         return name
-
-
-def _same(a, b):
-    from .expr import same
-    return same(a, b)
 
 
 def generate(net, class_name=None) -> str:
