@@ -187,22 +187,43 @@ def _same_spec(meta, here):
 
 
 def _by_name(sd, shapes, strict, what, meta, here, same):
-    loaded = {k: sd[k] for k in shapes if k in sd and _shape(sd[k]) == shapes[k]}  # in our order
-    resized = [k for k in shapes if k in sd and k not in loaded]
+    loaded, resized = _name_split(sd, shapes)
+    unexpected, missing = _unnamed(sd, shapes)
+    sizes = _sizes(sd, shapes, resized)
+    if strict and (unexpected or missing or resized):
+        raise CnnError(_name_error(what, unexpected, missing, sizes, meta, here, same),
+                       hint=_name_hint(renamed=bool(unexpected or missing)))
+    return loaded, _report("cnndsl", loaded, unexpected, resized, sizes, missing, {k: k for k in loaded})
+
+
+def _name_split(sd, shapes):
+    """({key: tensor} whose name and shape match, in our order; our keys it holds in another shape)."""
+    loaded = {k: sd[k] for k in shapes if k in sd and _shape(sd[k]) == shapes[k]}
+    return loaded, [k for k in shapes if k in sd and k not in loaded]
+
+
+def _unnamed(sd, shapes):
+    """(checkpoint keys with no name here, our keys with none in the checkpoint), BN counters aside."""
     unexpected = [k for k in sd if k not in shapes and not k.endswith(COUNTER)]
     unexpected = _layer_order(unexpected)  # safetensors keeps keys sorted: fc.bias before fc.weight
-    missing = [k for k in shapes if k not in sd and not k.endswith(COUNTER)]
-    sizes = {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
-    if strict and (unexpected or missing or resized):
-        hint = ("rename the layers back to the checkpoint's names, or load with strict=False (--partial-weights) "
-                "to load every tensor whose name and shape match; the rest keeps its initialisation"
-                ) if unexpected or missing else (
-                "it was saved from a different spec or other -D / --input values; strict=False (--partial-weights) "
-                "loads the tensors whose shapes match, e.g. all but a resized head")
-        raise CnnError(_name_error(what, unexpected, missing, sizes, meta, here, same), hint=hint)
-    report = {"source": "cnndsl", "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,
-              "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": {k: k for k in loaded}}
-    return loaded, report
+    return unexpected, [k for k in shapes if k not in sd and not k.endswith(COUNTER)]
+
+
+def _name_hint(renamed):
+    if renamed:
+        return ("rename the layers back to the checkpoint's names, or load with strict=False (--partial-weights) "
+                "to load every tensor whose name and shape match; the rest keeps its initialisation")
+    return ("it was saved from a different spec or other -D / --input values; strict=False (--partial-weights) "
+            "loads the tensors whose shapes match, e.g. all but a resized head")
+
+
+def _sizes(sd, shapes, resized):
+    return {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
+
+
+def _report(source, loaded, unexpected, resized, sizes, missing, mapping):
+    return {"source": source, "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,
+            "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": mapping}
 
 
 def _name_error(what, unexpected, missing, sizes, meta, here, same):
