@@ -274,19 +274,29 @@ def _few(keys, n=4):
 
 def _mapped(sd, shapes, strict):
     # matched without BN's counters, which one side may lack (ONNX, an older torch); they follow their module
-    pairs, missing, extra = _match({k: v for k, v in sd.items() if not k.endswith(COUNTER)},
-                                   {k: v for k, v in shapes.items() if not k.endswith(COUNTER)})
+    pairs, missing, extra = _match(_no_counters(sd), _no_counters(shapes))
     if strict and (missing or extra):
         raise _mismatch(missing, extra)
     mapping = {k: ours for k, ours in _mapping(sd, pairs).items() if ours in shapes}
     loaded = {mapping[k]: sd[k] for k in mapping}
-    resized = [k for k in shapes if k not in loaded and k in sd and k not in mapping and _shape(sd[k]) != shapes[k]]
+    resized = _resized_unmapped(sd, shapes, mapping, loaded)
+    unexpected, missing = _unmapped(sd, shapes, mapping, loaded, resized)
+    return loaded, _report("mapped", loaded, unexpected, resized, _sizes(sd, shapes, resized), missing, mapping)
+
+
+def _no_counters(tensors):
+    return {k: v for k, v in tensors.items() if not k.endswith(COUNTER)}
+
+
+def _resized_unmapped(sd, shapes, mapping, loaded):
+    """Our keys nothing was mapped to that the checkpoint holds under the same name in another shape."""
+    return [k for k in shapes if k not in loaded and k in sd and k not in mapping and _shape(sd[k]) != shapes[k]]
+
+
+def _unmapped(sd, shapes, mapping, loaded, resized):
+    """(checkpoint keys not mapped, our keys not loaded), the resized and BN counters aside."""
     unexpected = [k for k in sd if k not in mapping and k not in resized and not k.endswith(COUNTER)]
-    missing = [k for k in shapes if k not in loaded and k not in resized and not k.endswith(COUNTER)]
-    sizes = {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
-    report = {"source": "mapped", "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,
-              "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": mapping}
-    return loaded, report
+    return unexpected, [k for k in shapes if k not in loaded and k not in resized and not k.endswith(COUNTER)]
 
 
 # ---- mapping ---------------------------------------------------------------------------------------
