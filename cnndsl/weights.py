@@ -153,8 +153,7 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -
     ({key: shape or tensor}); `here` is that network's spec_info, for the error message and
     `same_spec`. Raises CnnError when `strict` and anything differs (see the module docstring)."""
     sd, meta, what = _open(source)
-    if sd and all(k.startswith("module.") for k in sd):  # saved from DataParallel
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+    sd = _without_data_parallel(sd)
     shapes = {k: _shape(v) for k, v in ours.items()}
     same = _same_spec(meta, here)
     if meta.get("format", "").startswith("cnndsl.checkpoint/") or "spec_sha256" in meta or _cnndsl_style(sd, shapes):
@@ -163,6 +162,13 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -
         tensors, report = _mapped(sd, shapes, strict)
     report.update(checkpoint=meta, same_spec=same)
     return tensors, report
+
+
+def _without_data_parallel(sd):
+    """A state_dict saved from DataParallel without its `module.` prefix."""
+    if sd and all(k.startswith("module.") for k in sd):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return sd
 
 
 def _shape(v) -> tuple:
@@ -343,8 +349,7 @@ def _mapping(theirs, pairs) -> dict:
 def map_state_dict(theirs: dict, ours: dict, strict: bool = True) -> dict:
     """{their key: our key}, matching module by module (see the module docstring). `ours` holds
     tensors or shapes."""
-    if theirs and all(k.startswith("module.") for k in theirs):
-        theirs = {k[len("module."):]: v for k, v in theirs.items()}
+    theirs = _without_data_parallel(theirs)
     pairs, missing, extra = _match(theirs, ours)
     if missing or (extra and strict):
         raise _mismatch(missing, extra)
