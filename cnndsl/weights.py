@@ -153,8 +153,7 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -
     ({key: shape or tensor}); `here` is that network's spec_info, for the error message and
     `same_spec`. Raises CnnError when `strict` and anything differs (see the module docstring)."""
     sd, meta, what = _open(source)
-    if sd and all(k.startswith("module.") for k in sd):  # saved from DataParallel
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+    sd = _without_data_parallel(sd)
     shapes = {k: _shape(v) for k, v in ours.items()}
     same = _same_spec(meta, here)
     if meta.get("format", "").startswith("cnndsl.checkpoint/") or "spec_sha256" in meta or _cnndsl_style(sd, shapes):
@@ -163,6 +162,13 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -
         tensors, report = _mapped(sd, shapes, strict)
     report.update(checkpoint=meta, same_spec=same)
     return tensors, report
+
+
+def _without_data_parallel(sd):
+    """A state_dict saved from DataParallel without its `module.` prefix."""
+    if sd and all(k.startswith("module.") for k in sd):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return sd
 
 
 def _shape(v) -> tuple:
@@ -187,22 +193,43 @@ def _same_spec(meta, here):
 
 
 def _by_name(sd, shapes, strict, what, meta, here, same):
-    loaded = {k: sd[k] for k in shapes if k in sd and _shape(sd[k]) == shapes[k]}  # in our order
-    resized = [k for k in shapes if k in sd and k not in loaded]
+    loaded, resized = _name_split(sd, shapes)
+    unexpected, missing = _unnamed(sd, shapes)
+    sizes = _sizes(sd, shapes, resized)
+    if strict and (unexpected or missing or resized):
+        raise CnnError(_name_error(what, unexpected, missing, sizes, meta, here, same),
+                       hint=_name_hint(renamed=bool(unexpected or missing)))
+    return loaded, _report("cnndsl", loaded, unexpected, resized, sizes, missing, {k: k for k in loaded})
+
+
+def _name_split(sd, shapes):
+    """({key: tensor} whose name and shape match, in our order; our keys it holds in another shape)."""
+    loaded = {k: sd[k] for k in shapes if k in sd and _shape(sd[k]) == shapes[k]}
+    return loaded, [k for k in shapes if k in sd and k not in loaded]
+
+
+def _unnamed(sd, shapes):
+    """(checkpoint keys with no name here, our keys with none in the checkpoint), BN counters aside."""
     unexpected = [k for k in sd if k not in shapes and not k.endswith(COUNTER)]
     unexpected = _layer_order(unexpected)  # safetensors keeps keys sorted: fc.bias before fc.weight
-    missing = [k for k in shapes if k not in sd and not k.endswith(COUNTER)]
-    sizes = {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
-    if strict and (unexpected or missing or resized):
-        hint = ("rename the layers back to the checkpoint's names, or load with strict=False (--partial-weights) "
-                "to load every tensor whose name and shape match; the rest keeps its initialisation"
-                ) if unexpected or missing else (
-                "it was saved from a different spec or other -D / --input values; strict=False (--partial-weights) "
-                "loads the tensors whose shapes match, e.g. all but a resized head")
-        raise CnnError(_name_error(what, unexpected, missing, sizes, meta, here, same), hint=hint)
-    report = {"source": "cnndsl", "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,
-              "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": {k: k for k in loaded}}
-    return loaded, report
+    return unexpected, [k for k in shapes if k not in sd and not k.endswith(COUNTER)]
+
+
+def _name_hint(renamed):
+    if renamed:
+        return ("rename the layers back to the checkpoint's names, or load with strict=False (--partial-weights) "
+                "to load every tensor whose name and shape match; the rest keeps its initialisation")
+    return ("it was saved from a different spec or other -D / --input values; strict=False (--partial-weights) "
+            "loads the tensors whose shapes match, e.g. all but a resized head")
+
+
+def _sizes(sd, shapes, resized):
+    return {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
+
+
+def _report(source, loaded, unexpected, resized, sizes, missing, mapping):
+    return {"source": source, "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,
+            "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": mapping}
 
 
 def _name_error(what, unexpected, missing, sizes, meta, here, same):
@@ -253,19 +280,29 @@ def _few(keys, n=4):
 
 def _mapped(sd, shapes, strict):
     # matched without BN's counters, which one side may lack (ONNX, an older torch); they follow their module
-    pairs, missing, extra = _match({k: v for k, v in sd.items() if not k.endswith(COUNTER)},
-                                   {k: v for k, v in shapes.items() if not k.endswith(COUNTER)})
+    pairs, missing, extra = _match(_no_counters(sd), _no_counters(shapes))
     if strict and (missing or extra):
         raise _mismatch(missing, extra)
     mapping = {k: ours for k, ours in _mapping(sd, pairs).items() if ours in shapes}
     loaded = {mapping[k]: sd[k] for k in mapping}
-    resized = [k for k in shapes if k not in loaded and k in sd and k not in mapping and _shape(sd[k]) != shapes[k]]
+    resized = _resized_unmapped(sd, shapes, mapping, loaded)
+    unexpected, missing = _unmapped(sd, shapes, mapping, loaded, resized)
+    return loaded, _report("mapped", loaded, unexpected, resized, _sizes(sd, shapes, resized), missing, mapping)
+
+
+def _no_counters(tensors):
+    return {k: v for k, v in tensors.items() if not k.endswith(COUNTER)}
+
+
+def _resized_unmapped(sd, shapes, mapping, loaded):
+    """Our keys nothing was mapped to that the checkpoint holds under the same name in another shape."""
+    return [k for k in shapes if k not in loaded and k in sd and k not in mapping and _shape(sd[k]) != shapes[k]]
+
+
+def _unmapped(sd, shapes, mapping, loaded, resized):
+    """(checkpoint keys not mapped, our keys not loaded), the resized and BN counters aside."""
     unexpected = [k for k in sd if k not in mapping and k not in resized and not k.endswith(COUNTER)]
-    missing = [k for k in shapes if k not in loaded and k not in resized and not k.endswith(COUNTER)]
-    sizes = {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
-    report = {"source": "mapped", "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,
-              "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": mapping}
-    return loaded, report
+    return unexpected, [k for k in shapes if k not in loaded and k not in resized and not k.endswith(COUNTER)]
 
 
 # ---- mapping ---------------------------------------------------------------------------------------
@@ -312,8 +349,7 @@ def _mapping(theirs, pairs) -> dict:
 def map_state_dict(theirs: dict, ours: dict, strict: bool = True) -> dict:
     """{their key: our key}, matching module by module (see the module docstring). `ours` holds
     tensors or shapes."""
-    if theirs and all(k.startswith("module.") for k in theirs):
-        theirs = {k[len("module."):]: v for k, v in theirs.items()}
+    theirs = _without_data_parallel(theirs)
     pairs, missing, extra = _match(theirs, ours)
     if missing or (extra and strict):
         raise _mismatch(missing, extra)
