@@ -16,7 +16,9 @@ import re
 import math
 
 from ..analysis.analyze import DTYPE_BYTES, OPTIMIZER_STATES, _counts, _receptive_field, analyze, training_memory
-from ..analysis.inplace import inplace_nodes, shared_memory
+from ..analysis.inplace import inplace_nodes
+from ..kinds import KINDS
+from ..kinds.base import VIEW
 from ..errors import CnnError
 from ..lang.arguments import _UNSET, _typed
 from ..lang.elaborate import _Elaborator
@@ -146,8 +148,11 @@ def totals(graph, batch, dtype, optimizer, cache) -> dict:
     nbytes = DTYPE_BYTES[dtype]
     volume = len(graph.input_shape) == 3
     rf = {"input": ((1, 1), (1, 1))} if volume else {"input": None}
-    infer_mem, train_mem = shared_memory(graph)
     overwrites = inplace_nodes(graph)
+    train_mem = {n: graph[n].inputs[i] for n, i in overwrites.items()}  # shared_memory()'s training half
+    for n in graph.nodes:
+        if KINDS[n.op].memory == VIEW:
+            train_mem[n.name] = n.inputs[0]
     alias = {"input": "input"}
     grad = {"input": False}
     saved: set = set()
