@@ -160,3 +160,38 @@ def test_plain_report_imports_no_sympy_matplotlib_torch():
             "print([m for m in ('sympy', 'matplotlib', 'torch', 'tqdm') if m in sys.modules])" % CLASSIC)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
     assert out.strip().endswith("[]")
+
+
+# ---- the fast path (work shared across members) equals the slow one -------------------------------
+BLOCKS = """input 32x32x3
+let C = 8 in 4, 8, 16
+let S = 1 in 1..2
+let D = off in on, off
+let N = 1 in 1..3
+default POOL(2, s=2)
+def basic(c, s=1, downsample=off) = {
+      CONV(c, 3, s=s, p=1, bias=false) - BN - RELU - CONV(c, 3, p=1, bias=false) - BN
+  + downsample: (CONV(c, 1, s=s, bias=false) - BN)?
+} - RELU
+CONV(C, 3, p=1) - basic(C, S, D) - basic(C * 2, S, downsample=on)*N - POOL? - FC(10)
+"""
+
+
+@pytest.mark.parametrize("text,pool", [(open(CLASSIC).read(), "each"), (SMALL, "on,off"), (BLOCKS, None)])
+def test_shared_work_equals_measuring_each_member_alone(text, pool, tmp_path):
+    import random
+    from cnndsl.search.member import measure
+    if text.startswith("# The classic"):
+        text = text.replace("let N = 2", "let N = 2 in 1..5").replace("let M = 2", "let M = 2 in 1..6") \
+            .replace("let K = 1", "let K = 1 in 0..2")
+    prog = cnndsl.parse(text, str(tmp_path / "f.net"))
+    space = Space(prog, {"pool": pool} if pool else None)
+    idx = random.Random(1).sample(range(space.count), min(300, space.count))
+    for options in ({}, {"batch": 8, "dtype": "fp16", "optimizer": "sgd", "strict": True}):
+        shared = {}
+        for i in idx + idx[:20]:
+            choices = space.member(i)
+            slow = measure(prog, space.bindings(choices), space.input, **options)
+            fast = measure(prog, space.bindings(choices), space.input, **options, shared=shared)
+            assert fast == slow, (choices, options)
+        assert shared["bound"] and shared["counts"]

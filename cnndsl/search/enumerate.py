@@ -83,7 +83,7 @@ _STATE: dict = {}
 
 def _init(space, options, budget):
     _STATE.clear()
-    _STATE.update(space=space, options=options, budget=budget, cache={}, readsets=[])
+    _STATE.update(space=space, options=options, budget=budget, cache={}, readsets=[], shared={})
 
 
 def _chunk(jobs):
@@ -102,7 +102,7 @@ def _chunk(jobs):
                 break
         if hit is None:
             bindings = space.bindings(choices)
-            r = measure(space.program, bindings, space.input, **options)
+            r = measure(space.program, bindings, space.input, **options, shared=st["shared"])
             if any(isinstance(v, PerUse) and False in v.bits[v.used:] for v in bindings.values()):
                 dropped["duplicate: an optional switched off where it does not occur"] += 1
                 continue
