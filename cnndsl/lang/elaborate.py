@@ -238,6 +238,10 @@ class _Elaborator(Values, Arguments):
                            f"{MAX_NODES:,} layers a spec may have", e.count.span,
                                arithmetic=" * ".join(map(str, counts)) + f" = {math.prod(counts):,}", code="E401",
                            hint="check the counts: is a variable bound to the wrong value?")
+        if e.index is not None and e.index in sc.env:
+            self.recover(CnnError(f"the repeat's index `{e.index}` is already bound here", e.span, code="E207",
+                                  hint="name the index otherwise: `*n @j`"), sc)
+            return x
         self.repeats = outer + [n]
         try:
             return self.repeat_body(e, x, sc, n)
@@ -250,9 +254,10 @@ class _Elaborator(Values, Arguments):
             self.step(e.span)
             if i == 0 and n > 1:
                 before = (x, len(self.graph.nodes), len(self.taken), {k: o.uses for k, o in self.optionals.items()})
-            x = self.expr(e.body, x, sc if n == 1 else _Scope(
-                sc.prefix, sc.counters, sc.env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span),), sc.stack,
-                sc.params))
+            env = sc.env if e.index is None else {**sc.env, e.index: i}  # `*n @i`: the body sees i
+            x = self.expr(e.body, x, _Scope(sc.prefix, sc.counters, env, sc.frames, sc.stack, sc.params) if n == 1 else
+                          _Scope(sc.prefix, sc.counters, env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span),),
+                                 sc.stack, sc.params))
             if i == 0 and n > 1:
                 made = len(self.graph.nodes) - before[1]
                 total = made * n * math.prod(self.repeats[:-1])
@@ -261,7 +266,7 @@ class _Elaborator(Values, Arguments):
                     raise CnnError(f"the repeats make {total:,} layers, more than the {MAX_NODES:,} a spec may have",
                                    e.count.span, code="E401", arithmetic=f"{counts} copies of {made} layer{'s' * (made != 1)} = {total:,}",
                                    hint="check the counts: is a variable bound to the wrong value?")
-            if i == 0 and n > 1 and before[:3] == (x, len(self.graph.nodes), len(self.taken)):
+            if i == 0 and n > 1 and e.index is None and before[:3] == (x, len(self.graph.nodes), len(self.taken)):
                 # the body made nothing and named nothing (`(RELU*0)*1000000`, an optional switched
                 # off): every iteration would do the same, so a million of them cost nothing
                 for k, o in self.optionals.items():
