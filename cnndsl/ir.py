@@ -35,6 +35,7 @@ class Frame:
     # provenance of a block instance, so that no backend re-parses the spec:
     definition: object = field(default=None, compare=False)  # the `def` (an astnodes.Def: name, params, body, span)
     args: tuple = field(default=(), compare=False)            # its bound arguments, ((parameter, value), ...) in the def's order
+    variable: str | None = field(default=None, compare=False)  # a repeat's index name (`*n @i`): its value is `index`
 
 
 @dataclass(slots=True)

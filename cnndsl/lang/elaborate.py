@@ -256,7 +256,7 @@ class _Elaborator(Values, Arguments):
                 before = (x, len(self.graph.nodes), len(self.taken), {k: o.uses for k, o in self.optionals.items()})
             env = sc.env if e.index is None else {**sc.env, e.index: i}  # `*n @i`: the body sees i
             x = self.expr(e.body, x, _Scope(sc.prefix, sc.counters, env, sc.frames, sc.stack, sc.params) if n == 1 else
-                          _Scope(sc.prefix, sc.counters, env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span),),
+                          _Scope(sc.prefix, sc.counters, env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span, variable=e.index),),
                                  sc.stack, sc.params))
             if i == 0 and n > 1:
                 made = len(self.graph.nodes) - before[1]

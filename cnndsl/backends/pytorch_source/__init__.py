@@ -29,7 +29,7 @@ from ...kinds import KINDS
 from ...lang import astnodes as A
 from ..torch_plan import he_convs, inplace_nodes
 from .block import INLINE, ClassWriter, Fail, camel, class_ref, indent, wrap
-from .expr import UNKNOWN, evaluate, literal, solve
+from .expr import UNKNOWN, evaluate, helpers, literal, solve
 
 # what forward writes inline, per op (every other kind is a module: `Kind.torch_module`)
 OPS = {op: INLINE.__contains__(op) for op in KINDS}
@@ -133,7 +133,9 @@ class Generator:
     def _learn(self, n, found):
         kind = n.kind
         block = n.block()
-        env = {**found, **(dict(block.args) if block else {})}
+        inside = n.frames[n.frames.index(block) + 1:] if block else n.frames
+        indexes = {f.variable: f.index for f in inside if f.kind == "repeat" and f.variable}  # `*n @i`
+        env = {**found, **(dict(block.args) if block else {}), **indexes}
         for i, arg in enumerate(n.site.args):
             schema = kind.arg(arg.name) if arg.name else (kind.args[i] if i < len(kind.args) else None)
             if schema is None or schema.name not in n.attrs or evaluate(arg.value, env) is not UNKNOWN:
@@ -190,7 +192,9 @@ class Generator:
                f"Input: a float tensor of shape {in_doc} (NCHW). Module paths are the spec's layer",
                "names, so state_dict keys read like the spec (e.g. `conv1.weight`). Needs only torch.",
                "", f"    model = {self.top_name}()", f"    y = model(torch.randn({in_doc.replace('N', '1')}))"]
-        out += self._fallback_note() + ['"""', "import torch", "from torch import nn", "", ""]
+        imports, defs = helpers(text)
+        out += self._fallback_note() + ['"""', *imports, "import torch", "from torch import nn", "", ""]
+        out += defs + ["", ""] if defs else []
         out += (consts + ["", ""] if consts else []) + (HE + ["", ""] if self.he else [])
         out += [line for _, src in own_modules(text) for line in (src, "", "")]
         return "\n".join(out + body) + "\n"
@@ -310,7 +314,7 @@ class TopWriter:
             return []
         m = n.kind.torch_module(n.attrs, ins, n.name in self.gen.inplace)
         src = f"{class_ref(m.cls)}({', '.join([literal(v) for _, v in m.args] + [f'{k}={literal(v)}' for k, v in m.kwargs])})"
-        self.items.append((lambda a, r=ref: f"{r}({a[0]})", list(n.inputs), n.name, n.span, n.op))
+        self.items.append((lambda a, r=ref: f"{r}({', '.join(a)})", list(n.inputs), n.name, n.span, n.op))
         return [f"{ref} = {'he(' + src + ')' if n.name in self.gen.he else src}"]
 
     def inline(self, n):

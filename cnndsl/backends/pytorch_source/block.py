@@ -21,7 +21,7 @@ from .expr import UNKNOWN, evaluate, literal, run, same, substitute, to_python
 LOOP = "<loop>"          # spec names of __init__'s own variables (the channels along a loop)
 CIN = "<cin>"           # the spec name of a block's input channels (no spec text can spell it)
 RESERVED = {"self", "nn", "torch", "he", "super", "cin", "range", "getattr"}  # names __init__ uses
-INLINE = {"FLATTEN", "ID", "ADD", "CONCAT"}  # written in forward, no module
+INLINE = {"FLATTEN", "ID", "ADD", "CONCAT"}  # written in forward, no module (other joins are modules)
 
 
 class Fail(Exception):
@@ -87,6 +87,7 @@ def free_names(e):
     if isinstance(e, A.Var):
         return {e.name}
     parts = [getattr(e, f) for f in ("left", "right", "operand") if hasattr(e, f)] + list(getattr(e, "items", ()))
+    parts += list(e.args) if isinstance(e, A.Func) else []
     return set().union(*map(free_names, parts)) if parts else set()
 
 
@@ -255,9 +256,10 @@ class ClassWriter:
     # ---- holes: an expression, a literal, or a per-instance argument -----------------------------
     def hole(self, ast, values, ctxs, hint):
         if ast is not None and not (free_names(ast) & {"same", "valid"}):
-            src = to_python(ast, self.names)
-            if src is not None and all(same(run(src, c.env), v) for c, v in zip(ctxs, values)):
-                return src
+            for division in ("//", "/"):  # the spec's `/`: whole where it divides, else a fraction
+                src = to_python(ast, self.names, division)
+                if src is not None and all(same(run(src, c.env), v) for c, v in zip(ctxs, values)):
+                    return src
         if all(same(v, values[0]) for v in values):
             return literal(values[0])
         per = {}
@@ -398,14 +400,20 @@ class ClassWriter:
                 self.taken, self.last_line = saved[1], saved[2]
         init, fwd = [], []
         for i in range(counts[0]):
-            inner = [replace(c, frames=c.frames + tuple(rep[i:i + 1])) for c, rep in zip(ctxs, iterations)]
+            inner = [replace(c, frames=c.frames + tuple(rep[i:i + 1]), spec={**c.spec, e.index: i} if e.index else c.spec)
+                     for c, rep in zip(ctxs, iterations)]
             a, b, st, inner = self.walk(e.body, inner, st)
             init, fwd = init + a, fwd + b
             ctxs = [replace(c, x=i.x) for c, i in zip(ctxs, inner)]
         return init, fwd, st, ctxs
 
     def loop(self, e, ctxs, st, counts, iterations):
-        var = next(v for v in ("i", "j", "k", "i2", "j2", "k2") if v not in self.loop_vars and v not in self.taken)
+        if e.index is not None:  # `*n @i`: the loop variable is the spec's index, seen by the body's expressions
+            var = e.index if e.index not in self.loop_vars and safe(e.index) == e.index and e.index not in self.taken \
+                and e.index not in self.locals else self.fresh(safe(e.index))
+            self.names = {**self.names, e.index: var}
+        else:
+            var = next(v for v in ("i", "j", "k", "i2", "j2", "k2") if v not in self.loop_vars and v not in self.taken)
         self.locals.add(var)
         count = self.hole(e.count, counts, ctxs, "n")
         inner, owners = [], []
@@ -413,6 +421,7 @@ class ClassWriter:
             for i in range(n):
                 frames = c.frames + tuple(rep[i:i + 1])
                 inner.append(replace(c, frames=frames, env={**c.env, var: i},
+                                     spec={**c.spec, e.index: i} if e.index else c.spec,
                                      x=c.x if i == 0 else self.gen.input_of(frames)))
                 owners.append(c)
         init, st_in, running = self.running_channels(inner, st, var)
@@ -527,7 +536,16 @@ class ClassWriter:
             known = [end[k] for end in ends]
             if None not in known and known != n.inputs:
                 raise Fail(f"join {n.name} reads {n.inputs}, not {known}")
-        fwd += self.join(e.join, joins, outs, st)
+        if e.join in INLINE:
+            fwd += self.join(e.join, joins, outs, st)
+        else:  # a module that takes the branches (MUL, MEAN)
+            ref, reg = self.module_ref(st.owner, [n.name for n in joins], ctxs)
+            ins = [[self.g.shape_of(s) for s in n.inputs] for n in joins]
+            init.append(reg(f"{class_ref(joins[0].kind.torch_module(joins[0].attrs, ins[0], False).cls)}()"))
+            fwd.append(f"{st.target} = {ref}({', '.join(outs)})")
+            # the channels of the branch that has the output's (a gate's are 1 or equal)
+            k = next((k for k in range(len(outs)) if all(s[k][-1] == n.out_shape[-1] for s, n in zip(ins, joins))), 0)
+            chs = chs[k:k + 1]
         if e.join == "CONCAT":
             ch = None if None in chs else chs[0]
             for c in chs[1:] if ch is not None else ():
