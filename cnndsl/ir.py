@@ -84,6 +84,7 @@ class Graph:
     warnings: list[CnnError] = field(default_factory=list)
     source: str = "<string>"
     input_span: Span | None = None
+    lets: dict = field(default_factory=dict)  # the values of the `let`s (and -D names) the spec read
 
     def __post_init__(self):
         self._by_name: dict[str, Node] = {}

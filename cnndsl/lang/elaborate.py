@@ -98,6 +98,7 @@ class _Elaborator(Values, Arguments):
         if not self.graph.nodes and not self.errors:
             raise CnnError("the network has no layers", self.program.net.span, code="E304")
         self.graph.output = out
+        self.graph.lets = {k: v for k, v in self.globals.items() if v is not POISON}
         self.graph.optionals = sorted(self.optionals.values(), key=lambda o: (o.span.line, o.span.col))
         return self.graph
 

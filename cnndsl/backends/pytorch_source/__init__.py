@@ -123,7 +123,7 @@ class Generator:
     def _lets(self):
         """The values of the `let`s (and -D names) the defs use. The IR keeps no `let`: each is
         learnt from a layer argument that uses it (`CONV(growth, 3)`), then checked where used."""
-        found = {}
+        found = dict(self.graph.lets)  # what the elaborator kept; the rest is learnt from the layers
         for _ in range(3):
             for n in self.graph.nodes:
                 if isinstance(n.site, A.Call):
