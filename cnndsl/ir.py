@@ -35,6 +35,7 @@ class Frame:
     # provenance of a block instance, so that no backend re-parses the spec:
     definition: object = field(default=None, compare=False)  # the `def` (an astnodes.Def: name, params, body, span)
     args: tuple = field(default=(), compare=False)            # its bound arguments, ((parameter, value), ...) in the def's order
+    variable: str | None = field(default=None, compare=False)  # a repeat's index name (`*n @i`): its value is `index`
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class Graph:
     warnings: list[CnnError] = field(default_factory=list)
     source: str = "<string>"
     input_span: Span | None = None
+    lets: dict = field(default_factory=dict)  # the values of the `let`s (and -D names) the spec read
 
     def __post_init__(self):
         self._by_name: dict[str, Node] = {}

@@ -71,7 +71,7 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
         grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
         if g:  # an op on tensors that need no gradient keeps nothing for backward
             for w in which:
-                for t in (inputs if w == "in" else (name,)):
+                for t in (inputs if w == "in" else (name,) if w == "out" else _partners(inputs, grad)):
                     saved.add(alias[t])
             extra_saved += extra
     totals = dict(params=total_params, buffers=total_buffers, macs=total_macs, flops=total_flops)
@@ -128,6 +128,11 @@ def _receptive_field(node, rf, window):
     # exact in JSON readers that use doubles) instead of a number too large to print
     cap = RF_CAP
     return ((min(cap, rh + (kh - 1) * jh), min(cap, rw + (kw - 1) * jw)), (min(cap, jh * sh), min(cap, jw * sw)))
+
+
+def _partners(inputs, grad):
+    """The inputs a product keeps for backward: those whose fellow inputs need a gradient."""
+    return [t for k, t in enumerate(inputs) if any(grad[o] for j, o in enumerate(inputs) if j != k)]
 
 
 def _join(fields):

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LayerNorm2d", "LayerScale", "StochasticDepth", "MODULES"]
+__all__ = ["LayerNorm2d", "LayerScale", "StochasticDepth", "Mul", "Mean", "Channels", "ChannelSplit", "ChannelShuffle",
+           "MODULES"]
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -74,4 +75,67 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode={self.mode}"
 
 
-MODULES = {"LayerNorm2d": LayerNorm2d, "LayerScale": LayerScale, "StochasticDepth": StochasticDepth}
+class Mul(nn.Module):
+    """Element-wise product of its inputs, broadcast (a squeeze-and-excitation gate: x * s, s of N x C x 1 x 1)."""
+
+    def forward(self, x, *rest):
+        for r in rest:
+            x = x * r
+        return x
+
+
+class Mean(nn.Module):
+    """Element-wise mean of its inputs (FractalNet's join): their sum divided by their number."""
+
+    def forward(self, x, *rest):
+        for r in rest:
+            x = x + r
+        return x / (1 + len(rest))
+
+
+class Channels(nn.Module):
+    """The channels start..stop-1 (dim 1), a view: x[:, start:stop]."""
+
+    def __init__(self, start: int, stop: int):
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x):
+        return x[:, self.start:self.stop]
+
+    def extra_repr(self):
+        return f"{self.start}, {self.stop}"
+
+
+class ChannelSplit(nn.Module):
+    """Part `index` of `parts` equal parts of the channels (dim 1), a view: x.chunk(parts, 1)[index]
+    for channels that `parts` divides."""
+
+    def __init__(self, index: int, parts: int = 2):
+        super().__init__()
+        self.index, self.parts = index, parts
+
+    def forward(self, x):
+        size = x.shape[1] // self.parts
+        return x[:, self.index * size:(self.index + 1) * size]
+
+    def extra_repr(self):
+        return f"{self.index}, parts={self.parts}"
+
+
+class ChannelShuffle(nn.Module):
+    """torchvision's channel_shuffle: channels as (groups, C/groups), transposed, flattened back."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
+
+    def extra_repr(self):
+        return f"{self.groups}"
+
+
+MODULES = {"LayerNorm2d": LayerNorm2d, "LayerScale": LayerScale, "StochasticDepth": StochasticDepth, "Mul": Mul,
+           "Mean": Mean, "Channels": Channels, "ChannelSplit": ChannelSplit, "ChannelShuffle": ChannelShuffle}

@@ -55,6 +55,7 @@ def is_minor(node: Node) -> bool:
 def node_label(node: Node, detail: str, last: Node | None = None) -> str:
     k = KINDS[node.op]
     desc = k.describe(node.attrs)
+    desc = desc or (f"({k.symbol})" if k.join and k.symbol else "")  # a join: its operator in the spec
     head = f"<b>{html(node.op)}</b>" + (f" {html(desc)}" if desc else "")
     lines = []
     if detail == "high":

@@ -129,7 +129,8 @@ class Kind:
     doc = ""
     flat_input = False      # works on a vector: a spatial input is flattened first (FC)
     elementwise = True      # output shape == input shape
-    join = False            # takes several inputs (CONCAT, ADD)
+    join = False            # takes several inputs (CONCAT, ADD, MUL, MEAN)
+    symbol = ""             # a join's operator in the spec (`|`, `+`, `.*`, `&`): diagrams show it
     probabilities = False   # turns logits into probabilities (SOFTMAX): `to_torch(logits=True)` drops it
 
     # ---- facts without a neutral default: every kind sets them (tests/test_kinds.py) ----------
@@ -198,7 +199,8 @@ class Kind:
         """What autograd keeps for backward: (which of 'in'/'out' tensors, extra bytes per image).
 
         `inplace`: the layer overwrites its input (the in-place decision, analysis/inplace.py); its
-        output is then its input's memory, so "in" and "out" name the same tensor. Measured against
+        output is then its input's memory, so "in" and "out" name the same tensor; "partners" (a product)
+        names each input whose fellow inputs need a gradient. Measured against
         autograd on CPU (saved_tensors_hooks, tests/test_kinds_new.py); extra bytes are fp32."""
         return ((), 0)
 

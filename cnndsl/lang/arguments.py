@@ -197,6 +197,9 @@ def _free_vars(e):
     elif isinstance(e, A.Tuple):
         for i in e.items:
             yield from _free_vars(i)
+    elif isinstance(e, A.Func):
+        for i in e.args:
+            yield from _free_vars(i)
 
 
 def _typed(v):

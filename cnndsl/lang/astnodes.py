@@ -51,6 +51,14 @@ class BinOp:
 
 
 @dataclass(frozen=True)
+class Func:
+    """`min(a, b)`, `make_divisible(c * w, 8)`: a function of values (lang/functions.py)."""
+    name: str
+    args: tuple
+    span: Span
+
+
+@dataclass(frozen=True)
 class Neg:
     operand: object
     span: Span
@@ -84,6 +92,7 @@ class Repeat:
     body: object
     count: object  # a value expression
     span: Span
+    index: str | None = None  # `*n @i`: the body sees i = 0, 1, ..., n-1
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,7 @@ class Label:
 
 @dataclass(frozen=True)
 class Branches:
-    join: str  # "CONCAT" or "ADD"
+    join: str  # "CONCAT", "ADD", "MUL" or "MEAN" (a join kind's name)
     items: tuple
     span: Span
 

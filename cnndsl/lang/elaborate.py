@@ -101,6 +101,7 @@ class _Elaborator(Values, Arguments, Budget):
         if not self.graph.nodes and not self.errors:
             raise CnnError("the network has no layers", self.program.net.span, code="E304")
         self.graph.output = out
+        self.graph.lets = {k: v for k, v in self.globals.items() if v is not POISON}
         self.graph.optionals = sorted(self.optionals.values(), key=lambda o: (o.span.line, o.span.col))
         return self.graph
 
@@ -253,6 +254,10 @@ class _Elaborator(Values, Arguments, Budget):
         # Too many layers or steps were refused before the expansion began (budget.py): copies of a
         # body that makes nothing cost one iteration, so a count alone is no measure here.
         outer = self.repeats
+        if e.index is not None and e.index in sc.env:
+            self.recover(CnnError(f"the repeat's index `{e.index}` is already bound here", e.span, code="E207",
+                                  hint="name the index otherwise: `*n @j`"), sc)
+            return x
         self.repeats = outer + [n]
         try:
             return self.repeat_body(e, x, sc, n)
@@ -265,9 +270,10 @@ class _Elaborator(Values, Arguments, Budget):
             self.step(e.span)
             if i == 0 and n > 1:
                 before = (x, len(self.graph.nodes), len(self.taken), {k: o.uses for k, o in self.optionals.items()})
-            x = self.expr(e.body, x, sc if n == 1 else _Scope(
-                sc.prefix, sc.counters, sc.env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span),), sc.stack,
-                sc.params))
+            env = sc.env if e.index is None else {**sc.env, e.index: i}  # `*n @i`: the body sees i
+            x = self.expr(e.body, x, _Scope(sc.prefix, sc.counters, env, sc.frames, sc.stack, sc.params) if n == 1 else
+                          _Scope(sc.prefix, sc.counters, env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span, variable=e.index),),
+                                 sc.stack, sc.params))
             if i == 0 and n > 1:
                 made = len(self.graph.nodes) - before[1]
                 total = made * n * math.prod(self.repeats[:-1])
@@ -276,7 +282,7 @@ class _Elaborator(Values, Arguments, Budget):
                     raise CnnError(f"the repeats make {total:,} layers, more than the {MAX_NODES:,} a spec may have",
                                    e.count.span, code="E401", arithmetic=f"{counts} copies of {made} layer{'s' * (made != 1)} = {total:,}",
                                    hint="check the counts: is a variable bound to the wrong value?")
-            if i == 0 and n > 1 and before[:3] == (x, len(self.graph.nodes), len(self.taken)):
+            if i == 0 and n > 1 and e.index is None and before[:3] == (x, len(self.graph.nodes), len(self.taken)):
                 # the body made nothing and named nothing (`(RELU*0)*1000000`, an optional switched
                 # off): every iteration would do the same, so a million of them cost nothing
                 for k, o in self.optionals.items():

@@ -171,11 +171,14 @@ def _refs(e, shadow, out, groups, label=None):
     elif isinstance(e, (A.Tuple, A.Seq, A.Branches)):
         for i in e.items:
             _refs(i, shadow, out, groups)
+    elif isinstance(e, A.Func):
+        for i in e.args:
+            _refs(i, shadow, out, groups)
     elif isinstance(e, A.Call):
         for a in e.args:
             _refs(a.value, shadow, out, groups)
     elif isinstance(e, A.Repeat):
-        _refs(e.body, shadow, out, groups)
+        _refs(e.body, shadow | {e.index} if e.index else shadow, out, groups)
         _refs(e.count, shadow, out, groups)
     elif isinstance(e, A.Label):
         _refs(e.body, shadow, out, groups, e.name)

@@ -44,8 +44,9 @@ _TOKEN = re.compile(r'#[^\n]*|"[^"\n]*"?|[0-9A-Za-z_.]+|[^\s]')
 _OPEN = {"LPAR", "LSQB", "LBRACE"}
 _CLOSE = {"RPAR", "RSQB", "RBRACE"}
 # A newline next to one of these continues the expression instead of ending a statement.
-_JOIN_AFTER = {"MINUS", "VBAR", "PLUS", "STAR", "EQUAL", "COMMA", "COLON", "SLASH", "PERCENT"} | _OPEN
-_JOIN_BEFORE = {"MINUS", "VBAR", "PLUS", "STAR", "QMARK"} | _CLOSE
+_JOIN_AFTER = {"MINUS", "VBAR", "PLUS", "STAR", "EQUAL", "COMMA", "COLON", "SLASH", "PERCENT", "_PRODUCT", "_MEAN",
+               "_AT"} | _OPEN
+_JOIN_BEFORE = {"MINUS", "VBAR", "PLUS", "STAR", "QMARK", "_PRODUCT", "_MEAN", "_AT"} | _CLOSE
 
 
 @dataclass
@@ -247,7 +248,7 @@ _EXPECT_WORDS = {
     "NAME": "a layer or block name", "INT": "a number", "DIMS": "a size such as 3x3", "FLOAT": "a number",
     "RPAR": "`)`", "RSQB": "`]`", "RBRACE": "`}`", "LPAR": "`(`", "MINUS": "`-`", "EQUAL": "`=`",
     "VBAR": "`|`", "PLUS": "`+`", "STAR": "`*`", "QMARK": "`?`", "COMMA": "`,`", "_NL": "a new line",
-    "STRING": "a quoted string", "COLON": "`:`",
+    "STRING": "a quoted string", "COLON": "`:`", "_PRODUCT": "`.*`", "_MEAN": "`&`", "_AT": "`@`",
 }
 
 
@@ -325,8 +326,9 @@ def _hint_for(source: Source, e: UnexpectedInput) -> str | None:
     before = text[:col]
     tok = getattr(e, "token", None)
     tok_type = getattr(tok, "type", None)
-    if "{" in before and tok_type in ("PLUS", "VBAR"):
-        return "one brace joins its branches one way: `{ a | b }` concatenates, `{ a + b }` adds; nest braces to mix them"
+    if "{" in before and tok_type in ("PLUS", "VBAR", "_PRODUCT", "_MEAN"):
+        return ("one brace joins its branches one way: `{ a | b }` concatenates, `{ a + b }` adds, `{ a .* b }` "
+                "multiplies, `{ a & b }` averages; nest braces to mix them")
     if tok_type == "MINUS" and before.rstrip().endswith("*"):
         return "a repeat count is a number, a name or a parenthesised expression: `*(N-1)`"
     if tok_type == "_NL" and before.count("(") > before.count(")"):
@@ -439,7 +441,9 @@ class _ToAst(Transformer):
         return self._nest(A.Label(str(items[0]), items[1], _over(self._ts(items[0]), items[1].span)), items[1])
 
     def repeat(self, items):
-        return self._nest(A.Repeat(items[0], items[1], _over(items[0].span, items[1].span)), items[0], items[1])
+        body, count, index = items
+        end = self._ts(index) if index is not None else count.span
+        return self._nest(A.Repeat(body, count, _over(body.span, end), None if index is None else str(index)), body, count)
 
     def optional(self, items):
         return self._nest(A.Optional(items[0], _over(items[0].span, self._ts(items[1]))), items[0])
@@ -452,6 +456,12 @@ class _ToAst(Transformer):
 
     def add(self, items):
         return A.Branches("ADD", tuple(items), _over(items[0].span, items[-1].span))
+
+    def product_join(self, items):
+        return A.Branches("MUL", tuple(items), _over(items[0].span, items[-1].span))
+
+    def mean_join(self, items):
+        return A.Branches("MEAN", tuple(items), _over(items[0].span, items[-1].span))
 
     def call(self, items):
         name, lpar, args, rpar = items
@@ -482,6 +492,11 @@ class _ToAst(Transformer):
 
     def var(self, items):
         return A.Var(str(items[0]), self._ts(items[0]))
+
+    def func(self, items):
+        name, _, *args, rpar = items
+        args = tuple(a for a in args if a is not None)
+        return self._nest(A.Func(str(name), args, _over(self._ts(name), self._ts(rpar))), *args)
 
     def string(self, items):
         return A.Str(str(items[0])[1:-1], self._ts(items[0]))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from . import astnodes as A
 from ..errors import CnnError
+from .functions import FUNCTIONS
 
 MAX_NODES = 100_000   # layers a spec may expand to: building and reporting them takes ~2 s
 MAX_COUNT = 1_000_000   # a repeat count (a body that makes nothing may repeat that often)
@@ -69,6 +70,8 @@ class Values:
             return -v
         if isinstance(e, A.BinOp):
             return self.binop(e, self.value(e.left, sc), self.value(e.right, sc))
+        if isinstance(e, A.Func):
+            return self.func(e, [self.value(a, sc) for a in e.args])
         raise CnnError(f"not a value: {type(e).__name__}", getattr(e, "span", None), code="E900")
 
     def lookup(self, name, span, sc):
@@ -134,6 +137,28 @@ class Values:
         except (OverflowError, ValueError) as ex:
             raise CnnError(f"cannot compute {e.op}: {ex}", e.span, code="E206") from None
         return self.number(r, e.span) if not isinstance(r, complex) else self.need_number(r, e.span, e.op)
+
+    def func(self, e: A.Func, args):
+        """`min(a, b)`, `make_divisible(v, 8)`, ...: lang/functions.py; numbers in, a number out."""
+        f = FUNCTIONS.get(e.name)
+        if f is None:
+            close = difflib.get_close_matches(e.name, list(FUNCTIONS), 1)
+            raise CnnError(f"unknown function `{e.name}`", e.span, code="E205",
+                           hint=(f"did you mean `{close[0]}`? " if close else "") + "the functions: " + ", ".join(FUNCTIONS))
+        lo, hi = f.arity
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+            raise CnnError(f"`{e.name}` takes {want} argument{'s' * (want != '1')}, got {len(args)}", e.span,
+                           code="E206", hint=f"{e.name}: {f.doc}")
+        for v, a in zip(args, e.args):
+            self.need_number(v, a.span, e.name)
+        try:
+            r = f.call(args)
+        except ZeroDivisionError:
+            raise CnnError(f"division by zero in `{e.name}`", e.span, code="E206") from None
+        except (OverflowError, ValueError) as ex:
+            raise CnnError(f"cannot compute `{e.name}`: {ex}", e.span, code="E206") from None
+        return self.number(r, e.span)
 
     def count(self, e, sc) -> int:
         n = self.value(e, sc)

@@ -29,7 +29,7 @@ from ...kinds import KINDS
 from ...lang import astnodes as A
 from ..torch_plan import he_convs, inplace_nodes
 from .block import INLINE, ClassWriter, Fail, camel, class_ref, indent, wrap
-from .expr import UNKNOWN, evaluate, literal, same, solve
+from .expr import UNKNOWN, evaluate, helpers, literal, solve
 
 # what forward writes inline, per op (every other kind is a module: `Kind.torch_module`)
 OPS = {op: INLINE.__contains__(op) for op in KINDS}
@@ -123,7 +123,7 @@ class Generator:
     def _lets(self):
         """The values of the `let`s (and -D names) the defs use. The IR keeps no `let`: each is
         learnt from a layer argument that uses it (`CONV(growth, 3)`), then checked where used."""
-        found = {}
+        found = dict(self.graph.lets)  # what the elaborator kept; the rest is learnt from the layers
         for _ in range(3):
             for n in self.graph.nodes:
                 if isinstance(n.site, A.Call):
@@ -133,7 +133,9 @@ class Generator:
     def _learn(self, n, found):
         kind = n.kind
         block = n.block()
-        env = {**found, **(dict(block.args) if block else {})}
+        inside = n.frames[n.frames.index(block) + 1:] if block else n.frames
+        indexes = {f.variable: f.index for f in inside if f.kind == "repeat" and f.variable}  # `*n @i`
+        env = {**found, **(dict(block.args) if block else {}), **indexes}
         for i, arg in enumerate(n.site.args):
             schema = kind.arg(arg.name) if arg.name else (kind.args[i] if i < len(kind.args) else None)
             if schema is None or schema.name not in n.attrs or evaluate(arg.value, env) is not UNKNOWN:
@@ -190,7 +192,9 @@ class Generator:
                f"Input: a float tensor of shape {in_doc} (NCHW). Module paths are the spec's layer",
                "names, so state_dict keys read like the spec (e.g. `conv1.weight`). Needs only torch.",
                "", f"    model = {self.top_name}()", f"    y = model(torch.randn({in_doc.replace('N', '1')}))"]
-        out += self._fallback_note() + ['"""', "import torch", "from torch import nn", "", ""]
+        imports, defs = helpers(text)
+        out += self._fallback_note() + ['"""', *imports, "import torch", "from torch import nn", "", ""]
+        out += defs + ["", ""] if defs else []
         out += (consts + ["", ""] if consts else []) + (HE + ["", ""] if self.he else [])
         out += [line for _, src in own_modules(text) for line in (src, "", "")]
         return "\n".join(out + body) + "\n"
@@ -281,22 +285,16 @@ class TopWriter:
         return lines
 
     def class_of(self, part):
-        """(class, block frame) when the part is one block instance written as one call of its class."""
         frames = [f for f in part.nodes[0].frames if f.path == part.path and f.kind == "block"]
         if not frames:
             return None, None
         code = self.gen.class_for(frames[-1].definition)
-        ok = code is not None and self.one_in_one_out(part)
-        return (code, frames[-1]) if ok else (None, None)
-
-    def one_in_one_out(self, part):
-        """Whether the part reads one tensor from outside and only its last layer is read outside it
-        (or is the output): then `y = block(x)` computes it."""
         inside = {n.name for n in part.nodes}
         outside = {s for n in part.nodes for s in n.inputs if s not in inside}
         readers = self.g.consumers()
         used = [n.name for n in part.nodes if n.name == self.g.output or any(r not in inside for r in readers[n.name])]
-        return len(outside) == 1 and used == [part.nodes[-1].name]
+        ok = code is not None and len(outside) == 1 and used == [part.nodes[-1].name]
+        return (code, frames[-1]) if ok else (None, None)
 
     def call_args(self, code, frame):
         args = [literal(self.g.shape_of(self.gen.block_input[frame.path])[-1])] if code.uses_cin else []
@@ -305,7 +303,7 @@ class TopWriter:
         for name, py, default in code.params:
             if default is None:
                 args.append(literal(values[name]))
-            elif not same(values[name], code.default_value(name, consts)):
+            elif not _same(values[name], code.default_value(name, consts)):
                 args.append(f"{py}={literal(values[name])}")
         return args + [f"{name}={literal(per[frame.path])}" for name, per, _ in code.extras]
 
@@ -316,7 +314,7 @@ class TopWriter:
             return []
         m = n.kind.torch_module(n.attrs, ins, n.name in self.gen.inplace)
         src = f"{class_ref(m.cls)}({', '.join([literal(v) for _, v in m.args] + [f'{k}={literal(v)}' for k, v in m.kwargs])})"
-        self.items.append((lambda a, r=ref: f"{r}({a[0]})", list(n.inputs), n.name, n.span, n.op))
+        self.items.append((lambda a, r=ref: f"{r}({', '.join(a)})", list(n.inputs), n.name, n.span, n.op))
         return [f"{ref} = {'he(' + src + ')' if n.name in self.gen.he else src}"]
 
     def inline(self, n):
@@ -328,50 +326,43 @@ class TopWriter:
 
     def forward(self):
         """Straight-line code; a variable is reused once nothing reads its tensor any more."""
-        names, lines, last_line = Variables(self.items, self.g.output), [], None
+        left = {}
+        for _, ins, _, _, _ in self.items:
+            for s in ins:
+                left[s] = left.get(s, 0) + 1
+        var, lines, taken, last_line = {"input": "x"}, [], {"x"}, None
         for make, ins, out, span, op in self.items:
             if span is not None and span.line != last_line and op not in INLINE:
                 lines.append(f"# {self.gen.spec_line(span)}")
                 last_line = span.line
-            args = names.read(ins)
-            k = self.gen.inplace.get(out) if op == "ADD" else None
-            if k is not None:  # the sum goes into its k-th operand's variable
-                lines += [f"{args[k]} += {r}" for r in args[:k] + args[k + 1:]]
-                names.of[out] = args[k]
-            else:
-                lines.append(f"{names.result(out, ins)} = {make(args)}")
-        return lines + [f"return {names.of[self.g.output]}"]
-
-
-class Variables:
-    """forward's variables: which one holds each tensor, and how many reads of each are left."""
-
-    def __init__(self, items, output):
-        self.of, self.taken, self.output, self.left = {"input": "x"}, {"x"}, output, {}
-        for _, ins, _, _, _ in items:
+            args = [var[s] for s in ins]
             for s in ins:
-                self.left[s] = self.left.get(s, 0) + 1
+                left[s] -= 1
+            k = self.gen.inplace.get(out) if op == "ADD" else None
+            if k is not None:
+                lines += [f"{args[k]} += {r}" for r in args[:k] + args[k + 1:]]
+                var[out] = args[k]
+                continue
+            free = [var[s] for s in ins if left[s] == 0 and s != self.g.output]
+            name = free[0] if free else self._fresh(out, taken)
+            lines.append(f"{name} = {make(args)}")
+            var[out] = name
+        return lines + [f"return {var[self.g.output]}"]
 
-    def read(self, ins):
-        """The variables of a statement's inputs, counted as read."""
-        for s in ins:
-            self.left[s] -= 1
-        return [self.of[s] for s in ins]
-
-    def result(self, tensor, ins):
-        """The variable for a statement's result: an input's that nothing reads any more, else a new one."""
-        free = [self.of[s] for s in ins if self.left[s] == 0 and s != self.output]
-        self.of[tensor] = free[0] if free else self.fresh(tensor)
-        return self.of[tensor]
-
-    def fresh(self, tensor):
+    @staticmethod
+    def _fresh(tensor, taken):
         base = re.sub(r"\W", "_", tensor.rsplit(".", 1)[-1])
         base = base if base.isidentifier() and not keyword.iskeyword(base) else "t_" + base
         name, k = base, 2
-        while name in self.taken:
+        while name in taken:
             name, k = f"{base}_{k}", k + 1
-        self.taken.add(name)
+        taken.add(name)
         return name
+
+
+def _same(a, b):
+    from .expr import same
+    return same(a, b)
 
 
 def generate(net, class_name=None) -> str:

@@ -21,7 +21,7 @@ from .expr import UNKNOWN, evaluate, literal, run, same, substitute, to_python
 LOOP = "<loop>"          # spec names of __init__'s own variables (the channels along a loop)
 CIN = "<cin>"           # the spec name of a block's input channels (no spec text can spell it)
 RESERVED = {"self", "nn", "torch", "he", "super", "cin", "range", "getattr"}  # names __init__ uses
-INLINE = {"FLATTEN", "ID", "ADD", "CONCAT"}  # written in forward, no module
+INLINE = {"FLATTEN", "ID", "ADD", "CONCAT"}  # written in forward, no module (other joins are modules)
 
 
 class Fail(Exception):
@@ -74,16 +74,6 @@ def wrap(line, width=100):
     return out + [cur.rstrip()]
 
 
-def unfollowed(names):
-    return Fail(f"names {names[0]}, {names[1]}, ... do not follow the repeats")
-
-
-def index_source(base, steps):
-    """`2 * i + j + 1`: a numbering as Python, from its first number and its steps."""
-    terms = [v if s == 1 else f"{s} * {v}" for v, s in steps.items() if s] + ([str(base)] if base else [])
-    return " + ".join(terms) or "0"
-
-
 def camel(name):
     out = "".join(w[:1].upper() + w[1:] for w in re.split(r"[^0-9A-Za-z]+", name) if w)
     return out if out and out[0].isalpha() else "Block" + out
@@ -97,6 +87,7 @@ def free_names(e):
     if isinstance(e, A.Var):
         return {e.name}
     parts = [getattr(e, f) for f in ("left", "right", "operand") if hasattr(e, f)] + list(getattr(e, "items", ()))
+    parts += list(e.args) if isinstance(e, A.Func) else []
     return set().union(*map(free_names, parts)) if parts else set()
 
 
@@ -195,10 +186,15 @@ class ClassWriter:
             return [], [], st, ctxs
         nodes = [self.gen.node_at(call, c.frames) for c in ctxs]
         fwd = self.comment(call.span)
-        flat = self.implicit_flatten(nodes)
-        self.check_inputs(nodes, ctxs, flat)
+        flat = [self.g[n.inputs[0]].implicit if n.inputs[0] in self.g else False for n in nodes]
+        if any(flat) != all(flat):
+            raise Fail("an implicit flatten in some instances only")
+        for c, n in zip(ctxs, nodes):
+            want = self.g[n.inputs[0]].inputs[0] if flat[0] else n.inputs[0]
+            if c.x is not None and want != c.x:
+                raise Fail(f"layer {n.name} reads {want}, not {c.x}")
         ch = st.ch
-        if flat or kind.name == "FLATTEN":
+        if flat[0] or kind.name == "FLATTEN":
             fwd.append(f"{st.target} = torch.flatten({st.src}, 1)")
             st, ch = replace(st, src=st.target), None
         ctxs = [replace(c, x=n.name) for c, n in zip(ctxs, nodes)]
@@ -206,73 +202,35 @@ class ClassWriter:
             return [], fwd, replace(st, ch=None), ctxs
         ref, reg = self.module_ref(st.owner, [n.name for n in nodes], ctxs)
         ctor, out_ch = self.constructor(kind, call, nodes, ctxs, ch)
-        init = [reg(f"he({ctor})" if self.he_init(nodes) else ctor)]
-        fwd.append(f"{st.target} = {ref}({st.src})")
-        return init, fwd, replace(st, src=st.target, ch=out_ch), ctxs
-
-    def implicit_flatten(self, nodes):
-        """Whether the layer reads an implicit flatten (the IR's, before an FC on a volume)."""
-        flat = [self.g[n.inputs[0]].implicit if n.inputs[0] in self.g else False for n in nodes]
-        if any(flat) != all(flat):
-            raise Fail("an implicit flatten in some instances only")
-        return flat[0]
-
-    def check_inputs(self, nodes, ctxs, flat):
-        """Each instance's layer reads the tensor the walk has reached there."""
-        for c, n in zip(ctxs, nodes):
-            want = self.g[n.inputs[0]].inputs[0] if flat else n.inputs[0]
-            if c.x is not None and want != c.x:
-                raise Fail(f"layer {n.name} reads {want}, not {c.x}")
-
-    def he_init(self, nodes):
         he = {n.name in self.gen.he for n in nodes}
         if len(he) > 1:
             raise Fail("He initialisation differs between instances")
-        return he.pop()
+        fwd.append(f"{st.target} = {ref}({st.src})")
+        init = [reg(f"he({ctor})" if he.pop() else ctor)]
+        return init, fwd, replace(st, src=st.target, ch=out_ch), ctxs
 
     def constructor(self, kind, call, nodes, ctxs, ch):
-        """`nn.Conv2d(cin, 4 * c, 3, padding=1)`, right for every instance, and its output channels."""
-        mods = self.torch_modules(kind, call, nodes)
-        spec, written = dict(mods[0].spec), self.written(kind, call)
-        local = nodes[0].name.rsplit(".", 1)[-1]
-        positional = dict(mods[0].args)
-        parts, out_ch = [], None
-        for name in self.argument_names(mods, spec, written):
-            values = [self.torch_value(m, n, name, spec) for m, n in zip(mods, nodes)]
-            attr = spec.get(name)
-            src = self.hole(ch if attr == "@in" else written.get(attr), values, ctxs, f"{local}_{name}")
-            parts.append(src if name in positional else f"{name}={src}")
-            if self.gives_out_channels(attr, values, nodes):  # the last such argument decides
-                out_ch = written.get(attr) or (A.Num(values[0], None) if src == literal(values[0]) else None)
-        if out_ch is None and self.keeps_channels(nodes):
-            out_ch = ch
-        return f"{class_ref(mods[0].cls)}({', '.join(parts)})", out_ch
-
-    def torch_modules(self, kind, call, nodes):
-        """The module each instance's layer is built as: one class, the same positional arguments."""
         mods = [kind.torch_module(n.attrs, [self.g.shape_of(s) for s in n.inputs], n.name in self.gen.inplace)
                 for n in nodes]
         if len({m.cls for m in mods}) > 1 or len({tuple(k for k, _ in m.args) for m in mods}) > 1:
             raise Fail(f"{call.name} is built differently in different instances")
-        return mods
-
-    @staticmethod
-    def argument_names(mods, spec, written):
-        """The constructor's arguments: the positional ones, then the keywords any instance gives or
-        the call writes, in the kind's order."""
-        positional = [k for k, _ in mods[0].args]
+        spec, written = dict(mods[0].spec), self.written(kind, call)
+        local = nodes[0].name.rsplit(".", 1)[-1]
         kw_names = [k for m in mods for k, _ in m.kwargs]
-        kw_names += [k for k, a in spec.items() if a in written and k not in set(positional)]
+        kw_names += [k for k, a in spec.items() if a in written and k not in {p for p, _ in mods[0].args}]
+        parts, out_ch = [], None
         order = list(spec) + kw_names
-        return list(dict.fromkeys(positional + sorted(set(kw_names), key=order.index)))
-
-    @staticmethod
-    def gives_out_channels(attr, values, nodes):
-        """Whether a spec argument's values are the layer's output channels in every instance."""
-        return attr not in (None, "@in") and all(same(v, n.out_shape[-1]) for v, n in zip(values, nodes))
-
-    def keeps_channels(self, nodes):
-        return all(n.out_shape[-1] == self.g.shape_of(n.inputs[0])[-1] for n in nodes)
+        for name in dict.fromkeys([k for k, _ in mods[0].args] + sorted(set(kw_names), key=order.index)):
+            values = [self.torch_value(m, n, name, spec) for m, n in zip(mods, nodes)]
+            attr = spec.get(name)
+            ast = ch if attr == "@in" else written.get(attr)
+            src = self.hole(ast, values, ctxs, f"{local}_{name}")
+            parts.append(src if name in dict(mods[0].args) else f"{name}={src}")
+            if attr not in (None, "@in") and all(same(v, n.out_shape[-1]) for v, n in zip(values, nodes)):
+                out_ch = written.get(attr) or (A.Num(values[0], None) if src == literal(values[0]) else None)
+        if out_ch is None and all(n.out_shape[-1] == self.g.shape_of(n.inputs[0])[-1] for n in nodes):
+            out_ch = ch
+        return f"{class_ref(mods[0].cls)}({', '.join(parts)})", out_ch
 
     @staticmethod
     def torch_value(module, node, name, spec):
@@ -298,9 +256,10 @@ class ClassWriter:
     # ---- holes: an expression, a literal, or a per-instance argument -----------------------------
     def hole(self, ast, values, ctxs, hint):
         if ast is not None and not (free_names(ast) & {"same", "valid"}):
-            src = to_python(ast, self.names)
-            if src is not None and all(same(run(src, c.env), v) for c, v in zip(ctxs, values)):
-                return src
+            for division in ("//", "/"):  # the spec's `/`: whole where it divides, else a fraction
+                src = to_python(ast, self.names, division)
+                if src is not None and all(same(run(src, c.env), v) for c, v in zip(ctxs, values)):
+                    return src
         if all(same(v, values[0]) for v in values):
             return literal(values[0])
         per = {}
@@ -342,33 +301,19 @@ class ClassWriter:
 
     def name_pattern(self, names, ctxs):
         """`f"bottleneck{i + 2}"`: names numbered along the loops (fitted, then checked)."""
-        prefix, numbers = self.numbered(names)
-        points = [({v: c.env[v] for v in self.loop_vars}, n) for n, c in zip(numbers, ctxs)]
-        base, steps = self.numbering(points, names)
-        return f'f"{prefix}{{{index_source(base, steps)}}}"'
-
-    def numbered(self, names):
-        """(the prefix all names share, each name's number); Fail unless inside a loop."""
         parts = [re.fullmatch(r"(.*?[^0-9_]|)(\d+)", n) for n in names]
         if not all(parts) or len({p.group(1) for p in parts}) > 1 or not self.loop_vars:
-            raise unfollowed(names)
-        return parts[0].group(1), [int(p.group(2)) for p in parts]
-
-    def numbering(self, points, names):
-        """(first number, {loop variable: step}) fitted to [({loop variable: value}, number)]: the base
-        from the first iteration of every loop, each step from the second of its loop alone; then
-        checked against every point."""
+            raise Fail(f"names {names[0]}, {names[1]}, ... do not follow the repeats")
+        points = [({v: c.env[v] for v in self.loop_vars}, int(p.group(2))) for p, c in zip(parts, ctxs)]
         base = next((n for at, n in points if not any(at.values())), None)
-        if base is None:
-            raise unfollowed(names)
-        steps = {v: self.step(v, points, base) for v in self.loop_vars}
-        if any(n != base + sum(steps[v] * at[v] for v in at) for at, n in points):
-            raise unfollowed(names)
-        return base, steps
-
-    def step(self, var, points, base):
-        alone = (n for at, n in points if at[var] == 1 and not any(at[w] for w in self.loop_vars if w != var))
-        return next((n - base for n in alone), 0)
+        steps = {}
+        for v in self.loop_vars:
+            steps[v] = next((n - base for at, n in points if at[v] == 1 and not any(
+                at[w] for w in self.loop_vars if w != v)), 0) if base is not None else 0
+        if base is None or any(n != base + sum(steps[v] * at[v] for v in at) for at, n in points):
+            raise Fail(f"names {names[0]}, {names[1]}, ... do not follow the repeats")
+        terms = [v if s == 1 else f"{s} * {v}" for v, s in steps.items() if s] + ([str(base)] if base else [])
+        return f'f"{parts[0].group(1)}{{{" + ".join(terms) or 0}}}"'
 
     # ---- blocks and labels -----------------------------------------------------------------------
     def block_call(self, call, ctxs, st):
@@ -434,18 +379,6 @@ class ClassWriter:
 
     # ---- repeats, optionals, branches ------------------------------------------------------------
     def repeat(self, e, ctxs, st):
-        """A `for` loop when the count differs between instances (then it must work), is not a literal,
-        or is above 3; otherwise, or when a fixed count's loop fails, the body unrolled."""
-        counts, iterations = self.repeat_counts(e, ctxs)
-        fixed = len(set(counts)) == 1
-        if not fixed or not isinstance(e.count, A.Num) or counts[0] > 3:
-            written = self.try_loop(e, ctxs, st, counts, iterations, fixed)
-            if written is not None:
-                return written
-        return self.unroll(e, ctxs, st, counts[0], iterations)
-
-    def repeat_counts(self, e, ctxs):
-        """Each instance's count of the repeat, and its iteration frames (none when it made no layer)."""
         rid = f"repeat@{e.span.line}:{e.span.col}"
         iterations, counts = [], []
         for c in ctxs:
@@ -455,33 +388,42 @@ class ClassWriter:
                 raise Fail(f"the count of the repeat on line {e.span.line} is unknown")
             counts.append(int(n))
             iterations.append(rep)
-        return counts, iterations
-
-    def try_loop(self, e, ctxs, st, counts, iterations, fixed):
-        """The repeat as a loop; None, with the writer's state put back, when a fixed count can unroll."""
-        saved = (len(self.code.extras), set(self.taken), self.last_line)
-        try:
-            return self.loop(e, ctxs, st, counts, iterations)
-        except Fail:
-            if not fixed:
-                raise
-            del self.code.extras[saved[0]:]
-            self.taken, self.last_line = saved[1], saved[2]
-            return None
-
-    def unroll(self, e, ctxs, st, count, iterations):
+        fixed = len(set(counts)) == 1
+        if not fixed or not isinstance(e.count, A.Num) or counts[0] > 3:
+            saved = (len(self.code.extras), set(self.taken), self.last_line)
+            try:
+                return self.loop(e, ctxs, st, counts, iterations)
+            except Fail:
+                if not fixed:
+                    raise
+                del self.code.extras[saved[0]:]
+                self.taken, self.last_line = saved[1], saved[2]
         init, fwd = [], []
-        for i in range(count):
-            inner = [replace(c, frames=c.frames + tuple(rep[i:i + 1])) for c, rep in zip(ctxs, iterations)]
+        for i in range(counts[0]):
+            inner = [replace(c, frames=c.frames + tuple(rep[i:i + 1]), spec={**c.spec, e.index: i} if e.index else c.spec)
+                     for c, rep in zip(ctxs, iterations)]
             a, b, st, inner = self.walk(e.body, inner, st)
             init, fwd = init + a, fwd + b
             ctxs = [replace(c, x=i.x) for c, i in zip(ctxs, inner)]
         return init, fwd, st, ctxs
 
     def loop(self, e, ctxs, st, counts, iterations):
-        var = self.loop_var()
+        if e.index is not None:  # `*n @i`: the loop variable is the spec's index, seen by the body's expressions
+            var = e.index if e.index not in self.loop_vars and safe(e.index) == e.index and e.index not in self.taken \
+                and e.index not in self.locals else self.fresh(safe(e.index))
+            self.names = {**self.names, e.index: var}
+        else:
+            var = next(v for v in ("i", "j", "k", "i2", "j2", "k2") if v not in self.loop_vars and v not in self.taken)
+        self.locals.add(var)
         count = self.hole(e.count, counts, ctxs, "n")
-        inner, owners = self.iteration_ctxs(ctxs, counts, iterations, var)
+        inner, owners = [], []
+        for c, n, rep in zip(ctxs, counts, iterations):
+            for i in range(n):
+                frames = c.frames + tuple(rep[i:i + 1])
+                inner.append(replace(c, frames=frames, env={**c.env, var: i},
+                                     spec={**c.spec, e.index: i} if e.index else c.spec,
+                                     x=c.x if i == 0 else self.gen.input_of(frames)))
+                owners.append(c)
         init, st_in, running = self.running_channels(inner, st, var)
         self.loop_vars.append(var)
         try:
@@ -492,44 +434,18 @@ class ClassWriter:
             body_init.append(f"{running} = {self.next_channels(out.ch, inner)}")
         if out.src != st.src:
             fwd.append(f"{st.src} = {out.src}")
-        ctxs = self.after_loop(ctxs, owners, inner, running)
-        store, times = self.loop_count(count)
-        init += store + [f"for {var} in range({count}):"] + indent(body_init)
-        fwd = [f"for {var} in range({times}):"] + indent(fwd)
-        ch = A.Var(LOOP + running, None) if running else out.ch
-        return init, fwd, replace(out, src=st.src, target=st.target, ch=ch), ctxs
-
-    def loop_var(self):
-        var = next(v for v in ("i", "j", "k", "i2", "j2", "k2") if v not in self.loop_vars and v not in self.taken)
-        self.locals.add(var)
-        return var
-
-    def iteration_ctxs(self, ctxs, counts, iterations, var):
-        """A context per iteration of every instance (`var` its index), and the instance each belongs to."""
-        inner, owners = [], []
-        for c, n, rep in zip(ctxs, counts, iterations):
-            for i in range(n):
-                frames = c.frames + tuple(rep[i:i + 1])
-                inner.append(replace(c, frames=frames, env={**c.env, var: i},
-                                     x=c.x if i == 0 else self.gen.input_of(frames)))
-                owners.append(c)
-        return inner, owners
-
-    def after_loop(self, ctxs, owners, inner, running):
-        """The instances' contexts after the loop: at their last iteration's tensor, with the
-        running channels' value (an instance with no iteration stays where it was)."""
         last = {id(c): i for c, i in zip(owners, inner)}
         ctxs = [replace(c, x=last[id(c)].x) if id(c) in last else c for c in ctxs]
         for c in ctxs if running else ():
             c.env[running] = self.g.shape_of(c.x)[-1]
-        return ctxs
-
-    def loop_count(self, count):
-        """(__init__'s line that keeps a count forward cannot write, what forward's range reads)."""
-        if count.isdigit():
-            return [], count
-        attr = self.fresh("repeats")
-        return [f"self.{attr} = {count}"], f"self.{attr}"
+        store = []
+        if not count.isdigit():  # forward reads the count from the module
+            attr = self.fresh("repeats")
+            store = [f"self.{attr} = {count}"]
+        init += store + [f"for {var} in range({count}):"] + indent(body_init)
+        fwd = [f"for {var} in range({'self.' + attr if store else count}):"] + indent(fwd)
+        return init, fwd, replace(out, src=st.src, target=st.target, ch=A.Var(LOOP + running, None) if running
+                                  else out.ch), ctxs
 
     def running_channels(self, inner, st, var):
         """A loop whose body changes the channels tracks them in a variable of __init__."""
@@ -559,14 +475,20 @@ class ClassWriter:
         return src
 
     def optional(self, e, ctxs, st, label):
-        """The optional's body: under `if downsample:` when a parameter of the def switches it, else
-        without a test (written from the instances that have it)."""
-        param, on = self.switch(e, ctxs)
+        entries = [o for o in self.g.optionals if (o.span.line, o.span.col) == (e.span.line, e.span.col)
+                   and o.span.source is e.span.source]
+        param = next((o.name for o in entries if o.source == "parameter"), None)
+        on = [bool(c.spec[param]) if param else any(o.included for o in entries) for c in ctxs]
         inner = [c for c, v in zip(ctxs, on) if v]
         if not inner:
             return [], [], st, ctxs
-        pre, st = self.caught_up(st)
-        init, fwd, out, done = self.optional_body(e, inner, st, label)
+        if st.src != st.target:
+            pre, st = [f"{st.target} = {st.src}"], replace(st, src=st.target)
+        else:
+            pre = []
+        body = (self.holder(e.body, e.span, inner, st) if label and not isinstance(e.body, A.Call)
+                else self.walk(e.body, inner, st, label))
+        init, fwd, out, done = body
         if out.src != st.src:
             fwd.append(f"{st.src} = {out.src}")
         after = iter(done)
@@ -577,26 +499,6 @@ class ClassWriter:
         test, init_else, flag = self.condition(param, label, init)
         init = before + [f"if {self.names[param]}:"] + indent(init + inside) + init_else
         return flag + init, pre + [f"if {test}:"] + indent(fwd), replace(out, src=st.src, ch=ch), ctxs
-
-    def switch(self, e, ctxs):
-        """(the parameter that switches the optional, or None; whether each instance has it)."""
-        entries = [o for o in self.g.optionals if (o.span.line, o.span.col) == (e.span.line, e.span.col)
-                   and o.span.source is e.span.source]
-        param = next((o.name for o in entries if o.source == "parameter"), None)
-        return param, [bool(c.spec[param]) if param else any(o.included for o in entries) for c in ctxs]
-
-    @staticmethod
-    def caught_up(st):
-        """(forward's line that brings the chain's variable up to date, the state after it): both sides
-        of an `if` then start from the same variable."""
-        if st.src == st.target:
-            return [], st
-        return [f"{st.target} = {st.src}"], replace(st, src=st.target)
-
-    def optional_body(self, e, inner, st, label):
-        if label and not isinstance(e.body, A.Call):
-            return self.holder(e.body, e.span, inner, st)
-        return self.walk(e.body, inner, st, label)
 
     def optional_channels(self, ch_in, ch_out, on, ctxs):
         """The channels after an optional that changes them: a variable set in the `if`."""
@@ -619,53 +521,40 @@ class ClassWriter:
         return f"self.{flag}", [], [f"self.{flag} = {py}"]
 
     def branches(self, e, ctxs, st):
-        init, fwd, outs, chs, ends = self.branch_bodies(e, ctxs, st)
+        init, fwd, outs, chs, ends = [], [], [], [], []
+        for b in e.items:
+            if isinstance(b, A.Call) and b.name in ("ID", "IDENTITY"):
+                outs.append(st.src), chs.append(st.ch), ends.append([c.x for c in ctxs])
+                continue
+            name = b.name if isinstance(b, A.Label) else "out"
+            bst = replace(st, target=self.local(re.sub(r"\W", "_", name)))
+            a, f, bout, bctx = self.walk(b, ctxs, bst)
+            init, fwd = init + a, fwd + f
+            outs.append(bout.src), chs.append(bout.ch), ends.append([c.x for c in bctx])
         joins = [self.gen.node_at(e, c.frames) for c in ctxs]
-        self.check_join_inputs(joins, ends)
-        fwd += self.join(e.join, joins, outs, st)
-        st = replace(st, src=self.join_output(e.join, joins, outs, st), ch=self.joined_channels(e.join, chs))
-        return init, fwd, st, [replace(c, x=n.name) for c, n in zip(ctxs, joins)]
-
-    def branch_bodies(self, e, ctxs, st):
-        """The branches, written one after another: (init, forward, [output variable], [channels],
-        [each instance's last tensor])."""
-        written = [self.branch(b, ctxs, st) for b in e.items]
-        init = [line for w in written for line in w[0]]
-        fwd = [line for w in written for line in w[1]]
-        return (init, fwd, *([w[k] for w in written] for k in (2, 3, 4)))
-
-    def join_output(self, op, joins, outs, st):
-        """The variable holding the join's result: an in-place sum's is the branch it adds into."""
-        if op == "ADD" and joins[0].name in self.gen.inplace:
-            return outs[self.gen.inplace[joins[0].name]]
-        return st.target
-
-    def branch(self, b, ctxs, st):
-        """(init, forward, the variable holding its output, its channels, each instance's last tensor)."""
-        if isinstance(b, A.Call) and b.name in ("ID", "IDENTITY"):
-            return [], [], st.src, st.ch, [c.x for c in ctxs]
-        name = b.name if isinstance(b, A.Label) else "out"
-        init, fwd, out, done = self.walk(b, ctxs, replace(st, target=self.local(re.sub(r"\W", "_", name))))
-        return init, fwd, out.src, out.ch, [c.x for c in done]
-
-    @staticmethod
-    def check_join_inputs(joins, ends):
         for k, n in enumerate(joins):
             known = [end[k] for end in ends]
             if None not in known and known != n.inputs:
                 raise Fail(f"join {n.name} reads {n.inputs}, not {known}")
-
-    @staticmethod
-    def joined_channels(op, chs):
-        """A concatenation's channels are its branches' sum (unknown if any is); a sum's, the first's."""
-        if op != "CONCAT":
-            return chs[0]
-        if None in chs:
-            return None
-        ch = chs[0]
-        for c in chs[1:]:
-            ch = A.BinOp("+", ch, c, None)
-        return ch
+        if e.join in INLINE:
+            fwd += self.join(e.join, joins, outs, st)
+        else:  # a module that takes the branches (MUL, MEAN)
+            ref, reg = self.module_ref(st.owner, [n.name for n in joins], ctxs)
+            ins = [[self.g.shape_of(s) for s in n.inputs] for n in joins]
+            init.append(reg(f"{class_ref(joins[0].kind.torch_module(joins[0].attrs, ins[0], False).cls)}()"))
+            fwd.append(f"{st.target} = {ref}({', '.join(outs)})")
+            # the channels of the branch that has the output's (a gate's are 1 or equal)
+            k = next((k for k in range(len(outs)) if all(s[k][-1] == n.out_shape[-1] for s, n in zip(ins, joins))), 0)
+            chs = chs[k:k + 1]
+        if e.join == "CONCAT":
+            ch = None if None in chs else chs[0]
+            for c in chs[1:] if ch is not None else ():
+                ch = A.BinOp("+", ch, c, None)
+        else:
+            ch = chs[0]
+        src = outs[self.gen.inplace[joins[0].name]] if e.join == "ADD" and joins[0].name in self.gen.inplace \
+            else st.target
+        return init, fwd, replace(st, src=src, ch=ch), [replace(c, x=n.name) for c, n in zip(ctxs, joins)]
 
     def join(self, op, joins, outs, st):
         if op == "CONCAT":

@@ -11,7 +11,10 @@ it when it gives the value the IR holds (`same`), so a wrong guess falls back to
 """
 from __future__ import annotations
 
+import math
+
 from ...lang import astnodes as A
+from ...lang.functions import FUNCTIONS, make_divisible
 from ...lang.values import BOOLS
 
 PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2, "**": 4}
@@ -34,6 +37,14 @@ def evaluate(e, env):
         return -v if _number(v) else UNKNOWN
     if isinstance(e, A.BinOp):
         return _binop(e.op, evaluate(e.left, env), evaluate(e.right, env))
+    if isinstance(e, A.Func):
+        args = [evaluate(a, env) for a in e.args]
+        if e.name not in FUNCTIONS or not all(map(_number, args)):
+            return UNKNOWN
+        try:
+            return FUNCTIONS[e.name].call(args)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            return UNKNOWN
     return UNKNOWN
 
 
@@ -75,11 +86,15 @@ def solve(e, target, env) -> dict | None:
         return None
     if value is None:
         return None
-    return solve(unknown, int(value) if isinstance(value, float) and value.is_integer() else value, env)
+    if isinstance(value, float):  # 0.2 from 0.0333... * 6, not 0.19999999999999998 (the caller checks it)
+        value = int(value) if value.is_integer() else float(f"{value:.12g}")
+    return solve(unknown, value, env)
 
 
-def to_python(e, names) -> str | None:
-    """Python source for `e`; `names` maps spec names to Python names. None: not translatable."""
+def to_python(e, names, division="//") -> str | None:
+    """Python source for `e`; `names` maps spec names to Python names. None: not translatable.
+    The spec's `/` is whole when it divides exactly: written `//` (checked by evaluation), or `/`
+    (`division="/"`) where the spec's value is a fraction (a drop probability `p * i / n`)."""
     if isinstance(e, A.Num):
         return repr(e.value)
     if isinstance(e, A.Dims):
@@ -89,19 +104,37 @@ def to_python(e, names) -> str | None:
             return names[e.name]
         return repr(BOOLS[e.name]) if e.name in BOOLS else None
     if isinstance(e, A.Tuple):
-        items = [to_python(i, names) for i in e.items]
+        items = [to_python(i, names, division) for i in e.items]
         return None if None in items else "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
     if isinstance(e, A.Neg):
-        inner = to_python(e.operand, names)
+        inner = to_python(e.operand, names, division)
         return None if inner is None else f"-{_wrap(e.operand, inner, 3)}"
     if isinstance(e, A.BinOp):
-        left, right = to_python(e.left, names), to_python(e.right, names)
+        left, right = to_python(e.left, names, division), to_python(e.right, names, division)
         if left is None or right is None:
             return None
         p = PRECEDENCE[e.op]
-        op = "//" if e.op == "/" else e.op  # checked by evaluation: exact divisions only
+        op = division if e.op == "/" else e.op  # checked by evaluation
         return f"{_wrap(e.left, left, p)} {op} {_wrap(e.right, right, p + 1)}"
+    if isinstance(e, A.Func) and e.name in FUNCTIONS:
+        args = [to_python(a, names, division) for a in e.args]
+        return None if None in args else f"{FUNCTIONS[e.name].python}({', '.join(args)})"
     return None
+
+
+# what translated source may call (`run`), and what the generated file then defines or imports
+CALLABLES = {"min": min, "max": max, "round": round, "int": int, "abs": abs, "math": math,
+             "make_divisible": make_divisible}
+
+
+def helpers(text) -> tuple[list[str], list[str]]:
+    """(imports, definitions) the generated file needs for the functions its code calls:
+    `import math`, the `make_divisible` function (lang/functions.py's own source)."""
+    import inspect
+    import re
+    imports = ["import math"] if re.search(r"\bmath\.", text) else []
+    defs = inspect.getsource(make_divisible).rstrip().splitlines() if re.search(r"\bmake_divisible\(", text) else []
+    return imports, defs
 
 
 def _wrap(e, src, p):
@@ -111,7 +144,7 @@ def _wrap(e, src, p):
 def run(src, env):
     """The value of translated source `src` with Python names `env`; UNKNOWN when it fails."""
     try:
-        return eval(src, {"__builtins__": {}}, env)  # noqa: S307 - source we built from numbers and names
+        return eval(src, {"__builtins__": {}, **CALLABLES}, env)  # noqa: S307 - source we built from numbers and names
     except Exception:
         return UNKNOWN
 
@@ -148,4 +181,6 @@ def substitute(e, values):
         return A.Neg(substitute(e.operand, values), e.span)
     if isinstance(e, A.Tuple):
         return A.Tuple(tuple(substitute(i, values) for i in e.items), e.span)
+    if isinstance(e, A.Func):
+        return A.Func(e.name, tuple(substitute(i, values) for i in e.args), e.span)
     return e
