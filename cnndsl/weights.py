@@ -153,7 +153,7 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -
     ({key: shape or tensor}); `here` is that network's spec_info, for the error message and
     `same_spec`. Raises CnnError when `strict` and anything differs (see the module docstring)."""
     sd, meta, what = _open(source)
-    sd = _without_data_parallel(sd)
+    sd = _without_data_parallel(_without_training_state(sd))
     shapes = {k: _shape(v) for k, v in ours.items()}
     same = _same_spec(meta, here)
     if meta.get("format", "").startswith("cnndsl.checkpoint/") or "spec_sha256" in meta or _cnndsl_style(sd, shapes):
@@ -162,6 +162,16 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -
         tensors, report = _mapped(sd, shapes, strict)
     report.update(checkpoint=meta, same_spec=same)
     return tensors, report
+
+
+TRAINING_STATE = "train/"  # a training checkpoint's optimizer, schedule and RNG state (cnndsl.train.checkpoint)
+
+
+def _without_training_state(sd):
+    """The model's tensors of a training checkpoint: its `train/...` state is not a layer's."""
+    if any(k.startswith(TRAINING_STATE) for k in sd):
+        return {k: v for k, v in sd.items() if not k.startswith(TRAINING_STATE)}
+    return sd
 
 
 def _without_data_parallel(sd):

@@ -214,3 +214,10 @@ def test_cnndsl_modules_are_written_into_the_file():
     x = torch.randn(2, 4, 8, 8)
     with torch.no_grad():
         assert torch.equal(gen(x), ref(x))
+
+
+def test_a_layer_named_training_is_refused_with_its_position():
+    net = cnndsl.loads("input 8x8x3\ntraining: CONV(4, 3) - RELU")
+    with pytest.raises(cnndsl.CnnError) as e:
+        pytorch_source.generate(net)
+    assert e.value.span.line == 2 and "training" in e.value.message

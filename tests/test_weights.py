@@ -386,3 +386,17 @@ def test_resolution_reproduces_the_verified_mappings():
         _, report = W.resolve(twin_state_dict(name), ours)
         assert W.mapping_digest(report["mapping"]) == r["mapping_digest"], name
         assert report["loaded"] == r["mapped_tensors"] and report["skipped"] == report["missing"] == [], name
+
+
+def test_a_training_checkpoint_loads_as_weights(tmp_path):
+    """`cnndsl train`'s checkpoint.safetensors also holds `train/...` optimizer state: loading it as
+    weights (export --weights, to_torch(weights=)) takes the model's tensors and ignores that state."""
+    net = cnndsl.loads("input 8x8x3\nCONV(4, 3) - BN - RELU - FC(3)")
+    m = net.to_torch(seed=0)
+    sd = {k: v.clone() for k, v in m.state_dict().items()}
+    sd["train/optimizer/state/0/momentum_buffer"] = torch.zeros(3)
+    path = tmp_path / "checkpoint.safetensors"
+    W.save(sd, path, net=net)
+    m2 = net.to_torch(seed=1, weights=str(path))
+    assert all(torch.equal(m.state_dict()[k], m2.state_dict()[k]) for k in m.state_dict())
+    net.to_onnx(weights=str(path))

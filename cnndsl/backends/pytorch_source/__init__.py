@@ -370,4 +370,20 @@ def generate(net, class_name=None) -> str:
     if class_name is not None and (not class_name.isidentifier() or keyword.iskeyword(class_name)):
         from ...errors import CnnError
         raise CnnError(f"--class-name {class_name!r} is not a Python identifier", usage=True)
+    _refuse_mode_names(net)
     return Generator(net, class_name).source()
+
+
+# names that nn.Module itself assigns plain values to (`training` in .train()/.eval()): a layer of that
+# name cannot be an attribute of plain generated source (to_torch() keeps the mode apart, this file can't)
+MODE_NAMES = frozenset({"training"})
+
+
+def _refuse_mode_names(net):
+    from ...errors import CnnError
+    for n in net.graph.nodes:
+        clash = MODE_NAMES.intersection(n.name.split("."))
+        if clash:
+            raise CnnError(f"a layer or group named `{next(iter(clash))}` cannot be written as PyTorch source: "
+                           f"nn.Module keeps its train/eval mode in that attribute", n.span, code="E207",
+                           hint="rename the label for `cnndsl compile` (to_torch() and export accept it)")
