@@ -195,3 +195,13 @@ def test_shared_work_equals_measuring_each_member_alone(text, pool, tmp_path):
             fast = measure(prog, space.bindings(choices), space.input, **options, shared=shared)
             assert fast == slow, (choices, options)
         assert shared["bound"] and shared["counts"]
+
+
+def test_fast_totals_equal_the_analysis_on_a_product_join():
+    """The search's lean totals keep what a product join saves for backward exactly as analyze() does."""
+    from cnndsl.analysis.analyze import analyze
+    from cnndsl.search.member import totals
+    net = cnndsl.loads("input 8x8x4\nCONV(8, 3, p=1) - { ID .* GAP - CONV(2, 1) - RELU - CONV(8, 1) - SIGMOID } - GAP - FC(3)")
+    fast = totals(net.graph, 2, "fp32", "adam", {})
+    slow = analyze(net.graph, dtype="fp32", batch=2, optimizer="adam")
+    assert (fast["memory"], fast["params"], fast["macs"]) == (slow["train_bytes"], slow["params"], slow["macs"])

@@ -132,6 +132,7 @@ class Kind:
     join = False            # takes several inputs (CONCAT, ADD, MUL, MEAN)
     symbol = ""             # a join's operator in the spec (`|`, `+`, `.*`, `&`): diagrams show it
     probabilities = False   # turns logits into probabilities (SOFTMAX): `to_torch(logits=True)` drops it
+    weight_layer = False    # a layer the depth counts (the lecture's CONV and FC; `search --sort depth`)
 
     # ---- facts without a neutral default: every kind sets them (tests/test_kinds.py) ----------
     memory = MISSING              # one of MEMORY_CLASSES

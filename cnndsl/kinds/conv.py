@@ -133,6 +133,7 @@ class Conv(Kind):
         Arg("bias", "bool", True, doc="learn a bias per filter"),
     )
     bare = {"filters": 32, "kernel": 3, "p": "same"}
+    weight_layer = True
     memory, output_overwritable, he, draw_group = OWN, True, HE_TARGET, "convolution"
     samples = ("CONV(8, 3, p=1)", "CONV(8, 1)", "CONV(4, 3, s=2, p=1, bias=false)", "CONV(8, (1, 3), p=(0, 1))",
                "CONV(8, 3, p=2, d=2)", "CONV(8, 3, p=same, groups=2)")

@@ -13,6 +13,7 @@ class FC(Kind):
     args = (Arg("units", "int", REQUIRED, lo=1, aliases=("out", "n"), doc="number of outputs"),
             Arg("bias", "bool", True, doc="learn a bias per output"))
     bare = {"units": 512}
+    weight_layer = True
     memory, output_overwritable, he, draw_group = OWN, True, HE_STOP, "dense"
     samples = ("FC(10)", "FC(32, bias=false)")
 

@@ -15,7 +15,8 @@ import re
 
 import math
 
-from ..analysis.analyze import DTYPE_BYTES, OPTIMIZER_STATES, _counts, _receptive_field, analyze, training_memory
+from ..analysis.analyze import (DTYPE_BYTES, OPTIMIZER_STATES, _counts, _partners, _receptive_field, analyze,
+                                training_memory)
 from ..analysis.inplace import inplace_nodes
 from ..kinds import KINDS
 from ..kinds.base import VIEW
@@ -133,7 +134,7 @@ def measure(program, bindings, input=None, batch=1, dtype="fp32", optimizer="ada
     rf, depth = None, 0
     for n in graph.nodes:
         m = n.meta
-        if m["params"] and n.op in ("CONV", "FC"):
+        if m["params"] and KINDS[n.op].weight_layer:
             depth += 1
         if m["rf"] is not None:
             rf = m["rf"]
@@ -173,7 +174,7 @@ def totals(graph, batch, dtype, optimizer, cache) -> dict:
         rf[name] = r if r[0] else None
         if r[0] is not None:
             last_rf = r[0]
-        if params and node.op in ("CONV", "FC"):
+        if params and KINDS[node.op].weight_layer:
             depth += 1
         params_total += params
         macs_total += macs
@@ -185,7 +186,7 @@ def totals(graph, batch, dtype, optimizer, cache) -> dict:
         grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
         if g:
             for w in which:
-                for t in (inputs if w == "in" else (name,)):
+                for t in (inputs if w == "in" else (name,) if w == "out" else _partners(inputs, grad)):
                     saved.add(alias[t])
             extra_saved += extra
     saved_bytes = sum(math.prod(shape_of(t)) for t in saved) * nbytes + extra_saved

@@ -93,7 +93,7 @@ def load(source, graph, seed=0, val_fraction=0.2, normalise=None) -> Data:
 def output_units(graph):
     """(units, the node that gives them) of the net's output, skipping a final SOFTMAX."""
     node = graph[graph.output] if graph.output in graph else None
-    while node is not None and node.op == "SOFTMAX" and node.inputs[0] != "input":
+    while node is not None and node.kind.probabilities and node.inputs[0] != "input":
         node = graph[node.inputs[0]]
     shape = graph.shape_of(node.name if node else "input")
     if len(shape) == 3 and shape[:2] != (1, 1):
