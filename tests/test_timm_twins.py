@@ -144,7 +144,7 @@ def test_dpn_blocks_follow_the_paper():
     assert r["features.conv3.block1.c3x3_b.conv"]["desc"] == "3x3/2 p1 g32, 192 nobias"
     assert r["features.conv4.block20.concat2"]["out"] == [14, 14, 1024 + 22 * 24]
     assert r["features.conv5.block3.concat2"]["out"] == [7, 7, 2688]
-    assert r["features.conv5_bn_ac.elu1"]["op"] == "ELU"  # timm's final BnAct uses ELU, not ReLU
+    assert r["features.conv5_bn_ac.relu1"]["op"] == "RELU"  # timm's final BnAct: ReLU (its 'elu' is not used)
     assert report("dpn92")["output"] == "flatten1" and report("dpn92")["layers"][-1]["out"] == [1000]
 
 
@@ -186,3 +186,21 @@ def test_se_resnet50_published_figures():
     assert round(t["macs"] / 1e9, 2) == 3.86
     se = [l for l in report("se_resnet50")["layers"] if l["op"] == "MUL"]
     assert len(se) == 16 and all(l["out"][-1] in (256, 512, 1024, 2048) for l in se)
+
+
+# ---- what tools/timm_parity.py verified, in the reference venv with timm --------------------------
+PARITY_PATH = os.path.join(ROOT, "tests", "reference", "timm_parity.json")
+PARITY = json.load(open(PARITY_PATH))["nets"] if os.path.exists(PARITY_PATH) else {}
+
+
+@pytest.mark.skipif(not PARITY, reason="tools/timm_parity.py has not been run")
+@pytest.mark.parametrize("name", NAMES)
+def test_recorded_parity_with_timm(name):
+    """timm's weights (BN statistics drawn at random), loaded through the mapping, give timm's outputs
+    (fp32, eval); the recorded mapping is the one this spec gives now."""
+    r = PARITY[name]
+    assert r["ok"] and r["max_abs_diff"] <= 1e-5 and r["timm_name"] == REFERENCE[name]["timm_name"]
+    assert r["params"] == r["twin_params"] == r["analyzer_params"] == REFERENCE[name]["params"]
+    assert r["source"] == "mapped" and r["mapped_tensors"] == len(REFERENCE[name]["state_dict"])
+    theirs = {k: tuple(shape) for k, shape in REFERENCE[name]["state_dict"]}
+    assert W.mapping_digest(W.map_state_dict(theirs, state_dict_shapes(name))) == r["mapping_digest"]
