@@ -204,3 +204,64 @@ def test_recorded_parity_with_timm(name):
     assert r["source"] == "mapped" and r["mapped_tensors"] == len(REFERENCE[name]["state_dict"])
     theirs = {k: tuple(shape) for k, shape in REFERENCE[name]["state_dict"]}
     assert W.mapping_digest(W.map_state_dict(theirs, state_dict_shapes(name))) == r["mapping_digest"]
+
+
+# ---- the DPN block through the backends, small (DPN-92/98 are too heavy for the default run) -----
+# The zoo's generic checks give DPN-92 and DPN-98 (over 30M parameters) the ONNX checker and shape
+# inference only by default (tests/test_onnx.py HEAVY); this net, built from the same nets/lib/dpn.net,
+# runs the dual path block (a projecting and a striding first block, plain blocks after them) through
+# ONNX Runtime and the compiled source at a few thousand parameters.
+TINY_DPN = """include "lib/dpn.net"
+input 32x32x3
+let k_r = 256
+let groups = 4
+features: [conv1_1: (conv: CONV(8, 3, p=1, bias=false) - bn: BN(eps=0.001) - RELU)
+           - conv2: stage(16, 4, 3, s=1, c1x1_w_s1=on, c1x1_w_s2=off) - conv3: stage(32, 8, 2)
+           - conv5_bn_ac: (bn: BN(eps=0.001) - RELU)]
+- global_pool: GAP - classifier: CONV(10, 1) - FLATTEN
+"""
+
+
+def tiny_dpn():
+    torch = pytest.importorskip("torch")
+    net = cnndsl.loads(TINY_DPN, path=os.path.join(ROOT, "nets", "tiny_dpn.net"))
+    m = net.to_torch(seed=0).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # BN statistics away from 0 / 1, so that every BN shows in the outputs
+        for key, t in m.state_dict().items():
+            if key.endswith(("running_var", "bn.weight")):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+            elif key.endswith(("running_mean", "bn.bias")):
+                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+    return torch, net, m, torch.randn(2, 3, 32, 32, generator=g)
+
+
+def test_tiny_dpn_shapes():
+    r = cnndsl.loads(TINY_DPN, path=os.path.join(ROOT, "nets", "tiny_dpn.net")).report()
+    out = {l["name"]: l["out"] for l in r["layers"]}
+    assert out["features.conv2.block3.concat2"] == [32, 32, 16 + 5 * 4]
+    assert out["features.conv3.block2.concat2"] == [16, 16, 32 + 4 * 8]
+    assert out["flatten1"] == [10]
+
+
+@pytest.mark.parametrize("opset", [13, None])
+def test_tiny_dpn_onnx_runtime_equals_torch(opset):
+    ort = pytest.importorskip("onnxruntime")
+    torch, net, m, x = tiny_dpn()
+    model = net.to_onnx(weights=m, opset=opset)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        want = m(x).numpy()
+    assert y.shape == want.shape == (2, 10)
+    assert abs(y - want).max() <= 1e-4 * max(1.0, abs(want).max())
+
+
+def test_tiny_dpn_compiled_source_identical_outputs():
+    torch, net, m, x = tiny_dpn()
+    namespace = {"__name__": "generated"}
+    exec(compile(net.torch_source(class_name="TinyDPN"), "<generated>", "exec"), namespace)
+    g = namespace["TinyDPN"]().eval()
+    g.load_state_dict(m.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(m(x), g(x))
