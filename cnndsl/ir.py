@@ -111,6 +111,16 @@ class Graph:
             out[n.name] = []
         return out
 
+    def tensors(self) -> dict[str, object]:
+        """{state_dict key: kinds.Tensor} for every parameter and buffer, in graph order, as the
+        kinds name them (`layer1.conv1.weight`): what to_torch() registers and ONNX initialises."""
+        out = {}
+        for n in self.nodes:
+            ins = [self.shape_of(s) for s in n.inputs]
+            for t in n.kind.tensors(n.attrs, ins):
+                out[f"{n.name}.{t.name}"] = t
+        return out
+
     def reader_counts(self) -> dict[str, int]:
         out = dict.fromkeys(self._by_name, 0)
         out["input"] = 0

@@ -49,6 +49,16 @@ module that does too (ResNet's projection and its 3rd conv can have equal shapes
 leading `module.` (DataParallel) is dropped. Anything left unmatched on either side is
 an error that lists it, unless `strict=False` (then unmatched twin tensors, such as
 GoogLeNet's auxiliary heads, are skipped and unmatched modules of ours keep their values).
+
+Foreign layouts: a kind may say that another framework stores one of its tensors in another
+shape holding the same numbers in the same order (`kinds.Tensor.foreign`, a `kinds.Foreign`
+each; `foreign_layouts(net.graph.tensors())` collects them, and a to_torch() module carries
+them as `cnndsl_layouts`). A module of ours then also matches a twin module whose tensors are
+in those layouts, and the tensor is reshaped to ours on loading: a 1x1 CONV's weight
+(out, in, 1, 1) from nn.Linear's (out, in) (torchvision's ConvNeXt applies its pointwise
+layers as Linear over an NHWC view), LAYERSCALE's (C, 1, 1) from a *bare* parameter of the
+block (`features.1.0.layer_scale`: a parameter of a module that also has submodules is then
+a module of its own, named by its whole key), as (C, 1, 1) (torchvision) or (C,) (timm).
 """
 from __future__ import annotations
 
@@ -148,10 +158,13 @@ def _open(source) -> tuple[dict, dict, str]:
 
 
 # ---- resolution: which checkpoint tensor goes where ---------------------------------------------------
-def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -> tuple[dict, dict]:
+def resolve(source, ours: dict, strict: bool = True, here: dict | None = None,
+            layouts: dict | None = None) -> tuple[dict, dict]:
     """({our key: tensor}, report) for loading `source` into a network whose tensors are `ours`
     ({key: shape or tensor}); `here` is that network's spec_info, for the error message and
-    `same_spec`. Raises CnnError when `strict` and anything differs (see the module docstring)."""
+    `same_spec`; `layouts` ({our key: (kinds.Foreign, ...)}, `foreign_layouts`) the other layouts a
+    foreign state_dict may hold our tensors in. Raises CnnError when `strict` and anything differs
+    (see the module docstring)."""
     sd, meta, what = _open(source)
     sd = _without_data_parallel(_without_training_state(sd))
     shapes = {k: _shape(v) for k, v in ours.items()}
@@ -159,7 +172,7 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None) -
     if meta.get("format", "").startswith("cnndsl.checkpoint/") or "spec_sha256" in meta or _cnndsl_style(sd, shapes):
         tensors, report = _by_name(sd, shapes, strict, what, meta, here, same)
     else:
-        tensors, report = _mapped(sd, shapes, strict)
+        tensors, report = _mapped(sd, shapes, strict, layouts or {})
     report.update(checkpoint=meta, same_spec=same)
     return tensors, report
 
@@ -288,16 +301,21 @@ def _few(keys, n=4):
     return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
-def _mapped(sd, shapes, strict):
+def _mapped(sd, shapes, strict, layouts):
     # matched without BN's counters, which one side may lack (ONNX, an older torch); they follow their module
-    pairs, missing, extra = _match(_no_counters(sd), _no_counters(shapes))
+    pairs, missing, extra = _match(_no_counters(sd), _no_counters(shapes), layouts)
     if strict and (missing or extra):
         raise _mismatch(missing, extra)
-    mapping = {k: ours for k, ours in _mapping(sd, pairs).items() if ours in shapes}
-    loaded = {mapping[k]: sd[k] for k in mapping}
+    mapping = {k: ours for k, ours in _mapping(sd, pairs, layouts).items() if ours in shapes}
+    # a tensor held in a foreign layout (kinds.Foreign) holds our numbers in our order: a reshape
+    loaded = {mapping[k]: _relaid(sd[k], shapes[mapping[k]]) for k in mapping}
     resized = _resized_unmapped(sd, shapes, mapping, loaded)
     unexpected, missing = _unmapped(sd, shapes, mapping, loaded, resized)
     return loaded, _report("mapped", loaded, unexpected, resized, _sizes(sd, shapes, resized), missing, mapping)
+
+
+def _relaid(v, shape):
+    return v if _shape(v) == tuple(shape) else v.reshape(shape)
 
 
 def _no_counters(tensors):
@@ -316,54 +334,98 @@ def _unmapped(sd, shapes, mapping, loaded, resized):
 
 
 # ---- mapping ---------------------------------------------------------------------------------------
-def _modules(sd: dict) -> list[tuple[str, tuple]]:
+BARE = ""  # the leaf of a bare parameter (kinds.Foreign.bare): its whole key names it
+
+
+def foreign_layouts(tensors: dict) -> dict:
+    """{our key: (kinds.Foreign, ...)} for the tensors whose kind names other layouts, from
+    {key: kinds.Tensor} (`net.graph.tensors()`): what `resolve` and `map_state_dict` may match."""
+    return {k: t.foreign for k, t in tensors.items() if getattr(t, "foreign", ())}
+
+
+def _split(sd: dict, bare: bool = False) -> dict[str, tuple[str, str]]:
+    """{key: (module prefix, tensor name)}. With `bare`, a parameter of a module that also has
+    submodules (torchvision's CNBlock.layer_scale beside CNBlock.block) is a module of its own
+    whose tensor has no name: (its whole key, BARE), as kinds.Foreign(bare=True) describes it."""
+    parts = {k: k.rpartition(".") for k in sd}
+    containers = set()
+    if bare:
+        for prefix, _, _ in parts.values():
+            while prefix:
+                prefix = prefix.rpartition(".")[0]
+                if prefix in containers:
+                    break
+                containers.add(prefix)
+    return {k: (k, BARE) if bare and p in containers else (p, leaf) for k, (p, _, leaf) in parts.items()}
+
+
+def _modules(sd: dict, bare: bool = False) -> list[tuple[str, tuple]]:
     """[(module prefix, signature)] in key order; signature = ((tensor name, shape), ...)."""
     groups: dict[str, list] = {}
-    for key, value in sd.items():
-        prefix, _, leaf = key.rpartition(".")
-        groups.setdefault(prefix, []).append((leaf, _shape(value)))
+    for key, (prefix, leaf) in _split(sd, bare).items():
+        groups.setdefault(prefix, []).append((leaf, _shape(sd[key])))
     return [(p, tuple(sorted(sig))) for p, sig in groups.items()]
+
+
+def _forms(prefix: str, sig: tuple, layouts: dict) -> list[tuple[tuple, dict]]:
+    """The signatures a foreign module of ours may have, ours first, each with {its tensor name:
+    ours}: every tensor as it is, or in one of its kinds' foreign layouts."""
+    forms = [((), {})]
+    for leaf, shape in sig:
+        key = f"{prefix}.{leaf}" if prefix else leaf
+        options = [(leaf, shape)] + [(BARE if f.bare else leaf, tuple(f.shape)) for f in layouts.get(key, ())]
+        forms = [(s + ((name, shp),), {**names, name: leaf}) for s, names in forms for name, shp in options
+                 if name not in names]
+    return [(tuple(sorted(s)), names) for s, names in forms]
 
 
 def _shortcut(path: str) -> bool:
     return bool(SHORTCUT_WORDS & {re.sub(r"\d+$", "", w) for w in re.split(r"[._]", path)})
 
 
-def _match(theirs: dict, ours: dict):
-    """({their prefix: our prefix}, our unmatched modules, their unmatched modules)."""
-    their_mods, our_mods = _modules(theirs), _modules(ours)
+def _match(theirs: dict, ours: dict, layouts: dict):
+    """({their prefix: (our prefix, {their tensor name: ours})}, our unmatched modules, their
+    unmatched modules)."""
+    their_mods, our_mods = _modules(theirs, _bare(layouts)), _modules(ours)
     unused = list(range(len(their_mods)))
     pairs, missing = {}, []
     for prefix, sig in our_mods:
-        cands = [i for i in unused if their_mods[i][1] == sig]
+        forms = dict(reversed(_forms(prefix, sig, layouts)))  # {signature: names}, ours first on a tie
+        cands = [i for i in unused if their_mods[i][1] in forms]
         if not cands:
             missing.append(f"{prefix} {_fmt(sig)}")
             continue
         short = _shortcut(prefix)
         best = min(cands, key=lambda i: (_shortcut(their_mods[i][0]) != short, i))
         unused.remove(best)
-        pairs[their_mods[best][0]] = prefix
+        pairs[their_mods[best][0]] = (prefix, forms[their_mods[best][1]])
     extra = [f"{their_mods[i][0]} {_fmt(their_mods[i][1])}" for i in unused]
     return pairs, missing, extra
 
 
-def _mapping(theirs, pairs) -> dict:
+def _bare(layouts) -> bool:
+    """Whether a tensor of ours may be a bare parameter abroad: only then are their keys split so."""
+    return any(f.bare for forms in layouts.values() for f in forms)
+
+
+def _mapping(theirs, pairs, layouts) -> dict:
     out = {}
-    for key in theirs:
-        p, _, leaf = key.rpartition(".")
+    for key, (p, leaf) in _split(theirs, _bare(layouts)).items():
         if p in pairs:
-            out[key] = f"{pairs[p]}.{leaf}" if pairs[p] else leaf
+            prefix, names = pairs[p]
+            leaf = names.get(leaf, leaf)  # BN's counter is not matched: it keeps its name
+            out[key] = f"{prefix}.{leaf}" if prefix else leaf
     return out
 
 
-def map_state_dict(theirs: dict, ours: dict, strict: bool = True) -> dict:
+def map_state_dict(theirs: dict, ours: dict, strict: bool = True, layouts: dict | None = None) -> dict:
     """{their key: our key}, matching module by module (see the module docstring). `ours` holds
-    tensors or shapes."""
+    tensors or shapes; `layouts` as for `resolve`."""
     theirs = _without_data_parallel(theirs)
-    pairs, missing, extra = _match(theirs, ours)
+    pairs, missing, extra = _match(theirs, ours, layouts or {})
     if missing or (extra and strict):
         raise _mismatch(missing, extra)
-    return _mapping(theirs, pairs)
+    return _mapping(theirs, pairs, layouts or {})
 
 
 def _mismatch(missing, extra):
@@ -377,7 +439,7 @@ def _mismatch(missing, extra):
 
 
 def _fmt(sig):
-    return "(" + ", ".join(f"{n} {'x'.join(map(str, s)) or 'scalar'}" for n, s in sig) + ")"
+    return "(" + ", ".join(f"{n} {'x'.join(map(str, s)) or 'scalar'}".strip() for n, s in sig) + ")"
 
 
 def mapping_digest(mapping: dict) -> str:
@@ -387,11 +449,19 @@ def mapping_digest(mapping: dict) -> str:
 
 
 # ---- loading into a module --------------------------------------------------------------------------
-def load_into(module, source, strict: bool = True) -> dict:
+def load_into(module, source, strict: bool = True, net=None) -> dict:
     """Load a checkpoint path, state_dict or module into `module` (a to_torch() or compiled-source
     module) and return the report (see the module docstring); with strict=False what does not
-    match by name and shape is left as it is."""
+    match by name and shape is left as it is. A foreign state_dict's tensors in other layouts
+    (kinds.Foreign) are placed by the kinds' facts: a to_torch() module carries them; for a
+    compiled-source module pass the `net` it was generated from."""
     tensors, report = resolve(source, module.state_dict(), strict=strict,
-                              here=getattr(module, "cnndsl_meta", None))
+                              here=getattr(module, "cnndsl_meta", None), layouts=_layouts_of(module, net))
     module.load_state_dict(tensors, strict=False)  # every key is ours; completeness was resolve's to decide
     return report
+
+
+def _layouts_of(module, net):
+    if net is not None:
+        return foreign_layouts(net.graph.tensors())
+    return getattr(module, "cnndsl_layouts", None) or {}

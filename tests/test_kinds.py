@@ -7,7 +7,7 @@ import pytest
 
 import cnndsl
 from cnndsl.kinds import ALL, DRAW_GROUPS, KINDS, MISSING, Kind
-from cnndsl.kinds.base import HE_CLASSES, INITS, MEMORY_CLASSES, Tensor, TorchModule
+from cnndsl.kinds.base import HE_CLASSES, INITS, MEMORY_CLASSES, Foreign, Tensor, TorchModule
 
 ATTRIBUTES = ("memory", "output_overwritable", "he", "draw_group", "samples")
 METHODS = ("tensors", "torch_module", "onnx")
@@ -66,6 +66,32 @@ def test_tensors_and_constructor_agree_with_pytorch(kind):
             assert kind.params(n.attrs, ins) == trainable, text
             for t in tensors:
                 assert str(sd[t.name].dtype) == f"torch.{t.dtype}", (text, t.name)
+
+
+@pytest.mark.parametrize("kind", ALL, ids=lambda k: k.name)
+def test_foreign_layouts_are_reshapes(kind):
+    """A tensor's foreign layouts (what cnndsl.weights may load it from) hold as many numbers as it
+    does, in other shapes: a reshape brings them here."""
+    for text in kind.samples:
+        net = cnndsl.loads(f"input 8x8x4\n{text}")
+        for n in net.graph.nodes:
+            for t in n.kind.tensors(n.attrs, [net.graph.shape_of(s) for s in n.inputs]):
+                for f in t.foreign:
+                    assert isinstance(f, Foreign) and math.prod(f.shape) == math.prod(t.shape), (text, t, f)
+                    assert f.bare or f.shape != t.shape, (text, t, f)  # not ours again
+
+
+def test_foreign_layouts_of_conv_and_layerscale():
+    """A 1x1 conv over all channels is nn.Linear's (out, in); a grouped or wider one is no Linear;
+    LAYERSCALE's scale may be a bare (C, 1, 1) or (C,) parameter of the block abroad."""
+    def foreign(text, shape=(8, 8, 4)):
+        net = cnndsl.loads(f"input {'x'.join(map(str, shape))}\n{text}")
+        n = net.graph.nodes[0]
+        return {t.name: t.foreign for t in n.kind.tensors(n.attrs, [shape])}
+    assert foreign("CONV(6, 1)") == {"weight": (Foreign((6, 4)),), "bias": ()}
+    assert foreign("CONV(6, 1, groups=2)")["weight"] == foreign("CONV(6, 3)")["weight"] == ()
+    assert foreign("LAYERSCALE")["weight"] == (Foreign((4, 1, 1), bare=True), Foreign((4,), bare=True))
+    assert foreign("LAYERSCALE", (12,))["weight"] == (Foreign((12,), bare=True),)
 
 
 def test_every_kind_is_listed_once():

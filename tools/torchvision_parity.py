@@ -44,31 +44,20 @@ def twin(ref, name):
     return getattr(torchvision.models, name)(weights=None, **ref.TORCHVISION_NETS[name])
 
 
-def convnext_layout(model, sd):
-    """ConvNeXt's state_dict as cnndsl's mapping can place it (it cannot yet by itself): each
-    pointwise nn.Linear weight [out, in] as the 1x1 conv weight [out, in, 1, 1] it equals, and each
-    CNBlock's own `layer_scale` parameter as the weight of a module `layer_scale`. Exact: the same
-    numbers, reshaped; the eval outputs then show that the math is the same. The layer scales
-    are first drawn from U(0.5, 1.5) in the twin itself (torchvision starts them at 1e-6, which
-    would hide the blocks' arithmetic from the comparison)."""
+def random_layer_scales(model):
+    """layer scales drawn from U(0.5, 1.5) in the twin before its weights are copied: torchvision
+    starts them at 1e-6, which would hide the blocks' arithmetic from the comparison."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith(".layer_scale"):
                 p.uniform_(0.5, 1.5)
-    sd = model.state_dict()
-    pointwise = {f"{name}.weight" for name, m in model.named_modules()
-                 if isinstance(m, torch.nn.Linear) and ".block." in f"{name}."}
-    out = {}
-    for k, v in sd.items():
-        if k in pointwise:
-            v = v[:, :, None, None]
-        out[f"{k}.weight" if k.endswith(".layer_scale") else k] = v
-    return out
 
 
-# Twins whose state_dict needs a stated re-layout before cnndsl's mapping (recorded as "adapted").
-ADAPT = {"convnext_tiny": convnext_layout, "convnext_small": convnext_layout,
-         "convnext_base": convnext_layout, "convnext_large": convnext_layout}
+# Twins whose initial weights would make the comparison blind somewhere: perturbed first (recorded
+# as "perturbed"). The weights then load through cnndsl's mapping as they are: ConvNeXt's Linear
+# weights and bare layer_scale parameters by the kinds' foreign layouts (kinds.Foreign).
+PERTURB = {"convnext_tiny": random_layer_scales, "convnext_small": random_layer_scales,
+           "convnext_base": random_layer_scales, "convnext_large": random_layer_scales}
 
 
 def check(ref, name):
@@ -76,10 +65,9 @@ def check(ref, name):
     theirs = twin(ref, name).eval()
     net = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
     ours = net.to_torch(seed=1).eval()
-    sd = theirs.state_dict()
-    if name in ADAPT:
-        sd = ADAPT[name](theirs, sd)
-    loaded = W.load_into(ours, sd)
+    if name in PERTURB:
+        PERTURB[name](theirs)
+    loaded = W.load_into(ours, theirs.state_dict())
     H, W_, C = net.graph.input_shape
     x = torch.randn(2, C, H, W_)
     with torch.no_grad():
@@ -100,7 +88,7 @@ def check(ref, name):
         "renamed_tensors": len(renamed),
         "mapping_digest": W.mapping_digest(mapping),
         "mapping_examples": dict(renamed[:2] + [kv for kv in renamed if "downsample" in kv[0]][:1]),
-        **({"adapted": ADAPT[name].__doc__.split(":")[0].strip()} if name in ADAPT else {}),
+        **({"perturbed": PERTURB[name].__doc__.split(":")[0].strip()} if name in PERTURB else {}),
     }
 
 

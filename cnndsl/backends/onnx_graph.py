@@ -43,13 +43,7 @@ LARGE_MODEL = 1_900_000_000  # protobuf caps a message at 2 GiB: bigger weights 
 def param_tensors(graph) -> dict[str, object]:
     """{state_dict key: kinds.Tensor} for every float parameter and buffer ONNX needs, in graph order
     (BN's int64 num_batches_tracked is not one of them)."""
-    out = {}
-    for n in graph.nodes:
-        ins = [graph.shape_of(s) for s in n.inputs]
-        for t in n.kind.tensors(n.attrs, ins):
-            if t.dtype == "float32":
-                out[f"{n.name}.{t.name}"] = t
-    return out
+    return {k: t for k, t in graph.tensors().items() if t.dtype == "float32"}
 
 
 def param_shapes(graph) -> dict[str, tuple]:
@@ -82,9 +76,10 @@ def load_weights(weights, graph, strict=True, here=None, seed=None) -> tuple[dic
     """A module, a state_dict, or a checkpoint path -> ({key: float32 array}, load report), resolved
     exactly as to_torch(weights=...) resolves it (cnndsl.weights.resolve); with strict=False
     what the checkpoint lacks or has in another shape keeps PyTorch's default initialisation."""
-    from ..weights import resolve
-    want = param_shapes(graph)
-    tensors, report = resolve(weights, want, strict=strict, here=here)
+    from ..weights import foreign_layouts, resolve
+    facts = param_tensors(graph)
+    want = {k: t.shape for k, t in facts.items()}
+    tensors, report = resolve(weights, want, strict=strict, here=here, layouts=foreign_layouts(facts))
     fill = random_weights(graph, seed) if len(tensors) < len(want) else {}
     out = {}
     for k, shape in want.items():

@@ -31,7 +31,9 @@ Options of `build_module(net, seed=None, logits=False, device=None, dtype=None, 
            state_dict of a zoo net's twin (see cnndsl.weights for the rules); the load
            report is left in `module.cnndsl_weights`.
   weights_strict  False: load what matches by name and shape, keep the rest as initialised.
-The module's `cnndsl_meta` ({str: str}, Net.spec_info) is what weights.save() records.
+The module's `cnndsl_meta` ({str: str}, Net.spec_info) is what weights.save() records; its
+`cnndsl_layouts` ({key: kinds.Foreign, ...}) the other layouts its tensors may have in a foreign
+state_dict, by which weights.load_into places them.
 Initialisation: He (kaiming_normal_, fan_out, relu; bias 0) for a CONV that feeds a
 ReLU-like through BN/ADD/CONCAT/pools, PyTorch's defaults otherwise, BN weight 1 bias 0.
 """
@@ -235,6 +237,10 @@ def build_module(net, seed=None, logits=False, device=None, dtype=None, weights=
     # through __dict__: a layer may be called `cnndsl_meta` (nn.Module would refuse a dict over it)
     module.__dict__["cnndsl_meta"] = net.spec_info  # the spec it was built from: what weights.save() records
     module.__dict__["cnndsl_weights"] = None
+    # the kinds' foreign layouts of its tensors (a 1x1 conv's weight as nn.Linear's): load_into places
+    # a torchvision state_dict by them
+    from ..weights import foreign_layouts
+    module.__dict__["cnndsl_layouts"] = foreign_layouts(graph.tensors())
     if weights is not None:
         from ..weights import load_into
         module.__dict__["cnndsl_weights"] = load_into(module, weights, strict=weights_strict)  # the load report

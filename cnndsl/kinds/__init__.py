@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from .activations import (ELU, GELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
                           Softmax, Softplus, Tanh)
-from .base import (DRAW_GROUPS, MAX_DIM, MISSING, Arg, Kind, Shape, ShapeError, Tensor, TorchModule, fmt_pair,
-                   fmt_shape)
+from .base import (DRAW_GROUPS, MAX_DIM, MISSING, Arg, Foreign, Kind, Shape, ShapeError, Tensor, TorchModule,
+                   fmt_pair, fmt_shape)
 from .conv import Conv, DoesNotFit
 from .dense import FC, DropPath, Dropout, Flatten, Identity
 from .channels import Channels, Shuffle, Split
@@ -39,7 +39,7 @@ from .norm import LRN, BatchNorm, GroupNorm, LayerNorm, LayerScale
 from .pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, GlobalAvgPool, MaxPool
 
 __all__ = ["ALL", "KINDS", "CALLABLE", "DRAW_GROUPS", "MAX_DIM", "MISSING", "Arg", "Kind", "Shape", "ShapeError",
-           "DoesNotFit", "JoinError", "Tensor", "TorchModule", "fmt_pair", "fmt_shape"]
+           "DoesNotFit", "JoinError", "Foreign", "Tensor", "TorchModule", "fmt_pair", "fmt_shape"]
 
 ALL = (Conv(), MaxPool(), AvgPool(), GlobalAvgPool(), AdaptiveAvgPool(), AdaptiveMaxPool(), FC(), Flatten(), ReLU(),
        ReLU6(), LeakyReLU(), Sigmoid(), Tanh(), Softplus(), SiLU(), Hardsigmoid(), Hardswish(), GELU(), Mish(), ELU(),

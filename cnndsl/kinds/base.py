@@ -8,6 +8,7 @@ reads these facts and keeps no list of op names of its own:
                  `memory` and `output_overwritable` (in-place and view decisions)
     PyTorch      `torch_module` (class and arguments, as data), `tensors` (names, shapes, init),
                  `he` (whether He initialisation passes through it)
+    weights      `tensors` (`Tensor.foreign`: the layouts other frameworks' state_dicts store it in)
     ONNX         `onnx` (the lowering; the builder knows the opset)
     diagrams     `draw_group` (a key of DRAW_GROUPS: legend name and colour), `describe`
     tests        `samples` (calls that property tests draw from)
@@ -82,6 +83,18 @@ class Arg:
 
 
 @dataclass(frozen=True)
+class Foreign:
+    """A layout in which another framework's state_dict (torchvision's, timm's) stores a tensor of
+    ours: the same numbers in the same order, so a reshape to our shape loads it (cnndsl.weights).
+
+    `bare`: the tensor is a parameter of the enclosing module itself, not a tensor of a module of
+    its own, so its key ends with its own name where ours ends with `layer.weight` (torchvision's
+    CNBlock.layer_scale, timm's ConvNeXtBlock.gamma)."""
+    shape: tuple
+    bare: bool = False
+
+
+@dataclass(frozen=True)
 class Tensor:
     """A parameter or buffer of a layer, as its PyTorch module names it in the state_dict.
 
@@ -95,6 +108,7 @@ class Tensor:
     buffer: bool = False       # a buffer (BN running statistics), not a trainable parameter
     dtype: str = "float32"     # "int64": BN's num_batches_tracked (not exported to ONNX)
     fill: float = 0.0          # the value of init "fill"
+    foreign: tuple = ()        # Foreign layouts a foreign state_dict may hold it in (a 1x1 conv's weight as nn.Linear's)
 
 
 @dataclass(frozen=True)

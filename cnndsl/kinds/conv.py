@@ -1,8 +1,8 @@
 """Convolution, and the sliding-window arithmetic that pooling shares."""
 from __future__ import annotations
 
-from .base import (HE_TARGET, OWN, REQUIRED, Arg, Kind, ShapeError, Tensor, fmt_pair, kernel_text, need_volume,
-                   n_elems, pair, torch_module)
+from .base import (HE_TARGET, OWN, REQUIRED, Arg, Foreign, Kind, ShapeError, Tensor, fmt_pair, kernel_text,
+                   need_volume, n_elems, pair, torch_module)
 
 
 def window_fit(kind, axis, size, k_eff, s, p, ktext, ceil=False):
@@ -156,7 +156,11 @@ class Conv(Kind):
     def tensors(self, attrs, ins):
         kh, kw = attrs["kernel"]
         k = attrs["filters"]
-        weight = Tensor("weight", (k, ins[0][2] // attrs["groups"], kh, kw), "fan_in_uniform")
+        shape = (k, ins[0][2] // attrs["groups"], kh, kw)
+        # a 1x1 conv over all channels is nn.Linear over the channels of an NHWC view (ConvNeXt's
+        # pointwise layers in torchvision and timm): its (out, in) weight holds the same numbers
+        linear = (Foreign((k, shape[1])),) if (kh, kw) == (1, 1) and attrs["groups"] == 1 else ()
+        weight = Tensor("weight", shape, "fan_in_uniform", foreign=linear)
         return (weight, Tensor("bias", (k,), "fan_in_uniform_bias")) if attrs["bias"] else (weight,)
 
     def macs(self, attrs, ins, out):

@@ -2,8 +2,8 @@
 and ConvNeXt's layer scale."""
 from __future__ import annotations
 
-from .base import (HE_PASS, HE_STOP, NO_TENSORS, OWN, REQUIRED, Arg, Kind, ShapeError, Tensor, channels, n_elems,
-                   need_volume, torch_module)
+from .base import (HE_PASS, HE_STOP, NO_TENSORS, OWN, REQUIRED, Arg, Foreign, Kind, ShapeError, Tensor, channels,
+                   n_elems, need_volume, torch_module)
 
 
 class BatchNorm(Kind):
@@ -238,7 +238,11 @@ class LayerScale(Kind):
 
     def tensors(self, attrs, ins):
         c = channels(ins)
-        return (Tensor("weight", (c, 1, 1) if len(ins[0]) == 3 else (c,), "fill", fill=attrs["init"]),)
+        # other frameworks keep the scale as a parameter of the block it scales: torchvision's
+        # CNBlock.layer_scale (C, 1, 1), timm's ConvNeXtBlock.gamma (C,)
+        shape = (c, 1, 1) if len(ins[0]) == 3 else (c,)
+        bare = tuple(Foreign(s, bare=True) for s in dict.fromkeys((shape, (c,))))
+        return (Tensor("weight", shape, "fill", fill=attrs["init"], foreign=bare),)
 
     def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 0)  # x * weight: the weight's gradient needs x
