@@ -405,6 +405,10 @@ def test_malformed_input_override_is_a_usage_error():
 import os
 import time
 
+# A hang guard, not a speed test: without the budget each of these runs for minutes to hours; the
+# refusal itself takes milliseconds (tools/bench_report.py measures speed).
+HANG = 30
+
 
 @pytest.mark.parametrize("text, attr, want", [
     ("CONV(4, 3.0)", "kernel", (3, 3)), ("CONV(4.0, 3)", "filters", 4), ("CONV(4, (3.0, 1))", "kernel", (3, 1)),
@@ -437,14 +441,14 @@ def test_float_input_volume_from_a_let():
 def test_expansions_over_budget_are_refused_before_the_work(text):
     t = time.perf_counter()
     e = hostile(f"input 8x8x3\n{text}")
-    assert time.perf_counter() - t < 1 and e.code == "E401" and e.span is not None
+    assert time.perf_counter() - t < HANG and e.code == "E401" and e.span is not None
 
 
 def test_a_huge_stride_hint_is_solved_not_searched():
     from cnndsl.kinds.conv import _fit_hint
     t = time.perf_counter()
     hint = _fit_hint(8, 10**9 + 1, 10**9, 5 * 10**8)
-    assert time.perf_counter() - t < 1 and "stride 7" in hint
+    assert time.perf_counter() - t < HANG and "stride 7" in hint
 
 
 def test_receptive_field_jump_saturates():
@@ -505,7 +509,7 @@ def test_a_diamond_of_includes_is_read_and_elaborated_once(tmp_path):
                                             if i < 39 else "def b = RELU\n")
     t = time.perf_counter()
     net = cnndsl.loads('include "f0.net"\ninput 8x8x3\nb', path=str(tmp_path / "m.net"))
-    assert time.perf_counter() - t < 1 and net.spec_hash
+    assert time.perf_counter() - t < HANG and net.spec_hash
 
 
 @pytest.mark.parametrize("args", [["--memory", "1e400"], ["--memory", "1e30"], ["--batch", "9" * 30],

@@ -42,11 +42,9 @@ def _env():
 def test_lenet5_learns_digits_in_a_small_budget():
     net = cnndsl.load(os.path.join(ROOT, "nets/lenet5.net"))
     epochs = 10 if SLOW else 3
-    t = time.perf_counter()
     r = train(net, "digits", epochs=epochs, seed=0)
     acc = r["final"]["val_acc"]
     assert acc >= (0.97 if SLOW else 0.9), r["history"]
-    assert time.perf_counter() - t < 60
     row = r["history"][-1]
     assert set(row) >= {"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "seconds"}
     assert any("centred in 32x32" in line for line in r["data"])
