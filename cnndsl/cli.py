@@ -427,7 +427,7 @@ def cmd_search(args):
                        ranges=dict(space.ranges))
         result["symbolic"] = {k: str(v) for k, v in r["totals"].items()}
     if args.emit:
-        _emit_members(prog, space, result, args.emit)
+        _emit_members(prog, space, result["members"], args.emit)
     if args.plot:
         from .search.plot import plot
         plot(result, args.plot, everything=everything)
@@ -442,23 +442,16 @@ def cmd_search(args):
     return 0
 
 
-def _emit_members(prog, space, result, folder):
+def _emit_members(prog, space, records, folder):
     from .files import atomic_write
     from .search import emit as W
-    from .search.member import elaborate_member
     os.makedirs(folder, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(prog.path))[0]
-    for r in result["members"]:
-        choices = space.member(r["index"])
-        if space.each:
-            graph, _ = elaborate_member(prog, space.bindings(choices), space.input)
-            text = W.flat_text(graph, f"a member of {prog.path}: {r['bindings']}")
-        else:
-            text = W.member_text(prog, choices, space.fixed)
-        path = os.path.join(folder, W.file_name(stem, choices))
+    for r in records:
+        name, text = W.member_file(prog, space, r["index"])
+        path = os.path.join(folder, name)
         atomic_write(path, text.encode("utf-8"))
         r["file"] = path
-    print(f"wrote {len(result['members'])} members to {folder}", file=sys.stderr)
+    print(f"wrote {len(records)} members to {folder}", file=sys.stderr)
 
 
 _SEARCH_COLS = ("depth", "params", "macs", "memory", "rf")
