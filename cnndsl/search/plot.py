@@ -82,8 +82,9 @@ def accuracy_panel(ax, result, trained):
     epochs = o.get("epochs")
     ax.set_xscale("log")
     ax.set_xlabel("MACs")
-    ax.set_ylabel("validation accuracy" if key == "val_acc" else "training accuracy")
-    ax.set_title(f"after {epochs} epoch{'s' * (epochs != 1)} on {t.get('data', '?')}"
+    what = "validation accuracy" if key == "val_acc" else "training accuracy"
+    ax.set_ylabel(what)
+    ax.set_title(f"{what} after {epochs} epoch{'s' * (epochs != 1)} on {t.get('data', '?')}"
                  + (f" ({failed} failed, not shown)" if failed else ""))
     if done:
         ax.legend(loc="best", fontsize=8)
