@@ -140,7 +140,7 @@ def _search_parsers(sub):
     t = p.add_argument_group("accuracy, not only cost (--train DATA: cnndsl train's data and options)")
     t.add_argument("--train", metavar="DATA", help="train the members one after another and add their validation "
                    "accuracy: digits, synthetic[:N], a FOLDER with a sub-folder per class, or FILE.npz")
-    t.add_argument("--train-on", choices=("front", "top"), default="front",
+    t.add_argument("--train-on", choices=("front", "top"), default=None,
                    help="front: the Pareto front's members (default); top: the listed best --top")
     t.add_argument("--resume", action="store_true", help="continue the members' runs in --emit DIR (a finished "
                    "member is read back, not retrained)")
@@ -467,7 +467,7 @@ def _search_training(args) -> dict | None:
     training options, checked before any member is measured; None without --train."""
     given = {k: getattr(args, k) for k in SEARCH_TRAIN_OPTIONS if getattr(args, k) is not None}
     if not args.train:
-        stray = [k for k in given] + (["resume"] if args.resume else [])
+        stray = [k for k in given] + (["resume"] if args.resume else []) + (["train_on"] if args.train_on else [])
         if stray:
             flag = "--" + {"val_fraction": "val"}.get(stray[0], stray[0]).replace("_", "-")
             raise CnnError(f"{flag} is a training option: it needs --train DATA", usage=True,
@@ -481,6 +481,7 @@ def _search_training(args) -> dict | None:
         raise CnnError("--batch must be at least 1", usage=True)
     if not args.train:
         return None
+    args.train_on = args.train_on or "front"
     from .search.train import check_options
     given.update(batch=args.batch, seed=args.seed)
     check_options(args.train, **given)
@@ -515,7 +516,7 @@ class _MemberProgress:
     """search --train's callback: what will train, the data once, a bar per epoch, a line per member."""
 
     def __init__(self, args, result):
-        self.args, self.result, self.bar, self.data_shown = args, result, None, False
+        self.args, self.result, self.bar, self.data_shown, self.resumed = args, result, None, False, None
 
     def __call__(self, e):
         getattr(self, "on_" + e["event"], lambda e: None)(e)
@@ -529,6 +530,7 @@ class _MemberProgress:
               f"validation {o['val_fraction']:.0%}", file=sys.stderr)
 
     def on_start(self, e):
+        self.resumed = e["resumed_from"]
         if not self.data_shown:
             self.data_shown = True
             for n in e["notes"]:
@@ -557,8 +559,12 @@ class _MemberProgress:
             return
         acc = f"val acc {r['val_acc']:.4f}" if r["val_acc"] is not None else "no validation split"
         acc += f", train acc {r['train_acc']:.4f}" if r["train_acc"] is not None else ""
+        done = self.resumed if self.resumed else 0
+        again = (", trained before (--resume)" if done >= r["epochs_trained"] else
+                 f", resumed after epoch {done}" if done else "")
+        self.resumed = None
         print(f"{head}: {acc}, {r['epochs_trained']} epoch{'s' * (r['epochs_trained'] != 1)}, "
-              f"{r['train_seconds']:.1f} s", file=sys.stderr, flush=True)
+              f"{r['train_seconds']:.1f} s{again}", file=sys.stderr, flush=True)
 
     def close(self):
         if self.bar is not None:

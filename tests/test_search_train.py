@@ -188,3 +188,19 @@ def test_emitted_members_declare_the_searchs_input(tmp_path, capsys):
     for m in json.loads(out)["members"]:
         assert "input 16x16x1" in open(m["file"]).read()
         assert cnndsl.load(m["file"]).report()["totals"]["params"] == m["params"]
+
+
+def test_ctrl_c_on_the_command_line_prints_what_is_done(family, tmp_path, capsys, monkeypatch):
+    import cnndsl.train as T
+    real, calls = T.train, []
+
+    def second_interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(T, "train", second_interrupted)
+    rc, out, err = _run(["search", family, *TRAIN, "--train-on", "top", "--emit", str(tmp_path / "m")], capsys)
+    assert rc == 130 and len(calls) == 2
+    assert "trained 1 of 4 members" in out and "interrupted: 3 members left untrained" in out
+    assert "interrupted: 1 of 4 members done; the same command with --resume continues" in err
