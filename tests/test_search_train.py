@@ -204,3 +204,22 @@ def test_ctrl_c_on_the_command_line_prints_what_is_done(family, tmp_path, capsys
     assert rc == 130 and len(calls) == 2
     assert "trained 1 of 4 members" in out and "interrupted: 3 members left untrained" in out
     assert "interrupted: 1 of 4 members done; the same command with --resume continues" in err
+
+
+def test_a_torch_failure_is_that_members_alone(family, monkeypatch):
+    import cnndsl.train as T
+    from cnndsl.search.train import train_members
+    real, calls = T.train, []
+
+    def first_out_of_memory(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore lines")
+        return real(*a, **k)
+    monkeypatch.setattr(T, "train", first_out_of_memory)
+    space = Space(cnndsl.parse(FAMILY, family))
+    records = search(space)["members"][:2]
+    t = train_members(space, records, "digits", epochs=1, device="cpu")
+    assert (t["trained"], t["failed"]) == (1, 1)
+    assert records[0]["train_error"] == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert 0.3 < records[1]["val_acc"] <= 1

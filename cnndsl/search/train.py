@@ -19,8 +19,8 @@ failed. The search's `members` and `pareto` lists hold the same dicts, so both g
 Which members: `select(result, "front")` (the Pareto front of the search's two measures, cheapest
 first: the design study's candidates) or `"top"` (the listed best --top by --sort).
 
-Failures: a member whose training raises (its output does not match the data's classes, torch runs
-out of memory) is recorded and the next one trains. A usage error (unknown data, data whose volume
+Failures: a member whose training fails (its output does not match the data's classes: a CnnError;
+torch runs out of memory: a RuntimeError) is recorded and the next one trains. A usage error (unknown data, data whose volume
 does not fit the family's input, a bad option: the same for every member) stops the run: it is raised.
 Ctrl-C (KeyboardInterrupt) stops it too, keeping what is done: the result says `interrupted`.
 
@@ -136,13 +136,21 @@ def _train_one(space, r, data, out, resume, dirs, summary, options, callback):
             raise
         r["train_error"] = e.message
         return e.render()
-    except Exception as e:  # torch's own failures (out of memory, a device error): this member only
+    except (RuntimeError, MemoryError) as e:  # torch's own failures (out of memory, a device error)
+        _free_device()
         r["train_error"] = f"{type(e).__name__}: {e}".splitlines()[0]
         return r["train_error"]
     _record(r, result)
     summary["data_preparation"] = summary["data_preparation"] or result["data"]
     summary["files"] += result["files"]
     return None
+
+
+def _free_device():
+    """After a failure on a GPU (out of memory, mostly), give its cached blocks back for the next member."""
+    import torch
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _record(r, result):
