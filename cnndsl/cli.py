@@ -120,7 +120,8 @@ def _search_parsers(sub):
     p.add_argument("--max-params", metavar="X")
     p.add_argument("--max-macs", metavar="X")
     p.add_argument("--max-memory", metavar="BYTES", help="training memory at --batch (24GiB)")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=int, default=None, help="the batch of the memory estimate, and of training "
+                   "with --train (default 1; 32 with --train)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
     p.add_argument("--min-rf", type=int, metavar="N")
@@ -132,12 +133,18 @@ def _search_parsers(sub):
     p.add_argument("--emit", metavar="DIR", help="write the listed members as concrete .net files")
     p.add_argument("--plot", metavar="PNG", help="scatter of the kept members with the Pareto front (matplotlib)")
     p.add_argument("--sample", type=int, metavar="N", help="measure N members drawn at random (--seed)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="of --sample, and of training with --train (default 0)")
     p.add_argument("--limit", type=int, default=200_000, help="refuse spaces larger than this without --sample")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--symbolic", metavar="VARS", help="also print the totals as formulas in these variables")
-    # `--train DATA --epochs E` (train the front's members and add their accuracy) waits for
-    # `cnndsl train` (cnndsl/train/): the hook is cnndsl.search.enumerate.search's records + emit.
+    t = p.add_argument_group("accuracy, not only cost (--train DATA: cnndsl train's data and options)")
+    t.add_argument("--train", metavar="DATA", help="train the members one after another and add their validation "
+                   "accuracy: digits, synthetic[:N], a FOLDER with a sub-folder per class, or FILE.npz")
+    t.add_argument("--train-on", choices=("front", "top"), default=None,
+                   help="front: the Pareto front's members (default); top: the listed best --top")
+    t.add_argument("--resume", action="store_true", help="continue the members' runs in --emit DIR (a finished "
+                   "member is read back, not retrained)")
+    _training_options(t, batch_seed=False)
 
     p = sub.add_parser("match", help="whether a concrete .net is a member of a family, and with which bindings")
     p.add_argument("net", help="a concrete .net")
@@ -148,14 +155,27 @@ def _search_parsers(sub):
 
 
 def _train_parser(sub):
-    from .train.options import AUGMENTS, DEVICES, OPTIMIZERS, SCHEDULES
     p = sub.add_parser("train", help="train a spec's network on data (one process, or each of torchrun's)",
                        description="Options left out take the checkpoint's values with --resume, else the defaults.")
     _spec_options(p)
     p.add_argument("--data", required=True, help="digits, synthetic[:N], a FOLDER with a sub-folder per class, "
                    "or FILE.npz with arrays x and y")
+    _training_options(p)
+    p.add_argument("--out", metavar="DIR", help="write metrics.jsonl, curves.png, checkpoints and the spec here")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--init", metavar="CKPT", help="start from a checkpoint's tensors whose names and shapes match "
+                   "(a torchvision state_dict is mapped); prints what it skipped")
+    p.add_argument("--freeze", metavar="NAMES", help="layers or groups that do not train, comma-separated; "
+                   "..NAME: everything up to NAME")
+
+
+def _training_options(p, batch_seed=True):
+    """The options of `cnndsl train` that `search --train` passes on too (search has its own --batch
+    and --seed, which serve both)."""
+    from .train.options import AUGMENTS, DEVICES, OPTIMIZERS, SCHEDULES
     p.add_argument("--epochs", type=int, help="epochs in all (with --resume: to train up to; default 10)")
-    p.add_argument("--batch", type=int, help="batch size per process (default 32)")
+    if batch_seed:
+        p.add_argument("--batch", type=int, help="batch size per process (default 32)")
     p.add_argument("--opt", choices=OPTIMIZERS, help="optimizer (default adam)")
     p.add_argument("--lr", type=float, help="learning rate (default: adam/adamw 0.003, rmsprop 0.001, "
                    "sgd/momentum/nesterov/adagrad 0.01, adadelta 1.0)")
@@ -170,16 +190,11 @@ def _train_parser(sub):
     p.add_argument("--amp", action="store_true", default=None, help="mixed precision (bf16, or fp16 with loss scaling)")
     p.add_argument("--channels-last", action="store_true", default=None)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    p.add_argument("--seed", type=int, help="initialisation, split, order, augmentation (default 0)")
+    if batch_seed:
+        p.add_argument("--seed", type=int, help="initialisation, split, order, augmentation (default 0)")
     p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0: the data is in memory)")
     p.add_argument("--val", type=float, dest="val_fraction", metavar="FRACTION",
                    help="validation share of each class (default 0.2)")
-    p.add_argument("--out", metavar="DIR", help="write metrics.jsonl, curves.png, checkpoints and the spec here")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--init", metavar="CKPT", help="start from a checkpoint's tensors whose names and shapes match "
-                   "(a torchvision state_dict is mapped); prints what it skipped")
-    p.add_argument("--freeze", metavar="NAMES", help="layers or groups that do not train, comma-separated; "
-                   "..NAME: everything up to NAME")
 
 
 def _eval_parser(sub):
@@ -400,8 +415,7 @@ def cmd_search(args):
     pareto = tuple(m.strip() for m in args.pareto.split(","))
     if len(pareto) != 2 or any(m not in E.MEASURES for m in pareto):
         raise CnnError(f"--pareto {args.pareto}: name two of {', '.join(E.MEASURES)}", usage=True)
-    if args.batch < 1:
-        raise CnnError("--batch must be at least 1", usage=True)
+    given = _search_training(args)  # before the search: a bad training option is known at once
     n = args.sample if args.sample else space.count
     print(f"{args.file}: {space.count:,} members" + (f", sampling {min(n, space.count):,}" if args.sample else ""),
           file=sys.stderr)
@@ -427,7 +441,9 @@ def cmd_search(args):
                        ranges=dict(space.ranges))
         result["symbolic"] = {k: str(v) for k, v in r["totals"].items()}
     if args.emit:
-        _emit_members(prog, space, result, args.emit)
+        _emit_members(prog, space, result["members"], args.emit)
+    if args.train:
+        result["training"] = _train_members(args, space, result, given)
     if args.plot:
         from .search.plot import plot
         plot(result, args.plot, everything=everything)
@@ -439,34 +455,151 @@ def cmd_search(args):
         print(_search_csv(result), end="")
     else:
         print(_search_table(result), end="")
-    return 0
+    return _training_status(result.get("training"))
 
 
-def _emit_members(prog, space, result, folder):
+SEARCH_TRAIN_OPTIONS = ("epochs", "opt", "lr", "momentum", "weight_decay", "schedule", "warmup", "augment",
+                        "label_smoothing", "device", "amp", "channels_last", "compile", "workers", "val_fraction")
+
+
+def _search_training(args) -> dict | None:
+    """search's --batch (the memory estimate's, and training's: 32 with --train unless given) and the
+    training options, checked before any member is measured; None without --train."""
+    given = {k: getattr(args, k) for k in SEARCH_TRAIN_OPTIONS if getattr(args, k) is not None}
+    if not args.train:
+        stray = [k for k in given] + (["resume"] if args.resume else []) + (["train_on"] if args.train_on else [])
+        if stray:
+            flag = "--" + {"val_fraction": "val"}.get(stray[0], stray[0]).replace("_", "-")
+            raise CnnError(f"{flag} is a training option: it needs --train DATA", usage=True,
+                           hint="e.g. cnndsl search FAMILY.net --train digits --epochs 5")
+        if args.batch is None:
+            args.batch = 1
+    if args.batch is None:
+        from .train.options import DEFAULTS
+        args.batch = DEFAULTS["batch"]
+    if args.batch < 1:
+        raise CnnError("--batch must be at least 1", usage=True)
+    if not args.train:
+        return None
+    args.train_on = args.train_on or "front"
+    from .search.train import check_options
+    given.update(batch=args.batch, seed=args.seed)
+    check_options(args.train, **given)
+    return given
+
+
+def _train_members(args, space, result, given) -> dict:
+    from .search.train import select, train_members
+    records = select(result, args.train_on)
+    progress = _MemberProgress(args, result)
+    try:
+        summary = train_members(space, records, args.train, out=args.emit, resume=args.resume, callback=progress,
+                                include_dirs=getattr(args, "include_dirs", ()), **given)
+    finally:
+        progress.close()
+    summary["on"] = args.train_on
+    if summary["interrupted"]:
+        print(f"interrupted: {summary['trained'] + summary['failed']} of {summary['selected']} members done"
+              + ("; the same command with --resume continues" if args.emit else ""), file=sys.stderr)
+    return {k: v for k, v in summary.items() if k not in ("members", "files")}  # the records hold the members'
+
+
+def _training_status(training) -> int:
+    if training is None:
+        return 0
+    if training["interrupted"]:
+        return 130
+    return 1 if training["failed"] else 0
+
+
+class _MemberProgress:
+    """search --train's callback: what will train, the data once, a bar per epoch, a line per member."""
+
+    def __init__(self, args, result):
+        self.args, self.result, self.bar, self.data_shown, self.resumed = args, result, None, False, None
+
+    def __call__(self, e):
+        getattr(self, "on_" + e["event"], lambda e: None)(e)
+
+    def on_plan(self, e):
+        o = e["options"]
+        which = (f"the Pareto front ({', '.join(self.result['pareto_measures'])})" if self.args.train_on == "front"
+                 else f"the best {len(self.result['members'])} by {self.result['sort']}")
+        print(f"training {e['members']} member{'s' * (e['members'] != 1)}, {which}, on {e['data']}: {o['opt']} lr "
+              f"{o['lr']:g}, batch {o['batch']}, {o['epochs']} epoch{'s' * (o['epochs'] != 1)}, seed {o['seed']}, "
+              f"validation {o['val_fraction']:.0%}", file=sys.stderr)
+
+    def on_start(self, e):
+        self.resumed = e["resumed_from"]
+        if not self.data_shown:
+            self.data_shown = True
+            for n in e["notes"]:
+                print(f"cnndsl: note: {n}", file=sys.stderr)
+            for line in e["data"]:
+                print(f"data: {line}", file=sys.stderr)
+            print(f"device: {e['device']}", file=sys.stderr)
+
+    def on_epoch(self, e):
+        from tqdm import tqdm
+        self.close()
+        self.bar = tqdm(total=e["steps"], desc=f"[{e['member']}/{e['members']}] epoch {e['epoch']}/{e['epochs']}",
+                        unit="step", leave=False, file=sys.stderr, disable=None, dynamic_ncols=True)
+
+    def on_progress(self, e):
+        if self.bar is not None:
+            self.bar.update(e["step"] - self.bar.n)
+            self.bar.set_postfix(loss=f"{e['loss']:.4f}", acc=f"{e['acc']:.4f}", refresh=False)
+
+    def on_member_end(self, e):
+        self.close()
+        r = e["record"]
+        head = f"[{e['member']}/{e['members']}] {_bindings_text(r)} ({r['params']:,} params, {r['macs']:,} MACs)"
+        if e.get("error"):
+            print(f"{head}: failed to train\n{e['error']}", file=sys.stderr, flush=True)
+            return
+        acc = f"val acc {r['val_acc']:.4f}" if r["val_acc"] is not None else "no validation split"
+        acc += f", train acc {r['train_acc']:.4f}" if r["train_acc"] is not None else ""
+        done = self.resumed if self.resumed else 0
+        again = (", trained before (--resume)" if done >= r["epochs_trained"] else
+                 f", resumed after epoch {done}" if done else "")
+        self.resumed = None
+        print(f"{head}: {acc}, {r['epochs_trained']} epoch{'s' * (r['epochs_trained'] != 1)}, "
+              f"{r['train_seconds']:.1f} s{again}", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _bindings_text(r):
+    return " ".join(f"{k}={v}" for k, v in r["bindings"].items()) or "(no choices)"
+
+
+def _emit_members(prog, space, records, folder):
     from .files import atomic_write
     from .search import emit as W
-    from .search.member import elaborate_member
     os.makedirs(folder, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(prog.path))[0]
-    for r in result["members"]:
-        choices = space.member(r["index"])
-        if space.each:
-            graph, _ = elaborate_member(prog, space.bindings(choices), space.input)
-            text = W.flat_text(graph, f"a member of {prog.path}: {r['bindings']}")
-        else:
-            text = W.member_text(prog, choices, space.fixed)
-        path = os.path.join(folder, W.file_name(stem, choices))
+    for r in records:
+        name, text = W.member_file(prog, space, r["index"])
+        path = os.path.join(folder, name)
         atomic_write(path, text.encode("utf-8"))
         r["file"] = path
-    print(f"wrote {len(result['members'])} members to {folder}", file=sys.stderr)
+    print(f"wrote {len(records)} members to {folder}", file=sys.stderr)
 
 
 _SEARCH_COLS = ("depth", "params", "macs", "memory", "rf")
 
 
-def _search_rows(r):
+def _search_rows(r, acc=None):
     return [" ".join(f"{k}={v}" for k, v in r["bindings"].items())] + [
-        "" if r.get(c) is None else f"{r[c]:,}" for c in _SEARCH_COLS]
+        "" if r.get(c) is None else f"{r[c]:,}" for c in _SEARCH_COLS] + ([_acc_cell(r, acc)] if acc else [])
+
+
+def _acc_cell(r, key):
+    if "train_error" in r:
+        return "failed"
+    return "" if r.get(key) is None else f"{r[key]:.4f}"
 
 
 def _search_table(res):
@@ -474,15 +607,40 @@ def _search_table(res):
            f"({res['distinct']:,} distinct nets)"]
     for why, n in res["dropped"].items():
         out.append(f"  dropped {n:,}: {why}")
-    out.append(_grid(["bindings", *_SEARCH_COLS], [_search_rows(r) for r in res["members"]],
+    from .search.train import accuracy_key
+    acc = accuracy_key(res) if "training" in res else None
+    head = ["bindings", *_SEARCH_COLS] + ([acc.replace("_acc", " acc")] if acc else [])
+    out.append(_grid(head, [_search_rows(r, acc) for r in res["members"]],
                      f"best {len(res['members'])} by {res['sort']}"))
     a, b = res["pareto_measures"]
-    out.append(_grid(["bindings", *_SEARCH_COLS], [_search_rows(r) for r in res["pareto"]],
+    out.append(_grid(head, [_search_rows(r, acc) for r in res["pareto"]],
                      f"Pareto front ({a}, {b}): {len(res['pareto'])} members"))
+    if acc:
+        out += _training_lines(res, acc)
     if "symbolic" in res:
         out.append("closed form (totals):")
         out += [f"  {k} = {v}" for k, v in res["symbolic"].items()]
     return "\n".join(out) + "\n"
+
+
+def _training_lines(res, acc):
+    from .search.train import trained_records
+    t, o = res["training"], res["training"]["options"]
+    rows = trained_records(res)
+    out = [f"\ntrained {t['trained']} of {t['selected']} members on {t['data']} ({o['epochs']} epoch"
+           f"{'s' * (o['epochs'] != 1)} each, batch {o['batch']}, seed {o['seed']})"
+           + (f", {t['failed']} failed" if t["failed"] else "")]
+    done = [r for r in rows if r.get(acc) is not None]
+    if done:
+        best = max(done, key=lambda r: (r[acc], -r["macs"]))
+        out.append(f"  most accurate: {_bindings_text(best)}  {acc.replace('_', ' ')} {best[acc]:.4f}  "
+                   f"({best['params']:,} params, {best['macs']:,} MACs)")
+    out += [f"  failed: {_bindings_text(r)}: {r['train_error']}" for r in rows if "train_error" in r]
+    if t["interrupted"]:
+        out.append(f"  interrupted: {t['left']} member{'s' * (t['left'] != 1)} left untrained"
+                   + (" (the same command with --resume continues)" if res.get("emit") or any("train_dir" in r for r in rows)
+                      else ""))
+    return out
 
 
 def _grid(head, rows, title):
@@ -492,17 +650,26 @@ def _grid(head, rows, title):
     return "\n".join([f"\n{title}", line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+TRAIN_COLS = ("val_acc", "val_loss", "train_acc", "train_loss", "epochs_trained", "train_seconds", "train_error")
+
+
 def _search_csv(res):
+    """A row per listed member; with --train, also the trained members not listed (the front beyond --top)
+    and the training columns (empty where a member was not trained)."""
     import csv
     import io
+    from .search.train import trained_records
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    names = list(res["members"][0]["bindings"]) if res["members"] else []
-    w.writerow(["index", *names, *_SEARCH_COLS, "flops", "pareto"])
+    trained = "training" in res
+    listed = {r["index"] for r in res["members"]}
+    rows = res["members"] + ([r for r in trained_records(res) if r["index"] not in listed] if trained else [])
+    names = list(rows[0]["bindings"]) if rows else []
+    w.writerow(["index", *names, *_SEARCH_COLS, "flops", "pareto"] + (list(TRAIN_COLS) if trained else []))
     front = {r["index"] for r in res["pareto"]}
-    for r in res["members"]:
+    for r in rows:
         w.writerow([r["index"], *(r["bindings"][n] for n in names), *(r.get(c) for c in _SEARCH_COLS), r["flops"],
-                    str(r["index"] in front).lower()])
+                    str(r["index"] in front).lower()] + ([r.get(c) for c in TRAIN_COLS] if trained else []))
     return buf.getvalue()
 
 

@@ -3,6 +3,6 @@
 space.py (the members, counted and indexed), member.py (measure one), enumerate.py (search under
 budgets), pareto.py, where.py (--where), emit.py (members as .net files), match.py (is a net a
 member?), symbolic.py (closed forms, sympy: imported only for --symbolic), plot.py (matplotlib:
-only for --plot). The training hook: `search(..., train=None)` is left for `cnndsl train`
-(cnndsl/train/, in progress): a callable member-text -> accuracy will add an "accuracy" column.
+only for --plot), train.py (`search --train`: members trained with cnndsl.train, their accuracy added;
+torch is imported only when a member trains).
 """

@@ -32,8 +32,9 @@ def fmt(v) -> str:
     return str(v)
 
 
-def member_text(program, choices: dict, fixed: dict | None = None) -> str:
-    """The program's own text, its ranged and fixed variables bound by `let`s at the top."""
+def member_text(program, choices: dict, fixed: dict | None = None, input=None) -> str:
+    """The program's own text, its ranged and fixed variables bound by `let`s at the top; `input`
+    (a search's --input: 'HxWxC' or a tuple) replaces the file's `input` line."""
     from ..net import _source_of
     src = _source_of(program)
     lines = (src.text if src is not None else "").splitlines()
@@ -43,6 +44,20 @@ def member_text(program, choices: dict, fixed: dict | None = None) -> str:
         if isinstance(st, A.Let) and st.name in binds:
             for ln in range(st.span.line, (st.choices or st.value).span.end_line + 1):
                 drop.add(ln - 1)
+    declared = next((st for st in program.statements if isinstance(st, A.InputDecl)), None)
+    if input is not None:
+        from ..lang.elaborate import parse_volume
+        shape = parse_volume(input) if isinstance(input, str) else tuple(input)
+        written = "input " + "x".join(map(str, shape))
+        sp = declared.span if declared is not None and declared.span.line == declared.span.end_line else None
+        if sp is not None and sp.source == src:
+            line = lines[sp.line - 1]
+            start = line.rfind("input", 0, sp.col)  # the span may start at the dimensions
+            start = start if start >= 0 else sp.col - 1
+            lines[sp.line - 1] = line[:start] + written + line[sp.end_col - 1:]
+        else:  # declared in an include, or not at all: the member's own line comes first
+            lines.insert(0, written)
+            drop = {i + 1 for i in drop}
     if any(isinstance(st, A.Include) for st in program.statements):
         base = os.path.dirname(os.path.abspath(program.path))
         lines = [re.sub(r'^(\s*include\s+")([^"]+)"', lambda m: f'{m.group(1)}{os.path.join(base, m.group(2))}"', l)
@@ -71,6 +86,22 @@ def flat_text(graph, title: str) -> str:
         calls.append(f"{n.op}({', '.join(args)})" if args else n.op)
     out.append("\n- ".join(calls))
     return "\n".join(out) + "\n"
+
+
+def member_file(program, space, index) -> tuple[str, str]:
+    """(file name, text) of member `index` of `space`, as `search --emit` writes it: the family's text
+    with `let`s (and the search's --input), or layer by layer for per-occurrence optionals."""
+    from .enumerate import _show
+    from .member import elaborate_member
+    choices = space.member(index)
+    stem = os.path.splitext(os.path.basename(program.path))[0]
+    if space.each:
+        graph, _ = elaborate_member(program, space.bindings(choices), space.input)
+        shown = " ".join(f"{k}={v}" for k, v in _show(choices).items())
+        text = flat_text(graph, f"a member of {program.path}: {shown}")
+    else:
+        text = member_text(program, choices, space.fixed, input=space.input)
+    return file_name(stem, choices), text
 
 
 def file_name(stem, choices) -> str:
