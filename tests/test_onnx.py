@@ -110,7 +110,9 @@ HEAVY = 30_000_000
 # and shapes are checked by default and their outputs with CNNDSL_FULL_ZOO=1, to keep the run short.
 VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet161", "densenet169", "densenet201",
             "mnasnet0_75", "mnasnet1_0", "mnasnet1_3", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
-            "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "convnext_small", "convnext_base", "convnext_large"}
+            "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "convnext_small", "convnext_base", "convnext_large",
+            # their siblings MobileNetV3-Large and ShuffleNetV2 1.0x run by default
+            "mobilenet_v3_small", "shufflenet_v2_x0_5", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"}
 
 
 @pytest.mark.parametrize("path", NETS, ids=[os.path.basename(p)[:-4] for p in NETS])
