@@ -112,7 +112,9 @@ VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet16
             "mnasnet0_75", "mnasnet1_0", "mnasnet1_3", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
             "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "convnext_small", "convnext_base", "convnext_large",
             # SE-ResNet-50: ResNet-50's blocks run by default; its SE gate (MUL) in tests/test_joins.py
-            "se_resnet50"}
+            "se_resnet50",
+            # their siblings MobileNetV3-Large and ShuffleNetV2 1.0x run by default
+            "mobilenet_v3_small", "shufflenet_v2_x0_5", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"}
 # DPN-92 and DPN-98 are HEAVY; their dual path block runs through onnxruntime small, in tests/test_timm_twins.py.
 
 

@@ -31,7 +31,7 @@ RECORDED = {"CONV": "Conv2d", "MAXPOOL": "MaxPool2d", "AVGPOOL": "AvgPool2d",
             "ADAPTIVEAVGPOOL": "AdaptiveAvgPool2d", "GAP": "AdaptiveAvgPool2d", "FC": "Linear"}
 
 # torchvision pools these nets with functions, not modules (DenseNet's and MobileNetV2's global
-# F.adaptive_avg_pool2d, MNASNet's x.mean([2, 3]), the pools inside Inception v3's modules:
+# F.adaptive_avg_pool2d, MNASNet's and ShuffleNetV2's x.mean([2, 3]), the pools inside Inception v3's modules:
 # F.avg_pool2d, F.max_pool2d), so the reference (forward hooks on modules) has no row for them.
 # Our layers that stand for them are left out of the comparison for these nets only:
 # net -> (op, predicate on our layer name), and how many such layers there are.
@@ -40,6 +40,9 @@ FUNCTIONAL_POOL = {
     "densenet121": GLOBAL_GAP, "densenet161": GLOBAL_GAP, "densenet169": GLOBAL_GAP,
     "densenet201": GLOBAL_GAP, "mobilenet_v2": GLOBAL_GAP,
     "mnasnet0_5": GLOBAL_GAP, "mnasnet0_75": GLOBAL_GAP, "mnasnet1_0": GLOBAL_GAP, "mnasnet1_3": GLOBAL_GAP,
+    # ShuffleNetV2: x.mean([2, 3])
+    "shufflenet_v2_x0_5": GLOBAL_GAP, "shufflenet_v2_x1_0": GLOBAL_GAP,
+    "shufflenet_v2_x1_5": GLOBAL_GAP, "shufflenet_v2_x2_0": GLOBAL_GAP,
     # Mixed_5b..5d, 6b..6e, 7b, 7c: an average pool each; Mixed_6a, 7a: a max pool each
     "inception_v3": (("AVGPOOL", "MAXPOOL"), lambda name: name.startswith("Mixed_") and name.endswith(".pool"), 11),
 }

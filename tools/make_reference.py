@@ -67,6 +67,8 @@ TORCHVISION_NETS = {
     "regnet_x_400mf": {}, "regnet_x_800mf": {}, "regnet_x_1_6gf": {}, "regnet_x_3_2gf": {},
     "regnet_x_8gf": {}, "regnet_x_16gf": {}, "regnet_x_32gf": {},
     "convnext_tiny": {}, "convnext_small": {}, "convnext_base": {}, "convnext_large": {},
+    "mobilenet_v3_large": {}, "mobilenet_v3_small": {},
+    "shufflenet_v2_x0_5": {}, "shufflenet_v2_x1_0": {}, "shufflenet_v2_x1_5": {}, "shufflenet_v2_x2_0": {},
 }
 # Nets whose eval crop (that of their DEFAULT weights) is not 224x224.
 INPUT_HWC = {"inception_v3": [299, 299, 3]}
@@ -88,6 +90,9 @@ EXPECTED_PARAMS = {
     "regnet_x_3_2gf": 15296552, "regnet_x_8gf": 39572648, "regnet_x_16gf": 54278536,
     "regnet_x_32gf": 107811560, "convnext_tiny": 28589128, "convnext_small": 50223688,
     "convnext_base": 88591464, "convnext_large": 197767336,
+    "mobilenet_v3_large": 5483032, "mobilenet_v3_small": 2542856,
+    "shufflenet_v2_x0_5": 1366792, "shufflenet_v2_x1_0": 2278604, "shufflenet_v2_x1_5": 3503624,
+    "shufflenet_v2_x2_0": 7393996,
 }
 EXPECTED_MACS = {
     "alexnet": 714188480, "vgg16": 15470264320, "resnet50": 4089184256,

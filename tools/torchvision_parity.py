@@ -4,6 +4,8 @@ twin's weights loaded through cnndsl's key mapping (cnndsl.weights.map_state_dic
 For each nets/NAME.net with a twin (the nets of tools/make_reference.py): build the twin
 (weights=None, seeded), build `to_torch()`, load the twin's state_dict into ours through the
 mapping, and compare outputs in fp32, eval mode, on one random batch (max abs diff <= 1e-5).
+The twin's BN layers are calibrated first (`calibrate`): random affine parameters and the running
+statistics of a random batch, so that every BN is a map of its own and the output is not vanishing.
 Writes what it verified to tests/reference/torch_parity.json (tests/test_weights.py reads it
 and re-checks the mapping offline against tests/reference/torchvision.json).
 
@@ -28,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 OUT = os.path.join(ROOT, "tests", "reference", "torch_parity.json")
 TOLERANCE = 1e-5
+MIN_SCALE = 1e-3  # an output below this makes an absolute TOLERANCE compare nothing: not ok
 
 
 def reference_module():
@@ -53,6 +56,31 @@ def random_layer_scales(model):
                 p.uniform_(0.5, 1.5)
 
 
+def calibrate(model, input_nchw):
+    """Give every BN layer of the twin random affine parameters (weight U(0.5, 1.5), bias
+    U(-0.2, 0.2)) and the running statistics of one random batch (a train-mode forward with
+    cumulative averaging), then eval mode. At torchvision's init every BN is the same map (weight
+    1, bias 0, mean 0, var 1), so a mapping that swapped two BN layers of one width would go
+    unseen; and MobileNet's fan-out init of depthwise convs shrinks the outputs of MobileNetV2/V3
+    and MNASNet to ~1e-9, where an absolute 1e-5 compares nothing. Calibrated, the outputs are of
+    order 1 (recorded as output_scale). Returns the number of BN layers calibrated."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    with torch.no_grad():
+        for m in bns:
+            if m.affine:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+            m.reset_running_stats()
+            m.momentum = None  # cumulative: the running statistics are the batch's
+        if bns:
+            model.train()(torch.randn(*input_nchw))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    model.eval()
+    return len(bns)
+
+
 # Twins whose initial weights would make the comparison blind somewhere: perturbed first (recorded
 # as "perturbed"). The weights then load through cnndsl's mapping as they are: ConvNeXt's Linear
 # weights and bare layer_scale parameters by the kinds' foreign layouts (kinds.Foreign).
@@ -65,10 +93,11 @@ def check(ref, name):
     theirs = twin(ref, name).eval()
     net = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
     ours = net.to_torch(seed=1).eval()
+    H, W_, C = net.graph.input_shape
+    calibrated = calibrate(theirs, (4, C, H, W_))
     if name in PERTURB:
         PERTURB[name](theirs)
     loaded = W.load_into(ours, theirs.state_dict())
-    H, W_, C = net.graph.input_shape
     x = torch.randn(2, C, H, W_)
     with torch.no_grad():
         a, b = theirs(x), ours(x)
@@ -83,7 +112,8 @@ def check(ref, name):
         "output_shape": list(b.shape),
         "max_abs_diff": diff,
         "output_scale": a.abs().max().item(),
-        "ok": diff <= TOLERANCE,
+        "ok": diff <= TOLERANCE and a.abs().max().item() >= MIN_SCALE,
+        "calibrated_bn": calibrated,
         "mapped_tensors": len(mapping),
         "renamed_tensors": len(renamed),
         "mapping_digest": W.mapping_digest(mapping),
