@@ -110,7 +110,9 @@ HEAVY = 30_000_000
 # and shapes are checked by default and their outputs with CNNDSL_FULL_ZOO=1, to keep the run short.
 VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet161", "densenet169", "densenet201",
             "mnasnet0_75", "mnasnet1_0", "mnasnet1_3", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
-            "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "convnext_small", "convnext_base", "convnext_large"}
+            "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "convnext_small", "convnext_base", "convnext_large",
+            # the deep CIFAR ResNets: tests/test_case_studies.py runs their blocks through onnxruntime at n = 2
+            "preact_resnet164", "sd_resnet110"}
 
 
 @pytest.mark.parametrize("path", NETS, ids=[os.path.basename(p)[:-4] for p in NETS])
