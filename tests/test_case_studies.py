@@ -46,7 +46,7 @@ def load(name, **bindings):
 
 
 # ---- the independent references, written from the papers ------------------------------------------
-def zfnet_reference(c3=512, c4=1024, c5=512):
+def zfnet_reference(c3=512, c4=1024, c5=512, fc=4096):
     """Zeiler & Fergus 2013, Figure 3 (with Table 2's 512/1024/512 maps in layers 3-5, as the lecture)."""
     pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
     lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)  # noqa: E731
@@ -56,8 +56,8 @@ def zfnet_reference(c3=512, c4=1024, c5=512):
         nn.Conv2d(256, c3, 3, padding=1), nn.ReLU(),
         nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(),
         nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(), pool(),
-        nn.Flatten(), nn.Linear(6 * 6 * c5, 4096), nn.ReLU(), nn.Dropout(),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(), nn.Linear(4096, 1000), nn.Softmax(dim=1))
+        nn.Flatten(), nn.Linear(6 * 6 * c5, fc), nn.ReLU(), nn.Dropout(),
+        nn.Linear(fc, fc), nn.ReLU(), nn.Dropout(), nn.Linear(fc, 1000), nn.Softmax(dim=1))
 
 
 def matlab_reference(c=(16, 32, 64)):
@@ -233,7 +233,7 @@ def nchw(net):
 # Each case: the shipped net, its reference, the published figure, and a narrow member for outputs.
 # (name, reference on the shipped bindings, published (params, how it is rounded), narrow bindings, its reference)
 REFERENCES = {
-    "zfnet": (zfnet_reference, None, {"c3": 16, "c4": 32, "c5": 16}, lambda: zfnet_reference(16, 32, 16)),
+    "zfnet": (zfnet_reference, None, {"c3": 16, "c4": 32, "c5": 16, "fc": 64}, lambda: zfnet_reference(16, 32, 16, 64)),
     "matlab_digits": (matlab_reference, None, {}, matlab_reference),
     "preact_resnet164": (preact164_reference, (1.7e6, 1), {"n": 2}, lambda: preact164_reference(2)),
     "sd_resnet110": (SDResNet110, (1.7e6, 1), {"n": 3}, lambda: SDResNet110(3)),
@@ -278,6 +278,31 @@ def test_exact_counts_of_reference_implementations():
     # the paper's table says 38.6M for this 20-layer network and 22.9M for the 40-layer one: neither
     # follows from the 64..512 channels it states (76,106,634 for C = 4); README and the file say so.
     assert load("fractalnet").report()["totals"]["params"] == 76_106_634
+
+
+@pytest.mark.parametrize("depth, published", [(20, 0.27), (32, 0.46), (44, 0.66), (56, 0.85), (110, 1.7), (1202, 19.4)])
+def test_cifar_resnets_of_he_2015(depth, published):
+    """sd_resnet110.net at other depths (`-D n=...`, depth 6n + 2) is He et al. 2015's CIFAR family: its
+    parameter counts as the paper's CIFAR-10 table prints them (millions)."""
+    params = load("sd_resnet110", n=(depth - 2) // 6).report()["totals"]["params"]
+    assert round(params / 1e6, 2 if published < 1 else 1) == published
+
+
+def test_resnet56_and_110_macs_of_li_2017():
+    """Li, Kadav, Durdanovic, Samet & Graf 2017 ("Pruning filters for efficient ConvNets", Table 1) count
+    the conv+FC multiply-adds of the option A CIFAR ResNets: ResNet-56 1.25E8, ResNet-110 2.53E8."""
+    assert round(load("sd_resnet110", n=9).report()["totals"]["macs"] / 1e8, 2) == 1.25
+    assert round(load("sd_resnet110").report()["totals"]["macs"] / 1e8, 2) == 2.53
+
+
+@pytest.mark.parametrize("depth, k, published", [(40, 1, 0.6), (40, 2, 2.2), (40, 4, 8.9), (40, 8, 35.7), (28, 10, 36.5),
+                                                 (28, 12, 52.5), (22, 8, 17.2), (22, 10, 26.8), (16, 8, 11.0),
+                                                 (16, 10, 17.1)])
+def test_wide_resnets_of_the_paper(depth, k, published):
+    """wrn28_10.net at other depths and widths (`-D n=... -D k=...`, depth 6n + 4) against the WRN paper's
+    CIFAR table of WRN-d-k parameter counts (millions)."""
+    params = load("wrn28_10", n=(depth - 4) // 6, k=k).report()["totals"]["params"]
+    assert round(params / 1e6, 1) == published
 
 
 def test_zfnet_volumes_are_figure_3():
