@@ -401,3 +401,13 @@ def test_small_nets_export_to_onnx_and_agree():
         got = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
         assert got.shape == want.shape
         assert float(np.abs(got - want).max()) <= 1e-4 * max(1.0, float(np.abs(want).max())), name
+
+
+@pytest.mark.parametrize("name, bindings", [("sd_resnet110", {"n": 1}), ("preact_resnet164", {"n": 1}),
+                                            ("wrn28_10", {"n": 1, "k": 1}), ("fractalnet", {"width": 2}),
+                                            ("matlab_digits", {}), ("zfnet", {"c3": 8, "c4": 8, "c5": 8, "fc": 16})])
+def test_compiled_source_computes_what_to_torch_does(name, bindings):
+    """`cnndsl compile` of each case study (narrow; at n = 1 the stages' `block*(n - 1)` repeats vanish and
+    their loops must too) loads to_torch()'s weights and gives identical outputs."""
+    from test_pytorch_source import same_outputs
+    assert same_outputs(load(name, **bindings), batch=1)
