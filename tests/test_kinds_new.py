@@ -51,6 +51,9 @@ SAVED = {
     "droppath": "CONV(8, 3, p=1) - { ID + CONV(8, 1) - LAYERSCALE - DROPPATH(0.3) } - { ID + CONV(8, 1) - DROPPATH(0) }"
                 " - CONV(4, 1)",
     "dropout0": "CONV(8, 3, p=1) - DROPOUT(0) - CONV(4, 1)",
+    # zero channels (the option A shortcut): constant_pad_nd keeps nothing, a ReLU after it may work in place
+    "padchannels": "CONV(8, 3, p=1) - { AVGPOOL(1, s=2) - PADCHANNELS(4) + CONV(12, 3, s=2, p=1) } - PADCHANNELS(4) - RELU"
+                   " - CONV(4, 1) - FC(5) - PADCHANNELS(2) - RELU",
 }
 
 
@@ -182,6 +185,8 @@ ONNX_EDGE = {
                     " - ADAPTIVEMAXPOOL(4) - ADAPTIVEMAXPOOL(1)",
     "adaptive_max_even": "input 8x8x3\nADAPTIVEMAXPOOL(4) - ADAPTIVEMAXPOOL(4) - ADAPTIVEMAXPOOL((2, 1))",
     "lrn_zero": "input 5x5x6\nLRN(3, alpha=0) - LRN(5, beta=0) - LRN(3, alpha=0, beta=0, k=0.5) - LRN(2, alpha=0)",
+    "padchannels": "input 6x7x4\nCONV(6, 3, p=1) - { AVGPOOL(1, s=2) - PADCHANNELS(3) + CONV(9, 3, s=2, p=1) }"
+                   " - PADCHANNELS(1) - FC(6) - PADCHANNELS(2)",
     "ceil_overhang": "input 1x1x2\nMAXPOOL(2, s=2, ceil=true)",
     "ceil_overhang_avg": "input 3x5x2\nAVGPOOL(3, s=2, ceil=true) - MAXPOOL(2, s=2, ceil=true) - AVGPOOL(2, s=2, p=1, ceil=true)",
     "ceil_overhang_nocount": "input 3x3x2\nAVGPOOL(2, s=2, ceil=true, count_pad=false) - AVGPOOL(2, s=3, p=1, ceil=true)",

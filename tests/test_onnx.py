@@ -114,7 +114,9 @@ VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet16
             # SE-ResNet-50: ResNet-50's blocks run by default; its SE gate (MUL) in tests/test_joins.py
             "se_resnet50",
             # their siblings MobileNetV3-Large and ShuffleNetV2 1.0x run by default
-            "mobilenet_v3_small", "shufflenet_v2_x0_5", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"}
+            "mobilenet_v3_small", "shufflenet_v2_x0_5", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+            # the deep CIFAR ResNets: tests/test_case_studies.py runs their blocks through onnxruntime at n = 2
+            "preact_resnet164", "sd_resnet110"}
 # DPN-92 and DPN-98 are HEAVY; their dual path block runs through onnxruntime small, in tests/test_timm_twins.py.
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 __all__ = ["LayerNorm2d", "LayerScale", "StochasticDepth", "Mul", "Mean", "Channels", "ChannelSplit", "ChannelShuffle",
-           "MODULES"]
+           "PadChannels", "MODULES"]
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -137,5 +137,20 @@ class ChannelShuffle(nn.Module):
         return f"{self.groups}"
 
 
+class PadChannels(nn.Module):
+    """`extra` channels of zeros after the input's (dim 1): the CIFAR ResNets' option A shortcut."""
+
+    def __init__(self, extra: int):
+        super().__init__()
+        self.extra = extra
+
+    def forward(self, x):
+        return nn.functional.pad(x, (0, 0) * (x.dim() - 2) + (0, self.extra))
+
+    def extra_repr(self):
+        return f"{self.extra}"
+
+
 MODULES = {"LayerNorm2d": LayerNorm2d, "LayerScale": LayerScale, "StochasticDepth": StochasticDepth, "Mul": Mul,
-           "Mean": Mean, "Channels": Channels, "ChannelSplit": ChannelSplit, "ChannelShuffle": ChannelShuffle}
+           "Mean": Mean, "Channels": Channels, "ChannelSplit": ChannelSplit, "ChannelShuffle": ChannelShuffle,
+           "PadChannels": PadChannels}

@@ -20,7 +20,7 @@ Counting conventions (README, "Counting"):
   with the affine; LAYERSCALE 1; activations (PRELU, GELU, SILU, ... too): 1;
   SOFTMAX: 3, LRN: size + 3, ADD and MUL: 1 per extra input, MEAN: 1 per
   input (n - 1 additions, a division), bias: 1 per output element of CONV/FC);
-  FLATTEN, ID, DROPOUT, DROPPATH, CONCAT, CHANNELS, SPLIT, SHUFFLE: 0.
+  FLATTEN, ID, DROPOUT, DROPPATH, CONCAT, CHANNELS, SPLIT, SHUFFLE, PADCHANNELS: 0.
 
 Adding a kind: one class in one of the family files below, listed in ALL; the
 kind-completeness test (tests/test_kinds.py) names any fact it lacks.
@@ -33,7 +33,7 @@ from .base import (DRAW_GROUPS, MAX_DIM, MISSING, Arg, Foreign, Kind, Shape, Sha
                    fmt_pair, fmt_shape)
 from .conv import Conv, DoesNotFit
 from .dense import FC, DropPath, Dropout, Flatten, Identity
-from .channels import Channels, Shuffle, Split
+from .channels import Channels, PadChannels, Shuffle, Split
 from .joins import Add, Concat, JoinError, Mean, Mul
 from .norm import LRN, BatchNorm, GroupNorm, LayerNorm, LayerScale
 from .pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, GlobalAvgPool, MaxPool
@@ -44,7 +44,7 @@ __all__ = ["ALL", "KINDS", "CALLABLE", "DRAW_GROUPS", "MAX_DIM", "MISSING", "Arg
 ALL = (Conv(), MaxPool(), AvgPool(), GlobalAvgPool(), AdaptiveAvgPool(), AdaptiveMaxPool(), FC(), Flatten(), ReLU(),
        ReLU6(), LeakyReLU(), Sigmoid(), Tanh(), Softplus(), SiLU(), Hardsigmoid(), Hardswish(), GELU(), Mish(), ELU(),
        PReLU(), Softmax(), BatchNorm(), LayerNorm(), GroupNorm(), LayerScale(), LRN(), Dropout(), DropPath(),
-       Identity(), Channels(), Split(), Shuffle(), Concat(), Add(), Mul(), Mean())
+       Identity(), Channels(), Split(), Shuffle(), PadChannels(), Concat(), Add(), Mul(), Mean())
 KINDS: dict[str, Kind] = {k.name: k for k in ALL}
 # What a user may write: names and aliases, joins excluded (they are written with braces).
 CALLABLE: dict[str, Kind] = {n: k for k in ALL if not k.join for n in (k.name, *k.aliases)}

@@ -1,4 +1,4 @@
-"""Channel slices and the channel shuffle: ShuffleNetV2's unit reads like the paper's figure,
+"""Channel slices, the channel shuffle and zero channels. ShuffleNetV2's unit reads like the paper's figure,
 channel split, two branches, concat, channel shuffle:
 
     { SPLIT(0) | SPLIT(1) - CONV(c/2, 1, bias=false) - BN - RELU - ... } - SHUFFLE(2)
@@ -11,6 +11,12 @@ A node has one output, so each branch takes its own slice: SPLIT(i, parts=2) is 
     (28, 28, 58)
     >>> Shuffle().out_shape({"groups": 2}, [(28, 28, 116)])
     (28, 28, 116)
+
+PADCHANNELS(n) appends n channels of zeros: the parameter-free shortcut of the CIFAR ResNets (He et
+al. 2015's option A, Huang et al.'s stochastic depth), `{ ID + AVGPOOL(1, s=2) - PADCHANNELS(16) }`.
+
+    >>> PadChannels().out_shape({"extra": 16}, [(16, 16, 16)])
+    (16, 16, 32)
 """
 from __future__ import annotations
 
@@ -118,3 +124,32 @@ class Shuffle(Kind):
 
     def describe(self, attrs):
         return f"{attrs['groups']}"
+
+
+class PadChannels(Kind):
+    name = "PADCHANNELS"
+    doc = ("appends `extra` channels of zeros (features of a vector): F.pad, the CIFAR ResNets' option A "
+           "shortcut to a wider volume")
+    args = (Arg("extra", "int", lo=1, doc="channels of zeros appended after the input's"),)
+    elementwise = False
+    # a new tensor (constant_pad_nd); its backward keeps no tensor, so an in-place successor may overwrite it
+    memory, output_overwritable, he, draw_group = OWN, True, HE_PASS, "reshape"
+    samples = ("PADCHANNELS(4)", "{ ID | CONV(2, 1) } - PADCHANNELS(2)", "AVGPOOL(1, s=2) - PADCHANNELS(1) - RELU",
+               "FC(6) - PADCHANNELS(3)")
+
+    def out_shape(self, attrs, ins):
+        return (*ins[0][:-1], ins[0][-1] + attrs["extra"])
+
+    def tensors(self, attrs, ins):
+        return NO_TENSORS
+
+    def torch_module(self, attrs, ins, inplace):
+        return torch_module("cnndsl.PadChannels", (("extra", attrs["extra"]),), spec=(("extra", "extra"),))
+
+    def onnx(self, b, n, xs):
+        rank = len(b.shape_of(n.inputs[0])) + 1  # with the batch axis
+        ends = [0, n.attrs["extra"]] + [0] * (rank - 2)
+        b.node("Pad", [xs[0], b.ints(n, "pads", [0] * rank + ends)], n)  # mode "constant", value 0
+
+    def describe(self, attrs):
+        return f"+{attrs['extra']}"

@@ -388,6 +388,8 @@ class ClassWriter:
                 raise Fail(f"the count of the repeat on line {e.span.line} is unknown")
             counts.append(int(n))
             iterations.append(rep)
+        if not any(counts):  # `x*(n - 1)` with n = 1 in every instance: no layers, so no code (an empty loop is no Python)
+            return [], [], st, ctxs
         fixed = len(set(counts)) == 1
         if not fixed or not isinstance(e.count, A.Num) or counts[0] > 3:
             saved = (len(self.code.extras), set(self.taken), self.last_line)
