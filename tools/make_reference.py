@@ -67,9 +67,12 @@ TORCHVISION_NETS = {
     "regnet_x_400mf": {}, "regnet_x_800mf": {}, "regnet_x_1_6gf": {}, "regnet_x_3_2gf": {},
     "regnet_x_8gf": {}, "regnet_x_16gf": {}, "regnet_x_32gf": {},
     "convnext_tiny": {}, "convnext_small": {}, "convnext_base": {}, "convnext_large": {},
+    "regnet_y_400mf": {}, "regnet_y_800mf": {}, "regnet_y_1_6gf": {}, "regnet_y_3_2gf": {},
+    "regnet_y_8gf": {}, "regnet_y_16gf": {}, "regnet_y_32gf": {}, "regnet_y_128gf": {},
 }
 # Nets whose eval crop (that of their DEFAULT weights) is not 224x224.
-INPUT_HWC = {"inception_v3": [299, 299, 3]}
+INPUT_HWC = {"inception_v3": [299, 299, 3],
+             "regnet_y_128gf": [384, 384, 3]}  # IMAGENET1K_SWAG_E2E_V1
 
 # Published totals; a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {
@@ -88,6 +91,9 @@ EXPECTED_PARAMS = {
     "regnet_x_3_2gf": 15296552, "regnet_x_8gf": 39572648, "regnet_x_16gf": 54278536,
     "regnet_x_32gf": 107811560, "convnext_tiny": 28589128, "convnext_small": 50223688,
     "convnext_base": 88591464, "convnext_large": 197767336,
+    "regnet_y_400mf": 4344144, "regnet_y_800mf": 6432512, "regnet_y_1_6gf": 11202430,
+    "regnet_y_3_2gf": 19436338, "regnet_y_8gf": 39381472, "regnet_y_16gf": 83590140,
+    "regnet_y_32gf": 145046770, "regnet_y_128gf": 644812894,
 }
 EXPECTED_MACS = {
     "alexnet": 714188480, "vgg16": 15470264320, "resnet50": 4089184256,
