@@ -17,6 +17,21 @@ from cnndsl.kinds import ALL
 SAMPLES = [s for k in ALL if not k.flat_input and k.name != "FLATTEN" for s in k.samples]
 
 NETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "nets", "*.net")))
+# Variants of a family whose blocks a sibling runs by default (RegNetX-400MF, RegNetY-400MF): the
+# per-net module and compiled-source checks take them under CNNDSL_FULL_ZOO=1 only, as
+# tests/test_onnx.py does its onnxruntime comparison (tests/test_zoo.py checks each against
+# torchvision by default). 14 RegNets of up to 27 blocks would add half a minute to the default run.
+FULL_ZOO_ONLY = {f"regnet_{family}_{size}" for family in "xy"
+                 for size in ("800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")} | {"regnet_y_128gf"}
+
+
+def zoo_params():
+    """NETS as pytest parameters (ids: file names), the FULL_ZOO_ONLY ones skipped by default."""
+    import pytest
+    skip = pytest.mark.skipif(not os.environ.get("CNNDSL_FULL_ZOO"),
+                              reason="a variant of a family checked by default; CNNDSL_FULL_ZOO=1 runs it")
+    return [pytest.param(p, id=os.path.basename(p), marks=[skip] if os.path.basename(p)[:-4] in FULL_ZOO_ONLY else [])
+            for p in NETS]
 # a small net with every structure the backends treat specially: a residual block with in-place
 # sums, labelled scopes, an Inception-like concat, LRN, global pooling and a final softmax
 RESNETISH = """input 16x16x3

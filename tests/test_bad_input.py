@@ -480,6 +480,9 @@ def test_includes_stay_in_the_spec_tree_unless_allowed(tmp_path):
     for target in ("/etc/passwd", "../lib/x.txt"):
         e = hostile(f'include "{target}"\ninput 8x8x3\nRELU', path=str(main_path))
         assert e.code == "E208" and "root:" not in e.render()
+    # a NUL in the name (a fuzz mutation of a zoo net found it): os.path raises ValueError on it
+    e = hostile('include "lib/re\x00snet.net"\ninput 8x8x3\nRELU', path=str(main_path))
+    assert e.code == "E208" and "NUL" in e.message and (e.span.line, e.span.col) == (1, 9)
 
 
 def test_non_net_files_are_never_quoted(tmp_path, capsys):

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 import cnndsl  # noqa: E402
 from cnndsl.backends import pytorch  # noqa: E402
 from cnndsl.kinds import KINDS  # noqa: E402
-from specgen import NETS, random_specs  # noqa: E402
+from specgen import random_specs, zoo_params  # noqa: E402
 from specgen import RESNETISH  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -52,7 +52,7 @@ def check_against_analyzer(net, device=None, batch=2):
     return m
 
 
-@pytest.mark.parametrize("path", NETS, ids=[os.path.basename(p) for p in NETS])
+@pytest.mark.parametrize("path", zoo_params())
 def test_zoo_net_matches_analyzer_on_meta(path):
     net = cnndsl.load(path)
     m = check_against_analyzer(net, device="meta", batch=1)

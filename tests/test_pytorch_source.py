@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 import cnndsl  # noqa: E402
 from cnndsl.backends import pytorch_source  # noqa: E402
 from cnndsl.kinds import KINDS  # noqa: E402
-from specgen import NETS, random_specs  # noqa: E402
+from specgen import random_specs, zoo_params  # noqa: E402
 from specgen import RESNETISH as SMALL  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -65,7 +65,7 @@ def test_small_net_identical_outputs_both_ways():
     m.load_state_dict(g.state_dict(), strict=True)  # and a checkpoint of the source loads into to_torch()
 
 
-@pytest.mark.parametrize("path", NETS, ids=[os.path.basename(p) for p in NETS])
+@pytest.mark.parametrize("path", zoo_params())
 def test_zoo_source_has_to_torch_state_dict(path):
     net = cnndsl.load(path)
     src = net.torch_source()

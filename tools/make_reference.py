@@ -69,9 +69,12 @@ TORCHVISION_NETS = {
     "convnext_tiny": {}, "convnext_small": {}, "convnext_base": {}, "convnext_large": {},
     "mobilenet_v3_large": {}, "mobilenet_v3_small": {},
     "shufflenet_v2_x0_5": {}, "shufflenet_v2_x1_0": {}, "shufflenet_v2_x1_5": {}, "shufflenet_v2_x2_0": {},
+    "regnet_y_400mf": {}, "regnet_y_800mf": {}, "regnet_y_1_6gf": {}, "regnet_y_3_2gf": {},
+    "regnet_y_8gf": {}, "regnet_y_16gf": {}, "regnet_y_32gf": {}, "regnet_y_128gf": {},
 }
 # Nets whose eval crop (that of their DEFAULT weights) is not 224x224.
-INPUT_HWC = {"inception_v3": [299, 299, 3]}
+INPUT_HWC = {"inception_v3": [299, 299, 3],
+             "regnet_y_128gf": [384, 384, 3]}  # IMAGENET1K_SWAG_E2E_V1
 
 # Published totals; a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {
@@ -93,6 +96,9 @@ EXPECTED_PARAMS = {
     "mobilenet_v3_large": 5483032, "mobilenet_v3_small": 2542856,
     "shufflenet_v2_x0_5": 1366792, "shufflenet_v2_x1_0": 2278604, "shufflenet_v2_x1_5": 3503624,
     "shufflenet_v2_x2_0": 7393996,
+    "regnet_y_400mf": 4344144, "regnet_y_800mf": 6432512, "regnet_y_1_6gf": 11202430,
+    "regnet_y_3_2gf": 19436338, "regnet_y_8gf": 39381472, "regnet_y_16gf": 83590140,
+    "regnet_y_32gf": 145046770, "regnet_y_128gf": 644812894,
 }
 EXPECTED_MACS = {
     "alexnet": 714188480, "vgg16": 15470264320, "resnet50": 4089184256,

@@ -77,6 +77,9 @@ def resolve(st: A.Include, seen=(), ctx=None) -> A.Include:
 
 def _include(st: A.Include, seen, ctx) -> A.Include:
     base = os.path.dirname(os.path.abspath(st.span.source.path)) if st.span.source.path != "<string>" else os.getcwd()
+    if "\x00" in st.path:  # no file has such a name; os.path would raise ValueError
+        raise CnnError("the include's file name holds a NUL character", st.span, code="E208",
+                       hint="name a .net file inside the spec's folder tree, e.g. `include \"lib/blocks.net\"`")
     target = os.path.realpath(os.path.join(base, st.path))  # links resolved: the folder rule sees the real file
     if not any(_inside(target, folder) for folder in ctx.allowed):
         raise CnnError(f"`{st.path}` is outside the folder of the spec ({ctx.allowed[0]})", st.span, code="E208",
