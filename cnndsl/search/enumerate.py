@@ -13,6 +13,7 @@ chunks so that each worker's cache of nets stays useful.
 """
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections import Counter
@@ -97,7 +98,7 @@ def _chunk(jobs):
             continue
         hit = None
         for rs in readsets:
-            hit = cache.get((rs, tuple(choices.get(n) for n in rs)))
+            hit = cache.get((rs, tuple([choices[n] for n in rs])))
             if hit is not None:
                 break
         if hit is None:
@@ -141,8 +142,12 @@ def _over_budget(r, b, choices):
 
 
 def _show(choices):
-    return {n: (",".join("on" if b else "off" for b in v) if isinstance(v, tuple) and all(isinstance(b, bool) for b in v)
-                else v) for n, v in choices.items()}
+    return {n: _show_bits(v) if v.__class__ is tuple else v for n, v in choices.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _show_bits(v):
+    return ",".join("on" if b else "off" for b in v) if all(isinstance(b, bool) for b in v) else v
 
 
 def _parallel(space, jobs, options, budget, workers, progress):
