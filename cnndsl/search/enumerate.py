@@ -8,8 +8,8 @@
     (4, {'E301: #x# window does not fit a height of # (input #x#x#)': 1, 'over --max-params': 1}, [{'N': 2}, {'N': 3}])
 
 Members that read the same values (an FC width when K = 0 hides it) are one net: measured once,
-listed once (`same_net` counts the others). Big spaces go to a process pool, in contiguous
-chunks so that each worker's cache of nets stays useful.
+listed once (`same_net` counts the others). Big spaces go to a process pool, in a few large
+contiguous chunks per worker so that each worker's memo of nets and parts stays useful.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ MEASURES = ("params", "macs", "memory", "depth", "rf", "flops", "layers")
 LARGER_IS_BETTER = {"depth", "rf"}
 DEFAULT_LIMIT = 200_000
 PARALLEL_FROM = 3_000   # members: below this a process pool costs more than it saves
-CHUNK = 1_000
+CHUNK = 20_000          # members per task at most: a few large contiguous tasks per worker, so that the
+                        # members that share parts (search/lean.py) mostly meet in one worker's memo
 
 
 def search(space, *, batch=1, dtype="fp32", optimizer="adam", max_params=None, max_macs=None, max_memory=None,
@@ -56,7 +57,10 @@ def search(space, *, batch=1, dtype="fp32", optimizer="adam", max_params=None, m
         records, dropped = _parallel(space, jobs, options, budget, workers, progress)
     else:
         _init(space, options, budget)
-        records, dropped = _chunk(jobs)
+        try:
+            records, dropped = _chunk(jobs)
+        finally:
+            _STATE.clear()  # the memo is this search's: not kept alive, nor copied into a later pool's workers
         if progress:
             progress(len(jobs))
     kept = [r for r in records if "same_as" not in r]
@@ -88,6 +92,12 @@ def _init(space, options, budget):
 
 
 def _chunk(jobs):
+    from ..net import _gc_paused  # members allocate much and free it all: the collector would only rescan
+    with _gc_paused():
+        return _measure_all(jobs)
+
+
+def _measure_all(jobs):
     st = _STATE
     space, options, budget, cache, readsets = st["space"], st["options"], st["budget"], st["cache"], st["readsets"]
     where = budget["where"]

@@ -140,7 +140,7 @@ class Lean(Tracking):
         self.charges = shared.setdefault("charges", {})
         self._count = 0
         self._serial = 0
-        self._dkey = None
+        self._dkey = self._bkey = None
         self.peruse = [(n, v) for n, v in self.bindings.items() if isinstance(v, PerUse)]
 
     def node_count(self):
@@ -169,9 +169,16 @@ class Lean(Tracking):
         self._count += 1
         return name
 
+    def bindings_key(self):
+        """The bindings' values (a per-occurrence optional's choices left out: the budget walk does not
+        use them up)."""
+        if self._bkey is None:
+            self._bkey = tuple((n, _PU if v.__class__ is PerUse else _typed(v)) for n, v in self.bindings.items())
+        return self._bkey
+
     # ---- the budget walk: once per distinct bindings ---------------------------------------
     def charge(self, net, sc):
-        key = tuple((n, _PU if isinstance(v, PerUse) else _typed(v)) for n, v in self.bindings.items())
+        key = self.bindings_key()
         hit = self.charges.get(key)
         if hit is None:
             read, used, g0 = self.read, self.used, dict(self.globals)
