@@ -14,6 +14,7 @@ contiguous chunks per worker so that each worker's memo of nets and parts stays 
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import random
 from collections import Counter
@@ -51,7 +52,7 @@ def search(space, *, batch=1, dtype="fp32", optimizer="adam", max_params=None, m
         raise CnnError(f"--sort {sort}: choose one of {', '.join(MEASURES)}", usage=True, code="E501")
     budget = dict(max_params=max_params, max_macs=max_macs, max_memory=max_memory, min_rf=min_rf, where=where)
     options = dict(batch=batch, dtype=dtype, optimizer=optimizer, strict=strict)
-    jobs = [(i, space.member(i)) for i in indices]
+    jobs = list(indices)  # member numbers: each process decodes its own (space.member)
     workers = workers if workers is not None else (os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_FROM:
         records, dropped = _parallel(space, jobs, options, budget, workers, progress)
@@ -102,7 +103,9 @@ def _measure_all(jobs):
     space, options, budget, cache, readsets = st["space"], st["options"], st["budget"], st["cache"], st["readsets"]
     where = budget["where"]
     records, dropped = [], Counter()
-    for index, choices in jobs:
+    member = space.member
+    for index in jobs:
+        choices = member(index)
         if where is not None and where.variables_only and not where(choices, None):
             dropped["--where"] += 1
             continue
@@ -165,11 +168,17 @@ def _parallel(space, jobs, options, budget, workers, progress):
     size = max(1, min(CHUNK, len(jobs) // (workers * 4) or 1))
     chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
     records, dropped = [], Counter()
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(space, options, budget)) as pool:
-        for (recs, drops), chunk in zip(pool.map(_chunk, chunks), chunks):
-            records += recs
-            dropped.update(drops)
-            if progress:
-                progress(len(chunk))
+    # forked workers share the parent's objects until they write to them: frozen, the collector in a
+    # worker leaves them (and their pages) alone (the gc module's advice for fork without exec)
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(workers, initializer=_init, initargs=(space, options, budget)) as pool:
+            for (recs, drops), chunk in zip(pool.map(_chunk, chunks), chunks):
+                records += recs
+                dropped.update(drops)
+                if progress:
+                    progress(len(chunk))
+    finally:
+        gc.unfreeze()
     return records, dropped
 

@@ -196,7 +196,7 @@ class Lean(Tracking):
             self.used |= hit[2]
             self.globals.update(hit[3])
         if hit[0] is not None:
-            raise hit[0]
+            raise hit[0].with_traceback(None)  # not a traceback that grows with each member
 
     # ---- the memo points ----------------------------------------------------------------------
     def expr(self, e, x, sc, label=None):
