@@ -242,7 +242,7 @@ def test_doubling_family_members_equal_report_of_their_emitted_files():
     r = search(space, workers=1)
     assert r["measured"] == space.count == 2 * 3 * 2 * 2 * (2 + 4 + 8 + 16 + 32 + 64)
     assert r["kept"] + sum(r["dropped"].values()) == space.count and r["dropped"]
-    for rec in random.Random(5).sample(r["members"], 120):
+    for rec in random.Random(5).sample(r["members"], 80):
         choices = space.member(rec["index"])
         graph = elaborate_member(prog, space.bindings(choices))[0]
         convs = [n.attrs["filters"] for n in graph.nodes if n.op == "CONV"]

@@ -7,7 +7,9 @@
     (82738, 3, 5, ['N'])
 
 `read` is what the member's elaboration read of its bindings: two members that agree on those
-values are the same net (a hidden FC width when K = 0), so a search measures it once.
+values are the same net (a hidden FC width when K = 0), so a search measures it once. With
+`shared` (a dict kept across a search's members) the parts members have in common are expanded
+and folded once (lean.py); the figures are the same.
 """
 from __future__ import annotations
 
