@@ -254,3 +254,40 @@ def test_doubling_family_members_equal_report_of_their_emitted_files():
         assert (t["params"], t["macs"], t["flops"], t["train_bytes"], len(rep["layers"]), depth) == \
             (rec["params"], rec["macs"], rec["flops"], rec["memory"], rec["layers"], rec["depth"]), choices
         assert rec["rf"] == (rf if isinstance(rf, int) else max(rf))
+
+
+# the memo's corners: unnamed optionals (numbered as met), a count that reads the index, residual
+# joins across parts, windows that do not fit (warnings; errors when strict), a concatenation
+CORNERS = {
+    "unnamed": ("input 32x32x3\nlet N = 1 in 1..3\nlet M = 2 in 1..4\n"
+                "[(CONV(8, 3, p=1) - RELU)*N - (MAXPOOL(2) - DROPOUT(0.1))?]*M - FC(10)", {"optional1": "each"}),
+    "index_count": ("input 32x32x3\nlet M = 2 in 1..4\nlet C = 8 in 4, 12\n"
+                    "(CONV(C, 3, p=1)*(i+1) - RELU - POOL?)*M @i - FC(10)", {"pool": "each"}),
+    "residual": ("input 16x16x8\nlet N = 1 in 1..4\nlet M = 1 in 1..3\n"
+                 "[({ ID + CONV(8, 3, p=1) - BN - RELU - CONV(8, 3, p=1) - BN } - RELU)*N - MAXPOOL(2)?]*M"
+                 " - GAP - FC(10) - SOFTMAX", {"maxpool": "each"}),
+    "not_fitting": ("input 31x31x3\nlet N = 1 in 1..3\nlet K = 3 in 2, 3\nlet M = 1 in 1..3\n"
+                    "[(CONV(8, K, s=2) - RELU)*N - POOL?]*M - FC(10)", {"pool": "each"}),
+    "concat": ("input 32x32x3\nlet N = 1 in 1..3\nlet C = 4 in 4, 8\n"
+               "({ CONV(C, 1) | CONV(C, 3, p=1) | MAXPOOL(3, s=1, p=1) } - RELU - POOL?)*N - FC(10)", {"pool": "each"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORNERS))
+def test_memo_corners_equal_measuring_each_member_alone(name):
+    from cnndsl.search.member import measure
+    from cnndsl.search.space import PerUse
+    text, defines = CORNERS[name]
+    prog = cnndsl.parse(text, f"{name}.net")
+    space = Space(prog, defines)
+    for options in ({}, {"batch": 4, "dtype": "fp16", "optimizer": "sgd", "strict": True}):
+        shared = {}
+        for i in list(range(space.count)) * 2:
+            choices = space.member(i)
+            b_slow, b_fast = space.bindings(choices), space.bindings(choices)
+            slow = measure(prog, b_slow, space.input, **options)
+            fast = measure(prog, b_fast, space.input, **options, shared=shared)
+            assert fast == slow, (choices, options)
+            assert [v.used for v in b_fast.values() if isinstance(v, PerUse)] == \
+                [v.used for v in b_slow.values() if isinstance(v, PerUse)]
+        assert shared["segments"]
