@@ -177,13 +177,15 @@ CONV(C, 3, p=1) - basic(C, S, D) - basic(C * 2, S, downsample=on)*N - POOL? - FC
 """
 
 
-@pytest.mark.parametrize("text,pool", [(open(CLASSIC).read(), "each"), (SMALL, "on,off"), (BLOCKS, None)])
+@pytest.mark.parametrize("text,pool", [(open(CLASSIC).read(), "each"), (SMALL, "on,off"), (BLOCKS, None),
+                                       ("DOUBLING", None)])
 def test_shared_work_equals_measuring_each_member_alone(text, pool, tmp_path):
     import random
     from cnndsl.search.member import measure
     if text.startswith("# The classic"):
         text = text.replace("let N = 2", "let N = 2 in 1..5").replace("let M = 2", "let M = 2 in 1..6") \
             .replace("let K = 1", "let K = 1 in 0..2")
+    text = DOUBLING if text == "DOUBLING" else text  # (defined below)
     prog = cnndsl.parse(text, str(tmp_path / "f.net"))
     space = Space(prog, {"pool": pool} if pool else None)
     idx = random.Random(1).sample(range(space.count), min(300, space.count))
@@ -205,3 +207,87 @@ def test_fast_totals_equal_the_analysis_on_a_product_join():
     fast = totals(net.graph, 2, "fp32", "adam", {})
     slow = analyze(net.graph, dtype="fp32", batch=2, optimizer="adam")
     assert (fast["memory"], fast["params"], fast["macs"]) == (slow["train_bytes"], slow["params"], slow["macs"])
+
+
+# ---- channels doubling per stage (`*M @i`), the issue's speed family, and per-occurrence choices ------
+DOUBLING = """input 32x32x3
+let N = 2 in 1..2
+let M = 3 in 1..6
+let K = 1 in 0..2
+let C = 16 in 16, 48
+let F = 64 in 64, 256
+let pool = on in each
+[(CONV(C * 2**i, 3, p=1) - RELU)*N - POOL?]*M @i - (FC(F) - RELU)*K - FC(10) - SOFTMAX
+"""
+
+
+@pytest.mark.parametrize("form", ["let", "-D"])
+def test_each_choice_switches_its_own_occurrence(form):
+    """Member (pool=off,on,off) has its pools where its bits say, not shifted by the budget walk or the let."""
+    text = "input 32x32x3\nlet M = 3 in 1..3\n" + ("let pool = on in each\n" if form == "let" else "") + \
+        "[CONV(8, 3, p=1) - POOL?]*M"
+    prog = cnndsl.parse(text)
+    space = Space(prog, None if form == "let" else {"pool": "each"})
+    for i in range(space.count):
+        choices = space.member(i)
+        graph = elaborate_member(prog, space.bindings(choices))[0]
+        want = [op for on in choices["pool"] for op in (["CONV", "MAXPOOL"] if on else ["CONV"])]
+        assert [n.op for n in graph.nodes] == want, choices
+
+
+def test_doubling_family_members_equal_report_of_their_emitted_files():
+    import random
+    prog = cnndsl.parse(DOUBLING, "doubling.net")
+    space = Space(prog)
+    r = search(space, workers=1)
+    assert r["measured"] == space.count == 2 * 3 * 2 * 2 * (2 + 4 + 8 + 16 + 32 + 64)
+    assert r["kept"] + sum(r["dropped"].values()) == space.count and r["dropped"]
+    for rec in random.Random(5).sample(r["members"], 80):
+        choices = space.member(rec["index"])
+        graph = elaborate_member(prog, space.bindings(choices))[0]
+        convs = [n.attrs["filters"] for n in graph.nodes if n.op == "CONV"]
+        assert convs == [choices["C"] * 2 ** i for i in range(choices["M"]) for _ in range(choices["N"])]
+        rep = cnndsl.loads(W.flat_text(graph, "m")).report()
+        t = rep["totals"]
+        rf = [l["rf"] for l in rep["layers"] if l["rf"] is not None][-1]
+        depth = sum(1 for l in rep["layers"] if l["op"] in ("CONV", "FC") and l["params"])
+        assert (t["params"], t["macs"], t["flops"], t["train_bytes"], len(rep["layers"]), depth) == \
+            (rec["params"], rec["macs"], rec["flops"], rec["memory"], rec["layers"], rec["depth"]), choices
+        assert rec["rf"] == (rf if isinstance(rf, int) else max(rf))
+
+
+# the memo's corners: unnamed optionals (numbered as met), a count that reads the index, residual
+# joins across parts, windows that do not fit (warnings; errors when strict), a concatenation
+CORNERS = {
+    "unnamed": ("input 32x32x3\nlet N = 1 in 1..3\nlet M = 2 in 1..4\n"
+                "[(CONV(8, 3, p=1) - RELU)*N - (MAXPOOL(2) - DROPOUT(0.1))?]*M - FC(10)", {"optional1": "each"}),
+    "index_count": ("input 32x32x3\nlet M = 2 in 1..4\nlet C = 8 in 4, 12\n"
+                    "(CONV(C, 3, p=1)*(i+1) - RELU - POOL?)*M @i - FC(10)", {"pool": "each"}),
+    "residual": ("input 16x16x8\nlet N = 1 in 1..4\nlet M = 1 in 1..3\n"
+                 "[({ ID + CONV(8, 3, p=1) - BN - RELU - CONV(8, 3, p=1) - BN } - RELU)*N - MAXPOOL(2)?]*M"
+                 " - GAP - FC(10) - SOFTMAX", {"maxpool": "each"}),
+    "not_fitting": ("input 31x31x3\nlet N = 1 in 1..3\nlet K = 3 in 2, 3\nlet M = 1 in 1..3\n"
+                    "[(CONV(8, K, s=2) - RELU)*N - POOL?]*M - FC(10)", {"pool": "each"}),
+    "concat": ("input 32x32x3\nlet N = 1 in 1..3\nlet C = 4 in 4, 8\n"
+               "({ CONV(C, 1) | CONV(C, 3, p=1) | MAXPOOL(3, s=1, p=1) } - RELU - POOL?)*N - FC(10)", {"pool": "each"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORNERS))
+def test_memo_corners_equal_measuring_each_member_alone(name):
+    from cnndsl.search.member import measure
+    from cnndsl.search.space import PerUse
+    text, defines = CORNERS[name]
+    prog = cnndsl.parse(text, f"{name}.net")
+    space = Space(prog, defines)
+    for options in ({}, {"batch": 4, "dtype": "fp16", "optimizer": "sgd", "strict": True}):
+        shared = {}
+        for i in list(range(space.count)) * 2:
+            choices = space.member(i)
+            b_slow, b_fast = space.bindings(choices), space.bindings(choices)
+            slow = measure(prog, b_slow, space.input, **options)
+            fast = measure(prog, b_fast, space.input, **options, shared=shared)
+            assert fast == slow, (choices, options)
+            assert [v.used for v in b_fast.values() if isinstance(v, PerUse)] == \
+                [v.used for v in b_slow.values() if isinstance(v, PerUse)]
+        assert shared["segments"]

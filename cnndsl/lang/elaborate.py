@@ -84,7 +84,7 @@ class _Elaborator(Values, Arguments, Budget):
         return graph
 
     def expand(self) -> Graph:
-        self.statements(self.program, seen=(os.path.realpath(self.path),))
+        self.statements(self.program, seen=(self.real_path(),))
         if self.program.net is None:
             raise CnnError(f"{self.path}: no network: the file has statements but no network expression",
                            hint="end the file with the network, e.g. `CONV(16, 3) - RELU - FC(10)`", code="E304")
@@ -104,6 +104,13 @@ class _Elaborator(Values, Arguments, Budget):
         self.graph.lets = {k: v for k, v in self.globals.items() if v is not POISON}
         self.graph.optionals = sorted(self.optionals.values(), key=lambda o: (o.span.line, o.span.col))
         return self.graph
+
+    def real_path(self) -> str:
+        return os.path.realpath(self.path)
+
+    def node_count(self) -> int:
+        """The layers built so far (the search's memo stands for many with one: search/lean.py)."""
+        return len(self.graph.nodes)
 
     def recover(self, err: CnnError, sc=None):
         """Record an independent error and let elaboration go on; re-raise a usage error, and
@@ -269,20 +276,20 @@ class _Elaborator(Values, Arguments, Budget):
         for i in range(n):
             self.step(e.span)
             if i == 0 and n > 1:
-                before = (x, len(self.graph.nodes), len(self.taken), {k: o.uses for k, o in self.optionals.items()})
+                before = (x, self.node_count(), len(self.taken), {k: o.uses for k, o in self.optionals.items()})
             env = sc.env if e.index is None else {**sc.env, e.index: i}  # `*n @i`: the body sees i
             x = self.expr(e.body, x, _Scope(sc.prefix, sc.counters, env, sc.frames, sc.stack, sc.params) if n == 1 else
                           _Scope(sc.prefix, sc.counters, env, sc.frames + (Frame("repeat", sc.prefix, rid, i, n, e.span, variable=e.index),),
                                  sc.stack, sc.params))
             if i == 0 and n > 1:
-                made = len(self.graph.nodes) - before[1]
+                made = self.node_count() - before[1]
                 total = made * n * math.prod(self.repeats[:-1])
                 if total > MAX_NODES:  # known after one iteration, instead of after a million nodes
                     counts = " * ".join(map(str, self.repeats))
                     raise CnnError(f"the repeats make {total:,} layers, more than the {MAX_NODES:,} a spec may have",
                                    e.count.span, code="E401", arithmetic=f"{counts} copies of {made} layer{'s' * (made != 1)} = {total:,}",
                                    hint="check the counts: is a variable bound to the wrong value?")
-            if i == 0 and n > 1 and e.index is None and before[:3] == (x, len(self.graph.nodes), len(self.taken)):
+            if i == 0 and n > 1 and e.index is None and before[:3] == (x, self.node_count(), len(self.taken)):
                 # the body made nothing and named nothing (`(RELU*0)*1000000`, an optional switched
                 # off): every iteration would do the same, so a million of them cost nothing
                 for k, o in self.optionals.items():
@@ -395,7 +402,7 @@ class _Elaborator(Values, Arguments, Budget):
             warnings = [self.located(w, name, sc) for w in warnings]
         node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit, defaults or {},
                     {"warnings": list(warnings)} if warnings else {}, site)
-        if len(self.graph.nodes) >= MAX_NODES:
+        if self.node_count() >= MAX_NODES:
             raise CnnError(f"the network expands to more than {MAX_NODES:,} layers", span, code="E401")
         if warnings:
             self.graph.warnings.extend(warnings)

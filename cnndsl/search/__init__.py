@@ -1,8 +1,9 @@
 """Families: a spec with ranged variables and free optionals as a design space.
 
-space.py (the members, counted and indexed), member.py (measure one), enumerate.py (search under
-budgets), pareto.py, where.py (--where), emit.py (members as .net files), match.py (is a net a
-member?), symbolic.py (closed forms, sympy: imported only for --symbolic), plot.py (matplotlib:
-only for --plot), train.py (`search --train`: members trained with cnndsl.train, their accuracy added;
-torch is imported only when a member trains).
+space.py (the members, counted and indexed), member.py (measure one), lean.py (the parts members
+share, expanded and folded once), enumerate.py (search under budgets), pareto.py, where.py
+(--where), emit.py (members as .net files), match.py (is a net a member?), symbolic.py (closed
+forms, sympy: imported only for --symbolic), plot.py (matplotlib: only for --plot), train.py
+(`search --train`: members trained with cnndsl.train, their accuracy added; torch is imported only
+when a member trains).
 """

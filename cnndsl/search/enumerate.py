@@ -8,11 +8,13 @@
     (4, {'E301: #x# window does not fit a height of # (input #x#x#)': 1, 'over --max-params': 1}, [{'N': 2}, {'N': 3}])
 
 Members that read the same values (an FC width when K = 0 hides it) are one net: measured once,
-listed once (`same_net` counts the others). Big spaces go to a process pool, in contiguous
-chunks so that each worker's cache of nets stays useful.
+listed once (`same_net` counts the others). Big spaces go to a process pool, in a few large
+contiguous chunks per worker so that each worker's memo of nets and parts stays useful.
 """
 from __future__ import annotations
 
+import functools
+import gc
 import os
 import random
 from collections import Counter
@@ -25,7 +27,8 @@ MEASURES = ("params", "macs", "memory", "depth", "rf", "flops", "layers")
 LARGER_IS_BETTER = {"depth", "rf"}
 DEFAULT_LIMIT = 200_000
 PARALLEL_FROM = 3_000   # members: below this a process pool costs more than it saves
-CHUNK = 1_000
+CHUNK = 20_000          # members per task at most: a few large contiguous tasks per worker, so that the
+                        # members that share parts (search/lean.py) mostly meet in one worker's memo
 
 
 def search(space, *, batch=1, dtype="fp32", optimizer="adam", max_params=None, max_macs=None, max_memory=None,
@@ -49,13 +52,16 @@ def search(space, *, batch=1, dtype="fp32", optimizer="adam", max_params=None, m
         raise CnnError(f"--sort {sort}: choose one of {', '.join(MEASURES)}", usage=True, code="E501")
     budget = dict(max_params=max_params, max_macs=max_macs, max_memory=max_memory, min_rf=min_rf, where=where)
     options = dict(batch=batch, dtype=dtype, optimizer=optimizer, strict=strict)
-    jobs = [(i, space.member(i)) for i in indices]
+    jobs = list(indices)  # member numbers: each process decodes its own (space.member)
     workers = workers if workers is not None else (os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_FROM:
         records, dropped = _parallel(space, jobs, options, budget, workers, progress)
     else:
         _init(space, options, budget)
-        records, dropped = _chunk(jobs)
+        try:
+            records, dropped = _chunk(jobs)
+        finally:
+            _STATE.clear()  # the memo is this search's: not kept alive, nor copied into a later pool's workers
         if progress:
             progress(len(jobs))
     kept = [r for r in records if "same_as" not in r]
@@ -87,17 +93,25 @@ def _init(space, options, budget):
 
 
 def _chunk(jobs):
+    from ..net import _gc_paused  # members allocate much and free it all: the collector would only rescan
+    with _gc_paused():
+        return _measure_all(jobs)
+
+
+def _measure_all(jobs):
     st = _STATE
     space, options, budget, cache, readsets = st["space"], st["options"], st["budget"], st["cache"], st["readsets"]
     where = budget["where"]
     records, dropped = [], Counter()
-    for index, choices in jobs:
+    member = space.member
+    for index in jobs:
+        choices = member(index)
         if where is not None and where.variables_only and not where(choices, None):
             dropped["--where"] += 1
             continue
         hit = None
         for rs in readsets:
-            hit = cache.get((rs, tuple(choices.get(n) for n in rs)))
+            hit = cache.get((rs, tuple([choices[n] for n in rs])))
             if hit is not None:
                 break
         if hit is None:
@@ -141,8 +155,12 @@ def _over_budget(r, b, choices):
 
 
 def _show(choices):
-    return {n: (",".join("on" if b else "off" for b in v) if isinstance(v, tuple) and all(isinstance(b, bool) for b in v)
-                else v) for n, v in choices.items()}
+    return {n: _show_bits(v) if v.__class__ is tuple else v for n, v in choices.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _show_bits(v):
+    return ",".join("on" if b else "off" for b in v) if all(isinstance(b, bool) for b in v) else v
 
 
 def _parallel(space, jobs, options, budget, workers, progress):
@@ -150,11 +168,17 @@ def _parallel(space, jobs, options, budget, workers, progress):
     size = max(1, min(CHUNK, len(jobs) // (workers * 4) or 1))
     chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
     records, dropped = [], Counter()
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(space, options, budget)) as pool:
-        for (recs, drops), chunk in zip(pool.map(_chunk, chunks), chunks):
-            records += recs
-            dropped.update(drops)
-            if progress:
-                progress(len(chunk))
+    # forked workers share the parent's objects until they write to them: frozen, the collector in a
+    # worker leaves them (and their pages) alone (the gc module's advice for fork without exec)
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(workers, initializer=_init, initargs=(space, options, budget)) as pool:
+            for (recs, drops), chunk in zip(pool.map(_chunk, chunks), chunks):
+                records += recs
+                dropped.update(drops)
+                if progress:
+                    progress(len(chunk))
+    finally:
+        gc.unfreeze()
     return records, dropped
 

@@ -7,7 +7,9 @@
     (82738, 3, 5, ['N'])
 
 `read` is what the member's elaboration read of its bindings: two members that agree on those
-values are the same net (a hidden FC width when K = 0), so a search measures it once.
+values are the same net (a hidden FC width when K = 0), so a search measures it once. With
+`shared` (a dict kept across a search's members) the parts members have in common are expanded
+and folded once (lean.py); the figures are the same.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..analysis.inplace import inplace_nodes
 from ..kinds import KINDS
 from ..kinds.base import VIEW
 from ..errors import CnnError
+from ..lang import astnodes as A
 from ..lang.arguments import _UNSET, _typed
 from ..lang.elaborate import _Elaborator
 from ..lang.values import POISON
@@ -85,6 +88,14 @@ class Tracking(_Elaborator):
             hit = self.shared_inferred[key] = (attrs, super().infer(kind, attrs, inputs, span))
         return hit[1]
 
+    def included_statically(self, e, sc, label=None):
+        # the budget walk's guess at a `?`: a per-occurrence optional counts as on (an upper bound)
+        # without using up one of its choices, which belong to the expansion
+        name = label or (e.body.name.lower() if isinstance(e.body, A.Call) else None)
+        if name is not None and name not in sc.params and isinstance(self.bindings.get(name), PerUse):
+            return True
+        return super().included_statically(e, sc, label)
+
     def lookup(self, name, span, sc):
         if name in self.bindings:  # a block parameter of the same name counts too: reading more is safe
             self.read.add(name)
@@ -105,7 +116,8 @@ class Tracking(_Elaborator):
             self.read.add(name)
         v = self.bindings[name]
         if isinstance(v, PerUse):
-            return v.next()
+            # `let pool = on in each`: the let holds no choice (on, its default), the occurrences do
+            return True if self.in_let else v.next()
         return super().binding(name)
 
 
@@ -124,12 +136,19 @@ def measure(program, bindings, input=None, batch=1, dtype="fp32", optimizer="ada
             shared=None) -> dict:
     """The figures of one member, or {"error": reason, "read": ...} when it does not fit. With `shared`
     (a dict kept across members of one program, input and strict) the same figures come faster."""
+    if shared is not None and dtype in DTYPE_BYTES and optimizer in OPTIMIZER_STATES:
+        from . import lean  # parts shared across members: elaborated once, folded once per way in
+        e = lean.Lean(program, input, bindings, strict, program.path, shared=shared)
+        try:
+            graph = e.run()
+        except CnnError as err:
+            return {"error": reason(err), "read": e.read}
+        return {**lean.totals(graph, batch, dtype, optimizer, shared.setdefault("counts", {}), e.node_count()),
+                "read": e.read}
     try:
         graph, read = elaborate_member(program, bindings, input, strict, shared)
     except CnnError as err:
         return {"error": reason(err), "read": err.read}
-    if shared is not None and dtype in DTYPE_BYTES and optimizer in OPTIMIZER_STATES:
-        return {**totals(graph, batch, dtype, optimizer, shared.setdefault("counts", {})), "read": read}
     t = analyze(graph, dtype=dtype, batch=batch, optimizer=optimizer)
     rf, depth = None, 0
     for n in graph.nodes:

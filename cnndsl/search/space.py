@@ -23,6 +23,7 @@ optional occurs (repeat counts, switches: *structural*) form the outer part, eac
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 
@@ -228,12 +229,13 @@ class Space:
         return best
 
     def _decode(self, i, names) -> dict:
-        out = {}
-        for n in reversed(names):
-            vals = self.ranges[n]
-            i, r = divmod(i, len(vals))
-            out[n] = vals[r]
-        return dict(sorted(out.items(), key=lambda kv: self.names.index(kv[0])))
+        """Mixed radix, the last name fastest; `names` is in the order of self.names (so is the dict)."""
+        vals = [None] * len(names)
+        for k in range(len(names) - 1, -1, -1):
+            choices = self.ranges[names[k]]
+            i, r = divmod(i, len(choices))
+            vals[k] = choices[r]
+        return dict(zip(names, vals))
 
     # ---- members ----------------------------------------------------------------------
     def member(self, i: int) -> dict:
@@ -249,7 +251,7 @@ class Space:
         out = {n: out[n] for n in self.names}
         for n, occ in zip(self.each, self.occurrences[s]):
             rest, bits = divmod(rest, 2 ** occ)
-            out[n] = tuple(not (bits >> (occ - 1 - k)) & 1 for k in range(occ))
+            out[n] = _bits(occ, bits)
         return out
 
     def bindings(self, choices: dict) -> dict:
@@ -262,6 +264,12 @@ class Space:
     def describe(self) -> dict:
         return {"variables": {n: list(v) for n, v in self.ranges.items()}, "each": list(self.each),
                 "fixed": dict(self.fixed), "count": self.count}
+
+
+@functools.lru_cache(maxsize=4096)
+def _bits(occ, bits) -> tuple:
+    """The on/off choices of `occ` occurrences numbered `bits` (0: all on), the first occurrence slowest."""
+    return tuple(not (bits >> (occ - 1 - k)) & 1 for k in range(occ))
 
 
 def optional_names(program) -> set:
