@@ -106,11 +106,14 @@ def verify(net, opset=None, tol=TOL):
 # structure, and the onnxruntime-vs-torch comparison with CNNDSL_FULL_ZOO=1.
 HEAVY = 30_000_000
 # Variants of a family whose blocks a sibling already runs through onnxruntime by default (VGG-11 and
-# -16, DenseNet-121, MNASNet 0.5, RegNetX-400MF, ConvNeXt-T): like the heavy nets, their structure
-# and shapes are checked by default and their outputs with CNNDSL_FULL_ZOO=1, to keep the run short.
+# -16, DenseNet-121, MNASNet 0.5, RegNetX-400MF, ConvNeXt-T, EfficientNet-B0 and V2-S): like the heavy
+# nets, their structure and shapes are checked by default and their outputs with CNNDSL_FULL_ZOO=1, to
+# keep the run short.
 VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet161", "densenet169", "densenet201",
             "mnasnet0_75", "mnasnet1_0", "mnasnet1_3", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
-            "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "convnext_small", "convnext_base", "convnext_large"}
+            "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "convnext_small", "convnext_base", "convnext_large",
+            "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5",
+            "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m", "efficientnet_v2_l"}
 
 
 @pytest.mark.parametrize("path", NETS, ids=[os.path.basename(p)[:-4] for p in NETS])
