@@ -44,7 +44,7 @@ def twin(ref, name):
     return getattr(torchvision.models, name)(weights=None, **ref.TORCHVISION_NETS[name])
 
 
-def convnext_layout(model, sd):
+def convnext_layout(model, sd, hwc=None):
     """ConvNeXt's state_dict as cnndsl's mapping can place it (it cannot yet by itself): each
     pointwise nn.Linear weight [out, in] as the 1x1 conv weight [out, in, 1, 1] it equals, and each
     CNBlock's own `layer_scale` parameter as the weight of a module `layer_scale`. Exact: the same
@@ -66,9 +66,35 @@ def convnext_layout(model, sd):
     return out
 
 
-# Twins whose state_dict needs a stated re-layout before cnndsl's mapping (recorded as "adapted").
+def calibrated_bn(model, sd, hwc):
+    """BatchNorm statistics measured on data, affine parameters drawn at random: torchvision's
+    initialisation (BN the identity, running statistics 0 and 1) leaves EfficientNet's output near
+    1e-14, where any difference hides under the tolerance. Each BN's weight and bias are drawn from
+    U(0.5, 1.5) and U(-0.5, 0.5), and its running statistics are those of one random batch through
+    the twin in training mode (momentum None: the batch's own mean and variance). The twin's
+    eval output is then of order 1, and the same numbers load into ours."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in bns:
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.5, 0.5)
+            m.reset_running_stats()
+            m.momentum, m.saved_momentum = None, m.momentum
+        H, W_, C = hwc
+        model.train()
+        model(torch.randn(2, C, H, W_))
+        model.eval()
+        for m in bns:
+            m.momentum = m.saved_momentum
+            del m.saved_momentum
+    return model.state_dict()
+
+
+# Twins whose state_dict needs a stated re-layout or re-draw before cnndsl's mapping (recorded as "adapted").
 ADAPT = {"convnext_tiny": convnext_layout, "convnext_small": convnext_layout,
-         "convnext_base": convnext_layout, "convnext_large": convnext_layout}
+         "convnext_base": convnext_layout, "convnext_large": convnext_layout,
+         **{f"efficientnet_{v}": calibrated_bn for v in ("b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7",
+                                                          "v2_s", "v2_m", "v2_l")}}
 
 
 def check(ref, name):
@@ -78,7 +104,7 @@ def check(ref, name):
     ours = net.to_torch(seed=1).eval()
     sd = theirs.state_dict()
     if name in ADAPT:
-        sd = ADAPT[name](theirs, sd)
+        sd = ADAPT[name](theirs, sd, net.graph.input_shape)
     loaded = W.load_into(ours, sd)
     H, W_, C = net.graph.input_shape
     x = torch.randn(2, C, H, W_)
