@@ -83,8 +83,10 @@ def test_accepted_chains_build_and_run_in_both_backends(seed):
 def test_accepted_fuzz_specs_build_and_run_in_both_backends(tmp_path):
     import test_fuzz as F
     main = F.fixture_tree(tmp_path)
-    rng, ran = random.Random(5), 0
-    for _ in range(400):
+    # the draws mutate nets/*.net too, so the zoo's growth moves them: draw up to 1500 (about 1 in
+    # 100 builds small enough to run), stopping at 12
+    rng, ran = random.Random(6), 0
+    for _ in range(1500):
         if ran >= 12:
             break
         text = F.draw_spec(F._Chooser(rng=rng))
