@@ -106,7 +106,8 @@ def verify(net, opset=None, tol=TOL):
 # structure, and the onnxruntime-vs-torch comparison with CNNDSL_FULL_ZOO=1.
 HEAVY = 30_000_000
 # Variants of a family whose blocks a sibling already runs through onnxruntime by default (VGG-11 and
-# -16, DenseNet-121, MNASNet 0.5, RegNetX-400MF, RegNetY-400MF, ConvNeXt-T): like the heavy nets, their structure
+# -16, DenseNet-121, MNASNet 0.5, RegNetX-400MF, RegNetY-400MF, ConvNeXt-T, EfficientNet-B0
+# and V2-S): like the heavy nets, their structure
 # and shapes are checked by default and their outputs with CNNDSL_FULL_ZOO=1, to keep the run short.
 VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet161", "densenet169", "densenet201",
             "mnasnet0_75", "mnasnet1_0", "mnasnet1_3", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
@@ -119,7 +120,9 @@ VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet16
             "preact_resnet164", "sd_resnet110",
             # RegNetY-400MF runs by default
             "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf", "regnet_y_16gf", "regnet_y_32gf",
-            "regnet_y_128gf"}
+            "regnet_y_128gf",
+            "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5",
+            "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m", "efficientnet_v2_l"}
 # DPN-92 and DPN-98 are HEAVY; their dual path block runs through onnxruntime small, in tests/test_timm_twins.py.
 
 

@@ -221,3 +221,11 @@ def test_a_layer_named_training_is_refused_with_its_position():
     with pytest.raises(cnndsl.CnnError) as e:
         pytorch_source.generate(net)
     assert e.value.span.line == 2 and "training" in e.value.message
+
+
+def test_a_parameter_named_cin_beside_the_input_channels():
+    """A def's own `cin` parameter is written cin_, beside the input channels' cin (EfficientNet's blocks)."""
+    net = cnndsl.loads("input 8x8x3\ndef blk(cin, c) = CONV(c, 1) - CONV(cin, 1)\nblk(3, 4) - blk(5, 6)")
+    src = net.torch_source()
+    assert init_args(src, "Blk") == ["cin", "cin_", "c"]
+    assert same_outputs(net)

@@ -185,6 +185,17 @@ def test_parameter_tensors_follow_state_dict_order(name):
         assert shape == want, f"{layer} {shape} vs {key} {want}"
 
 
+@pytest.mark.parametrize("name", [n for n in TWINS if "stochastic_depth" in REFERENCE[n]])
+def test_stochastic_depth_probabilities_equal_torchvision(name):
+    """Each DROPPATH's probability is that of torchvision's StochasticDepth call at the same place
+    (EfficientNet's and ConvNeXt's rise linearly with the block's index: written in the spec)."""
+    ours = [n for n in net(name).graph.nodes if n.op == "DROPPATH"]
+    ref = REFERENCE[name]["stochastic_depth"]
+    assert len(ours) == len(ref)
+    for n, (module, p) in zip(ours, ref):
+        assert n.attrs["p"] == pytest.approx(p, rel=1e-12, abs=1e-15), f"{n.name} vs {module}"
+
+
 def test_densenet_names_are_torchvision_module_paths():
     ours = {layer for layer, _ in param_shapes("densenet121")}
     theirs = {k.rsplit(".", 1)[0] for k, _ in REFERENCE["densenet121"]["state_dict"]}

@@ -24,6 +24,9 @@ batch 1 with input 224x224x3 (the eval crop of the DEFAULT weights where that di
                 nn.Linear over an (N, H, W, C) view: recorded with
                 "pointwise": true and out [H, W, C].
   state_dict    [key, shape] pairs of model.state_dict(), in order.
+  stochastic_depth  [module name, p] of every torchvision StochasticDepth call in forward
+                order (EfficientNet's MBConv calls its own only where it adds the input back;
+                ConvNeXt's every CNBlock); absent for nets without one.
 
 It needs a separate venv (torchvision does not import in the project's one):
 
@@ -32,7 +35,8 @@ It needs a separate venv (torchvision does not import in the project's one):
 
 Regenerate (from the repo root; the output is deterministic):
 
-    /work/refenv/bin/python tools/make_reference.py
+    /work/refenv/bin/python tools/make_reference.py            # every net
+    /work/refenv/bin/python tools/make_reference.py NAME ...   # these nets; the rest kept as they are
 """
 
 import json
@@ -71,10 +75,17 @@ TORCHVISION_NETS = {
     "shufflenet_v2_x0_5": {}, "shufflenet_v2_x1_0": {}, "shufflenet_v2_x1_5": {}, "shufflenet_v2_x2_0": {},
     "regnet_y_400mf": {}, "regnet_y_800mf": {}, "regnet_y_1_6gf": {}, "regnet_y_3_2gf": {},
     "regnet_y_8gf": {}, "regnet_y_16gf": {}, "regnet_y_32gf": {}, "regnet_y_128gf": {},
+    "efficientnet_b0": {}, "efficientnet_b1": {}, "efficientnet_b2": {}, "efficientnet_b3": {},
+    "efficientnet_b4": {}, "efficientnet_b5": {}, "efficientnet_b6": {}, "efficientnet_b7": {},
+    "efficientnet_v2_s": {}, "efficientnet_v2_m": {}, "efficientnet_v2_l": {},
 }
 # Nets whose eval crop (that of their DEFAULT weights) is not 224x224.
 INPUT_HWC = {"inception_v3": [299, 299, 3],
-             "regnet_y_128gf": [384, 384, 3]}  # IMAGENET1K_SWAG_E2E_V1
+             "regnet_y_128gf": [384, 384, 3],  # IMAGENET1K_SWAG_E2E_V1
+             "efficientnet_b1": [240, 240, 3], "efficientnet_b2": [288, 288, 3], "efficientnet_b3": [300, 300, 3],
+             "efficientnet_b4": [380, 380, 3], "efficientnet_b5": [456, 456, 3], "efficientnet_b6": [528, 528, 3],
+             "efficientnet_b7": [600, 600, 3], "efficientnet_v2_s": [384, 384, 3], "efficientnet_v2_m": [480, 480, 3],
+             "efficientnet_v2_l": [480, 480, 3]}
 
 # Published totals; a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {
@@ -99,6 +110,10 @@ EXPECTED_PARAMS = {
     "regnet_y_400mf": 4344144, "regnet_y_800mf": 6432512, "regnet_y_1_6gf": 11202430,
     "regnet_y_3_2gf": 19436338, "regnet_y_8gf": 39381472, "regnet_y_16gf": 83590140,
     "regnet_y_32gf": 145046770, "regnet_y_128gf": 644812894,
+    "efficientnet_b0": 5288548, "efficientnet_b1": 7794184, "efficientnet_b2": 9109994,
+    "efficientnet_b3": 12233232, "efficientnet_b4": 19341616, "efficientnet_b5": 30389784,
+    "efficientnet_b6": 43040704, "efficientnet_b7": 66347960, "efficientnet_v2_s": 21458488,
+    "efficientnet_v2_m": 54139356, "efficientnet_v2_l": 118515272,
 }
 EXPECTED_MACS = {
     "alexnet": 714188480, "vgg16": 15470264320, "resnet50": 4089184256,
@@ -116,11 +131,13 @@ def lenet5():
     )
 
 
-def build_nets():
-    """Yield (name, model, input_hwc) in a fixed order."""
+def build_nets(names=()):
+    """Yield (name, model, input_hwc) in a fixed order: every net, or those `names`."""
     for name, kwargs in TORCHVISION_NETS.items():
-        yield name, getattr(torchvision.models, name)(weights=None, **kwargs), INPUT_HWC.get(name, DEFAULT_HWC)
-    yield "lenet5", lenet5(), [32, 32, 1]
+        if not names or name in names:
+            yield name, getattr(torchvision.models, name)(weights=None, **kwargs), INPUT_HWC.get(name, DEFAULT_HWC)
+    if not names or "lenet5" in names:
+        yield "lenet5", lenet5(), [32, 32, 1]
 
 
 def layer_macs(module, out):
@@ -147,10 +164,15 @@ def hwc(shape, channels_last=False):
     raise ValueError(f"unexpected output shape {shape}")
 
 
-def trace_layers(model, x):
-    """Run one forward pass, recording each RECORDED_TYPES call in order."""
+def trace_layers(model, x, drops=None):
+    """Run one forward pass, recording each RECORDED_TYPES call in order (and into `drops`, each
+    StochasticDepth call's [name, p])."""
+    from torchvision.ops import StochasticDepth
     layers, handles = [], []
     for qname, module in model.named_modules():
+        if isinstance(module, StochasticDepth) and drops is not None:
+            handles.append(module.register_forward_hook(
+                lambda mod, _inp, _out, qname=qname: drops.append([qname, mod.p])))
         if isinstance(module, RECORDED_TYPES):
             def hook(mod, _inp, out, qname=qname):
                 pointwise = isinstance(mod, nn.Linear) and out.dim() == 4
@@ -184,7 +206,8 @@ def describe(name, model, input_hwc):
     model.eval()  # deterministic forward (no dropout); shapes are the same either way
     h, w, c = input_hwc
     x = torch.zeros(1, c, h, w)
-    layers = trace_layers(model, x)
+    drops = []
+    layers = trace_layers(model, x, drops)
     hand = sum(l["macs"] for l in layers)
     fv, by_op = fvcore_macs(model, x)
     if fv != hand:
@@ -198,6 +221,7 @@ def describe(name, model, input_hwc):
         "input_hwc": input_hwc,
         "layers": layers,
         "state_dict": [[k, list(v.shape)] for k, v in model.state_dict().items()],
+        **({"stochastic_depth": drops} if drops else {}),
     }, hand == fv
 
 
@@ -205,10 +229,10 @@ def check_expected(nets):
     """Return a list of mismatches against the published totals."""
     bad = []
     for name, want in EXPECTED_PARAMS.items():
-        if nets[name]["params"] != want:
+        if name in nets and nets[name]["params"] != want:
             bad.append(f"{name}: params {nets[name]['params']} != expected {want}")
     for name, want in EXPECTED_MACS.items():
-        if nets[name]["conv_fc_macs"] != want:
+        if name in nets and nets[name]["conv_fc_macs"] != want:
             bad.append(f"{name}: conv_fc_macs {nets[name]['conv_fc_macs']} != expected {want}")
     return bad
 
@@ -229,13 +253,23 @@ def write_atomic(path, data):
         raise
 
 
-def main():
+def main(names=()):
     torch.manual_seed(0)  # weights do not matter, but keep runs reproducible
+    known = [*TORCHVISION_NETS, "lenet5"]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"not a reference net: {', '.join(unknown)} (add it to TORCHVISION_NETS)", file=sys.stderr)
+        return 2
+    kept = {}
+    if names and os.path.exists(OUT_PATH):
+        with open(OUT_PATH) as f:
+            kept = json.load(f)["nets"]
     nets, ok = {}, True
-    for name, model, input_hwc in build_nets():
+    for name, model, input_hwc in build_nets(names):
         nets[name], agreed = describe(name, model, input_hwc)
         ok &= agreed
     bad = check_expected(nets)
+    nets = {n: nets[n] if n in nets else kept[n] for n in known if n in nets or n in kept}
     for line in bad:
         print("!!! " + line, file=sys.stderr)
     write_atomic(OUT_PATH, {
@@ -251,4 +285,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -220,7 +220,8 @@ class Generator:
 
 
 def self_cin(code):
-    return "cin" if "cin" not in {p[0] for p in code.params} else "cin_"
+    """The input channels' argument: `cin` is reserved (block.RESERVED), so no parameter's Python name is."""
+    return "cin"
 
 
 class Part:

@@ -118,8 +118,8 @@ def class_ref(cls: str) -> str:
 class ClassWriter:
     def __init__(self, gen, d, instances):
         self.gen, self.d, self.g = gen, d, gen.graph
-        params = {p.name for p in d.params}
-        self.cin = "cin" if "cin" not in params else "cin_"
+        # the input channels' argument: "cin" is reserved, so a parameter named cin is cin_ (safe)
+        self.cin = "cin"
         self.names = {name: py for name, (py, _) in gen.consts.items()}
         self.names.update({p.name: safe(p.name) for p in d.params})
         self.names[CIN] = self.cin
