@@ -172,3 +172,16 @@ def test_compiled_source_runs_the_new_joins():
         g.load_state_dict(m.state_dict(), strict=True)
         x = torch.randn(2, *(lambda s: (s[2], s[0], s[1]))(net.graph.input_shape))
         assert torch.allclose(g(x), m(x), atol=1e-6), name
+
+
+def test_a_gate_pooled_by_adaptive_pool_keeps_the_receptive_field_of_one_pooled_by_gap():
+    """ADAPTIVEAVGPOOL(1) steps nowhere, as GAP: after an SE gate the jump is the trunk's, not H times it."""
+    import cnndsl
+    fields = []
+    for pool in ("ADAPTIVEAVGPOOL(1)", "GAP", "ADAPTIVEMAXPOOL(1)"):
+        r = cnndsl.loads(f"input 32x32x8\nCONV(8, 3, s=2, p=1) - {{ ID .* {pool} - CONV(8, 1) - SIGMOID }}"
+                         " - CONV(8, 3)").report()
+        fields.append([(l["rf"], l["jump"]) for l in r["layers"]])
+    assert fields[0] == fields[1] == fields[2]
+    # the last conv: the gate's field is the whole input seen by the trunk, its jump the trunk's (2)
+    assert fields[0][-1][1] == 2

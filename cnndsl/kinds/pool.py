@@ -179,8 +179,12 @@ class AdaptiveAvgPool(Kind):
 
     def window(self, attrs, ins):
         (H, W, _), (oh, ow) = ins[0], attrs["size"]
-        # the largest bin of PyTorch's adaptive pooling; exact when the size divides
-        return (-(-H // oh) if H % oh else H // oh, -(-W // ow) if W % ow else W // ow), (max(1, H // oh), max(1, W // ow))
+        # the largest bin of PyTorch's adaptive pooling; exact when the size divides. An axis pooled to
+        # one position steps nowhere: its jump stays its input's, as GAP's does (a stride of H would
+        # make every receptive field after a squeeze-and-excitation gate, a join of this with the
+        # full volume, explode)
+        step = lambda n, o: 1 if o == 1 else max(1, n // o)
+        return (-(-H // oh) if H % oh else H // oh, -(-W // ow) if W % ow else W // ow), (step(H, oh), step(W, ow))
 
     def saved(self, attrs, ins, out, inplace=False):
         # to 1x1 PyTorch takes a mean, which keeps nothing; any other size keeps the input
