@@ -17,20 +17,35 @@ from cnndsl.kinds import ALL
 SAMPLES = [s for k in ALL if not k.flat_input and k.name != "FLATTEN" for s in k.samples]
 
 NETS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "nets", "*.net")))
-# Variants of a family whose blocks a sibling runs by default (RegNetX-400MF, RegNetY-400MF): the
-# per-net module and compiled-source checks take them under CNNDSL_FULL_ZOO=1 only, as
-# tests/test_onnx.py does its onnxruntime comparison (tests/test_zoo.py checks each against
-# torchvision by default). 14 RegNets of up to 27 blocks would add half a minute to the default run.
-FULL_ZOO_ONLY = {f"regnet_{family}_{size}" for family in "xy"
-                 for size in ("800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")} | {"regnet_y_128gf"}
+# Variants of a family whose blocks a sibling runs by default (the representatives: VGG-11 and -16,
+# DenseNet-121, MNASNet 0.5, RegNetX-400MF, RegNetY-400MF, ConvNeXt-T, EfficientNet-B0 and V2-S,
+# MobileNetV3-Large, ShuffleNetV2 1.0x, ResNet-50): the per-net module, compiled-source and
+# onnxruntime checks take them under CNNDSL_FULL_ZOO=1 only, to keep the default run near two
+# minutes; tests/test_zoo.py checks every one against torchvision by default.
+VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet161", "densenet169", "densenet201",
+            "mnasnet0_75", "mnasnet1_0", "mnasnet1_3", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
+            "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "convnext_small", "convnext_base", "convnext_large",
+            # SE-ResNet-50: ResNet-50's blocks run by default; its SE gate (MUL) in tests/test_joins.py
+            "se_resnet50",
+            # their siblings MobileNetV3-Large and ShuffleNetV2 1.0x run by default
+            "mobilenet_v3_small", "shufflenet_v2_x0_5", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+            # the deep CIFAR ResNets: tests/test_case_studies.py runs their blocks through onnxruntime at n = 2
+            "preact_resnet164", "sd_resnet110",
+            # RegNetY-400MF runs by default
+            "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf", "regnet_y_16gf", "regnet_y_32gf",
+            "regnet_y_128gf",
+            "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5",
+            "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m", "efficientnet_v2_l",
+            # deeper or wider twins of ResNet-50 / ResNeXt-50, VGG-16, DPN-92
+            "resnet101", "resnet152", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "vgg19", "dpn98"}
 
 
 def zoo_params():
-    """NETS as pytest parameters (ids: file names), the FULL_ZOO_ONLY ones skipped by default."""
+    """NETS as pytest parameters (ids: file names), the VARIANTS skipped by default."""
     import pytest
     skip = pytest.mark.skipif(not os.environ.get("CNNDSL_FULL_ZOO"),
                               reason="a variant of a family checked by default; CNNDSL_FULL_ZOO=1 runs it")
-    return [pytest.param(p, id=os.path.basename(p), marks=[skip] if os.path.basename(p)[:-4] in FULL_ZOO_ONLY else [])
+    return [pytest.param(p, id=os.path.basename(p), marks=[skip] if os.path.basename(p)[:-4] in VARIANTS else [])
             for p in NETS]
 # a small net with every structure the backends treat specially: a residual block with in-place
 # sums, labelled scopes, an Inception-like concat, LRN, global pooling and a final softmax

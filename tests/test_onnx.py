@@ -20,7 +20,7 @@ from cnndsl.backends import onnx_graph
 from cnndsl.cli import main
 from cnndsl.kinds import KINDS
 
-from specgen import random_specs  # noqa: E402
+from specgen import VARIANTS, random_specs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETS = sorted(glob.glob(os.path.join(ROOT, "nets", "*.net")))
@@ -105,24 +105,9 @@ def verify(net, opset=None, tol=TOL):
 # on two shared cores); by default they get the checker and shape inference on the weightless
 # structure, and the onnxruntime-vs-torch comparison with CNNDSL_FULL_ZOO=1.
 HEAVY = 30_000_000
-# Variants of a family whose blocks a sibling already runs through onnxruntime by default (VGG-11 and
-# -16, DenseNet-121, MNASNet 0.5, RegNetX-400MF, RegNetY-400MF, ConvNeXt-T, EfficientNet-B0
-# and V2-S): like the heavy nets, their structure
-# and shapes are checked by default and their outputs with CNNDSL_FULL_ZOO=1, to keep the run short.
-VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet161", "densenet169", "densenet201",
-            "mnasnet0_75", "mnasnet1_0", "mnasnet1_3", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
-            "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "convnext_small", "convnext_base", "convnext_large",
-            # SE-ResNet-50: ResNet-50's blocks run by default; its SE gate (MUL) in tests/test_joins.py
-            "se_resnet50",
-            # their siblings MobileNetV3-Large and ShuffleNetV2 1.0x run by default
-            "mobilenet_v3_small", "shufflenet_v2_x0_5", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
-            # the deep CIFAR ResNets: tests/test_case_studies.py runs their blocks through onnxruntime at n = 2
-            "preact_resnet164", "sd_resnet110",
-            # RegNetY-400MF runs by default
-            "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf", "regnet_y_16gf", "regnet_y_32gf",
-            "regnet_y_128gf",
-            "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5",
-            "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m", "efficientnet_v2_l"}
+# Variants of a family whose blocks a sibling already runs through onnxruntime by default: one list
+# for every per-net check (tests/specgen.py, VARIANTS); their structure and shapes are checked by default
+# and their outputs with CNNDSL_FULL_ZOO=1.
 # DPN-92 and DPN-98 are HEAVY; their dual path block runs through onnxruntime small, in tests/test_timm_twins.py.
 
 
