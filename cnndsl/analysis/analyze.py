@@ -68,11 +68,7 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
         alias[name] = alias[shared] if shared else name
         if elems > largest:
             largest = elems
-        grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
-        if g:  # an op on tensors that need no gradient keeps nothing for backward
-            for w in which:
-                for t in (inputs if w == "in" else (name,) if w == "out" else _partners(inputs, grad)):
-                    saved.add(alias[t])
+        if keep_for_backward(name, inputs, params, which, grad, alias, saved):
             extra_saved += extra
     totals = dict(params=total_params, buffers=total_buffers, macs=total_macs, flops=total_flops)
     saved_bytes = sum(math.prod(graph.shape_of(t)) for t in saved) * nbytes + extra_saved
@@ -128,6 +124,19 @@ def _receptive_field(node, rf, window):
     # exact in JSON readers that use doubles) instead of a number too large to print
     cap = RF_CAP
     return ((min(cap, rh + (kh - 1) * jh), min(cap, rw + (kw - 1) * jw)), (min(cap, jh * sh), min(cap, jw * sw)))
+
+
+def keep_for_backward(name, inputs, params, which, grad, alias, saved) -> bool:
+    """Whether layer `name` needs a gradient (parameters of its own, or an input that needs one:
+    `grad[name]` is set); if so, add what it keeps for backward (`which`, from its kind's `saved`
+    rule: "in", "out", "partners") to `saved`, each tensor by its alias. An op on tensors that need
+    no gradient keeps nothing. One rule for analyze() and the search's lean totals."""
+    grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
+    if g:
+        for w in which:
+            for t in (inputs if w == "in" else (name,) if w == "out" else _partners(inputs, grad)):
+                saved.add(alias[t])
+    return g
 
 
 def _partners(inputs, grad):

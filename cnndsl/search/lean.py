@@ -464,6 +464,8 @@ def _fold(items, x, shape_in, out, ow_x, grad_x, rf_x, cache, with_rf=False):
             size[name] = elems
         if elems > largest:
             largest = elems
+        # analysis.analyze.keep_for_backward, inlined: this loop is the search's hottest (a call costs ~15%);
+        # tests/test_search.py holds the two equal on every member
         grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
         if g:
             for w in which:

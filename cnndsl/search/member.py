@@ -17,7 +17,7 @@ import re
 
 import math
 
-from ..analysis.analyze import (DTYPE_BYTES, OPTIMIZER_STATES, _counts, _partners, _receptive_field, analyze,
+from ..analysis.analyze import (DTYPE_BYTES, OPTIMIZER_STATES, _counts, _receptive_field, analyze, keep_for_backward,
                                 training_memory)
 from ..analysis.inplace import inplace_nodes
 from ..kinds import KINDS
@@ -202,11 +202,7 @@ def totals(graph, batch, dtype, optimizer, cache) -> dict:
         alias[name] = alias[shared] if shared else name
         if elems > largest:
             largest = elems
-        grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
-        if g:
-            for w in which:
-                for t in (inputs if w == "in" else (name,) if w == "out" else _partners(inputs, grad)):
-                    saved.add(alias[t])
+        if keep_for_backward(name, inputs, params, which, grad, alias, saved):
             extra_saved += extra
     saved_bytes = sum(math.prod(shape_of(t)) for t in saved) * nbytes + extra_saved
     memory = training_memory(params_total, saved_bytes + 2 * largest * nbytes, batch, optimizer, nbytes)
