@@ -2,9 +2,9 @@
 key mapping (cnndsl.weights.load_into, which maps a foreign state_dict module by module).
 
 For each net of tools/make_reference_timm.py (dpn92, dpn98, se_resnet50 = timm's legacy_seresnet50):
-build the twin (pretrained=False, seeded), draw its BN statistics and affine parameters at random
-(timm starts them at mean 0, var 1, weight 1, bias 0, which would let a BN placed wrongly go unseen),
-build `to_torch()`, load the twin's state_dict into it, and compare outputs in fp32, eval mode, on one
+build the twin (pretrained=False, seeded), calibrate its BN as tools/torchvision_parity.py does
+(random affine parameters, the statistics of a random batch: timm starts them at mean 0, var 1,
+weight 1, bias 0, which would let a BN placed wrongly go unseen), build `to_torch()`, load the twin's state_dict into it, and compare outputs in fp32, eval mode, on one
 random batch at the twin's input size (max abs diff <= 1e-5). Writes what it verified to
 tests/reference/timm_parity.json (tests/test_timm_twins.py reads it and re-checks the mapping's
 digest offline against tests/reference/timm.json).
@@ -24,13 +24,20 @@ import timm
 import torch
 
 import cnndsl
-from cnndsl import weights as W
 from cnndsl.files import atomic_write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 OUT = os.path.join(ROOT, "tests", "reference", "timm_parity.json")
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5  # as tools/torchvision_parity.py, whose compare() decides "ok"
+
+
+def torchvision_parity():
+    """tools/torchvision_parity.py: its compare() (BN calibration, mapping, outputs) serves both tools."""
+    spec = importlib.util.spec_from_file_location("torchvision_parity", os.path.join(HERE, "torchvision_parity.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def timm_nets():
@@ -40,48 +47,11 @@ def timm_nets():
     return mod.TIMM_NETS
 
 
-def randomise_bn(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
-
-
 def check(name, timm_name):
     torch.manual_seed(0)
     theirs = timm.create_model(timm_name, pretrained=False).eval()
-    randomise_bn(theirs, seed=2)
     net = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
-    ours = net.to_torch(seed=1).eval()
-    loaded = W.load_into(ours, theirs.state_dict())
-    H, W_, C = net.graph.input_shape
-    x = torch.randn(2, C, H, W_, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        a, b = theirs(x), ours(x)
-    diff = (a - b).abs().max().item() if a.shape == b.shape else float("inf")
-    mapping = loaded["mapping"]
-    renamed = [(k, v) for k, v in mapping.items() if k != v]
-    return {
-        "timm_name": timm_name,
-        "params": sum(p.numel() for p in ours.parameters()),
-        "twin_params": sum(p.numel() for p in theirs.parameters()),
-        "analyzer_params": net.report()["totals"]["params"],
-        "input_nchw": [2, C, H, W_],
-        "output_shape": list(b.shape),
-        "max_abs_diff": diff,
-        "output_scale": a.abs().max().item(),
-        "ok": diff <= TOLERANCE,
-        "source": loaded["source"],
-        "mapped_tensors": len(mapping),
-        "renamed_tensors": len(renamed),
-        "mapping_digest": W.mapping_digest(mapping),
-        "mapping_examples": dict(renamed[:2]),
-    }
+    return {"timm_name": timm_name, **torchvision_parity().compare(theirs, net, x_seed=3)}
 
 
 def main(argv):

@@ -88,17 +88,18 @@ PERTURB = {"convnext_tiny": random_layer_scales, "convnext_small": random_layer_
            "convnext_base": random_layer_scales, "convnext_large": random_layer_scales}
 
 
-def check(ref, name):
-    torch.manual_seed(0)
-    theirs = twin(ref, name).eval()
-    net = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
+def compare(theirs, net, x_seed=None, perturb=None):
+    """Calibrate the twin's BN (calibrate), apply `perturb` to it if given, load its state_dict into
+    `net.to_torch()` through cnndsl's mapping and compare eval outputs on one random batch of 2 at the
+    net's input size: the record the parity files hold (tools/timm_parity.py uses it too)."""
     ours = net.to_torch(seed=1).eval()
     H, W_, C = net.graph.input_shape
     calibrated = calibrate(theirs, (4, C, H, W_))
-    if name in PERTURB:
-        PERTURB[name](theirs)
+    if perturb:
+        perturb(theirs)
     loaded = W.load_into(ours, theirs.state_dict())
-    x = torch.randn(2, C, H, W_)
+    gen = torch.Generator().manual_seed(x_seed) if x_seed is not None else None
+    x = torch.randn(2, C, H, W_, generator=gen)
     with torch.no_grad():
         a, b = theirs(x), ours(x)
     diff = (a - b).abs().max().item() if a.shape == b.shape else float("inf")
@@ -114,12 +115,20 @@ def check(ref, name):
         "output_scale": a.abs().max().item(),
         "ok": diff <= TOLERANCE and a.abs().max().item() >= MIN_SCALE,
         "calibrated_bn": calibrated,
+        "source": loaded["source"],
         "mapped_tensors": len(mapping),
         "renamed_tensors": len(renamed),
         "mapping_digest": W.mapping_digest(mapping),
         "mapping_examples": dict(renamed[:2] + [kv for kv in renamed if "downsample" in kv[0]][:1]),
-        **({"perturbed": PERTURB[name].__doc__.split(":")[0].strip()} if name in PERTURB else {}),
+        **({"perturbed": perturb.__doc__.split(":")[0].strip()} if perturb else {}),
     }
+
+
+def check(ref, name):
+    torch.manual_seed(0)
+    theirs = twin(ref, name).eval()
+    net = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
+    return compare(theirs, net, perturb=PERTURB.get(name))
 
 
 def main(argv):
