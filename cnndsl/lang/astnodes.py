@@ -100,6 +100,12 @@ class Optional:
     body: object
     span: Span
 
+    def switch(self, label=None):
+        """The name that switches this `?` on or off: its label, else its call's name lower-cased
+        (`BN?` is `bn`); None for an unlabelled group, which elaboration numbers `optionalN` as it
+        meets them. The one naming rule for the elaborator, the budget walk, -D checks and search."""
+        return label or (self.body.name.lower() if isinstance(self.body, Call) else None)
+
 
 @dataclass(frozen=True)
 class Label:

@@ -128,7 +128,7 @@ class Budget:
 
     def included_statically(self, e: A.Optional, sc, label=None) -> bool:
         """Whether a `?` is on, as the elaborator will decide it; on when unsure (an upper bound)."""
-        name = label or (e.body.name.lower() if isinstance(e.body, A.Call) else None)
+        name = e.switch(label)
         try:
             if name is None:
                 return True

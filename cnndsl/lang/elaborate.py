@@ -302,7 +302,7 @@ class _Elaborator(Values, Arguments, Budget):
         site = (e.span.source.path, e.span.line, e.span.col)
         name = self.optional_names.get(site)
         if name is None:
-            name = label or (e.body.name.lower() if isinstance(e.body, A.Call) else f"optional{len(self.optional_names) + 1}")
+            name = e.switch(label) or f"optional{len(self.optional_names) + 1}"
             self.optional_names[site] = name
         included, source = True, "default"
         if name in sc.params:  # per call: def block(c, shortcut=off) = ... shortcut: (...)?

@@ -186,10 +186,9 @@ def _refs(e, shadow, out, groups, label=None):
     elif isinstance(e, A.Label):
         _refs(e.body, shadow, out, groups, e.name)
     elif isinstance(e, A.Optional):
-        if label:
-            out.add(label)
-        elif isinstance(e.body, A.Call):
-            out.add(e.body.name.lower())
+        name = e.switch(label)
+        if name:
+            out.add(name)
         else:
             groups[0] += 1
         _refs(e.body, shadow, out, groups)

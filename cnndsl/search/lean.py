@@ -108,8 +108,9 @@ def _mentions(e, defs, names: set, seen_defs: set) -> bool:
                 stack.append(d.body)
                 stack.extend(p.default for p in d.params if p.default is not None)
         elif isinstance(e, A.Optional):  # switched by a name: its label (below) or its call, lower-cased
-            if isinstance(e.body, A.Call):
-                names.add(e.body.name.lower())
+            name = e.switch()  # a label on it is added where the label is met
+            if name:
+                names.add(name)
             else:
                 anonymous = True  # or numbered as met: `optional3`
             stack.append(e.body)

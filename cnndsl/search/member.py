@@ -91,7 +91,7 @@ class Tracking(_Elaborator):
     def included_statically(self, e, sc, label=None):
         # the budget walk's guess at a `?`: a per-occurrence optional counts as on (an upper bound)
         # without using up one of its choices, which belong to the expansion
-        name = label or (e.body.name.lower() if isinstance(e.body, A.Call) else None)
+        name = e.switch(label)
         if name is not None and name not in sc.params and isinstance(self.bindings.get(name), PerUse):
             return True
         return super().included_statically(e, sc, label)

@@ -278,13 +278,11 @@ def optional_names(program) -> set:
 
     def walk(e, label=None):
         if isinstance(e, A.Optional):
-            if label:
-                out.add(label)
-            elif isinstance(e.body, A.Call):
-                out.add(e.body.name.lower())
-            else:
+            name = e.switch(label)
+            if name is None:
                 groups[0] += 1
-                out.add(f"optional{groups[0]}")
+                name = f"optional{groups[0]}"
+            out.add(name)
             walk(e.body)
         elif isinstance(e, A.Label):
             walk(e.body, e.name)
