@@ -127,7 +127,8 @@ class Net:
         Options: `seed` (initialise reproducibly, leaving the global RNG alone), `logits=True`
         (leave out a final SOFTMAX, to train with CrossEntropyLoss), `device` ("cpu", "cuda",
         "meta"), `dtype`, `weights` (a checkpoint path or a state_dict, by name; torchvision keys
-        mapped), `weights_strict=False` (load what matches by name and shape; see cnndsl.weights)."""
+        mapped), `weights_strict=False` (load what matches by name and shape; see cnndsl.weights),
+        `weights_mapping` ({foreign module prefix: ours}, where a foreign mapping is ambiguous)."""
         from .backends.pytorch import build_module
         return build_module(self, seed=seed, **options)
 
@@ -136,11 +137,13 @@ class Net:
         from .backends.pytorch_source import generate
         return generate(self, class_name=class_name)
 
-    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True):
-        """An onnx.ModelProto built from the IR; written to `path` when given. `weights` resolve as in
-        to_torch (cnndsl.weights); the load report is in metadata_props["cnndsl.weights"] (JSON)."""
+    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True, weights_mapping=None):
+        """An onnx.ModelProto built from the IR; written to `path` when given. `weights` (and
+        `weights_mapping`) resolve as in to_torch (cnndsl.weights); the load report is in
+        metadata_props["cnndsl.weights"] (JSON)."""
         from .backends.onnx_graph import export
-        return export(self, path=path, weights=weights, opset=opset, batch=batch, weights_strict=weights_strict)
+        return export(self, path=path, weights=weights, opset=opset, batch=batch, weights_strict=weights_strict,
+                      weights_mapping=weights_mapping)
 
     def draw(self, path=None, style="graph", **options):
         """An architecture diagram (graphviz DOT or a volume SVG); rendered to `path` when given."""

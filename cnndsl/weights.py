@@ -70,10 +70,12 @@ import re
 
 from .errors import CnnError
 from .files import atomic_write, read_bytes
+from .weights_map import COUNTER, bare, match, module_feeds, split
+from .weights_map import shape_of as _shape
 
 FORMAT = "cnndsl.checkpoint/1"
-SHORTCUT_WORDS = frozenset({"downsample", "shortcut", "proj", "projection", "skip"})
-COUNTER = "num_batches_tracked"  # BN's step counter: loaded when both sides have it, never reported
+__all__ = ["save", "read", "load", "resolve", "load_into", "map_state_dict", "foreign_layouts", "module_feeds",
+           "mapping_digest"]
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -159,20 +161,23 @@ def _open(source) -> tuple[dict, dict, str]:
 
 # ---- resolution: which checkpoint tensor goes where ---------------------------------------------------
 def resolve(source, ours: dict, strict: bool = True, here: dict | None = None,
-            layouts: dict | None = None) -> tuple[dict, dict]:
+            layouts: dict | None = None, feeds: dict | None = None, mapping: dict | None = None) -> tuple[dict, dict]:
     """({our key: tensor}, report) for loading `source` into a network whose tensors are `ours`
     ({key: shape or tensor}); `here` is that network's spec_info, for the error message and
     `same_spec`; `layouts` ({our key: (kinds.Foreign, ...)}, `foreign_layouts`) the other layouts a
-    foreign state_dict may hold our tensors in. Raises CnnError when `strict` and anything differs
-    (see the module docstring)."""
+    foreign state_dict may hold our tensors in; `feeds` (`module_feeds(graph)`) what each of our
+    modules reads, for the mapping's `structure` rule; `mapping` ({their module prefix: ours}) places
+    foreign modules explicitly. Raises CnnError when `strict` and anything differs, and whenever a
+    foreign mapping is ambiguous (see the module docstring)."""
     sd, meta, what = _open(source)
     sd = _without_data_parallel(_without_training_state(sd))
     shapes = {k: _shape(v) for k, v in ours.items()}
     same = _same_spec(meta, here)
-    if meta.get("format", "").startswith("cnndsl.checkpoint/") or "spec_sha256" in meta or _cnndsl_style(sd, shapes):
+    by_name = meta.get("format", "").startswith("cnndsl.checkpoint/") or "spec_sha256" in meta
+    if not mapping and (by_name or _cnndsl_style(sd, shapes)):
         tensors, report = _by_name(sd, shapes, strict, what, meta, here, same)
     else:
-        tensors, report = _mapped(sd, shapes, strict, layouts or {})
+        tensors, report = _mapped(sd, shapes, strict, layouts or {}, feeds, mapping)
     report.update(checkpoint=meta, same_spec=same)
     return tensors, report
 
@@ -192,10 +197,6 @@ def _without_data_parallel(sd):
     if sd and all(k.startswith("module.") for k in sd):
         return {k[len("module."):]: v for k, v in sd.items()}
     return sd
-
-
-def _shape(v) -> tuple:
-    return tuple(v.shape) if hasattr(v, "shape") else tuple(v)
 
 
 def _numeric_part(key: str) -> bool:
@@ -222,7 +223,8 @@ def _by_name(sd, shapes, strict, what, meta, here, same):
     if strict and (unexpected or missing or resized):
         raise CnnError(_name_error(what, unexpected, missing, sizes, meta, here, same),
                        hint=_name_hint(renamed=bool(unexpected or missing)))
-    return loaded, _report("cnndsl", loaded, unexpected, resized, sizes, missing, {k: k for k in loaded})
+    layers = {k.rpartition(".")[0]: "name" for k in loaded}
+    return loaded, _report("cnndsl", loaded, unexpected, resized, sizes, missing, {k: k for k in loaded}, layers)
 
 
 def _name_split(sd, shapes):
@@ -250,9 +252,10 @@ def _sizes(sd, shapes, resized):
     return {k: {"checkpoint": list(_shape(sd[k])), "here": list(shapes[k])} for k in resized}
 
 
-def _report(source, loaded, unexpected, resized, sizes, missing, mapping):
+def _report(source, loaded, unexpected, resized, sizes, missing, mapping, matched_by):
     return {"source": source, "loaded": len(loaded), "skipped": unexpected + resized, "resized": resized,
-            "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": mapping}
+            "shapes": sizes, "missing": missing, "unexpected": unexpected, "mapping": mapping,
+            "matched_by": matched_by}
 
 
 def _name_error(what, unexpected, missing, sizes, meta, here, same):
@@ -301,9 +304,10 @@ def _few(keys, n=4):
     return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
-def _mapped(sd, shapes, strict, layouts):
+def _mapped(sd, shapes, strict, layouts, feeds, explicit):
     # matched without BN's counters, which one side may lack (ONNX, an older torch); they follow their module
-    pairs, missing, extra = _match(_no_counters(sd), _no_counters(shapes), layouts)
+    how = {}
+    pairs, missing, extra = match(_no_counters(sd), _no_counters(shapes), layouts, feeds, explicit, how)
     if strict and (missing or extra):
         raise _mismatch(missing, extra)
     mapping = {k: ours for k, ours in _mapping(sd, pairs, layouts).items() if ours in shapes}
@@ -311,7 +315,8 @@ def _mapped(sd, shapes, strict, layouts):
     loaded = {mapping[k]: _relaid(sd[k], shapes[mapping[k]]) for k in mapping}
     resized = _resized_unmapped(sd, shapes, mapping, loaded)
     unexpected, missing = _unmapped(sd, shapes, mapping, loaded, resized)
-    return loaded, _report("mapped", loaded, unexpected, resized, _sizes(sd, shapes, resized), missing, mapping)
+    return loaded, _report("mapped", loaded, unexpected, resized, _sizes(sd, shapes, resized), missing, mapping,
+                           {p: how[p] for p in sorted(how)})
 
 
 def _relaid(v, shape):
@@ -333,84 +338,18 @@ def _unmapped(sd, shapes, mapping, loaded, resized):
     return unexpected, [k for k in shapes if k not in loaded and k not in resized and not k.endswith(COUNTER)]
 
 
-# ---- mapping ---------------------------------------------------------------------------------------
-BARE = ""  # the leaf of a bare parameter (kinds.Foreign.bare): its whole key names it
-
-
+# ---- mapping (cnndsl.weights_map) ---------------------------------------------------------------------
 def foreign_layouts(tensors: dict) -> dict:
     """{our key: (kinds.Foreign, ...)} for the tensors whose kind names other layouts, from
     {key: kinds.Tensor} (`net.graph.tensors()`): what `resolve` and `map_state_dict` may match."""
     return {k: t.foreign for k, t in tensors.items() if getattr(t, "foreign", ())}
 
 
-def _split(sd: dict, bare: bool = False) -> dict[str, tuple[str, str]]:
-    """{key: (module prefix, tensor name)}. With `bare`, a parameter of a module that also has
-    submodules (torchvision's CNBlock.layer_scale beside CNBlock.block) is a module of its own
-    whose tensor has no name: (its whole key, BARE), as kinds.Foreign(bare=True) describes it."""
-    parts = {k: k.rpartition(".") for k in sd}
-    containers = set()
-    if bare:
-        for prefix, _, _ in parts.values():
-            while prefix:
-                prefix = prefix.rpartition(".")[0]
-                if prefix in containers:
-                    break
-                containers.add(prefix)
-    return {k: (k, BARE) if bare and p in containers else (p, leaf) for k, (p, _, leaf) in parts.items()}
-
-
-def _modules(sd: dict, bare: bool = False) -> list[tuple[str, tuple]]:
-    """[(module prefix, signature)] in key order; signature = ((tensor name, shape), ...)."""
-    groups: dict[str, list] = {}
-    for key, (prefix, leaf) in _split(sd, bare).items():
-        groups.setdefault(prefix, []).append((leaf, _shape(sd[key])))
-    return [(p, tuple(sorted(sig))) for p, sig in groups.items()]
-
-
-def _forms(prefix: str, sig: tuple, layouts: dict) -> list[tuple[tuple, dict]]:
-    """The signatures a foreign module of ours may have, ours first, each with {its tensor name:
-    ours}: every tensor as it is, or in one of its kinds' foreign layouts."""
-    forms = [((), {})]
-    for leaf, shape in sig:
-        key = f"{prefix}.{leaf}" if prefix else leaf
-        options = [(leaf, shape)] + [(BARE if f.bare else leaf, tuple(f.shape)) for f in layouts.get(key, ())]
-        forms = [(s + ((name, shp),), {**names, name: leaf}) for s, names in forms for name, shp in options
-                 if name not in names]
-    return [(tuple(sorted(s)), names) for s, names in forms]
-
-
-def _shortcut(path: str) -> bool:
-    return bool(SHORTCUT_WORDS & {re.sub(r"\d+$", "", w) for w in re.split(r"[._]", path)})
-
-
-def _match(theirs: dict, ours: dict, layouts: dict):
-    """({their prefix: (our prefix, {their tensor name: ours})}, our unmatched modules, their
-    unmatched modules)."""
-    their_mods, our_mods = _modules(theirs, _bare(layouts)), _modules(ours)
-    unused = list(range(len(their_mods)))
-    pairs, missing = {}, []
-    for prefix, sig in our_mods:
-        forms = dict(reversed(_forms(prefix, sig, layouts)))  # {signature: names}, ours first on a tie
-        cands = [i for i in unused if their_mods[i][1] in forms]
-        if not cands:
-            missing.append(f"{prefix} {_fmt(sig)}")
-            continue
-        short = _shortcut(prefix)
-        best = min(cands, key=lambda i: (_shortcut(their_mods[i][0]) != short, i))
-        unused.remove(best)
-        pairs[their_mods[best][0]] = (prefix, forms[their_mods[best][1]])
-    extra = [f"{their_mods[i][0]} {_fmt(their_mods[i][1])}" for i in unused]
-    return pairs, missing, extra
-
-
-def _bare(layouts) -> bool:
-    """Whether a tensor of ours may be a bare parameter abroad: only then are their keys split so."""
-    return any(f.bare for forms in layouts.values() for f in forms)
-
-
 def _mapping(theirs, pairs, layouts) -> dict:
+    """{their key: our key}, in their keys' order (what mapping_digest hashes); its content is the
+    match's, which does not depend on that order."""
     out = {}
-    for key, (p, leaf) in _split(theirs, _bare(layouts)).items():
+    for key, (p, leaf) in split(theirs, bare(layouts)).items():
         if p in pairs:
             prefix, names = pairs[p]
             leaf = names.get(leaf, leaf)  # BN's counter is not matched: it keeps its name
@@ -418,11 +357,13 @@ def _mapping(theirs, pairs, layouts) -> dict:
     return out
 
 
-def map_state_dict(theirs: dict, ours: dict, strict: bool = True, layouts: dict | None = None) -> dict:
-    """{their key: our key}, matching module by module (see the module docstring). `ours` holds
-    tensors or shapes; `layouts` as for `resolve`."""
+def map_state_dict(theirs: dict, ours: dict, strict: bool = True, layouts: dict | None = None,
+                   feeds: dict | None = None, mapping: dict | None = None) -> dict:
+    """{their key: our key}, matching module by module (cnndsl.weights_map). `ours` holds
+    tensors or shapes; `layouts` as for `resolve`; `feeds` (`module_feeds(net.graph)`) lets a
+    normalisation follow its conv; `mapping` {their prefix: our prefix} places modules explicitly."""
     theirs = _without_data_parallel(theirs)
-    pairs, missing, extra = _match(theirs, ours, layouts or {})
+    pairs, missing, extra = match(theirs, ours, layouts or {}, feeds, mapping)
     if missing or (extra and strict):
         raise _mismatch(missing, extra)
     return _mapping(theirs, pairs, layouts or {})
@@ -434,12 +375,8 @@ def _mismatch(missing, extra):
     return CnnError(f"the state_dict does not match this network: {len(missing)} of our modules and "
                     f"{len(extra)} of its modules have no counterpart\n" + "\n".join(lines)
                     + (f"\n  ... and {more} more" if more > 0 else ""),
-                    hint="the structure must match module by module (same tensors and shapes, same order); "
+                    hint="the structure must match module by module (same tensors and shapes); "
                          "strict=False loads the modules that match and reports the rest")
-
-
-def _fmt(sig):
-    return "(" + ", ".join(f"{n} {'x'.join(map(str, s)) or 'scalar'}".strip() for n, s in sig) + ")"
 
 
 def mapping_digest(mapping: dict) -> str:
@@ -449,14 +386,16 @@ def mapping_digest(mapping: dict) -> str:
 
 
 # ---- loading into a module --------------------------------------------------------------------------
-def load_into(module, source, strict: bool = True, net=None) -> dict:
+def load_into(module, source, strict: bool = True, net=None, mapping: dict | None = None) -> dict:
     """Load a checkpoint path, state_dict or module into `module` (a to_torch() or compiled-source
     module) and return the report (see the module docstring); with strict=False what does not
     match by name and shape is left as it is. A foreign state_dict's tensors in other layouts
-    (kinds.Foreign) are placed by the kinds' facts: a to_torch() module carries them; for a
-    compiled-source module pass the `net` it was generated from."""
+    (kinds.Foreign) are placed by the kinds' facts, and its normalisations follow their convs by
+    the graph: a to_torch() module carries both; for a compiled-source module pass the `net` it was
+    generated from. `mapping` ({their module prefix: ours}) places foreign modules explicitly."""
     tensors, report = resolve(source, module.state_dict(), strict=strict,
-                              here=getattr(module, "cnndsl_meta", None), layouts=_layouts_of(module, net))
+                              here=getattr(module, "cnndsl_meta", None), layouts=_layouts_of(module, net),
+                              feeds=_feeds_of(module, net), mapping=mapping)
     module.load_state_dict(tensors, strict=False)  # every key is ours; completeness was resolve's to decide
     return report
 
@@ -465,3 +404,9 @@ def _layouts_of(module, net):
     if net is not None:
         return foreign_layouts(net.graph.tensors())
     return getattr(module, "cnndsl_layouts", None) or {}
+
+
+def _feeds_of(module, net):
+    if net is not None:
+        return module_feeds(net.graph)
+    return getattr(module, "cnndsl_feeds", None)

@@ -72,14 +72,15 @@ def random_weights(graph, seed=None) -> dict[str, np.ndarray]:
     return out
 
 
-def load_weights(weights, graph, strict=True, here=None, seed=None) -> tuple[dict[str, np.ndarray], dict]:
+def load_weights(weights, graph, strict=True, here=None, seed=None, mapping=None) -> tuple[dict[str, np.ndarray], dict]:
     """A module, a state_dict, or a checkpoint path -> ({key: float32 array}, load report), resolved
     exactly as to_torch(weights=...) resolves it (cnndsl.weights.resolve); with strict=False
     what the checkpoint lacks or has in another shape keeps PyTorch's default initialisation."""
-    from ..weights import foreign_layouts, resolve
+    from ..weights import foreign_layouts, module_feeds, resolve
     facts = param_tensors(graph)
     want = {k: t.shape for k, t in facts.items()}
-    tensors, report = resolve(weights, want, strict=strict, here=here, layouts=foreign_layouts(facts))
+    tensors, report = resolve(weights, want, strict=strict, here=here, layouts=foreign_layouts(facts),
+                              feeds=module_feeds(graph), mapping=mapping)
     fill = random_weights(graph, seed) if len(tensors) < len(want) else {}
     out = {}
     for k, shape in want.items():
@@ -227,7 +228,8 @@ def check_batch(batch):
     return batch
 
 
-def build(net, weights=None, opset=None, batch="dynamic", seed=None, weights_strict=True) -> onnx.ModelProto:
+def build(net, weights=None, opset=None, batch="dynamic", seed=None, weights_strict=True,
+          weights_mapping=None) -> onnx.ModelProto:
     """The ModelProto for `net` (no file written). With `weights`, the load report (cnndsl.weights)
     is kept as JSON in the model's metadata_props["cnndsl.weights"]."""
     opset, batch_dim = check_opset(opset), check_batch(batch)
@@ -235,7 +237,8 @@ def build(net, weights=None, opset=None, batch="dynamic", seed=None, weights_str
     if weights is None:
         params = random_weights(net.graph, seed)
     else:
-        params, report = load_weights(weights, net.graph, strict=weights_strict, here=net.spec_info, seed=seed)
+        params, report = load_weights(weights, net.graph, strict=weights_strict, here=net.spec_info, seed=seed,
+                                      mapping=weights_mapping)
     model = _model(net, opset, batch_dim)
     if report is not None:
         helper.set_model_props(model, {"cnndsl.weights": json.dumps(report)})
@@ -281,9 +284,10 @@ def _cnndsl_version():
 
 
 def export(net, path=None, weights=None, opset=None, batch="dynamic", seed=None,
-           weights_strict=True) -> onnx.ModelProto:
+           weights_strict=True, weights_mapping=None) -> onnx.ModelProto:
     """Build the model and, when `path` is given, write it there (atomically)."""
-    model = build(net, weights=weights, opset=opset, batch=batch, seed=seed, weights_strict=weights_strict)
+    model = build(net, weights=weights, opset=opset, batch=batch, seed=seed, weights_strict=weights_strict,
+                  weights_mapping=weights_mapping)
     if path is not None:
         write(model, os.fspath(path))
     warning = runtime_warning(opset)

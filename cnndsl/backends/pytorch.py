@@ -31,9 +31,11 @@ Options of `build_module(net, seed=None, logits=False, device=None, dtype=None, 
            state_dict of a zoo net's twin (see cnndsl.weights for the rules); the load
            report is left in `module.cnndsl_weights`.
   weights_strict  False: load what matches by name and shape, keep the rest as initialised.
+  weights_mapping  {foreign module prefix: ours}: where a foreign state_dict's modules go when
+           its names and shapes leave them ambiguous (cnndsl.weights_map).
 The module's `cnndsl_meta` ({str: str}, Net.spec_info) is what weights.save() records; its
 `cnndsl_layouts` ({key: kinds.Foreign, ...}) the other layouts its tensors may have in a foreign
-state_dict, by which weights.load_into places them.
+state_dict, and `cnndsl_feeds` ({module: the module it reads}), by which weights.load_into places them.
 Initialisation: He (kaiming_normal_, fan_out, relu; bias 0) for a CONV that feeds a
 ReLU-like through BN/ADD/CONCAT/pools, PyTorch's defaults otherwise, BN weight 1 bias 0.
 """
@@ -221,12 +223,12 @@ def _he_init(conv: nn.Conv2d):
 
 
 def build_module(net, seed=None, logits=False, device=None, dtype=None, weights=None, weights_strict=True,
-                 **options) -> CnnNet:
+                 weights_mapping=None, **options) -> CnnNet:
     """See the module docstring; `net` is a cnndsl.Net."""
     if options:
         from ..errors import CnnError
         raise CnnError(f"to_torch() got unknown options {sorted(options)}", usage=True,
-                       hint="known: seed, logits, device, dtype, weights, weights_strict")
+                       hint="known: seed, logits, device, dtype, weights, weights_strict, weights_mapping")
     graph = net.graph
     if seed is None:
         module = _build(net, graph, logits, device, dtype)
@@ -239,11 +241,14 @@ def build_module(net, seed=None, logits=False, device=None, dtype=None, weights=
     module.__dict__["cnndsl_weights"] = None
     # the kinds' foreign layouts of its tensors (a 1x1 conv's weight as nn.Linear's): load_into places
     # a torchvision state_dict by them
-    from ..weights import foreign_layouts
+    # and what each of its modules reads (a BN its conv): the foreign mapping's `structure` rule
+    from ..weights import foreign_layouts, module_feeds
     module.__dict__["cnndsl_layouts"] = foreign_layouts(graph.tensors())
+    module.__dict__["cnndsl_feeds"] = module_feeds(graph)
     if weights is not None:
         from ..weights import load_into
-        module.__dict__["cnndsl_weights"] = load_into(module, weights, strict=weights_strict)  # the load report
+        module.__dict__["cnndsl_weights"] = load_into(module, weights, strict=weights_strict,
+                                                      mapping=weights_mapping)  # the load report
     return module
 
 
