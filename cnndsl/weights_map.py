@@ -21,16 +21,19 @@ kinds.Foreign), the one the evidence below singles out. Nothing depends on the o
 
     shape      only one of their modules has this signature (of those not yet taken)
     position   the others come after it: in their paths, Sequential indices (`features.3` before
-               `features.10`) and names that differ only in a number or a trailing letter
+               `features.10`) and names that differ only in one number or a trailing letter
                (`conv1` < `conv2`, `layer1` < `layer4`, `Mixed_6c` < `Mixed_6d`, `c1x1_a` < `c1x1_c`)
-               are in forward order; other names (`conv_kxk`, `identity`, `downsample`) are not
+               are in forward order; other names (`conv_kxk`, `identity`, `downsample`; `c1x1_c`
+               and `c3x3_b`, which differ in two) are not
     structure  a normalisation (1-D tensors only) follows its conv: theirs are paired by name
                (`x.conv`/`x.bn`, `conv1`/`bn1`, a Sequential's conv and the normalisation after it),
                ours by the graph (`feeds`: the layer with tensors whose output it reads); the one
-               whose conv is the match of our conv wins, and one with no conv of its own wins when
-               ours has none
-    name       the most components of our path found in theirs (`dense` in `z_dense`, `layer1`),
-               then a shortcut word (`downsample`, `proj`, ...) on both sides or on neither
+               whose conv is the match of the conv ours reads wins. Only as evidence for, never
+               against: in a pre-activation block (DPN's `c3x3_b.bn` normalises `c3x3_b.conv`'s
+               input) the pair is the other way round, but that BN is placed before its conv is
+    name       the most components of our path found in theirs (`dense` in `z_dense`, `layer1`), then
+               the very same path (our `bn1` is their `bn1`, not `layer1.0.bn1`), then a shortcut
+               word (`downsample`, `proj`, ...) on both sides or on neither
     explicit   given (`mapping={their prefix: our prefix}`: the modules under it by relative path)
 
 Where candidates remain that none of these tells apart, the mapping refuses (CnnError naming them)
@@ -101,7 +104,8 @@ def is_conv(sig) -> bool:
 
 def _order_key(component: str) -> tuple:
     """(skeleton, values): digit runs become `#` and a trailing letter after a digit or `_` becomes
-    `@`; two components are in order when their skeletons are equal and hold one of these."""
+    `@`; two components are in order when their skeletons are equal and their values differ in
+    one place (`_before`)."""
     values = []
 
     def number(m):
@@ -113,6 +117,14 @@ def _order_key(component: str) -> tuple:
         values.append(m.group().lower())
         skeleton = skeleton[:-1] + "@"
     return (skeleton, tuple(values))
+
+
+def _before(a: tuple, b: tuple) -> bool:
+    """Whether a component with values `a` comes before one with `b` (the same skeleton): they
+    differ in one value only, and a's is the less (`c1x1_a` < `c1x1_c`, `conv2_1` < `conv3_1`; not
+    `c1x1_c` < `c3x3_b`, whose numbers are kernel sizes)."""
+    differ = [(x, y) for x, y in zip(a, b) if x != y]
+    return len(differ) == 1 and differ[0][0] < differ[0][1]
 
 
 def _words(component: str) -> frozenset:
@@ -166,12 +178,12 @@ class Theirs:
                 out.append(i)
             else:
                 groups.setdefault(self.keys[i][depth], []).append(i)
-        first = {}  # skeleton -> the least values among the ordered components here
+        same: dict[str, list] = {}  # skeleton -> the values of the ordered components here
         for skeleton, values in groups:
-            if values and (skeleton not in first or values < first[skeleton]):
-                first[skeleton] = values
+            if values:
+                same.setdefault(skeleton, []).append(values)
         for (skeleton, values), members in groups.items():
-            if not values or first[skeleton] == values:
+            if not values or not any(_before(v, values) for v in same[skeleton]):
                 out.extend(self.minimal(members, depth + 1))
         return out
 
@@ -218,6 +230,7 @@ def _choose(t: Theirs, prefix: str, sig: tuple, cands: list[int], feeds, placed)
     ours_words = [_words(c) for c in prefix.split(".")]
     rules = (("structure", lambda i: _structure(t, i, prefix, sig, feeds, placed)),
              ("name", lambda i: _name_score(ours_words, t.words[i])),
+             ("name", lambda i: t.mods[i][0] == prefix),
              ("name", lambda i: _shortcut(t.mods[i][0]) == _shortcut(prefix)))
     for rule, score in rules:
         scores = {i: score(i) for i in left}
@@ -228,21 +241,17 @@ def _choose(t: Theirs, prefix: str, sig: tuple, cands: list[int], feeds, placed)
     raise _ambiguous(prefix, sig, [t.mods[i][0] for i in left])
 
 
-def _structure(t: Theirs, i: int, prefix: str, sig: tuple, feeds, placed) -> int:
-    """2: their normalisation's conv is the match of the layer ours reads; 1: neither has one; 0: not."""
-    if feeds is None or prefix not in feeds or not is_norm(sig):
-        return 0
-    source = feeds[prefix]
-    if source is not None and source not in placed:
-        return 0  # ours reads a module not placed: nothing to compare
-    conv = t.partner.get(i)
-    if conv is None:
-        return 1
-    return 2 if source is not None and placed[source] == conv else 0
+def _structure(t: Theirs, i: int, prefix: str, sig: tuple, feeds, placed) -> bool:
+    """Whether their normalisation's conv (by name) is the match of the module ours reads."""
+    if feeds is None or not is_norm(sig):
+        return False
+    source = feeds.get(prefix)
+    return source in placed and t.partner.get(i) == placed[source]
 
 
 def _name_score(ours_words: list, theirs_words: list) -> int:
-    """How many components of our path are found among theirs (words of one within the other)."""
+    """How many components of our path are found among theirs: the words of one among the other's
+    (`dense` in `z_dense`)."""
     return sum(any(a <= b or b <= a for b in theirs_words) for a in ours_words if a)
 
 
