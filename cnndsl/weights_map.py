@@ -30,7 +30,9 @@ kinds.Foreign), the one the evidence below singles out. Nothing depends on the o
                ours by the graph (`feeds`: the layer with tensors whose output it reads); the one
                whose conv is the match of the conv ours reads wins. Only as evidence for, never
                against: in a pre-activation block (DPN's `c3x3_b.bn` normalises `c3x3_b.conv`'s
-               input) the pair is the other way round, but that BN is placed before its conv is
+               input) the pair is the other way round, but that BN is placed before its conv is.
+               Then: the most modules of our module's group already placed in the candidate's
+               group (our `stem.conv2` goes where `stem.conv1` went: `conv1.3`, not `layer2.0.conv2`)
     name       the most components of our path found in theirs (`dense` in `z_dense`, `layer1`), then
                the very same path (our `bn1` is their `bn1`, not `layer1.0.bn1`), then a shortcut
                word (`downsample`, `proj`, ...) on both sides or on neither
@@ -199,10 +201,17 @@ def match(theirs: dict, ours: dict, layouts: dict | None = None, feeds: dict | N
     t = Theirs(theirs, bare(layouts))
     our_mods = modules(ours)
     pairs, taken, placed, missing = {}, set(), {}, []
-    for i, prefix, names in _explicit(t, our_mods, layouts, explicit or {}):
-        pairs[t.mods[i][0]], how[t.mods[i][0]] = (prefix, names), "explicit"
+    links: dict[tuple[str, str], int] = {}  # (our parent, their parent) -> modules placed so
+
+    def place(i, prefix, names, rule):
+        pairs[t.mods[i][0]], how[t.mods[i][0]] = (prefix, names), rule
         taken.add(i)
         placed[prefix] = i
+        link = (_parent(prefix), _parent(t.mods[i][0]))
+        links[link] = links.get(link, 0) + 1
+
+    for i, prefix, names in _explicit(t, our_mods, layouts, explicit or {}):
+        place(i, prefix, names, "explicit")
     for prefix, sig in our_mods:
         if prefix in placed:
             continue
@@ -211,16 +220,17 @@ def match(theirs: dict, ours: dict, layouts: dict | None = None, feeds: dict | N
         if not cands:
             missing.append(f"{prefix} {fmt(sig)}")
             continue
-        i, rule = _choose(t, prefix, sig, cands, feeds, placed)
-        theirs_prefix = t.mods[i][0]
-        pairs[theirs_prefix], how[theirs_prefix] = (prefix, forms[t.mods[i][1]]), rule
-        taken.add(i)
-        placed[prefix] = i
+        i, rule = _choose(t, prefix, sig, cands, feeds, placed, links)
+        place(i, prefix, forms[t.mods[i][1]], rule)
     extra = [f"{p} {fmt(sig)}" for i, (p, sig) in enumerate(t.mods) if i not in taken]
     return pairs, missing, extra
 
 
-def _choose(t: Theirs, prefix: str, sig: tuple, cands: list[int], feeds, placed) -> tuple[int, str]:
+def _parent(prefix: str) -> str:
+    return prefix.rpartition(".")[0]
+
+
+def _choose(t: Theirs, prefix: str, sig: tuple, cands: list[int], feeds, placed, links) -> tuple[int, str]:
     """(their module for our `prefix`, the rule that singled it out), or the CnnError of a tie."""
     if len(cands) == 1:
         return cands[0], "shape"
@@ -229,6 +239,7 @@ def _choose(t: Theirs, prefix: str, sig: tuple, cands: list[int], feeds, placed)
         return left[0], "position"
     ours_words = [_words(c) for c in prefix.split(".")]
     rules = (("structure", lambda i: _structure(t, i, prefix, sig, feeds, placed)),
+             ("structure", lambda i: links.get((_parent(prefix), _parent(t.mods[i][0])), 0)),
              ("name", lambda i: _name_score(ours_words, t.words[i])),
              ("name", lambda i: t.mods[i][0] == prefix),
              ("name", lambda i: _shortcut(t.mods[i][0]) == _shortcut(prefix)))
@@ -279,12 +290,13 @@ def _explicit(t: Theirs, our_mods, layouts, explicit: dict):
 
 
 def _ambiguous(prefix, sig, names):
+    leaf = names[0].rpartition(".")[2]
+    label = f"label our layer with the checkpoint's name (`{leaf}: ...`), or " if not leaf.isdigit() else ""
     return CnnError(
         f"ambiguous foreign weights: cannot tell which of the checkpoint's modules {_few(names)} is our "
         f"{prefix}: they hold the same tensors {fmt(sig)}, and neither their order (a Sequential index, "
         f"conv1 < conv2), nor structure (the conv before a normalisation), nor names tell them apart",
-        hint=f"label our layer with the checkpoint's name (e.g. `{names[0].rpartition('.')[2]}: ...`), or pass "
-             f"an explicit mapping: mapping={{{names[0]!r}: {prefix!r}}} (load_into, "
+        hint=f"{label}pass an explicit mapping: mapping={{{names[0]!r}: {prefix!r}}} (load_into, "
              f"to_torch(weights_mapping=...), cnndsl export --weights-map FILE.json)")
 
 
