@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                    "torchvision-style keys are mapped module by module")
     p.add_argument("--partial-weights", action="store_true",
                    help="load the tensors whose names and shapes match; the rest keeps a random initialisation")
+    p.add_argument("--weights-map", metavar="FILE.json", help="{their module prefix: ours}: where a foreign "
+                   "state_dict's modules go when its names and shapes leave them ambiguous")
     p.add_argument("--opset", type=_whole(-1000, 1000), help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
     p.add_argument("--batch", default="dynamic", help="a fixed batch size, or 'dynamic' (default)")
 
@@ -320,7 +322,7 @@ def cmd_export(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         model = net.to_onnx(args.output, weights=args.weights, opset=args.opset, batch=batch,
-                            weights_strict=not args.partial_weights)
+                            weights_strict=not args.partial_weights, weights_mapping=_weights_map(args.weights_map))
     for w in caught:
         print(f"cnndsl: warning: {w.message}", file=sys.stderr)
     props = {p.key: p.value for p in model.metadata_props}
@@ -329,6 +331,21 @@ def cmd_export(args):
         _print_weights(json.loads(props["cnndsl.weights"]), args.weights)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _weights_map(path):
+    """--weights-map: a JSON object {their module prefix: our module prefix}."""
+    if path is None:
+        return None
+    import json
+    from .files import read_bytes
+    try:
+        m = json.loads(read_bytes(path))
+    except ValueError as e:
+        raise CnnError(f"{path}: not JSON ({e})", usage=True) from None
+    if not isinstance(m, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in m.items()):
+        raise CnnError(f"{path}: must be a JSON object of strings, {{their module prefix: ours}}", usage=True)
+    return m
 
 
 def _print_weights(r, path):
@@ -343,8 +360,9 @@ def _print_weights(r, path):
         modules = {}
         for theirs, ours in r["mapping"].items():
             modules.setdefault(theirs.rpartition(".")[0], ours.rpartition(".")[0])
+        how = r.get("matched_by", {})
         for theirs, ours in modules.items():
-            print(f"  {theirs} -> {ours}", file=sys.stderr)
+            print(f"  {theirs} -> {ours}" + (f" (by {how[theirs]})" if theirs in how else ""), file=sys.stderr)
     for k in r["resized"]:
         s = r["shapes"][k]
         print(f"  resized, not loaded: {k} (checkpoint {_dims(s['checkpoint'])}, here {_dims(s['here'])})",

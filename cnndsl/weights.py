@@ -37,18 +37,23 @@ never reported. The report is a JSON-able dict:
     missing    our keys the checkpoint has nothing for (left as initialised)
     unexpected checkpoint keys with no counterpart here
     mapping    {checkpoint key: our key} for what was loaded
+    matched_by {checkpoint module: how it was placed}: "name" (by name), or for a foreign state_dict
+               "shape", "position", "structure", "name" or "explicit" (cnndsl.weights_map)
     checkpoint the checkpoint's metadata ({} for a .pt or a plain state_dict)
     same_spec  whether it was saved from this very spec text (None when either side can't tell)
 
-Torchvision key mapping (`map_state_dict`), for zoo nets whose structure matches their
-torchvision twin: keys are grouped by module (`layer1.0.conv1.weight` -> module
-`layer1.0.conv1`); each of our modules, in execution order, takes the first unused twin
-module, in the twin's registration order, with the same tensors (names and shapes). A
-module whose path names a shortcut (`downsample`, `shortcut`, `proj`) prefers a twin
-module that does too (ResNet's projection and its 3rd conv can have equal shapes). A
-leading `module.` (DataParallel) is dropped. Anything left unmatched on either side is
-an error that lists it, unless `strict=False` (then unmatched twin tensors, such as
-GoogLeNet's auxiliary heads, are skipped and unmatched modules of ours keep their values).
+Foreign key mapping (`map_state_dict`, cnndsl.weights_map), for nets whose structure matches a
+torchvision or timm twin: keys are grouped by module (`layer1.0.conv1.weight` -> module
+`layer1.0.conv1`); each of our modules, in execution order, takes one of their unused modules
+with the same tensors (names and shapes), singled out by evidence that depends only on the set
+of their keys and shapes, never on their order: the only one (shape), the first by their paths'
+Sequential indices and numbered names (position), the BN that follows the conv ours reads, or the
+group its siblings went to (structure), our path's words in theirs (name). Where candidates remain
+interchangeable it raises a CnnError naming them; `mapping={their prefix: our prefix}` places
+modules explicitly. A leading `module.` (DataParallel) is dropped. Anything left unmatched on
+either side is an error that lists it, unless `strict=False` (then unmatched twin tensors, such as
+GoogLeNet's auxiliary heads, are skipped and unmatched modules of ours keep their values); an
+ambiguity is refused either way.
 
 Foreign layouts: a kind may say that another framework stores one of its tensors in another
 shape holding the same numbers in the same order (`kinds.Tensor.foreign`, a `kinds.Foreign`

@@ -277,3 +277,22 @@ def test_ambiguity_names_the_rules_in_the_error():
     assert re.search(r"cannot tell which of the checkpoint's modules x, y is our a", str(e.value))
     assert W.map_state_dict(theirs, ours, mapping={"x": "b"}) == {
         "x.weight": "b.weight", "x.bias": "b.bias", "y.weight": "a.weight", "y.bias": "a.bias"}
+
+
+def test_cli_export_refuses_then_takes_a_weights_map(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from cnndsl.cli import main
+    spec, names = REPVGG_IDENTITY_FIRST
+    (tmp_path / "rep.net").write_text(spec)
+    torch.save(foreign(randomised_source(spec), names), tmp_path / "foreign.pt")
+    args = ["export", str(tmp_path / "rep.net"), "-o", str(tmp_path / "rep.onnx"), "--weights", str(tmp_path / "foreign.pt")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "ambiguous foreign weights" in err and "stages.0.0.identity" in err and "Traceback" not in err
+    (tmp_path / "map.json").write_text(json.dumps({"stages.0.0.identity": "r1.bn1", "stages.0.1.identity": "r2.bn1"}))
+    assert main(args + ["--weights-map", str(tmp_path / "map.json")]) == 0
+    err = capsys.readouterr().err
+    assert "stages.0.0.identity -> r1.bn1 (by explicit)" in err and "stages.0.0.conv_kxk.bn -> r1.bn2 (by" in err
+    (tmp_path / "bad.json").write_text("[1]")
+    assert main(args + ["--weights-map", str(tmp_path / "bad.json")]) != 0
+    assert "must be a JSON object" in capsys.readouterr().err
