@@ -273,7 +273,7 @@ def _shortcut(path: str) -> bool:
 def _explicit(t: Theirs, our_mods, layouts, explicit: dict):
     """[(their module, our module, names)] for `mapping={their prefix: our prefix}`: every module of
     theirs under a prefix goes to ours under its counterpart by relative path."""
-    ours = dict(our_mods)
+    ours, targets = dict(our_mods), set()
     for their_prefix, our_prefix in explicit.items():
         under = [i for i, (p, _) in enumerate(t.mods) if p == their_prefix or p.startswith(their_prefix + ".")]
         if not under:
@@ -286,6 +286,9 @@ def _explicit(t: Theirs, our_mods, layouts, explicit: dict):
             if sig not in forms:
                 here = f"holds {fmt(ours[target])}" if target in ours else "is not a module here"
                 raise CnnError(f"mapping: {p} {fmt(sig)} cannot go to {target}: {target} {here}", usage=True)
+            if target in targets:
+                raise CnnError(f"mapping: two of the checkpoint's modules go to {target}", usage=True)
+            targets.add(target)
             yield i, target, forms[sig]
 
 

@@ -189,6 +189,9 @@ def test_an_explicit_mapping_settles_it(tmp_path):
         cnndsl.loads(spec).to_torch(weights=foreign(src, names), weights_mapping={"stages.0.0": "r1"})
     with pytest.raises(cnndsl.CnnError, match="no module 'stages.9'"):
         cnndsl.loads(spec).to_torch(weights=foreign(src, names), weights_mapping={"stages.9": "r1"})
+    with pytest.raises(cnndsl.CnnError, match="two of the checkpoint's modules go to r1.bn1"):
+        cnndsl.loads(spec).to_torch(weights=foreign(src, names), weights_mapping={
+            "stages.0.0.identity": "r1.bn1", "stages.0.0.conv_kxk.bn": "r1.bn1"})
     with pytest.raises(cnndsl.CnnError, match="cannot go to r1.conv1"):
         cnndsl.loads(spec).to_torch(weights=foreign(src, names), weights_mapping={"stages.0.0.identity": "r1.conv1"})
 
