@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rankdir", choices=("TB", "LR"), default=None)
     p.add_argument("--expand", action="store_true", help="draw every repetition of repeated blocks")
     p.add_argument("--detail", choices=("low", "high"), default="low")
+    p.add_argument("--size", metavar="WxH", help="the box the picture fits: px (1920x1080) or inches "
+                   "(13.33x7.5in); default a 16:9 slide, 13.33x7.5in")
+    p.add_argument("--dpi", type=int, default=None, help="pixels per inch of a PNG (default 144: 1920x1080 px)")
     _search_parsers(sub)
     _train_parser(sub)
     _eval_parser(sub)
@@ -373,7 +376,8 @@ def cmd_run(args):
 def cmd_draw(args):
     net = _load(args)
     _print_warnings(net)
-    out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail)
+    out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail,
+                   size=args.size, dpi=args.dpi)
     print(f"wrote {out or args.output}", file=sys.stderr)
     return 0
 
