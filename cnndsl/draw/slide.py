@@ -16,6 +16,7 @@ import re
 import subprocess
 
 from ..errors import CnnError
+from .graph import is_minor
 
 SLIDE_IN = (13.333, 7.5)    # a 16:9 slide (PowerPoint's, in inches)
 DPI = 144                   # 1920x1080 px on that slide
@@ -90,6 +91,10 @@ def choose_starts(fold, depth: dict, k: int) -> tuple:
     """k - 1 column starts at the cut points nearest to k equal shares of the layout's depth
     (`depth`: node -> distance from the top, in the direction of the flow)."""
     cuts = [i for i in cut_points(fold) if fold.nodes[i].name in depth]
+    # a column does not start with an activation (it goes with its layer) or inside an `x N` frame
+    neat = [i for i in cuts if not is_minor(fold.nodes[i])
+            and not set(map(id, fold.repeat_of(fold.nodes[i]))) & set(map(id, fold.repeat_of(fold.nodes[i - 1])))]
+    cuts = neat or cuts
     total = max(depth.values(), default=0.0)
     starts: list[int] = []
     for j in range(1, k):
