@@ -387,12 +387,27 @@ def _family(args):
 
 def _cmd_symbolic(args):
     from .search import symbolic as S
+    for flag, given in (("--memory", args.memory), ("--freeze", args.freeze),
+                        (f"--format {args.format}", args.format in ("markdown", "csv"))):
+        if given:
+            raise CnnError(f"{flag} has no meaning with --symbolic", usage=True,
+                           hint="--symbolic prints formulas as a table or --format json; drop " + flag.split()[0])
     prog, space = _family(args)
-    ranges = dict(space.ranges)
-    result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input, ranges=ranges)
-    text = S.format_table(result, args.file)
+    result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
+                        ranges=dict(space.ranges), options=_symbolic_options(args))
+    if args.format == "json":
+        import json
+        text = json.dumps(S.to_json(result, args.file), indent=1) + "\n"
+    else:
+        text = S.format_table(result, args.file)
     _emit(text, args.output)
     return 0
+
+
+def _symbolic_options(args):
+    if args.batch < 1:
+        raise CnnError("--batch must be at least 1", usage=True)
+    return dict(batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
 
 
 def _amount(text, what):
@@ -438,8 +453,8 @@ def cmd_search(args):
     if args.symbolic:
         from .search import symbolic as S
         r = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
-                       ranges=dict(space.ranges))
-        result["symbolic"] = {k: str(v) for k, v in r["totals"].items()}
+                       ranges=dict(space.ranges), options=_symbolic_options(args))
+        result["symbolic"] = S.text_totals(r)
     if args.emit:
         _emit_members(prog, space, result["members"], args.emit)
     if args.train:
