@@ -40,8 +40,12 @@ def _wrap(value, expr):
     return Sym(value, expr)
 
 
+DECISIONS: list = []  # (comparison, left formula, right formula, outcome): what the last run decided
+
+
 class Sym(int):
-    """An int that carries a sympy formula for itself."""
+    """An int that carries a sympy formula for itself. A comparison is decided on the value and
+    noted in DECISIONS: the formulas hold where each comes out the same (`conditions`)."""
 
     def __new__(cls, value, expr):
         o = int.__new__(cls, value)
@@ -79,10 +83,22 @@ class Sym(int):
     def __abs__(self):
         return self if int(self) >= 0 else -self
 
+    def _cmp(name):
+        def cmp(self, other):
+            r = getattr(int, name)(int(self), int(other) if isinstance(other, int) else other)
+            if r is not NotImplemented and isinstance(other, (int, float)) and not isinstance(other, bool):
+                DECISIONS.append((name, self.e, _e(other), r))
+            return r
+        return cmp
+    __lt__, __le__, __gt__, __ge__ = _cmp("__lt__"), _cmp("__le__"), _cmp("__gt__"), _cmp("__ge__")
+
     def __eq__(self, other):
         if isinstance(other, Sym):
             return int(self) == int(other) and sympy.simplify(self.e - other.e) == 0
-        return int.__eq__(self, other)
+        r = int.__eq__(self, other)
+        if r is not NotImplemented and isinstance(other, int) and not isinstance(other, bool):
+            DECISIONS.append(("__eq__", self.e, sympy.Integer(other), r))
+        return r
 
     def __ne__(self, other):
         r = self.__eq__(other)
@@ -137,11 +153,56 @@ def _values(program, names, bindings):
 OPTIONS = dict(batch=1, dtype="fp32", optimizer="adam")
 
 
-def _run(program, bindings, input=None, options=None):
-    e = _Symbolic(program, input, bindings, False, program.path)
-    graph = e.run()
-    totals = analyze(graph, **(options or OPTIONS))
+def _run(program, bindings, input=None, options=None, conditions=None):
+    """(graph, totals, structural names) of one member with Sym bindings; the decisions the analysis
+    took on the variables are added to `conditions` (a set of (comparison, formula) pairs)."""
+    try:
+        e = _Symbolic(program, input, bindings, False, program.path)
+        graph = e.run()
+        # the elaborator's decisions (does a window fit, a limit, a warning) decide whether the member
+        # exists as it is; the analysis' (which activation is largest) pick a piece of a total
+        DECISIONS.clear()
+        totals = analyze(graph, **(options or OPTIONS))
+        if conditions is not None:
+            conditions |= _conditions(DECISIONS)
+    finally:
+        DECISIONS.clear()
     return graph, totals, e.structural
+
+
+LIMIT = 10**6  # a comparison with a constant this large is a cap (the RF's), not a choice between layers
+_FLIP = {"__lt__": "__ge__", "__le__": "__gt__", "__gt__": "__le__", "__ge__": "__lt__", "__eq__": "__ne__"}
+
+
+def _conditions(decisions) -> set:
+    """The decisions that depend on the variables, each as (comparison, formula) meaning `formula OP 0`
+    held (a comparison of two equal formulas, or of constants, decides nothing)."""
+    out = set()
+    for op, a, b, r in decisions:
+        d = sympy.expand(a - b)
+        if d.free_symbols and not (d.is_Add and abs(d.as_coeff_Add()[0]) >= LIMIT):
+            out.add((op if r else _FLIP[op], d))
+    return out
+
+
+def holds(conditions, subs) -> bool:
+    """Whether a point (sympy substitutions) takes every decision the formulas rest on the same way."""
+    for op, d in conditions:
+        v = d.subs(subs)
+        v = int(v) if v.is_integer else float(v)
+        if not getattr(type(v), op)(v, 0):
+            return False
+    return True
+
+
+_REL = {"__lt__": sympy.Lt, "__le__": sympy.Le, "__gt__": sympy.Gt, "__ge__": sympy.Ge, "__eq__": sympy.Eq,
+        "__ne__": sympy.Ne}
+
+
+def condition_text(conditions) -> list:
+    """The conditions as sympy relations (`C >= 3`), shortest first."""
+    out = {str(_REL[op](d, 0)) for op, d in conditions} - {"True"}
+    return sorted(out, key=lambda t: (len(t), t))
 
 
 def figures(graph, totals) -> dict:
@@ -198,7 +259,8 @@ def symbolic(program, names, bindings=None, input=None, ranges=None, options=Non
     syms = symbols(names)
     values = _values(program, names, bindings)
     sb = {**bindings, **{n: Sym(values[n], syms[n]) for n in names}}
-    graph, totals, structural = _run(program, sb, input, options)
+    conditions: set = set()
+    graph, totals, structural = _run(program, sb, input, options, conditions)
     structural = [n for n in names if n in structural]
     layers = [{"name": n.name, "op": n.op, "out": [_e(d) for d in n.out_shape], "params": _e(n.meta["params"]),
                "macs": _e(n.meta["macs"]), "rf": None if n.meta["rf"] is None else tuple(_e(d) for d in n.meta["rf"])}
@@ -206,7 +268,8 @@ def symbolic(program, names, bindings=None, input=None, ranges=None, options=Non
     grids, whole = _grids(structural, values, ranges)
     domain = {}
     if structural:
-        forms, seen = _fit(program, names, structural, syms, values, bindings, input, options, grids, whole)
+        forms, seen = _fit(program, names, structural, syms, values, bindings, input, options, grids, whole,
+                           conditions)
         for n in structural:
             lo, hi = seen.get(n, (grids[n][0], grids[n][-1]))
             ended = "range" if whole[n] else "members" if hi < grids[n][-1] else None
@@ -216,13 +279,12 @@ def symbolic(program, names, bindings=None, input=None, ranges=None, options=Non
     else:
         forms = {k: _expr(v) for k, v in figures(graph, totals).items()}
     forms = verify(program, forms, names, values, bindings, input, options,
-                   _check_points(names, values, structural, grids, whole, ranges))
+                   _check_points(names, values, structural, grids, whole, ranges), conditions)
     out = {"layers": layers, "totals": {k: forms.get(k) for k in (*TOTALS, "memory")}, "symbols": names,
            "structural": structural, "values": values, "input": [_e(d) for d in graph.input_shape],
            "rf": (forms["rf.h"], forms["rf.w"]) if "rf.h" in forms else None,
            "out": [forms[k] for k in sorted((k for k in forms if k.startswith("out.")), key=lambda k: int(k[4:]))],
-           "domain": domain,
-           "options": options}
+           "domain": domain, "options": options, "conditions": conditions}
     return out
 
 
@@ -242,14 +304,14 @@ def _grids(structural, values, ranges):
     return grids, whole
 
 
-def _fit(program, names, structural, syms, values, bindings, input, options, grids, whole):
+def _fit(program, names, structural, syms, values, bindings, input, options, grids, whole, conditions):
     from .fit import nested
     value_names = [n for n in names if n not in structural]
 
     def at(point):
         b = {**bindings, **point, **{n: Sym(values[n], syms[n]) for n in value_names}}
         try:
-            g, t, _ = _run(program, b, input, options)
+            g, t, _ = _run(program, b, input, options, conditions)
         except CnnError:
             return None  # no such member: the run of counts ends here
         return {k: _expr(v) for k, v in figures(g, t).items()}
@@ -279,9 +341,10 @@ def _check_points(names, values, structural, grids, whole, ranges):
     return pts
 
 
-def verify(program, forms, names, values, bindings, input, options, points) -> dict:
-    """`forms` with each formula that disagrees with the numeric analysis at a point (or that is
-    missing) replaced by a NotSymbolic naming the variables the point moved."""
+def verify(program, forms, names, values, bindings, input, options, points, conditions=()) -> dict:
+    """`forms` with each formula that disagrees with the numeric analysis at a point that takes the
+    same decisions (`conditions`), or that is missing, replaced by a NotSymbolic naming the variables
+    the point moved."""
     from ..lang.elaborate import elaborate
     syms = symbols(names)
     wrong: dict = {}
@@ -295,6 +358,8 @@ def verify(program, forms, names, values, bindings, input, options, points) -> d
         if default is None and p == values:
             default = got
         subs = {syms[n]: v for n, v in p.items()}
+        if not holds(conditions, subs):
+            continue
         moved = [n for n in names if p[n] != values[n]]
         for k, f in forms.items():
             if k not in wrong and (f is None or k not in got or f.subs(subs) != got[k]):
@@ -309,7 +374,8 @@ def verify(program, forms, names, values, bindings, input, options, points) -> d
 def check(program, result, points, bindings=None, input=None) -> int:
     """Evaluate the totals' formulas at each point ({name: value}) and compare with the numeric
     analysis of that member; raise AssertionError naming the first disagreement. Returns the
-    number of points checked (points where the member does not exist are skipped)."""
+    number of points checked (points where the member does not exist, or that decide differently
+    from the default member, are skipped)."""
     from ..lang.elaborate import elaborate
     checked = 0
     syms = symbols(result["symbols"])
@@ -320,8 +386,10 @@ def check(program, result, points, bindings=None, input=None) -> int:
             g = elaborate(program, input_shape=input, bindings={**(bindings or {}), **p})
         except CnnError:
             continue
-        t = figures(g, analyze(g, **result["options"]))
         subs = {syms[n]: v for n, v in p.items() if n in syms}
+        if not holds(result["conditions"], subs):
+            continue  # outside the region the formulas are for
+        t = figures(g, analyze(g, **result["options"]))
         for k, f in forms.items():
             if isinstance(f, NotSymbolic):
                 continue
@@ -365,12 +433,19 @@ def _domain(result):
     return "; ".join(parts)
 
 
+SHOWN = 6  # conditions the table shows
+
+
 def format_table(result: dict, source: str) -> str:
     """The closed form as text: one row per layer, then the totals."""
     names = ", ".join(result["symbols"])
     shown = ", ".join(f"{k}={v}" for k, v in result["values"].items())
     out = [f"{source}: closed form in {names} (formulas hold where the default member, {shown}, takes "
            f"the same decisions)"]
+    conds = condition_text(result["conditions"])
+    if conds:
+        more = f" and {len(conds) - SHOWN} more (--format json lists them)" if len(conds) > SHOWN else ""
+        out.append(f"  where: {', '.join(conds[:SHOWN])}{more}")
     if result["structural"]:
         verb = "changes" if len(result["structural"]) == 1 else "change"
         out.append(f"  {', '.join(result['structural'])} {verb} the layers: the rows are the default member's; "
@@ -396,7 +471,8 @@ def to_json(result: dict, source: str) -> dict:
     return {"schema": "cnndsl.symbolic/1", "source": source, "symbols": result["symbols"],
             "values": result["values"], "structural": result["structural"],
             "domain": result["domain"],
-            "options": result["options"], "input": [s(d) for d in result["input"]],
+            "options": result["options"], "conditions": condition_text(result["conditions"]),
+            "input": [s(d) for d in result["input"]],
             "layers": [{"name": l["name"], "op": l["op"], "out": [s(d) for d in l["out"]], "params": s(l["params"]),
                         "macs": s(l["macs"]), "rf": None if l["rf"] is None else [s(d) for d in l["rf"]]}
                        for l in result["layers"]],
