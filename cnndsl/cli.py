@@ -432,8 +432,8 @@ def cmd_search(args):
         raise CnnError(f"--pareto {args.pareto}: name two of {', '.join(E.MEASURES)}", usage=True)
     given = _search_training(args)  # before the search: a bad training option is known at once
     n = args.sample if args.sample else space.count
-    print(f"{args.file}: {space.count:,} members" + (f", sampling {min(n, space.count):,}" if args.sample else ""),
-          file=sys.stderr)
+    print(f"{args.file}: {space.count:,} member{'s' * (space.count != 1)}"
+          + (f", sampling {min(n, space.count):,}" if args.sample else ""), file=sys.stderr)
     bar = None
     if n >= 2000 and space.count <= args.limit or args.sample:
         from tqdm import tqdm

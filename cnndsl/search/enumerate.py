@@ -82,6 +82,7 @@ def search(space, *, batch=1, dtype="fp32", optimizer="adam", max_params=None, m
             "drop_examples": {k: {"index": i, "bindings": _show(space.member(i)), "message": m}
                               for k, (i, m) in sorted(examples.items())}, "sort": sort,
             "memory_options": {"batch": batch, "dtype": dtype, "optimizer": optimizer},
+            "budgets": {k: v for k, v in budget.items() if k != "where" and v is not None},
             "members": order[:top] if top else order, "pareto": front(kept, pareto), "pareto_measures": list(pareto)}
 
 
