@@ -13,9 +13,10 @@ is a Sym. Comparisons (does a window fit, which branch of a `max`) use the value
 hold where the member takes the same decisions, which `check` confirms at random points.
 
 A variable used as a repeat count (or an optional's switch) changes the layers themselves; its
-totals are interpolated from the members at each value of its range (exact at those points; a
-polynomial when fewer points than the range already determine it), and the per-layer table is
-the default member's.
+totals are closed forms through the members at consecutive counts (fit.py), and the per-layer
+table is the default member's. Every formula is compared with the numeric analysis of members
+around the default (`verify`); one that disagrees, or a total no closed form gives, is a
+`NotSymbolic` (shown with the default's value), never the default's number as if it were a formula.
 """
 from __future__ import annotations
 
