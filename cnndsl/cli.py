@@ -391,12 +391,27 @@ def _family(args):
 
 def _cmd_symbolic(args):
     from .search import symbolic as S
+    for flag, given in (("--memory", args.memory), ("--freeze", args.freeze),
+                        (f"--format {args.format}", args.format in ("markdown", "csv"))):
+        if given:
+            raise CnnError(f"{flag} has no meaning with --symbolic", usage=True,
+                           hint="--symbolic prints formulas as a table or --format json; drop " + flag.split()[0])
     prog, space = _family(args)
-    ranges = dict(space.ranges)
-    result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input, ranges=ranges)
-    text = S.format_table(result, args.file)
+    result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
+                        ranges=dict(space.ranges), options=_symbolic_options(args))
+    if args.format == "json":
+        import json
+        text = json.dumps(S.to_json(result, args.file), indent=1) + "\n"
+    else:
+        text = S.format_table(result, args.file)
     _emit(text, args.output)
     return 0
+
+
+def _symbolic_options(args):
+    if args.batch < 1:
+        raise CnnError("--batch must be at least 1", usage=True)
+    return dict(batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
 
 
 def _amount(text, what):
@@ -421,8 +436,8 @@ def cmd_search(args):
         raise CnnError(f"--pareto {args.pareto}: name two of {', '.join(E.MEASURES)}", usage=True)
     given = _search_training(args)  # before the search: a bad training option is known at once
     n = args.sample if args.sample else space.count
-    print(f"{args.file}: {space.count:,} members" + (f", sampling {min(n, space.count):,}" if args.sample else ""),
-          file=sys.stderr)
+    print(f"{args.file}: {space.count:,} member{'s' * (space.count != 1)}"
+          + (f", sampling {min(n, space.count):,}" if args.sample else ""), file=sys.stderr)
     bar = None
     if n >= 2000 and space.count <= args.limit or args.sample:
         from tqdm import tqdm
@@ -442,8 +457,8 @@ def cmd_search(args):
     if args.symbolic:
         from .search import symbolic as S
         r = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
-                       ranges=dict(space.ranges))
-        result["symbolic"] = {k: str(v) for k, v in r["totals"].items()}
+                       ranges=dict(space.ranges), options=_symbolic_options(args))
+        result["symbolic"] = S.text_totals(r)
     if args.emit:
         _emit_members(prog, space, result["members"], args.emit)
     if args.train:
@@ -452,13 +467,14 @@ def cmd_search(args):
         from .search.plot import plot
         plot(result, args.plot, everything=everything)
         print(f"wrote {args.plot}", file=sys.stderr)
+    from .search import render
     if args.format == "json":
         import json
         print(json.dumps(result, indent=1, default=str))
     elif args.format == "csv":
-        print(_search_csv(result), end="")
+        print(render.csv_text(result), end="")
     else:
-        print(_search_table(result), end="")
+        print(render.table(result), end="")
     return _training_status(result.get("training"))
 
 
@@ -557,7 +573,8 @@ class _MemberProgress:
     def on_member_end(self, e):
         self.close()
         r = e["record"]
-        head = f"[{e['member']}/{e['members']}] {_bindings_text(r)} ({r['params']:,} params, {r['macs']:,} MACs)"
+        from .search.render import bindings_text
+        head = f"[{e['member']}/{e['members']}] {bindings_text(r)} ({r['params']:,} params, {r['macs']:,} MACs)"
         if e.get("error"):
             print(f"{head}: failed to train\n{e['error']}", file=sys.stderr, flush=True)
             return
@@ -576,10 +593,6 @@ class _MemberProgress:
             self.bar = None
 
 
-def _bindings_text(r):
-    return " ".join(f"{k}={v}" for k, v in r["bindings"].items()) or "(no choices)"
-
-
 def _emit_members(prog, space, records, folder):
     from .files import atomic_write
     from .search import emit as W
@@ -590,91 +603,6 @@ def _emit_members(prog, space, records, folder):
         atomic_write(path, text.encode("utf-8"))
         r["file"] = path
     print(f"wrote {len(records)} members to {folder}", file=sys.stderr)
-
-
-_SEARCH_COLS = ("depth", "params", "macs", "memory", "rf")
-
-
-def _search_rows(r, acc=None):
-    return [" ".join(f"{k}={v}" for k, v in r["bindings"].items())] + [
-        "" if r.get(c) is None else f"{r[c]:,}" for c in _SEARCH_COLS] + ([_acc_cell(r, acc)] if acc else [])
-
-
-def _acc_cell(r, key):
-    if "train_error" in r:
-        return "failed"
-    return "" if r.get(key) is None else f"{r[key]:.4f}"
-
-
-def _search_table(res):
-    out = [f"{res['source']}: {res['count']:,} members, {res['measured']:,} measured, {res['kept']:,} kept "
-           f"({res['distinct']:,} distinct nets)"]
-    for why, n in res["dropped"].items():
-        out.append(f"  dropped {n:,}: {why}")
-    from .search.train import accuracy_key
-    acc = accuracy_key(res) if "training" in res else None
-    head = ["bindings", *_SEARCH_COLS] + ([acc.replace("_acc", " acc")] if acc else [])
-    out.append(_grid(head, [_search_rows(r, acc) for r in res["members"]],
-                     f"best {len(res['members'])} by {res['sort']}"))
-    a, b = res["pareto_measures"]
-    out.append(_grid(head, [_search_rows(r, acc) for r in res["pareto"]],
-                     f"Pareto front ({a}, {b}): {len(res['pareto'])} members"))
-    if acc:
-        out += _training_lines(res, acc)
-    if "symbolic" in res:
-        out.append("closed form (totals):")
-        out += [f"  {k} = {v}" for k, v in res["symbolic"].items()]
-    return "\n".join(out) + "\n"
-
-
-def _training_lines(res, acc):
-    from .search.train import trained_records
-    t, o = res["training"], res["training"]["options"]
-    rows = trained_records(res)
-    out = [f"\ntrained {t['trained']} of {t['selected']} members on {t['data']} ({o['epochs']} epoch"
-           f"{'s' * (o['epochs'] != 1)} each, batch {o['batch']}, seed {o['seed']})"
-           + (f", {t['failed']} failed" if t["failed"] else "")]
-    done = [r for r in rows if r.get(acc) is not None]
-    if done:
-        best = max(done, key=lambda r: (r[acc], -r["macs"]))
-        out.append(f"  most accurate: {_bindings_text(best)}  {acc.replace('_', ' ')} {best[acc]:.4f}  "
-                   f"({best['params']:,} params, {best['macs']:,} MACs)")
-    out += [f"  failed: {_bindings_text(r)}: {r['train_error']}" for r in rows if "train_error" in r]
-    if t["interrupted"]:
-        out.append(f"  interrupted: {t['left']} member{'s' * (t['left'] != 1)} left untrained"
-                   + (" (the same command with --resume continues)" if res.get("emit") or any("train_dir" in r for r in rows)
-                      else ""))
-    return out
-
-
-def _grid(head, rows, title):
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([f"\n{title}", line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
-TRAIN_COLS = ("val_acc", "val_loss", "train_acc", "train_loss", "epochs_trained", "train_seconds", "train_error")
-
-
-def _search_csv(res):
-    """A row per listed member; with --train, also the trained members not listed (the front beyond --top)
-    and the training columns (empty where a member was not trained)."""
-    import csv
-    import io
-    from .search.train import trained_records
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    trained = "training" in res
-    listed = {r["index"] for r in res["members"]}
-    rows = res["members"] + ([r for r in trained_records(res) if r["index"] not in listed] if trained else [])
-    names = list(rows[0]["bindings"]) if rows else []
-    w.writerow(["index", *names, *_SEARCH_COLS, "flops", "pareto"] + (list(TRAIN_COLS) if trained else []))
-    front = {r["index"] for r in res["pareto"]}
-    for r in rows:
-        w.writerow([r["index"], *(r["bindings"][n] for n in names), *(r.get(c) for c in _SEARCH_COLS), r["flops"],
-                    str(r["index"] in front).lower()] + ([r.get(c) for c in TRAIN_COLS] if trained else []))
-    return buf.getvalue()
 
 
 def cmd_match(args):
