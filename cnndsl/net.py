@@ -131,10 +131,11 @@ class Net:
         from .backends.pytorch import build_module
         return build_module(self, seed=seed, **options)
 
-    def torch_source(self, class_name=None) -> str:
-        """Standalone, readable PyTorch source for this net (no cnndsl import needed)."""
+    def torch_source(self, class_name=None, logits=False) -> str:
+        """Standalone, readable PyTorch source for this net (no cnndsl import needed); `logits=True`
+        leaves out a final SOFTMAX, as to_torch(logits=True) does."""
         from .backends.pytorch_source import generate
-        return generate(self, class_name=class_name)
+        return generate(self, class_name=class_name, logits=logits)
 
     def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True):
         """An onnx.ModelProto built from the IR; written to `path` when given. `weights` resolve as in
