@@ -251,6 +251,8 @@ def cmd_report(args):
         text = {"table": report.table, "markdown": report.markdown, "csv": report.csv_text}[args.format](rep)
     if args.format != "json" or args.output:
         _print_warnings(net)
+    if args.format == "table":  # the spec's `# note:` lines, under the figures they are about
+        text += "".join(f"note: {n}\n" for n in net.notes)
     if args.freeze and args.format in ("table", "markdown"):
         t = rep["totals"]
         text += (f"trainable parameters: {t['trainable_params']:,} of {t['params']:,} "

@@ -16,6 +16,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 from contextlib import contextmanager
 
 from .lang.elaborate import elaborate
@@ -107,6 +108,14 @@ class Net:
         return {"spec_sha256": self.spec_hash or "", "spec_name": self.name, "spec_path": self.path,
                 "bindings": json.dumps(getattr(self, "_bindings", {}), sort_keys=True),
                 "input": "x".join(map(str, self.graph.input_shape)), "cnndsl_version": __version__}
+
+    @property
+    def notes(self) -> list[str]:
+        """The spec's own `# note: ...` comment lines, which `cnndsl report` prints under its table:
+        what a reader of the figures should know (VGG-16's: the lecture's 24M total is a slip)."""
+        span = self.graph.input_span
+        text = span.source.text if span is not None and span.source.quotable else ""
+        return [m.group(1).strip() for m in re.finditer(r"^[ \t]*#[ \t]*note:(.*)$", text, re.M)]
 
     @property
     def warnings(self):

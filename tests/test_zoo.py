@@ -329,3 +329,15 @@ def test_classes_head_counts_agree_with_torch(name):
     with torch.device("meta"):
         shape = five.graph.input_shape
         assert tuple(m(torch.empty(2, shape[2], shape[0], shape[1])).shape) == (2, 5)
+
+
+def test_vgg16_report_says_the_lectures_total_is_a_slip(capsys):
+    """The lecture's table totals 24M values; its rows sum to 15.2M. `cnndsl report` says so under the
+    table (the spec's `# note:` lines), with the sum the rows give."""
+    from cnndsl.cli import main
+    rows = [l for l in report("vgg16")["layers"] if l["op"] in RECORDED and l["op"] != "ADAPTIVEAVGPOOL"]
+    lecture = 224 * 224 * 3 + sum(l["act_elems"] for l in rows)
+    assert main(["report", os.path.join(NETS, "vgg16.net")]) == 0
+    notes = " ".join(line[len("note: "):] for line in capsys.readouterr().out.splitlines() if line.startswith("note: "))
+    assert "24M" in notes and f"{lecture:,}" in notes and "slip" in notes
+    assert f"{report('vgg16')['totals']['act_elems'] - lecture:,}" in notes  # what the tool's total adds
