@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     _spec_options(p)
     p.add_argument("-o", "--output", required=True, help="the .py file to write")
     p.add_argument("--class-name", help="the class name (default: from the file name)")
+    p.add_argument("--logits", action="store_true",
+                   help="leave out a final SOFTMAX (as to_torch(logits=True)), to train with CrossEntropyLoss")
 
     p = sub.add_parser("export", help="write an ONNX model built from the spec")
     _spec_options(p)
@@ -252,6 +254,8 @@ def cmd_report(args):
         text = {"table": report.table, "markdown": report.markdown, "csv": report.csv_text}[args.format](rep)
     if args.format != "json" or args.output:
         _print_warnings(net)
+    if args.format == "table":  # the spec's `# note:` lines, under the figures they are about
+        text += "".join(f"note: {n}\n" for n in net.notes)
     if args.freeze and args.format in ("table", "markdown"):
         t = rep["totals"]
         text += (f"trainable parameters: {t['trainable_params']:,} of {t['params']:,} "
@@ -310,7 +314,7 @@ def _check_json(args):
 def cmd_compile(args):
     net = _load(args)
     _print_warnings(net)
-    _emit(net.torch_source(class_name=args.class_name), args.output)
+    _emit(net.torch_source(class_name=args.class_name, logits=args.logits), args.output)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 

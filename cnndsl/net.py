@@ -16,6 +16,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 from contextlib import contextmanager
 
 from .lang.elaborate import elaborate
@@ -109,6 +110,14 @@ class Net:
                 "input": "x".join(map(str, self.graph.input_shape)), "cnndsl_version": __version__}
 
     @property
+    def notes(self) -> list[str]:
+        """The spec's own `# note: ...` comment lines, which `cnndsl report` prints under its table:
+        what a reader of the figures should know (VGG-16's: the lecture's 24M total is a slip)."""
+        span = self.graph.input_span
+        text = span.source.text if span is not None and span.source.quotable else ""
+        return [m.group(1).strip() for m in re.finditer(r"^[ \t]*#[ \t]*note:(.*)$", text, re.M)]
+
+    @property
     def warnings(self):
         return list(self.graph.warnings)
 
@@ -131,10 +140,11 @@ class Net:
         from .backends.pytorch import build_module
         return build_module(self, seed=seed, **options)
 
-    def torch_source(self, class_name=None) -> str:
-        """Standalone, readable PyTorch source for this net (no cnndsl import needed)."""
+    def torch_source(self, class_name=None, logits=False) -> str:
+        """Standalone, readable PyTorch source for this net (no cnndsl import needed); `logits=True`
+        leaves out a final SOFTMAX, as to_torch(logits=True) does."""
         from .backends.pytorch_source import generate
-        return generate(self, class_name=class_name)
+        return generate(self, class_name=class_name, logits=logits)
 
     def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True):
         """An onnx.ModelProto built from the IR; written to `path` when given. `weights` resolve as in
