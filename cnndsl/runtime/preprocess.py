@@ -10,9 +10,10 @@ values are far from it (0..255 pixels for a net trained on 0..1, or the reverse)
 since the net would answer anyway, wrongly.
 
     >>> r = {"normalization": "recorded", "mean": [4.9], "std": [6.0], "source": "digits", "in_graph": None}
-    >>> x = np.full((1, 1, 2, 2), 200, np.float32)
-    >>> range_warning(x, r)[:63]
-    'the input has values 200..200 (mean 200), far from the data the '
+    >>> range_warning(np.linspace(0, 255, 64, dtype=np.float32).reshape(1, 1, 8, 8), r)[:58]
+    'the input has values 0..255 (mean 128), far from the data '
+    >>> range_warning(np.linspace(0, 16, 64, dtype=np.float32).reshape(1, 1, 8, 8), r) is None
+    True
 """
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def range_warning(raw, r) -> str | None:
     recorded range where there is one, else its mean and std (per channel: the input's mean more
     than 3 stds away, or a spread more than 10 times larger or smaller)."""
     lo, hi, mu = float(raw.min()), float(raw.max()), float(raw.mean())
-    seen = f"values {lo:.4g}..{hi:.4g} (mean {mu:.4g})"
+    seen = f"values {lo:.3g}..{hi:.3g} (mean {mu:.3g})"
     if r.get("range"):
         a, b = r["range"]
         span = b - a or 1.0
