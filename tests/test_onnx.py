@@ -617,6 +617,15 @@ def test_run_normalises_images_and_arrays_prints_top_classes_and_warns_on_far_ra
     np.save(tmp_path / "unit.npy", pixels[None, None].astype(np.float32) / 255)  # 0..1 for a net trained on 0..255
     code, out, err = cli(capsys, "run", model, "--input", tmp_path / "unit.npy", "--repeat", "1")
     assert code == 0 and "warning: the input has values 0.0196..0.984" in err and "(imgs/: mean 120, std 60)" in err
+    ranged = tmp_path / "ranged"  # a checkpoint that records its data's range too (cnndsl train does)
+    ranged.mkdir()
+    _, ck = _trained(ranged, net, source="imgs/", mean=(120.0,), std=(60.0,), range=[0.0, 255.0])
+    net.to_onnx(ranged / "g.onnx", weights=str(ck))
+    assert _props(ranged / "g.onnx")["cnndsl.preprocessing"]["range"] == [0.0, 255.0]
+    code, out, err = cli(capsys, "run", ranged / "g.onnx", "--input", tmp_path / "unit.npy", "--repeat", "1")
+    assert code == 0 and "(imgs/: values 0..255)" in err
+    code, out, err = cli(capsys, "run", ranged / "g.onnx", "--input", tmp_path / "raw.npy", "--repeat", "1")
+    assert code == 0 and "warning" not in err
     code, out, err = cli(capsys, "run", model, "--input", tmp_path / "x.png", "--repeat", "1", "--no-normalize")
     assert code == 0 and "(x - mean) / std" not in out and "warning" not in err
     # a spec (random weights) records nothing: the array is fed as it is, and the classes are numbered

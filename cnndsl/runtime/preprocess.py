@@ -76,9 +76,9 @@ def prepare(x, r, image: bool, normalize: bool = True):
     pixel values, or an array in the training data's units (0..1 for a model that normalises "unit")."""
     if r is None or r.get("normalization") != "recorded":
         why = r["feed"] if r else "the model records no input normalisation (not a cnndsl export)"
-        return x, f"none: {why}", None
+        return x, f"no, fed as given ({why})", None
     if not normalize:
-        return x, "none (--no-normalize): fed as given", None
+        return x, "no, fed as given (--no-normalize)", None
     k = float(r.get("input_scale", 1.0))
     mean, std = _per_channel(r["mean"], x), _per_channel(r["std"], x)
     if r.get("in_graph"):
