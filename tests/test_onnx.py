@@ -585,6 +585,16 @@ def test_normalize_in_graph_takes_raw_or_unit_input(tmp_path, capsys):
         assert {t.name for t in model.graph.initializer} == {k for k in module.state_dict() if "num_batches" not in k}
         assert _props(out)["cnndsl.preprocessing"]["in_graph"] == how
         np.testing.assert_allclose(session(model).run(None, {"input": fed})[0], want, rtol=1e-5, atol=1e-5)
+    # cnndsl run feeds an image as the model wants it: normalised here, or raw or / 255 for the graph to do it
+    from PIL import Image
+    Image.fromarray(pixels[0].transpose(1, 2, 0).astype(np.uint8)).save(tmp_path / "x.png")
+    net.to_onnx(tmp_path / "meta.onnx", weights=str(ck))
+    tops = []
+    for name in ("meta", "raw", "unit"):
+        code, out, err = cli(capsys, "run", tmp_path / f"{name}.onnx", "--input", tmp_path / "x.png", "--repeat", "1")
+        tops.append([line for line in out.splitlines() if line.startswith("top 3:")])
+        assert code == 0 and tops[-1] and "warning" not in err, out + err
+    assert tops[0] == tops[1] == tops[2]
     digits = tmp_path / "d"
     digits.mkdir()
     _, ck = _trained(digits, net, mean=mean, std=std)  # digits: values 0..16, not pixels

@@ -23,8 +23,7 @@ import os
 import numpy as np
 
 from ..errors import CnnError
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+from ..train.data import IMAGE_EXTENSIONS  # what an image folder for training may hold (torch-free)
 SHOWN = 8  # samples whose top classes are printed
 
 
