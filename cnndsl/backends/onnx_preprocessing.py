@@ -95,7 +95,7 @@ def in_graph_scale(r: dict, how: str) -> float:
     if how == "raw":
         return 1.0
     lo, hi = r.get("range") or (None, None)
-    pixels = lo is not None and lo >= 0 and 1 < hi <= PIXEL if lo is not None else _image_folder(r.get("source"))
+    pixels = (lo >= 0 and 1 < hi <= PIXEL) if lo is not None else _image_folder(r.get("source"))
     if not pixels:
         seen = f"values {lo:g}..{hi:g}" if lo is not None else f"data {r.get('source')}"
         raise CnnError(f"--normalize-in-graph unit means 0..1 for 8-bit pixels (0..255), but training saw {seen}",
