@@ -88,15 +88,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="load the tensors whose names and shapes match; the rest keeps a random initialisation")
     p.add_argument("--opset", type=_whole(-1000, 1000), help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
     p.add_argument("--batch", default="dynamic", help="a fixed batch size, or 'dynamic' (default)")
+    p.add_argument("--normalize-in-graph", nargs="?", const="raw", choices=("raw", "unit"),
+                   help="start the graph with the checkpoint's input normalisation (Sub, Div), so that it takes "
+                        "the training data's own units (raw, the default) or 0..1 for 0..255 pixels (unit)")
 
     p = sub.add_parser("run", help="run a model with onnxruntime and time it")
     p.add_argument("model", help="a .onnx model or a .net spec (exported with random weights)")
-    p.add_argument("--input", dest="data", default="random", help="x.npy (NCHW float32) or 'random'")
+    p.add_argument("--input", dest="data", default="random",
+                   help="x.npy (NCHW float32, in the training data's units), an image file, or 'random'; "
+                        "given data is normalised as the model's metadata records and its top classes printed")
     p.add_argument("--batch", type=_whole(-MAX_BATCH, MAX_BATCH), default=None,
                    help="batch of a random input (default: the model's fixed batch, or 1); with --input it must match")
     p.add_argument("--repeat", type=_whole(-MAX_REPEAT, MAX_REPEAT), default=20)
     p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
     p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    p.add_argument("--top", type=_whole(0, 1000), default=5, help="classes shown per sample of --input (0: none)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="feed --input as given (already normalised), not as the model's metadata records")
 
     p = sub.add_parser("draw", help="render an architecture diagram")
     _spec_options(p)
@@ -327,13 +335,14 @@ def cmd_export(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         model = net.to_onnx(args.output, weights=args.weights, opset=args.opset, batch=batch,
-                            weights_strict=not args.partial_weights)
+                            weights_strict=not args.partial_weights, normalize=args.normalize_in_graph)
     for w in caught:
         print(f"cnndsl: warning: {w.message}", file=sys.stderr)
+    import json
     props = {p.key: p.value for p in model.metadata_props}
     if "cnndsl.weights" in props:
-        import json
         _print_weights(json.loads(props["cnndsl.weights"]), args.weights)
+    print(f"input: {json.loads(props['cnndsl.preprocessing'])['feed']}", file=sys.stderr)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -370,9 +379,11 @@ def cmd_run(args):
     from .net import parse_defines
     from .runtime.onnx_run import benchmark, format_benchmark
     result = benchmark(args.model, data=args.data, batch=args.batch, repeat=args.repeat, provider=args.provider,
-                       bindings=parse_defines(args.defines))
+                       bindings=parse_defines(args.defines), top=args.top, normalize=not args.no_normalize)
     for w in result["warnings"]:
         print(w.render("warning"), file=sys.stderr)
+    for note in result["notes"]:
+        print(f"cnndsl: warning: {note}", file=sys.stderr)
     print(format_benchmark(result))
     return 0
 

@@ -146,11 +146,14 @@ class Net:
         from .backends.pytorch_source import generate
         return generate(self, class_name=class_name, logits=logits)
 
-    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True):
+    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True, normalize=None):
         """An onnx.ModelProto built from the IR; written to `path` when given. `weights` resolve as in
-        to_torch (cnndsl.weights); the load report is in metadata_props["cnndsl.weights"] (JSON)."""
+        to_torch (cnndsl.weights); the load report is in metadata_props["cnndsl.weights"] (JSON), the
+        input's normalisation in ["cnndsl.preprocessing"]; `normalize` ("raw" or "unit") puts it
+        in the graph (cnndsl.backends.onnx_preprocessing)."""
         from .backends.onnx_graph import export
-        return export(self, path=path, weights=weights, opset=opset, batch=batch, weights_strict=weights_strict)
+        return export(self, path=path, weights=weights, opset=opset, batch=batch, weights_strict=weights_strict,
+                      normalize=normalize)
 
     def draw(self, path=None, style="graph", **options):
         """An architecture diagram (graphviz DOT or a volume SVG); rendered to `path` when given."""
