@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from contextlib import contextmanager
 
 from .lang.elaborate import elaborate
@@ -69,18 +70,29 @@ def loads(text, input=None, bindings=None, strict=False, path="<string>", includ
     return bind(parse(text, path, include_dirs), input=input, bindings=bindings, strict=strict)
 
 
+_GC = threading.Lock()
+_GC_PAUSES = [0, False]  # how many threads are inside _gc_paused; whether the collector ran before the first
+
+
 @contextmanager
 def _gc_paused():
     """Parsing, elaboration and analysis allocate tens of objects per layer and free almost none, so
     the cyclic collector only rescans the growing graph, again and again: 20% of a 100k-layer
-    analysis. Reference counting still frees everything; the collector resumes afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
+    analysis. Reference counting still frees everything; the collector resumes afterwards, when the
+    last of the threads inside leaves (a count under a lock: two threads each saving and restoring
+    gc.isenabled() would leave it off when their pauses overlap)."""
+    with _GC:
+        if _GC_PAUSES[0] == 0:
+            _GC_PAUSES[1] = gc.isenabled()
+            gc.disable()
+        _GC_PAUSES[0] += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _GC:
+            _GC_PAUSES[0] -= 1
+            if _GC_PAUSES[0] == 0 and _GC_PAUSES[1]:
+                gc.enable()
 
 
 class Net:
