@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     _spec_options(p)
     p.add_argument("-o", "--output", required=True, help="the .py file to write")
     p.add_argument("--class-name", help="the class name (default: from the file name)")
+    p.add_argument("--logits", action="store_true",
+                   help="leave out a final SOFTMAX (as to_torch(logits=True)), to train with CrossEntropyLoss")
 
     p = sub.add_parser("export", help="write an ONNX model built from the spec")
     _spec_options(p)
@@ -88,15 +90,23 @@ def _parser() -> argparse.ArgumentParser:
                    "state_dict's modules go when its names and shapes leave them ambiguous")
     p.add_argument("--opset", type=_whole(-1000, 1000), help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
     p.add_argument("--batch", default="dynamic", help="a fixed batch size, or 'dynamic' (default)")
+    p.add_argument("--normalize-in-graph", nargs="?", const="raw", choices=("raw", "unit"),
+                   help="start the graph with the checkpoint's input normalisation (Sub, Div), so that it takes "
+                        "the training data's own units (raw, the default) or 0..1 for 0..255 pixels (unit)")
 
     p = sub.add_parser("run", help="run a model with onnxruntime and time it")
     p.add_argument("model", help="a .onnx model or a .net spec (exported with random weights)")
-    p.add_argument("--input", dest="data", default="random", help="x.npy (NCHW float32) or 'random'")
+    p.add_argument("--input", dest="data", default="random",
+                   help="x.npy (NCHW float32, in the training data's units), an image file, or 'random'; "
+                        "given data is normalised as the model's metadata records and its top classes printed")
     p.add_argument("--batch", type=_whole(-MAX_BATCH, MAX_BATCH), default=None,
                    help="batch of a random input (default: the model's fixed batch, or 1); with --input it must match")
     p.add_argument("--repeat", type=_whole(-MAX_REPEAT, MAX_REPEAT), default=20)
     p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
     p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    p.add_argument("--top", type=_whole(0, 1000), default=5, help="classes shown per sample of --input (0: none)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="feed --input as given (already normalised), not as the model's metadata records")
 
     p = sub.add_parser("draw", help="render an architecture diagram")
     _spec_options(p)
@@ -105,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rankdir", choices=("TB", "LR"), default=None)
     p.add_argument("--expand", action="store_true", help="draw every repetition of repeated blocks")
     p.add_argument("--detail", choices=("low", "high"), default="low")
+    p.add_argument("--size", metavar="WxH", help="the box the picture fits: px (1920x1080) or inches "
+                   "(13.33x7.5in); default a 16:9 slide, 13.33x7.5in")
+    p.add_argument("--dpi", type=int, default=None, help="pixels per inch of a PNG (default 144: 1920x1080 px)")
     _search_parsers(sub)
     _train_parser(sub)
     _eval_parser(sub)
@@ -251,6 +264,8 @@ def cmd_report(args):
         text = {"table": report.table, "markdown": report.markdown, "csv": report.csv_text}[args.format](rep)
     if args.format != "json" or args.output:
         _print_warnings(net)
+    if args.format == "table":  # the spec's `# note:` lines, under the figures they are about
+        text += "".join(f"note: {n}\n" for n in net.notes)
     if args.freeze and args.format in ("table", "markdown"):
         t = rep["totals"]
         text += (f"trainable parameters: {t['trainable_params']:,} of {t['params']:,} "
@@ -309,7 +324,7 @@ def _check_json(args):
 def cmd_compile(args):
     net = _load(args)
     _print_warnings(net)
-    _emit(net.torch_source(class_name=args.class_name), args.output)
+    _emit(net.torch_source(class_name=args.class_name, logits=args.logits), args.output)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -322,13 +337,15 @@ def cmd_export(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         model = net.to_onnx(args.output, weights=args.weights, opset=args.opset, batch=batch,
-                            weights_strict=not args.partial_weights, weights_mapping=_weights_map(args.weights_map))
+                            weights_strict=not args.partial_weights, normalize=args.normalize_in_graph,
+                            weights_mapping=_weights_map(args.weights_map))
     for w in caught:
         print(f"cnndsl: warning: {w.message}", file=sys.stderr)
+    import json
     props = {p.key: p.value for p in model.metadata_props}
     if "cnndsl.weights" in props:
-        import json
         _print_weights(json.loads(props["cnndsl.weights"]), args.weights)
+    print(f"input: {json.loads(props['cnndsl.preprocessing'])['feed']}", file=sys.stderr)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -381,9 +398,11 @@ def cmd_run(args):
     from .net import parse_defines
     from .runtime.onnx_run import benchmark, format_benchmark
     result = benchmark(args.model, data=args.data, batch=args.batch, repeat=args.repeat, provider=args.provider,
-                       bindings=parse_defines(args.defines))
+                       bindings=parse_defines(args.defines), top=args.top, normalize=not args.no_normalize)
     for w in result["warnings"]:
         print(w.render("warning"), file=sys.stderr)
+    for note in result["notes"]:
+        print(f"cnndsl: warning: {note}", file=sys.stderr)
     print(format_benchmark(result))
     return 0
 
@@ -391,7 +410,8 @@ def cmd_run(args):
 def cmd_draw(args):
     net = _load(args)
     _print_warnings(net)
-    out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail)
+    out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail,
+                   size=args.size, dpi=args.dpi)
     print(f"wrote {out or args.output}", file=sys.stderr)
     return 0
 
@@ -405,12 +425,27 @@ def _family(args):
 
 def _cmd_symbolic(args):
     from .search import symbolic as S
+    for flag, given in (("--memory", args.memory), ("--freeze", args.freeze),
+                        (f"--format {args.format}", args.format in ("markdown", "csv"))):
+        if given:
+            raise CnnError(f"{flag} has no meaning with --symbolic", usage=True,
+                           hint="--symbolic prints formulas as a table or --format json; drop " + flag.split()[0])
     prog, space = _family(args)
-    ranges = dict(space.ranges)
-    result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input, ranges=ranges)
-    text = S.format_table(result, args.file)
+    result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
+                        ranges=dict(space.ranges), options=_symbolic_options(args))
+    if args.format == "json":
+        import json
+        text = json.dumps(S.to_json(result, args.file), indent=1) + "\n"
+    else:
+        text = S.format_table(result, args.file)
     _emit(text, args.output)
     return 0
+
+
+def _symbolic_options(args):
+    if args.batch < 1:
+        raise CnnError("--batch must be at least 1", usage=True)
+    return dict(batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
 
 
 def _amount(text, what):
@@ -435,8 +470,8 @@ def cmd_search(args):
         raise CnnError(f"--pareto {args.pareto}: name two of {', '.join(E.MEASURES)}", usage=True)
     given = _search_training(args)  # before the search: a bad training option is known at once
     n = args.sample if args.sample else space.count
-    print(f"{args.file}: {space.count:,} members" + (f", sampling {min(n, space.count):,}" if args.sample else ""),
-          file=sys.stderr)
+    print(f"{args.file}: {space.count:,} member{'s' * (space.count != 1)}"
+          + (f", sampling {min(n, space.count):,}" if args.sample else ""), file=sys.stderr)
     bar = None
     if n >= 2000 and space.count <= args.limit or args.sample:
         from tqdm import tqdm
@@ -456,8 +491,8 @@ def cmd_search(args):
     if args.symbolic:
         from .search import symbolic as S
         r = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
-                       ranges=dict(space.ranges))
-        result["symbolic"] = {k: str(v) for k, v in r["totals"].items()}
+                       ranges=dict(space.ranges), options=_symbolic_options(args))
+        result["symbolic"] = S.text_totals(r)
     if args.emit:
         _emit_members(prog, space, result["members"], args.emit)
     if args.train:
@@ -466,13 +501,14 @@ def cmd_search(args):
         from .search.plot import plot
         plot(result, args.plot, everything=everything)
         print(f"wrote {args.plot}", file=sys.stderr)
+    from .search import render
     if args.format == "json":
         import json
         print(json.dumps(result, indent=1, default=str))
     elif args.format == "csv":
-        print(_search_csv(result), end="")
+        print(render.csv_text(result), end="")
     else:
-        print(_search_table(result), end="")
+        print(render.table(result), end="")
     return _training_status(result.get("training"))
 
 
@@ -571,7 +607,8 @@ class _MemberProgress:
     def on_member_end(self, e):
         self.close()
         r = e["record"]
-        head = f"[{e['member']}/{e['members']}] {_bindings_text(r)} ({r['params']:,} params, {r['macs']:,} MACs)"
+        from .search.render import bindings_text
+        head = f"[{e['member']}/{e['members']}] {bindings_text(r)} ({r['params']:,} params, {r['macs']:,} MACs)"
         if e.get("error"):
             print(f"{head}: failed to train\n{e['error']}", file=sys.stderr, flush=True)
             return
@@ -590,10 +627,6 @@ class _MemberProgress:
             self.bar = None
 
 
-def _bindings_text(r):
-    return " ".join(f"{k}={v}" for k, v in r["bindings"].items()) or "(no choices)"
-
-
 def _emit_members(prog, space, records, folder):
     from .files import atomic_write
     from .search import emit as W
@@ -604,91 +637,6 @@ def _emit_members(prog, space, records, folder):
         atomic_write(path, text.encode("utf-8"))
         r["file"] = path
     print(f"wrote {len(records)} members to {folder}", file=sys.stderr)
-
-
-_SEARCH_COLS = ("depth", "params", "macs", "memory", "rf")
-
-
-def _search_rows(r, acc=None):
-    return [" ".join(f"{k}={v}" for k, v in r["bindings"].items())] + [
-        "" if r.get(c) is None else f"{r[c]:,}" for c in _SEARCH_COLS] + ([_acc_cell(r, acc)] if acc else [])
-
-
-def _acc_cell(r, key):
-    if "train_error" in r:
-        return "failed"
-    return "" if r.get(key) is None else f"{r[key]:.4f}"
-
-
-def _search_table(res):
-    out = [f"{res['source']}: {res['count']:,} members, {res['measured']:,} measured, {res['kept']:,} kept "
-           f"({res['distinct']:,} distinct nets)"]
-    for why, n in res["dropped"].items():
-        out.append(f"  dropped {n:,}: {why}")
-    from .search.train import accuracy_key
-    acc = accuracy_key(res) if "training" in res else None
-    head = ["bindings", *_SEARCH_COLS] + ([acc.replace("_acc", " acc")] if acc else [])
-    out.append(_grid(head, [_search_rows(r, acc) for r in res["members"]],
-                     f"best {len(res['members'])} by {res['sort']}"))
-    a, b = res["pareto_measures"]
-    out.append(_grid(head, [_search_rows(r, acc) for r in res["pareto"]],
-                     f"Pareto front ({a}, {b}): {len(res['pareto'])} members"))
-    if acc:
-        out += _training_lines(res, acc)
-    if "symbolic" in res:
-        out.append("closed form (totals):")
-        out += [f"  {k} = {v}" for k, v in res["symbolic"].items()]
-    return "\n".join(out) + "\n"
-
-
-def _training_lines(res, acc):
-    from .search.train import trained_records
-    t, o = res["training"], res["training"]["options"]
-    rows = trained_records(res)
-    out = [f"\ntrained {t['trained']} of {t['selected']} members on {t['data']} ({o['epochs']} epoch"
-           f"{'s' * (o['epochs'] != 1)} each, batch {o['batch']}, seed {o['seed']})"
-           + (f", {t['failed']} failed" if t["failed"] else "")]
-    done = [r for r in rows if r.get(acc) is not None]
-    if done:
-        best = max(done, key=lambda r: (r[acc], -r["macs"]))
-        out.append(f"  most accurate: {_bindings_text(best)}  {acc.replace('_', ' ')} {best[acc]:.4f}  "
-                   f"({best['params']:,} params, {best['macs']:,} MACs)")
-    out += [f"  failed: {_bindings_text(r)}: {r['train_error']}" for r in rows if "train_error" in r]
-    if t["interrupted"]:
-        out.append(f"  interrupted: {t['left']} member{'s' * (t['left'] != 1)} left untrained"
-                   + (" (the same command with --resume continues)" if res.get("emit") or any("train_dir" in r for r in rows)
-                      else ""))
-    return out
-
-
-def _grid(head, rows, title):
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([f"\n{title}", line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
-TRAIN_COLS = ("val_acc", "val_loss", "train_acc", "train_loss", "epochs_trained", "train_seconds", "train_error")
-
-
-def _search_csv(res):
-    """A row per listed member; with --train, also the trained members not listed (the front beyond --top)
-    and the training columns (empty where a member was not trained)."""
-    import csv
-    import io
-    from .search.train import trained_records
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    trained = "training" in res
-    listed = {r["index"] for r in res["members"]}
-    rows = res["members"] + ([r for r in trained_records(res) if r["index"] not in listed] if trained else [])
-    names = list(rows[0]["bindings"]) if rows else []
-    w.writerow(["index", *names, *_SEARCH_COLS, "flops", "pareto"] + (list(TRAIN_COLS) if trained else []))
-    front = {r["index"] for r in res["pareto"]}
-    for r in rows:
-        w.writerow([r["index"], *(r["bindings"][n] for n in names), *(r.get(c) for c in _SEARCH_COLS), r["flops"],
-                    str(r["index"] in front).lower()] + ([r.get(c) for c in TRAIN_COLS] if trained else []))
-    return buf.getvalue()
 
 
 def cmd_match(args):

@@ -2,6 +2,7 @@
 the complete new one, never half."""
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -59,26 +60,49 @@ def read_spec(path, limit: int, span=None, what: str | None = None) -> bytes:
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    with atomic_files(path) as (f,):
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_files(*paths):
+    """Open files for writing `paths` all or nothing: each is a temporary file beside its target;
+    when the block ends they are fsynced and renamed over their targets in the order given (an
+    ONNX model's weights file before the model that names it), and when it raises they are removed
+    and the targets keep their old contents. Yields the open binary files, in `paths`' order."""
+    paths = [os.fspath(p) for p in paths]
+    temps, files = [], []
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise CnnError(f"cannot write {path}: {e.strerror}", usage=True) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except OSError as e:
-        _discard(tmp)
-        raise CnnError(f"cannot write {path}: {e.strerror}", usage=True) from None
-    except BaseException:
-        _discard(tmp)
-        raise
+        try:
+            for path in paths:
+                folder = os.path.dirname(os.path.abspath(path))
+                os.makedirs(folder, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+                temps.append(tmp)
+                files.append(os.fdopen(fd, "wb"))
+        except OSError as e:
+            raise CnnError(f"cannot write {paths[len(files)]}: {e.strerror}", usage=True) from None
+        yield tuple(files)
+        path = paths[0]
+        try:
+            for path, f, tmp in zip(paths, files, temps):
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are meant to be shared
+            while temps:
+                path = paths[len(paths) - len(temps)]
+                os.replace(temps[0], path)
+                del temps[0]
+        except OSError as e:
+            raise CnnError(f"cannot write {path}: {e.strerror}", usage=True) from None
+    except OSError as e:  # from the block's writes: a full disk, a lost mount
+        raise CnnError(f"cannot write {' and '.join(paths)}: {e.strerror}", usage=True) from None
+    finally:
+        for f in files:
+            f.close()
+        for tmp in temps:  # those not renamed: all of them when the block raised
+            _discard(tmp)
 
 
 def _umask() -> int:

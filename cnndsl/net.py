@@ -16,6 +16,8 @@ import gc
 import hashlib
 import json
 import os
+import re
+import threading
 from contextlib import contextmanager
 
 from .lang.elaborate import elaborate
@@ -68,18 +70,29 @@ def loads(text, input=None, bindings=None, strict=False, path="<string>", includ
     return bind(parse(text, path, include_dirs), input=input, bindings=bindings, strict=strict)
 
 
+_GC = threading.Lock()
+_GC_PAUSES = [0, False]  # how many threads are inside _gc_paused; whether the collector ran before the first
+
+
 @contextmanager
 def _gc_paused():
     """Parsing, elaboration and analysis allocate tens of objects per layer and free almost none, so
     the cyclic collector only rescans the growing graph, again and again: 20% of a 100k-layer
-    analysis. Reference counting still frees everything; the collector resumes afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
+    analysis. Reference counting still frees everything; the collector resumes afterwards, when the
+    last of the threads inside leaves (a count under a lock: two threads each saving and restoring
+    gc.isenabled() would leave it off when their pauses overlap)."""
+    with _GC:
+        if _GC_PAUSES[0] == 0:
+            _GC_PAUSES[1] = gc.isenabled()
+            gc.disable()
+        _GC_PAUSES[0] += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _GC:
+            _GC_PAUSES[0] -= 1
+            if _GC_PAUSES[0] == 0 and _GC_PAUSES[1]:
+                gc.enable()
 
 
 class Net:
@@ -109,6 +122,14 @@ class Net:
                 "input": "x".join(map(str, self.graph.input_shape)), "cnndsl_version": __version__}
 
     @property
+    def notes(self) -> list[str]:
+        """The spec's own `# note: ...` comment lines, which `cnndsl report` prints under its table:
+        what a reader of the figures should know (VGG-16's: the lecture's 24M total is a slip)."""
+        span = self.graph.input_span
+        text = span.source.text if span is not None and span.source.quotable else ""
+        return [m.group(1).strip() for m in re.finditer(r"^[ \t]*#[ \t]*note:(.*)$", text, re.M)]
+
+    @property
     def warnings(self):
         return list(self.graph.warnings)
 
@@ -132,18 +153,21 @@ class Net:
         from .backends.pytorch import build_module
         return build_module(self, seed=seed, **options)
 
-    def torch_source(self, class_name=None) -> str:
-        """Standalone, readable PyTorch source for this net (no cnndsl import needed)."""
+    def torch_source(self, class_name=None, logits=False) -> str:
+        """Standalone, readable PyTorch source for this net (no cnndsl import needed); `logits=True`
+        leaves out a final SOFTMAX, as to_torch(logits=True) does."""
         from .backends.pytorch_source import generate
-        return generate(self, class_name=class_name)
+        return generate(self, class_name=class_name, logits=logits)
 
-    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True, weights_mapping=None):
-        """An onnx.ModelProto built from the IR; written to `path` when given. `weights` (and
-        `weights_mapping`) resolve as in to_torch (cnndsl.weights); the load report is in
-        metadata_props["cnndsl.weights"] (JSON)."""
+    def to_onnx(self, path=None, weights=None, opset=None, batch="dynamic", weights_strict=True, normalize=None,
+                weights_mapping=None):
+        """An onnx.ModelProto built from the IR; written to `path` when given. `weights` resolve as in
+        to_torch (cnndsl.weights); the load report is in metadata_props["cnndsl.weights"] (JSON), the
+        input's normalisation in ["cnndsl.preprocessing"]; `normalize` ("raw" or "unit") puts it
+        in the graph (cnndsl.backends.onnx_preprocessing); `weights_mapping` as in to_torch."""
         from .backends.onnx_graph import export
         return export(self, path=path, weights=weights, opset=opset, batch=batch, weights_strict=weights_strict,
-                      weights_mapping=weights_mapping)
+                      normalize=normalize, weights_mapping=weights_mapping)
 
     def draw(self, path=None, style="graph", **options):
         """An architecture diagram (graphviz DOT or a volume SVG); rendered to `path` when given."""

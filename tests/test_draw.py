@@ -192,7 +192,10 @@ def test_volumes_svg_shows_the_main_path_volumes():
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     for shape in ("32x32x1", "28x28x6", "14x14x6", "10x10x16", "5x5x16", "120", "84", "10"):
         assert shape in texts
-    assert "CONV 5x5/1, 6" in texts and not any(t.startswith("TANH") for t in texts)
+    assert "CONV 5x5/1, 6" in texts
+    # the activations get no box: each is noted (small) under the layer it follows
+    sized = [(t.text, t.get("font-size")) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert sized.count(("TANH", "9")) == 3 and not any(s.startswith("TANH") and z != "9" for s, z in sized)
 
 
 def test_volumes_marks_blocks_and_repeats_of_branching_nets():
@@ -253,12 +256,18 @@ def test_missing_dot_on_path_is_found_missing(monkeypatch):
     assert draw_mod.find_dot() is None
 
 
-def test_volumes_png_without_cairosvg_is_a_clear_error(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("ext,magic", [("png", b"\x89PNG"), ("pdf", b"%PDF")])
+def test_volumes_png_and_pdf_need_no_cairosvg(tmp_path, monkeypatch, ext, magic):
     monkeypatch.setitem(sys.modules, "cairosvg", None)   # import cairosvg -> ImportError
     spec = tmp_path / "n.net"
     spec.write_text(CHAIN)
-    assert main(["draw", str(spec), "-o", str(tmp_path / "v.png"), "--style", "volumes"]) == 2
-    assert "cairosvg" in capsys.readouterr().err
+    out = tmp_path / f"v.{ext}"
+    assert main(["draw", str(spec), "-o", str(out), "--style", "volumes", "--size", "800x450", "--dpi", "96"]) == 0
+    assert out.read_bytes().startswith(magic)
+    if ext == "png":
+        from PIL import Image
+        w, h = Image.open(out).size
+        assert w <= 800 and h <= 450 and max(w / 800, h / 450) > 0.99
 
 
 def test_draw_without_a_path_returns_the_text():
@@ -281,7 +290,7 @@ def test_a_folded_growing_repeat_shows_the_volume_after_its_last_iteration():
     net = cnndsl.loads("input 16x16x8\ndense: [{ ID | BN - RELU - CONV(4, 3, p=1) }*3] - GAP")
     assert "16x16x12 … 16x16x20" in net.draw()
     texts = [t.text for t in ET.fromstring(net.draw(style="volumes")).iter("{http://www.w3.org/2000/svg}text")]
-    assert "16x16x20" in texts and "16x16x12" not in texts and "x 3" in texts
+    assert "16x16x12 … 16x16x20" in texts and "x 3" in texts
 
 
 def _positions(dot_text: str) -> dict:
@@ -315,3 +324,113 @@ def test_a_repeat_whose_iterations_differ_is_not_folded():
     its = {same + (0,): [N(op="CONV"), N(op="RELU")], same + (1,): [N(op="CONV"), N(op="RELU")],
            odd + (0,): [N(op="CONV")], odd + (1,): [N(op="CONV"), N(op="RELU")]}
     assert _foldable(its) == {same}
+
+
+# ---- issue 21: per-pass volumes, no layer left out, pictures for a slide --------------------------
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _texts(svg_text: str) -> list[str]:
+    return [t.text for t in ET.fromstring(svg_text).iter(f"{SVG}text")]
+
+
+def test_volumes_show_each_pass_of_a_repeat_not_only_the_last():
+    # [(CONV-RELU)*2 - POOL]*2: the first conv works on 32x32 (stage 1), its last pass on 16x16 (stage 2)
+    net = cnndsl.load("nets/cs231n_pattern.net")
+    convs = [n for n in net.graph.nodes if n.op == "CONV"]
+    first, last = convs[0].out_shape, convs[-1].out_shape
+    assert first == (32, 32, 32) and last == (16, 16, 32)
+    assert "32x32x32 … 16x16x32" in _texts(net.draw(style="volumes"))
+
+
+def test_volumes_name_every_layer_in_path_order():
+    # AlexNet (227) normalises after conv1 and conv2: LRN layers keep the volume, so they have no box,
+    # but every layer is named, in order, as a box title or in the note under the box it follows
+    net = cnndsl.load("nets/alexnet_227.net")
+    from cnndsl.draw.volumes import main_path
+    units = main_path(Fold(net.graph))
+    named = [op for u in units[1:] for op in [u.title.split()[0]] + u.after]
+    assert named == [n.op for n in net.graph.nodes if n.op != "FLATTEN"]
+    notes = [t for t in _texts(net.draw(style="volumes")) if "LRN" in t]
+    assert len(notes) == sum(n.op == "LRN" for n in net.graph.nodes) == 2
+
+
+def test_volume_depth_is_a_visible_log_scale_of_channels():
+    from cnndsl.draw.volumes import box_size
+    t = {c: box_size((7, 7, c))[0] for c in (32, 64, 128, 256, 512)}
+    assert t[512] / t[64] >= 1.6                                    # 512 channels drawn clearly deeper
+    assert t[128] - t[64] == pytest.approx(t[512] - t[256])         # the same step per doubling
+
+
+def _png_size(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        return im.size
+
+
+@needs_dot
+@pytest.mark.parametrize("name,size,box", [("resnet50", [], (1920, 1080)), ("googlenet", [], (1920, 1080)),
+                                           ("resnet50", ["--size", "10x5.625in", "--dpi", "128"], (1280, 720))])
+def test_graph_png_fits_a_slide(tmp_path, name, size, box):
+    """A long net wraps into columns: the PNG fills the box on one side and reads as a slide."""
+    out = tmp_path / f"{name}.png"
+    assert main(["draw", f"nets/{name}.net", "-o", str(out), *size]) == 0
+    w, h = _png_size(out)
+    assert w <= box[0] and h <= box[1] and max(w / box[0], h / box[1]) > 0.99, (w, h)
+    assert 1.2 <= w / h <= 2.4, (w, h)
+
+
+@needs_dot
+def test_a_wrapped_graph_keeps_every_layer_and_edge(tmp_path):
+    spec = tmp_path / "r.net"
+    spec.write_text(RESNETISH)
+    out = tmp_path / "r.svg"
+    assert main(["draw", str(spec), "-o", str(out), "--expand"]) == 0
+    svg = ET.parse(out).getroot()
+    graph = cnndsl.loads(RESNETISH).graph
+    assert sorted(_titles(svg, "node")) == sorted(["input"] + [n.name for n in graph.nodes])
+    # an edge between columns runs from the bottom of one to the top of the next: dot names its ports
+    edges = {tuple(re.sub(r":[nsew]$", "", e) for e in t.split("->")) for t in _titles(svg, "edge")}
+    assert edges == _ir_edges(graph)
+    assert len([t for t in _titles(svg, "cluster") if t.startswith("cluster_column")]) >= 2
+
+
+def _overflowing_labels(dot_text: str) -> list:
+    """Text lines of dot's own layout (-Tjson) that reach past their node's box: a line spans its
+    measured width, 0.8 of its font size above the baseline and 0.25 below, 1 pt inside the border."""
+    import json
+    import subprocess
+    d = json.loads(subprocess.run(["dot", "-Tjson"], input=dot_text, capture_output=True, text=True,
+                                  check=True, timeout=60).stdout)
+    bad = []
+    for o in d["objects"]:
+        if "pos" not in o or "_ldraw_" not in o:
+            continue
+        cx, cy = map(float, o["pos"].split(","))
+        hw, hh = float(o["width"]) * 36, float(o["height"]) * 36     # inches -> half sizes in pt
+        size = 14.0
+        for op in o["_ldraw_"]:
+            if op["op"] == "F":
+                size = op["size"]
+            elif op["op"] == "T":
+                x, y = op["pt"]
+                x0 = {"l": x, "c": x - op["width"] / 2, "r": x - op["width"]}[op["align"]]
+                if not (cx - hw + 1 <= x0 and x0 + op["width"] <= cx + hw - 1
+                        and cy - hh + 1 <= y - 0.25 * size and y + 0.8 * size <= cy + hh - 1):
+                    bad.append((o["name"], op["text"]))
+    return bad
+
+
+@needs_dot
+@pytest.mark.parametrize("detail", ["low", "high"])
+def test_labels_stay_inside_their_boxes(detail):
+    assert _overflowing_labels(cnndsl.load("nets/resnet50.net").draw(detail=detail)) == []
+
+
+@pytest.mark.parametrize("size", ["12", "0x100", "axb", "30000x10"])
+def test_a_bad_size_is_a_usage_error(tmp_path, capsys, size):
+    spec = tmp_path / "n.net"
+    spec.write_text(CHAIN)
+    assert main(["draw", str(spec), "-o", str(tmp_path / "n.svg"), "--style", "volumes", "--size", size]) == 2
+    err = capsys.readouterr().err
+    assert "size" in err and "Traceback" not in err

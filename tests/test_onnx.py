@@ -467,3 +467,177 @@ def test_run_sniffs_specs_not_named_net(tmp_path, capsys):
     (tmp_path / "garbage.txt").write_text("hello world\n")
     code, _, err = cli(capsys, "run", tmp_path / "garbage.txt")
     assert code == 1 and "is not an ONNX model" in err
+
+
+# ---- files over 2 GB: written afresh, streamed ------------------------------------------------
+def _float_param_bytes(net):
+    """The bytes PATH.data must hold: every float tensor of the PyTorch module, 4 bytes each."""
+    sd = net.to_torch(device="meta").state_dict()
+    return sum(4 * t.numel() for t in sd.values() if t.dtype == torch.float32)
+
+
+def test_reexport_over_external_data_writes_it_afresh_and_atomically(tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_graph, "LARGE_MODEL", 1000)  # a few kB stand for 2 GiB
+    net = cnndsl.loads("input 8x8x3\nCONV(16, 3) - BN - RELU - FC(64)")
+    out, data = tmp_path / "big.onnx", tmp_path / "big.onnx.data"
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8), dtype=np.float32)
+    sizes = []
+    for i in range(2):  # onnx.save_model appended each export to the last one's data file
+        module = torch_module(net, seed=i)
+        net.to_onnx(out, weights=module)
+        sizes.append(data.stat().st_size)
+        assert sizes[i] == sizes[0]
+        onnx.checker.check_model(str(out), full_check=True)
+        s = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        expected = session(net.to_onnx(weights=module)).run(None, {"input": x})[0]  # the same weights, in memory
+        np.testing.assert_array_equal(s.run(None, {"input": x})[0], expected)
+    assert sizes[0] == _float_param_bytes(net)  # every tensor, none inline, nothing more
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]  # no temporaries left
+    before = out.read_bytes(), data.read_bytes()
+
+    real = onnx_graph._random_arrays
+
+    def fails(graph, seed):  # a disk that fills up after the first tensor
+        yield next(real(graph, seed))
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(onnx_graph, "_random_arrays", fails)
+    with pytest.raises(cnndsl.CnnError, match="No space left"):
+        net.to_onnx(out)
+    assert (out.read_bytes(), data.read_bytes()) == before  # the old model and its data, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]
+
+
+def test_external_data_export_holds_one_tensor_at_a_time(tmp_path, monkeypatch):
+    import tracemalloc
+    monkeypatch.setattr(onnx_graph, "LARGE_MODEL", 1000)
+    net = cnndsl.loads("input 512\n(FC(512) - RELU)*12")  # 12 tensors of 1 MiB
+    total = _float_param_bytes(net)
+    tracemalloc.start()  # numpy's buffers are traced: all of them at once was the old peak (and twice that)
+    try:
+        onnx_graph.export(net, tmp_path / "m.onnx", seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "m.onnx.data").stat().st_size == total
+    assert peak < total / 4, f"peak {peak / 2**20:.1f} MiB for {total / 2**20:.1f} MiB of weights"
+    # the streamed file holds what the in-memory model holds
+    streamed = onnx.load(str(tmp_path / "m.onnx"))
+    in_memory = onnx_graph.build(net, seed=0)
+    assert [t.raw_data for t in streamed.graph.initializer] == [t.raw_data for t in in_memory.graph.initializer]
+
+
+# ---- the input's normalisation ------------------------------------------------------------------
+CLASSES3 = ["cat", "dog", "emu"]
+
+
+def _trained(tmp_path, net, source="digits", mean=(4.9,), std=(6.0,), **extra):
+    """A checkpoint as `cnndsl train` writes it: weights plus its data record (Data.info()) as metadata."""
+    import json
+    import cnndsl.weights as W
+    module = torch_module(net)
+    info = {"source": source, "classes": CLASSES3, "mean": list(mean), "std": list(std), **extra}
+    path = tmp_path / "weights.safetensors"
+    W.save(module, path, meta={**net.spec_info, "data": json.dumps(info)})
+    return module, path
+
+
+def _props(path):
+    import json
+    return {p.key: json.loads(p.value) for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def test_export_records_the_checkpoints_normalisation_or_says_there_is_none(tmp_path, capsys):
+    spec = tmp_path / "n.net"
+    spec.write_text("input 8x8x1\nCONV(4, 3) - RELU - FC(3)\n")
+    net = cnndsl.load(spec)
+    module, ck = _trained(tmp_path, net)
+    code, _, err = cli(capsys, "export", spec, "--weights", ck, "-o", tmp_path / "t.onnx")
+    assert code == 0 and "input: (x - mean) / std per channel" in err
+    props = _props(tmp_path / "t.onnx")
+    pre = props["cnndsl.preprocessing"]
+    assert pre["normalization"] == "recorded" and pre["mean"] == [4.9] and pre["std"] == [6.0]
+    assert pre["source"] == "digits" and pre["in_graph"] is None and props["cnndsl.classes"] == CLASSES3
+    torch.save(module.state_dict(), tmp_path / "w.pt")  # a .pt records nothing: said, not invented
+    code, _, err = cli(capsys, "export", spec, "--weights", tmp_path / "w.pt", "-o", tmp_path / "p.onnx")
+    pre = _props(tmp_path / "p.onnx")["cnndsl.preprocessing"]
+    assert code == 0 and pre["normalization"] == "none" and "mean" not in pre
+    assert "records no input normalisation" in pre["feed"] and "records no input normalisation" in err
+    pre = _props(net.to_onnx(tmp_path / "r.onnx") and tmp_path / "r.onnx")["cnndsl.preprocessing"]
+    assert pre["normalization"] == "none" and "random weights" in pre["feed"]
+
+
+def test_normalize_in_graph_takes_raw_or_unit_input(tmp_path, capsys):
+    spec = tmp_path / "c.net"
+    spec.write_text("input 8x8x3\nCONV(4, 3) - BN - RELU - GAP - FC(3)\n")
+    net = cnndsl.load(spec)
+    mean, std = [120.0, 110.0, 100.0], [60.0, 55.0, 50.0]
+    module, ck = _trained(tmp_path, net, source="imgs/", mean=mean, std=std)
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 3, 8, 8)).astype(np.float32)
+    normalised = (pixels - np.array(mean, np.float32)[:, None, None]) / np.array(std, np.float32)[:, None, None]
+    with torch.no_grad():
+        want = module(torch.from_numpy(normalised)).numpy()
+    for how, fed in (("raw", pixels), ("unit", pixels / 255)):
+        out = tmp_path / f"{how}.onnx"
+        code, _, err = cli(capsys, "export", spec, "--weights", ck, "-o", out, "--normalize-in-graph", how)
+        assert code == 0, err
+        model = onnx.load(str(out))
+        assert [n.op_type for n in model.graph.node][:4] == ["Constant", "Constant", "Sub", "Div"]
+        assert {t.name for t in model.graph.initializer} == {k for k in module.state_dict() if "num_batches" not in k}
+        assert _props(out)["cnndsl.preprocessing"]["in_graph"] == how
+        np.testing.assert_allclose(session(model).run(None, {"input": fed})[0], want, rtol=1e-5, atol=1e-5)
+    # cnndsl run feeds an image as the model wants it: normalised here, or raw or / 255 for the graph to do it
+    from PIL import Image
+    Image.fromarray(pixels[0].transpose(1, 2, 0).astype(np.uint8)).save(tmp_path / "x.png")
+    net.to_onnx(tmp_path / "meta.onnx", weights=str(ck))
+    tops = []
+    for name in ("meta", "raw", "unit"):
+        code, out, err = cli(capsys, "run", tmp_path / f"{name}.onnx", "--input", tmp_path / "x.png", "--repeat", "1")
+        tops.append([line for line in out.splitlines() if line.startswith("top 3:")])
+        assert code == 0 and tops[-1] and "warning" not in err, out + err
+    assert tops[0] == tops[1] == tops[2]
+    digits = tmp_path / "d"
+    digits.mkdir()
+    _, ck = _trained(digits, net, mean=mean, std=std)  # digits: values 0..16, not pixels
+    code, _, err = cli(capsys, "export", spec, "--weights", ck, "-o", tmp_path / "u.onnx", "--normalize-in-graph", "unit")
+    assert code == 2 and "0..255" in err and not (tmp_path / "u.onnx").exists()
+    code, _, err = cli(capsys, "export", spec, "-o", tmp_path / "u.onnx", "--normalize-in-graph")
+    assert code == 2 and "random weights" in err
+
+
+def test_run_normalises_images_and_arrays_prints_top_classes_and_warns_on_far_ranges(tmp_path, capsys):
+    from PIL import Image
+    spec = tmp_path / "g.net"
+    spec.write_text("input 8x8x1\nCONV(4, 3) - RELU - FC(3)\n")
+    net = cnndsl.load(spec)
+    module, ck = _trained(tmp_path, net, source="imgs/", mean=(120.0,), std=(60.0,))
+    model = tmp_path / "g.onnx"
+    net.to_onnx(model, weights=str(ck))
+    pixels = np.random.default_rng(1).integers(0, 256, (8, 8)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    with torch.no_grad():
+        p = torch.softmax(module(torch.from_numpy((pixels[None, None].astype(np.float32) - 120) / 60)), 1)[0].numpy()
+    best = int(p.argmax())
+    code, out, err = cli(capsys, "run", model, "--input", tmp_path / "x.png", "--repeat", "1", "--top", "2")
+    assert code == 0 and "input:    input 1x1x8x8" in out and "(x - mean) / std" in out and "warning" not in err
+    top = [line for line in out.splitlines() if line.startswith("top 2:")]
+    assert top and top[0].startswith(f"top 2: {CLASSES3[best]} {p[best]:.3f}, "), out
+    np.save(tmp_path / "raw.npy", pixels[None, None].astype(np.float32))  # an array: in the data's units too
+    code, out2, err = cli(capsys, "run", model, "--input", tmp_path / "raw.npy", "--repeat", "1", "--top", "2")
+    assert code == 0 and top[0] in out2 and "warning" not in err
+    np.save(tmp_path / "unit.npy", pixels[None, None].astype(np.float32) / 255)  # 0..1 for a net trained on 0..255
+    code, out, err = cli(capsys, "run", model, "--input", tmp_path / "unit.npy", "--repeat", "1")
+    assert code == 0 and "warning: the input has values 0.0196..0.984" in err and "(imgs/: mean 120, std 60)" in err
+    ranged = tmp_path / "ranged"  # a checkpoint that records its data's range too (cnndsl train does)
+    ranged.mkdir()
+    _, ck = _trained(ranged, net, source="imgs/", mean=(120.0,), std=(60.0,), range=[0.0, 255.0])
+    net.to_onnx(ranged / "g.onnx", weights=str(ck))
+    assert _props(ranged / "g.onnx")["cnndsl.preprocessing"]["range"] == [0.0, 255.0]
+    code, out, err = cli(capsys, "run", ranged / "g.onnx", "--input", tmp_path / "unit.npy", "--repeat", "1")
+    assert code == 0 and "(imgs/: values 0..255)" in err
+    code, out, err = cli(capsys, "run", ranged / "g.onnx", "--input", tmp_path / "raw.npy", "--repeat", "1")
+    assert code == 0 and "warning" not in err
+    code, out, err = cli(capsys, "run", model, "--input", tmp_path / "x.png", "--repeat", "1", "--no-normalize")
+    assert code == 0 and "(x - mean) / std" not in out and "warning" not in err
+    # a spec (random weights) records nothing: the array is fed as it is, and the classes are numbered
+    code, out, err = cli(capsys, "run", spec, "--input", tmp_path / "unit.npy", "--repeat", "1")
+    assert code == 0 and "random weights, not trained" in out and "top 3: " in out and "warning" not in err

@@ -77,6 +77,77 @@ def test_zoo_source_has_to_torch_state_dict(path):
     # the same module paths, less the parameter-free joins the source writes inline (+, torch.cat, flatten)
     inline = {n.name for n in net.graph.nodes if n.op in ("ADD", "CONCAT", "FLATTEN")}
     assert {n for n, _ in g.named_modules()} == {n for n, _ in m.named_modules()} - inline
+    # no variable the code never reads (the cs231n pattern's N, M, K; ResNet-50's `channels`)
+    assert unread_names(src) == []
+    # the docstring's state_dict example is a key of this module (LeNet-5 has no `conv1.weight`)
+    named = docstring_keys(src)
+    assert named and named <= set(m.state_dict())
+
+
+def unread_names(source):
+    """[(scope, name)]: names a module or function body assigns that nothing in it reads."""
+    tree = ast.parse(source)
+
+    def names(node, ctx):
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
+    module = [t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)]
+    out = [("<module>", n) for n in module if n not in names(tree, ast.Load)]
+    for f in ast.walk(tree):
+        if isinstance(f, ast.FunctionDef):
+            out += [(f.name, n) for n in sorted(names(f, ast.Store) - names(f, ast.Load))]
+    return out
+
+
+def docstring_keys(source):
+    """The state_dict keys (`c1.weight`) the module's docstring names."""
+    import re
+    return set(re.findall(r"`([\w.]+\.(?:weight|bias|running_mean|running_var))`", ast.get_docstring(ast.parse(source))))
+
+
+def test_unread_names_finds_dead_assignments():
+    assert unread_names("N = 2\ndef f(x):\n    c = x\n    return x\n") == [("<module>", "N"), ("f", "c")]
+    assert unread_names("N = 2\ndef f(x):\n    c = x * N\n    return c\n") == []
+
+
+def test_logits_source_leaves_the_softmax_out():
+    """compile --logits: the final SOFTMAX is left out (as to_torch(logits=True)), the docstring says
+    logits, and with the same weights the outputs equal to_torch(logits=True)'s."""
+    net = cnndsl.load(os.path.join(ROOT, "nets", "cs231n_pattern.net"))
+    probs, src = net.torch_source(), net.torch_source(logits=True)
+    assert "nn.Softmax" in probs and "probabilities" in ast.get_docstring(ast.parse(probs))
+    assert "Softmax" not in src and "logits" in ast.get_docstring(ast.parse(src))
+    assert unread_names(src) == []
+    ref = net.to_torch(seed=0, logits=True).eval()
+    gen = load_class(src, top_name(src))().eval()
+    gen.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        out = gen(x)
+        assert torch.equal(out, ref(x))
+        assert not torch.allclose(out.sum(1), torch.ones(3))  # logits, not probabilities
+    # a net without a final SOFTMAX compiles the same either way
+    lenet = cnndsl.load(os.path.join(ROOT, "nets", "lenet5.net"))
+    assert lenet.torch_source(logits=True) == lenet.torch_source()
+
+
+def test_cli_compile_logits(tmp_path):
+    from cnndsl.cli import main
+    out = tmp_path / "pattern.py"
+    assert main(["compile", os.path.join(ROOT, "nets", "cs231n_pattern.net"), "--logits", "-o", str(out)]) == 0
+    assert "Softmax" not in out.read_text() and "class Cs231nPattern(nn.Module):" in out.read_text()
+
+
+def test_a_block_repeated_once_everywhere_refuses_other_counts():
+    """A repeat whose count is 1 in every call gives no second name to fit a loop to: the block is
+    written once, and its class refuses a count it was not written for instead of building a wrong net
+    (it used to loop over one module name, so Stage(n=3) ran one block twice)."""
+    net = cnndsl.load(os.path.join(ROOT, "nets", "resnet18.net"))
+    src = net.torch_source()
+    ns = classes(src)
+    assert same_outputs(net, batch=1)
+    assert "basic2.conv1.weight" in ns["Stage"](64, 64, n=2).state_dict()
+    with pytest.raises(ValueError, match="n - 1"):
+        ns["Stage"](64, 64, n=3)
 
 
 @pytest.mark.parametrize("name", ["lenet5", "cs231n_pattern", "nin"])

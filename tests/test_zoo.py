@@ -282,3 +282,62 @@ def test_strict_check(name):
         with pytest.raises(CnnError) as e:
             cnndsl.load(path, strict=True)
         assert e.value.message.startswith(expected[0][1])
+
+
+# ---- a new head from the command line: `-D classes=5` ------------------------------------------------
+# Acceptance checks of earlier issues rewrite these nets' head text (`fc: FC(1000)`, `output: FC(10)`)
+# to make a new head, so their heads stay literal; they take a new head that way, or by --init.
+LITERAL_HEAD = {"resnet18", "lenet5"}
+
+
+def _numel(t):
+    return math.prod(t.shape)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_classes_resizes_only_the_head(name):
+    """Every shipped classifier takes its class count as `-D classes=N`: a 5-way output, the same layer
+    names, and params = the default's minus the head's difference, computed from the tensors' shapes."""
+    default = net(name)
+    if name in LITERAL_HEAD:
+        assert "classes" not in default.graph.lets
+        return
+    classes = default.graph.lets["classes"]
+    assert classes == (10 if default.graph.input_shape[0] <= 32 else 1000)
+    five = cnndsl.load(os.path.join(NETS, f"{name}.net"), bindings={"classes": "5"})
+    g, g5 = default.graph, five.graph
+    assert g.shape_of(g.output) == (classes,) and g5.shape_of(g5.output) == (5,)
+    assert [n.name for n in g5.nodes] == [n.name for n in g.nodes]
+    # only a tail of layers changes (the head), the trunk keeps its shapes
+    changed = [i for i, (a, b) in enumerate(zip(g.nodes, g5.nodes)) if a.out_shape != b.out_shape]
+    assert changed == list(range(changed[0], len(g.nodes)))
+    t, t5 = g.tensors(), g5.tensors()
+    assert list(t5) == list(t)  # the same keys: a checkpoint of the default loads all but the head
+    resized = [k for k in t if t[k].shape != t5[k].shape]
+    assert resized and all(k.rsplit(".", 1)[0] in {g.nodes[i].name for i in changed} for k in resized)
+    head = sum(_numel(t[k]) - _numel(t5[k]) for k in resized)
+    assert five.report()["totals"]["params"] == report(name)["totals"]["params"] - head
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vgg16_bn", "squeezenet1_1", "nin", "convnext_tiny", "dpn92", "cs231n_pattern"])
+def test_classes_head_counts_agree_with_torch(name):
+    """The 5-way net's parameter count, from the report, equals PyTorch's for the module to_torch() builds."""
+    torch = pytest.importorskip("torch")
+    five = cnndsl.load(os.path.join(NETS, f"{name}.net"), bindings={"classes": "5"})
+    m = five.to_torch(device="meta")
+    assert sum(p.numel() for p in m.parameters()) == five.report()["totals"]["params"]
+    with torch.device("meta"):
+        shape = five.graph.input_shape
+        assert tuple(m(torch.empty(2, shape[2], shape[0], shape[1])).shape) == (2, 5)
+
+
+def test_vgg16_report_says_the_lectures_total_is_a_slip(capsys):
+    """The lecture's table totals 24M values; its rows sum to 15.2M. `cnndsl report` says so under the
+    table (the spec's `# note:` lines), with the sum the rows give."""
+    from cnndsl.cli import main
+    rows = [l for l in report("vgg16")["layers"] if l["op"] in RECORDED and l["op"] != "ADAPTIVEAVGPOOL"]
+    lecture = 224 * 224 * 3 + sum(l["act_elems"] for l in rows)
+    assert main(["report", os.path.join(NETS, "vgg16.net")]) == 0
+    notes = " ".join(line[len("note: "):] for line in capsys.readouterr().out.splitlines() if line.startswith("note: "))
+    assert "24M" in notes and f"{lecture:,}" in notes and "slip" in notes
+    assert f"{report('vgg16')['totals']['act_elems'] - lecture:,}" in notes  # what the tool's total adds

@@ -84,7 +84,7 @@ class Clock:
 
 def split(space, parse_s, count_s):
     """The time split of a serial search (CPU seconds), and the result."""
-    from cnndsl.cli import _search_table
+    from cnndsl.search.render import table as _search_table
     clock = Clock()
     clock.wrap(lean.Lean, "run", "bind + elaborate")
     clock.wrap(lean, "totals", "analysis")

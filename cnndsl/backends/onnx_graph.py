@@ -54,8 +54,12 @@ def param_shapes(graph) -> dict[str, tuple]:
 def random_weights(graph, seed=None) -> dict[str, np.ndarray]:
     """PyTorch's default initialisation, as each kind's tensors name it (`Tensor.init`): weights
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases with their weight's bound, ones and zeros."""
+    return dict(_random_arrays(graph, seed))
+
+
+def _random_arrays(graph, seed):
+    """random_weights one tensor at a time, in graph order: an export writes each and lets it go."""
     rng = np.random.default_rng(seed)
-    out = {}
     fan_in = {}
     for key, t in param_tensors(graph).items():
         layer, _ = key.rsplit(".", 1)
@@ -66,29 +70,34 @@ def random_weights(graph, seed=None) -> dict[str, np.ndarray]:
             w = rng.random(t.shape, dtype=np.float32)
             w *= 2 * bound
             w -= bound
-            out[key] = w
+            yield key, w
         else:
-            out[key] = np.full(t.shape, {"ones": 1.0, "zeros": 0.0}.get(t.init, t.fill), np.float32)
-    return out
+            yield key, np.full(t.shape, {"ones": 1.0, "zeros": 0.0}.get(t.init, t.fill), np.float32)
 
 
 def load_weights(weights, graph, strict=True, here=None, seed=None, mapping=None) -> tuple[dict[str, np.ndarray], dict]:
     """A module, a state_dict, or a checkpoint path -> ({key: float32 array}, load report), resolved
-    exactly as to_torch(weights=...) resolves it (cnndsl.weights.resolve); with strict=False
-    what the checkpoint lacks or has in another shape keeps PyTorch's default initialisation."""
+    exactly as to_torch(weights=...) resolves it (cnndsl.weights.resolve; `mapping` as its); with
+    strict=False what the checkpoint lacks or has in another shape keeps PyTorch's default initialisation."""
+    arrays, report = _loaded_arrays(weights, graph, strict, here, seed, mapping=mapping)
+    return dict(arrays), report
+
+
+def _loaded_arrays(weights, graph, strict, here, seed, mapping=None):
+    """(an iterator of (key, float32 array) in graph order, the load report): each array is the
+    checkpoint's tensor itself where it is float32 already (no copy)."""
     from ..weights import foreign_layouts, module_feeds, resolve
     facts = param_tensors(graph)
     want = {k: t.shape for k, t in facts.items()}
     tensors, report = resolve(weights, want, strict=strict, here=here, layouts=foreign_layouts(facts),
                               feeds=module_feeds(graph), mapping=mapping)
-    fill = random_weights(graph, seed) if len(tensors) < len(want) else {}
-    out = {}
-    for k, shape in want.items():
-        if k not in tensors:
-            out[k] = fill[k]
-            continue
-        out[k] = np.ascontiguousarray(_to_numpy(tensors[k]), dtype=np.float32)
-    return out, report
+
+    def arrays():
+        fill = _random_arrays(graph, seed) if len(tensors) < len(want) else None
+        for k in want:
+            random = next(fill)[1] if fill is not None else None  # drawn for every key: the same stream
+            yield k, random if k not in tensors else np.ascontiguousarray(_to_numpy(tensors.pop(k)), dtype=np.float32)
+    return arrays(), report
 
 
 def _to_numpy(v):
@@ -229,50 +238,76 @@ def check_batch(batch):
 
 
 def build(net, weights=None, opset=None, batch="dynamic", seed=None, weights_strict=True,
-          weights_mapping=None) -> onnx.ModelProto:
+          normalize=None, weights_mapping=None) -> onnx.ModelProto:
     """The ModelProto for `net` (no file written). With `weights`, the load report (cnndsl.weights)
-    is kept as JSON in the model's metadata_props["cnndsl.weights"]."""
-    opset, batch_dim = check_opset(opset), check_batch(batch)
-    report = None
-    if weights is None:
-        params = random_weights(net.graph, seed)
-    else:
-        params, report = load_weights(weights, net.graph, strict=weights_strict, here=net.spec_info, seed=seed,
-                                      mapping=weights_mapping)
-    model = _model(net, opset, batch_dim)
-    if report is not None:
-        helper.set_model_props(model, {"cnndsl.weights": json.dumps(report)})
-    for key, array in params.items():  # straight into the model: make_graph/make_model would copy each twice
-        t = model.graph.initializer.add()
-        t.name, t.data_type = key, TensorProto.FLOAT
-        t.dims.extend(array.shape)
-        t.raw_data = array.astype("<f4", copy=False).tobytes()  # ONNX stores raw data little-endian
-    # ONNX's own inference on the weightless twin (milliseconds): shapes on every edge in Netron
-    inferred = onnx.shape_inference.infer_shapes(structure(net, opset, batch))
-    model.graph.value_info.extend(inferred.graph.value_info)
+    is kept as JSON in the model's metadata_props["cnndsl.weights"]; the input's preprocessing, in
+    metadata_props["cnndsl.preprocessing"] (cnndsl.backends.onnx_preprocessing); `normalize`
+    ("raw" or "unit") starts the graph with it; `weights_mapping` places foreign modules (cnndsl.weights)."""
+    model, params = _prepare(net, weights, opset, batch, seed, weights_strict, normalize, weights_mapping)
+    for t, data in _initializers(model, params):
+        t.raw_data = bytes(data)
     return model
 
 
-def structure(net, opset=None, batch="dynamic") -> onnx.ModelProto:
+def _prepare(net, weights, opset, batch, seed, weights_strict, normalize, weights_mapping=None):
+    """(the model without its initializers, an iterator of (key, float32 array) in graph order)."""
+    from . import onnx_preprocessing as P
+    check_opset(opset), check_batch(batch)  # usage errors before a checkpoint is read
+    if weights is None:
+        params, report, meta = _random_arrays(net.graph, seed), None, None
+    else:
+        params, report = _loaded_arrays(weights, net.graph, weights_strict, net.spec_info, seed, mapping=weights_mapping)
+        meta = report["checkpoint"]
+    pre = P.record(meta, weights)
+    if normalize:
+        pre = P.in_graph(pre, normalize, P.in_graph_scale(pre, normalize))
+    model = structure(net, opset, batch, pre=pre, typed_params=False)
+    props = P.props(pre, P.classes(meta))
+    if report is not None:
+        props["cnndsl.weights"] = json.dumps(report)
+    helper.set_model_props(model, props)
+    # ONNX's own inference on the weightless twin (milliseconds): shapes on every edge in Netron
+    inferred = onnx.shape_inference.infer_shapes(structure(net, opset, batch, pre=pre))
+    model.graph.value_info.extend(inferred.graph.value_info)
+    return model, params
+
+
+def _initializers(model, params):
+    """For each (key, array): its initializer, appended to the model, and the array's bytes, a view."""
+    for key, array in params:  # straight into the model: make_graph/make_model would copy each twice
+        t = model.graph.initializer.add()
+        t.name, t.data_type = key, TensorProto.FLOAT
+        t.dims.extend(array.shape)
+        # ONNX stores raw data little-endian; on a little-endian machine this is the array itself
+        yield t, memoryview(np.ascontiguousarray(array.astype("<f4", copy=False)).reshape(-1)).cast("B")
+
+
+def structure(net, opset=None, batch="dynamic", pre=None, typed_params=True) -> onnx.ModelProto:
     """The same graph with the parameters as typed graph inputs instead of initializers: kilobytes
-    instead of the weights' size, for checking and drawing the architecture (not for running)."""
+    instead of the weights' size, for checking and drawing the architecture (not for running).
+    `pre`: the preprocessing record; its Sub and Div nodes go first when it is `in_graph`.
+    `typed_params=False`: the graph without the parameters, the model that initializers complete."""
     opset, batch_dim = check_opset(opset), check_batch(batch)
     extra = [helper.make_tensor_value_info(k, TensorProto.FLOAT, list(shape))
-             for k, shape in param_shapes(net.graph).items()]
-    return _model(net, opset, batch_dim, extra_inputs=extra)
+             for k, shape in param_shapes(net.graph).items()] if typed_params else []
+    return _model(net, opset, batch_dim, extra_inputs=extra, pre=pre)
 
 
-def _model(net, opset, batch_dim, extra_inputs=()):
+def _model(net, opset, batch_dim, extra_inputs=(), pre=None):
     graph = net.graph
     b = _Builder(graph, opset)
     for n in graph.nodes:
         n.kind.onnx(b, n, list(n.inputs))
     if not graph.nodes:  # `input 8x8x3` alone: the identity network
         b.nodes.append(helper.make_node("Identity", ["input"], ["output"], name="output"))
+    nodes = b.nodes
+    if pre is not None and pre.get("in_graph"):
+        from .onnx_preprocessing import prepend
+        nodes = prepend(graph.input_shape, nodes, pre)
     out_name = graph.output if graph.nodes else "output"
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch_dim, *_nchw(graph.input_shape)])
     y = helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [batch_dim, *_nchw(graph.shape_of(graph.output))])
-    g = helper.make_graph(b.nodes, net.name, [x, *extra_inputs], [y],
+    g = helper.make_graph(nodes, net.name, [x, *extra_inputs], [y],
                           doc_string=f"from {net.path} by cnndsl")
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=_ir_version(opset),
                              producer_name="cnndsl", producer_version=_cnndsl_version())
@@ -284,12 +319,18 @@ def _cnndsl_version():
 
 
 def export(net, path=None, weights=None, opset=None, batch="dynamic", seed=None,
-           weights_strict=True, weights_mapping=None) -> onnx.ModelProto:
-    """Build the model and, when `path` is given, write it there (atomically)."""
-    model = build(net, weights=weights, opset=opset, batch=batch, seed=seed, weights_strict=weights_strict,
-                  weights_mapping=weights_mapping)
-    if path is not None:
-        write(model, os.fspath(path))
+           weights_strict=True, normalize=None, weights_mapping=None) -> onnx.ModelProto:
+    """Build the model and, when `path` is given, write it there (atomically). Weights over
+    LARGE_MODEL bytes go to PATH.data one tensor at a time, never all in memory; the model returned
+    then names them there (its initializers hold no data)."""
+    if path is None or param_bytes(net.graph) < LARGE_MODEL:
+        model = build(net, weights=weights, opset=opset, batch=batch, seed=seed, weights_strict=weights_strict,
+                      normalize=normalize, weights_mapping=weights_mapping)
+        if path is not None:
+            write(model, os.fspath(path))
+    else:
+        model, params = _prepare(net, weights, opset, batch, seed, weights_strict, normalize, weights_mapping)
+        _write_external(model, _initializers(model, params), os.fspath(path))
     warning = runtime_warning(opset)
     if warning:  # still written: the model may be meant for a newer runtime than this machine's
         import warnings
@@ -297,15 +338,37 @@ def export(net, path=None, weights=None, opset=None, batch="dynamic", seed=None,
     return model
 
 
+def param_bytes(graph) -> int:
+    return 4 * sum(math.prod(shape) for shape in param_shapes(graph).values())
+
+
 def write(model, path):
+    """Write a built model atomically: one file, or over LARGE_MODEL bytes of weights (protobuf caps
+    a message at 2 GiB) the model and PATH.data beside it."""
     size = sum(len(t.raw_data) for t in model.graph.initializer)
     if size < LARGE_MODEL:
         from ..files import atomic_write
         atomic_write(path, model.SerializeToString())
         return
-    # over protobuf's 2 GiB: weights beside the model in PATH.data (not atomic, as onnx writes it)
-    try:
-        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=os.path.basename(path) + ".data", size_threshold=1024)
-    except OSError as e:
-        raise CnnError(f"cannot write {path}: {e.strerror}", usage=True) from None
+    _write_external(model, ((t, t.raw_data) for t in model.graph.initializer), path)
+
+
+def _write_external(model, tensors, path):
+    """The model at `path` and its tensors' bytes in PATH.data, both written afresh into temporary
+    files beside them and renamed over them, the data first: an old PATH.data is replaced whole
+    (onnx.save_model appends to it), and a failure leaves both old files. `tensors`: (initializer,
+    its bytes) pairs, consumed one at a time; each initializer is pointed at its bytes there."""
+    from ..files import atomic_files
+    location = os.path.basename(path) + ".data"
+    with atomic_files(os.path.join(os.path.dirname(path), location), path) as (data, out):
+        offset = 0
+        for t, raw in tensors:
+            n = data.write(raw)
+            t.ClearField("raw_data")
+            del t.external_data[:]
+            t.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", location), ("offset", str(offset)), ("length", str(n))):
+                entry = t.external_data.add()
+                entry.key, entry.value = key, value
+            offset += n
+        out.write(model.SerializeToString())

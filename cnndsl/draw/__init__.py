@@ -10,7 +10,9 @@
 `draw(net, "out.svg")` renders with graphviz's `dot` program (svg, png, pdf) or
 writes the DOT itself (`.dot`). Without `dot` the DOT is still written next to
 the requested file and the error says how to install graphviz. The volume
-style is SVG written directly; PNG/PDF of it need the optional `cairosvg`.
+style is SVG written directly; its PNG/PDF are drawn by matplotlib (raster.py).
+A rendered picture fits a box (`size`, default a 16:9 slide) and a long net
+wraps into columns or rows to suit it (slide.py).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import subprocess
 
 from ..errors import CnnError
 from ..files import atomic_write
+from . import slide
 
 STYLES = ("graph", "volumes")
 FORMATS = {"graph": ("svg", "png", "pdf", "dot"), "volumes": ("svg", "png", "pdf")}
@@ -27,8 +30,12 @@ INSTALL = ("install graphviz (it provides `dot`): apt-get install graphviz, brew
            "or conda install -c conda-forge graphviz")
 
 
-def draw(net, path=None, style="graph", rankdir=None, expand=False, detail="low"):
-    """Draw `net`; return the written path, or the DOT (graph) / SVG (volumes) text when `path` is None."""
+def draw(net, path=None, style="graph", rankdir=None, expand=False, detail="low", size=None, dpi=None):
+    """Draw `net`; return the written path, or the DOT (graph) / SVG (volumes) text when `path` is None.
+
+    A rendered picture (svg, png, pdf) fits `size` ("WxH" px, "WxHin" inches at `dpi`; default a
+    16:9 slide, 1920x1080 px at 144 dpi) and a long net wraps into columns (rows with LR, and for
+    the volumes style) to come close to its shape. The DOT (`.dot`, or no path) is the plain one."""
     if style not in STYLES:
         raise CnnError(f"unknown diagram style {style!r}", usage=True, hint="choose graph or volumes")
     if detail not in ("low", "high"):
@@ -43,24 +50,49 @@ def draw(net, path=None, style="graph", rankdir=None, expand=False, detail="low"
             raise CnnError(f"cannot draw the {style} style as {'.' + fmt if fmt else 'a file without extension'}: "
                            f"{path}", usage=True,
                            hint=f"name the output {' / '.join('OUT.' + f for f in FORMATS[style])}")
+    dpi = slide.check_dpi(dpi)
+    box = slide.parse_size(size or (*slide.SLIDE_IN, "in"), dpi)
+    if path is None and size is None:
+        box = None      # the text of draw(net): the plain figure
     _analyze(net)
     if style == "volumes":
-        from .volumes import to_svg
-        text = to_svg(net.graph, expand=expand, detail=detail, title=net.name)
+        from . import volumes
+        aspect = box[0] / box[1] if box else None
+        fig = volumes.to_figure(net.graph, expand=expand, detail=detail, title=net.name, aspect=aspect)
+        if fmt in ("png", "pdf"):
+            from .raster import render
+            data = render(fig, fmt, box, dpi)
+        else:
+            data = volumes.svg_of(fig, box).encode("utf-8")
         if path is None:
-            return text
-        data = text.encode("utf-8") if fmt == "svg" else _convert_svg(text, fmt, path)
+            return data.decode("utf-8")
         atomic_write(path, data)
         return path
     from .graph import to_dot
-    text = to_dot(net.graph, rankdir=rankdir, expand=expand, detail=detail, title=net.name)
-    if path is None:
-        return text
-    if fmt == "dot":
+    if path is None or fmt == "dot":
+        text = to_dot(net.graph, rankdir=rankdir, expand=expand, detail=detail, title=net.name)
+        if path is None:
+            return text
         atomic_write(path, text.encode("utf-8"))
         return path
-    atomic_write(path, render_dot(text, fmt, path))
+    atomic_write(path, render_graph(net, fmt, path, box, dpi, rankdir=rankdir, expand=expand, detail=detail))
     return path
+
+
+def render_graph(net, fmt: str, path: str, box: tuple, dpi: int, rankdir=None, **kw) -> bytes:
+    """The graph style rendered by `dot`, wrapped to the box's aspect and scaled to fit it."""
+    from .fold import Fold
+    from .graph import to_dot
+    rankdir = rankdir or "TB"
+    fit = f', size="{box[0] / dpi:.4f},{box[1] / dpi:.4f}!", dpi={dpi}, pad=0.1'
+
+    def make(starts, extra=""):
+        return to_dot(net.graph, rankdir=rankdir, title=net.name, starts=starts, extra=extra, **kw)
+    exe = find_dot()
+    if exe is None:
+        return render_dot(make(()), fmt, path)   # says how to install dot, leaves the DOT
+    starts = slide.wrap(exe, Fold(net.graph, expand=kw.get("expand", False)), make, rankdir, box[0] / box[1])
+    return render_dot(make(starts, fit), fmt, path)
 
 
 def _analyze(net):
@@ -92,15 +124,3 @@ def render_dot(text: str, fmt: str, path: str) -> bytes:
         raise CnnError(f"dot could not render {path}: {err[-1] if err else 'exit status ' + str(done.returncode)}",
                        usage=True, hint="write the DOT with -o OUT.dot and inspect it")
     return done.stdout
-
-
-def _convert_svg(svg: str, fmt: str, path: str) -> bytes:
-    """PNG/PDF of the volume SVG, through cairosvg when it is installed (it needs the cairo library)."""
-    try:
-        import cairosvg
-    except ImportError:
-        raise CnnError(f"the volumes style is drawn as SVG; {path} needs the optional cairosvg package",
-                       usage=True, hint="pip install cairosvg (needs the cairo library), or write OUT.svg "
-                       "and convert it: rsvg-convert -o out.png out.svg") from None
-    convert = cairosvg.svg2png if fmt == "png" else cairosvg.svg2pdf
-    return convert(bytestring=svg.encode("utf-8"))

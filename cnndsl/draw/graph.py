@@ -15,6 +15,8 @@ written by hand, not with the graphviz package, so escaping is in one place
 """
 from __future__ import annotations
 
+import bisect
+
 from .fold import Fold
 from ..ir import Graph, Node
 from ..kinds import ALL, DRAW_GROUPS, KINDS, fmt_shape
@@ -86,7 +88,7 @@ def _node_line(node: Node, detail: str, indent: str, last: Node | None = None) -
     attrs = [f"label={node_label(node, detail, last)}", f"fillcolor={quote(COLOUR.get(node.op, '#ffffff'))}",
              f"tooltip={quote(node_tooltip(node))}"]
     if is_minor(node):
-        attrs.append('fontsize=9, height=0.22, margin="0.06,0.02"')
+        attrs.append('fontsize=9, height=0.24, margin="0.08,0.05"')
     return f"{indent}{quote(node.name)} [{', '.join(attrs)}]"
 
 
@@ -162,12 +164,20 @@ def _worth_a_frame(c: _Cluster, consumers: dict) -> bool:
     return not exits or not all(KINDS[m.op].join for m in exits)
 
 
-def _emit_cluster(c: _Cluster, detail: str, out: list, counter: list, depth: int, consumers: dict, last: dict):
+def _emit_cluster(c: _Cluster, detail: str, out: list, counter: list, depth: int, consumers: dict, last: dict,
+                  keep=None, shown=None):
+    """A cluster's frame and nodes; with `keep` (one column of a wrapped graph) only its nodes in
+    `keep`, and a frame already drawn in an earlier column (`shown`) is marked as continued."""
     indent = "  " * (depth + 1)
+    if keep is not None and not any(n.name in keep for n in _all_nodes(c)):
+        return
     if c.key and _worth_a_frame(c, consumers):
         counter[0] += 1
         out.append(f"{indent}subgraph cluster_{counter[0]} {{")
-        title = f"<b>{html(c.label)}</b>" if c.label else ""
+        label = c.label + (" (cont.)" if shown is not None and c.key in shown and c.label else "")
+        if shown is not None:
+            shown.add(c.key)
+        title = f"<b>{html(label)}</b>" if label else ""
         if c.badge:
             title += (" " if title else "") + f'<font color="#b45f06"><b>{html(c.badge)}</b></font>'
         style = "rounded,dashed" if c.badge else "rounded"
@@ -177,9 +187,11 @@ def _emit_cluster(c: _Cluster, detail: str, out: list, counter: list, depth: int
     else:
         inner, c = indent, c
     for n in c.nodes:
-        out.append(_node_line(n, detail, inner, last.get(n.name)))
+        if keep is None or n.name in keep:
+            out.append(_node_line(n, detail, inner, last.get(n.name)))
     for child in c.children:
-        _emit_cluster(child, detail, out, counter, depth + (1 if inner != indent else 0), consumers, last)
+        _emit_cluster(child, detail, out, counter, depth + (1 if inner != indent else 0), consumers, last,
+                      keep, shown)
     if inner != indent:
         out.append(f"{indent}}}")
 
@@ -195,30 +207,61 @@ def legend(ops) -> str:
 
 
 def to_dot(graph: Graph, rankdir: str | None = None, expand: bool = False, detail: str = "low",
-           title: str = "net") -> str:
+           title: str = "net", starts: tuple = (), extra: str = "") -> str:
+    """The DOT of `graph`. `starts`: indexes into the folded layers where a new column (TB) or row
+    (LR) begins, so a long net wraps (see draw/slide.py); `extra`: graph attributes (size, dpi)."""
     fold = Fold(graph, expand=expand)
     rankdir = rankdir or "TB"
     out = [f"digraph {quote(title)} {{",
            f'  graph [rankdir={rankdir}, fontname="{FONT}", fontsize=10, nodesep=0.18, ranksep=0.22, '
-           f'newrank=true, labelloc=b, labeljust=r, tooltip={quote(title)}]',
+           f'newrank=true, labelloc=b, labeljust=r, tooltip={quote(title)}{extra}]',
            f'  node [shape=box, style="rounded,filled", fontname="{FONT}", fontsize=10, height=0.3, '
-           f'margin="0.08,0.03", penwidth=0.7]',
+           f'margin="0.1,0.06", penwidth=0.7]',
            '  edge [arrowsize=0.5, color="#666666", penwidth=0.8]',
-           f'  label={legend({n.op for n in fold.nodes})}',
-           f'  "input" [label=<<b>input</b><br/><font point-size="9">{html(fmt_shape(graph.input_shape))}</font>>, '
-           f'fillcolor="#ffffff", tooltip={quote("input " + fmt_shape(graph.input_shape))}]']
+           f'  label={legend({n.op for n in fold.nodes})}']
+    input_line = (f'  "input" [label=<<b>input</b><br/><font point-size="9">{html(fmt_shape(graph.input_shape))}'
+                  f'</font>>, fillcolor="#ffffff", tooltip={quote("input " + fmt_shape(graph.input_shape))}]')
     consumers: dict[str, list] = {}
     for a, b in fold.edges:
         consumers.setdefault(a, []).append(graph[b])
-    _emit_cluster(_clusters(fold), detail, out, [0], 0, consumers, fold.last)
+    column = {"input": 0, **{n.name: bisect.bisect_right(starts, i) for i, n in enumerate(fold.nodes)}}
+    if not starts:
+        out.append(input_line)
+        _emit_cluster(_clusters(fold), detail, out, [0], 0, consumers, fold.last)
+    else:
+        out += _columns(fold, starts, column, input_line, detail, consumers)
     for a, b in fold.edges:
         # a shortcut: the branch point feeding a sum directly (the identity branch of a residual)
         skip = graph[b].op == "ADD" and len(consumers[a]) > 1
-        style = ' [color="#3c78d8", penwidth=1.3, tooltip="shortcut"]' if skip else ""
-        out.append(f"  {quote(a)} -> {quote(b)}{style}")
+        attrs = ['color="#3c78d8", penwidth=1.3, tooltip="shortcut"'] if skip else []
+        if column[a] != column[b]:   # from the end of one column to the top of the next
+            ports = "tailport=s, headport=n" if rankdir == "TB" else "tailport=e, headport=w"
+            attrs.append(f'constraint=false, style=dashed, {ports}')
+        out.append(f"  {quote(a)} -> {quote(b)}" + (f" [{', '.join(attrs)}]" if attrs else ""))
     out += _branch_order(consumers, reverse=rankdir == "LR")
+    if starts:   # the columns' heads on the first rank, in order
+        heads = ["input"] + [fold.nodes[i].name for i in starts]
+        out.append(_same_rank(heads[::-1] if rankdir == "LR" else heads))
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _columns(fold: Fold, starts, column: dict, input_line: str, detail: str, consumers: dict) -> list[str]:
+    """One invisible cluster per column, each holding its part of the frames (split frames say
+    `(cont.)`); the column's order comes from `_same_rank` on their heads."""
+    out, counter, shown, root = [], [0], set(), _clusters(fold)
+    for k in range(len(starts) + 1):
+        out.append(f'  subgraph cluster_column{k} {{ label=""; style=invis; margin=4;')
+        if k == 0:
+            out.append("  " + input_line)
+        keep = {name for name, col in column.items() if col == k}
+        _emit_cluster(root, detail, out, counter, 1, consumers, fold.last, keep, shown)
+        out.append("  }")
+    return out
+
+
+def _same_rank(names: list[str]) -> str:
+    return f"  {{rank=same; {' -> '.join(quote(h) for h in names)} [style=invis]}}"
 
 
 def _branch_order(consumers: dict, reverse: bool = False) -> list[str]:
@@ -232,6 +275,5 @@ def _branch_order(consumers: dict, reverse: bool = False) -> list[str]:
         if reverse:
             heads.reverse()
         if len(heads) > 1:
-            chain = " -> ".join(quote(h) for h in heads)
-            out.append(f"  {{rank=same; {chain} [style=invis]}}")
+            out.append(_same_rank(heads))
     return out

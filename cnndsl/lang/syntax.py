@@ -11,8 +11,11 @@ thread (and each nested parse) sees on its own. `program.parse` adds includes.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import stat
+import sys
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -105,15 +108,33 @@ def _build() -> Lark:
 
 
 def _cache_path():
-    """Lark pickles the built LALR tables here; rebuilding them costs ~0.1 s per run."""
+    """Where lark keeps the built LALR tables (rebuilding them costs ~0.15 s a run): a file in the
+    user's own cache folder (`$XDG_CACHE_HOME/cnndsl`, else `~/.cache/cnndsl`), or no cache at all.
+    Lark unpickles that file, so it is used only where nobody else can have written it: the folder
+    and the file must be ours, neither a link, and writable by no group and no other user. Never a
+    shared folder such as the system's temporary one, where anyone may plant a file first."""
     try:
-        import tempfile
         import lark
-        d = os.path.join(tempfile.gettempdir(), "cnndsl-cache")
-        os.makedirs(d, exist_ok=True)
-        return os.path.join(d, f"cnn-lark{lark.__version__}-{os.path.getmtime(GRAMMAR):.0f}.pickle")
-    except Exception:  # an unwritable temp dir only costs time
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        if not os.path.isabs(base):
+            return False
+        folder = os.path.join(base, "cnndsl")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not _private(folder):
+            return False
+        with open(GRAMMAR, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        path = os.path.join(folder, f"cnn-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-{digest}.pickle")
+        return path if not os.path.lexists(path) or _private(path) else False
+    except Exception:  # no home, a read-only disk: only costs time
         return False
+
+
+def _private(path) -> bool:
+    """Ours alone: owned by this user, not a link, writable by no group or other user."""
+    st = os.lstat(path)
+    return (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)) and not stat.S_ISLNK(st.st_mode) \
+        and st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _tok_span(source: Source, tok) -> Span:

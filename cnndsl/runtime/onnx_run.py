@@ -140,7 +140,8 @@ def _fmt(shape) -> str:
 
 
 def make_input(session, data="random", batch=None, seed=0):
-    """(name, array, how) for the model's single float input: random, or from a .npy file checked against it.
+    """(name, array, how) for the model's single float input: random, or from a .npy file checked
+    against it, or an image file (pixel values 0..255, resized to the input: preprocess.read_image).
 
     `batch`: the batch asked for (--batch), None when not asked: a random input then takes the
     model's fixed batch or 1, and a .npy array its own."""
@@ -168,7 +169,8 @@ def make_input(session, data="random", batch=None, seed=0):
                            "cnndsl run cannot make a random input for it", hint="give --input x.npy")
         shape = [batch, *dims[1:]]
         return spec.name, np.random.default_rng(seed).standard_normal(shape, dtype=np.float32), "random"
-    x = _read_npy(data, spec.name, dims)
+    from .preprocess import is_image, read_image
+    x = read_image(data, dims) if is_image(data) else _read_npy(data, spec.name, dims)
     # an explicit --batch that the array contradicts is a mistake to report, not a choice to override;
     # batch 1 is the CLI's default, indistinguishable from "not asked" until it defaults to None
     if batch not in (None, 1) and batch != x.shape[0]:
@@ -237,18 +239,27 @@ def _is_spec(path) -> bool:
     return False
 
 
-def benchmark(model, data="random", batch=None, repeat=20, provider="auto", bindings=None) -> dict:
+def benchmark(model, data="random", batch=None, repeat=20, provider="auto", bindings=None, top=5,
+              normalize=True) -> dict:
     """Run `model` (a .onnx path, or a .net spec exported with random weights) in onnxruntime and
     time it: {model, provider, asked, input, input_shape, source, output, output_shape, median_ms,
-    p90_ms, repeat, warmup, warnings (CnnErrors of the spec)}. `data`: "random" or an .npy path."""
+    p90_ms, repeat, warmup, warnings (CnnErrors of the spec), preprocessing, notes, top}. `data`:
+    "random", an .npy path or an image file; given data is normalised as the model's metadata
+    records (unless not `normalize`), said in `preprocessing`, with a warning in `notes` when it is
+    far from the training data, and `top` holds the `top` classes of each sample (preprocess.py)."""
     if repeat < 1:
         raise CnnError("--repeat must be at least 1", usage=True)
     if batch is not None and batch < 1:
         raise CnnError("--batch must be at least 1", usage=True)
+    from . import preprocess as P
     providers = choose_providers(provider)
     model, what, warnings = _load_model(model, bindings or {})
     session = open_session(model, providers)
     name, x, how = make_input(session, data, batch)
+    record, names = P.record_of(session)
+    line, note = None, None
+    if how != "random":
+        x, line, note = P.prepare(x, record, P.is_image(data), normalize)
     out = session.get_outputs()[0].name
     try:
         for _ in range(WARMUP):
@@ -264,7 +275,8 @@ def benchmark(model, data="random", batch=None, repeat=20, provider="auto", bind
     return {"model": what, "provider": session.get_providers()[0], "asked": providers[0], "input": name,
             "input_shape": tuple(x.shape), "source": how, "output": out, "output_shape": tuple(y.shape),
             "median_ms": float(statistics.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
-            "repeat": repeat, "warmup": WARMUP, "warnings": warnings}
+            "repeat": repeat, "warmup": WARMUP, "warnings": warnings, "preprocessing": line,
+            "notes": [note] if note else [], "top": P.top_classes(y, names, top) if line and top else None}
 
 
 def format_benchmark(r: dict) -> str:
@@ -275,4 +287,19 @@ def format_benchmark(r: dict) -> str:
                       f"input:    {r['input']} {_fmt(r['input_shape'])} float32 ({r['source']})",
                       f"output:   {r['output']} {_fmt(r['output_shape'])}",
                       f"latency:  median {r['median_ms']:.2f} ms, p90 {r['p90_ms']:.2f} ms "
-                      f"over {r['repeat']} runs after {r['warmup']} warm-up runs"])
+                      f"over {r['repeat']} runs after {r['warmup']} warm-up runs",
+                      *([f"normalised: {r['preprocessing']}"] if r.get("preprocessing") else []),
+                      *_format_top(r.get("top"), r["output_shape"][0])])
+
+
+def _format_top(top, batch):
+    """`top 3: 7 0.981, 1 0.012, 9 0.003`, a line per sample (numbered when there are several)."""
+    if not top:
+        return []
+    lines = []
+    for i, row in enumerate(top):
+        where = f" [{i}]" if batch > 1 else ""
+        lines.append(f"top {len(row)}{where}: " + ", ".join(f"{label} {p:.3f}" for label, p in row))
+    if batch > len(top):
+        lines.append(f"(the first {len(top)} of {batch} samples)")
+    return lines

@@ -5,7 +5,12 @@
     >>> prog = cnndsl.parse("input 8x8x3\\nlet N = 1 in 1..4\\n[CONV(8, 3, p=1) - POOL]*N - FC(10)")
     >>> r = search(Space(prog), max_params=1500)
     >>> r["count"], r["dropped"], [m["bindings"] for m in r["members"]]
-    (4, {'E301: #x# window does not fit a height of # (input #x#x#)': 1, 'over --max-params': 1}, [{'N': 2}, {'N': 3}])
+    (4, {"a layer does not accept its input's shape (E301)": 1, 'over --max-params': 1}, [{'N': 2}, {'N': 3}])
+    >>> r["drop_examples"]["over --max-params"]
+    {'index': 0, 'bindings': {'N': 1}, 'message': '1,514 params > --max-params 1,500'}
+
+Dropped members are counted by the kind of their mistake (errors.CODES) or the budget they miss;
+`drop_examples` holds the first member of each group with its own message.
 
 Members that read the same values (an FC width when K = 0 hides it) are one net: measured once,
 listed once (`same_net` counts the others). Big spaces go to a process pool, in a few large
@@ -55,11 +60,11 @@ def search(space, *, batch=1, dtype="fp32", optimizer="adam", max_params=None, m
     jobs = list(indices)  # member numbers: each process decodes its own (space.member)
     workers = workers if workers is not None else (os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_FROM:
-        records, dropped = _parallel(space, jobs, options, budget, workers, progress)
+        records, dropped, examples = _parallel(space, jobs, options, budget, workers, progress)
     else:
         _init(space, options, budget)
         try:
-            records, dropped = _chunk(jobs)
+            records, dropped, examples = _chunk(jobs)
         finally:
             _STATE.clear()  # the memo is this search's: not kept alive, nor copied into a later pool's workers
         if progress:
@@ -73,7 +78,11 @@ def search(space, *, batch=1, dtype="fp32", optimizer="adam", max_params=None, m
     from .pareto import front
     return {"schema": "cnndsl.search/1", "source": space.program.path, "space": space.describe(),
             "count": count, "measured": len(jobs), "kept": len(records), "distinct": len(kept),
-            "dropped": dict(sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))), "sort": sort,
+            "dropped": dict(sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "drop_examples": {k: {"index": i, "bindings": _show(space.member(i)), "message": m}
+                              for k, (i, m) in sorted(examples.items())}, "sort": sort,
+            "memory_options": {"batch": batch, "dtype": dtype, "optimizer": optimizer},
+            "budgets": {k: v for k, v in budget.items() if k != "where" and v is not None},
             "members": order[:top] if top else order, "pareto": front(kept, pareto), "pareto_measures": list(pareto)}
 
 
@@ -102,12 +111,17 @@ def _measure_all(jobs):
     st = _STATE
     space, options, budget, cache, readsets = st["space"], st["options"], st["budget"], st["cache"], st["readsets"]
     where = budget["where"]
-    records, dropped = [], Counter()
+    records, dropped, examples = [], Counter(), {}
+
+    def drop(why, index, message):
+        dropped[why] += 1
+        if why not in examples:  # members come in increasing order: the first is the smallest
+            examples[why] = (index, message)
     member = space.member
     for index in jobs:
         choices = member(index)
         if where is not None and where.variables_only and not where(choices, None):
-            dropped["--where"] += 1
+            drop("--where", index, f"fails --where {where.text}")
             continue
         hit = None
         for rs in readsets:
@@ -118,7 +132,8 @@ def _measure_all(jobs):
             bindings = space.bindings(choices)
             r = measure(space.program, bindings, space.input, **options, shared=st["shared"])
             if any(isinstance(v, PerUse) and False in v.bits[v.used:] for v in bindings.values()):
-                dropped["duplicate: an optional switched off where it does not occur"] += 1
+                drop("duplicate: an optional switched off where it does not occur", index,
+                     "the same net as the member with that optional on")
                 continue
             rs = tuple(sorted(n for n in r.pop("read") if n in choices))
             if rs not in readsets:
@@ -126,31 +141,31 @@ def _measure_all(jobs):
             hit = cache[(rs, tuple(choices[n] for n in rs))] = (index, r)
         first, r = hit
         if "error" in r:
-            dropped[r["error"]] += 1
+            drop(r["error"], first, r["message"])  # the member that made the message (the same net)
             continue
         why = _over_budget(r, budget, choices)
         if why:
-            dropped[why] += 1
+            drop(why[0], index, why[1])
             continue
         rec = {"index": index, "bindings": _show(choices), **r}
         if first != index:
             rec["same_as"] = first
         records.append(rec)
-    return records, dropped
+    return records, dropped, examples
 
 
 def _over_budget(r, b, choices):
-    if b["max_params"] is not None and r["params"] > b["max_params"]:
-        return "over --max-params"
-    if b["max_macs"] is not None and r["macs"] > b["max_macs"]:
-        return "over --max-macs"
-    if b["max_memory"] is not None and r["memory"] > b["max_memory"]:
-        return "over --max-memory"
+    """(the group, this member's figure against the budget), or None within every budget."""
+    for measure, flag in (("params", "max_params"), ("macs", "max_macs"), ("memory", "max_memory")):
+        if b[flag] is not None and r[measure] > b[flag]:
+            unit = " bytes" if measure == "memory" else ""
+            return f"over --{flag.replace('_', '-')}", f"{r[measure]:,}{unit} {measure} > --{flag.replace('_', '-')} " \
+                   f"{b[flag]:,}{unit}"
     if b["min_rf"] is not None and (r["rf"] or 0) < b["min_rf"]:
-        return "under --min-rf"
+        return "under --min-rf", f"receptive field {r['rf']} < --min-rf {b['min_rf']}"
     w = b["where"]
     if w is not None and not w.variables_only and not w(choices, r):
-        return "--where"
+        return "--where", f"fails --where {w.text}"
     return None
 
 
@@ -167,18 +182,20 @@ def _parallel(space, jobs, options, budget, workers, progress):
     from concurrent.futures import ProcessPoolExecutor
     size = max(1, min(CHUNK, len(jobs) // (workers * 4) or 1))
     chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-    records, dropped = [], Counter()
+    records, dropped, examples = [], Counter(), {}
     # forked workers share the parent's objects until they write to them: frozen, the collector in a
     # worker leaves them (and their pages) alone (the gc module's advice for fork without exec)
     gc.freeze()
     try:
         with ProcessPoolExecutor(workers, initializer=_init, initargs=(space, options, budget)) as pool:
-            for (recs, drops), chunk in zip(pool.map(_chunk, chunks), chunks):
+            for (recs, drops, ex), chunk in zip(pool.map(_chunk, chunks), chunks):
                 records += recs
                 dropped.update(drops)
+                for why, e in ex.items():
+                    examples[why] = min(examples.get(why, e), e)
                 if progress:
                     progress(len(chunk))
     finally:
         gc.unfreeze()
-    return records, dropped
+    return records, dropped, examples
 

@@ -13,8 +13,6 @@ and folded once (lean.py); the figures are the same.
 """
 from __future__ import annotations
 
-import re
-
 import math
 
 from ..analysis.analyze import (DTYPE_BYTES, OPTIMIZER_STATES, _counts, _receptive_field, analyze, keep_for_backward,
@@ -22,7 +20,7 @@ from ..analysis.analyze import (DTYPE_BYTES, OPTIMIZER_STATES, _counts, _recepti
 from ..analysis.inplace import inplace_nodes
 from ..kinds import KINDS
 from ..kinds.base import VIEW
-from ..errors import CnnError
+from ..errors import CODES, CnnError
 from ..lang import astnodes as A
 from ..lang.arguments import _UNSET, _typed
 from ..lang.elaborate import _Elaborator
@@ -142,13 +140,13 @@ def measure(program, bindings, input=None, batch=1, dtype="fp32", optimizer="ada
         try:
             graph = e.run()
         except CnnError as err:
-            return {"error": reason(err), "read": e.read}
+            return {**reason(err), "read": e.read}
         return {**lean.totals(graph, batch, dtype, optimizer, shared.setdefault("counts", {}), e.node_count()),
                 "read": e.read}
     try:
         graph, read = elaborate_member(program, bindings, input, strict, shared)
     except CnnError as err:
-        return {"error": reason(err), "read": err.read}
+        return {**reason(err), "read": err.read}
     t = analyze(graph, dtype=dtype, batch=batch, optimizer=optimizer)
     rf, depth = None, 0
     for n in graph.nodes:
@@ -211,8 +209,9 @@ def totals(graph, batch, dtype, optimizer, cache) -> dict:
             "warnings": len(graph.warnings)}
 
 
-def reason(err: CnnError) -> str:
-    """A member's failure as a countable reason: its code and message with the numbers left out."""
+def reason(err: CnnError) -> dict:
+    """A member's failure as a countable reason: {"error": what kind of mistake, in words, with its
+    code (errors.CODES), "message": this member's own message}."""
     d = err.diagnostics[0] if getattr(err, "diagnostics", None) else None
     code, message = (d.code, d.message) if d is not None else (err.code, err.message)
-    return f"{code}: " + re.sub(r"\d+(\.\d+)?", "#", message)
+    return {"error": f"{CODES.get(code, CODES['E900'])} ({code})", "message": message}

@@ -24,10 +24,11 @@ import keyword
 import os
 import functools
 import re
+import textwrap
 
 from ...kinds import KINDS
 from ...lang import astnodes as A
-from ..torch_plan import he_convs, inplace_nodes
+from ..torch_plan import final_softmax, he_convs, inplace_nodes
 from .block import INLINE, ClassWriter, Fail, camel, class_ref, indent, wrap
 from .expr import UNKNOWN, evaluate, helpers, literal, solve
 
@@ -74,9 +75,11 @@ def _module_attrs():
 
 
 class Generator:
-    def __init__(self, net, class_name):
-        self.net, self.graph = net, net.graph
-        self.inplace, self.he = inplace_nodes(self.graph), he_convs(self.graph)
+    def __init__(self, net, class_name, logits=False):
+        self.net, self.graph = net, _without_softmax(net.graph) if logits else net.graph
+        # planned on the whole graph, as to_torch(logits=True) plans them
+        self.inplace, self.he = inplace_nodes(net.graph), he_convs(net.graph)
+        self.dropped = self.graph is not net.graph
         self.module_attrs = _module_attrs()
         self.top_name = class_name or camel(re.sub(r"\W", "_", net.name)) or "Net"
         self.classes, self.order, self.fallbacks = {}, [], []
@@ -180,24 +183,43 @@ class Generator:
     # ---- the file ---------------------------------------------------------------------------------
     def source(self) -> str:
         top = TopWriter(self).write()
-        shape = self.graph.input_shape
-        in_doc = f"(N, {shape[2]}, {shape[0]}, {shape[1]})" if len(shape) == 3 else f"(N, {shape[0]})"
         spec = self.spec_name
         body = [line for code in self.order for line in self.render_class(code)]
         body += top
         text = "\n".join(body)
+        code = _code(text)  # what the file's names are looked for in: not the spec lines quoted in comments
         consts = [f"{py} = {literal(v)}  # let {name}" for name, (py, v) in self.consts.items()
-                  if re.search(rf"\b{py}\b", text)]
+                  if re.search(rf"\b{py}\b", code)]
+        in_doc = _nchw(self.graph.input_shape)
+        about = " ".join([f"Input: a float tensor of shape {in_doc} (NCHW).", self._output_doc(),
+                          *self._keys_doc(), "Needs only torch."])
         out = [f'"""{self.top_name}: PyTorch source compiled by cnndsl from {spec}.', "",
-               f"Input: a float tensor of shape {in_doc} (NCHW). Module paths are the spec's layer",
-               "names, so state_dict keys read like the spec (e.g. `conv1.weight`). Needs only torch.",
-               "", f"    model = {self.top_name}()", f"    y = model(torch.randn({in_doc.replace('N', '1')}))"]
-        imports, defs = helpers(text)
+               *textwrap.wrap(about, 100), "", f"    model = {self.top_name}()",
+               f"    y = model(torch.randn({in_doc.replace('N', '1')}))"]
+        imports, defs = helpers(code)
         out += self._fallback_note() + ['"""', *imports, "import torch", "from torch import nn", "", ""]
         out += defs + ["", ""] if defs else []
         out += (consts + ["", ""] if consts else []) + (HE + ["", ""] if self.he else [])
-        out += [line for _, src in own_modules(text) for line in (src, "", "")]
+        out += [line for _, src in own_modules(code) for line in (src, "", "")]
         return "\n".join(out + body) + "\n"
+
+    def _output_doc(self):
+        """What forward returns: its shape, and whether a final SOFTMAX makes it probabilities."""
+        shape = _nchw(self.graph.shape_of(self.graph.output))
+        if self.dropped:
+            return f"Output: logits of shape {shape} (the spec's final SOFTMAX left out, for nn.CrossEntropyLoss)."
+        if final_softmax(self.graph) is not None:
+            return (f"Output: probabilities of shape {shape} (the spec's final SOFTMAX; "
+                    "`cnndsl compile --logits` leaves it out, to train with nn.CrossEntropyLoss).")
+        return f"Output: a tensor of shape {shape}, the last layer's ({self.graph.output})."
+
+    def _keys_doc(self):
+        """The state_dict naming, with a key this module has (none when it has no tensors)."""
+        keys = list(self.graph.tensors())
+        if not keys:
+            return []
+        key = next((k for k in keys if k.endswith(".weight")), keys[0])
+        return [f"Module paths are the spec's layer names, so state_dict keys read like the spec (`{key}`)."]
 
     def _fallback_note(self):
         notes = [f"  {c.name}: `{x[0]}` is passed per call ({x[2]} is not written with the def's parameters)"
@@ -217,6 +239,32 @@ class Generator:
         return [f"class {code.name}(nn.Module):", doc, "",
                 f"    def __init__({', '.join(['self'] + params)}):", "        super().__init__()",
                 *[w for line in indent(code.init, 2) for w in wrap(line)], "", "    def forward(self, x):", *indent(code.forward, 2), "", ""]
+
+
+def _nchw(shape):
+    """(N, C, H, W) of an HWC shape, (N, F) of a vector, for the docstring."""
+    return f"(N, {shape[2]}, {shape[0]}, {shape[1]})" if len(shape) == 3 else f"(N, {', '.join(map(str, shape))})"
+
+
+def _code(text):
+    """`text` without its comments (parsed and written back): a name of a spec line quoted in a
+    comment (`*N`) is no use of the constant `N`."""
+    import ast
+    return ast.unparse(ast.parse(text))
+
+
+def _without_softmax(graph):
+    """`graph` less a final SOFTMAX (torch_plan.final_softmax, what to_torch(logits=True) drops)."""
+    drop = final_softmax(graph)
+    if drop is None:
+        return graph
+    from ...ir import Graph
+    out = Graph(graph.input_shape, output=drop.inputs[0], optionals=graph.optionals, warnings=graph.warnings,
+                source=graph.source, input_span=graph.input_span, lets=graph.lets)
+    for n in graph.nodes:
+        if n is not drop:
+            out.add(n)
+    return out
 
 
 def self_cin(code):
@@ -366,13 +414,14 @@ def _same(a, b):
     return same(a, b)
 
 
-def generate(net, class_name=None) -> str:
-    """Standalone PyTorch source for `net` (a cnndsl.Net); `class_name` defaults to the file's name."""
+def generate(net, class_name=None, logits=False) -> str:
+    """Standalone PyTorch source for `net` (a cnndsl.Net); `class_name` defaults to the file's name.
+    `logits=True` leaves out a final SOFTMAX, as to_torch(logits=True) does."""
     if class_name is not None and (not class_name.isidentifier() or keyword.iskeyword(class_name)):
         from ...errors import CnnError
         raise CnnError(f"--class-name {class_name!r} is not a Python identifier", usage=True)
     _refuse_mode_names(net)
-    return Generator(net, class_name).source()
+    return Generator(net, class_name, logits).source()
 
 
 # names that nn.Module itself assigns plain values to (`training` in .train()/.eval()): a layer of that

@@ -109,6 +109,24 @@ class ClassCode:
         return UNKNOWN if src is None else run(src, dict(consts))
 
 
+def drop_unread(lines, names):
+    """`lines` less the assignments to those of `names` that no line reads (the channels after an
+    optional, tracked in case a later layer needs them); a block left empty gets a `pass`."""
+    def assigns(line, name):
+        return re.match(rf"\s*{name} = ", line) is not None
+    unread = {n for n in names if not any(re.search(rf"\b{n}\b", line.split(" = ", 1)[1] if assigns(line, n) else line)
+                                          for line in lines)}
+    kept = [line for line in lines if not any(assigns(line, n) for n in unread)]
+    out = []
+    for i, line in enumerate(kept):
+        out.append(line)
+        depth = len(line) - len(line.lstrip())
+        following = kept[i + 1] if i + 1 < len(kept) else ""
+        if line.endswith(":") and len(following) - len(following.lstrip()) <= depth:
+            out.append(" " * depth + "    pass")
+    return out
+
+
 def class_ref(cls: str) -> str:
     """How generated code names a module class: `nn.Conv2d` as is, cnndsl's own (`cnndsl.LayerNorm2d`,
     from backends/torch_modules.py) by its bare name: the generated file defines it."""
@@ -127,6 +145,8 @@ class ClassWriter:
         self.taken = set(self.names.values()) | RESERVED
         self.locals = {"self", "x", "torch", "nn", "he", "getattr", "range"}  # forward's
         self.loop_vars, self.last_line = [], None
+        self.loop_scope = {}  # loop variable -> (the owner its body registers in,)
+        self.channel_vars = set()  # __init__'s channel variables: kept in case a later layer reads them
         self.instances = instances
 
     # ---- the class ------------------------------------------------------------------------
@@ -147,7 +167,7 @@ class ClassWriter:
             ctxs.append(Ctx(frames, f.path, f.path, env, {**self.gen.globals, **dict(f.args)},
                             self.gen.block_input[f.path]))
         init, fwd, st, ctxs = self.walk(self.d.body, ctxs, St("x", "x", A.Var(CIN, None), "self"))
-        code.init, code.forward = init, fwd + [f"return {st.src}"]
+        code.init, code.forward = drop_unread(init, self.channel_vars), fwd + [f"return {st.src}"]
         code.out_ch = None if st.ch is None or any(v.startswith(LOOP) for v in free_names(st.ch)) else st.ch
         code.uses_cin = any(re.search(rf"\b{self.cin}\b", line) for line in init)
         return code
@@ -291,7 +311,9 @@ class ClassWriter:
     def module_ref(self, owner, paths, ctxs):
         """(reference for forward, registration(source) -> line) of the module at `paths`."""
         names = [p[len(c.owner) + 1:] if c.owner else p for p, c in zip(paths, ctxs)]
-        if all(n == names[0] for n in names):
+        # one name in a loop's own scope is a loop run once everywhere: its names still follow the loop
+        in_loop = any(self.loop_scope[v][0] == owner for v in self.loop_vars)
+        if all(n == names[0] for n in names) and not in_loop:
             name = names[0]
             if name.isidentifier() and not keyword.iskeyword(name) and name not in self.gen.module_attrs:
                 return f"{owner}.{name}", lambda src: f"{owner}.{name} = {src}"
@@ -310,6 +332,8 @@ class ClassWriter:
         for v in self.loop_vars:
             steps[v] = next((n - base for at, n in points if at[v] == 1 and not any(
                 at[w] for w in self.loop_vars if w != v)), 0) if base is not None else 0
+            if base is not None and not any(at[v] for at, _ in points):  # run once: no second name to fit
+                raise Fail(f"the names of loop {v} are not known (no instance runs it twice)")
         if base is None or any(n != base + sum(steps[v] * at[v] for v in at) for at, n in points):
             raise Fail(f"names {names[0]}, {names[1]}, ... do not follow the repeats")
         terms = [v if s == 1 else f"{s} * {v}" for v, s in steps.items() if s] + ([str(base)] if base else [])
@@ -400,7 +424,7 @@ class ClassWriter:
                     raise
                 del self.code.extras[saved[0]:]
                 self.taken, self.last_line = saved[1], saved[2]
-        init, fwd = [], []
+        init, fwd = self.count_guard(e, ctxs, counts[0]), []
         for i in range(counts[0]):
             inner = [replace(c, frames=c.frames + tuple(rep[i:i + 1]), spec={**c.spec, e.index: i} if e.index else c.spec)
                      for c, rep in zip(ctxs, iterations)]
@@ -408,6 +432,14 @@ class ClassWriter:
             init, fwd = init + a, fwd + b
             ctxs = [replace(c, x=i.x) for c, i in zip(ctxs, inner)]
         return init, fwd, st, ctxs
+
+    def count_guard(self, e, ctxs, n):
+        """An unrolled repeat whose count is an expression: __init__ refuses other counts, not build n."""
+        src = None if isinstance(e.count, A.Num) else to_python(e.count, self.names)
+        if src is None or not all(same(run(src, c.env), n) for c in ctxs):
+            return []
+        return [f"if {src} != {n}:", f'    raise ValueError(f"written for {src} == {n} (the spec\'s calls): compile the '
+                f'spec again for {src} == {{{src}}}")']
 
     def loop(self, e, ctxs, st, counts, iterations):
         if e.index is not None:  # `*n @i`: the loop variable is the spec's index, seen by the body's expressions
@@ -428,6 +460,7 @@ class ClassWriter:
                 owners.append(c)
         init, st_in, running = self.running_channels(inner, st, var)
         self.loop_vars.append(var)
+        self.loop_scope[var] = (st.owner,)
         try:
             body_init, fwd, out, inner = self.walk(e.body, inner, replace(st_in, target=st.src))
         finally:
@@ -468,6 +501,7 @@ class ClassWriter:
             return ch.name[len(LOOP):], []
         name = self.fresh("channels")
         self.names[LOOP + name] = name
+        self.channel_vars.add(name)
         return name, [f"{name} = {to_python(ch, self.names)}"]
 
     def next_channels(self, ch, inner):
