@@ -208,6 +208,8 @@ def _training_options(p, batch_seed=True):
     if batch_seed:
         p.add_argument("--seed", type=int, help="initialisation, split, order, augmentation (default 0)")
     p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0: the data is in memory)")
+    p.add_argument("--threads", type=int, help="torch threads (default 1: a second thread gains little on small nets "
+                   "and collapses on a shared CPU; same seed, device and threads give the same bits)")
     p.add_argument("--val", type=float, dest="val_fraction", metavar="FRACTION",
                    help="validation share of each class (default 0.2)")
 
@@ -269,13 +271,19 @@ def cmd_report(args):
     if args.freeze and args.format in ("table", "markdown"):
         t = rep["totals"]
         text += (f"trainable parameters: {t['trainable_params']:,} of {t['params']:,} "
-                 f"(frozen: {_short(rep['frozen'])})\n")
+                 f"(frozen: {_frozen_text(args.freeze, rep['frozen'])})\n")
     _emit(text, args.output)
     return 0
 
 
-def _short(names, n=6):
-    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "") if names else "none"
+def _frozen_text(asked, frozen) -> str:
+    """What --freeze named, as the user wrote it, and how many layers that is (never cut short)."""
+    from .train.freeze import parse_names
+    return f"{', '.join(parse_names(asked))}: {len(frozen)} layer{'s' * (len(frozen) != 1)}"
+
+
+def _threads_text(n) -> str:
+    return f"{n} thread{'s' * (n != 1)}"
 
 
 def cmd_check(args):
@@ -513,7 +521,8 @@ def cmd_search(args):
 
 
 SEARCH_TRAIN_OPTIONS = ("epochs", "opt", "lr", "momentum", "weight_decay", "schedule", "warmup", "augment",
-                        "label_smoothing", "device", "amp", "channels_last", "compile", "workers", "val_fraction")
+                        "label_smoothing", "device", "amp", "channels_last", "compile", "workers", "val_fraction",
+                        "threads")
 
 
 def _search_training(args) -> dict | None:
@@ -581,7 +590,7 @@ class _MemberProgress:
                  else f"the best {len(self.result['members'])} by {self.result['sort']}")
         print(f"training {e['members']} member{'s' * (e['members'] != 1)}, {which}, on {e['data']}: {o['opt']} lr "
               f"{o['lr']:g}, batch {o['batch']}, {o['epochs']} epoch{'s' * (o['epochs'] != 1)}, seed {o['seed']}, "
-              f"validation {o['val_fraction']:.0%}", file=sys.stderr)
+              f"{_threads_text(o['threads'])}, validation {o['val_fraction']:.0%}", file=sys.stderr)
 
     def on_start(self, e):
         self.resumed = e["resumed_from"]
@@ -658,7 +667,7 @@ def cmd_match(args):
 
 TRAIN_OPTIONS = ("epochs", "batch", "opt", "lr", "momentum", "weight_decay", "schedule", "warmup", "augment",
                  "label_smoothing", "device", "amp", "channels_last", "compile", "seed", "workers", "val_fraction",
-                 "init", "freeze")
+                 "init", "freeze", "threads")
 
 
 def cmd_train(args):
@@ -700,6 +709,8 @@ class _Progress:
     def on_start(self, e):
         for n in e["notes"]:
             print(f"cnndsl: note: {n}", file=sys.stderr)
+        for w in e["warnings"]:
+            print(f"cnndsl: warning: {w}", file=sys.stderr)
         for line in e["data"]:
             print(f"data: {line}")
         o = e["options"]
@@ -708,11 +719,12 @@ class _Progress:
               + (f" weight decay {o['weight_decay']:g}" if o["weight_decay"] else "")
               + f", schedule {o['schedule']}" + (f", warm-up {o['warmup']} steps" if o["warmup"] else "")
               + f", batch {o['batch']}" + (f" x {e['world_size']}" if e["world_size"] > 1 else "")
-              + f", {o['epochs']} epochs, seed {o['seed']}, on {where}" + (f", amp {e['amp']}" if e["amp"] else ""))
+              + f", {o['epochs']} epochs, seed {o['seed']}, on {where}, {_threads_text(e['threads'])}"
+              + (f", amp {e['amp']}" if e["amp"] else ""))
         if e["init"] is not None:
             _print_weights(e["init"], o["init"])
         print(f"parameters: {e['trainable_params']:,} trainable of {e['params']:,}"
-              + (f" (frozen: {_short(e['frozen'])})" if e["frozen"] else ""))
+              + (f" (frozen: {_frozen_text(o['freeze'], e['frozen'])})" if e["frozen"] else ""))
         if e["resumed_from"] is not None:
             print(f"resumed after epoch {e['resumed_from']}")
 
@@ -768,6 +780,9 @@ def cmd_eval(args):
         for f in r["files"] + [path]:
             print(f"wrote {f}", file=sys.stderr)
     print(f"\naccuracy: {r['accuracy']:.4f} ({r['correct']}/{r['n']}, {100 * r['accuracy']:.2f}%)")
+    sys.stdout.flush()
+    for w in r["warnings"]:  # after the accuracy, which it qualifies
+        print(f"cnndsl: warning: {w}", file=sys.stderr)
     return 0
 
 

@@ -139,6 +139,7 @@ def _npz(tmp_path, shape):
     (["--train", "NPZ10"], "x holds samples of 10x10x1, but the network's input is 8x8x1"),
     (["--train", "digits", "--epochs", "0"], "--epochs must be a whole number of at least 1"),
     (["--train", "digits", "--val", "1.5"], "validation fraction must be in [0, 1)"),
+    (["--train", "digits", "--threads", "0"], "--threads must be a whole number of at least 1"),
     (["--lr", "0.1"], "--lr is a training option: it needs --train DATA"),
     (["--train", "digits", "--resume"], "--resume continues the members' runs in --emit DIR"),
 ])
@@ -149,10 +150,14 @@ def test_bad_data_and_options_are_clear_errors(argv, message, family, tmp_path, 
     assert "[1/" not in err  # nothing trained
 
 
-def test_npz_data_of_the_familys_input_trains(family, tmp_path, capsys):
+def test_npz_data_of_the_familys_input_trains_with_the_thread_count_recorded(family, tmp_path, capsys):
     rc, out, err = _run(["search", family, "--train", _npz(tmp_path, (8, 8, 1)), "--epochs", "1", "--device", "cpu",
-                         "--format", "json"], capsys)
-    assert rc == 0 and json.loads(out)["pareto"][0]["val_acc"] is not None
+                         "--threads", "1", "--format", "json", "--emit", str(tmp_path / "m")], capsys)
+    res = json.loads(out)
+    assert rc == 0 and res["pareto"][0]["val_acc"] is not None
+    assert res["training"]["options"]["threads"] == 1 and "seed 0, 1 thread," in err
+    run = json.load(open(os.path.join(res["pareto"][0]["train_dir"], "run.json")))
+    assert run["reproducibility"]["threads"] == 1 and run["reproducibility"]["device"] == "cpu"
 
 
 def test_ctrl_c_keeps_what_is_done_and_resume_continues(family, tmp_path):

@@ -3,6 +3,7 @@ eval, and data that does not fit the net. Heavy versions run with CNNDSL_SLOW=1 
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -180,11 +181,20 @@ def test_cli_init_prints_what_it_skipped_and_report_shows_trainable(capsys, tmp_
                      "--init", str(tmp_path / "a" / C.WEIGHTS))
     assert code == 0, e
     assert "skipped, no layer here: head.weight" in e and "not in the checkpoint, random: newhead.weight" in e
-    assert "parameters: 435 trainable of 483 (frozen: features.conv1" in o
+    assert "parameters: 435 trainable of 483 (frozen: features: 4 layers)" in o
     code, o, e = cli(capsys, "report", str(spec), "--freeze", "..features.bn1")
     assert code == 0 and "trainable parameters: 435 of 483" in o
     code, o, e = cli(capsys, "report", str(spec), "--freeze", "featurs", "--format", "json")
     assert code == 2 and "did you mean features" in e
+
+
+def test_the_freeze_log_names_what_was_asked_never_cut_short(capsys, tmp_path):
+    spec = tmp_path / "deep.net"
+    spec.write_text("input 8x8x1\nfeatures: [(CONV(4, 3, p=1) - RELU)*4] - head: FC(3)\n")
+    code, o, e = cli(capsys, "train", str(spec), "--data", "synthetic:64", "--epochs", "1", "--freeze", "features")
+    assert code == 0 and "(frozen: features: 8 layers)" in o and "more" not in o, o
+    code, o, e = cli(capsys, "report", str(spec), "--freeze", "features.conv1, ..features.relu3")
+    assert code == 0 and "(frozen: features.conv1, ..features.relu3: 6 layers)" in o, o
 
 
 def test_report_freeze_never_imports_torch_matplotlib_or_sklearn():
@@ -267,3 +277,70 @@ def test_bad_input_is_a_clear_error(data, opts, words):
 def test_cli_bad_data_exits_2_without_a_traceback(capsys, tmp_path):
     code, o, e = cli(capsys, "train", os.path.join(ROOT, "nets/lenet5.net"), "--data", str(tmp_path / "x.npz"))
     assert code == 2 and "Traceback" not in e and "no such file or folder" in e
+
+
+# ---- reproducibility: seed, device, thread count ---------------------------------------------------------
+def test_threads_is_set_for_the_run_recorded_and_the_same_seed_and_threads_give_the_same_bits(capsys, tmp_path):
+    spec = tmp_path / "tiny.net"
+    spec.write_text(TINY)
+    before = torch.get_num_threads()
+    runs = []
+    for name in ("a", "b"):
+        code, o, e = cli(capsys, "train", str(spec), "--data", "synthetic:96", "--epochs", "2", "--seed", "5",
+                         "--threads", "1", "--device", "cpu", "--out", str(tmp_path / name))
+        assert code == 0 and "seed 5, on cpu, 1 thread" in o, e
+        runs.append(W.read(tmp_path / name / C.WEIGHTS)[0])
+    assert torch.get_num_threads() == before  # the caller's count comes back
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0]) and runs[0].keys() == runs[1].keys()
+    rec = json.load(open(tmp_path / "a" / "run.json"))["reproducibility"]
+    assert rec == {"seed": 5, "device": "cpu", "threads": 1, "torch": torch.__version__}
+    assert json.loads(W.read(tmp_path / "a" / C.CHECKPOINT)[1]["reproducibility"]) == rec
+    assert train(tiny(), "synthetic:64", epochs=1, threads=1)["final"] and torch.get_num_threads() == before
+    with pytest.raises(CnnError, match="--threads must be a whole number of at least 1"):
+        train(tiny(), "synthetic:64", epochs=1, threads=0)
+
+
+def test_digits_is_sklearns_bundled_csv_read_without_importing_sklearn():
+    from sklearn.datasets import load_digits
+    from cnndsl.train.data import digits_arrays
+    images, labels = digits_arrays()
+    d = load_digits()
+    assert images.dtype == d.images.dtype and np.array_equal(images, d.images)
+    assert np.array_equal(labels, d.target) and labels.dtype == np.int64
+    code = ("import sys, cnndsl; from cnndsl.train import data as D; "
+            "D.load('digits', cnndsl.load('nets/lenet5.net').graph); "
+            "sys.stderr.write(repr(sorted({'sklearn', 'scipy'} & set(sys.modules))))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=_env())
+    assert p.returncode == 0 and p.stderr.strip().endswith("[]"), p.stderr
+
+
+def test_eval_and_init_warn_on_data_of_another_scale(capsys, tmp_path):
+    """A net trained on 0..1 images, evaluated on the same images as 0..255: the checkpoint's normalisation
+    would be applied to values 255 times too large. The warning names both ranges; the same scale: none."""
+    rng = np.random.default_rng(0)
+    y = np.arange(96) % 3
+    x = (rng.random((96, 8, 8, 1)) * 0.5 + (y[:, None, None, None] == 1) * 0.5).astype(np.float32)
+    np.savez(tmp_path / "unit.npz", x=x, y=y)
+    np.savez(tmp_path / "bytes.npz", x=x * 255, y=y)
+    spec = tmp_path / "tiny.net"
+    spec.write_text(TINY)
+    assert cli(capsys, "train", str(spec), "--data", str(tmp_path / "unit.npz"), "--epochs", "1",
+               "--out", str(tmp_path / "run"))[0] == 0
+    low, high = json.load(open(tmp_path / "run" / "run.json"))["data"]["range"]  # the training split's
+    assert x.min() <= low < 0.05 and 0.95 < high <= x.max()
+    weights = str(tmp_path / "run" / C.WEIGHTS)
+    code, o, e = cli(capsys, "eval", str(spec), "--weights", weights, "--data", str(tmp_path / "bytes.npz"))
+    said = re.search(r"cnndsl: warning: .*bytes.npz: the values span ([\d.]+)\.\.([\d.]+), ([\d.]+)x as wide as "
+                     r"the ([\d.]+)\.\.([\d.]+) of its training data", e)
+    assert code == 0 and said, e
+    assert [float(v) for v in said.group(1, 2, 4, 5)] == pytest.approx([x.min() * 255, x.max() * 255, low, high],
+                                                                       rel=1e-3, abs=1e-3)
+    assert 240 < float(said.group(3)) < 270
+    assert "the checkpoint's normalisation" in e
+    code, o, e = cli(capsys, "eval", str(spec), "--weights", weights, "--data", str(tmp_path / "unit.npz"),
+                     "--split", "all")
+    assert code == 0 and "warning" not in e, e
+    code, o, e = cli(capsys, "train", str(spec), "--data", str(tmp_path / "bytes.npz"), "--epochs", "1",
+                     "--init", weights)
+    assert code == 0 and re.search(r"cnndsl: warning: .*bytes.npz: the values span .*x as wide as the .* of "
+                                   r".*weights.safetensors's training data", e), e

@@ -77,7 +77,7 @@ def cnndsl_loop(net, o, epochs):
             marks[-1].append(time.process_time())
     r = train(net, o["data"], epochs=epochs, batch=o["batch"], opt=o["opt"], lr=o["lr"], seed=o["seed"],
               device=o["device"], amp=o["amp"], channels_last=o["channels_last"], compile=o["compile"],
-              callback=clock)
+              threads=o["threads"], callback=clock)
     n = len(r["history"]) and r["history"][0]["images_per_s"] * r["history"][0]["train_seconds"]
     return [row["images_per_s"] for row in r["history"][1:]], [n / (b - a) for a, b in marks[1:]]
 
@@ -99,11 +99,13 @@ def main(argv=None):
     p.add_argument("--amp", action="store_true")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of both loops (cnndsl's default: 1)")
     p.add_argument("--peak-tflops", type=float, help="the device's peak (dense) TFLOP/s, for MFU")
     a = p.parse_args(argv)
     net = cnndsl.load(a.net)
-    o = O.resolve({"opt": a.opt, "batch": a.batch, "device": a.device, "amp": a.amp or None,
+    o = O.resolve({"opt": a.opt, "batch": a.batch, "device": a.device, "amp": a.amp or None, "threads": a.threads,
                    "channels_last": a.channels_last or None, "compile": a.compile or None, "data": a.data})
+    torch.set_num_threads(a.threads)  # the hand-written loop's; train() sets (and restores) its own
     dev = torch.device("cuda" if a.device == "cuda" else "cpu")
     d = D.load(a.data, net.graph, seed=o["seed"], val_fraction=o["val_fraction"])
     hand, ours, hand_cpu, ours_cpu = [], [], [], []
@@ -120,7 +122,7 @@ def main(argv=None):
     hc, cc = statistics.median(hand_cpu), statistics.median(ours_cpu)
     print(f"{a.net} on {a.data}, batch {a.batch}, {a.opt}, {dev}"
           f"{' amp' if a.amp else ''}{' channels-last' if a.channels_last else ''}{' compile' if a.compile else ''}, "
-          f"{torch.get_num_threads()} threads")
+          f"{a.threads} thread{'s' * (a.threads != 1)}")
     print(f"hand-written loop: {h:,.0f} images/s   cnndsl train: {c:,.0f} images/s   ratio {c / h:.3f} (wall)")
     print(f"per CPU second: {hc:,.0f} vs {cc:,.0f} images   ratio {cc / hc:.3f} (CPU time: steadier on a shared machine)")
     if dev.type == "cuda":

@@ -11,7 +11,7 @@
 
 `train_members(space, records, data, out=None, resume=False, callback=None, **options)` trains each
 record's member (the text `search --emit` writes, so a member trained here is the file trained by
-`cnndsl train` with the same options and seed, to the bit on a CPU) with cnndsl.train.train, and adds
+`cnndsl train` with the same options, seed and --threads, to the bit on a CPU) with cnndsl.train.train, and adds
 to the record, in place: `val_acc`, `val_loss`, `train_acc`, `train_loss`, `epochs_trained`,
 `train_seconds` (and `file`, `train_dir` with `out`), or `train_error` (one line) for a member that
 failed. The search's `members` and `pareto` lists hold the same dicts, so both gain the columns.

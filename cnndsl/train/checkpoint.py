@@ -111,6 +111,18 @@ def weights_source(path):
     return path
 
 
+def recorded(source, key: str):
+    """The JSON value `key` ("data": {source, classes, mean, std, range}; "options"; ...) in the metadata
+    of a weights_source: a cnndsl checkpoint or weights file; None where a file has none (a .pt)."""
+    if isinstance(source, Loaded):
+        raw = source.meta.get(key)
+    elif os.fspath(source).endswith(".safetensors"):
+        raw = W.read(source)[1].get(key)
+    else:
+        raw = None
+    return json.loads(raw) if raw else None
+
+
 def find(out: str) -> str | None:
     path = os.path.join(out, CHECKPOINT)
     return path if os.path.exists(path) else None

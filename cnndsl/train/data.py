@@ -20,6 +20,9 @@ alone. `Data.description` states all of it, for the log.
 """
 from __future__ import annotations
 
+import functools
+import gzip
+import importlib.util
 import math
 import os
 from dataclasses import dataclass, field
@@ -43,10 +46,14 @@ class Data:
     std: list
     source: str             # the DATA argument
     description: list = field(default_factory=list)  # what was done, one line each
+    range: list = None      # [min, max] of the training split's values before normalisation
 
     def info(self) -> dict:
-        """What eval needs to see data as training did (kept in the checkpoint's metadata)."""
-        return {"source": self.source, "classes": self.classes, "mean": self.mean, "std": self.std}
+        """What eval needs to see data as training did, and to tell data of another scale (kept in the
+        checkpoint's metadata and run.json): inputs are (raw - mean) / std per channel; raw values
+        spanned `range`."""
+        return {"source": self.source, "classes": self.classes, "mean": self.mean, "std": self.std,
+                "range": self.range}
 
 
 def load(source, graph, seed=0, val_fraction=0.2, normalise=None) -> Data:
@@ -77,6 +84,9 @@ def load(source, graph, seed=0, val_fraction=0.2, normalise=None) -> Data:
     notes.append(f"split: {len(tr)} train / {len(va)} validation "
                  f"({val_fraction:.0%} of each class, seed {seed})")
     x_train, x_val = x[tr], x[va]
+    seen = x_train if len(x_train) else x_val
+    value_range = [float(seen.min()), float(seen.max())]
+    notes.append(f"values: {value_range[0]:.4g}..{value_range[1]:.4g} before normalisation")
     if normalise is None:
         mean, std = _stats(x_train)
         how = "from the training split"
@@ -86,7 +96,34 @@ def load(source, graph, seed=0, val_fraction=0.2, normalise=None) -> Data:
     notes.append("normalised: mean " + ", ".join(f"{m:.4g}" for m in mean) + "; std " +
                  ", ".join(f"{s:.4g}" for s in std) + f" ({how})")
     x_train, x_val = _apply(x_train, mean, std), _apply(x_val, mean, std)
-    return Data(x_train, y[tr], x_val, y[va], classes, mean, std, source, notes)
+    return Data(x_train, y[tr], x_val, y[va], classes, mean, std, source, notes, value_range)
+
+
+RANGE_FACTOR = 4  # spans this many times wider or narrower than training's are "far" (0..255 against 0..1)
+
+
+def range_mismatch(recorded, observed, what) -> str | None:
+    """A sentence when `observed` ([min, max] of raw values) is far from `recorded` (the training data's):
+    a span over RANGE_FACTOR times wider or narrower, or values that lie mostly outside it; else None.
+
+    >>> range_mismatch([0.0, 1.0], [0.0, 255.0], "training")
+    'the values span 0..255, 255x as wide as the 0..1 of training'
+    >>> range_mismatch([0.0, 16.0], [0.0, 15.9], "training") is None
+    True
+    """
+    if not recorded or not observed:
+        return None
+    (r0, r1), (o0, o1) = recorded, observed
+    tiny = 1e-12
+    ratio = max(o1 - o0, tiny) / max(r1 - r0, tiny)
+    centre = (o0 + o1) / 2
+    if ratio > RANGE_FACTOR or ratio < 1 / RANGE_FACTOR:
+        how = f"{ratio:.3g}x as wide as" if ratio > 1 else f"1/{1 / ratio:.3g} as wide as"
+    elif not r0 - (r1 - r0) <= centre <= r1 + (r1 - r0):
+        how = "far outside"
+    else:
+        return None
+    return f"the values span {o0:.4g}..{o1:.4g}, {how} the {r0:.4g}..{r1:.4g} of {what}"
 
 
 # ---- fitting ------------------------------------------------------------------------------------------
@@ -156,10 +193,26 @@ def _nchw(images: np.ndarray) -> np.ndarray:
 
 
 # ---- the sources -----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def digits_arrays():
+    """(images (1797, 8, 8) float64, labels int64): scikit-learn's bundled digits.csv.gz read with numpy,
+    the arrays load_digits() returns, without importing sklearn and scipy (~0.6-1.9 s). Read-only:
+    cached for the process (search --train loads it once per member)."""
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz") if spec else None
+    if path is None or not os.path.exists(path):
+        raise CnnError("--data digits: scikit-learn's bundled digits.csv.gz is not installed", usage=True,
+                       hint="pip install scikit-learn (a dependency of cnndsl: it carries the digits)")
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",")
+    images, labels = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
 def _digits(shape):
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
-    d = load_digits()
-    x, y = d.images.astype(np.float32), d.target.astype(np.int64)
+    images, labels = digits_arrays()  # bundled with scikit-learn: nothing is downloaded
+    x, y = images.astype(np.float32), labels
     notes = [f"digits: scikit-learn's {len(x)} 8x8 grayscale handwritten digits (values 0..16), 10 classes"]
     if len(shape) == 1:
         if shape[0] != 64:

@@ -13,7 +13,9 @@ The data is prepared as training prepared it, from what the checkpoint records (
 normalisation, seed and split): on the data it was trained on, the validation split is evaluated
 (`split="all"` takes every sample); on other data, every sample, normalised with the checkpoint's
 statistics. A checkpoint without that record (a .pt, a torchvision state_dict) is normalised with
-the data's own statistics, and says so.
+the data's own statistics, and says so. When the data's raw values span a range far from the one
+training saw (0..255 images against a net trained on 0..1), `warnings` says so: the checkpoint's
+normalisation would be applied to values of another scale, and the accuracy would mean little.
 """
 from __future__ import annotations
 
@@ -29,10 +31,8 @@ from . import checkpoint as C, data as D, plots
 
 def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None) -> dict:
     source = C.weights_source(weights)
-    meta = source.cnndsl_meta if isinstance(source, C.Loaded) else (W.read(weights)[1] if os.fspath(
-        weights).endswith(".safetensors") else {})
-    info = _json(meta.get("data"))
-    opts = _json(meta.get("options")) or {}
+    info = C.recorded(source, "data")
+    opts = C.recorded(source, "options") or {}
     data = os.fspath(data)
     same = info is not None and info.get("source") == data
     split = split or ("val" if same else "all")
@@ -45,11 +45,19 @@ def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None)
     normalise = (info["mean"], info["std"]) if info else None
     seed, frac = opts.get("seed", 0), opts.get("val_fraction", 0.2)
     d = D.load(data, net.graph, seed=seed, val_fraction=frac if split != "all" else 0.0, normalise=normalise)
+    warnings = []
     if info is None:
         d.description.append("the checkpoint records no normalisation: the data's own statistics were used")
+    else:
+        far = D.range_mismatch(info.get("range"), d.range, f"its training data, {info['source']}")
+        if far:
+            warnings.append(f"{data}: {far}; the checkpoint's normalisation (mean {_few(info['mean'])}, std "
+                            f"{_few(info['std'])}) was computed on that scale, so this accuracy says little: "
+                            f"scale the data as training's was (e.g. 0..255 images / 255 for a net trained on 0..1)")
     x, y = {"val": (d.x_val, d.y_val), "train": (d.x_train, d.y_train), "all": (d.x_train, d.y_train)}[split]
     if split == "all":
-        d.description[-2] = f"evaluated: all {len(y)} samples"
+        d.description = [f"evaluated: all {len(y)} samples" if line.startswith("split: ") else line
+                         for line in d.description]
     model = net.to_torch(seed=0, logits=True)
     load_report = W.load_into(model, source, strict=True)
     dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
@@ -68,7 +76,7 @@ def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None)
                   "acc": matrix[i][i] / sum(matrix[i]) if sum(matrix[i]) else None} for i, c in enumerate(d.classes)]
     result = {"accuracy": correct / len(y) if len(y) else None, "correct": correct, "n": len(y), "split": split,
               "classes": d.classes, "per_class": per_class, "confusion": matrix, "data": d.description,
-              "weights": load_report, "files": []}
+              "weights": load_report, "warnings": warnings, "files": []}
     if out is not None:
         png = os.path.join(out, "confusion.png")
         atomic_write(png, plots.confusion(matrix, d.classes, f"{net.name}: accuracy {result['accuracy']:.4f}"))
@@ -76,6 +84,5 @@ def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None)
     return result
 
 
-def _json(text):
-    import json
-    return json.loads(text) if text else None
+def _few(values):
+    return ", ".join(f"{v:.4g}" for v in values[:3]) + (" ..." if len(values) > 3 else "")

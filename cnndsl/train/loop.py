@@ -20,7 +20,10 @@ its "rank". An exception from the callback stops the run (the last epoch's check
 
 Exactness: the global torch RNG is seeded (dropout draws from it) and checkpointed with the optimizer,
 schedules and weights after every epoch; batches and augmentation are seeded by (seed, epoch), so on
-one CPU a run resumed after epoch k ends with the same bits as one never interrupted.
+one CPU a run resumed after epoch k ends with the same bits as one never interrupted. What is
+reproducible: the same weights, bit for bit, for the same seed, device and thread count (`threads`,
+default 1; torch's thread count is set for the run and restored after it); run.json and the
+checkpoint record all three, with the torch version (`reproducibility`).
 """
 from __future__ import annotations
 
@@ -35,6 +38,10 @@ from .. import weights as W
 from ..errors import CnnError
 from ..files import atomic_write
 from . import checkpoint as C, data as D, distributed, freeze as F, loaders, optim, options as O, plots
+
+# curves.png is redrawn after the last epoch and after any epoch ending this long after the last drawing: a
+# drawing costs ~0.25-0.35 s, as much as a whole LeNet-5 epoch on digits (metrics.jsonl is written every epoch)
+PLOT_EVERY_S = 30.0
 
 
 def train(net, data, out=None, resume=False, callback=None, **given):
@@ -51,23 +58,36 @@ def train(net, data, out=None, resume=False, callback=None, **given):
             ck = C.Loaded(path)
             notes += C.check_same_spec(ck, net)
     ctx = distributed.context(given.get("device") or (ck.info("options")["device"] if ck else "auto"))
+    before = torch.get_num_threads()
     try:
         o = O.resolve({**given, "data": os.fspath(data), "world_size": ctx.world},
                       ck.info("options") if ck else None)
+        torch.set_num_threads(o["threads"])  # for this run only: the caller's count comes back below
         return _run(net, o, out, ck, ctx, emit, notes)
     finally:
+        torch.set_num_threads(before)
         ctx.close()
+
+
+def reproducibility(o, ctx) -> dict:
+    """What a run's bits depend on besides its options and data: the same seed, device, thread count
+    (and torch version) give the same weights; another thread count may sum in another order."""
+    return {"seed": o["seed"], "device": str(ctx.device), "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
 
 
 def _run(net, o, out, ck, ctx, emit, notes):
     torch.manual_seed(o["seed"])  # dropout's RNG; restored from the checkpoint on resume
     model = net.to_torch(seed=o["seed"], logits=True)
-    init_report = None
+    init_report, init_source, warnings = None, None, []
     if o["init"] and ck is None:
-        init_report = W.load_into(model, C.weights_source(o["init"]), strict=False)
+        init_source = C.weights_source(o["init"])
+        init_report = W.load_into(model, init_source, strict=False)
     frozen = F.frozen_layers(net.graph, o["freeze"])
     frozen_bn = _freeze(model, frozen)
     d = D.load(o["data"], net.graph, seed=o["seed"], val_fraction=o["val_fraction"])
+    if init_source is not None:
+        warnings += _init_range_warning(init_source, o["init"], d)
     params = sum(p.numel() for p in model.parameters())
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
@@ -88,15 +108,17 @@ def _run(net, o, out, ck, ctx, emit, notes):
     workers = o["workers"] if o["workers"] is not None else 0
     pin = ctx.device.type == "cuda"
     files = []
-    meta = {"epoch": start, "options": o, "data": d.info(), "layers": C.layer_rows(net)}
+    repro = reproducibility(o, ctx)
+    meta = {"epoch": start, "options": o, "data": d.info(), "layers": C.layer_rows(net), "reproducibility": repro}
     if ctx.main and out is not None:
-        files += _write_spec(out, net, o, d)
-    emit({"event": "start", "rank": ctx.rank, "world_size": ctx.world, "device": str(ctx.device),
+        files += _write_spec(out, net, o, d, repro)
+    emit({"event": "start", "rank": ctx.rank, "world_size": ctx.world, "device": str(ctx.device), "threads": repro["threads"],
           "backend": ctx.backend, "data": d.description, "options": o, "params": params,
           "trainable_params": sum(p.numel() for p in trainable), "frozen": frozen, "init": init_report,
-          "resumed_from": start if ck is not None else None, "notes": notes,
+          "resumed_from": start if ck is not None else None, "notes": notes, "warnings": warnings,
           "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
           "train_samples": len(d.y_train), "val_samples": len(d.y_val)})
+    last_plot = time.perf_counter()
     crit = nn.CrossEntropyLoss(label_smoothing=o["label_smoothing"])
     plain = nn.CrossEntropyLoss(reduction="sum")
     for epoch in range(start, o["epochs"]):
@@ -122,8 +144,10 @@ def _run(net, o, out, ck, ctx, emit, notes):
         history.append(row)
         if ctx.main and out is not None:
             state = _state(opt, sched, warm, scaler, history, epoch + 1)
+            plot = epoch + 1 == o["epochs"] or time.perf_counter() - last_plot >= PLOT_EVERY_S
+            last_plot = time.perf_counter() if plot else last_plot
             files = sorted(set(files) | set(_write_epoch(out, model, net, state, {**meta, "epoch": epoch + 1,
-                                                                                   "val_acc": val_acc}, history)))
+                                                                                   "val_acc": val_acc}, history, plot)))
         emit({"event": "epoch_end", "rank": ctx.rank, "row": row})
     result = {"history": history, "final": history[-1] if history else None, "module": model, "files": files,
               "data": d.description, "classes": d.classes, "init": init_report, "frozen": frozen,
@@ -206,6 +230,15 @@ def _freeze(model, frozen) -> list:
     return bns
 
 
+def _init_range_warning(source, o_init, d) -> list[str]:
+    """--init from a cnndsl checkpoint: a note when the new data's raw values span another range than
+    the data it was trained on (its filters were learnt on inputs of that scale)."""
+    info = C.recorded(source, "data") or {}
+    far = D.range_mismatch(info.get("range"), d.range, f"{o_init}'s training data ({info.get('source')})")
+    return [f"{d.source}: {far}: is it the same kind of data? Its own statistics normalise it, which absorbs a "
+            f"plain change of scale (0..255 against 0..1), not other content"] if far else []
+
+
 def _amp(o, ctx):
     if not o["amp"]:
         return None, None
@@ -239,15 +272,15 @@ def _restore(ck, model, opt, sched, warm, scaler, ctx):
 
 
 # ---- files (rank 0) ---------------------------------------------------------------------------------------
-def _write_spec(out, net, o, d) -> list[str]:
+def _write_spec(out, net, o, d, repro) -> list[str]:
     _discard_temporaries(out)
     text = _spec_text(net)
     paths = []
     if text is not None:
         paths.append(os.path.join(out, "spec.net"))
         atomic_write(paths[-1], text.encode("utf-8"))
-    run = {"spec": net.spec_info, "includes": _includes(net), "options": o, "data": d.info(),
-           "data_preparation": d.description}
+    run = {"spec": net.spec_info, "includes": _includes(net), "options": o, "reproducibility": repro,
+           "data": d.info(), "data_preparation": d.description}
     paths.append(os.path.join(out, "run.json"))
     atomic_write(paths[-1], (json.dumps(run, indent=1) + "\n").encode("utf-8"))
     return paths
@@ -280,10 +313,12 @@ def _includes(net):
     return [getattr(st, "path") for st in getattr(program, "statements", ()) if type(st).__name__ == "Include"]
 
 
-def _write_epoch(out, model, net, state, info, history) -> list[str]:
+def _write_epoch(out, model, net, state, info, history, plot) -> list[str]:
     paths = C.save(out, model, net, state, info)
     metrics = os.path.join(out, "metrics.jsonl")
     atomic_write(metrics, "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"))
+    if not plot:
+        return paths + [metrics]
     png = os.path.join(out, "curves.png")
     atomic_write(png, plots.curves(history, f"{net.name}"))
     return paths + [metrics, png]

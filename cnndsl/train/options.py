@@ -1,12 +1,18 @@
 """The training options, their defaults, and what a resumed run must keep (no torch).
 
     >>> o = resolve({"opt": "momentum"}, epochs_default=10)
-    >>> o["lr"], o["momentum"], o["batch"]
-    (0.01, 0.9, 32)
+    >>> o["lr"], o["momentum"], o["batch"], o["threads"]
+    (0.01, 0.9, 32, 1)
 
 An option left as None takes, in order: the checkpoint's value (on --resume), then the
 default. Resolved values are stored in the checkpoint, so a resumed run continues with
 the schedule it started with (a step size or decay computed from the first run's epochs).
+
+`threads` (torch's intra-op threads) defaults to 1, not to torch's one per core: a small net gains
+little from a second thread, and two threads on cores another process also uses spin against each
+other (LeNet-5 on digits, 2-core machine: ~4,000 images/s with one thread, 24-1,000 with two,
+depending on the other load; README, Training). One thread is also the same on every machine, and
+results are bit-identical only for the same seed, device and thread count.
 """
 from __future__ import annotations
 
@@ -23,8 +29,8 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULTS = {"epochs": 10, "batch": 32, "opt": "adam", "lr": None, "momentum": None, "weight_decay": 0.0,
             "schedule": "none", "step_size": None, "gamma": None, "patience": 2, "warmup": 0, "augment": "none",
             "label_smoothing": 0.0, "device": "auto", "amp": False, "channels_last": False, "compile": False,
-            "seed": 0, "workers": None, "val_fraction": 0.2, "freeze": None, "init": None}
-# what a resumed run must share with the run it continues (epochs may grow; device, workers may change)
+            "seed": 0, "workers": None, "val_fraction": 0.2, "freeze": None, "init": None, "threads": 1}
+# what a resumed run must share with the run it continues (epochs may grow; device, workers, threads may change)
 KEPT = ("batch", "opt", "lr", "momentum", "weight_decay", "schedule", "step_size", "gamma", "patience", "warmup",
         "augment", "label_smoothing", "seed", "val_fraction", "freeze", "amp", "data", "world_size")
 
@@ -79,6 +85,9 @@ def _check(o):
             bad(f"--{k} must be a whole number of at least 1, not {o[k]}")
     if not isinstance(o["warmup"], int) or o["warmup"] < 0:
         bad(f"--warmup must be a whole number of steps (0: none), not {o['warmup']}")
+    if not isinstance(o["threads"], int) or o["threads"] < 1:
+        bad(f"--threads must be a whole number of at least 1, not {o['threads']}",
+            hint="1 (the default) suits small nets and shared machines; more for a large net on idle cores")
     if o["workers"] is not None and (not isinstance(o["workers"], int) or o["workers"] < 0):
         bad(f"--workers must be 0 or more, not {o['workers']}")
     if o["lr"] is not None and not o["lr"] > 0:

@@ -1,20 +1,25 @@
-"""Figures: training curves and a confusion matrix, as PNG bytes (matplotlib, Agg: no display needed)."""
+"""Figures: training curves and a confusion matrix, as PNG bytes (matplotlib, Agg: no display needed).
+
+matplotlib's object API (Figure, FigureCanvasAgg), not pyplot: no global figure registry to close, no
+backend switch, and ~0.5 s less to import.
+"""
 from __future__ import annotations
 
 import io
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(**kw):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(**kw)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def curves(history: list, title: str = "") -> bytes:
     """Loss (left) and accuracy (right) per epoch, training and validation."""
-    plt = _pyplot()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = _figure(figsize=(10, 4))
+    a, b = fig.subplots(1, 2)
     ep = [r["epoch"] for r in history]
     for ax, what in ((a, "loss"), (b, "acc")):
         ax.plot(ep, [r[f"train_{what}"] for r in history], "o-", label="train")
@@ -28,15 +33,15 @@ def curves(history: list, title: str = "") -> bytes:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _png(fig, plt)
+    return _png(fig)
 
 
 def confusion(matrix: list, classes: list, title: str = "") -> bytes:
     """Rows are the true classes, columns the predicted ones; counts written in the cells."""
-    plt = _pyplot()
     k = len(classes)
     size = min(14, 3 + 0.5 * k)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = _figure(figsize=(size, size))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(k), classes, rotation=90 if k > 10 else 0)
     ax.set_yticks(range(k), classes)
@@ -52,11 +57,10 @@ def confusion(matrix: list, classes: list, title: str = "") -> bytes:
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _png(fig, plt)
+    return _png(fig)
 
 
-def _png(fig, plt) -> bytes:
+def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return buf.getvalue()
