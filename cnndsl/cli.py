@@ -363,9 +363,9 @@ def _weights_map(path):
     if path is None:
         return None
     import json
-    from .files import read_bytes
+    from .files import MAX_JSON, read_user_bytes
     try:
-        m = json.loads(read_bytes(path))
+        m = json.loads(read_user_bytes(path, "--weights-map", MAX_JSON))
     except ValueError as e:
         raise CnnError(f"{path}: not JSON ({e})", usage=True) from None
     if not isinstance(m, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in m.items()):

@@ -38,14 +38,13 @@ def read_image(path, dims) -> np.ndarray:
         raise CnnError(f"{path} is an image, but the model's input is {_fmt(dims)}, not 1 or 3 channels of a "
                        "fixed size", usage=True, hint="give an array: --input x.npy")
     c, h, w = dims[1:]
+    from ..files import user_image
     try:
-        with Image.open(path) as img:
+        with user_image(path, "--input", c) as img:
             img = img.convert("L" if c == 1 else "RGB")
             if img.size != (w, h):
                 img = img.resize((w, h), Image.BILINEAR)
             x = np.asarray(img, dtype=np.float32)
-    except FileNotFoundError:
-        raise CnnError(f"cannot read {path}: no such file", usage=True) from None
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise CnnError(f"{path}: not an image Pillow can read ({e})", usage=True) from None
     return np.ascontiguousarray(x.reshape(h, w, c).transpose(2, 0, 1)[None])

@@ -25,11 +25,14 @@ import gzip
 import importlib.util
 import math
 import os
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import CnnError
+from ..files import npy_header, user_file, user_image
+from ..memory import require
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 SYNTHETIC_BYTES = 256 * 2 ** 20  # the default synthetic set stays under this
@@ -256,6 +259,7 @@ def _synthetic(source, shape, k, seed):
     per = math.prod(shape) * 4
     if n is None:
         n = max(8 * k, min(2048, SYNTHETIC_BYTES // per))
+    require_data(n, shape, f"--data {source}", hint="ask for fewer samples (synthetic:N)")
     rng = np.random.default_rng(seed)
     y = np.arange(n, dtype=np.int64) % k
     rng.shuffle(y)
@@ -294,16 +298,18 @@ def _folder(root, shape):
     if mode is None:
         raise CnnError(f"{root}: images have 1 (grayscale) or 3 (RGB) channels, but the network's input has {c}",
                        usage=True, hint="write the spec's input as HxWx1 or HxWx3")
+    require_data(sum(len(_images_in(os.path.join(root, d))) for d in classes), shape, f"--data {root}",
+                 hint="use fewer images, or a smaller input")
     images, labels, sizes, modes = [], [], set(), set()
     for label, cls in enumerate(classes):
         folder = os.path.join(root, cls)
-        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+        files = _images_in(folder)
         if not files:
             raise CnnError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})", usage=True)
         for f in files:
             path = os.path.join(folder, f)
             try:
-                with Image.open(path) as img:
+                with user_image(path, "image", c) as img:
                     sizes.add(img.size)
                     modes.add(img.mode)
                     img = img.convert(mode)
@@ -325,16 +331,26 @@ def _folder(root, shape):
     return _nchw(np.stack(images)), np.asarray(labels, np.int64), classes, notes
 
 
+def _images_in(folder) -> list:
+    try:
+        return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+    except OSError as e:
+        raise CnnError(f"cannot read {folder}: {e.strerror}", usage=True) from None
+
+
 def _npz(path, shape):
     try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = list(f.keys())
-            if "x" not in keys or "y" not in keys:
-                raise CnnError(f"{path}: needs arrays `x` and `y`, has {', '.join(keys) or 'none'}", usage=True)
-            x, y = f["x"], f["y"]
+        with user_file(path, "--data") as file:
+            _require_npz(file, path)
+            file.seek(0)
+            with np.load(file, allow_pickle=False) as f:
+                keys = list(f.keys())
+                if "x" not in keys or "y" not in keys:
+                    raise CnnError(f"{path}: needs arrays `x` and `y`, has {', '.join(keys) or 'none'}", usage=True)
+                x, y = f["x"], f["y"]
     except CnnError:
         raise
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise CnnError(f"{path}: not a readable .npz file ({e})", usage=True) from None
     if y.ndim != 1 or len(y) != len(x) or len(x) < 2:
         raise CnnError(f"{path}: y must be one label per sample of x (x {x.shape}, y {y.shape})", usage=True)
@@ -364,6 +380,42 @@ def _npz(path, shape):
             f"or resize the data to {want} (N,H,W,C) or {c}x{h}x{w} (N,C,H,W)") if x.ndim in (3, 4) else \
         f"x must be images (N,H,W,C) of {want}"
     raise CnnError(f"{path}: x holds samples of {have}, but the network's input is {want}", usage=True, hint=hint)
+
+
+def _require_npz(file, path):
+    """Refuse an .npz whose x and y headers declare more than memory holds (or than the zip holds: numpy
+    allocates what a header declares before it reads), before anything is allocated."""
+    try:
+        z = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise CnnError(f"{path}: not a readable .npz file ({e})", usage=True) from None
+    with z:
+        members = {n[:-4] if n.endswith(".npy") else n: z.getinfo(n) for n in z.namelist()}
+        declared = {}
+        for key in ("x", "y"):
+            if key in members:
+                try:
+                    with z.open(members[key]) as m:
+                        declared[key] = npy_header(m, f"{path}: `{key}`", members[key].file_size)
+                except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+                    raise CnnError(f"{path}: not a readable .npz file ({e})", usage=True) from None
+    if "x" in declared:
+        (x_shape, _, x_bytes), y_bytes = declared["x"], declared.get("y", (0, 0, 0))[2]
+        n = x_shape[0] if x_shape else 1
+        require_data(n, x_shape[1:], f"--data {path}", raw=x_bytes + y_bytes,
+                     hint="use fewer samples (or train on a machine with more memory)")
+
+
+LOAD_COPIES = 3  # load() holds the float32 samples 3.6 times at its peak (tracemalloc, synthetic and .npz:
+#                  the arrays, their train/validation split, the normalised split): its lower bound
+
+
+def require_data(n: int, shape, what: str, raw: int = 0, hint=None):
+    """Refuse `n` samples of `shape` (HxWxC, or features) that load() could not hold as float32 beside
+    `raw` bytes as read (cnndsl.memory), before any is allocated."""
+    f32 = n * math.prod(shape) * 4
+    require(max(raw + f32, LOAD_COPIES * f32), f"{what}: {n:,} samples of {'x'.join(map(str, shape)) or '1'} "
+                                               f"as float32", hint=hint)
 
 
 # ---- split and statistics ------------------------------------------------------------------------------

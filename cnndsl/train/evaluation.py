@@ -30,7 +30,7 @@ from . import checkpoint as C, data as D, plots
 
 
 def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None) -> dict:
-    source = C.weights_source(weights)
+    source = C.weights_source(weights, "--weights")
     info = C.recorded(source, "data")
     opts = C.recorded(source, "options") or {}
     data = os.fspath(data)

@@ -37,6 +37,7 @@ from torch import nn
 from .. import weights as W
 from ..errors import CnnError
 from ..files import atomic_write
+from ..memory import require_training
 from . import checkpoint as C, data as D, distributed, freeze as F, loaders, optim, options as O, plots
 
 # curves.png is redrawn after the last epoch and after any epoch ending this long after the last drawing: a
@@ -55,7 +56,7 @@ def train(net, data, out=None, resume=False, callback=None, **given):
         if path is None:
             notes.append(f"--resume: no checkpoint in {out} yet, so the run starts from the beginning")
         else:
-            ck = C.Loaded(path)
+            ck = C.Loaded(path, "--resume checkpoint")
             notes += C.check_same_spec(ck, net)
     ctx = distributed.context(given.get("device") or (ck.info("options")["device"] if ck else "auto"))
     before = torch.get_num_threads()
@@ -77,11 +78,13 @@ def reproducibility(o, ctx) -> dict:
 
 
 def _run(net, o, out, ck, ctx, emit, notes):
+    if ctx.device.type == "cpu":  # before the module and the data: the report's estimate must fit
+        require_training(net.graph, o["batch"], o["opt"])
     torch.manual_seed(o["seed"])  # dropout's RNG; restored from the checkpoint on resume
     model = net.to_torch(seed=o["seed"], logits=True)
     init_report, init_source, warnings = None, None, []
     if o["init"] and ck is None:
-        init_source = C.weights_source(o["init"])
+        init_source = C.weights_source(o["init"], "--init")
         init_report = W.load_into(model, init_source, strict=False)
     frozen = F.frozen_layers(net.graph, o["freeze"])
     frozen_bn = _freeze(model, frozen)
