@@ -33,17 +33,19 @@ def _open_regular(path, shown, span=None, usage=True, code="E501", hint=None) ->
     """A read-only descriptor of the regular file `path`, or a CnnError naming `shown`. O_NONBLOCK: opening
     a FIFO must not wait for a writer (and on a regular file the flag changes nothing); the type is read
     with fstat from the descriptor itself, so the file checked is the file read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    fd = None
+    try:  # stat first: a socket cannot be opened at all (ENXIO), and should be named as one
+        kind = _kind(os.stat(path).st_mode)
+        if kind is None:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+            kind = _kind(os.fstat(fd).st_mode)  # the file opened, should it have been replaced meanwhile
     except OSError as e:
-        raise CnnError(f"cannot read {shown}: {e.strerror}", span, usage=usage, code=code) from None
-    try:
-        kind = _kind(os.fstat(fd).st_mode)
-    except OSError as e:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
         raise CnnError(f"cannot read {shown}: {e.strerror}", span, usage=usage, code=code) from None
     if kind is not None:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
         raise CnnError(f"cannot read {shown}: it is {kind}, not a regular file", span, usage=usage, code=code,
                        hint=hint or ("give the path of a file in it" if kind == "a folder" else
                                      "give the path of a file: cnndsl reads files, never pipes or devices, "
