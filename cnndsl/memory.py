@@ -64,21 +64,32 @@ def tensor_sizes(graph) -> tuple[int, int, int, object]:
     parameters and buffers, as the kinds declare them: nothing is built."""
     values = total = largest = 0
     most, heaviest = -1, None
+    seen = {}  # a repeated layer (the same arguments and input shapes) is sized once, as the analysis does
     for node in graph.nodes:
-        ins = [graph.shape_of(s) for s in node.inputs]
-        own = 0
-        for t in node.kind.tensors(node.attrs, ins):
-            n = 1
-            for d in t.shape:
-                n *= d
-            values += n
-            n *= ITEMSIZE.get(t.dtype, 4)
-            own += n
-            largest = max(largest, n)
-        total += own
-        if own > most:
-            most, heaviest = own, node
+        ins = tuple(graph.shape_of(s) for s in node.inputs)
+        key = (node.op, id(node.attrs), ins)
+        sizes = seen.get(key)
+        if sizes is None:
+            sizes = seen[key] = _sizes(node.kind.tensors(node.attrs, list(ins)))
+        values += sizes[0]
+        total += sizes[1]
+        largest = max(largest, sizes[2])
+        if sizes[1] > most:
+            most, heaviest = sizes[1], node
     return values, total, largest, heaviest
+
+
+def _sizes(tensors) -> tuple[int, int, int]:
+    values = total = largest = 0
+    for t in tensors:
+        n = 1
+        for d in t.shape:
+            n *= d
+        values += n
+        n *= ITEMSIZE.get(t.dtype, 4)
+        total += n
+        largest = max(largest, n)
+    return values, total, largest
 
 
 def require_network(graph, what: str, copies: int = 1, largest: bool = False) -> None:
