@@ -229,8 +229,51 @@ def _load_model(model, bindings):
     if bindings:
         raise CnnError("-D binds variables of a .net spec; an .onnx model has none", usage=True)
     from ..memory import require
-    require(size, f"the model {path}")  # onnxruntime reads it whole (a weights file beside it, too)
+    require(size + _external_bytes(path, size), f"the model {path}")  # onnxruntime reads it and its weights
     return path, path, []
+
+
+SMALL_MODEL = 64 * 2**20  # a model whose weights are in files of their own is small itself
+
+
+def _external_bytes(path, size) -> int:
+    """The size of the weights files a small model names (ONNX external data), each opened as the model
+    was: onnxruntime would block on a FIFO there. The names are found in the protobuf bytes themselves
+    (an external_data entry is `key: "location", value: NAME`), without importing onnx (seconds)."""
+    from ..files import user_file, size_of
+    if size > SMALL_MODEL:
+        return 0
+    with user_file(path, "the model") as f:
+        data = f.read(SMALL_MODEL + 1)
+    total, key = 0, b"\x0a\x08location\x12"
+    for name in {_string_at(data, i + len(key)) for i in _finds(data, key)} - {None}:
+        where = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+        if os.path.lexists(where):  # a missing one is onnxruntime's to report, with its own message
+            with user_file(where, f"the weights file of {path}:") as w:
+                total += size_of(w)
+    return total
+
+
+def _finds(data: bytes, key: bytes):
+    i = data.find(key)
+    while i >= 0:
+        yield i
+        i = data.find(key, i + 1)
+
+
+def _string_at(data: bytes, i: int) -> str | None:
+    """The protobuf length-delimited string at `i` (a varint length, then UTF-8), or None."""
+    n = shift = 0
+    while i < len(data) and shift < 35:
+        b = data[i]
+        n |= (b & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if not b & 0x80:
+            try:
+                return data[i:i + n].decode("utf-8") if 0 < n <= 4096 and i + n <= len(data) else None
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 SPEC_STARTS = re.compile(r"(input|let|def|default|include)\b")
