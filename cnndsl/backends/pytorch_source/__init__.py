@@ -301,6 +301,7 @@ class TopWriter:
     def __init__(self, gen):
         self.gen, self.g = gen, gen.graph
         self.items = []        # (forward expression maker, input tensors, output tensor, span, op)
+        self.readers = None    # the graph's consumers, found once (not once per block instance: quadratic)
 
     def write(self):
         init = self.part(_tree(self.g), "self")
@@ -340,7 +341,9 @@ class TopWriter:
         code = self.gen.class_for(frames[-1].definition)
         inside = {n.name for n in part.nodes}
         outside = {s for n in part.nodes for s in n.inputs if s not in inside}
-        readers = self.g.consumers()
+        if self.readers is None:
+            self.readers = self.g.consumers()
+        readers = self.readers
         used = [n.name for n in part.nodes if n.name == self.g.output or any(r not in inside for r in readers[n.name])]
         ok = code is not None and len(outside) == 1 and used == [part.nodes[-1].name]
         return (code, frames[-1]) if ok else (None, None)
