@@ -26,6 +26,7 @@ import functools
 import re
 import textwrap
 
+from ...errors import shown_path
 from ...kinds import KINDS
 from ...lang import astnodes as A
 from ..torch_plan import final_softmax, he_convs, inplace_nodes
@@ -176,8 +177,9 @@ class Generator:
     def spec_line(self, span):
         text = re.sub(r"\s+", " ", span.source.line(span.line).split("#")[0]).strip()
         text = text if len(text) <= 80 else text[:77] + "..."
-        if span.source.path != self.net.path and not span.source.path.startswith("<"):
-            return f"{os.path.basename(span.source.path)} line {span.line}: {text}"
+        path = shown_path(span.source.path)
+        if path != self.net.path and not path.startswith("<"):
+            return f"{os.path.basename(path)} line {span.line}: {text}"
         return f"line {span.line}: {text}"
 
     # ---- the file ---------------------------------------------------------------------------------
