@@ -23,7 +23,7 @@ import math
 import os
 
 from . import astnodes as A
-from ..errors import MAX_ERRORS, CnnError, Diagnostic, Note, Span
+from ..errors import MAX_ERRORS, CnnError, Diagnostic, Note, Span, shown_path
 from ..ir import Frame, Graph, Node, Optional_
 from .arguments import Arguments
 from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
@@ -89,7 +89,7 @@ class _Elaborator(Values, Arguments, Budget):
             raise CnnError(f"{self.path}: no network: the file has statements but no network expression",
                            hint="end the file with the network, e.g. `CONV(16, 3) - RELU - FC(10)`", code="E304")
         shape, span, warning = self.input_shape()
-        self.graph = Graph(input_shape=shape, source=self.path, input_span=span)
+        self.graph = Graph(input_shape=shape, source=shown_path(self.path), input_span=span)
         if warning:
             self.graph.warnings.append(warning)
         self.charge(self.program.net, _Scope("", {}, self.globals))  # refused before any work when too large
