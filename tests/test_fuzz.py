@@ -305,11 +305,21 @@ def cli_options(c: _Chooser, family: Path) -> list:
 def run_options(family: Path, c: _Chooser) -> int:
     """One command with drawn options: exit 0, 1 or 2, never an internal error (3) or a hang."""
     args = cli_options(c, family)
+    _warm()
     out, err = io.StringIO(), io.StringIO()
     with time_cap(CASE_SECONDS), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(args)
     assert code in (0, 1, 2), f"exit {code} for cnndsl {' '.join(a[:80] for a in args)!r}:\n{err.getvalue()[-2000:]}"
     return code
+
+
+@lru_cache(maxsize=1)
+def _warm():
+    """Import what compile (torch), --plot (matplotlib) and --symbolic (sympy) import, once and before
+    any time cap: a first import on a loaded machine is no hang of ours."""
+    import matplotlib.pyplot  # noqa: F401
+    import sympy  # noqa: F401
+    import torch  # noqa: F401
 
 
 def family_file(folder: Path) -> Path:
