@@ -1,11 +1,13 @@
 """The AST pretty-printer (cnndsl/lang/printer.py): text -> AST -> text -> AST is the same program.
 
-Properties, over every shipped net and library file, random valid specs (tests/specgen.py), specs
+Properties, over every file of nets/ (nets, library, examples), the golden error specs that parse,
+random valid specs (tests/specgen.py), specs
 derived from the grammar's own productions (tests/test_fuzz.py) and ASTs built directly (as an
 importer builds them):
 - parse -> print -> parse gives the same AST (`printer.structure`: spans left out, number types kept);
 - printing is idempotent: print(parse(print(p))) == print(p);
-- the re-parsed program binds to the same report (every figure and volume; only positions differ);
+- the re-parsed program binds to the same report (every figure and volume; only positions differ),
+  or fails with the same diagnostics;
 - the same at a width of 24 columns, where nearly every sequence and bracket breaks.
 Then `search --emit`: a member is the family's program bound and printed, and loads from any folder.
 """
@@ -28,7 +30,7 @@ from cnndsl.lang.program import inlined, parse, parse_file
 from cnndsl.lang.syntax import parse_text, parse_value
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = sorted(glob.glob(os.path.join(ROOT, "nets", "*.net")) + glob.glob(os.path.join(ROOT, "nets", "lib", "*.net")))
+SHIPPED = sorted(glob.glob(os.path.join(ROOT, "nets", "*.net")) + glob.glob(os.path.join(ROOT, "nets", "*", "*.net")))
 SETTINGS = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 
@@ -81,7 +83,27 @@ def test_every_shipped_file_round_trips_and_reports_the_same(tmp_path):
         if any(isinstance(s, A.Include) for s in prog.statements):
             alone = cnndsl.loads(format_program(inlined(prog)), path=str(tmp_path / os.path.basename(path)))
             assert figures(alone.report()) == want, path
-    assert nets == len(glob.glob(os.path.join(ROOT, "nets", "*.net"))) > 80
+    assert nets == len(glob.glob(os.path.join(ROOT, "nets", "*.net"))) + 2 > 80  # and nets/examples/
+
+
+def test_the_golden_error_specs_fail_the_same_way_printed():
+    """tests/errors/: each spec that parses (the rest are syntax errors) prints back to itself, and
+    binding the printed program gives the same diagnostics (codes and messages) or warnings."""
+    def outcome(prog):
+        try:
+            return [w.message for w in prog.bind().warnings]
+        except CnnError as e:
+            return [(d.code, d.message) for d in e.diagnostics]
+    n = 0
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "errors", "*.net"))):
+        try:
+            prog = parse(open(path, "rb").read(), path)
+        except CnnError:
+            continue
+        _, again = round_trip(prog, lambda t: parse(t, path))
+        assert outcome(again) == outcome(prog), path
+        n += 1
+    assert n >= 20
 
 
 def _parts(line):
