@@ -1,9 +1,8 @@
 """The AST pretty-printer (cnndsl/lang/printer.py): text -> AST -> text -> AST is the same program.
 
 Properties, over every file of nets/ (nets, library, examples), the golden error specs that parse,
-random valid specs (tests/specgen.py), specs
-derived from the grammar's own productions (tests/test_fuzz.py) and ASTs built directly (as an
-importer builds them):
+random valid specs (tests/specgen.py), specs derived from the grammar's own productions
+(tests/test_fuzz.py) and ASTs built directly (as an importer builds them):
 - parse -> print -> parse gives the same AST (`printer.structure`: spans left out, number types kept);
 - printing is idempotent: print(parse(print(p))) == print(p);
 - the re-parsed program binds to the same report (every figure and volume; only positions differ),
