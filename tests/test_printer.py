@@ -264,6 +264,7 @@ def test_a_sequence_of_one_term_prints_as_the_term():
     (A.Tuple((A.Num(1, None),), None), "a tuple of 1 value"),
     (A.Num(-3, None), "the number -3"),
     (A.Var("two words", None), "the name 'two words'"),
+    (A.Var("in", None), "the name 'in'"),
     (A.Str('say "hi"', None), "the string"),
     (A.InputDecl((A.Var("xC", None),), None), "the input dimension"),
 ])

@@ -19,8 +19,8 @@ README's examples are written; a call that is still too long, between its argume
 
 Some ASTs have no spelling, and are refused (CnnError E900, a bug of whatever built them): a join of
 one branch (`{ a }` is the group `a`), a tuple of fewer than two values, a number below zero (the
-parser makes `-3` a negation of 3), a name that is not a name, a string holding `"`, an input
-dimension named with an `x`.
+parser makes `-3` a negation of 3), a name that is not a name or is a keyword (`let`, `in`, ...), a
+string holding `"`, an input dimension named with an `x`.
 """
 from __future__ import annotations
 
@@ -44,8 +44,11 @@ def _refuse(what: str):
                    hint="the AST was built by code, not by the parser: build it as the parser would")
 
 
+_KEYWORDS = frozenset({"input", "let", "def", "default", "include", "in"})  # the grammar's words: no name
+
+
 def _name(name) -> str:
-    if not (isinstance(name, str) and name.isidentifier() and name.isascii()):
+    if not (isinstance(name, str) and name.isidentifier() and name.isascii()) or name in _KEYWORDS:
         _refuse(f"the name {name!r}")
     return name
 
