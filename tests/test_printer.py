@@ -209,7 +209,8 @@ def _statements():
     params = st.lists(st.tuples(NAMES, st.one_of(st.none(), VALUES)).map(lambda t: A.Param(t[0], t[1], None)),
                       max_size=3)
     dims = st.lists(st.one_of(st.integers(1, 512).map(lambda v: A.Num(v, None)),
-                              st.sampled_from(["C", "H", "W"]).map(lambda n: A.Var(n, None))), min_size=1, max_size=3)
+                              st.sampled_from(["C", "H", "W", "in"]).map(lambda n: A.Var(n, None))), min_size=1,
+                    max_size=3).filter(lambda d: len(d) > 1 or getattr(d[0], "name", "") != "in")  # `input in`
     return st.one_of(
         st.tuples(NAMES, VALUES, st.one_of(st.none(), choices)).map(lambda t: A.Let(t[0], t[1], None, t[2])),
         st.tuples(NAMES, params, NETWORKS).map(lambda t: A.Def(t[0], tuple(t[1]), t[2], None)),
@@ -267,6 +268,7 @@ def test_a_sequence_of_one_term_prints_as_the_term():
     (A.Var("in", None), "the name 'in'"),
     (A.Str('say "hi"', None), "the string"),
     (A.InputDecl((A.Var("xC", None),), None), "the input dimension"),
+    (A.InputDecl((A.Var("in", None),), None), "the name 'in'"),
 ])
 def test_asts_without_a_spelling_are_refused(node, what):
     with pytest.raises(CnnError, match=what) as e:

@@ -47,8 +47,8 @@ def _refuse(what: str):
 _KEYWORDS = frozenset({"input", "let", "def", "default", "include", "in"})  # the grammar's words: no name
 
 
-def _name(name) -> str:
-    if not (isinstance(name, str) and name.isidentifier() and name.isascii()) or name in _KEYWORDS:
+def _name(name, keywords=_KEYWORDS) -> str:
+    if not (isinstance(name, str) and name.isidentifier() and name.isascii()) or name in keywords:
         _refuse(f"the name {name!r}")
     return name
 
@@ -337,8 +337,8 @@ def _volume(dims) -> str:
     """`224x224x3`, `32x32xC`, `HxWxC`: the lexer cuts the volume at each `x`, so a name holds none."""
     parts = []
     for d in dims:
-        if isinstance(d, A.Var) and "x" not in d.name:
-            parts.append(_name(d.name))
+        if isinstance(d, A.Var) and "x" not in d.name:  # `32x32xin`: a keyword inside a longer name
+            parts.append(_name(d.name, _KEYWORDS if len(dims) == 1 else ()))
         elif isinstance(d, A.Num) and _natural(d.value):
             parts.append(str(d.value))
         else:
