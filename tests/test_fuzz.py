@@ -293,7 +293,7 @@ def cli_options(c: _Chooser, family: Path) -> list:
         elif command == "report":
             args += c.pick([["--symbolic", "N"], ["--symbolic", "C,N"], ["-D", "N=" + c.pick(NUMBERS)]])
         else:
-            args += [c.pick(["-o", "--class-name"]), c.pick(_paths(family.parent) + ["Net", "\udcff", "1x"])]
+            args += [c.pick(["-o", "--class-name"]), c.pick(_paths(family.parent) + [str(family.parent / n) for n in ("Net", "\udcff", "1x")])]
     if command == "search":
         args += ["--jobs", "1"] if "--jobs" not in args else []
         args += ["-D", "C=4"] if "-D" not in args else []  # few members: each case stays small
