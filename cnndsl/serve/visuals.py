@@ -26,7 +26,7 @@ import numpy as np
 MAX_FILTERS = 64
 MAX_CHANNELS = 8            # activation maps shown per layer
 MAX_LAYERS = 32             # layers shown; a deeper net shows this many, spread evenly
-TILE = (28, 64)             # a map or filter is scaled to at least / at most this many pixels a side
+TILE = (40, 64)             # a map or filter is scaled to at least / at most this many pixels a side
 GAP = 2
 
 

@@ -8,7 +8,7 @@ import { Family } from "./family.js";
 import { searchForm, renderSearch } from "./search.js";
 import { Training } from "./training.js";
 
-const DEBOUNCE_MS = 25;       // edits closer than this are analysed together
+const DEBOUNCE_MS = 15;       // edits closer than this are analysed together
 const DIAGRAM_MS = 250;       // the diagram (a graphviz run) waits for a pause in typing
 const POLL_MS = 1500;         // how often the open file's hash on disk is compared
 
@@ -36,7 +36,11 @@ async function analyse() {
   const t0 = performance.now();
   try {
     const r = await post("api/analyze", body);
-    if (body.text === view.state.doc.toString()) render(r, performance.now() - t0);   // else a newer one follows
+    const t1 = performance.now();
+    if (body.text === view.state.doc.toString()) {                                 // else a newer one follows
+      render(r, t1 - t0);
+      state.timing = { sent: t0, answered: t1, drawn: performance.now() };       // tools/bench_serve.py reads it
+    }
   } catch (e) {
     message(e instanceof ApiError ? e.message : `the server did not answer: ${e.message}`, "error");
   } finally {
@@ -46,10 +50,12 @@ async function analyse() {
 }
 
 function render(r, roundTrip) {
-  state.result = r;
+  if (r.ok || !state.result) state.result = r;       // keeps the last report that analysed (shown dimmed)
+  else state.result = { ...r, report: state.result.report };
   family.update(r.controls, r.family_error);
   showDiagnostics(view, r.diagnostics);
   renderDiagnostics(r);
+  $("#stale").hidden = r.ok || !state.result?.report;
   if (r.ok) {
     renderTotals($("#totals"), r.report);
     renderTable($("#report"), r.report, (line, col) => goTo(view, line, col));
@@ -84,7 +90,7 @@ function scheduleDiagram() {
 }
 
 async function drawDiagram() {
-  if (!state.result?.ok) return;
+  if (!state.result?.ok) return;                      // the diagram stays that of the last text that analysed
   const my = ++diagramSeq;
   try {
     const r = await post("api/diagram", { ...request(), style: $("#diagram-style").value });
@@ -272,10 +278,13 @@ window.addEventListener("beforeunload", (e) => { if (state.path && modified()) e
 // For tests and the benchmark (tools/bench_serve.py): the editor and the analysis as it stands.
 window.cnndsl = { view, state, family, open, save };
 
+const fileInHash = () => decodeURIComponent((/#file=([^&]+)/.exec(location.hash) || [])[1] || "");
+window.addEventListener("hashchange", () => { if (fileInHash() && fileInHash() !== state.path) open(fileInHash()); });
+
 (async () => {
   const files = await loadFiles();
   training.connect();
-  const wanted = decodeURIComponent((/#file=([^&]+)/.exec(location.hash) || [])[1] || "");
+  const wanted = fileInHash();
   const first = files.find((f) => f.path === wanted) || files[0];
   if (first) await open(first.path);
   else $("#path").textContent = "no .net files here: New makes one";

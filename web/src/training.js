@@ -77,7 +77,9 @@ export class Training {
     on("progress", (p) => { this.progress.push(p); this.epochCount = p.epochs; this.status(p); this.drawCurves(); });
     on("epoch_end", (r) => { this.epochs.push(r); this.drawCurves(); });
     on("visuals", (v) => this.onVisuals(v));
-    on("end", (e) => this.log(`finished: ${e.files.length} files written`));
+    on("end", (e) => this.log(e.final ? `final: epoch ${e.final.epoch}, ` + (e.final.val_acc != null
+      ? `validation accuracy ${e.final.val_acc.toFixed(4)}` : `training accuracy ${e.final.train_acc.toFixed(4)}`)
+      : "nothing to train: the checkpoint has these epochs already"));
     this.es = es;
   }
 
