@@ -80,7 +80,20 @@ def server(folder):
 
 
 @pytest.fixture(scope="module")
-def browser(server):
+def cli_run(folder, tmp_path_factory):
+    """`cnndsl train` of the same spec, options and data as the page's run, started at once: it trains
+    while the first tests drive the page, and the training test compares the two runs' folders."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    p = subprocess.Popen([sys.executable, "-m", "cnndsl", "train", str(folder / "lenet5.net"), "--data", "digits",
+                          "--epochs", "2", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
+    yield p, out
+    if p.poll() is None:
+        p.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(server, cli_run):
     os.environ.setdefault("SE_OFFLINE", "true")   # Selenium Manager must not fetch a browser or a driver
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -159,6 +172,17 @@ def test_error_underlined_then_fixed(browser, server, folder):
     shot(d, "2-fixed-report")
 
 
+def test_diagram_with_figures_on_hover(browser, server, folder):
+    d = browser
+    open_file(d, server, "lenet5.net")
+    d.find_element(By.CSS_SELECTOR, ".tabs button[data-tab=diagram]").click()
+    tips = WebDriverWait(d, 20).until(lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#diagram svg title')].map(t => t.textContent)"))
+    assert any(t.startswith("c1 | CONV 5x5/1, 6 | 28x28x6 | 156 params") for t in tips), tips[:5]
+    shot(d, "2b-diagram")
+    d.find_element(By.CSS_SELECTOR, ".tabs button[data-tab=report]").click()
+
+
 def test_slider_gives_report_D(browser, server, folder):
     d = browser
     open_file(d, server, "family.net")
@@ -193,20 +217,25 @@ def test_save_and_outside_changes(browser, server, folder):
     shot(d, "4-saved")
 
 
-def test_training_lenet5_on_digits(browser, server, folder, tmp_path):
+def test_training_lenet5_on_digits(browser, server, folder, cli_run):
     d = browser
     open_file(d, server, "lenet5.net")
     d.find_element(By.CSS_SELECTOR, ".tabs button[data-tab=train]").click()
     epochs = d.find_element(By.ID, "train-epochs")
     epochs.clear()
     epochs.send_keys("2")
-    d.execute_script("""window.seen = [];   // every picture of the filters the page shows, in order
+    d.execute_script("""window.seen = []; window.states = [];   // what the page shows, in order
         new MutationObserver(() => window.seen.push(document.querySelector('#filters').getAttribute('src')))
-          .observe(document.querySelector('#filters'), {attributes: true, attributeFilter: ['src']});""")
+          .observe(document.querySelector('#filters'), {attributes: true, attributeFilter: ['src']});
+        new MutationObserver(() => window.states.push(document.querySelector('#train-state').textContent))
+          .observe(document.querySelector('#train-state'), {childList: true, characterData: true, subtree: true});""")
     d.find_element(By.ID, "train-start").click()
     wait(d, "return ['done', 'failed'].includes(document.querySelector('#train-state').dataset.state)", timeout=120)
     assert d.find_element(By.ID, "train-state").get_attribute("data-state") == "done", d.find_element(By.ID, "train-log").text
     filters = d.execute_script("return window.seen")
+    progress = [t for t in d.execute_script("return window.states") if "images/s" in t]
+    assert progress and re.search(r"epoch 2/2, step \d+/\d+ · loss [\d.]+ · acc [\d.]+ · [\d,]+ images/s · ETA [\d.]+ s",
+                                  progress[-1]), progress[-3:]
     loss = d.find_element(By.CSS_SELECTOR, "#chart-loss svg")
     acc = d.find_element(By.CSS_SELECTOR, "#chart-acc svg")
     assert int(loss.get_attribute("data-points")) >= 40 and int(acc.get_attribute("data-points")) >= 40
@@ -216,14 +245,11 @@ def test_training_lenet5_on_digits(browser, server, folder, tmp_path):
     assert [m.text.split()[0] for m in maps][:3] == ["input", "c1", "tanh1"]
     shot(d, "5-trained")
     run = folder / "runs" / "lenet5"
-    cli_run = tmp_path / "cli"
-    from cnndsl import cli
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert cli.main(["train", str(folder / "lenet5.net"), "--data", "digits", "--epochs", "2",
-                         "--out", str(cli_run)]) == 0
-    assert sorted(os.listdir(run)) == sorted(os.listdir(cli_run))
+    p, cli_out = cli_run
+    assert p.wait(120) == 0, p.stderr.read()
+    assert sorted(os.listdir(run)) == sorted(os.listdir(cli_out))
     rows = [json.loads(x) for x in open(run / "metrics.jsonl")]
-    cli_rows = [json.loads(x) for x in open(cli_run / "metrics.jsonl")]
+    cli_rows = [json.loads(x) for x in open(cli_out / "metrics.jsonl")]
     timing = ("images_per_s", "train_seconds", "seconds")
     assert [{k: v for k, v in r.items() if k not in timing} for r in rows] == \
            [{k: v for k, v in r.items() if k not in timing} for r in cli_rows]   # the same trainer, the same figures

@@ -112,8 +112,18 @@ function safeSvg(text) {
     for (const a of [...n.attributes]) {
       if (/^on/i.test(a.name) || /href$/i.test(a.name)) n.removeAttribute(a.name);
     }
+    // graphviz puts a node's tooltip (its parameters and MACs) in xlink:title, which browsers do not
+    // show: a <title> child is what they show on hover
+    const tip = n.getAttributeNS("http://www.w3.org/1999/xlink", "title");
+    if (tip) {
+      const t = doc.createElementNS("http://www.w3.org/2000/svg", "title");
+      t.textContent = tip;
+      n.prepend(t);
+    }
   }
-  return document.importNode(root, true);
+  const svg = document.importNode(root, true);
+  svg.addEventListener("click", () => svg.classList.toggle("natural"));   // fit the panel, or its own size
+  return svg;
 }
 
 // ---- files: list, open, save, changes on disk -----------------------------------------------------------
