@@ -205,7 +205,7 @@ def test_report_equals_the_cli(client, served):
 def test_bindings_equal_report_D(client, served):
     text = open(served / "family.net").read()
     r = analyze(client, "family.net", text)
-    assert r["controls"] == [{"name": "N", "kind": "range", "values": ["1", "2", "3", "4", "5", "6"], "default": "3"}]
+    assert r["controls"] == [{"name": "N", "kind": "range", "min": 1, "max": 6, "default": "3"}]
     for n in ("1", "5"):
         got = analyze(client, "family.net", text, {"N": n})["report"]["totals"]
         assert got == cli_report(served / "family.net", f"N={n}")["totals"]
@@ -213,6 +213,22 @@ def test_bindings_equal_report_D(client, served):
     assert r["ok"] and r["ignored"] == ["gone"]                       # a name no longer in the text is left out
     assert r["report"]["totals"] == cli_report(served / "cs231n_pattern.net", "pool=off")["totals"]
     assert {"name": "pool", "kind": "switch", "values": ["on", "off"], "default": "on", "optional": True} in r["controls"]
+
+
+def test_controls_of_lists_switches_and_large_families(client):
+    text = ("input 32x32x3\nlet C = 32 in 16, 32, 64\nlet pool = on in each\nlet N = 2 in 1..60\nlet M = 2 in 1..60\n"
+            "[(CONV(C, 3, p=1) - RELU)*N - POOL?]*M - FC(10)\n")
+    t0 = time.perf_counter()
+    r = analyze(client, "big.net", text)
+    assert time.perf_counter() - t0 < 2      # its 3,600 structural assignments are not expanded on each edit
+    assert r["controls"] == [{"name": "C", "default": "32", "kind": "list", "values": ["16", "32", "64"]},
+                             {"name": "N", "default": "2", "kind": "range", "min": 1, "max": 60},
+                             {"name": "M", "default": "2", "kind": "range", "min": 1, "max": 60},
+                             {"name": "pool", "kind": "switch", "values": ["on", "off"], "default": "on"}]
+    r = analyze(client, "big.net", "input 8x8x1\nlet N = 2 in 1..999999\nRELU*N\n")
+    assert r["controls"] == [{"name": "N", "default": "2", "kind": "range", "min": 1, "max": 999999}]
+    r = analyze(client, "big.net", "input 8x8x1\nlet N = 2 in 1..3\nRELU\n")
+    assert r["ok"] and r["controls"] == [] and "nothing reads it" in r["family_error"]
 
 
 def test_resnet_block_switches_are_not_controls(client, served):

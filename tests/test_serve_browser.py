@@ -187,7 +187,7 @@ def test_slider_gives_report_D(browser, server, folder):
     d = browser
     open_file(d, server, "family.net")
     slider = d.find_element(By.CSS_SELECTOR, "input[type=range][data-name=N]")
-    assert d.execute_script("return arguments[0].value", slider) == "2"     # N = 3, the third of 1..6
+    assert d.execute_script("return arguments[0].value", slider) == "3"     # the spec's own N
     assert d.find_element(By.ID, "total-params").text == f"{cli_report(folder / 'family.net')['totals']['params']:,}"
     for key, n in ((Keys.ARROW_RIGHT, 4), (Keys.ARROW_RIGHT, 5), (Keys.HOME, 1)):
         before = renders(d)

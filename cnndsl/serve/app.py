@@ -10,7 +10,7 @@
 Endpoints (all behind security.Guard; bodies are JSON, at most MAX_BODY):
 
     GET  /                       the page (its links carry the token)
-    GET  /static/NAME            the bundle: app.js, app.css
+    GET  /static/NAME            the bundle: app.js, app.css (and THIRD_PARTY.txt, its packages' licences)
     GET  /api/files              the .net files under DIR, the data sources training can read
     GET  /api/file?path=P        a file's text, mtime and sha256
     GET  /api/stat?path=P        mtime and sha256 only: what the page polls to notice outside changes
@@ -46,7 +46,8 @@ from .training import Busy, Runner
 from .tree import Refused, Tree
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
-STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8",
+                "THIRD_PARTY.txt": "text/plain; charset=utf-8"}
 KEEPALIVE_S = 15.0
 
 

@@ -6,8 +6,8 @@ imports it, when asked for).
     >>> from cnndsl.serve.tree import Tree
     >>> t = Tree(tempfile.mkdtemp())
     >>> r = analyze(t, "a.net", "input 32x32x3\\nlet N = 2 in 1..4\\n(CONV(8, 3, p=1) - RELU)*N - POOL? - FC(10)")
-    >>> r["ok"], r["report"]["totals"]["params"], [(c["name"], c["values"], c["default"]) for c in r["controls"]]
-    (True, 21298, [('N', ['1', '2', '3', '4'], '2'), ('pool', ['on', 'off'], 'on')])
+    >>> r["ok"], r["report"]["totals"]["params"], [(c["name"], c["kind"], c["default"]) for c in r["controls"]]
+    (True, 21298, [('N', 'range', '2'), ('pool', 'switch', 'on')])
     >>> r = analyze(t, "a.net", "input 32x32x3\\nCONV(8, 3) - FOO")
     >>> r["ok"], [(d["code"], d["line"], d["col"], d["end_col"], d["here"]) for d in r["diagnostics"]]
     (False, [('E201', 2, 14, 17, True)])
@@ -25,9 +25,11 @@ import time
 
 from ..errors import CnnError
 from ..net import parse as _parse
+from ..search.space import Space
 
 ORDER = {"error": 0, "warning": 1}
 MAX_ROWS = 2000            # layers of the report the page lists
+MAX_CHOICES = 1000         # values of a listed range the page offers
 MAX_DRAWN = 3000            # layers the live page draws; `cnndsl draw` takes any
 DOT_TIMEOUT_S = 20
 SEARCH_LIMIT = 20_000       # members the page measures; a larger family is sampled
@@ -101,24 +103,36 @@ def _shown(tree, path, full):
 # ---- a family's controls -----------------------------------------------------------------------------
 def _controls(program):
     """Sliders and selects for the ranged variables (`let N = 2 in 1..5`); ([...], None), or
-    ([], the reason) when the ranges are faulty (the report still shows the default member)."""
-    from ..search.space import Space
+    ([], the reason) when the ranges are faulty (the report still shows the default member). A range
+    of whole numbers is a slider from `min` to `max`; a list (`in 16, 32, 64`) is a select of its
+    `values`, the first MAX_CHOICES of them."""
     try:
-        space = Space(program)
+        space = _Ranges(program)
     except CnnError as e:
         return [], e.message
     out = []
     for name, values in space.ranges.items():
-        shown = [_text(v) for v in values]
         ints = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-        consecutive = ints and values == list(range(values[0], values[0] + len(values)))
-        kind = "switch" if all(isinstance(v, bool) for v in values) else "range" if consecutive else "list"
-        default = space.defaults.get(name)
-        out.append({"name": name, "kind": kind, "values": shown,
-                    "default": _text(default) if default is not None else shown[0]})
+        default = space.defaults.get(name, values[0])
+        c = {"name": name, "default": _text(default)}
+        if ints and values == list(range(values[0], values[0] + len(values))):
+            c.update(kind="range", min=values[0], max=values[-1])
+        else:
+            c.update(kind="switch" if all(isinstance(v, bool) for v in values) else "list",
+                     values=[_text(v) for v in values[:MAX_CHOICES]])
+        out.append(c)
     for name in space.each:  # per-occurrence choices are the search's; the page switches them together
         out.append({"name": name, "kind": "switch", "values": ["on", "off"], "default": "on"})
     return out, None
+
+
+class _Ranges(Space):
+    """A family's ranges as the search reads them, without counting its members: with a per-occurrence
+    optional that expands the net once per structural assignment, far too slow for every keystroke
+    (the Search button counts them)."""
+
+    def _weights(self):
+        self.count = None
 
 
 def _switches(out, rep):
@@ -170,7 +184,6 @@ def search(tree, rel, text, bindings=None, pareto=("params", "macs"), optionals=
     """The family's Pareto front (cnndsl.search), measured in this process; a family over
     SEARCH_LIMIT members is sampled. `optionals`: every free optional also on and off."""
     from ..search.enumerate import MEASURES, search as run
-    from ..search.space import Space
     if len(pareto) != 2 or any(m not in MEASURES for m in pareto):
         raise CnnError(f"pareto {','.join(pareto)}: name two of {', '.join(MEASURES)}", usage=True)
     program = _parse(text, tree.spec(rel))

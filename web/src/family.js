@@ -22,7 +22,7 @@ export class Family {
   // Draw the controls when the set of variables changed; keep the bindings of those that remain.
   update(controls, familyError) {
     if (!controls) return;                               // the text did not parse: keep what is shown
-    const key = JSON.stringify(controls.map((c) => [c.name, c.kind, c.values, c.default]));
+    const key = JSON.stringify(controls.map((c) => [c.name, c.kind, c.values, c.min, c.max, c.default]));
     for (const name of Object.keys(this.bindings)) {
       if (!controls.some((c) => c.name === name)) delete this.bindings[name];
     }
@@ -64,17 +64,17 @@ export class Family {
     const label = el("span", { class: "ctl-value" }, this.value(c));
     const changed = (v) => { label.textContent = v; this.set(c.name, v); };
     let input;
-    if (c.kind === "range") {
-      input = el("input", { type: "range", min: 0, max: c.values.length - 1, step: 1, "data-name": c.name,
-        value: String(Math.max(0, c.values.indexOf(this.value(c)))),
-        oninput: (e) => changed(c.values[Number(e.target.value)]) });
+    if (c.kind === "range") {            // whole numbers min..max (a value of -D outside them still shows)
+      input = el("input", { type: "range", min: String(c.min), max: String(c.max), step: "1", "data-name": c.name,
+        value: String(this.value(c)), oninput: (e) => changed(e.target.value) });
     } else {
       input = el("select", { "data-name": c.name, onchange: (e) => changed(e.target.value) },
         c.values.map((v) => el("option", { value: v, selected: v === this.value(c) }, v)));
     }
     const reset = el("button", { class: "link", title: `back to the spec's value (${c.default})`,
       onclick: () => { delete this.bindings[c.name]; this.key = ""; this.update(this.controls, null); this.onChange(); } }, "reset");
-    return el("label", { class: "ctl", "data-control": c.name, title: c.optional ? "an optional's switch" : `${c.values.length} values` },
+    const what = c.optional ? "an optional's switch" : c.kind === "range" ? `${c.min}..${c.max}` : `${c.values.length} values`;
+    return el("label", { class: "ctl", "data-control": c.name, title: what },
       el("span", { class: "ctl-name" }, c.name), input, label, reset);
   }
 }
