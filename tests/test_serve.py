@@ -436,8 +436,8 @@ def test_event_stream_replays_the_run(client, served):
 
 # ---- what the editing path imports -------------------------------------------------------------------------
 def test_the_editing_path_never_imports_torch(served):
-    """Listing, reading, analysing, drawing, searching, saving: no torch, onnx, matplotlib or sympy. (The .py
-    and .onnx downloads import torch: the compiled source checks names against nn.Module's own.)"""
+    """Listing, reading, analysing, drawing, searching, saving, the .py, .json and .svg downloads: no torch,
+    onnx, matplotlib or sympy (the .onnx download and training import them when asked)."""
     code = f"""
 import sys
 from starlette.testclient import TestClient
@@ -451,6 +451,7 @@ for call in (lambda: c.get("/?token=" + "t" * 32), lambda: c.get("/api/files", h
              lambda: c.post("/api/diagram", headers=h, json={{"path": "family.net", "text": text, "style": "volumes"}}),
              lambda: c.post("/api/diagram", headers=h, json={{"path": "family.net", "text": text}}),
              lambda: c.post("/api/search", headers=h, json={{"path": "family.net", "text": text}}),
+             lambda: c.post("/api/download", headers=h, json={{"path": "family.net", "text": text, "format": "py"}}),
              lambda: c.post("/api/download", headers=h, json={{"path": "family.net", "text": text, "format": "json"}}),
              lambda: c.post("/api/download", headers=h, json={{"path": "family.net", "text": text, "format": "svg"}}),
              lambda: c.put("/api/file", headers=h, json={{"path": "family.net", "text": text}}),
