@@ -13,7 +13,9 @@ returns {"history": [one row per epoch], "final": the last row, "module": the tr
 train_loss, train_acc, val_loss, val_acc, images_per_s (training images a second, all ranks),
 train_seconds, seconds (the epoch with its validation).
 
-Nothing prints. `callback(event)` receives dicts: "start" (the run as set up), "epoch" (its number,
+Nothing prints. `callback(event)` receives dicts: "start" (the run as set up; its "module" is the
+model being trained and "sample" one prepared input, NCHW, for a live view such as `cnndsl serve`'s
+filters and activation maps), "epoch" (its number,
 steps, this rank's sample indices), "progress" (running loss, accuracy and images/s, a few dozen times
 an epoch), "epoch_end" (the row, after its checkpoint is written) and "end"; on every rank, each with
 its "rank". An exception from the callback stops the run (the last epoch's checkpoint stays).
@@ -117,7 +119,8 @@ def _run(net, o, out, ck, ctx, emit, notes):
           "trainable_params": sum(p.numel() for p in trainable), "frozen": frozen, "init": init_report,
           "resumed_from": start if ck is not None else None, "notes": notes, "warnings": warnings,
           "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
-          "train_samples": len(d.y_train), "val_samples": len(d.y_val)})
+          "train_samples": len(d.y_train), "val_samples": len(d.y_val),
+          "module": model, "sample": d.x_val[:1] if len(d.y_val) else d.x_train[:1]})
     last_plot = time.perf_counter()
     crit = nn.CrossEntropyLoss(label_smoothing=o["label_smoothing"])
     plain = nn.CrossEntropyLoss(reduction="sum")
