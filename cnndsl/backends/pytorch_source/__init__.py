@@ -31,6 +31,7 @@ from ...lang import astnodes as A
 from ..torch_plan import final_softmax, he_convs, inplace_nodes
 from .block import INLINE, ClassWriter, Fail, camel, class_ref, indent, wrap
 from .expr import UNKNOWN, evaluate, helpers, literal, solve
+from .module_attrs import module_attrs
 
 # what forward writes inline, per op (every other kind is a module: `Kind.torch_module`)
 OPS = {op: INLINE.__contains__(op) for op in KINDS}
@@ -65,22 +66,13 @@ def _at(span):
     return (id(span.source), span.line, span.col)
 
 
-def _module_attrs():
-    try:
-        import torch.nn as nn
-        return set(dir(nn.Module()))
-    except ImportError:  # the names still have to avoid nn.Module's own attributes
-        return {"train", "eval", "forward", "training", "state_dict", "to", "cuda", "cpu", "type", "float",
-                "half", "double", "apply", "modules", "children", "parameters", "buffers", "zero_grad"}
-
-
 class Generator:
     def __init__(self, net, class_name, logits=False):
         self.net, self.graph = net, _without_softmax(net.graph) if logits else net.graph
         # planned on the whole graph, as to_torch(logits=True) plans them
         self.inplace, self.he = inplace_nodes(net.graph), he_convs(net.graph)
         self.dropped = self.graph is not net.graph
-        self.module_attrs = _module_attrs()
+        self.module_attrs = module_attrs()
         self.top_name = class_name or camel(re.sub(r"\W", "_", net.name)) or "Net"
         self.classes, self.order, self.fallbacks = {}, [], []
         self.spec_name = os.path.basename(net.path) if not net.path.startswith("<") else "a cnndsl spec"
