@@ -34,6 +34,7 @@ import socket
 import stat
 
 from .errors import CnnError
+from .lang import astnodes as A
 
 MEMBER_HEAD = b"# a member of "   # the first line of every file `search --emit` writes (search/emit.py)
 LOCK = ".lock"
@@ -55,8 +56,7 @@ def spec_files(source) -> list[str]:
         path = getattr(p, "path", "<string>")
         if path and not path.startswith("<"):
             out.append(path)
-        todo += [getattr(st, "program", None) for st in reversed(getattr(p, "statements", ()))
-                 if type(st).__name__ == "Include"]
+        todo += [st.program for st in reversed(getattr(p, "statements", ())) if isinstance(st, A.Include)]
     return out
 
 
@@ -79,7 +79,7 @@ def check_target(path, sources=(), *, flag: str = "-o", member: bool = False, hi
                     if i == 0 else f"a file the spec includes ({sources[0]} includes {src})")
             raise CnnError(f"{flag} {path} is {what}: writing it would replace the spec", usage=True,
                            hint=hint or "name another output file; cnndsl never writes over a spec or its includes")
-    if not (path.endswith(".net") and os.path.lexists(path)):
+    if not (path.lower().endswith(".net") and os.path.lexists(path)):
         return
     if member and is_member_file(path):
         return
