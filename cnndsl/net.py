@@ -21,7 +21,7 @@ import threading
 from contextlib import contextmanager
 
 from .lang.elaborate import elaborate
-from .errors import CnnError
+from .errors import CnnError, shown_path
 from .ir import Graph
 from .lang.astnodes import Program
 from .lang.program import parse as _parse
@@ -98,7 +98,7 @@ def _gc_paused():
 class Net:
     def __init__(self, graph: Graph, path: str = "<string>"):
         self.graph = graph
-        self.path = path
+        self.path = shown_path(path)  # a name to show and write into outputs; the file was read already
 
     @property
     def name(self) -> str:

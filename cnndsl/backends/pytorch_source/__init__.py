@@ -26,6 +26,7 @@ import functools
 import re
 import textwrap
 
+from ...errors import shown_path
 from ...kinds import KINDS
 from ...lang import astnodes as A
 from ..torch_plan import final_softmax, he_convs, inplace_nodes
@@ -168,8 +169,9 @@ class Generator:
     def spec_line(self, span):
         text = re.sub(r"\s+", " ", span.source.line(span.line).split("#")[0]).strip()
         text = text if len(text) <= 80 else text[:77] + "..."
-        if span.source.path != self.net.path and not span.source.path.startswith("<"):
-            return f"{os.path.basename(span.source.path)} line {span.line}: {text}"
+        path = shown_path(span.source.path)
+        if path != self.net.path and not path.startswith("<"):
+            return f"{os.path.basename(path)} line {span.line}: {text}"
         return f"line {span.line}: {text}"
 
     # ---- the file ---------------------------------------------------------------------------------
@@ -293,6 +295,7 @@ class TopWriter:
     def __init__(self, gen):
         self.gen, self.g = gen, gen.graph
         self.items = []        # (forward expression maker, input tensors, output tensor, span, op)
+        self.readers = None    # the graph's consumers, found once (not once per block instance: quadratic)
 
     def write(self):
         init = self.part(_tree(self.g), "self")
@@ -332,7 +335,9 @@ class TopWriter:
         code = self.gen.class_for(frames[-1].definition)
         inside = {n.name for n in part.nodes}
         outside = {s for n in part.nodes for s in n.inputs if s not in inside}
-        readers = self.g.consumers()
+        if self.readers is None:
+            self.readers = self.g.consumers()
+        readers = self.readers
         used = [n.name for n in part.nodes if n.name == self.g.output or any(r not in inside for r in readers[n.name])]
         ok = code is not None and len(outside) == 1 and used == [part.nodes[-1].name]
         return (code, frames[-1]) if ok else (None, None)
