@@ -146,6 +146,8 @@ def _search_parsers(sub):
                    help="front: the Pareto front's members (default); top: the listed best --top")
     t.add_argument("--resume", action="store_true", help="continue the members' runs in --emit DIR (a finished "
                    "member is read back, not retrained)")
+    t.add_argument("--overwrite", action="store_true", help="replace the members' runs in --emit DIR (without it, "
+                   "or --resume, a member folder holding a run is refused before anything trains)")
     _training_options(t, batch_seed=False)
 
     p = sub.add_parser("match", help="whether a concrete .net is a member of a family, and with which bindings")
@@ -165,6 +167,8 @@ def _train_parser(sub):
     _training_options(p)
     p.add_argument("--out", metavar="DIR", help="write metrics.jsonl, curves.png, checkpoints and the spec here")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out (without it, or --resume, "
+                   "a folder holding a run is refused)")
     p.add_argument("--init", metavar="CKPT", help="start from a checkpoint's tensors whose names and shapes match "
                    "(a torchvision state_dict is mapped); prints what it skipped")
     p.add_argument("--freeze", metavar="NAMES", help="layers or groups that do not train, comma-separated; "
@@ -250,6 +254,7 @@ def cmd_report(args):
     if args.symbolic:
         return _cmd_symbolic(args)
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     if args.batch < 1:
         raise CnnError("--batch must be at least 1", usage=True)
     rep = net.report(dtype=args.dtype, batch=args.batch, optimizer=args.optimizer, memory=args.memory)
@@ -328,6 +333,7 @@ def _check_json(args):
 
 def cmd_compile(args):
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     _print_warnings(net)
     _emit(net.torch_source(class_name=args.class_name, logits=args.logits), args.output)
     print(f"wrote {args.output}", file=sys.stderr)
@@ -336,6 +342,7 @@ def cmd_compile(args):
 
 def cmd_export(args):
     net = _load(args)
+    _refuse_overwrite(net, args.output, args.output + ".data")  # a large model's weights go beside it
     _print_warnings(net)
     batch = args.batch
     import warnings
@@ -414,6 +421,7 @@ def cmd_run(args):
 
 def cmd_draw(args):
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     _print_warnings(net)
     out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail,
                    size=args.size, dpi=args.dpi)
@@ -436,6 +444,7 @@ def _cmd_symbolic(args):
             raise CnnError(f"{flag} has no meaning with --symbolic", usage=True,
                            hint="--symbolic prints formulas as a table or --format json; drop " + flag.split()[0])
     prog, space = _family(args)
+    _refuse_overwrite(prog, args.output)
     result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
                         ranges=dict(space.ranges), options=_symbolic_options(args))
     if args.format == "json":
@@ -479,6 +488,7 @@ def cmd_search(args):
     if len(pareto) != 2 or any(m not in E.MEASURES for m in pareto):
         raise CnnError(f"--pareto {args.pareto}: name two of {', '.join(E.MEASURES)}", usage=True)
     given = _search_training(args)  # before the search: a bad training option is known at once
+    _refuse_overwrite(prog, args.plot, flag="--plot")
     n = args.sample if args.sample else space.count
     print(f"{args.file}: {space.count:,} member{'s' * (space.count != 1)}"
           + (f", sampling {min(n, space.count):,}" if args.sample else ""), file=sys.stderr)
@@ -502,6 +512,9 @@ def cmd_search(args):
         r = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
                        ranges=dict(space.ranges), options=_symbolic_options(args))
         result["symbolic"] = S.text_totals(r)
+    if args.train and args.emit:  # the members' run folders, before any file is written
+        from .search.train import check_folders, select
+        check_folders(space, select(result, args.train_on), args.emit, args.resume, args.overwrite)
     if args.emit:
         _emit_members(prog, space, result["members"], args.emit)
     if args.train:
@@ -531,7 +544,7 @@ def _search_training(args) -> dict | None:
     training options, checked before any member is measured; None without --train."""
     given = {k: getattr(args, k) for k in SEARCH_TRAIN_OPTIONS if getattr(args, k) is not None}
     if not args.train:
-        stray = [k for k in given] + (["resume"] if args.resume else []) + (["train_on"] if args.train_on else [])
+        stray = [k for k in given] + [k for k in ("resume", "overwrite", "train_on") if getattr(args, k)]
         if stray:
             flag = "--" + {"val_fraction": "val"}.get(stray[0], stray[0]).replace("_", "-")
             raise CnnError(f"{flag} is a training option: it needs --train DATA", usage=True,
@@ -557,7 +570,8 @@ def _train_members(args, space, result, given) -> dict:
     records = select(result, args.train_on)
     progress = _MemberProgress(args, result)
     try:
-        summary = train_members(space, records, args.train, out=args.emit, resume=args.resume, callback=progress,
+        summary = train_members(space, records, args.train, out=args.emit, resume=args.resume,
+                                overwrite=args.overwrite, callback=progress,
                                 include_dirs=getattr(args, "include_dirs", ()), **given)
     finally:
         progress.close()
@@ -638,13 +652,9 @@ class _MemberProgress:
 
 
 def _emit_members(prog, space, records, folder):
-    from .files import atomic_write
     from .search import emit as W
     os.makedirs(folder, exist_ok=True)
-    for r in records:
-        name, text = W.member_file(prog, space, r["index"])
-        path = os.path.join(folder, name)
-        atomic_write(path, text.encode("utf-8"))
+    for r, path in zip(records, W.write_members(folder, prog, space, [r["index"] for r in records])):
         r["file"] = path
     print(f"wrote {len(records)} members to {folder}", file=sys.stderr)
 
@@ -678,7 +688,8 @@ def cmd_train(args):
     progress = _Progress()
     given = {k: getattr(args, k) for k in TRAIN_OPTIONS}
     try:
-        result = train(net, args.data, out=args.out, resume=args.resume, callback=progress, **given)
+        result = train(net, args.data, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                       callback=progress, **given)
     finally:
         progress.close()
     if result["rank"] != 0:
@@ -757,6 +768,8 @@ class _Progress:
 def cmd_eval(args):
     from .train import evaluate
     net = _load(args)
+    if args.out:
+        _refuse_overwrite(net, *(os.path.join(args.out, f) for f in ("eval.json", "confusion.png")), flag="--out")
     _print_warnings(net)
     r = evaluate(net, args.weights, args.data, split=args.split, batch=args.batch, device=args.device, out=args.out)
     for line in r["data"]:
@@ -800,6 +813,16 @@ def cmd_serve(args):
         webbrowser.open(server.url)
     server.run()
     return 0
+
+
+def _refuse_overwrite(source, *paths, flag="-o"):
+    """Refuse, before any work, outputs that would replace the spec (a Net or Program), one of its
+    includes, or another .net file (cnndsl.outputs)."""
+    from .outputs import check_target, spec_files
+    files = spec_files(source)
+    for path in paths:
+        if path:
+            check_target(path, files, flag=flag)
 
 
 def _emit(text: str, path: str | None):

@@ -17,6 +17,7 @@ layer from the IR (sequential networks only), with every argument spelled out.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -124,8 +125,53 @@ def member_file(program, space, index) -> tuple[str, str]:
 
 
 def file_name(stem, choices) -> str:
-    parts = [stem] + [f"{k}{_short(v)}" for k, v in choices.items()]
-    return re.sub(r"[^A-Za-z0-9_.=-]", "", "-".join(parts)) + ".net"
+    """`STEM-N2-K1.net`: the stem and each choice, kept to letters, digits and `_.=-`. Where that
+    drops characters (`P=(1, 1)` and `P=11` both give `P11`), a hash of the choices as written is
+    added (`STEM-P11-3f9a2c01.net`), so that two members never share a file."""
+    raw = "-".join(f"{k}{_short(v)}" for k, v in choices.items())
+    kept = _safe(raw)
+    name = "-".join(part for part in (_safe(stem) or "member", kept) if part)
+    if kept != raw:
+        name += "-" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:8]
+    return name + ".net"
+
+
+def _safe(text) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]", "", text)
+
+
+def member_files(program, space, indices) -> list[tuple[str, str]]:
+    """(file name, text) of each member in `indices`, or a usage error naming two that would share a
+    file (names differing only in case are one file on macOS and Windows) before anything is written."""
+    from ..outputs import check_unique
+    from .enumerate import _show
+    files = [member_file(program, space, i) for i in indices]
+    check_unique([name for name, _ in files],
+                 lambda i: "member " + " ".join(f"{k}={v}" for k, v in _show(space.member(indices[i])).items()))
+    return files
+
+
+def write_members(folder, program, space, indices) -> list[str]:
+    """Write the members `indices` as FOLDER/NAME.net, each atomically, after every target is checked:
+    never over the family or a file it includes, never over a `.net` file an earlier --emit did not
+    write. Returns the paths, in `indices`' order."""
+    from ..files import atomic_write
+    files = member_files(program, space, indices)
+    paths = check_member_targets(folder, program, [name for name, _ in files])
+    for path, (_, text) in zip(paths, files):
+        atomic_write(path, text.encode("utf-8"))
+    return paths
+
+
+def check_member_targets(folder, program, names) -> list[str]:
+    """FOLDER/NAME of each name, each checked as an --emit target (cnndsl.outputs.check_target)."""
+    from ..outputs import check_target, spec_files
+    sources = spec_files(program)
+    paths = [os.path.join(folder, name) for name in names]
+    for path in paths:
+        check_target(path, sources, flag="--emit", member=True, hint="emit into another folder (a member's file "
+                     "is named after the family and its choices)")
+    return paths
 
 
 def _short(v):
