@@ -12,6 +12,11 @@ cases: numbers at 0, 1, powers of two, 2**31, 10**18 and past them, floats (3.0,
 names that are kinds, blocks, variables, module attributes (`training`, `_modules`) or a
 100,000-character run, strings that are paths to devices and to files outside the tree.
 
+Hostile files go to the options that read files (`hostile_argv`: --weights, --init, --data, run's
+model and --input, --weights-map): folders, sockets, cut-short files, random bytes behind the right
+magic, headers that declare more than they hold; 24 seeded cases in the default run, and FIFOs and
+/dev/zero too in their own long run (CNNDSL_FUZZ=1, CNNDSL_FUZZ_FILES_SECONDS, default 120).
+
 The long run prints its figures (specs per second, classes of failure found); README's
 "Reliability" section records them. A failure's class is the exception type and the innermost
 cnndsl frame, so a thousand cases of one bug count once.
