@@ -104,21 +104,6 @@ def require_network(graph, what: str, copies: int = 1, largest: bool = False) ->
                      f"layer's)", usage=False, span=heaviest.span)
 
 
-def require_training(graph, batch: int, optimizer: str) -> None:
-    """Refuse to train where the report's training estimate (weights, gradients, optimizer state, and
-    the activations a backward pass keeps, at `batch`) cannot fit."""
-    from .analysis.analyze import analyze
-    t = analyze(graph, batch=batch, optimizer=OPTIMIZER_STATES.get(optimizer, "adam"))
-    if t["train_bytes"] <= 2**20:
-        return
-    heaviest = tensor_sizes(graph)[3]
-    require(t["train_bytes"], f"training this network ({t['params']:,} parameters, batch {batch}, {optimizer}; "
-                              f"as `cnndsl report --batch {batch}` estimates)",
-            hint=f"train a smaller network (`{heaviest.name}` holds the most parameters) or a smaller --batch "
-                 f"(cnndsl report --memory SIZE gives the largest batch that fits)", usage=False,
-            span=heaviest.span if heaviest is not None else graph.input_span)
-
-
 def require_disk(need: int, folder: str, what: str) -> None:
     """Refuse to write `need` bytes into `folder` when its disk has less free."""
     import shutil

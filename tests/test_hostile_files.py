@@ -259,14 +259,15 @@ def test_a_network_too_large_is_refused_before_any_tensor_and_points_at_its_laye
 
 def test_training_memory_is_the_reports_estimate(monkeypatch):
     from cnndsl.analysis.analyze import analyze
+    from cnndsl.train.loop import require_training
     net = cnndsl.loads("input 32x32x3\nCONV(64, 3, p=1) - RELU - CONV(64, 3, p=1) - GAP - FC(10)")
     need = analyze(net.graph, batch=256, optimizer="adam")["train_bytes"]
     small_machine(monkeypatch, need - 1)
     with pytest.raises(CnnError, match="training this network") as e:
-        memory.require_training(net.graph, 256, "adamw")
+        require_training(net.graph, 256, "adamw")
     assert memory.size_text(need) in e.value.message
     small_machine(monkeypatch, need)
-    memory.require_training(net.graph, 256, "adamw")
+    require_training(net.graph, 256, "adamw")
 
 
 def test_data_that_cannot_fit_is_refused_before_it_is_read(tmp_path, monkeypatch):

@@ -40,7 +40,8 @@ from torch import nn
 from .. import weights as W
 from ..errors import CnnError
 from ..files import atomic_write
-from ..memory import require_training
+from ..analysis.analyze import analyze
+from ..memory import OPTIMIZER_STATES, require, tensor_sizes
 from ..outputs import check_run_folder, clear_run, folder_lock, same_file, spec_files
 from . import checkpoint as C, data as D, distributed, freeze as F, loaders, optim, options as O, plots
 
@@ -360,3 +361,17 @@ def _write_epoch(out, model, net, state, info, history, plot) -> list[str]:
     png = os.path.join(out, "curves.png")
     atomic_write(png, plots.curves(history, f"{net.name}"))
     return paths + [metrics, png]
+
+
+def require_training(graph, batch: int, optimizer: str) -> None:
+    """Refuse to train where the report's training estimate (weights, gradients, optimizer state, and
+    the activations a backward pass keeps, at `batch`) cannot fit."""
+    t = analyze(graph, batch=batch, optimizer=OPTIMIZER_STATES.get(optimizer, "adam"))
+    if t["train_bytes"] <= 2**20:
+        return
+    heaviest = tensor_sizes(graph)[3]
+    require(t["train_bytes"], f"training this network ({t['params']:,} parameters, batch {batch}, {optimizer}; "
+                              f"as `cnndsl report --batch {batch}` estimates)",
+            hint=f"train a smaller network (`{heaviest.name}` holds the most parameters) or a smaller --batch "
+                 f"(cnndsl report --memory SIZE gives the largest batch that fits)", usage=False,
+            span=heaviest.span if heaviest is not None else graph.input_span)
