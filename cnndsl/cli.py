@@ -360,7 +360,7 @@ def _opts_fool(p):
     _image_opt(p)
     _class_opt(p, "--target", "target", required=True)
     p.add_argument("--step", type=float, help="each step's size, normalised units (default 1/1000 of the data's range)")
-    p.add_argument("--steps", type=_whole(1, 10**5), help="the most steps tried (default 100)")
+    p.add_argument("--steps", type=_whole(1, 10**5), help="the most steps tried (default 500)")
 
 
 _INSPECT_OPTIONS = {"filters": _opts_filters, "activations": _opts_activations, "stats": _opts_stats,

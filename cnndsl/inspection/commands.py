@@ -19,7 +19,7 @@ Options (None: the default):
     occlusion    image, cls, window (default 1/6 of the side), stride (a third of the window)
     maximize     cls, steps (200), l2 (1e-3), lr (0.05), jitter (0 px), blur (0: off; a Gaussian sigma)
     invert       layer, image, steps (200), tv (1e-2), lr (0.05)
-    fool         image, target, step (1/1000 of the data's normalised range), steps (the most: 100)
+    fool         image, target, step (1/1000 of the data's normalised range), steps (the most: 500)
 Every command: weights (a checkpoint), seed (0), device (cpu|cuda|auto), progress(done, total).
 An image is a file Pillow reads or a .npy array in the training data's units; data is what
 `cnndsl train --data` takes (digits, synthetic[:N], a folder of class folders, a .npz).
@@ -149,7 +149,7 @@ def _invert(s, o, progress, **kw):
 def _fool(s, o, progress, **kw):
     from .fool import fool
     x, notes = _image(s, o)
-    return fool(s, x, o["target"], step=o.get("step"), max_steps=o.get("steps", 100), notes=notes, progress=progress)
+    return fool(s, x, o["target"], step=o.get("step"), max_steps=o.get("steps", 500), notes=notes, progress=progress)
 
 
 _RUN = {"filters": _filters, "activations": _activations, "stats": _stats, "patches": _patches,

@@ -66,23 +66,35 @@ def neighbours(s: Subject, xq, yq, xb, yb, layer=None, k=6, shown=SHOWN, notes=(
 
 def _draw_nn(r):
     n, k = r["feature_images"].shape[:2]
-    fig = F.figure((13.33, min(13.33, 1.3 + 1.55 * n)))
-    axes = fig.subplots(n, 2 * k + 2, squeeze=False, gridspec_kw={"wspace": 0.05})
+    vr = r["value_range"]
+    blank = np.full(F.rgb(r["query_images"][0], vr).shape, np.nan)
+    tiles = []
+    for i in range(n):
+        tiles += [F.rgb(r["query_images"][i], vr), blank]
+        tiles += [F.rgb(im, vr) for im in r["feature_images"][i]] + [blank]
+        tiles += [F.rgb(im, vr) for im in r["pixel_images"][i]]
+    h, w = blank.shape[:2]
+    cols = 2 * k + 3
+    canvas, corners = F.mosaic(tiles, cols, max(2, round(max(h, w) * 0.35)))
+    fig = F.figure((13.33, min(13.33, 1.6 + 13.0 * canvas.shape[0] / canvas.shape[1])))
+    ax = fig.subplots()
+    F.show_mosaic(ax, canvas)
     names = r["class_names"]
     label = lambda c: names[c] if c < len(names) else str(c)  # noqa: E731
     for i in range(n):
         q = int(r["query_labels"][i])
-        F.show(axes[i, 0], r["query_images"][i], r["value_range"], f"query: {label(q)}")
-        axes[i, 1 + k].axis("off")
+        row = corners[i * cols:(i + 1) * cols]
+        ax.text(row[0][1] + w / 2, row[0][0] - 0.6, f"query: {label(q)}", ha="center", va="bottom", fontsize=11)
         for j in range(k):
-            for col, kind in ((1 + j, "feature"), (2 + k + j, "pixel")):
+            for col, kind in ((2 + j, "feature"), (3 + k + j, "pixel")):
                 c = int(r[f"{kind}_labels"][i, j])
-                ax = axes[i, col]
-                F.show(ax, r[f"{kind}_images"][i, j], r["value_range"])
-                ax.set_title(label(c), color="#2a7d2a" if c == q else "#c0392b", fontsize=12)
-    fig.suptitle(f"nearest neighbours: left, in {r['layer']}'s features ({r['feature_dims']} values; "
-                 f"{r['feature_agreement']:.0%} share the query's class); right, in pixel space "
-                 f"({r['pixel_agreement']:.0%}); over {r['queries']} queries", fontsize=15)
+                t, l = row[col]
+                ax.text(l + w / 2, t - 0.6, label(c), ha="center", va="bottom", fontsize=11,
+                        color="#2a7d2a" if c == q else "#c0392b")
+    fig.suptitle(f"{k} nearest neighbours among {r['base']} samples; the share of the query's class over "
+                 f"{r['queries']} queries\nleft: in {r['layer']}'s features ({r['feature_dims']} values), "
+                 f"{r['feature_agreement']:.1%}        right: in pixel space ({r['pixel_dims']} values), "
+                 f"{r['pixel_agreement']:.1%}")
     return fig
 
 

@@ -91,16 +91,21 @@ def bare(ax, title=None):
         ax.set_title(title)
 
 
+def rgb(img, value_range):
+    """(H, W, 3) in 0..1 of an image (C, H, W) in raw units: gray repeated, RGB as is, NaN kept."""
+    img = np.asarray(img, np.float64)
+    lo, hi = value_range
+    g = np.clip((img - lo) / ((hi - lo) or 1), 0, 1)
+    g = np.repeat(g, 3, axis=0) if g.shape[0] == 1 else g[:3]
+    return g.transpose(1, 2, 0)
+
+
 def padded(patch, inside, value_range):
     """An RGB picture of a receptive-field crop (C, h, w) in raw units; cells outside the image (`inside`
     False) in the padding colour."""
-    patch = np.nan_to_num(np.asarray(patch, np.float64))
-    lo, hi = value_range
-    g = np.clip((patch - lo) / ((hi - lo) or 1), 0, 1)
-    rgb = np.repeat(g, 3, axis=0) if g.shape[0] == 1 else g[:3]
-    rgb = rgb.transpose(1, 2, 0).copy()
-    rgb[~np.asarray(inside, bool)] = PADDING
-    return rgb
+    out = rgb(np.nan_to_num(patch), value_range).copy()
+    out[~np.asarray(inside, bool)] = PADDING
+    return out
 
 
 def mosaic(tiles, cols, gap=None):
@@ -126,8 +131,7 @@ def show_mosaic(ax, canvas, cmap=HEAT, vmin=None, vmax=None):
     if canvas.ndim == 3:
         im = ax.imshow(np.where(np.isnan(canvas), 1.0, canvas), interpolation="nearest")
     else:
-        cm = matplotlib.colormaps[cmap].copy()
-        cm.set_bad("white")
+        cm = matplotlib.colormaps[cmap].with_extremes(bad="white")
         im = ax.imshow(np.ma.masked_invalid(canvas), cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
     bare(ax)
     for side in ax.spines.values():

@@ -12,8 +12,9 @@ smallest along that path at that step size.
     (True, True)
 
 L-infinity (the largest change of any input value) is reported in those normalised units, as
-`linf`, and in the training data's own units (`linf_data_units`: x std per channel, e.g. of 0..16
-for digits).
+`linf`, in the training data's own units (`linf_data_units`: x std per channel, e.g. of 0..16 for
+digits) and as a share of the data's recorded value range (`linf_range`: the units of inputs scaled
+to 0..1).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .result import Result
 from .subject import Subject, quiet
 
 
-def fool(s: Subject, x0, target, step=None, max_steps=100, notes=(), progress=None) -> Result:
+def fool(s: Subject, x0, target, step=None, max_steps=500, notes=(), progress=None) -> Result:
     from captum.robust import FGSM
     k = s.class_index(target)
     step = step if step is not None else default_step(s)
@@ -50,12 +51,19 @@ def fool(s: Subject, x0, target, step=None, max_steps=100, notes=(), progress=No
     values = {"target": k, "target_name": s.class_name(k), "fooled": int(p1.argmax()) == k, "steps": steps,
               "max_steps": max_steps, "step": step, "linf": float(delta.abs().max()),
               "linf_units": "normalised input ((x - mean) / std, the units the net was trained on)",
-              "linf_data_units": float((delta.abs() * std).max()), "l2": float(delta.norm()),
+              "linf_data_units": float((delta.abs() * std).max()), "linf_range": _of_range(s, delta, std),
+              "l2": float(delta.norm()),
               "predicted_before": s.class_name(int(p0.argmax())), "probability_before": float(p0.max()),
               "target_probability_before": float(p0[k]), "predicted_after": s.class_name(int(p1.argmax())),
               "probability_after": float(p1.max()), "value_range": s.display_range(original)}
     arrays = {"original": original, "perturbed": fooled, "difference": fooled - original}
     return Result("fool", arrays, values, [*s.notes, *notes], _draw, _table)
+
+
+def _of_range(s, delta, std):
+    """L-infinity as a share of the training data's value range (the units of inputs scaled to 0..1), or None."""
+    r = s.value_range
+    return float((delta.abs() * std).max()) / ((r[1] - r[0]) or 1.0) if r is not None else None
 
 
 def default_step(s) -> float:
@@ -83,4 +91,6 @@ def _table(r):
     return (f"{verdict}: {r['predicted_before']} ({r['probability_before']:.4f}) -> {r['predicted_after']} "
             f"({r['probability_after']:.4f}), target {r['target_name']}\n"
             f"steps {r['steps']} of {r['step']:.4g}; L-inf {r['linf']:.4g} in normalised units "
-            f"({r['linf_data_units']:.4g} in the training data's units), L2 {r['l2']:.4g}\n")
+            f"({r['linf_data_units']:.4g} in the training data's units"
+            + (f", {r['linf_range']:.2%} of its range" if r["linf_range"] is not None else "")
+            + f"), L2 {r['l2']:.4g}\n")

@@ -140,13 +140,13 @@ def _draw_activations(r):
             for i, (t, l) in enumerate(corners):
                 ax.text(l, t - 0.6, str(i), fontsize=10, va="bottom")
         right.colorbar(im, ax=ax, shrink=0.85).set_label("activation")
-        ax.set_title(title + (f": the first {n} of {len(maps)} channels" if n < len(maps) else ": every channel"))
+        right.suptitle(title + (f": the first {n} of {len(maps)} channels" if n < len(maps) else ": every channel"))
     else:
         v = r["values"]
         ax.bar(range(len(v)), v, color="#4c72b0")
         ax.set_xlabel("unit")
         ax.set_ylabel("activation")
-        ax.set_title(title)
+        right.suptitle(title)
     return fig
 
 

@@ -55,7 +55,7 @@ def patches(s: Subject, layer, x, y, channel=None, top=8, notes=(), progress=Non
               "labels": np.asarray(y)[order]}
     values = {"layer": name, "rf": list(field.rf), "jump": list(field.jump), "start": list(field.start),
               "samples": int(len(x)), "top": top, "value_range": s.display_range(patches_raw[np.isfinite(patches_raw)]),
-              "class_names": [s.class_name(int(k)) for k in np.unique(y)] if s.classes else None}
+              "class_names": [s.class_name(i) for i in range(s.n_classes)] if s.classes else None}
     return Result("patches", arrays, values, [*s.notes, *notes], _draw, _table)
 
 
@@ -88,21 +88,27 @@ def _strongest(s, name, x, channels, progress):
 def _draw(r):
     p, acts = r["patches"], r["activations"]
     rows, k = p.shape[:2]
-    fig = F.figure((min(13.33, 1.6 + 1.45 * k), min(13.33, 1.0 + 1.5 * rows)))
-    axes = fig.subplots(rows, k, squeeze=False)
-    for j in range(rows):
-        for i in range(k):
-            ax = axes[j, i]
-            ax.imshow(F.padded(p[j, i], r["inside"][j, i], r["value_range"]), interpolation="nearest")
-            F.bare(ax)
-            n, uy, ux = r["positions"][j, i]
-            ax.set_title(f"{acts[j, i]:.3g}", fontsize=11)
-            ax.set_xlabel(f"#{n} @{uy},{ux}", fontsize=9)
-        axes[j, 0].set_ylabel(f"ch {r['channels'][j]}", rotation=0, labelpad=24)
+    tiles = [F.padded(p[j, i], r["inside"][j, i], r["value_range"]) for j in range(rows) for i in range(k)]
+    h, w = tiles[0].shape[:2]
+    gap = max(2, round(max(h, w) * 0.45))  # room for the text above and below each tile
+    fig = F.figure((max(9.0, min(13.33, 2.2 + 1.4 * k)), min(13.33, 1.6 + 1.5 * rows)))
+    ax = fig.subplots()
+    canvas, corners = F.mosaic(tiles, k, gap)
+    F.show_mosaic(ax, canvas)
+    names = r["class_names"]
+    for idx, (t, l) in enumerate(corners):
+        j, i = divmod(idx, k)
+        n, uy, ux = r["positions"][j, i]
+        label = r["labels"][j, i]
+        ax.text(l + w / 2 - 0.5, t - 0.6, f"{acts[j, i]:.3g}", ha="center", va="bottom", fontsize=11)
+        ax.text(l + w / 2 - 0.5, t + h - 0.3, f"#{n} ({names[label] if names else label}) @{uy},{ux}",
+                ha="center", va="top", fontsize=8)
+    ax.set_yticks([corners[j * k][0] + h / 2 - 0.5 for j in range(rows)], [f"ch {c}" for c in r["channels"]])
+    ax.tick_params(left=False)
     rf, jump = r["rf"], r["jump"]
     pad = " (orange: padding)" if not r["inside"].all() else ""
-    fig.suptitle(f"{r['layer']}: top {k} of {r['samples']} samples per channel, cropped at the receptive field "
-                 f"{rf[0]}x{rf[1]} (jump {jump[0]}){pad}; titles: activation")
+    fig.suptitle(f"{r['layer']}: the {k} of {r['samples']} samples that excite each channel most\ncropped at the "
+                 f"unit's receptive field, {rf[0]}x{rf[1]} (jump {jump[0]}){pad}; above: the activation")
     return fig
 
 

@@ -2,11 +2,10 @@
 maximisation, Simonyan et al. 2014: score minus an L2 penalty, from a blank image, with optional
 jitter and blur as in Yosinski et al. 2015) and the input whose features at a layer match a given
 image's (feature inversion, Mahendran & Vedaldi 2015: relative feature distance plus a total
-variation prior). Optimisation, not attribution, so torch does it directly (normalised gradient steps on the pixels, in
+variation prior). Optimisation, not attribution, so torch does it directly (Adam on the pixels, in
 the normalised units the net was trained on, kept inside the training data's recorded range).
-Each step moves the pixels by `lr` times the gradient over its RMS, so a step's size does not depend
-on the scale of the score, and `lr` falls linearly to a tenth over the run to settle; torch.optim is
-not used because its first optimizer imports torch._dynamo (~2-3 s, more than the whole run).
+Both start from a blank image, the training data's lowest value (a digit's background, black), and
+maximisation's L2 prior pulls towards it: the picture shows what the class adds to an empty input.
 
     >>> import cnndsl
     >>> s = Subject(cnndsl.loads("input 8x8x1\\nCONV(4, 3) - RELU - FC(3)"), weights=None)
@@ -26,15 +25,17 @@ from .subject import Subject
 
 def maximize(s: Subject, cls, steps=200, l2=1e-3, lr=0.05, jitter=0, blur=0.0, seed=0, progress=None) -> Result:
     k = s.class_index(cls)
-    x = s.blank("low").requires_grad_(True)
+    blank = s.blank("low")
+    x = blank.clone().requires_grad_(True)
     before = s.scores(x)[0]
+    opt = _Adam(x, lr, steps)
     rng = np.random.default_rng(seed)
     curve = []
     for t in range(steps):
         shift = tuple(int(v) for v in rng.integers(-jitter, jitter + 1, 2)) if jitter else (0, 0)
         score = s.model(torch.roll(x, shift, (2, 3)) if jitter else x).flatten(1)[0, k]
-        loss = -score + l2 * (x ** 2).sum()
-        _step(x, loss, lr, t, steps)
+        loss = -score + l2 * ((x - blank) ** 2).sum()
+        opt.step(x, loss)
         with torch.no_grad():
             if blur and t % 4 == 3:
                 x.copy_(_blur(x, blur))
@@ -54,11 +55,21 @@ def maximize(s: Subject, cls, steps=200, l2=1e-3, lr=0.05, jitter=0, blur=0.0, s
                   _draw_max, _table_max)
 
 
-def _step(x, loss, lr, t, steps):
-    """One descent step on `loss` for the pixels `x`, of `lr` (falling to lr/10) per RMS of the gradient."""
-    g, = torch.autograd.grad(loss, x)
-    with torch.no_grad():
-        x -= lr * (1 - 0.9 * t / max(1, steps - 1)) * g / (g.pow(2).mean().sqrt() + 1e-12)
+class _Adam:
+    """Adam (Kingma & Ba) on the pixels, the learning rate falling linearly to a tenth over the run.
+    torch.optim is not used: its first optimizer imports torch._dynamo, 2-3 s, longer than the run."""
+
+    def __init__(self, x, lr, steps):
+        self.m, self.v, self.t, self.lr, self.steps = torch.zeros_like(x), torch.zeros_like(x), 0, lr, steps
+
+    def step(self, x, loss):
+        g, = torch.autograd.grad(loss, x)
+        self.t += 1
+        self.m.mul_(0.9).add_(g, alpha=0.1)
+        self.v.mul_(0.999).addcmul_(g, g, value=0.001)
+        lr = self.lr * (1 - 0.9 * (self.t - 1) / max(1, self.steps - 1))
+        with torch.no_grad():
+            x -= lr * (self.m / (1 - 0.9 ** self.t)) / ((self.v / (1 - 0.999 ** self.t)).sqrt() + 1e-8)
 
 
 def _clamp(s, x):
@@ -104,13 +115,14 @@ def invert(s: Subject, layer, x0, steps=200, tv=1e-2, lr=0.05, notes=(), progres
     name = s.layer(layer)
     target = s.capture(x0, [name])[name]
     norm = float((target ** 2).sum()) or 1.0
-    x = s.blank("mean").requires_grad_(True)
+    x = s.blank("low").requires_grad_(True)
+    opt = _Adam(x, lr, steps)
     curve = []
     for t in range(steps):
         feat = s.capture(x, [name], grad=True)[name]
         dist = ((feat - target) ** 2).sum() / norm
         loss = dist + tv * _tv(x)
-        _step(x, loss, lr, t, steps)
+        opt.step(x, loss)
         with torch.no_grad():
             _clamp(s, x)
         curve.append(float(dist.detach()))
