@@ -196,7 +196,7 @@ def test_stats_of_a_deep_tanh_net_at_initialisation():
 def test_stats_on_the_trained_net(results):
     r = results["stats"]
     assert r["layers"] == ["tanh1", "tanh2", "tanh3", "tanh4"]
-    assert all(0 < s < 1 for s in r["std"]) and r["histograms"].shape == (4, 60)
+    assert all(0 < s < 1 for s in r["std"]) and r["histograms"].shape == (4, 60) and r["edges"].shape == (61,)
 
 
 def test_filters_and_activations_by_name(subject, results):

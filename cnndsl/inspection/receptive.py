@@ -4,9 +4,9 @@
     >>> net = cnndsl.loads("input 16x16x1\\nCONV(4, 3, p=1) - MAXPOOL(2) - CONV(4, 3)")
     >>> f = fields(net)["conv2"]
     >>> f.rf, f.jump, f.start
-    ((6, 6), (2, 2), (-1, -1))
-    >>> f.window(0, 3)          # rows, columns of the input that unit (0, 3) of conv2 sees
-    ((-1, 5), (5, 11))
+    ((8, 8), (2, 2), (-1, -1))
+    >>> f.window(0, 3)          # rows, columns of the input that unit (0, 3) of conv2 sees: row -1 is padding
+    ((-1, 7), (5, 13))
 
 The size `rf` and the step `jump` between neighbouring units are the report's (`net.report()`,
 columns rf and jump: r_out = r_in + (F_eff - 1) j_in, j_out = j_in S). Where the first unit's field

@@ -101,9 +101,8 @@ def layers_of(s: Subject) -> list[str]:
 
 def stats(s: Subject, notes=(), x=None, samples=512, seed=0, progress=None) -> Result:
     """Statistics over `x` (normalised samples, numpy), or `samples` unit Gaussian inputs."""
-    if x is None:
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        x = torch.randn((samples, *s.input_nchw), generator=g).numpy()
+    if x is None:  # numpy's generator: torch's of the same seed drew the weights (inputs equal to weight rows!)
+        x = np.random.default_rng(seed).standard_normal((samples, *s.input_nchw), dtype=np.float32)
         notes = [*notes, f"inputs: {samples} samples of unit Gaussian noise (seed {seed})"]
     names = layers_of(s)
     sums = {n: np.zeros(3) for n in names}   # count, sum, sum of squares
@@ -125,18 +124,17 @@ def stats(s: Subject, notes=(), x=None, samples=512, seed=0, progress=None) -> R
         if progress:
             progress(done, len(x))
     relu = {n for n in names if isinstance(s.module(n), (torch.nn.ReLU, torch.nn.ReLU6))}
-    mean = [sums[n][1] / sums[n][0] for n in names]
-    std = [max(0.0, sums[n][2] / sums[n][0] - m * m) ** 0.5 for n, m in zip(names, mean)]
-    hist, edges = [], []
-    for n in names:
-        h, e = np.histogram(np.concatenate(kept[n]), bins=BINS)
-        hist.append(h)
-        edges.append(e)
+    mean = [float(sums[n][1] / sums[n][0]) for n in names]
+    std = [float(max(0.0, sums[n][2] / sums[n][0] - m * m) ** 0.5) for n, m in zip(names, mean)]
+    # one range for every layer, as the deck draws them: a collapse to 0 shows as a spike that narrows
+    lo, hi = min(lows.values()), max(highs.values())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, BINS + 1)
+    hist = [np.histogram(np.concatenate(kept[n]), bins=edges)[0] for n in names]
     values = {"layers": names, "mean": mean, "std": std, "min": [lows[n] for n in names],
               "max": [highs[n] for n in names],
               "dead": [float(1 - fired[n].double().mean()) if n in relu else None for n in names],
               "samples": int(len(x)), "shapes": [list(s.shape(n)) for n in names]}
-    arrays = {"histograms": np.asarray(hist), "edges": np.asarray(edges)}
+    arrays = {"histograms": np.asarray(hist), "edges": edges}
     return Result("stats", arrays, values, [*s.notes, *notes], _draw, _table)
 
 
@@ -157,10 +155,13 @@ def _draw(r):
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     ax.set_title(f"activations layer by layer over {r['samples']} inputs")
-    axes = bottom.subplots(1, len(pick), squeeze=False)[0]
+    axes = bottom.subplots(1, len(pick), squeeze=False, sharey=True)[0]
+    bottom.suptitle("histograms on one range (share of the values per bin)", fontsize=12)
+    e = r["edges"]
     for ax, i in zip(axes, pick):
-        e, h = r["edges"][i], r["histograms"][i]
+        h = r["histograms"][i]
         ax.bar(e[:-1], h / max(1, h.sum()), width=np.diff(e), align="edge", color="#4c72b0")
+        ax.set_xlim(e[0], e[-1])
         dead = f", dead {r['dead'][i]:.0%}" if r["dead"][i] is not None else ""
         ax.set_title(f"{names[i]}\nstd {r['std'][i]:.2g}{dead}", fontsize=11)
         ax.set_yticks([])

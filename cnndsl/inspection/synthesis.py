@@ -4,11 +4,12 @@ jitter and blur as in Yosinski et al. 2015) and the input whose features at a la
 image's (feature inversion, Mahendran & Vedaldi 2015: relative feature distance plus a total
 variation prior). Optimisation, not attribution, so torch does it directly (Adam on the pixels, in
 the normalised units the net was trained on, kept inside the training data's recorded range).
-Both start from a blank image, the training data's lowest value (a digit's background, black), and
-maximisation's L2 prior pulls towards it: the picture shows what the class adds to an empty input.
+Both start from a blank image, the training data's lowest value (a digit's background, black; plus
+noise of std 0.01), and maximisation's L2 prior pulls towards it: the picture shows what the class
+adds to an empty input. Maximisation's "before" is the blank image's score.
 
     >>> import cnndsl
-    >>> s = Subject(cnndsl.loads("input 8x8x1\\nCONV(4, 3) - RELU - FC(3)"), weights=None)
+    >>> s = Subject(cnndsl.loads("input 8x8x1\\nCONV(4, 3) - TANH - FC(3)"), weights=None)
     >>> r = maximize(s, 1, steps=20)
     >>> r["image"].shape, r["score_after"] > r["score_before"]
     ((1, 8, 8), True)
@@ -26,8 +27,8 @@ from .subject import Subject
 def maximize(s: Subject, cls, steps=200, l2=1e-3, lr=0.05, jitter=0, blur=0.0, seed=0, progress=None) -> Result:
     k = s.class_index(cls)
     blank = s.blank("low")
-    x = blank.clone().requires_grad_(True)
-    before = s.scores(x)[0]
+    x = _start(blank, seed)
+    before = s.scores(blank)[0]
     opt = _Adam(x, lr, steps)
     rng = np.random.default_rng(seed)
     curve = []
@@ -53,6 +54,13 @@ def maximize(s: Subject, cls, steps=200, l2=1e-3, lr=0.05, jitter=0, blur=0.0, s
               "start": "blank: the training data's lowest value (a digit's background, black)"}
     return Result("maximize", {"image": image, "scores": np.asarray(curve, np.float32)}, values, s.notes,
                   _draw_max, _table_max)
+
+
+def _start(blank, seed):
+    """The blank image and noise of std 0.01 (normalised units): a net of ReLUs without biases is flat at an
+    exactly blank input (every unit at 0, every gradient 0), and a little noise is not a picture."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return (blank + 0.01 * torch.randn(blank.shape, generator=g).to(blank.device)).requires_grad_(True)
 
 
 class _Adam:
@@ -115,7 +123,7 @@ def invert(s: Subject, layer, x0, steps=200, tv=1e-2, lr=0.05, notes=(), progres
     name = s.layer(layer)
     target = s.capture(x0, [name])[name]
     norm = float((target ** 2).sum()) or 1.0
-    x = s.blank("low").requires_grad_(True)
+    x = _start(s.blank("low"), 0)
     opt = _Adam(x, lr, steps)
     curve = []
     for t in range(steps):
