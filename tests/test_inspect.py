@@ -307,6 +307,34 @@ def test_cli(trained, png, tmp_path, capsys):
     assert os.path.getsize(out_png) > 10_000
 
 
+def test_options_are_checked_before_anything_runs(trained, png):
+    net, weights = trained
+    image = png("blank.png", np.zeros((32, 32), np.uint8))
+    cases = [(dict(what="patches", layer="c3"), "--data"), (dict(what="maximize"), "--class"),
+             (dict(what="stats", init="he", weights=weights), "no --weights"),
+             (dict(what="stats", init="uniform"), "normal:STD"),
+             (dict(what="maximize", cls=10, weights=weights), "0..9"),
+             (dict(what="patches", layer="f6", data="digits", weights=weights), "no spatial extent"),
+             (dict(what="saliency", image=image, method="gradcam", layer="f6", weights=weights), "volume output"),
+             (dict(what="activations", image="/nonexistent.png", layer="c1x", weights=weights), "did you mean c1"),
+             (dict(what="invert", layer="c5", image="/nonexistent.png", weights=weights), "no such file")]
+    for options, text in cases:
+        with pytest.raises(CnnError) as e:
+            inspect(net, **options)
+        assert e.value.usage and text in e.value.message + (e.value.hint or ""), (options, e.value.message)
+
+
+def test_progress_bar_appears_after_a_second():
+    from cnndsl.cli import _Bar
+    bar = _Bar("inspect occlusion")
+    bar.update(1, 10)
+    assert bar.bar is None  # quick work shows no bar
+    bar.start -= 2
+    bar.update(2, 10)
+    assert bar.bar is not None and bar.bar.total == 10  # (tqdm draws it only on a terminal)
+    bar.close()
+
+
 def test_captum_is_imported_only_by_inspection():
     for folder, _, files in os.walk(os.path.join(ROOT, "cnndsl")):
         for f in files:
@@ -318,7 +346,7 @@ def test_captum_is_imported_only_by_inspection():
 
 
 # ---- ResNet-18 at 224x224 (CNNDSL_SLOW=1) ---------------------------------------------------------------
-@pytest.mark.skipif(not SLOW, reason="CNNDSL_SLOW=1: every command on ResNet-18 at 224x224 (about a minute)")
+@pytest.mark.skipif(not SLOW, reason="CNNDSL_SLOW=1: ResNet-18 at 224x224 by its names (about 15 s)")
 def test_resnet18_by_name(tmp_path, png):
     import cnndsl.weights as W
     net = cnndsl.load(os.path.join(ROOT, "nets", "resnet18.net"))

@@ -57,6 +57,8 @@ def inspect(net, what, weights=None, seed=0, device="cpu", progress=None, **opti
                        "writes weights.safetensors)", usage=True,
                        hint="stats --init he|xavier|normal:STD looks at an untrained net")
     s = Subject(net, weights, seed=seed, device=device)
+    if "layer" in given:  # a wrong name is found before any image or data is read
+        given["layer"] = s.layer(given["layer"])
     return _RUN[what](s, given, init=init, seed=seed, progress=progress)
 
 

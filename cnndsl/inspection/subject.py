@@ -297,7 +297,8 @@ class Subject:
         same = rec.get("source") == os.fspath(source)
         opts = (C.recorded(C.weights_source(self.weights), "options") or {}) if same else {}
         frac = opts.get("val_fraction", 0.2) if same and split != "all" else 0.0
-        normalise = (rec["mean"], rec["std"]) if rec else None
+        # without a record the net gets the data as given, as it gets an image (mean 0, std 1)
+        normalise = (rec["mean"], rec["std"]) if rec else (list(self.mean * 0), list(self.std * 0 + 1))
         d = D.load(source, self.graph, seed=opts.get("seed", 0), val_fraction=frac, normalise=normalise)
         if rec:
             far = D.range_mismatch(rec.get("range"), d.range, f"the training data ({rec['source']})")
