@@ -8,24 +8,10 @@ import argparse
 import os
 import sys
 
+from . import options as O  # every numeric option's type: finite, whole where a count is meant, in range
 from .errors import CnnError
 
 FORMATS = ("table", "markdown", "json", "csv")
-MAX_BATCH = 2**31 - 1     # option numbers past these are usage errors (exit 2), never overflows
-MAX_REPEAT = 1_000_000
-
-
-def _whole(lo, hi):
-    """An argparse type: a whole number in [lo, hi]; anything else is a usage error (exit 2)."""
-    def parse(text):
-        text = str(text).strip()
-        if not (text.lstrip("+-").isdigit() and len(text) <= 20):
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number")
-        n = int(text)
-        if not lo <= n <= hi:
-            raise argparse.ArgumentTypeError(f"{n} is out of range [{lo}, {hi:,}]")
-        return n
-    return parse
 
 
 def _spec_options(p: argparse.ArgumentParser):
@@ -51,11 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="per-layer volumes, parameters, MACs, memory, receptive field")
     _spec_options(p)
-    p.add_argument("--batch", type=_whole(-MAX_BATCH, MAX_BATCH), default=1,
-                   help="batch size of the training-memory estimate (default 1)")
+    p.add_argument("--batch", type=O.batch, default=1, help="batch size of the training-memory estimate (default 1)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
-    p.add_argument("--memory", metavar="BUDGET", help="a memory budget (24GiB): print the largest batch that trains in it")
+    p.add_argument("--memory", metavar="BUDGET", type=O.size_in_bytes, help="a memory budget (24GiB): print the largest batch that trains in it")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", help="write the report here instead of stdout")
     p.add_argument("--symbolic", metavar="VARS", help="closed form: volumes, params, MACs and totals as formulas in "
@@ -88,8 +73,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="load the tensors whose names and shapes match; the rest keeps a random initialisation")
     p.add_argument("--weights-map", metavar="FILE.json", help="{their module prefix: ours}: where a foreign "
                    "state_dict's modules go when its names and shapes leave them ambiguous")
-    p.add_argument("--opset", type=_whole(-1000, 1000), help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
-    p.add_argument("--batch", default="dynamic", help="a fixed batch size, or 'dynamic' (default)")
+    p.add_argument("--opset", type=O.whole(1, 1000), help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
+    p.add_argument("--batch", type=O.whole_or("dynamic", 1, O.MAX_BATCH), default="dynamic",
+                   help="a fixed batch size, or 'dynamic' (default)")
     p.add_argument("--normalize-in-graph", nargs="?", const="raw", choices=("raw", "unit"),
                    help="start the graph with the checkpoint's input normalisation (Sub, Div), so that it takes "
                         "the training data's own units (raw, the default) or 0..1 for 0..255 pixels (unit)")
@@ -99,12 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", dest="data", default="random",
                    help="x.npy (NCHW float32, in the training data's units), an image file, or 'random'; "
                         "given data is normalised as the model's metadata records and its top classes printed")
-    p.add_argument("--batch", type=_whole(-MAX_BATCH, MAX_BATCH), default=None,
+    p.add_argument("--batch", type=O.batch, default=None,
                    help="batch of a random input (default: the model's fixed batch, or 1); with --input it must match")
-    p.add_argument("--repeat", type=_whole(-MAX_REPEAT, MAX_REPEAT), default=20)
+    p.add_argument("--repeat", type=O.whole(1, O.MAX_REPEAT), default=20)
     p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
     p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
-    p.add_argument("--top", type=_whole(0, 1000), default=5, help="classes shown per sample of --input (0: none)")
+    p.add_argument("--top", type=O.whole(0, 1000), default=5, help="classes shown per sample of --input (0: none)")
     p.add_argument("--no-normalize", action="store_true",
                    help="feed --input as given (already normalised), not as the model's metadata records")
 
@@ -117,11 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", choices=("low", "high"), default="low")
     p.add_argument("--size", metavar="WxH", help="the box the picture fits: px (1920x1080) or inches "
                    "(13.33x7.5in); default a 16:9 slide, 13.33x7.5in")
-    p.add_argument("--dpi", type=int, default=None, help="pixels per inch of a PNG (default 144: 1920x1080 px)")
+    p.add_argument("--dpi", type=O.whole(10, 2400), default=None, help="pixels per inch of a PNG (default 144: 1920x1080 px)")
     _search_parsers(sub)
     _train_parser(sub)
     _eval_parser(sub)
     _inspect_parser(sub)
+    _serve_parser(sub)
     return top
 
 
@@ -133,25 +120,25 @@ def _search_parsers(sub):
                         "or a fixed value (N=3); repeatable")
     p.add_argument("--input", metavar="HxWxC")
     p.add_argument("--strict", action="store_true", help="drop members whose windows leave input rows unread")
-    p.add_argument("--max-params", metavar="X")
-    p.add_argument("--max-macs", metavar="X")
-    p.add_argument("--max-memory", metavar="BYTES", help="training memory at --batch (24GiB)")
-    p.add_argument("--batch", type=int, default=None, help="the batch of the memory estimate, and of training "
+    p.add_argument("--max-params", metavar="X", type=O.amount())
+    p.add_argument("--max-macs", metavar="X", type=O.amount())
+    p.add_argument("--max-memory", metavar="BYTES", type=O.size_in_bytes, help="training memory at --batch (24GiB)")
+    p.add_argument("--batch", type=O.batch, default=None, help="the batch of the memory estimate, and of training "
                    "with --train (default 1; 32 with --train)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
-    p.add_argument("--min-rf", type=int, metavar="N")
+    p.add_argument("--min-rf", type=O.whole(0, 2**53), metavar="N")
     p.add_argument("--where", metavar="EXPR", help="a condition on the variables and measures: 'N >= M and params < 1e6'")
     p.add_argument("--sort", default="params", help="params, macs, memory, depth or rf (default params)")
-    p.add_argument("--top", type=int, default=10, help="members listed (default 10; 0: all)")
+    p.add_argument("--top", type=O.whole(0, O.MAX_BATCH), default=10, help="members listed (default 10; 0: all)")
     p.add_argument("--pareto", default="params,macs", metavar="A,B", help="the front's two measures (default params,macs)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--emit", metavar="DIR", help="write the listed members as concrete .net files")
     p.add_argument("--plot", metavar="PNG", help="scatter of the kept members with the Pareto front (matplotlib)")
-    p.add_argument("--sample", type=int, metavar="N", help="measure N members drawn at random (--seed)")
-    p.add_argument("--seed", type=int, default=0, help="of --sample, and of training with --train (default 0)")
-    p.add_argument("--limit", type=int, default=200_000, help="refuse spaces larger than this without --sample")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--sample", type=O.whole(1, O.MAX_BATCH), metavar="N", help="measure N members drawn at random (--seed)")
+    p.add_argument("--seed", type=O.seed, default=0, help="of --sample, and of training with --train (default 0)")
+    p.add_argument("--limit", type=O.whole(1, O.MAX_BATCH), default=200_000, help="refuse spaces larger than this without --sample")
+    p.add_argument("--jobs", type=O.whole(1, O.MAX_WORKERS), default=None, help="worker processes (default: one per core)")
     p.add_argument("--symbolic", metavar="VARS", help="also print the totals as formulas in these variables")
     t = p.add_argument_group("accuracy, not only cost (--train DATA: cnndsl train's data and options)")
     t.add_argument("--train", metavar="DATA", help="train the members one after another and add their validation "
@@ -160,6 +147,8 @@ def _search_parsers(sub):
                    help="front: the Pareto front's members (default); top: the listed best --top")
     t.add_argument("--resume", action="store_true", help="continue the members' runs in --emit DIR (a finished "
                    "member is read back, not retrained)")
+    t.add_argument("--overwrite", action="store_true", help="replace the members' runs in --emit DIR (without it, "
+                   "or --resume, a member folder holding a run is refused before anything trains)")
     _training_options(t, batch_seed=False)
 
     p = sub.add_parser("match", help="whether a concrete .net is a member of a family, and with which bindings")
@@ -167,7 +156,7 @@ def _search_parsers(sub):
     p.add_argument("family", help="a .net with ranges")
     p.add_argument("-D", dest="defines", metavar="NAME=VALUES", action="append", default=[])
     p.add_argument("--input", metavar="HxWxC")
-    p.add_argument("--limit", type=int, default=200_000)
+    p.add_argument("--limit", type=O.whole(1, O.MAX_BATCH), default=200_000)
 
 
 def _train_parser(sub):
@@ -179,6 +168,8 @@ def _train_parser(sub):
     _training_options(p)
     p.add_argument("--out", metavar="DIR", help="write metrics.jsonl, curves.png, checkpoints and the spec here")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out (without it, or --resume, "
+                   "a folder holding a run is refused)")
     p.add_argument("--init", metavar="CKPT", help="start from a checkpoint's tensors whose names and shapes match "
                    "(a torchvision state_dict is mapped); prints what it skipped")
     p.add_argument("--freeze", metavar="NAMES", help="layers or groups that do not train, comma-separated; "
@@ -189,29 +180,29 @@ def _training_options(p, batch_seed=True):
     """The options of `cnndsl train` that `search --train` passes on too (search has its own --batch
     and --seed, which serve both)."""
     from .train.options import AUGMENTS, DEVICES, OPTIMIZERS, SCHEDULES
-    p.add_argument("--epochs", type=int, help="epochs in all (with --resume: to train up to; default 10)")
+    p.add_argument("--epochs", type=O.whole(1, O.MAX_REPEAT), help="epochs in all (with --resume: to train up to; default 10)")
     if batch_seed:
-        p.add_argument("--batch", type=int, help="batch size per process (default 32)")
+        p.add_argument("--batch", type=O.batch, help="batch size per process (default 32)")
     p.add_argument("--opt", choices=OPTIMIZERS, help="optimizer (default adam)")
-    p.add_argument("--lr", type=float, help="learning rate (default: adam/adamw 0.003, rmsprop 0.001, "
+    p.add_argument("--lr", type=O.real(0, lo_open=True), help="learning rate (default: adam/adamw 0.003, rmsprop 0.001, "
                    "sgd/momentum/nesterov/adagrad 0.01, adadelta 1.0)")
-    p.add_argument("--momentum", type=float, help="for momentum and nesterov (default 0.9) and rmsprop (0)")
-    p.add_argument("--weight-decay", type=float, help="L2 penalty (default 0)")
+    p.add_argument("--momentum", type=O.fraction, help="for momentum and nesterov (default 0.9) and rmsprop (0)")
+    p.add_argument("--weight-decay", type=O.real(0), help="L2 penalty (default 0)")
     p.add_argument("--schedule", choices=SCHEDULES, help="step: x0.1 every third of the run; exp: x0.1 over "
                    "the run; cosine; plateau: x0.1 when val accuracy stalls 2 epochs (default none)")
-    p.add_argument("--warmup", type=int, metavar="STEPS", help="linear warm-up over the first STEPS batches")
+    p.add_argument("--warmup", type=O.whole(0, O.MAX_BATCH), metavar="STEPS", help="linear warm-up over the first STEPS batches")
     p.add_argument("--augment", choices=AUGMENTS, help="random horizontal flips, random crops (default none)")
-    p.add_argument("--label-smoothing", type=float, metavar="S")
+    p.add_argument("--label-smoothing", type=O.fraction, metavar="S")
     p.add_argument("--device", choices=DEVICES, help="default auto: cuda when there is one")
     p.add_argument("--amp", action="store_true", default=None, help="mixed precision (bf16, or fp16 with loss scaling)")
     p.add_argument("--channels-last", action="store_true", default=None)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     if batch_seed:
-        p.add_argument("--seed", type=int, help="initialisation, split, order, augmentation (default 0)")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0: the data is in memory)")
-    p.add_argument("--threads", type=int, help="torch threads (default 1: a second thread gains little on small nets "
-                   "and collapses on a shared CPU; same seed, device and threads give the same bits)")
-    p.add_argument("--val", type=float, dest="val_fraction", metavar="FRACTION",
+        p.add_argument("--seed", type=O.seed, help="initialisation, split, order, augmentation (default 0)")
+    p.add_argument("--workers", type=O.workers, help="DataLoader worker processes (default 0: the data is in memory)")
+    p.add_argument("--threads", type=O.whole(1, 1024), help="torch threads (default 1: a second thread gains little on "
+                   "small nets and collapses on a shared CPU; same seed, device and threads give the same bits)")
+    p.add_argument("--val", type=O.fraction, dest="val_fraction", metavar="FRACTION",
                    help="validation share of each class (default 0.2)")
 
 
@@ -223,7 +214,7 @@ def _eval_parser(sub):
     p.add_argument("--data", required=True, help="as for train")
     p.add_argument("--split", choices=("val", "train", "all"),
                    help="default: val on the data it was trained on, else all")
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch", type=O.batch, default=256)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", metavar="DIR", help="write confusion.png and eval.json here")
 
@@ -261,9 +252,9 @@ def _inspect_common(p, default):
     p.add_argument("--weights", metavar="CKPT", help="the trained checkpoint (weights.safetensors of cnndsl train)", **d)
     p.add_argument("-o", "--output", metavar="OUT", help="write the picture (.png, .pdf, .svg) or the arrays (.npz)", **d)
     p.add_argument("--format", choices=("table", "json"), help="json: the numbers (arrays too), on stdout", **d)
-    p.add_argument("--seed", type=int, help="of samples drawn, t-SNE, initialisation (default 0)", **d)
+    p.add_argument("--seed", type=O.whole(0, O.MAX_SEED), help="of samples drawn, t-SNE, initialisation (default 0)", **d)
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="default cpu", **d)
-    p.add_argument("--threads", type=_whole(1, 1024), help="torch threads (default 1, as cnndsl train)", **d)
+    p.add_argument("--threads", type=O.whole(1, 1024), help="torch threads (default 1, as cnndsl train)", **d)
 
 
 def _layer_opt(p, required=False, text="a layer by its spec name (the report's names; a group: its last layer)"):
@@ -299,29 +290,29 @@ def _opts_stats(p):
     p.add_argument("--init", metavar="he|xavier|normal:STD", help="an untrained net: every CONV/FC weight drawn "
                    "afresh (no --weights)")
     p.add_argument("--act", choices=("relu", "tanh"), help="put this activation in place of every activation layer")
-    p.add_argument("--samples", type=_whole(1, 10**6), help="inputs used (default 512)")
+    p.add_argument("--samples", type=O.whole(1, 10**6), help="inputs used (default 512)")
 
 
 def _opts_patches(p):
     _layer_opt(p, required=True)
     _data_opt(p)
     p.add_argument("--channel", metavar="C", help="a channel, or several: 0,3,5 (default: the first 8)")
-    p.add_argument("--top", type=_whole(1, 1000), help="patches per channel (default 8)")
-    p.add_argument("--samples", type=_whole(1, 10**7), help="at most this many samples searched (default: all)")
+    p.add_argument("--top", type=O.whole(1, 1000), help="patches per channel (default 8)")
+    p.add_argument("--samples", type=O.whole(1, 10**7), help="at most this many samples searched (default: all)")
 
 
 def _opts_neighbours(p):
     _data_opt(p)
     _layer_opt(p, text="the feature layer (default: the last hidden layer)")
-    p.add_argument("--query", type=_whole(1, 100), help="query rows drawn (default 5)")
-    p.add_argument("--k", type=_whole(1, 100), help="neighbours per query (default 6)")
+    p.add_argument("--query", type=O.whole(1, 100), help="query rows drawn (default 5)")
+    p.add_argument("--k", type=O.whole(1, 100), help="neighbours per query (default 6)")
 
 
 def _opts_embed(p):
     _data_opt(p)
     _layer_opt(p, text="the feature layer (default: the last hidden layer)")
-    p.add_argument("--samples", type=_whole(5, 10**5), help="samples embedded (default 1000)")
-    p.add_argument("--perplexity", type=float, help="t-SNE's perplexity (default 30)")
+    p.add_argument("--samples", type=O.whole(5, 10**5), help="samples embedded (default 1000)")
+    p.add_argument("--perplexity", type=O.real(1, 1000), help="t-SNE's perplexity (default 30)")
 
 
 def _opts_saliency(p):
@@ -329,44 +320,54 @@ def _opts_saliency(p):
     _class_opt(p)
     p.add_argument("--method", choices=("gradient", "guided", "gradcam", "integrated"), help="default gradient")
     _layer_opt(p, text="Grad-CAM's layer (default: the last layer with spatial extent)")
-    p.add_argument("--steps", type=_whole(1, 10**4), help="integrated gradients' steps (default 50)")
+    p.add_argument("--steps", type=O.whole(1, 10**4), help="integrated gradients' steps (default 50)")
 
 
 def _opts_occlusion(p):
     _image_opt(p)
     _class_opt(p)
-    p.add_argument("--window", type=_whole(1, 10**5), help="the occluder's side in pixels (default 1/6 of the input)")
-    p.add_argument("--stride", type=_whole(1, 10**5), help="its step (default a third of the window)")
+    p.add_argument("--window", type=O.whole(1, 10**5), help="the occluder's side in pixels (default 1/6 of the input)")
+    p.add_argument("--stride", type=O.whole(1, 10**5), help="its step (default a third of the window)")
 
 
 def _opts_maximize(p):
     _class_opt(p, required=True)
-    p.add_argument("--steps", type=_whole(1, 10**5), help="gradient steps (default 200)")
-    p.add_argument("--l2", type=float, help="weight of the L2 prior (default 1e-3)")
-    p.add_argument("--lr", type=float, help="step size in normalised units (default 0.05)")
-    p.add_argument("--jitter", type=_whole(0, 1000), help="random shift of up to this many pixels per step (default 0)")
-    p.add_argument("--blur", type=float, help="Gaussian blur of this sigma every 4 steps (default 0: none)")
+    p.add_argument("--steps", type=O.whole(1, 10**5), help="gradient steps (default 200)")
+    p.add_argument("--l2", type=O.real(0), help="weight of the L2 prior (default 1e-3)")
+    p.add_argument("--lr", type=O.real(0, lo_open=True), help="step size in normalised units (default 0.05)")
+    p.add_argument("--jitter", type=O.whole(0, 1000), help="random shift of up to this many pixels per step (default 0)")
+    p.add_argument("--blur", type=O.real(0, 100), help="Gaussian blur of this sigma every 4 steps (default 0: none)")
 
 
 def _opts_invert(p):
     _layer_opt(p, required=True)
     _image_opt(p)
-    p.add_argument("--steps", type=_whole(1, 10**5), help="gradient steps (default 200)")
-    p.add_argument("--tv", type=float, help="weight of the total-variation prior (default 1e-2)")
-    p.add_argument("--lr", type=float, help="step size in normalised units (default 0.05)")
+    p.add_argument("--steps", type=O.whole(1, 10**5), help="gradient steps (default 200)")
+    p.add_argument("--tv", type=O.real(0), help="weight of the total-variation prior (default 1e-2)")
+    p.add_argument("--lr", type=O.real(0, lo_open=True), help="step size in normalised units (default 0.05)")
 
 
 def _opts_fool(p):
     _image_opt(p)
     _class_opt(p, "--target", "target", required=True)
-    p.add_argument("--step", type=float, help="each step's size, normalised units (default 1/1000 of the data's range)")
-    p.add_argument("--steps", type=_whole(1, 10**5), help="the most steps tried (default 500)")
+    p.add_argument("--step", type=O.real(0, lo_open=True), help="each step's size, normalised units (default 1/1000 of the data's range)")
+    p.add_argument("--steps", type=O.whole(1, 10**5), help="the most steps tried (default 500)")
 
 
 _INSPECT_OPTIONS = {"filters": _opts_filters, "activations": _opts_activations, "stats": _opts_stats,
                     "patches": _opts_patches, "neighbours": _opts_neighbours, "embed": _opts_embed,
                     "saliency": _opts_saliency, "occlusion": _opts_occlusion, "maximize": _opts_maximize,
                     "invert": _opts_invert, "fool": _opts_fool}
+
+
+def _serve_parser(sub):
+    p = sub.add_parser("serve", help="a live page: edit specs and see their report, diagram and errors as you type; "
+                       "search a family; watch a net train")
+    p.add_argument("dir", nargs="?", default=".", help="the folder whose .net files the page edits (default .)")
+    p.add_argument("--port", type=O.whole(0, 65535), help="default 8765, or the next free port (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine "
+                   "only); another lets other machines in, with the token")
+    p.add_argument("--no-browser", action="store_true", help="print the URL, do not open a browser")
 
 
 def _version():
@@ -395,6 +396,7 @@ def cmd_report(args):
     if args.symbolic:
         return _cmd_symbolic(args)
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     if args.batch < 1:
         raise CnnError("--batch must be at least 1", usage=True)
     rep = net.report(dtype=args.dtype, batch=args.batch, optimizer=args.optimizer, memory=args.memory)
@@ -473,6 +475,7 @@ def _check_json(args):
 
 def cmd_compile(args):
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     _print_warnings(net)
     _emit(net.torch_source(class_name=args.class_name, logits=args.logits), args.output)
     print(f"wrote {args.output}", file=sys.stderr)
@@ -481,8 +484,9 @@ def cmd_compile(args):
 
 def cmd_export(args):
     net = _load(args)
+    _refuse_overwrite(net, args.output, args.output + ".data")  # a large model's weights go beside it
     _print_warnings(net)
-    batch = args.batch if args.batch == "dynamic" else _int(args.batch, "--batch")
+    batch = args.batch
     import warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
@@ -559,6 +563,7 @@ def cmd_run(args):
 
 def cmd_draw(args):
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     _print_warnings(net)
     out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail,
                    size=args.size, dpi=args.dpi)
@@ -581,6 +586,7 @@ def _cmd_symbolic(args):
             raise CnnError(f"{flag} has no meaning with --symbolic", usage=True,
                            hint="--symbolic prints formulas as a table or --format json; drop " + flag.split()[0])
     prog, space = _family(args)
+    _refuse_overwrite(prog, args.output)
     result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
                         ranges=dict(space.ranges), options=_symbolic_options(args))
     if args.format == "json":
@@ -598,27 +604,33 @@ def _symbolic_options(args):
     return dict(batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
 
 
-def _amount(text, what):
-    if text is None:
-        return None
-    import re
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kKmMgGtT]?)\s*", str(text))
-    if not m:
-        raise CnnError(f"{what} {text!r} is not a number", usage=True, hint=f"write e.g. {what} 1e6 or {what} 500k")
-    return int(float(m.group(1)) * {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}[m.group(2).lower()])
+def _check_outputs(args):
+    """search's --emit DIR (a folder, or a name not taken) and --plot FILE (in a folder that exists,
+    with a suffix matplotlib writes), checked before any member is measured."""
+    from .search.plot import check_path
+    if args.emit:
+        above = os.path.abspath(args.emit)
+        while not os.path.exists(above):  # the folder is made with its parents: the first that exists
+            above = os.path.dirname(above)
+        if not os.path.isdir(above):
+            raise CnnError(f"--emit {args.emit}: {above} is a file, not a folder", usage=True,
+                           hint="--emit names a folder to write the members' .net files into")
+    if args.plot:
+        check_path(args.plot)
 
 
 def cmd_search(args):
     from .search import enumerate as E
     from .search import emit as W
     from .search.where import Where
-    from .analysis.analyze import parse_bytes
+    _check_outputs(args)  # before the search: a bad --emit or --plot is known at once, not after it
     prog, space = _family(args)
     where = Where(args.where, set(space.names) | set(space.each)) if args.where else None
     pareto = tuple(m.strip() for m in args.pareto.split(","))
     if len(pareto) != 2 or any(m not in E.MEASURES for m in pareto):
         raise CnnError(f"--pareto {args.pareto}: name two of {', '.join(E.MEASURES)}", usage=True)
     given = _search_training(args)  # before the search: a bad training option is known at once
+    _refuse_overwrite(prog, args.plot, flag="--plot")
     n = args.sample if args.sample else space.count
     print(f"{args.file}: {space.count:,} member{'s' * (space.count != 1)}"
           + (f", sampling {min(n, space.count):,}" if args.sample else ""), file=sys.stderr)
@@ -628,8 +640,7 @@ def cmd_search(args):
         bar = tqdm(total=min(n, space.count), unit="member", file=sys.stderr, disable=None, leave=False)
     try:
         result = E.search(space, batch=args.batch, dtype=args.dtype, optimizer=args.optimizer,
-                          max_params=_amount(args.max_params, "--max-params"), max_macs=_amount(args.max_macs, "--max-macs"),
-                          max_memory=parse_bytes(args.max_memory) if args.max_memory else None, min_rf=args.min_rf,
+                          max_params=args.max_params, max_macs=args.max_macs, max_memory=args.max_memory, min_rf=args.min_rf,
                           where=where, strict=args.strict, limit=args.limit, sample=args.sample, seed=args.seed,
                           sort=args.sort, top=None, workers=args.jobs, progress=bar.update if bar else None,
                           pareto=pareto)
@@ -643,6 +654,9 @@ def cmd_search(args):
         r = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
                        ranges=dict(space.ranges), options=_symbolic_options(args))
         result["symbolic"] = S.text_totals(r)
+    if args.train and args.emit:  # the members' run folders, before any file is written
+        from .search.train import check_folders, select
+        check_folders(space, select(result, args.train_on), args.emit, args.resume, args.overwrite)
     if args.emit:
         _emit_members(prog, space, result["members"], args.emit)
     if args.train:
@@ -672,7 +686,7 @@ def _search_training(args) -> dict | None:
     training options, checked before any member is measured; None without --train."""
     given = {k: getattr(args, k) for k in SEARCH_TRAIN_OPTIONS if getattr(args, k) is not None}
     if not args.train:
-        stray = [k for k in given] + (["resume"] if args.resume else []) + (["train_on"] if args.train_on else [])
+        stray = [k for k in given] + [k for k in ("resume", "overwrite", "train_on") if getattr(args, k)]
         if stray:
             flag = "--" + {"val_fraction": "val"}.get(stray[0], stray[0]).replace("_", "-")
             raise CnnError(f"{flag} is a training option: it needs --train DATA", usage=True,
@@ -698,7 +712,8 @@ def _train_members(args, space, result, given) -> dict:
     records = select(result, args.train_on)
     progress = _MemberProgress(args, result)
     try:
-        summary = train_members(space, records, args.train, out=args.emit, resume=args.resume, callback=progress,
+        summary = train_members(space, records, args.train, out=args.emit, resume=args.resume,
+                                overwrite=args.overwrite, callback=progress,
                                 include_dirs=getattr(args, "include_dirs", ()), **given)
     finally:
         progress.close()
@@ -779,13 +794,9 @@ class _MemberProgress:
 
 
 def _emit_members(prog, space, records, folder):
-    from .files import atomic_write
     from .search import emit as W
     os.makedirs(folder, exist_ok=True)
-    for r in records:
-        name, text = W.member_file(prog, space, r["index"])
-        path = os.path.join(folder, name)
-        atomic_write(path, text.encode("utf-8"))
+    for r, path in zip(records, W.write_members(folder, prog, space, [r["index"] for r in records])):
         r["file"] = path
     print(f"wrote {len(records)} members to {folder}", file=sys.stderr)
 
@@ -819,7 +830,8 @@ def cmd_train(args):
     progress = _Progress()
     given = {k: getattr(args, k) for k in TRAIN_OPTIONS}
     try:
-        result = train(net, args.data, out=args.out, resume=args.resume, callback=progress, **given)
+        result = train(net, args.data, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                       callback=progress, **given)
     finally:
         progress.close()
     if result["rank"] != 0:
@@ -898,6 +910,8 @@ class _Progress:
 def cmd_eval(args):
     from .train import evaluate
     net = _load(args)
+    if args.out:
+        _refuse_overwrite(net, *(os.path.join(args.out, f) for f in ("eval.json", "confusion.png")), flag="--out")
     _print_warnings(net)
     r = evaluate(net, args.weights, args.data, split=args.split, batch=args.batch, device=args.device, out=args.out)
     for line in r["data"]:
@@ -936,6 +950,7 @@ def cmd_inspect(args):
     import json
     from .inspection import inspect
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     _print_warnings(net)
     options = {k: v for k, v in vars(args).items() if k not in INSPECT_SKIP and v is not None}
     import torch
@@ -980,11 +995,29 @@ class _Bar:
             self.bar.close()
 
 
-def _int(text, what):
-    try:
-        return _whole(-MAX_BATCH, MAX_BATCH)(text)
-    except argparse.ArgumentTypeError as e:
-        raise CnnError(f"{what} {e}", usage=True) from None
+def cmd_serve(args):
+    from .serve import Server
+    server = Server(args.dir, host=args.host, port=args.port)
+    print(f"cnndsl serve: the .net files under {server.root}", flush=True)
+    if not server.loopback:
+        print(f"cnndsl: warning: listening on {args.host}: whoever reaches this machine and has the token can read "
+              f"and write the .net files under {server.root} and train on it", file=sys.stderr)
+    print(f"  {server.url}\n(Ctrl-C stops the server)", flush=True)
+    if not args.no_browser:
+        import webbrowser
+        webbrowser.open(server.url)
+    server.run()
+    return 0
+
+
+def _refuse_overwrite(source, *paths, flag="-o"):
+    """Refuse, before any work, outputs that would replace the spec (a Net or Program), one of its
+    includes, or another .net file (cnndsl.outputs)."""
+    from .outputs import check_target, spec_files
+    files = spec_files(source)
+    for path in paths:
+        if path:
+            check_target(path, files, flag=flag)
 
 
 def _emit(text: str, path: str | None):

@@ -53,6 +53,17 @@ CODES = {
 MAX_ERRORS = 20  # independent errors reported from one file before giving up
 
 
+def shown_path(path: str) -> str:
+    """A file name as text that every output can hold: the bytes of a name that is not UTF-8 (which
+    Python carries as lone surrogates, which no encoder writes) as backslash escapes, `a\\xff.net`."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        import os
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class Source:
     """A text the parser read: a file, a string, or a command-line value.
@@ -109,12 +120,12 @@ class Span:
     end_col: int
 
     def __str__(self) -> str:
-        return f"{self.source.path}:{self.line}:{self.col}"
+        return f"{shown_path(self.source.path)}:{self.line}:{self.col}"
 
     __repr__ = __str__
 
     def to_dict(self) -> dict:
-        return {"file": self.source.path, "line": self.line, "col": self.col,
+        return {"file": shown_path(self.source.path), "line": self.line, "col": self.col,
                 "end_line": self.end_line, "end_col": self.end_col}
 
 

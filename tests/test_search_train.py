@@ -123,7 +123,7 @@ def test_members_that_fail_are_reported_and_the_others_train(tmp_path, capsys):
             assert "val_acc" not in m and m["train_error"].startswith("digits has 10 classes")
         else:
             assert 0.3 < m["val_acc"] <= 1
-    assert "heads-U5-C2.net:5:33: error: digits has 10 classes" in err and "^~~~~" in err  # positioned
+    assert "heads-U5-C2.net:6:33: error: digits has 10 classes" in err and "^~~~~" in err  # positioned
 
 
 def _npz(tmp_path, shape):
@@ -137,9 +137,9 @@ def _npz(tmp_path, shape):
     (["--train", "nosuch"], "--data nosuch: not a dataset name"),
     (["--train", "missing/d.npz"], "no such file or folder"),
     (["--train", "NPZ10"], "x holds samples of 10x10x1, but the network's input is 8x8x1"),
-    (["--train", "digits", "--epochs", "0"], "--epochs must be a whole number of at least 1"),
-    (["--train", "digits", "--val", "1.5"], "validation fraction must be in [0, 1)"),
-    (["--train", "digits", "--threads", "0"], "--threads must be a whole number of at least 1"),
+    (["--train", "digits", "--epochs", "0"], "argument --epochs: must be a whole number from 1"),
+    (["--train", "digits", "--val", "1.5"], "argument --val: must be a finite number in [0, 1)"),
+    (["--train", "digits", "--threads", "0"], "argument --threads: must be a whole number from 1"),
     (["--lr", "0.1"], "--lr is a training option: it needs --train DATA"),
     (["--train", "digits", "--resume"], "--resume continues the members' runs in --emit DIR"),
 ])
