@@ -101,16 +101,17 @@ def _patches(s, o, seed, progress, **kw):
 
 def _neighbours(s, o, seed, progress, **kw):
     from .features import neighbours
-    source = o["data"]
-    xq, yq, how = s.data(source, split="val")
-    xb, yb, _ = s.data(source, split="train")
-    if len(xb) == len(xq):  # not the training data: every sample is both; split it here
-        half = len(xq) // 5
-        xq, yq, xb, yb = xq[:half], yq[:half], xb[half:], yb[half:]
-        how.append(f"queries: the first {half} samples; neighbours among the other {len(xb)}")
-    else:
+    d = s.dataset(o["data"])
+    how = d.description
+    if len(d.x_val):
+        xq, yq, xb, yb = d.x_val, d.y_val, d.x_train, d.y_train
         how.append(f"queries: the {len(xq)} validation samples; neighbours among the {len(xb)} training samples")
-    order = np.random.default_rng(seed).permutation(len(xq))  # the rows drawn: a seeded choice, not the first of one class
+    else:  # not the training data: a fifth of the samples, drawn with the seed, ask; the rest answer
+        pick = np.random.default_rng(seed).permutation(len(d.x_train))
+        q, b = pick[:len(pick) // 5], np.sort(pick[len(pick) // 5:])
+        xq, yq, xb, yb = d.x_train[q], d.y_train[q], d.x_train[b], d.y_train[b]
+        how.append(f"queries: {len(q)} samples drawn with seed {seed}; neighbours among the other {len(xb)}")
+    order = np.random.default_rng(seed).permutation(len(xq))  # the rows drawn: a seeded choice
     return neighbours(s, xq[order], yq[order], xb, yb, layer=o.get("layer"), k=o.get("k", 6),
                       shown=o.get("query", 5), notes=how, progress=progress)
 

@@ -255,10 +255,16 @@ class Subject:
         if path.endswith(".npy"):
             return self._array(path)
         size = _image_size(path) or (w, h)
-        raw = read_image(path, (1, c, size[1], size[0]))[0].transpose(1, 2, 0)  # HxWxC, 0..255
         notes = [f"image: {path}, {size[0]}x{size[1]} {'gray' if c == 1 else 'RGB'}, pixel values 0..255"]
-        x, how = D.fit_images(raw[None], shape, (self.record or {}).get("source"))
-        notes += how
+        if (self.record or {}).get("source") == "digits" and size == (8, 8) != (w, h):
+            raw = read_image(path, (1, c, 8, 8))[0].transpose(1, 2, 0)
+            x, how = D.fit_images(raw[None], shape, "digits")  # placed as --data digits placed them
+            notes += how
+        else:  # exactly as an image folder was read for training: Pillow, L or RGB, resized bilinear
+            x = read_image(path, (1, c, h, w))
+            if size != (w, h):
+                notes.append(f"resized {size[1]}x{size[0]} -> {h}x{w} (bilinear, Pillow, as training read image "
+                             "folders)")
         r = self.value_range
         if r is not None and D.range_mismatch(r, [0.0, 255.0], "training") is not None:
             x = r[0] + x * ((r[1] - r[0]) / 255.0)
@@ -288,15 +294,14 @@ class Subject:
                          f"{self.record['source']}")
         return self.normalise(torch.as_tensor(x, device=self.device)), notes
 
-    def data(self, source, split="all", limit=None, seed=0):
-        """(normalised samples (N, ...) as numpy, labels, lines saying how) of DATA, prepared as training
-        prepared it (cnndsl.train.data) with the checkpoint's normalisation. `split`: "val" or "train" of
-        the data the net was trained on (its recorded seed and fraction), else every sample; `limit`:
-        at most that many, drawn with `seed`."""
+    def dataset(self, source, split=True):
+        """DATA as training prepared it (cnndsl.train.data.Data), normalised with the checkpoint's record;
+        on the data the net was trained on and with `split`, in its training and validation splits (the
+        recorded seed and fraction), else every sample in `x_train`. Its `description` says how."""
         rec = self.record or {}
         same = rec.get("source") == os.fspath(source)
         opts = (C.recorded(C.weights_source(self.weights), "options") or {}) if same else {}
-        frac = opts.get("val_fraction", 0.2) if same and split != "all" else 0.0
+        frac = opts.get("val_fraction", 0.2) if same and split else 0.0
         # without a record the net gets the data as given, as it gets an image (mean 0, std 1)
         normalise = (rec["mean"], rec["std"]) if rec else (list(self.mean * 0), list(self.std * 0 + 1))
         d = D.load(source, self.graph, seed=opts.get("seed", 0), val_fraction=frac, normalise=normalise)
@@ -304,15 +309,25 @@ class Subject:
             far = D.range_mismatch(rec.get("range"), d.range, f"the training data ({rec['source']})")
             if far:
                 d.description.append(f"warning: {far}: the recorded normalisation is of another scale")
-        x, y = (d.x_val, d.y_val) if split == "val" and frac else (d.x_train, d.y_train)
-        if split != "all" and not frac:
-            d.description.append(f"not the data the net was trained on: every sample is used, not a {split} split")
+        else:
+            d.description = [l if not l.startswith("normalised:") else "not normalised: the checkpoint records no "
+                             "normalisation, so the data is fed as given" for l in d.description]
+        if split and not frac:
+            d.description.append("not the data the net was trained on: no training and validation split")
+        if self.classes is None:
+            self.classes = d.classes
+        return d
+
+    def data(self, source, split="all", limit=None, seed=0):
+        """(normalised samples (N, ...) as numpy, labels, lines saying how) of DATA (see `dataset`): `split`
+        "val" or "train" of the data the net was trained on, else every sample; `limit`: at most that
+        many, drawn with `seed`."""
+        d = self.dataset(source, split=split != "all")
+        x, y = (d.x_val, d.y_val) if split == "val" and len(d.x_val) else (d.x_train, d.y_train)
         if limit is not None and len(x) > limit:
             pick = np.sort(np.random.default_rng(seed).choice(len(x), limit, replace=False))
             x, y = x[pick], y[pick]
             d.description.append(f"{limit} samples drawn (seed {seed})")
-        if self.classes is None:
-            self.classes = d.classes
         return x, y, d.description
 
 
