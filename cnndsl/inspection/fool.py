@@ -80,9 +80,10 @@ def _draw(r):
     lo, hi = r["value_range"]
     mid = (lo + hi) / 2
     F.show(c, np.clip(mid + 10 * r["difference"], lo, hi), r["value_range"], "difference x 10 (gray: none)")
-    verdict = "fooled" if r["fooled"] else f"not fooled in {r['max_steps']} steps"
-    fig.suptitle(f"{verdict}: {r['predicted_before']} -> {r['target_name']} after {r['steps']} steps of "
-                 f"{r['step']:.3g}, L-inf {r['linf']:.3g} (normalised units; {r['linf_data_units']:.3g} in the data's)")
+    verdict = (f"fooled: {r['predicted_before']} -> {r['target_name']} after {r['steps']} steps" if r["fooled"] else
+               f"not fooled: still {r['predicted_after']} after {r['steps']} steps (target {r['target_name']})")
+    fig.suptitle(f"{verdict} of {r['step']:.3g}, L-inf {r['linf']:.3g} (normalised units; "
+                 f"{r['linf_data_units']:.3g} in the data's)")
     return fig
 
 
