@@ -70,9 +70,7 @@ class Result:
 
 
 def _rounded(a):
-    if a.dtype.kind in "biu":
-        return a.tolist()
-    if a.dtype.kind == "b":
+    if a.dtype.kind in "biu":  # booleans and integers as they are
         return a.tolist()
     flat = [None if not math.isfinite(v) else float(f"{v:.6g}") for v in a.astype(np.float64).ravel().tolist()]
     return np.array(flat, dtype=object).reshape(a.shape).tolist() if a.ndim else flat[0]
