@@ -233,6 +233,27 @@ def _digits(shape):
     return _nchw(x), y, [str(c) for c in range(10)], notes
 
 
+def fit_images(images: np.ndarray, shape, source) -> tuple[np.ndarray, list]:
+    """Raw images (N, h, w, C) onto a net's HxWxC input as training fitted the samples of `source`
+    (what one looks at, `cnndsl inspect --image`): an 8x8 image of a net trained on digits as `--data
+    digits` placed them, any other size resized bilinear as an image folder's were, one gray channel
+    repeated for a colour net. Returns NCHW float32 and what was done, one line each."""
+    h, w, c = shape
+    notes = []
+    if images.shape[1:3] != (h, w):
+        if source == "digits" and images.shape[1:3] == (8, 8):
+            images, how = _fit_digits(images, h, w)
+            notes.append(how + " (as --data digits placed the training digits)")
+        else:
+            notes.append(f"resized {images.shape[1]}x{images.shape[2]} -> {h}x{w} (bilinear, as training "
+                         "resized image folders)")
+            images = _resize(np.ascontiguousarray(images, np.float32), h, w)
+    images, how = _channels(images, c, "the image")
+    if how:
+        notes.append(how)
+    return _nchw(images), notes
+
+
 def _fit_digits(x, h, w):
     """8x8 digits onto an HxW canvas: from 16x16 up, resized to 3/4 of the side and centred on a zero
     margin (the digits' own background), as MNIST sits in LeNet-5's 32x32; smaller, resized to fill it."""
