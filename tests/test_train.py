@@ -5,6 +5,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -120,22 +121,47 @@ def test_resume_refuses_another_spec_and_other_options(tmp_path):
 KILL_SPEC = "input 8x8x1\nCONV(8, 3) - BN - RELU - DROPOUT(0.1) - FC(4)\n"
 
 
+KILL_OPTIONS = dict(data="synthetic:192", epochs=8, batch=16, opt="momentum", schedule="exp", seed=1)
+
+
 def _train_cmd(spec, out, *extra):
-    return [sys.executable, "-m", "cnndsl", "train", str(spec), "--data", "synthetic:192", "--epochs", "8",
-            "--batch", "16", "--opt", "momentum", "--schedule", "exp", "--seed", "1", "--out", str(out), *extra]
+    o = KILL_OPTIONS
+    return [sys.executable, "-m", "cnndsl", "train", str(spec), "--data", o["data"], "--epochs", str(o["epochs"]),
+            "--batch", str(o["batch"]), "--opt", o["opt"], "--schedule", o["schedule"], "--seed", str(o["seed"]),
+            "--out", str(out), *extra]
+
+
+def _train_here(spec, out, resume=False):
+    """What _train_cmd runs, in this process (the command's default of one thread): one torch import
+    fewer per run. CNNDSL_SLOW=1 runs the reference and the last resume as commands too."""
+    o = dict(KILL_OPTIONS)
+    r = train(cnndsl.load(str(spec)), o.pop("data"), out=str(out), resume=resume, threads=1, **o)
+    assert r["final"] is not None
 
 
 def test_kill_9_never_corrupts_and_resume_ends_bit_identical(tmp_path):
+    """A real `cnndsl train` process killed with SIGKILL at random moments (once by default, eight times
+    with CNNDSL_SLOW=1) leaves complete files, and the resume ends bit-identical to an uninterrupted run."""
     spec = tmp_path / "k.net"
     spec.write_text(KILL_SPEC)
-    ref = subprocess.Popen(_train_cmd(spec, tmp_path / "ref"), env=_env(), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
+    ref = None
+    if SLOW:
+        ref = subprocess.Popen(_train_cmd(spec, tmp_path / "ref"), env=_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    else:
+        _train_here(spec, tmp_path / "ref")
     out, rng = tmp_path / "killed", random.Random(0)
     for trial in range(8 if SLOW else 1):
         p = subprocess.Popen(_train_cmd(spec, out, "--resume"), env=_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True)
-        p.stdout.readline()  # training has started (the first line of its log)
-        time.sleep(rng.uniform(0.1, 1.0))
+        if SLOW:
+            p.stdout.readline()  # training has started (the log is flushed at the end of each epoch)
+            time.sleep(rng.uniform(0.1, 1.0))
+        else:  # an epoch takes ~50 ms: within the epoch after a random one, never after the run's end
+            last = rng.randint(1, KILL_OPTIONS["epochs"] - 1)
+            while not p.stdout.readline().startswith(f"epoch {last}:"):
+                assert p.poll() is None, f"the training ended before its log showed epoch {last}"
+            time.sleep(rng.uniform(0, 0.05))
         p.send_signal(signal.SIGKILL)
         p.wait()
         ck = C.find(str(out))
@@ -143,13 +169,29 @@ def test_kill_9_never_corrupts_and_resume_ends_bit_identical(tmp_path):
             loaded = C.Loaded(ck)
             assert loaded.state["epoch"] == len(loaded.state["history"]) >= 1
             W.read(out / C.WEIGHTS)
-    done = subprocess.run(_train_cmd(spec, out, "--resume"), env=_env(), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert ref.wait() == 0, ref.stderr.read()
+    if SLOW:
+        done = subprocess.run(_train_cmd(spec, out, "--resume"), env=_env(), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert ref.wait() == 0, ref.stderr.read()
+    else:
+        _train_here(spec, out, resume=True)
     a, b = W.load(tmp_path / "ref" / C.WEIGHTS), W.load(out / C.WEIGHTS)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
     assert len(open(out / "metrics.jsonl").readlines()) == 8
+
+
+def test_a_resume_after_the_last_checkpoint_writes_the_log_again(tmp_path):
+    """Killed after the last epoch's checkpoint, before its metrics.jsonl and curves.png: the resume has
+    nothing to train and writes them from the checkpoint."""
+    whole = train(tiny(), "synthetic:64", epochs=2, batch=16, out=str(tmp_path))
+    rows = open(tmp_path / "metrics.jsonl").readlines()
+    (tmp_path / "metrics.jsonl").write_text(rows[0])
+    (tmp_path / "curves.png").unlink()
+    again = train(tiny(), "synthetic:64", epochs=2, batch=16, out=str(tmp_path), resume=True)
+    assert again["resumed_from"] == 2 and again["final"] == whole["final"]
+    assert open(tmp_path / "metrics.jsonl").readlines() == rows
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # ---- transfer learning ------------------------------------------------------------------------------------
@@ -206,13 +248,37 @@ def test_report_freeze_never_imports_torch_matplotlib_or_sklearn():
 
 
 # ---- torchrun ---------------------------------------------------------------------------------------------
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _two_ranks(worker, *args):
+    """The two processes `torchrun --standalone --nproc_per_node=2 WORKER` starts, started here with the
+    variables torchrun gives them (cnndsl reads RANK, LOCAL_RANK, WORLD_SIZE; torch.distributed the master
+    address): torchrun's own process, a third torch import, is left out. CNNDSL_SLOW=1 runs torchrun."""
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, worker, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**_env(), "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                              "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                                              "MASTER_PORT": port})
+             for r in (0, 1)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    return max(p.returncode for p in procs), "\n".join(errors)
+
+
 def test_ddp_two_gloo_processes_under_torchrun(tmp_path):
     out, trace = tmp_path / "out", tmp_path / "trace"
     trace.mkdir()
     worker = os.path.join(os.path.dirname(__file__), "train_ddp_worker.py")
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        worker, str(out), str(trace)], env=_env(), capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-3000:]
+    if SLOW:
+        p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                            worker, str(out), str(trace)], env=_env(), capture_output=True, text=True, timeout=300)
+        code, stderr = p.returncode, p.stderr
+    else:
+        code, stderr = _two_ranks(worker, str(out), str(trace))
+    assert code == 0, stderr[-3000:]
     ranks = [json.load(open(trace / f"rank{i}.json")) for i in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2]
     for epoch in ("1", "2"):
@@ -283,19 +349,24 @@ def test_cli_bad_data_exits_2_without_a_traceback(capsys, tmp_path):
 def test_threads_is_set_for_the_run_recorded_and_the_same_seed_and_threads_give_the_same_bits(capsys, tmp_path):
     spec = tmp_path / "tiny.net"
     spec.write_text(TINY)
+    caller = torch.get_num_threads()
+    torch.set_num_threads(2)  # a count other than the run's 1 (the suite runs with OMP_NUM_THREADS=1)
     before = torch.get_num_threads()
     runs = []
-    for name in ("a", "b"):
-        code, o, e = cli(capsys, "train", str(spec), "--data", "synthetic:96", "--epochs", "2", "--seed", "5",
-                         "--threads", "1", "--device", "cpu", "--out", str(tmp_path / name))
-        assert code == 0 and "seed 5, on cpu, 1 thread" in o, e
-        runs.append(W.read(tmp_path / name / C.WEIGHTS)[0])
-    assert torch.get_num_threads() == before  # the caller's count comes back
+    try:
+        for name in ("a", "b"):
+            code, o, e = cli(capsys, "train", str(spec), "--data", "synthetic:96", "--epochs", "2", "--seed", "5",
+                             "--threads", "1", "--device", "cpu", "--out", str(tmp_path / name))
+            assert code == 0 and "seed 5, on cpu, 1 thread" in o, e
+            runs.append(W.read(tmp_path / name / C.WEIGHTS)[0])
+            assert torch.get_num_threads() == before == 2  # the caller's count comes back
+        assert train(tiny(), "synthetic:64", epochs=1, threads=1)["final"] and torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(caller)
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0]) and runs[0].keys() == runs[1].keys()
     rec = json.load(open(tmp_path / "a" / "run.json"))["reproducibility"]
     assert rec == {"seed": 5, "device": "cpu", "threads": 1, "torch": torch.__version__}
     assert json.loads(W.read(tmp_path / "a" / C.CHECKPOINT)[1]["reproducibility"]) == rec
-    assert train(tiny(), "synthetic:64", epochs=1, threads=1)["final"] and torch.get_num_threads() == before
     with pytest.raises(CnnError, match="--threads must be a whole number of at least 1"):
         train(tiny(), "synthetic:64", epochs=1, threads=0)
 
