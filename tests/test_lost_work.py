@@ -5,7 +5,7 @@ two members to one file; `train --out` refuses a folder that holds another run u
 or mixed files before (cnndsl.outputs)."""
 import json
 import os
-import subprocess
+import signal
 import sys
 import time
 
@@ -16,7 +16,6 @@ from cnndsl import CnnError
 from cnndsl.cli import main
 from cnndsl.outputs import check_unique, folder_lock
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SPEC = "input 8x8x1\nCONV(4, 3) - RELU - FC(3)\n"
 TRAIN = ("--data", "synthetic:64", "--epochs", "1", "--device", "cpu")
 
@@ -209,28 +208,24 @@ def test_the_runs_spec_net_is_never_written_over_the_spec_or_an_include(tmp_path
 
 
 # ---- the lock -------------------------------------------------------------------------------------------
-def _env():
-    return {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
-
-
-def test_two_trainings_into_one_folder_at_once_the_second_is_refused_with_the_holders_pid(spec, tmp_path, capsys):
-    """The holder is another process (`cnndsl train`); the second training runs in this one (a process
-    of its own too, and torch is imported already: the test costs one start, not two)."""
+def test_two_trainings_into_one_folder_at_once_the_second_is_refused_with_the_holders_pid(spec, tmp_path, capsys,
+                                                                                           zygote):
+    """The holder is another process (`cnndsl train`, forked from tests/zygote.py's process, which has
+    imported torch already); the second training runs in this one."""
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-m", "cnndsl", "train", str(spec), "--data", "synthetic:256",
-                               "--epochs", "100000", "--device", "cpu", "--out", str(run)],
-                              env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    holder = zygote.start([sys.executable, "-m", "cnndsl", "train", str(spec), "--data", "synthetic:256",
+                           "--epochs", "100000", "--device", "cpu", "--out", str(run)], tmp_path, tmp_path / "holder.log")
     try:
         deadline = time.time() + 120
         while not (run / "run.json").exists():  # the holder has started writing (on main too)
-            assert holder.poll() is None and time.time() < deadline, holder.stderr.read() if holder.poll() else "slow"
+            assert zygote.alive(holder) and time.time() < deadline, (tmp_path / "holder.log").read_text()
             time.sleep(0.05)
         code, out, err = cli(capsys, "train", spec, *TRAIN, "--seed", "5", "--out", run, "--resume")
-        assert holder.poll() is None  # still training: the two really overlapped
+        assert zygote.alive(holder)  # still training: the two really overlapped
     finally:
-        holder.kill()
-        holder.wait()
-    assert code == 2 and "is in use: another training writes there" in err and f"pid {holder.pid} on" in err
+        os.kill(holder, signal.SIGKILL)
+        zygote.wait(holder)
+    assert code == 2 and "is in use: another training writes there" in err and f"pid {holder} on" in err
     assert json.load(open(run / "run.json"))["options"]["seed"] == 0  # the holder's run, nothing of the second's
 
 

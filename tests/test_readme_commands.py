@@ -16,15 +16,23 @@ All runnable blocks run in README's order in one temporary folder that holds a f
 with `cnndsl` and `python` of this environment on PATH: a command may use what an earlier one wrote
 (runs/lenet5, members/), never a file README does not make.
 
+Each command is a process of its own. A plain `cnndsl ...` or `python -c ...` (no pipes, redirections,
+variables or wildcards) and each python block is forked from one process that imported torch and
+cnndsl already (tests/zygote.py: half the CPU of this file was fourteen torch imports); the rest runs
+under `bash -c`, and CNNDSL_SLOW=1 runs every command under `bash -c`, in a fresh interpreter.
+
     pytest tests/test_readme_commands.py -q
 """
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 
 import pytest
+
+from zygote import environment, forkable
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 README = os.path.join(ROOT, "README.md")
@@ -122,45 +130,68 @@ def workdir(tmp_path_factory):
     return d
 
 
-def environment():
-    env = dict(os.environ)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env["COLUMNS"] = "200"
-    env["PYTHONPATH"] = ROOT  # this checkout's cnndsl, whichever one is installed
-    env["PYTHONHASHSEED"] = "0"
-    env["MPLBACKEND"] = "Agg"
-    env["PYTHONUNBUFFERED"] = "1"  # stdout and stderr interleaved as a terminal shows them
-    return env
+@pytest.fixture(scope="module")
+def forks(zygote, tmp_path_factory):
+    """tests/zygote.py's process (conftest.py), and a file for what each command prints; None with
+    CNNDSL_SLOW=1: every command under bash."""
+    if os.environ.get("CNNDSL_SLOW"):
+        return None
+    zygote.output = tmp_path_factory.mktemp("readme-output") / "out.txt"
+    return zygote
 
 
-def sh(cmd, cwd):
-    return subprocess.run(["bash", "-c", cmd], cwd=cwd, env=environment(), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=600)
+def plain(cmd):
+    """The argv of a command that needs no shell (no pipes, redirections, variables, wildcards, `~`),
+    its `# comment` left out; None for one that does."""
+    if any(c in cmd for c in "$`\\"):
+        return None
+    lex = shlex.shlex(cmd, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    try:
+        argv = list(lex)
+    except ValueError:
+        return None
+    if any(set(a) <= set("();<>|&") or set(a) & set("*?[~") for a in argv):
+        return None
+    return argv
+
+
+def sh(cmd, cwd, forks=None):
+    """(exit status, what it printed: stdout and stderr interleaved) of one command."""
+    request = forkable(plain(cmd) or []) if forks is not None else None
+    if request is not None:
+        return forks.run(request, cwd, forks.output)
+    p = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=environment(), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=600)
+    return p.returncode, p.stdout
 
 
 BLOCKS = [b for b in blocks(open(README).read()) if b[1] in RUN]
 
 
 @pytest.mark.parametrize("line,info,body,skip", BLOCKS, ids=[f"README:{b[0]}" for b in BLOCKS])
-def test_readme_block(line, info, body, skip, workdir):
+def test_readme_block(line, info, body, skip, workdir, forks):
     if skip:
         pytest.skip(skip)
     if info == "python":
-        p = subprocess.run([sys.executable, "-c", "\n".join(body)], cwd=workdir, env=environment(),
-                           capture_output=True, text=True, timeout=600)
-        assert p.returncode == 0, f"README:{line}: the python block fails:\n{p.stderr[-2000:]}"
+        argv = [sys.executable, "-c", "\n".join(body)]
+        if forks is not None:
+            code, out = forks.run(argv, workdir, forks.output)
+        else:
+            p = subprocess.run(argv, cwd=workdir, env=environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=600)
+            code, out = p.returncode, p.stdout
+        assert code == 0, f"README:{line}: the python block fails:\n{out[-2000:]}"
     elif info == "sh":
         for cmd, want in commands(body):
-            p = sh(cmd, workdir)
-            assert p.returncode == want, \
-                f"README:{line}: `{cmd}` exits {p.returncode}, README says {want}:\n{p.stdout[-2000:]}"
+            code, out = sh(cmd, workdir, forks)
+            assert code == want, f"README:{line}: `{cmd}` exits {code}, README says {want}:\n{out[-2000:]}"
     else:
         for cmd, expected in session(body):
-            p = sh(cmd, workdir)
-            actual = p.stdout.splitlines()
+            code, out = sh(cmd, workdir, forks)
+            actual = out.splitlines()
             want = 1 if re.search(r"error:", "\n".join(expected)) else 0
-            assert p.returncode == want, f"README:{line}: `{cmd}` exits {p.returncode}:\n{p.stdout[-2000:]}"
+            assert code == want, f"README:{line}: `{cmd}` exits {code}:\n{out[-2000:]}"
             assert matches(expected, actual), (
                 f"README:{line}: `{cmd}` prints other lines than README shows; first missing:\n"
                 f"  {first_difference(expected, actual)}\nit printed:\n" + "\n".join(actual[:80]))
@@ -180,3 +211,13 @@ def test_matcher():
     assert matches(["epoch 1: 0.2 s  7484 img/s"], ["epoch 1: 13.5 s  91 img/s"])
     assert not matches(["acc 0.9777"], ["acc 0.9776"])
     assert not matches(["a", "...", "d"], ["a", "b"])
+
+
+def test_what_runs_without_a_shell():
+    assert plain('cnndsl search f.net --where "N >= 2 and macs < 5e7"   # exits 0') == \
+        ["cnndsl", "search", "f.net", "--where", "N >= 2 and macs < 5e7"]
+    assert forkable(plain("python -c 'print(1)'")) == {"kind": "code", "code": "print(1)", "argv": ["-c"]}
+    for cmd in ("cnndsl check nets/*.net", "cnndsl report a.net | head", "cnndsl report a.net > r.txt",
+                "X=1 cnndsl report a.net", "cd x && cnndsl report a.net", "cnndsl report $HOME/a.net",
+                "torchrun -m cnndsl train a.net", "python -m pip list"):
+        assert forkable(plain(cmd) or []) is None, cmd

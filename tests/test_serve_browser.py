@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
@@ -57,39 +56,36 @@ def folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(folder):
-    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen([sys.executable, "-m", "cnndsl", "serve", str(folder), "--no-browser", "--port", "0"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    url, seen, t0 = None, "", time.time()
-    while url is None and time.time() - t0 < 60:
-        line = p.stdout.readline()
-        if not line and p.poll() is not None:
-            break
-        seen += line
-        m = re.search(r"http://127\.0\.0\.1:\d+/\?token=\w+", line)
+def server(folder, zygote, tmp_path_factory):
+    """`cnndsl serve`, forked from tests/zygote.py's process (torch imported there: the page trains)."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    pid = zygote.start([sys.executable, "-m", "cnndsl", "serve", str(folder), "--no-browser", "--port", "0"], ROOT, log)
+    url, t0 = None, time.time()
+    while url is None and time.time() - t0 < 60 and zygote.alive(pid):
+        time.sleep(0.05)
+        m = re.search(r"http://127\.0\.0\.1:\d+/\?token=\w+", log.read_text() if log.exists() else "")
         url = m.group(0) if m else None
-    assert url, f"cnndsl serve printed no URL: {seen}"
+    assert url, f"cnndsl serve printed no URL: {log.read_text() if log.exists() else ''}"
     yield url
-    p.send_signal(signal.SIGINT)
+    os.kill(pid, signal.SIGINT)
     try:
-        p.wait(15)
-    except subprocess.TimeoutExpired:
-        p.kill()
-    assert "Traceback" not in p.stdout.read()
+        zygote.wait(pid, 15)
+    except TimeoutError:  # killed
+        pass
+    assert "Traceback" not in log.read_text()
 
 
 @pytest.fixture(scope="module")
-def cli_run(folder, tmp_path_factory):
+def cli_run(folder, zygote, tmp_path_factory):
     """`cnndsl train` of the same spec, options and data as the page's run, started at once: it trains
     while the first tests drive the page, and the training test compares the two runs' folders."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    p = subprocess.Popen([sys.executable, "-m", "cnndsl", "train", str(folder / "lenet5.net"), "--data", "digits",
-                          "--epochs", "2", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True, env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
-    yield p, out
-    if p.poll() is None:
-        p.kill()
+    pid = zygote.start([sys.executable, "-m", "cnndsl", "train", str(folder / "lenet5.net"), "--data", "digits",
+                        "--epochs", "2", "--out", str(out)], out.parent, out.parent / "train.log")
+    yield pid, out
+    if zygote.alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        zygote.wait(pid)
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +213,7 @@ def test_save_and_outside_changes(browser, server, folder):
     shot(d, "4-saved")
 
 
-def test_training_lenet5_on_digits(browser, server, folder, cli_run):
+def test_training_lenet5_on_digits(browser, server, folder, cli_run, zygote):
     d = browser
     open_file(d, server, "lenet5.net")
     d.find_element(By.CSS_SELECTOR, ".tabs button[data-tab=train]").click()
@@ -245,8 +241,8 @@ def test_training_lenet5_on_digits(browser, server, folder, cli_run):
     assert [m.text.split()[0] for m in maps][:3] == ["input", "c1", "tanh1"]
     shot(d, "5-trained")
     run = folder / "runs" / "lenet5"
-    p, cli_out = cli_run
-    assert p.wait(120) == 0, p.stderr.read()
+    pid, cli_out = cli_run
+    assert zygote.wait(pid, 120) == 0, (cli_out.parent / "train.log").read_text()
     assert sorted(os.listdir(run)) == sorted(os.listdir(cli_out))
     rows = [json.loads(x) for x in open(run / "metrics.jsonl")]
     cli_rows = [json.loads(x) for x in open(cli_out / "metrics.jsonl")]

@@ -139,31 +139,48 @@ def _train_here(spec, out, resume=False):
     assert r["final"] is not None
 
 
-def test_kill_9_never_corrupts_and_resume_ends_bit_identical(tmp_path):
-    """A real `cnndsl train` process killed with SIGKILL at random moments (once by default, eight times
-    with CNNDSL_SLOW=1) leaves complete files, and the resume ends bit-identical to an uninterrupted run."""
+def _kill_at_random_moments(spec, out, rng):
+    """CNNDSL_SLOW=1: eight `cnndsl train` commands, each killed 0.1 to 1 s after its first epoch."""
+    for trial in range(8):
+        p = subprocess.Popen(_train_cmd(spec, out, "--resume"), env=_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        p.stdout.readline()  # training has started (the log is flushed at the end of each epoch)
+        time.sleep(rng.uniform(0.1, 1.0))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        yield
+
+
+def _kill_within_an_epoch(zygote, spec, out, rng):
+    """One `cnndsl train` forked from tests/zygote.py's process (its 3.3 s of imports paid there), killed
+    within the epoch after a random one (an epoch takes ~50 ms), never after the run's end."""
+    log = out.parent / "killed.log"
+    pid = zygote.start(_train_cmd(spec, out, "--resume"), out.parent, log)
+    last = rng.randint(1, KILL_OPTIONS["epochs"] - 1)
+    while f"epoch {last}:" not in (log.read_text() if log.exists() else ""):
+        assert zygote.alive(pid), f"the training ended before its log showed epoch {last}:\n{log.read_text()}"
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0, 0.05))
+    os.kill(pid, signal.SIGKILL)
+    zygote.wait(pid)
+    yield
+
+
+def test_kill_9_never_corrupts_and_resume_ends_bit_identical(tmp_path, zygote):
+    """A real `cnndsl train` process killed with SIGKILL (once by default, eight times at random moments
+    with CNNDSL_SLOW=1) leaves complete files, and the resume ends bit-identical to an uninterrupted run.
+    By default the reference and the last resume run in this process: the same options as the command."""
     spec = tmp_path / "k.net"
     spec.write_text(KILL_SPEC)
-    ref = None
+    out, rng = tmp_path / "killed", random.Random(0)
     if SLOW:
         ref = subprocess.Popen(_train_cmd(spec, tmp_path / "ref"), env=_env(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
+        kills = _kill_at_random_moments(spec, out, rng)
     else:
         _train_here(spec, tmp_path / "ref")
-    out, rng = tmp_path / "killed", random.Random(0)
-    for trial in range(8 if SLOW else 1):
-        p = subprocess.Popen(_train_cmd(spec, out, "--resume"), env=_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
-        if SLOW:
-            p.stdout.readline()  # training has started (the log is flushed at the end of each epoch)
-            time.sleep(rng.uniform(0.1, 1.0))
-        else:  # an epoch takes ~50 ms: within the epoch after a random one, never after the run's end
-            last = rng.randint(1, KILL_OPTIONS["epochs"] - 1)
-            while not p.stdout.readline().startswith(f"epoch {last}:"):
-                assert p.poll() is None, f"the training ended before its log showed epoch {last}"
-            time.sleep(rng.uniform(0, 0.05))
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+        kills = _kill_within_an_epoch(zygote, spec, out, rng)
+    for _ in kills:
         ck = C.find(str(out))
         if ck is not None:  # whatever moment it died at, the files are complete
             loaded = C.Loaded(ck)
@@ -254,21 +271,21 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _two_ranks(worker, *args):
-    """The two processes `torchrun --standalone --nproc_per_node=2 WORKER` starts, started here with the
-    variables torchrun gives them (cnndsl reads RANK, LOCAL_RANK, WORLD_SIZE; torch.distributed the master
-    address): torchrun's own process, a third torch import, is left out. CNNDSL_SLOW=1 runs torchrun."""
+def _two_ranks(zygote, worker, folder, *args):
+    """The two processes `torchrun --standalone --nproc_per_node=2 WORKER` starts, with the variables
+    torchrun gives them (cnndsl reads RANK, LOCAL_RANK, WORLD_SIZE; torch.distributed the master address),
+    forked from tests/zygote.py's process: without torchrun's own process and three torch imports.
+    CNNDSL_SLOW=1 runs torchrun itself."""
     port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, worker, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**_env(), "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
-                                              "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                                              "MASTER_PORT": port})
-             for r in (0, 1)]
-    errors = [p.communicate(timeout=300)[1] for p in procs]
-    return max(p.returncode for p in procs), "\n".join(errors)
+    pids = [zygote.start([sys.executable, worker, *args], folder, folder / f"rank{r}.log",
+                         env={"RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+                              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port})
+            for r in (0, 1)]
+    codes = [zygote.wait(pid, timeout=300) for pid in pids]
+    return max(codes, key=abs), "\n".join((folder / f"rank{r}.log").read_text() for r in (0, 1))
 
 
-def test_ddp_two_gloo_processes_under_torchrun(tmp_path):
+def test_ddp_two_gloo_processes_under_torchrun(tmp_path, zygote):
     out, trace = tmp_path / "out", tmp_path / "trace"
     trace.mkdir()
     worker = os.path.join(os.path.dirname(__file__), "train_ddp_worker.py")
@@ -277,7 +294,7 @@ def test_ddp_two_gloo_processes_under_torchrun(tmp_path):
                             worker, str(out), str(trace)], env=_env(), capture_output=True, text=True, timeout=300)
         code, stderr = p.returncode, p.stderr
     else:
-        code, stderr = _two_ranks(worker, str(out), str(trace))
+        code, stderr = _two_ranks(zygote, worker, tmp_path, str(out), str(trace))
     assert code == 0, stderr[-3000:]
     ranks = [json.load(open(trace / f"rank{i}.json")) for i in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2]
