@@ -109,6 +109,8 @@ class Arguments:
         written = written or kind.name
         where = f"{written}'s `{schema.name}`"
         t = schema.type
+        if isinstance(v, str) and v in schema.choices:  # a word it takes (`p=tf_same`, `kernel=adaptive`)
+            return v
         if t == "bool":
             if isinstance(v, bool):
                 return v
@@ -123,13 +125,13 @@ class Arguments:
                 rng = f"at least {lo}" if hi is None else f"in [{lo}, {hi:g})"
                 raise CnnError(f"{where} must be {rng}, got {v}", span, code="E204")
             return float(v)
-        if t == "padding" and v in ("same", "valid"):
-            return v
+        if t == "word":
+            raise CnnError(f"{where} is one of {', '.join(schema.choices)}, got {_show(v)}", span, code="E204")
         if t in ("pair", "padding"):
             items = v if isinstance(v, tuple) else (v,)
             if len(items) not in (1, 2):
                 raise CnnError(f"{where} takes one size or two (height, width), got {_show(v)}", span, code="E204")
-            items = tuple(self.check_int(where, i, schema.lo, span, extra=" or same" if t == "padding" else "")
+            items = tuple(self.check_int(where, i, schema.lo, span, extra=" or " + "/".join(schema.choices) if t == "padding" else "")
                           for i in items)
             return items if isinstance(v, tuple) else items[0]
         if t == "int":
