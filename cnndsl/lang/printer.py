@@ -180,7 +180,8 @@ def _expr(e, need: int, labelled: bool = False) -> str:
 
 
 def _repeat_suffix(e: A.Repeat) -> str:
-    return "*" + _count(e.count) + (f" @{_name(e.index)}" if e.index is not None else "")
+    star = "**" if isinstance(e, A.Copies) else "*"  # copies side by side, or a repeat in sequence
+    return star + _count(e.count) + (f" @{_name(e.index)}" if e.index is not None else "")
 
 
 def _join(e: A.Branches) -> str:

@@ -466,6 +466,11 @@ class _ToAst(Transformer):
         end = self._ts(index) if index is not None else count.span
         return self._nest(A.Repeat(body, count, _over(body.span, end), None if index is None else str(index)), body, count)
 
+    def copies(self, items):
+        body, count, index = items
+        end = self._ts(index) if index is not None else count.span
+        return self._nest(A.Copies(body, count, _over(body.span, end), None if index is None else str(index)), body, count)
+
     def optional(self, items):
         return self._nest(A.Optional(items[0], _over(items[0].span, self._ts(items[1]))), items[0])
 
