@@ -115,7 +115,8 @@ def torch_sources() -> tuple:
         path = mod.__file__
         if "torch_modules" not in vars(mod) or not path:
             continue
-        text = open(path, encoding="utf-8").read()
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
         fn = next(n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == "torch_modules")
         for n in fn.body:
             if isinstance(n, ast.ClassDef):

@@ -131,8 +131,8 @@ class Softmax(_Activation):
     def torch_module(self, attrs, ins, inplace):
         if attrs["groups"] == 1:
             return torch_module("nn.Softmax", (), (("dim", 1),))
-        return torch_module("cnndsl.RadixSoftmax", (("radix", attrs["groups"]), ("cardinality", attrs["card"])),
-                            spec=(("radix", "groups"), ("cardinality", "card")))
+        return torch_module("cnndsl.RadixSoftmax", (("radix", attrs["groups"]),), (("cardinality", attrs["card"]),),
+                            spec=(("radix", "groups"), ("cardinality", "card")), defaults={"cardinality": 1})
 
     def onnx(self, b, n, xs):
         g, k = n.attrs["groups"], n.attrs["card"]

@@ -57,11 +57,8 @@ class Upsample(Kind):
         return ((), 0)  # measured: upsample_nearest2d and upsample_bilinear2d keep sizes only
 
     def torch_module(self, attrs, ins, inplace):
-        fh, fw = attrs["factor"]
-        bilinear = attrs["mode"] == "bilinear"
-        return torch_module("nn.Upsample", (),
-                            (("scale_factor", fh if fh == fw else (fh, fw)), ("mode", attrs["mode"]))
-                            + ((("align_corners", False),) if bilinear else ()),
+        fh, fw = attrs["factor"]  # align_corners left at None: bilinear takes it as False, nearest refuses any
+        return torch_module("nn.Upsample", (), (("scale_factor", fh if fh == fw else (fh, fw)), ("mode", attrs["mode"])),
                             spec=(("scale_factor", "factor"), ("mode", "mode")), defaults={"mode": "nearest"})
 
     def onnx(self, b, n, xs):

@@ -65,7 +65,8 @@ def _own_module_sources():
     import ast
     import os
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "torch_modules.py")
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     shared = tuple((n.name, ast.get_source_segment(text, n)) for n in ast.parse(text).body if isinstance(n, ast.ClassDef))
     return shared + torch_sources()
 
