@@ -135,6 +135,7 @@ def test_tf_same_shapes_and_pads_are_tensorflows(size):
                 assert net.graph.nodes[0].out_shape == (out, math.ceil((size + 1) / s), 2)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_tf_same_conv_and_pools_pad_then_run():
     x = torch.randn(2, 4, 8, 7)
     m, y = run("input 8x7x4\nCONV(6, 3, s=2, p=tf_same) - MAXPOOL(3, s=2, p=tf_same) - AVGPOOL(2, s=2, p=tf_same)", x)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Arg, Tensor, n_elems, torch_module
+from .base import Arg, ShapeError, Tensor, torch_module
 from .conv import TF_SAME, Conv, onnx_pads, padded_saved
 from .norm import reduce
 
@@ -31,6 +31,15 @@ class StdConv(Conv):
                "STDCONV(4, 3, p=1, groups=2)")
     torch_class = "cnndsl.StdConv2d"
     ops_per_weight = 5  # standardising: mean 1, variance 2, normalise 2
+
+    def out_shape(self, attrs, ins):
+        out = super().out_shape(attrs, ins)
+        (kh, kw), per_group = attrs["kernel"], ins[0][2] // attrs["groups"]
+        if per_group * kh * kw == 1:
+            raise ShapeError(f"{self.name} standardises each filter over its {per_group}x{kh}x{kw} weights: one value "
+                             "has no variance (PyTorch's batch_norm refuses it)",
+                             hint="a filter needs at least two weights: a larger kernel or fewer groups")
+        return out
 
     def flops(self, attrs, ins, out):
         # the weights are standardised on every forward pass, at inference too (once per batch)
