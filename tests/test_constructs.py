@@ -287,8 +287,9 @@ def test_copies_see_their_index_and_counts_from_parameters():
 
 
 @pytest.mark.parametrize("text,code,message", [
-    ("(CONV(4, 3, p=1) - BN)**4", "E101", "belongs inside braces"),
-    ("{ CONV(4, 1)**2 }", "E101", "belongs inside braces"),
+    ("(CONV(4, 3, p=1) - BN)**4", "E101", "copies a whole branch of braces"),
+    ("{ ID + CONV(4, 1) - BN**4 }", "E101", "copies a whole branch of braces"),
+    ("{ CONV(4, 1)**2 }", "E101", "copies stand beside another branch"),
     ("{ ID + RELU**2000 }", "E401", "more than the 1,000 one join may take"),
     ("{ ID + RELU**2 @i }*2 @i", "E207", "index `i` is already bound"),
     ("{ ID + RELU**(-1) }", "E206", "cannot be negative"),
@@ -296,7 +297,21 @@ def test_copies_see_their_index_and_counts_from_parameters():
 def test_copies_refusals(text, code, message):
     with pytest.raises(cnndsl.CnnError) as e:
         cnndsl.loads(f"input 4x4x4\n{text}")
-    assert (e.value.code, message in e.value.message) == (code, True), e.value.message
+    assert (e.value.code, message in e.value.message + str(e.value.hint)) == (code, True), str(e.value)
+
+
+def test_copies_built_as_an_ast_elsewhere_are_refused():
+    """The grammar only makes copies as a branch of braces; an AST built by code may put them anywhere:
+    the printer refuses to print it, the elaborator to build it."""
+    import dataclasses
+    from cnndsl.lang import astnodes as A
+    from cnndsl.lang.printer import format_expr
+    prog = cnndsl.parse("input 4x4x4\n{ ID + RELU**2 }")
+    copies = prog.net.items[1]
+    with pytest.raises(cnndsl.CnnError, match="cannot print copies"):
+        format_expr(A.Seq((copies, copies.body), copies.span))
+    with pytest.raises(cnndsl.CnnError, match="belongs inside braces"):
+        dataclasses.replace(prog, net=copies).bind()
 
 
 # ---- a new kind: one file, no other edit -----------------------------------------------------------------------

@@ -48,8 +48,9 @@ from .joins import Add, Concat, JoinError, Mean, Mul
 from .norm import LRN, BatchNorm, GroupNorm, LayerNorm, LayerScale
 from .pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, GlobalAvgPool, MaxPool
 
-__all__ = ["ALL", "KINDS", "CALLABLE", "WORDS", "discover", "torch_classes", "torch_sources", "DRAW_GROUPS", "MAX_DIM", "MISSING", "Arg", "Kind", "Shape", "ShapeError",
-           "DoesNotFit", "JoinError", "Foreign", "Tensor", "TorchModule", "fmt_pair", "fmt_shape"]
+__all__ = ["ALL", "KINDS", "CALLABLE", "WORDS", "discover", "torch_classes", "torch_sources", "DRAW_GROUPS", "MAX_DIM",
+           "MISSING", "Arg", "Kind", "Shape", "ShapeError", "DoesNotFit", "JoinError", "Foreign", "Tensor", "TorchModule",
+           "fmt_pair", "fmt_shape"]
 
 # The first kinds, in the order the error hints list them; every other kind is found (`discover`)
 FIRST = (Conv(), MaxPool(), AvgPool(), GlobalAvgPool(), AdaptiveAvgPool(), AdaptiveMaxPool(), FC(), Flatten(), ReLU(),
@@ -91,7 +92,10 @@ WORDS = frozenset(w for k in ALL for a in k.args for w in a.choices)
 def torch_classes(kind) -> dict:
     """{name: class} of the PyTorch modules defined in `kind`'s file (its `torch_modules()`, which
     imports torch): built once, and bound in that module, so pickle finds them by module and name."""
-    mod = sys.modules[type(kind).__module__]
+    return _built(sys.modules[type(kind).__module__])
+
+
+def _built(mod) -> dict:
     built = mod.__dict__.get("_torch_classes")
     if built is None:
         maker = getattr(mod, "torch_modules", None)
@@ -128,8 +132,7 @@ def _lazy(mod):
     """A module `__getattr__` (PEP 562) that builds the file's PyTorch classes when one is asked for:
     unpickling a module finds `cnndsl.kinds.upsample.<Class>` before any backend has run."""
     def __getattr__(name):
-        kind = next((k for k in ALL if type(k).__module__ == mod.__name__), None)
-        classes = torch_classes(kind) if kind is not None and not name.startswith("__") else {}
+        classes = {} if name.startswith("__") else _built(mod)
         if name in classes:
             return classes[name]
         raise AttributeError(f"module {mod.__name__!r} has no attribute {name!r}")
