@@ -22,7 +22,7 @@ MODES = ("nearest", "bilinear")
 
 class Upsample(Kind):
     name = "UPSAMPLE"
-    doc = "nearest or bilinear upsampling by a whole factor per axis (nn.Upsample; ONNX Resize)"
+    doc = "nearest or bilinear upsampling by a whole factor per axis (nn.Upsample)"
     elementwise = False
     args = (Arg("factor", "pair", REQUIRED, lo=1, aliases=("scale_factor", "scale"), doc="the factor: 2, 2x2 or (2, 3)"),
             Arg("mode", "word", "nearest", doc="nearest, or bilinear (PyTorch's align_corners=False)", choices=MODES))
