@@ -76,6 +76,20 @@ class Source:
         return self.text[start:] if end < 0 else self.text[start:end]
 
 
+def shown(path: str) -> str:
+    """A file name as text any output takes: the bytes of a name that is not UTF-8 (which Python
+    carries as lone surrogates) written as \\xNN, so that a generated source, a diagram or a model
+    file naming its spec never fails to encode. The file itself is still opened by its real name.
+
+    >>> shown("caf\\udce9.net")
+    'caf\\\\xe9.net'
+    """
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no file name decodes to (a str from an API call)
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 MAX_QUOTE = 60      # characters of a name or value quoted in a message, before it is cut
 MAX_MESSAGE = 1000  # characters of a message, a hint or a note
 
@@ -109,12 +123,12 @@ class Span:
     end_col: int
 
     def __str__(self) -> str:
-        return f"{self.source.path}:{self.line}:{self.col}"
+        return f"{shown(self.source.path)}:{self.line}:{self.col}"
 
     __repr__ = __str__
 
     def to_dict(self) -> dict:
-        return {"file": self.source.path, "line": self.line, "col": self.col,
+        return {"file": shown(self.source.path), "line": self.line, "col": self.col,
                 "end_line": self.end_line, "end_col": self.end_col}
 
 

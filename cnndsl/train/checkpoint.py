@@ -16,12 +16,14 @@ dict keys and tuples kept as they were, so `load_state_dict` gets back exactly w
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import torch
 
 from .. import weights as W
 from ..errors import CnnError
+from . import options as O
 
 CHECKPOINT, WEIGHTS = "checkpoint.safetensors", "weights.safetensors"
 KIND = "cnndsl.train-state/1"
@@ -85,11 +87,12 @@ class Loaded:
         tensors, self.meta = W.read(self.path)
         self.model = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
         raw = self.meta.get("cnndsl.train")
-        self.state = decode(json.loads(raw), tensors) if raw else None
+        self.state = _state(raw, tensors, self.path) if raw else None
 
     def info(self, key, default=None):
-        raw = self.meta.get(key)
-        return json.loads(raw) if raw is not None else default
+        """The metadata's JSON value `key`, checked (see `recorded`); `default` where it has none."""
+        value = _metadata(self.meta, key, self.path)
+        return default if value is None else value
 
     # a source for cnndsl.weights.load_into: by name, with the spec's metadata
     def state_dict(self):
@@ -98,6 +101,17 @@ class Loaded:
     @property
     def cnndsl_meta(self):
         return {k: v for k, v in self.meta.items() if k != "cnndsl.train"}
+
+
+def resume_from(path) -> Loaded:
+    """The checkpoint a --resume continues: one that cnndsl train wrote, with its training state."""
+    ck = Loaded(path)
+    if ck.state is None or ck.info("options") is None:
+        raise CnnError(f"{ck.path} holds weights but no training state: it was not written by cnndsl train as "
+                       f"a checkpoint", usage=True,
+                       hint=f"--resume continues a run from the {CHECKPOINT} that train writes into --out; to start "
+                            f"from these weights, train into another --out with --init {ck.path}")
+    return ck
 
 
 def weights_source(path):
@@ -112,18 +126,101 @@ def weights_source(path):
 
 
 def recorded(source, key: str):
-    """The JSON value `key` ("data": {source, classes, mean, std, range}; "options"; ...) in the metadata
-    of a weights_source: a cnndsl checkpoint or weights file; None where a file has none (a .pt)."""
+    """The JSON value `key` ("data": {source, path, samples, classes, mean, std, range}; "options";
+    "layers"; "epoch") in the metadata of a weights_source: a cnndsl checkpoint or weights file; None
+    where a file has none (a .pt). The one place training metadata is read: a value that is not JSON,
+    or not of its key's form (a hand-edited file), is a CnnError that names the file and the key."""
     if isinstance(source, Loaded):
-        raw = source.meta.get(key)
-    elif os.fspath(source).endswith(".safetensors"):
-        raw = W.read(source)[1].get(key)
-    else:
-        raw = None
-    return json.loads(raw) if raw else None
+        return source.info(key)
+    if os.fspath(source).endswith(".safetensors"):
+        return _metadata(W.read(source)[1], key, os.fspath(source))
+    return None
+
+
+EDITED = "was the file edited? retrain, or take only its tensors (export --weights, --init)"
+
+
+def _metadata(meta: dict, key: str, where: str):
+    raw = meta.get(key)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise CnnError(f"{where}: its metadata `{key}` is not JSON: {raw[:60]!r}", hint=EDITED) from None
+    check = _CHECKS.get(key)
+    return check(value, where) if check is not None and value is not None else value
+
+
+def _bad(where, key, what):
+    raise CnnError(f"{where}: its metadata `{key}` is malformed: {what}", hint=EDITED)
+
+
+def _numbers(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                                       for x in v)
+
+
+def _data_info(d, where):
+    """{source, classes, mean, std, range, path, samples}: what data.Data.info wrote."""
+    if not isinstance(d, dict):
+        _bad(where, "data", f"not a table but {str(d)[:40]}")
+    if not isinstance(d.get("source"), str):
+        _bad(where, "data", "no data source")
+    if not (isinstance(d.get("classes"), list) and d["classes"] and all(isinstance(c, str) for c in d["classes"])):
+        _bad(where, "data", "classes are not a list of names")
+    if not (_numbers(d.get("mean")) and _numbers(d.get("std")) and len(d["mean"]) == len(d["std"]) >= 1
+            and min(d["std"]) > 0):
+        _bad(where, "data", f"the normalisation (mean {str(d.get('mean'))[:40]}, std {str(d.get('std'))[:40]}) is not "
+                            f"a list of finite means and one of stds above 0, one each per channel")
+    if d.get("range") is not None and not (_numbers(d["range"]) and len(d["range"]) == 2 and d["range"][0] <= d["range"][1]):
+        _bad(where, "data", f"the value range {str(d['range'])[:40]} is not [min, max]")
+    if d.get("path") is not None and not isinstance(d["path"], str):
+        _bad(where, "data", "its path is not text")
+    if d.get("samples") is not None and not (isinstance(d["samples"], int) and d["samples"] >= 0):
+        _bad(where, "data", "its sample count is not a whole number")
+    return d
+
+
+def _layers(rows, where):
+    if not (isinstance(rows, list) and all(isinstance(r, list) and len(r) == 4 and all(isinstance(x, str) for x in r)
+                                           for r in rows)):
+        _bad(where, "layers", "not a list of [name, op, description, volume] rows")
+    return rows
+
+
+def _epoch(n, where):
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
+        _bad(where, "epoch", f"{str(n)[:40]} is not a whole number of epochs")
+    return n
+
+
+_CHECKS = {"data": _data_info, "options": lambda o, where: O.check_recorded(o, where), "layers": _layers,
+           "epoch": _epoch}
+
+
+def _state(raw, tensors, where) -> dict:
+    """The training state of a checkpoint's `cnndsl.train` metadata, checked for what _restore reads."""
+    try:
+        s = decode(json.loads(raw), tensors)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CnnError(f"{where}: its training state (`cnndsl.train`) is malformed ({type(e).__name__}: "
+                       f"{str(e)[:80]})", hint=EDITED) from None
+    ok = (isinstance(s, dict) and isinstance(s.get("epoch"), int) and s["epoch"] >= 0
+          and isinstance(s.get("optimizer"), dict) and isinstance(s.get("history"), list)
+          and all(isinstance(r, dict) for r in s["history"])
+          and isinstance(s.get("rng"), dict) and isinstance(s["rng"].get("torch"), torch.Tensor))
+    if not ok:
+        raise CnnError(f"{where}: its training state (`cnndsl.train`) is malformed: it needs an epoch, the "
+                       f"optimizer's state, the history and the RNG state", hint=EDITED)
+    return s
 
 
 def find(out: str) -> str | None:
+    """The checkpoint in a run folder `out`, or None where there is none yet."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CnnError(f"--out {out} is a file, not a run folder", usage=True,
+                       hint="--out names the folder train writes its checkpoint, weights and metrics into")
     path = os.path.join(out, CHECKPOINT)
     return path if os.path.exists(path) else None
 
@@ -140,10 +237,12 @@ def check_same_spec(ck: Loaded, net) -> list[str]:
     only_there = [k for k in theirs if k not in ours]
     only_here = [k for k in ours if k not in theirs]
     changed = [k for k in ours if k in theirs and ours[k] != theirs[k]]
-    if not (only_there or only_here or changed):
+    # the input's channels change the first layers' weights, not a row: compared on their own
+    other_input = ck.meta.get("input") != here["input"]
+    if not (only_there or only_here or changed or other_input):
         return [f"{ck.path} was saved from another text of this spec ({ck.meta.get('spec_name')}, sha256 "
                 f"{ck.meta.get('spec_sha256', '')[:12]}); its layers are the same, so it is resumed"]
-    lines = []
+    lines = [f"  input: {ck.meta.get('input')} there, {here['input']} here"] if other_input else []
     if changed:
         lines += [f"  {k}: {_row(theirs[k])} there, {_row(ours[k])} here" for k in changed[:8]]
     if only_there:

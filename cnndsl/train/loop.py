@@ -28,6 +28,7 @@ checkpoint record all three, with the torch version (`reproducibility`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -55,7 +56,7 @@ def train(net, data, out=None, resume=False, callback=None, **given):
         if path is None:
             notes.append(f"--resume: no checkpoint in {out} yet, so the run starts from the beginning")
         else:
-            ck = C.Loaded(path)
+            ck = C.resume_from(path)
             notes += C.check_same_spec(ck, net)
     ctx = distributed.context(given.get("device") or (ck.info("options")["device"] if ck else "auto"))
     before = torch.get_num_threads()
@@ -132,9 +133,16 @@ def _run(net, o, out, ck, ctx, emit, notes):
         run_model.train()
         for m in frozen_bn:
             m.eval()
-        tl, tc, tn = _train_epoch(run_model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emit, epoch)
+        try:
+            tl, tc, tn = _train_epoch(run_model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emit, epoch)
+        except _Diverged as e:
+            raise _diverged(e, epoch, lr, out, history) from None
         train_s = time.perf_counter() - t0
+        if not all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point()):
+            raise _diverged(_Diverged(None, "the weights hold NaN or inf"), epoch, lr, out, history)
         vl, vc, vn = _validate(run_model, d, o, ctx, plain, amp_dtype)
+        if vn and not math.isfinite(vl):
+            raise _diverged(_Diverged(None, f"the validation loss is {vl}"), epoch, lr, out, history)
         val_acc = vc / vn if vn else None
         optim.step_epoch(sched, val_acc if val_acc is not None else tc / max(1, tn))
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": tl / max(1, tn), "train_acc": tc / max(1, tn),
@@ -167,6 +175,10 @@ def _train_epoch(model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emi
     n, steps = 0, len(batches)
     every = max(1, steps // 40)
     t0 = time.perf_counter()
+    # the first step whose loss was NaN or inf, and that loss: kept on the device (no sync a step), looked
+    # at with the progress, which syncs anyway; the run stops there, before anything of the epoch is written
+    bad_step = torch.full((), -1, dtype=torch.int64, device=dev)
+    bad_loss = torch.zeros((), dtype=torch.float32, device=dev)
     for step, (xb, yb) in enumerate(batches):
         xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
         if o["channels_last"] and xb.dim() == 4:
@@ -188,12 +200,42 @@ def _train_epoch(model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emi
         n += b
         loss_sum += loss.detach() * b
         correct += (logits.detach().argmax(1) == yb).sum()
+        first = (bad_step < 0) & ~torch.isfinite(loss.detach())
+        bad_step = torch.where(first, step, bad_step)
+        bad_loss = torch.where(first, loss.detach().float(), bad_loss)
         if (step + 1) % every == 0 or step + 1 == steps:
+            _check_finite(bad_step, bad_loss, steps, ctx)
             dt = time.perf_counter() - t0
             emit({"event": "progress", "rank": ctx.rank, "epoch": epoch + 1, "step": step + 1, "steps": steps,
                   "loss": loss_sum.item() / n, "acc": correct.item() / n,
                   "images_per_s": n * ctx.world / dt if dt > 0 else None})
     return tuple(ctx.sum([loss_sum.item(), correct.item(), n]))
+
+
+class _Diverged(Exception):
+    """A loss or weights no longer finite: `what`, at `step` (1-based; None: at the end of the epoch)."""
+
+    def __init__(self, step, what):
+        super().__init__(step, what)
+        self.step, self.what = step, what
+
+
+def _check_finite(bad_step, bad_loss, steps, ctx):
+    step = int(bad_step.item())
+    elsewhere = ctx.world > 1 and ctx.sum([float(step >= 0)])[0] > 0  # every rank stops at the same point
+    if step >= 0:
+        raise _Diverged(f"{step + 1} of {steps}", f"the loss became {float(bad_loss.item())}")
+    if elsewhere:
+        raise _Diverged(None, "the loss of another process became NaN or inf")
+
+
+def _diverged(e, epoch, lr, out, history) -> CnnError:
+    """The error that stops a run whose loss or weights stopped being finite; nothing of the epoch is written."""
+    where = f"{e.what} at epoch {epoch + 1}" + (f", step {e.step}" if e.step else "")
+    kept = (f"{os.path.join(out, C.CHECKPOINT)} still holds epoch {history[-1]['epoch']}" if out is not None and history
+            else "no checkpoint was written" if out is not None else "the run stopped")
+    return CnnError(f"training diverged: {where}; {kept}",
+                    hint=f"lower --lr (it was {lr:g}), ramp it up with --warmup, or look for extreme values in the data")
 
 
 @torch.no_grad()
@@ -260,14 +302,18 @@ def _state(opt, sched, warm, scaler, history, epoch) -> dict:
 
 def _restore(ck, model, opt, sched, warm, scaler, ctx):
     s = ck.state
-    model.load_state_dict({k: v for k, v in ck.model.items()}, strict=True)
-    opt.load_state_dict(s["optimizer"])
-    for obj, key in ((sched, "schedule"), (warm, "warmup"), (scaler, "scaler")):
-        if obj is not None and s.get(key) is not None:
-            obj.load_state_dict(s[key])
-    torch.set_rng_state(s["rng"]["torch"])
-    if "cuda" in s["rng"] and ctx.device.type == "cuda":
-        torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+    W.load_into(model, ck, strict=True)  # by name: a tensor of another shape or dtype is a CnnError naming it
+    try:
+        opt.load_state_dict(s["optimizer"])
+        for obj, key in ((sched, "schedule"), (warm, "warmup"), (scaler, "scaler")):
+            if obj is not None and s.get(key) is not None:
+                obj.load_state_dict(s[key])
+        torch.set_rng_state(s["rng"]["torch"])
+        if "cuda" in s["rng"] and ctx.device.type == "cuda":
+            torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+        raise CnnError(f"{ck.path}: its training state does not fit this run ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:120] if str(e) else ''})", hint=C.EDITED) from None
     return s["epoch"], list(s["history"])
 
 

@@ -26,6 +26,7 @@ import functools
 import re
 import textwrap
 
+from ...errors import shown
 from ...kinds import KINDS
 from ...lang import astnodes as A
 from ..torch_plan import final_softmax, he_convs, inplace_nodes
@@ -83,7 +84,7 @@ class Generator:
         self.module_attrs = _module_attrs()
         self.top_name = class_name or camel(re.sub(r"\W", "_", net.name)) or "Net"
         self.classes, self.order, self.fallbacks = {}, [], []
-        self.spec_name = os.path.basename(net.path) if not net.path.startswith("<") else "a cnndsl spec"
+        self.spec_name = os.path.basename(shown(net.path)) if not net.path.startswith("<") else "a cnndsl spec"
         self._index()
         self.globals = self._lets()
         self.consts = {name: (self._const_name(name), v) for name, v in self.globals.items()}
@@ -177,7 +178,7 @@ class Generator:
         text = re.sub(r"\s+", " ", span.source.line(span.line).split("#")[0]).strip()
         text = text if len(text) <= 80 else text[:77] + "..."
         if span.source.path != self.net.path and not span.source.path.startswith("<"):
-            return f"{os.path.basename(span.source.path)} line {span.line}: {text}"
+            return f"{os.path.basename(shown(span.source.path))} line {span.line}: {text}"
         return f"line {span.line}: {text}"
 
     # ---- the file ---------------------------------------------------------------------------------
