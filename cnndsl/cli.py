@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from .errors import CnnError
+from .errors import CnnError, shown
 
 FORMATS = ("table", "markdown", "json", "csv")
 MAX_BATCH = 2**31 - 1     # option numbers past these are usage errors (exit 2), never overflows
@@ -296,7 +296,7 @@ def cmd_check(args):
             net = load(f, input=args.input, bindings=_bindings(args.defines), strict=args.strict,
                        include_dirs=args.include_dirs)
             _print_warnings(net)
-            print(f"{f}: ok ({len(net.graph.nodes)} layers)")
+            print(f"{shown(f)}: ok ({len(net.graph.nodes)} layers)")
         except CnnError as e:
             if e.usage:
                 raise
@@ -317,14 +317,14 @@ def _check_json(args):
     for f in args.files:
         try:
             net = load(f, input=args.input, bindings=bindings, strict=args.strict, include_dirs=args.include_dirs)
-            found, entry = list(net.warnings), {"file": f, "ok": True, "layers": len(net.graph.nodes)}
+            found, entry = list(net.warnings), {"file": shown(f), "ok": True, "layers": len(net.graph.nodes)}
         except CnnError as e:
-            found, entry = list(e.diagnostics), {"file": f, "ok": False, "layers": None}
+            found, entry = list(e.diagnostics), {"file": shown(f), "ok": False, "layers": None}
             status = max(status, 2 if e.usage else 1)
         entry["errors"] = sum(d.severity == "error" for d in found)
         entry["warnings"] = len(found) - entry["errors"]
         files.append(entry)
-        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or f} for d in found]
+        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or shown(f)} for d in found]
     print(json.dumps({"schema": CHECK_SCHEMA, "files": files, "diagnostics": diagnostics}, indent=1))
     return status
 

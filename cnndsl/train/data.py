@@ -468,6 +468,7 @@ def _stats(x):
     return [float(m) for m in mean], [float(s) for s in std]
 
 
+@np.errstate(over="ignore", divide="ignore", invalid="ignore")  # what overflows is refused after (values.finite)
 def _apply(x, mean, std):
     if x.ndim == 2:
         return ((x - mean[0]) / std[0]).astype(np.float32)
