@@ -8,24 +8,10 @@ import argparse
 import os
 import sys
 
-from .errors import CnnError, shown
+from . import options as O  # every numeric option's type: finite, whole where a count is meant, in range
+from .errors import CnnError, shown_path
 
 FORMATS = ("table", "markdown", "json", "csv")
-MAX_BATCH = 2**31 - 1     # option numbers past these are usage errors (exit 2), never overflows
-MAX_REPEAT = 1_000_000
-
-
-def _whole(lo, hi):
-    """An argparse type: a whole number in [lo, hi]; anything else is a usage error (exit 2)."""
-    def parse(text):
-        text = str(text).strip()
-        if not (text.lstrip("+-").isdigit() and len(text) <= 20):
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number")
-        n = int(text)
-        if not lo <= n <= hi:
-            raise argparse.ArgumentTypeError(f"{n} is out of range [{lo}, {hi:,}]")
-        return n
-    return parse
 
 
 def _spec_options(p: argparse.ArgumentParser):
@@ -51,11 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="per-layer volumes, parameters, MACs, memory, receptive field")
     _spec_options(p)
-    p.add_argument("--batch", type=_whole(-MAX_BATCH, MAX_BATCH), default=1,
-                   help="batch size of the training-memory estimate (default 1)")
+    p.add_argument("--batch", type=O.batch, default=1, help="batch size of the training-memory estimate (default 1)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
-    p.add_argument("--memory", metavar="BUDGET", help="a memory budget (24GiB): print the largest batch that trains in it")
+    p.add_argument("--memory", metavar="BUDGET", type=O.size_in_bytes, help="a memory budget (24GiB): print the largest batch that trains in it")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", help="write the report here instead of stdout")
     p.add_argument("--symbolic", metavar="VARS", help="closed form: volumes, params, MACs and totals as formulas in "
@@ -88,8 +73,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="load the tensors whose names and shapes match; the rest keeps a random initialisation")
     p.add_argument("--weights-map", metavar="FILE.json", help="{their module prefix: ours}: where a foreign "
                    "state_dict's modules go when its names and shapes leave them ambiguous")
-    p.add_argument("--opset", type=_whole(-1000, 1000), help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
-    p.add_argument("--batch", default="dynamic", help="a fixed batch size, or 'dynamic' (default)")
+    p.add_argument("--opset", type=O.whole(1, 1000), help="ONNX opset, 13 or newer (default 17: onnxruntime >= 1.13 loads it)")
+    p.add_argument("--batch", type=O.whole_or("dynamic", 1, O.MAX_BATCH), default="dynamic",
+                   help="a fixed batch size, or 'dynamic' (default)")
     p.add_argument("--normalize-in-graph", nargs="?", const="raw", choices=("raw", "unit"),
                    help="start the graph with the checkpoint's input normalisation (Sub, Div), so that it takes "
                         "the training data's own units (raw, the default) or 0..1 for 0..255 pixels (unit)")
@@ -99,12 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", dest="data", default="random",
                    help="x.npy (NCHW float32, in the training data's units), an image file, or 'random'; "
                         "given data is normalised as the model's metadata records and its top classes printed")
-    p.add_argument("--batch", type=_whole(-MAX_BATCH, MAX_BATCH), default=None,
+    p.add_argument("--batch", type=O.batch, default=None,
                    help="batch of a random input (default: the model's fixed batch, or 1); with --input it must match")
-    p.add_argument("--repeat", type=_whole(-MAX_REPEAT, MAX_REPEAT), default=20)
+    p.add_argument("--repeat", type=O.whole(1, O.MAX_REPEAT), default=20)
     p.add_argument("-D", dest="defines", metavar="NAME=VALUE", action="append", default=[])
     p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
-    p.add_argument("--top", type=_whole(0, 1000), default=5, help="classes shown per sample of --input (0: none)")
+    p.add_argument("--top", type=O.whole(0, 1000), default=5, help="classes shown per sample of --input (0: none)")
     p.add_argument("--no-normalize", action="store_true",
                    help="feed --input as given (already normalised), not as the model's metadata records")
 
@@ -117,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", choices=("low", "high"), default="low")
     p.add_argument("--size", metavar="WxH", help="the box the picture fits: px (1920x1080) or inches "
                    "(13.33x7.5in); default a 16:9 slide, 13.33x7.5in")
-    p.add_argument("--dpi", type=int, default=None, help="pixels per inch of a PNG (default 144: 1920x1080 px)")
+    p.add_argument("--dpi", type=O.whole(10, 2400), default=None, help="pixels per inch of a PNG (default 144: 1920x1080 px)")
     _search_parsers(sub)
     _train_parser(sub)
     _eval_parser(sub)
@@ -132,25 +118,25 @@ def _search_parsers(sub):
                         "or a fixed value (N=3); repeatable")
     p.add_argument("--input", metavar="HxWxC")
     p.add_argument("--strict", action="store_true", help="drop members whose windows leave input rows unread")
-    p.add_argument("--max-params", metavar="X")
-    p.add_argument("--max-macs", metavar="X")
-    p.add_argument("--max-memory", metavar="BYTES", help="training memory at --batch (24GiB)")
-    p.add_argument("--batch", type=int, default=None, help="the batch of the memory estimate, and of training "
+    p.add_argument("--max-params", metavar="X", type=O.amount())
+    p.add_argument("--max-macs", metavar="X", type=O.amount())
+    p.add_argument("--max-memory", metavar="BYTES", type=O.size_in_bytes, help="training memory at --batch (24GiB)")
+    p.add_argument("--batch", type=O.batch, default=None, help="the batch of the memory estimate, and of training "
                    "with --train (default 1; 32 with --train)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam")
-    p.add_argument("--min-rf", type=int, metavar="N")
+    p.add_argument("--min-rf", type=O.whole(0, 2**53), metavar="N")
     p.add_argument("--where", metavar="EXPR", help="a condition on the variables and measures: 'N >= M and params < 1e6'")
     p.add_argument("--sort", default="params", help="params, macs, memory, depth or rf (default params)")
-    p.add_argument("--top", type=int, default=10, help="members listed (default 10; 0: all)")
+    p.add_argument("--top", type=O.whole(0, O.MAX_BATCH), default=10, help="members listed (default 10; 0: all)")
     p.add_argument("--pareto", default="params,macs", metavar="A,B", help="the front's two measures (default params,macs)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--emit", metavar="DIR", help="write the listed members as concrete .net files")
     p.add_argument("--plot", metavar="PNG", help="scatter of the kept members with the Pareto front (matplotlib)")
-    p.add_argument("--sample", type=int, metavar="N", help="measure N members drawn at random (--seed)")
-    p.add_argument("--seed", type=int, default=0, help="of --sample, and of training with --train (default 0)")
-    p.add_argument("--limit", type=int, default=200_000, help="refuse spaces larger than this without --sample")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--sample", type=O.whole(1, O.MAX_BATCH), metavar="N", help="measure N members drawn at random (--seed)")
+    p.add_argument("--seed", type=O.seed, default=0, help="of --sample, and of training with --train (default 0)")
+    p.add_argument("--limit", type=O.whole(1, O.MAX_BATCH), default=200_000, help="refuse spaces larger than this without --sample")
+    p.add_argument("--jobs", type=O.whole(1, O.MAX_WORKERS), default=None, help="worker processes (default: one per core)")
     p.add_argument("--symbolic", metavar="VARS", help="also print the totals as formulas in these variables")
     t = p.add_argument_group("accuracy, not only cost (--train DATA: cnndsl train's data and options)")
     t.add_argument("--train", metavar="DATA", help="train the members one after another and add their validation "
@@ -166,7 +152,7 @@ def _search_parsers(sub):
     p.add_argument("family", help="a .net with ranges")
     p.add_argument("-D", dest="defines", metavar="NAME=VALUES", action="append", default=[])
     p.add_argument("--input", metavar="HxWxC")
-    p.add_argument("--limit", type=int, default=200_000)
+    p.add_argument("--limit", type=O.whole(1, O.MAX_BATCH), default=200_000)
 
 
 def _train_parser(sub):
@@ -188,29 +174,29 @@ def _training_options(p, batch_seed=True):
     """The options of `cnndsl train` that `search --train` passes on too (search has its own --batch
     and --seed, which serve both)."""
     from .train.options import AUGMENTS, DEVICES, OPTIMIZERS, SCHEDULES
-    p.add_argument("--epochs", type=int, help="epochs in all (with --resume: to train up to; default 10)")
+    p.add_argument("--epochs", type=O.whole(1, O.MAX_REPEAT), help="epochs in all (with --resume: to train up to; default 10)")
     if batch_seed:
-        p.add_argument("--batch", type=int, help="batch size per process (default 32)")
+        p.add_argument("--batch", type=O.batch, help="batch size per process (default 32)")
     p.add_argument("--opt", choices=OPTIMIZERS, help="optimizer (default adam)")
-    p.add_argument("--lr", type=float, help="learning rate (default: adam/adamw 0.003, rmsprop 0.001, "
+    p.add_argument("--lr", type=O.real(0, lo_open=True), help="learning rate (default: adam/adamw 0.003, rmsprop 0.001, "
                    "sgd/momentum/nesterov/adagrad 0.01, adadelta 1.0)")
-    p.add_argument("--momentum", type=float, help="for momentum and nesterov (default 0.9) and rmsprop (0)")
-    p.add_argument("--weight-decay", type=float, help="L2 penalty (default 0)")
+    p.add_argument("--momentum", type=O.fraction, help="for momentum and nesterov (default 0.9) and rmsprop (0)")
+    p.add_argument("--weight-decay", type=O.real(0), help="L2 penalty (default 0)")
     p.add_argument("--schedule", choices=SCHEDULES, help="step: x0.1 every third of the run; exp: x0.1 over "
                    "the run; cosine; plateau: x0.1 when val accuracy stalls 2 epochs (default none)")
-    p.add_argument("--warmup", type=int, metavar="STEPS", help="linear warm-up over the first STEPS batches")
+    p.add_argument("--warmup", type=O.whole(0, O.MAX_BATCH), metavar="STEPS", help="linear warm-up over the first STEPS batches")
     p.add_argument("--augment", choices=AUGMENTS, help="random horizontal flips, random crops (default none)")
-    p.add_argument("--label-smoothing", type=float, metavar="S")
+    p.add_argument("--label-smoothing", type=O.fraction, metavar="S")
     p.add_argument("--device", choices=DEVICES, help="default auto: cuda when there is one")
     p.add_argument("--amp", action="store_true", default=None, help="mixed precision (bf16, or fp16 with loss scaling)")
     p.add_argument("--channels-last", action="store_true", default=None)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     if batch_seed:
-        p.add_argument("--seed", type=int, help="initialisation, split, order, augmentation (default 0)")
-    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0: the data is in memory)")
-    p.add_argument("--threads", type=int, help="torch threads (default 1: a second thread gains little on small nets "
-                   "and collapses on a shared CPU; same seed, device and threads give the same bits)")
-    p.add_argument("--val", type=float, dest="val_fraction", metavar="FRACTION",
+        p.add_argument("--seed", type=O.seed, help="initialisation, split, order, augmentation (default 0)")
+    p.add_argument("--workers", type=O.workers, help="DataLoader worker processes (default 0: the data is in memory)")
+    p.add_argument("--threads", type=O.whole(1, 1024), help="torch threads (default 1: a second thread gains little on "
+                   "small nets and collapses on a shared CPU; same seed, device and threads give the same bits)")
+    p.add_argument("--val", type=O.fraction, dest="val_fraction", metavar="FRACTION",
                    help="validation share of each class (default 0.2)")
 
 
@@ -222,7 +208,7 @@ def _eval_parser(sub):
     p.add_argument("--data", required=True, help="as for train")
     p.add_argument("--split", choices=("val", "train", "all"),
                    help="default: val on the data it was trained on, else all")
-    p.add_argument("--batch", type=_whole(1, MAX_BATCH), default=256, help="images per forward pass (default 256)")
+    p.add_argument("--batch", type=O.batch, default=256, help="images per forward pass (default 256)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", metavar="DIR", help="write confusion.png and eval.json here")
 
@@ -296,7 +282,7 @@ def cmd_check(args):
             net = load(f, input=args.input, bindings=_bindings(args.defines), strict=args.strict,
                        include_dirs=args.include_dirs)
             _print_warnings(net)
-            print(f"{shown(f)}: ok ({len(net.graph.nodes)} layers)")
+            print(f"{shown_path(f)}: ok ({len(net.graph.nodes)} layers)")
         except CnnError as e:
             if e.usage:
                 raise
@@ -317,14 +303,14 @@ def _check_json(args):
     for f in args.files:
         try:
             net = load(f, input=args.input, bindings=bindings, strict=args.strict, include_dirs=args.include_dirs)
-            found, entry = list(net.warnings), {"file": shown(f), "ok": True, "layers": len(net.graph.nodes)}
+            found, entry = list(net.warnings), {"file": shown_path(f), "ok": True, "layers": len(net.graph.nodes)}
         except CnnError as e:
-            found, entry = list(e.diagnostics), {"file": shown(f), "ok": False, "layers": None}
+            found, entry = list(e.diagnostics), {"file": shown_path(f), "ok": False, "layers": None}
             status = max(status, 2 if e.usage else 1)
         entry["errors"] = sum(d.severity == "error" for d in found)
         entry["warnings"] = len(found) - entry["errors"]
         files.append(entry)
-        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or shown(f)} for d in found]
+        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or shown_path(f)} for d in found]
     print(json.dumps({"schema": CHECK_SCHEMA, "files": files, "diagnostics": diagnostics}, indent=1))
     return status
 
@@ -340,7 +326,7 @@ def cmd_compile(args):
 def cmd_export(args):
     net = _load(args)
     _print_warnings(net)
-    batch = args.batch if args.batch == "dynamic" else _int(args.batch, "--batch")
+    batch = args.batch
     import warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
@@ -456,21 +442,26 @@ def _symbolic_options(args):
     return dict(batch=args.batch, dtype=args.dtype, optimizer=args.optimizer)
 
 
-def _amount(text, what):
-    if text is None:
-        return None
-    import re
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kKmMgGtT]?)\s*", str(text))
-    if not m:
-        raise CnnError(f"{what} {text!r} is not a number", usage=True, hint=f"write e.g. {what} 1e6 or {what} 500k")
-    return int(float(m.group(1)) * {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}[m.group(2).lower()])
+def _check_outputs(args):
+    """search's --emit DIR (a folder, or a name not taken) and --plot FILE (in a folder that exists,
+    with a suffix matplotlib writes), checked before any member is measured."""
+    from .search.plot import check_path
+    if args.emit:
+        above = os.path.abspath(args.emit)
+        while not os.path.exists(above):  # the folder is made with its parents: the first that exists
+            above = os.path.dirname(above)
+        if not os.path.isdir(above):
+            raise CnnError(f"--emit {args.emit}: {above} is a file, not a folder", usage=True,
+                           hint="--emit names a folder to write the members' .net files into")
+    if args.plot:
+        check_path(args.plot)
 
 
 def cmd_search(args):
     from .search import enumerate as E
     from .search import emit as W
     from .search.where import Where
-    from .analysis.analyze import parse_bytes
+    _check_outputs(args)  # before the search: a bad --emit or --plot is known at once, not after it
     prog, space = _family(args)
     where = Where(args.where, set(space.names) | set(space.each)) if args.where else None
     pareto = tuple(m.strip() for m in args.pareto.split(","))
@@ -486,8 +477,7 @@ def cmd_search(args):
         bar = tqdm(total=min(n, space.count), unit="member", file=sys.stderr, disable=None, leave=False)
     try:
         result = E.search(space, batch=args.batch, dtype=args.dtype, optimizer=args.optimizer,
-                          max_params=_amount(args.max_params, "--max-params"), max_macs=_amount(args.max_macs, "--max-macs"),
-                          max_memory=parse_bytes(args.max_memory) if args.max_memory else None, min_rf=args.min_rf,
+                          max_params=args.max_params, max_macs=args.max_macs, max_memory=args.max_memory, min_rf=args.min_rf,
                           where=where, strict=args.strict, limit=args.limit, sample=args.sample, seed=args.seed,
                           sort=args.sort, top=None, workers=args.jobs, progress=bar.update if bar else None,
                           pareto=pareto)
@@ -784,13 +774,6 @@ def cmd_eval(args):
     for w in r["warnings"]:  # after the accuracy, which it qualifies
         print(f"cnndsl: warning: {w}", file=sys.stderr)
     return 0
-
-
-def _int(text, what):
-    try:
-        return _whole(-MAX_BATCH, MAX_BATCH)(text)
-    except argparse.ArgumentTypeError as e:
-        raise CnnError(f"{what} {e}", usage=True) from None
 
 
 def _emit(text: str, path: str | None):

@@ -53,6 +53,17 @@ CODES = {
 MAX_ERRORS = 20  # independent errors reported from one file before giving up
 
 
+def shown_path(path: str) -> str:
+    """A file name as text that every output can hold: the bytes of a name that is not UTF-8 (which
+    Python carries as lone surrogates, which no encoder writes) as backslash escapes, `a\\xff.net`."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        import os
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class Source:
     """A text the parser read: a file, a string, or a command-line value.
@@ -74,20 +85,6 @@ class Source:
                 return ""
         end = self.text.find("\n", start)
         return self.text[start:] if end < 0 else self.text[start:end]
-
-
-def shown(path: str) -> str:
-    """A file name as text any output takes: the bytes of a name that is not UTF-8 (which Python
-    carries as lone surrogates) written as \\xNN, so that a generated source, a diagram or a model
-    file naming its spec never fails to encode. The file itself is still opened by its real name.
-
-    >>> shown("caf\\udce9.net")
-    'caf\\\\xe9.net'
-    """
-    try:
-        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that no file name decodes to (a str from an API call)
-        return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 MAX_QUOTE = 60      # characters of a name or value quoted in a message, before it is cut
@@ -123,12 +120,12 @@ class Span:
     end_col: int
 
     def __str__(self) -> str:
-        return f"{shown(self.source.path)}:{self.line}:{self.col}"
+        return f"{shown_path(self.source.path)}:{self.line}:{self.col}"
 
     __repr__ = __str__
 
     def to_dict(self) -> dict:
-        return {"file": shown(self.source.path), "line": self.line, "col": self.col,
+        return {"file": shown_path(self.source.path), "line": self.line, "col": self.col,
                 "end_line": self.end_line, "end_col": self.end_col}
 
 

@@ -21,7 +21,7 @@ import threading
 from contextlib import contextmanager
 
 from .lang.elaborate import elaborate
-from .errors import CnnError, shown
+from .errors import CnnError, shown_path
 from .ir import Graph
 from .lang.astnodes import Program
 from .lang.program import parse as _parse
@@ -98,11 +98,11 @@ def _gc_paused():
 class Net:
     def __init__(self, graph: Graph, path: str = "<string>"):
         self.graph = graph
-        self.path = path
+        self.path = shown_path(path)  # a name to show and write into outputs; the file was read already
 
     @property
     def name(self) -> str:
-        base = os.path.splitext(os.path.basename(shown(self.path)))[0]
+        base = os.path.splitext(os.path.basename(self.path))[0]
         return base if base and not base.startswith("<") else "net"
 
     @property
@@ -117,7 +117,7 @@ class Net:
     def spec_info(self) -> dict:
         """{str: str}: what a checkpoint saved from this net records in its safetensors metadata."""
         from . import __version__
-        return {"spec_sha256": self.spec_hash or "", "spec_name": self.name, "spec_path": shown(self.path),
+        return {"spec_sha256": self.spec_hash or "", "spec_name": self.name, "spec_path": self.path,
                 "bindings": json.dumps(getattr(self, "_bindings", {}), sort_keys=True),
                 "input": "x".join(map(str, self.graph.input_shape)), "cnndsl_version": __version__}
 

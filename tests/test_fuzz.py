@@ -257,6 +257,78 @@ def one_case(text: str, main_path: Path, c: _Chooser, cli: bool) -> str:
     return outcome
 
 
+# ---- command-line options: numbers and paths, for report, search and compile ------------------------
+FAMILY = "input 8x8x3\nlet N = 2 in 1..3\nlet C = 4 in 4, 8\n(CONV(C, 3, p=1) - RELU)*N - BN? - FC(4)\n"
+NUMBERS = ["0", "1", "3", "-1", "-0", "+2", "1.5", "1e6", "500k", "2.5M", "1e400", "-1e400", "inf", "-inf", "nan",
+           "2147483648", "99999999999999999999999", "9" * 400, "", " ", "abc", "0x10", "1_000", "\udcff", "1e"]
+WHERES = ["N > 1", "N >= 2 and params < 1e6", "((((9**64)**64)**64)**64) > N", "N ** N ** N ** N > 1",
+          "(N * 10**18) ** 64 > 1", "-" * 3000 + "N > 1", "not " * 3000 + "N", "+".join(["N"] * 3000) + " > 1",
+          "(" * 300 + "N" + ")" * 300 + " > 1", "params < 1e400", "1/0 < N", "N > 1\udcff", "N.__class__",
+          "__import__('os')", "x" * 100_000, "N >", "", "memory < 24 and rf >= 3"]
+_NUMERIC = {"report": ["--batch", "--memory"],
+            "search": ["--top", "--seed", "--sample", "--limit", "--max-params", "--max-macs", "--max-memory",
+                       "--min-rf", "--batch", "--jobs"],
+            "compile": []}
+
+
+def _paths(folder: Path) -> list:
+    """Output paths: a fresh name, a file that exists, a folder, one under a file, one in a missing
+    folder, a suffix nothing writes, a name that is not UTF-8."""
+    return [str(folder / "out.png"), str(folder / "lib.net"), str(folder / "sub"), str(folder / "lib.net" / "x.png"),
+            str(folder / "missing" / "x.png"), str(folder / "x.foo"), str(folder / "x\udcff.svg"), str(folder / "emit")]
+
+
+def cli_options(c: _Chooser, family: Path) -> list:
+    """argv for one command with options drawn from the pools (many of them wrong on purpose)."""
+    command = c.pick(sorted(_NUMERIC))
+    args = [command, str(family)]
+    for _ in range(1 + c.below(3)):
+        if _NUMERIC[command] and c.below(3):
+            args += [c.pick(_NUMERIC[command]), c.pick(NUMBERS)]
+        elif command == "search":
+            flag = c.pick(["--where", "--emit", "--plot", "-D"])
+            value = (c.pick(WHERES) if flag == "--where" else c.pick(_paths(family.parent)) if flag != "-D"
+                     else c.pick(["N=1..3", "N=" + " " * 100_000 + "1", "C=1..1000000", "N=1  2", "N=\udcff"]))
+            args += [flag, value]
+        elif command == "report":
+            args += c.pick([["--symbolic", "N"], ["--symbolic", "C,N"], ["-D", "N=" + c.pick(NUMBERS)]])
+        else:
+            args += [c.pick(["-o", "--class-name"]), c.pick(_paths(family.parent) + ["Net", "\udcff", "1x"])]
+    if command == "search":
+        args += ["--jobs", "1"] if "--jobs" not in args else []
+        args += ["-D", "C=4"] if "-D" not in args else []  # few members: each case stays small
+    if command == "compile" and "-o" not in args:
+        args += ["-o", str(family.parent / "out.py")]
+    return args
+
+
+def run_options(family: Path, c: _Chooser) -> int:
+    """One command with drawn options: exit 0, 1 or 2, never an internal error (3) or a hang."""
+    args = cli_options(c, family)
+    _warm()
+    out, err = io.StringIO(), io.StringIO()
+    with time_cap(CASE_SECONDS), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    assert code in (0, 1, 2), f"exit {code} for cnndsl {' '.join(a[:80] for a in args)!r}:\n{err.getvalue()[-2000:]}"
+    return code
+
+
+@lru_cache(maxsize=1)
+def _warm():
+    """Import what compile (torch), --plot (matplotlib) and --symbolic (sympy) import, once and before
+    any time cap: a first import on a loaded machine is no hang of ours."""
+    import matplotlib.pyplot  # noqa: F401
+    import sympy  # noqa: F401
+    import torch  # noqa: F401
+
+
+def family_file(folder: Path) -> Path:
+    fixture_tree(folder)
+    path = folder / "family.net"
+    path.write_text(FAMILY)
+    return path
+
+
 def draw_spec(c: _Chooser) -> str:
     if c.below(3) == 0:
         return mutate(c.pick(NETS).read_text(), c)
@@ -293,21 +365,34 @@ def test_fuzz_api_and_cli(tree, data):
     one_case(text, tree, c, cli=c.below(8) == 0)
 
 
+OPTIONS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+                   suppress_health_check=list(HealthCheck))
+
+
+@OPTIONS
+@given(st.data())
+def test_fuzz_command_line_options(tmp_path_factory, data):
+    run_options(family_file(tmp_path_factory.getbasetemp() / "options"), _Chooser(data=data))
+
+
 # ---- the long run (CNNDSL_FUZZ=1): in a subprocess, under a memory cap ----------------------------
 def long_run(seconds: float, seed: int, folder: Path) -> dict:
     """Fuzz for `seconds`; return figures and the failure classes found (not stopping at one)."""
     rng = random.Random(seed)
     main_path = fixture_tree(folder)
+    family = family_file(folder / "options")
     n = ok = 0
     classes: dict = {}
     outcomes: dict = {}
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         c = _Chooser(rng=rng)
-        text = draw_spec(c)
+        options = rng.random() < 0.05  # one case in twenty: a command with drawn options, not a spec
+        text = "(command-line options)" if options else draw_spec(c)
         n += 1
         try:
-            outcome = one_case(text, main_path, c, cli=rng.random() < 0.1)
+            outcome = f"options exit {run_options(family, c)}" if options else \
+                one_case(text, main_path, c, cli=rng.random() < 0.1)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             ok += outcome == "ok"
         except BaseException as e:  # noqa: BLE001 - the harness records every class of failure

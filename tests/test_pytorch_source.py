@@ -300,3 +300,20 @@ def test_a_parameter_named_cin_beside_the_input_channels():
     src = net.torch_source()
     assert init_args(src, "Blk") == ["cin", "cin_", "c"]
     assert same_outputs(net)
+
+
+def test_compile_needs_no_torch_and_knows_every_nn_module_attribute():
+    """`cnndsl compile` writes source without importing torch, so the names a layer must not take
+    (nn.Module's attributes) are data; they hold every name of the installed torch."""
+    import tempfile
+    import torch.nn as nn
+    from cnndsl.backends.pytorch_source.module_attrs import NN_MODULE_ATTRS
+    missing = set(dir(nn.Module())) - NN_MODULE_ATTRS
+    assert not missing, f"nn.Module has attributes the compiled source does not avoid: {sorted(missing)}"
+    code = ("import sys\nfrom cnndsl.cli import main\n"
+            "main(['compile', 'nets/resnet50.net', '-o', sys.argv[1]])\n"
+            "print('torch' in sys.modules)\n")
+    root = os.path.join(os.path.dirname(__file__), "..")
+    out = os.path.join(tempfile.mkdtemp(), "r50.py")
+    p = subprocess.run([sys.executable, "-c", code, out], cwd=root, capture_output=True, text=True, timeout=300)
+    assert p.stdout.strip().splitlines()[-1] == "False", p.stdout + p.stderr

@@ -130,12 +130,13 @@ def environment():
     env["PYTHONPATH"] = ROOT  # this checkout's cnndsl, whichever one is installed
     env["PYTHONHASHSEED"] = "0"
     env["MPLBACKEND"] = "Agg"
+    env["PYTHONUNBUFFERED"] = "1"  # stdout and stderr interleaved as a terminal shows them
     return env
 
 
 def sh(cmd, cwd):
-    return subprocess.run(["bash", "-c", cmd], cwd=cwd, env=environment(), capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(["bash", "-c", cmd], cwd=cwd, env=environment(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600)
 
 
 BLOCKS = [b for b in blocks(open(README).read()) if b[1] in RUN]
@@ -153,13 +154,13 @@ def test_readme_block(line, info, body, skip, workdir):
         for cmd, want in commands(body):
             p = sh(cmd, workdir)
             assert p.returncode == want, \
-                f"README:{line}: `{cmd}` exits {p.returncode}, README says {want}:\n{(p.stderr or p.stdout)[-2000:]}"
+                f"README:{line}: `{cmd}` exits {p.returncode}, README says {want}:\n{p.stdout[-2000:]}"
     else:
         for cmd, expected in session(body):
             p = sh(cmd, workdir)
-            actual = (p.stdout + p.stderr).splitlines()
+            actual = p.stdout.splitlines()
             want = 1 if re.search(r"error:", "\n".join(expected)) else 0
-            assert p.returncode == want, f"README:{line}: `{cmd}` exits {p.returncode}:\n{(p.stderr or p.stdout)[-2000:]}"
+            assert p.returncode == want, f"README:{line}: `{cmd}` exits {p.returncode}:\n{p.stdout[-2000:]}"
             assert matches(expected, actual), (
                 f"README:{line}: `{cmd}` prints other lines than README shows; first missing:\n"
                 f"  {first_difference(expected, actual)}\nit printed:\n" + "\n".join(actual[:80]))

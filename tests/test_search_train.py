@@ -137,9 +137,9 @@ def _npz(tmp_path, shape):
     (["--train", "nosuch"], "--data nosuch: not a dataset name"),
     (["--train", "missing/d.npz"], "no such file or folder"),
     (["--train", "NPZ10"], "x holds samples of 10x10x1, but the network's input is 8x8x1"),
-    (["--train", "digits", "--epochs", "0"], "--epochs must be a whole number of at least 1"),
-    (["--train", "digits", "--val", "1.5"], "validation fraction must be in [0, 1)"),
-    (["--train", "digits", "--threads", "0"], "--threads must be a whole number of at least 1"),
+    (["--train", "digits", "--epochs", "0"], "argument --epochs: must be a whole number from 1"),
+    (["--train", "digits", "--val", "1.5"], "argument --val: must be a finite number in [0, 1)"),
+    (["--train", "digits", "--threads", "0"], "argument --threads: must be a whole number from 1"),
     (["--lr", "0.1"], "--lr is a training option: it needs --train DATA"),
     (["--train", "digits", "--resume"], "--resume continues the members' runs in --emit DIR"),
 ])

@@ -15,7 +15,6 @@ import csv
 import io
 
 from .analyze import DTYPE_BYTES, analyze, max_batch
-from ..errors import shown
 from ..ir import Graph
 from ..kinds import fmt_shape
 
@@ -47,7 +46,7 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
             if m.get("warnings") else [],
         })
     rep = {
-        "schema": SCHEMA, "source": shown(graph.source), "input": list(graph.input_shape), "output": graph.output,
+        "schema": SCHEMA, "source": graph.source, "input": list(graph.input_shape), "output": graph.output,
         "dtype": dtype, "batch": batch, "optimizer": optimizer,
         "layers": layers,
         "totals": totals,

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..errors import CnnError, shown
+from ..errors import CnnError
 
 DEFAULT_OPSET = 17   # onnxruntime >= 1.13 loads it (IR 8); pyproject allows onnxruntime >= 1.17
 MIN_OPSET = 13       # Softmax(axis=1) means "over channels" only from 13 on; Clip takes min/max as inputs from 11
@@ -308,7 +308,7 @@ def _model(net, opset, batch_dim, extra_inputs=(), pre=None):
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch_dim, *_nchw(graph.input_shape)])
     y = helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [batch_dim, *_nchw(graph.shape_of(graph.output))])
     g = helper.make_graph(nodes, net.name, [x, *extra_inputs], [y],
-                          doc_string=f"from {shown(net.path)} by cnndsl")
+                          doc_string=f"from {net.path} by cnndsl")
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=_ir_version(opset),
                              producer_name="cnndsl", producer_version=_cnndsl_version())
 

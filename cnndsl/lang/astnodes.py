@@ -121,6 +121,48 @@ class Branches:
     span: Span
 
 
+def mentions(e, defs, names: set, seen_defs: set) -> bool:
+    """Collect every name `e` can read (variables, labels, optional switches, through the blocks it
+    calls); True when it holds an optional without a name of its own (numbered as met)."""
+    anonymous = False
+    stack = [e]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, (list, tuple)):
+            stack.extend(e)
+        elif isinstance(e, Var):
+            names.add(e.name)
+        elif isinstance(e, Call):
+            stack.extend(a.value for a in e.args)
+            d = defs.get(e.name)
+            if d is not None and d.name not in seen_defs:
+                seen_defs.add(d.name)
+                stack.append(d.body)
+                stack.extend(p.default for p in d.params if p.default is not None)
+        elif isinstance(e, Optional):  # switched by a name: its label (below) or its call, lower-cased
+            name = e.switch()  # a label on it is added where the label is met
+            if name:
+                names.add(name)
+            else:
+                anonymous = True  # or numbered as met: `optional3`
+            stack.append(e.body)
+        elif isinstance(e, Label):
+            if isinstance(e.body, Optional):
+                names.add(e.name)
+            stack.append(e.body)
+        elif isinstance(e, Repeat):
+            stack += [e.body, e.count]
+        elif isinstance(e, (Seq, Branches, Tuple)):
+            stack.extend(e.items)
+        elif isinstance(e, BinOp):
+            stack += [e.left, e.right]
+        elif isinstance(e, Neg):
+            stack.append(e.operand)
+        elif isinstance(e, Func):
+            stack.extend(e.args)
+    return anonymous
+
+
 # ---- statements ----------------------------------------------------------------
 @dataclass(frozen=True)
 class Param:

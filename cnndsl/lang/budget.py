@@ -108,7 +108,7 @@ class Budget:
         if n == 0:
             return (0, 0, False)
         steps, layers, names = self.cost(e.body, sc, stack)
-        if n > 1 and not layers and not names:  # the elaborator expands such a body once
+        if n > 1 and not layers and not names and not self.reads_index(e):  # the elaborator expands it once
             return self.over(e, 1 + steps, 0, False)
         if n * layers > MAX_NODES:
             raise OverBudget(f"the repeat makes {n * layers:,} layers, more than the {MAX_NODES:,} a spec may have",

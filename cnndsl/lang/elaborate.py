@@ -23,7 +23,7 @@ import math
 import os
 
 from . import astnodes as A
-from ..errors import MAX_ERRORS, CnnError, Diagnostic, Note, Span
+from ..errors import MAX_ERRORS, CnnError, Diagnostic, Note, Span, shown_path
 from ..ir import Frame, Graph, Node, Optional_
 from .arguments import Arguments
 from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
@@ -89,7 +89,7 @@ class _Elaborator(Values, Arguments, Budget):
             raise CnnError(f"{self.path}: no network: the file has statements but no network expression",
                            hint="end the file with the network, e.g. `CONV(16, 3) - RELU - FC(10)`", code="E304")
         shape, span, warning = self.input_shape()
-        self.graph = Graph(input_shape=shape, source=self.path, input_span=span)
+        self.graph = Graph(input_shape=shape, source=shown_path(self.path), input_span=span)
         if warning:
             self.graph.warnings.append(warning)
         self.charge(self.program.net, _Scope("", {}, self.globals))  # refused before any work when too large
@@ -289,13 +289,22 @@ class _Elaborator(Values, Arguments, Budget):
                     raise CnnError(f"the repeats make {total:,} layers, more than the {MAX_NODES:,} a spec may have",
                                    e.count.span, code="E401", arithmetic=f"{counts} copies of {made} layer{'s' * (made != 1)} = {total:,}",
                                    hint="check the counts: is a variable bound to the wrong value?")
-            if i == 0 and n > 1 and e.index is None and before[:3] == (x, self.node_count(), len(self.taken)):
+            if i == 0 and n > 1 and not self.reads_index(e) and before[:3] == (x, self.node_count(), len(self.taken)):
                 # the body made nothing and named nothing (`(RELU*0)*1000000`, an optional switched
-                # off): every iteration would do the same, so a million of them cost nothing
+                # off), and its index, if any, is read nowhere in it: every iteration would do the same,
+                # so a million of them cost nothing
                 for k, o in self.optionals.items():
                     o.uses += (o.uses - before[3].get(k, 0)) * (n - 1)
                 break
         return x
+
+    def reads_index(self, e: A.Repeat) -> bool:
+        """Whether the body of `*n @i` reads `i` (itself or through a block's arguments)."""
+        if e.index is None:
+            return False
+        names = set()
+        A.mentions(e.body, self.defs, names, set())
+        return e.index in names
 
     def optional(self, e: A.Optional, label, sc):
         """Decide a `?`: a -D binding, a `let`, or a block parameter of its name; else included."""

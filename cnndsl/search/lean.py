@@ -42,6 +42,8 @@ from .space import PerUse
 
 SEGMENT = "(segment)"   # the op of a node that stands for a memoised part
 MAX_SUFFIX = 16         # sequences longer than this are expanded item by item (the tails nest)
+MAX_KEPT = 100_000      # layers the memo holds (~2.5 KB each with their folds): past it, it starts afresh,
+                        # so a family whose members share little costs time, not memory growing with members x layers
 _PU = ("per-use",)
 _X = ("the segment's input",)  # the alias of a segment's input tensor, inside its fold
 
@@ -87,48 +89,6 @@ class _Point:
 
     def __init__(self, names, anonymous):
         self.names, self.anonymous = tuple(sorted(names)), anonymous
-
-
-def _mentions(e, defs, names: set, seen_defs: set) -> bool:
-    """Collect every name `e` can read (variables, labels, optional switches, through the blocks it
-    calls); True when it holds an optional without a name of its own (numbered as met)."""
-    anonymous = False
-    stack = [e]
-    while stack:
-        e = stack.pop()
-        if isinstance(e, (list, tuple)):
-            stack.extend(e)
-        elif isinstance(e, A.Var):
-            names.add(e.name)
-        elif isinstance(e, A.Call):
-            stack.extend(a.value for a in e.args)
-            d = defs.get(e.name)
-            if d is not None and d.name not in seen_defs:
-                seen_defs.add(d.name)
-                stack.append(d.body)
-                stack.extend(p.default for p in d.params if p.default is not None)
-        elif isinstance(e, A.Optional):  # switched by a name: its label (below) or its call, lower-cased
-            name = e.switch()  # a label on it is added where the label is met
-            if name:
-                names.add(name)
-            else:
-                anonymous = True  # or numbered as met: `optional3`
-            stack.append(e.body)
-        elif isinstance(e, A.Label):
-            if isinstance(e.body, A.Optional):
-                names.add(e.name)
-            stack.append(e.body)
-        elif isinstance(e, A.Repeat):
-            stack += [e.body, e.count]
-        elif isinstance(e, (A.Seq, A.Branches, A.Tuple)):
-            stack.extend(e.items)
-        elif isinstance(e, A.BinOp):
-            stack += [e.left, e.right]
-        elif isinstance(e, A.Neg):
-            stack.append(e.operand)
-        elif isinstance(e, A.Func):
-            stack.extend(e.args)
-    return anonymous
 
 
 class Lean(Tracking):
@@ -230,7 +190,7 @@ class Lean(Tracking):
 
     def point_of(self, e):
         names = set()
-        anonymous = _mentions(e, self.defs, names, set())
+        anonymous = A.mentions(e, self.defs, names, set())
         return _Point(names, anonymous)
 
     def key(self, at, x, sc):
@@ -273,6 +233,7 @@ class Lean(Tracking):
                     return self.replay(seg, x)  # (past a limit: expanded for real, failing where it would)
         seg = self.record(x, run)
         if isinstance(seg, Segment):
+            self.keep(len(seg.items))
             shape = tuple((n, len(v)) for n, v in seg.consumed)
             variants = self.segments.setdefault(key, ([], {}))
             if shape not in variants[0]:
@@ -280,6 +241,16 @@ class Lean(Tracking):
             variants[1][self.upcoming(shape, seg)] = seg
             return seg.out
         return seg  # the part's output, not kept
+
+    def keep(self, n):
+        """Count `n` more layers held by the memo; past MAX_KEPT drop every part kept so far (this
+        member's graph still holds the ones it uses; the members after it record theirs again)."""
+        kept = self.shared.get("kept", 0) + n
+        if kept > MAX_KEPT:
+            for k in ("segments", "counts", "bound", "inferred"):  # the caches that grow with members x layers
+                self.shared.get(k, {}).clear()
+            kept = n
+        self.shared["kept"] = kept
 
     def upcoming(self, shape, seg=None):
         """The next choices of each per-occurrence optional in `shape` (a segment's own, recorded)."""

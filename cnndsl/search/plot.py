@@ -18,6 +18,28 @@ LARGER_IS_BETTER = {"depth", "rf"}
 MAX_LABELS = 12  # member names written beside their points: more would cover each other
 
 
+def check_path(path: str):
+    """A usage error unless `path` can be written: its folder exists, it is not a folder, and its
+    suffix is a format matplotlib writes (checked before a search, which may run for minutes)."""
+    import os
+    from ..errors import CnnError
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise CnnError(f"--plot {path}: the folder {folder} does not exist", usage=True,
+                       hint="create the folder first, or write the picture elsewhere")
+    if os.path.isdir(path):
+        raise CnnError(f"--plot {path}: a folder, not a file name", usage=True, hint="name the file: --plot DIR/front.png")
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise CnnError("--plot needs matplotlib", usage=True, hint="pip install matplotlib") from None
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    suffix = os.path.splitext(path)[1][1:].lower()
+    if suffix not in formats:
+        raise CnnError(f"--plot {path}: " + (f"matplotlib does not write .{suffix} files" if suffix else "no suffix"),
+                       usage=True, hint="end the name with one of ." + ", .".join(formats))
+
+
 def plot(result: dict, path: str, measures=None, everything=None):
     """Write the PNG (or any format matplotlib knows from the suffix) and return its path. After
     `search --train` (records with an accuracy) a second panel plots accuracy against MACs."""

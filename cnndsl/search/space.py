@@ -25,7 +25,6 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-import re
 
 from ..errors import CnnError
 from ..lang import astnodes as A
@@ -55,9 +54,15 @@ def parse_choices(name: str, text: str):
     text = text.strip()
     if text == EACH:
         return EACH
-    m = re.fullmatch(r"(.+?)\s*\.\.\s*(.+)", text)
-    parts = [m.group(1), m.group(2)] if m else _split_top(text)
+    dots = text.find("..", 1)  # a range `lo..hi` (a regex for this was quadratic in the spaces)
+    m = dots > 0 and dots + 2 < len(text)
+    parts = [text[:dots], text[dots + 2:]] if m else _split_top(text)
     if not m and len(parts) < 2:
+        try:  # a value that cannot be read is the command line's mistake, not every member's
+            parse_value(text, f"-D {name}")
+        except CnnError as err:
+            err.usage = True
+            raise
         return None
     ev = _Eval()
     values = []
@@ -123,6 +128,9 @@ class Space:
 
     def __init__(self, program: A.Program, defines: dict | None = None, input=None):
         self.program, self.input = program, input
+        if isinstance(input, str):  # a bad --input is the command line's mistake, not every member's
+            from ..lang.elaborate import parse_volume
+            parse_volume(input)
         defines = dict(defines or {})
         self.ranges: dict = {}     # variable -> its values (in order)
         self.each: list = []       # optionals switched per occurrence

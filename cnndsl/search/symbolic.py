@@ -20,6 +20,7 @@ around the default (`verify`); one that disagrees, or a total no closed form giv
 """
 from __future__ import annotations
 
+import math
 import random
 
 import sympy
@@ -291,17 +292,25 @@ def symbolic(program, names, bindings=None, input=None, ranges=None, options=Non
 
 GRID = 8  # counts a structural variable is fitted through when no range is given: a recurrence of
           # order 3 (a quadratic, or a line plus a geometric term) is found and checked at 2 more
+MAX_FIT = 12  # counts fitted at most: a longer range is fitted through its first 12 (a recurrence of
+              # order 5 at most, never a degree-99 interpolation) and the formula checked at its end
+MAX_MEMBERS = 600  # members measured for the fits of all structural variables together
 
 
 def _grids(structural, values, ranges):
     grids, whole = {}, {}
     for n in structural:
         given = sorted(set(ranges.get(n) or ()))
-        if given and given == list(range(given[0], given[-1] + 1)):
+        if given and given == list(range(given[0], given[-1] + 1)) and len(given) <= MAX_FIT:
             grids[n], whole[n] = given, True
         else:
-            start = 1 if values[n] >= 1 else values[n]
-            grids[n], whole[n] = list(range(start, max(values[n] + 1, start + GRID))), False
+            start = given[0] if given else 1 if values[n] >= 1 else values[n]
+            end = max(values[n] + 1, start + GRID) if not given else start + min(len(given), MAX_FIT)
+            grids[n], whole[n] = list(range(start, min(end, start + MAX_FIT))), False
+    if math.prod(len(g) for g in grids.values()) > MAX_MEMBERS:
+        raise CnnError(f"--symbolic: {', '.join(structural)} all change the layers: their closed forms would take "
+                       f"{math.prod(len(g) for g in grids.values()):,} members, more than {MAX_MEMBERS}",
+                       usage=True, code="E501", hint="name fewer repeat counts, or fix some with -D (at most 3 at a time)")
     return grids, whole
 
 
@@ -330,6 +339,8 @@ def _check_points(names, values, structural, grids, whole, ranges):
         if n in structural:
             g = grids[n]
             cand = [g[0], g[-1], g[-1] + 1] if whole[n] else [g[-1] + 1, g[-1] + 3]
+            if ranges.get(n) and not whole[n]:  # a range longer than the fit: its end too
+                cand.append(max(ranges[n]))
         elif ranges.get(n):
             r = list(ranges[n])
             cand = [r[0], r[len(r) // 2], r[-1]]

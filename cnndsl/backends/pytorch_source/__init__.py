@@ -26,12 +26,13 @@ import functools
 import re
 import textwrap
 
-from ...errors import shown
+from ...errors import shown_path
 from ...kinds import KINDS
 from ...lang import astnodes as A
 from ..torch_plan import final_softmax, he_convs, inplace_nodes
 from .block import INLINE, ClassWriter, Fail, camel, class_ref, indent, wrap
 from .expr import UNKNOWN, evaluate, helpers, literal, solve
+from .module_attrs import module_attrs
 
 # what forward writes inline, per op (every other kind is a module: `Kind.torch_module`)
 OPS = {op: INLINE.__contains__(op) for op in KINDS}
@@ -66,25 +67,16 @@ def _at(span):
     return (id(span.source), span.line, span.col)
 
 
-def _module_attrs():
-    try:
-        import torch.nn as nn
-        return set(dir(nn.Module()))
-    except ImportError:  # the names still have to avoid nn.Module's own attributes
-        return {"train", "eval", "forward", "training", "state_dict", "to", "cuda", "cpu", "type", "float",
-                "half", "double", "apply", "modules", "children", "parameters", "buffers", "zero_grad"}
-
-
 class Generator:
     def __init__(self, net, class_name, logits=False):
         self.net, self.graph = net, _without_softmax(net.graph) if logits else net.graph
         # planned on the whole graph, as to_torch(logits=True) plans them
         self.inplace, self.he = inplace_nodes(net.graph), he_convs(net.graph)
         self.dropped = self.graph is not net.graph
-        self.module_attrs = _module_attrs()
+        self.module_attrs = module_attrs()
         self.top_name = class_name or camel(re.sub(r"\W", "_", net.name)) or "Net"
         self.classes, self.order, self.fallbacks = {}, [], []
-        self.spec_name = os.path.basename(shown(net.path)) if not net.path.startswith("<") else "a cnndsl spec"
+        self.spec_name = os.path.basename(net.path) if not net.path.startswith("<") else "a cnndsl spec"
         self._index()
         self.globals = self._lets()
         self.consts = {name: (self._const_name(name), v) for name, v in self.globals.items()}
@@ -177,8 +169,9 @@ class Generator:
     def spec_line(self, span):
         text = re.sub(r"\s+", " ", span.source.line(span.line).split("#")[0]).strip()
         text = text if len(text) <= 80 else text[:77] + "..."
-        if span.source.path != self.net.path and not span.source.path.startswith("<"):
-            return f"{os.path.basename(shown(span.source.path))} line {span.line}: {text}"
+        path = shown_path(span.source.path)
+        if path != self.net.path and not path.startswith("<"):
+            return f"{os.path.basename(path)} line {span.line}: {text}"
         return f"line {span.line}: {text}"
 
     # ---- the file ---------------------------------------------------------------------------------
@@ -302,6 +295,7 @@ class TopWriter:
     def __init__(self, gen):
         self.gen, self.g = gen, gen.graph
         self.items = []        # (forward expression maker, input tensors, output tensor, span, op)
+        self.readers = None    # the graph's consumers, found once (not once per block instance: quadratic)
 
     def write(self):
         init = self.part(_tree(self.g), "self")
@@ -341,7 +335,9 @@ class TopWriter:
         code = self.gen.class_for(frames[-1].definition)
         inside = {n.name for n in part.nodes}
         outside = {s for n in part.nodes for s in n.inputs if s not in inside}
-        readers = self.g.consumers()
+        if self.readers is None:
+            self.readers = self.g.consumers()
+        readers = self.readers
         used = [n.name for n in part.nodes if n.name == self.g.output or any(r not in inside for r in readers[n.name])]
         ok = code is not None and len(outside) == 1 and used == [part.nodes[-1].name]
         return (code, frames[-1]) if ok else (None, None)
