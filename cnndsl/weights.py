@@ -125,7 +125,7 @@ def read(path) -> tuple[dict, dict]:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
         raise CnnError(f"{path}: not a safetensors file nor a plain torch state_dict",
-                       hint=f"torch.load(weights_only=True) refused it: {str(e).splitlines()[0][:200]}") from None
+                       hint=f"torch.load(weights_only=True) refused it: {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]  # a training checkpoint that wraps the weights
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

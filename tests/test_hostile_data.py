@@ -181,15 +181,26 @@ def test_a_validation_fraction_that_leaves_nothing_to_train_on_is_refused(capsys
 
 # ---- class 4: hyper-parameters that train NaN, and a loss that becomes NaN -------------------------------
 @pytest.mark.parametrize("opts, words", [
-    (["--lr", "inf"], "--lr must be a finite number above 0, not inf"),
-    (["--lr", "nan"], "--lr must be a finite number above 0, not nan"),
-    (["--weight-decay", "inf"], "--weight-decay must be a finite number"),
-    (["--opt", "momentum", "--momentum", "nan"], "--momentum must be in [0, 1)"),
-    (["--seed", "-1"], "--seed must be a whole number in [0, 4294967295]"),
+    ({"lr": float("inf")}, "--lr must be a finite number above 0, not inf"),
+    ({"lr": float("nan")}, "--lr must be a finite number above 0, not nan"),
+    ({"lr": "0.1"}, "--lr must be a finite number above 0, not 0.1"),
+    ({"weight_decay": float("inf")}, "--weight-decay must be a finite number"),
+    ({"opt": "momentum", "momentum": float("nan")}, "--momentum must be in [0, 1)"),
+    ({"label_smoothing": -0.5}, "--label-smoothing must be in [0, 1)"),
+    ({"seed": -1}, "--seed must be a whole number in [0, 4294967295]"),
+    ({"epochs": True}, "--epochs must be a whole number of at least 1, not True"),
 ])
 def test_hyper_parameters_that_are_not_finite_are_refused(capsys, run, opts, words):
-    code, _, err = cli(capsys, "train", run / "gray.net", "--data", "synthetic:40", "--epochs", "1", *opts)
-    assert code == 2 and words in err
+    """The command line refuses them as it parses (cnndsl.options); the library, called from Python,
+    refuses them in train.options, the one place that checks the training options."""
+    with pytest.raises(CnnError, match=re.escape(words)) as e:
+        train(cnndsl.loads(GRAY), "synthetic:40", **{"epochs": 1, **opts})
+    assert e.value.usage
+    flag = "--" + next(iter(opts)).replace("_", "-")
+    if isinstance(opts[next(iter(opts))], float):
+        code, _, err = cli(capsys, "train", run / "gray.net", "--data", "synthetic:40", "--epochs", "1",
+                           *[a for k, v in opts.items() for a in ("--" + k.replace("_", "-"), v)])
+        assert code == 2 and f"argument {flag}" in err
 
 
 def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_checkpoint(monkeypatch, tmp_path):
@@ -389,7 +400,8 @@ def test_resume_into_a_spec_that_differs_only_in_input_channels_is_refused(capsy
 # ---- class 5: a spec file name that is not UTF-8 ---------------------------------------------------------------
 @pytest.mark.skipif(os.name == "nt", reason="file names are UTF-16 there")
 @pytest.mark.parametrize("command", [["compile", "-o", "{d}/x.py"], ["draw", "-o", "{d}/x.svg"],
-                                     ["export", "-o", "{d}/x.onnx"], ["report"]])
+                                     ["export", "-o", "{d}/x.onnx"], ["report"], ["check"],
+                                     ["check", "--format", "json"]])
 def test_a_spec_file_name_that_is_not_utf8(capsys, tmp_path, command):
     spec = os.path.join(os.fsencode(tmp_path), b"caf\xe9.net")
     with open(spec, "w") as f:
@@ -399,6 +411,8 @@ def test_a_spec_file_name_that_is_not_utf8(capsys, tmp_path, command):
     assert code == 0, err
     if command[0] == "compile":
         assert "caf\\xe9.net" in (tmp_path / "x.py").read_text()
+    if command[0] == "check":
+        assert "caf\\xe9.net" in (json.loads(out)["files"][0]["file"] if "--format" in command else out)
     with open(spec, "w") as f:
         f.write(GRAY.replace("RELU", "RELUX"))
     code, out, err = cli(capsys, "report", name)

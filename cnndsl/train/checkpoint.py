@@ -16,12 +16,11 @@ dict keys and tuples kept as they were, so `load_state_dict` gets back exactly w
 from __future__ import annotations
 
 import json
-import math
 import os
 
 import torch
 
-from .. import weights as W
+from .. import metadata as M, weights as W
 from ..errors import CnnError
 from . import options as O
 
@@ -128,8 +127,9 @@ def weights_source(path):
 def recorded(source, key: str):
     """The JSON value `key` ("data": {source, path, samples, classes, mean, std, range}; "options";
     "layers"; "epoch") in the metadata of a weights_source: a cnndsl checkpoint or weights file; None
-    where a file has none (a .pt). The one place training metadata is read: a value that is not JSON,
-    or not of its key's form (a hand-edited file), is a CnnError that names the file and the key."""
+    where a file has none (a .pt). Read through cnndsl.metadata, the one place training metadata is
+    checked: a value that is not JSON, or not of its key's form (a hand-edited file), is a CnnError
+    that names the file and the key."""
     if isinstance(source, Loaded):
         return source.info(key)
     if os.fspath(source).endswith(".safetensors"):
@@ -137,66 +137,28 @@ def recorded(source, key: str):
     return None
 
 
-EDITED = "was the file edited? retrain, or take only its tensors (export --weights, --init)"
+EDITED = M.EDITED
 
 
 def _metadata(meta: dict, key: str, where: str):
-    raw = meta.get(key)
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise CnnError(f"{where}: its metadata `{key}` is not JSON: {raw[:60]!r}", hint=EDITED) from None
-    check = _CHECKS.get(key)
-    return check(value, where) if check is not None and value is not None else value
-
-
-def _bad(where, key, what):
-    raise CnnError(f"{where}: its metadata `{key}` is malformed: {what}", hint=EDITED)
-
-
-def _numbers(v) -> bool:
-    return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-                                       for x in v)
-
-
-def _data_info(d, where):
-    """{source, classes, mean, std, range, path, samples}: what data.Data.info wrote."""
-    if not isinstance(d, dict):
-        _bad(where, "data", f"not a table but {str(d)[:40]}")
-    if not isinstance(d.get("source"), str):
-        _bad(where, "data", "no data source")
-    if not (isinstance(d.get("classes"), list) and d["classes"] and all(isinstance(c, str) for c in d["classes"])):
-        _bad(where, "data", "classes are not a list of names")
-    if not (_numbers(d.get("mean")) and _numbers(d.get("std")) and len(d["mean"]) == len(d["std"]) >= 1
-            and min(d["std"]) > 0):
-        _bad(where, "data", f"the normalisation (mean {str(d.get('mean'))[:40]}, std {str(d.get('std'))[:40]}) is not "
-                            f"a list of finite means and one of stds above 0, one each per channel")
-    if d.get("range") is not None and not (_numbers(d["range"]) and len(d["range"]) == 2 and d["range"][0] <= d["range"][1]):
-        _bad(where, "data", f"the value range {str(d['range'])[:40]} is not [min, max]")
-    if d.get("path") is not None and not isinstance(d["path"], str):
-        _bad(where, "data", "its path is not text")
-    if d.get("samples") is not None and not (isinstance(d["samples"], int) and d["samples"] >= 0):
-        _bad(where, "data", "its sample count is not a whole number")
-    return d
+    return M.value(meta, key, where, _CHECKS)
 
 
 def _layers(rows, where):
     if not (isinstance(rows, list) and all(isinstance(r, list) and len(r) == 4 and all(isinstance(x, str) for x in r)
                                            for r in rows)):
-        _bad(where, "layers", "not a list of [name, op, description, volume] rows")
+        M.bad(where, "layers", "not a list of [name, op, description, volume] rows")
     return rows
 
 
 def _epoch(n, where):
     if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
-        _bad(where, "epoch", f"{str(n)[:40]} is not a whole number of epochs")
+        M.bad(where, "epoch", f"{str(n)[:40]} is not a whole number of epochs")
     return n
 
 
-_CHECKS = {"data": _data_info, "options": lambda o, where: O.check_recorded(o, where), "layers": _layers,
-           "epoch": _epoch}
+# the training keys, beside cnndsl.metadata's own ("data")
+_CHECKS = {"options": lambda o, where: O.check_recorded(o, where), "layers": _layers, "epoch": _epoch}
 
 
 def _state(raw, tensors, where) -> dict:

@@ -462,7 +462,7 @@ def split(y: np.ndarray, val_fraction: float, seed: int):
 def _stats(x):
     """Per-channel mean and std (0 for a constant channel: values.spread decides what to divide by)."""
     if x.ndim == 2:
-        return [float(x.mean())], [float(x.std())]
+        return [float(x.mean(dtype=np.float64))], [float(x.std(dtype=np.float64))]  # float32 sums overflow past ~1e19
     mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
     std = x.std(axis=(0, 2, 3), dtype=np.float64)
     return [float(m) for m in mean], [float(s) for s in std]

@@ -58,7 +58,7 @@ def train(net, data, out=None, resume=False, callback=None, **given):
         else:
             ck = C.resume_from(path)
             notes += C.check_same_spec(ck, net)
-    ctx = distributed.context(given.get("device") or (ck.info("options")["device"] if ck else "auto"))
+    ctx = distributed.context(given.get("device") or (ck.info("options").get("device") if ck else None) or "auto")
     before = torch.get_num_threads()
     try:
         o = O.resolve({**given, "data": os.fspath(data), "world_size": ctx.world},
@@ -314,7 +314,22 @@ def _restore(ck, model, opt, sched, warm, scaler, ctx):
     except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
         raise CnnError(f"{ck.path}: its training state does not fit this run ({type(e).__name__}: "
                        f"{str(e).splitlines()[0][:120] if str(e) else ''})", hint=C.EDITED) from None
+    _check_optimizer_state(opt, ck.path)
     return s["epoch"], list(s["history"])
+
+
+def _check_optimizer_state(opt, path):
+    """load_state_dict takes any tensors: a momentum or moment buffer must be finite floats of its
+    parameter's shape, else the first step fails (or trains NaN) long after the resume was accepted."""
+    for p, state in opt.state.items():
+        for k, v in state.items():
+            if not isinstance(v, torch.Tensor):
+                continue
+            fits = v.dim() == 0 if k == "step" else v.shape == p.shape  # a step count is a scalar
+            if not fits or not v.is_floating_point() or not bool(torch.isfinite(v).all()):
+                raise CnnError(f"{path}: its optimizer state does not fit this run: `{k}` is "
+                               f"{'x'.join(map(str, v.shape)) or 'a scalar'} {str(v.dtype).replace('torch.', '')} "
+                               f"for a parameter of {'x'.join(map(str, p.shape))}", hint=C.EDITED)
 
 
 # ---- files (rank 0) ---------------------------------------------------------------------------------------
