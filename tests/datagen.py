@@ -123,8 +123,8 @@ def npz(c, path, seed=0):
 
 
 def _damage(c, path):
-    """One case in six: the file's bytes cut, emptied or a byte flipped."""
-    how = c.below(18)
+    """One case in four: the file's bytes cut, emptied or a byte flipped, an .npy or a text in its place."""
+    how = c.below(20)
     data = path.read_bytes()
     if how == 1:
         path.write_bytes(data[: len(data) // 2])
@@ -133,6 +133,13 @@ def _damage(c, path):
     elif how == 3 and data:
         i = c.below(min(len(data), 200))
         path.write_bytes(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:])
+    elif how == 4 and path.suffix == ".npz":  # a .npy under a .npz name
+        import io
+        buf = io.BytesIO()
+        np.save(buf, np.zeros((4, 8, 8, 1), np.float32))
+        path.write_bytes(buf.getvalue())
+    elif how == 5:
+        path.write_text("x,y\n1,2\n")
 
 
 META_VALUES = ["{not json", "[]", "null", "7", '"text"', "NaN", "1e400", '{"a": 1}', "[" * 50 + "]" * 50]

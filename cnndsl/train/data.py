@@ -25,7 +25,9 @@ import gzip
 import importlib.util
 import math
 import os
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -409,14 +411,19 @@ def _listdir(folder):
 
 def _npz(path, shape):
     try:
-        with np.load(path, allow_pickle=False) as f:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise CnnError(f"{path}: holds one array (a .npy file), not the arrays x and y of a .npz", usage=True,
+                           hint="numpy.savez(path, x=images, y=labels) writes one")
+        with f:
             keys = list(f.keys())
             if "x" not in keys or "y" not in keys:
                 raise CnnError(f"{path}: needs arrays `x` and `y`, has {', '.join(keys) or 'none'}", usage=True)
             x, y = f["x"], f["y"]
     except CnnError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile, zlib.error, tokenize.TokenError) as e:
+        # what numpy's reader raises on a damaged file: a cut zip, a garbled .npy header, bad deflate data
         raise CnnError(f"{path}: not a readable .npz file ({e or type(e).__name__})", usage=True,
                        hint="numpy.savez(path, x=images, y=labels) writes one") from None
     x, y, converted = V.arrays(x, y, path)
