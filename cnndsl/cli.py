@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     _search_parsers(sub)
     _train_parser(sub)
     _eval_parser(sub)
+    _inspect_parser(sub)
+    _serve_parser(sub)
     return top
 
 
@@ -145,6 +147,8 @@ def _search_parsers(sub):
                    help="front: the Pareto front's members (default); top: the listed best --top")
     t.add_argument("--resume", action="store_true", help="continue the members' runs in --emit DIR (a finished "
                    "member is read back, not retrained)")
+    t.add_argument("--overwrite", action="store_true", help="replace the members' runs in --emit DIR (without it, "
+                   "or --resume, a member folder holding a run is refused before anything trains)")
     _training_options(t, batch_seed=False)
 
     p = sub.add_parser("match", help="whether a concrete .net is a member of a family, and with which bindings")
@@ -164,6 +168,8 @@ def _train_parser(sub):
     _training_options(p)
     p.add_argument("--out", metavar="DIR", help="write metrics.jsonl, curves.png, checkpoints and the spec here")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out (without it, or --resume, "
+                   "a folder holding a run is refused)")
     p.add_argument("--init", metavar="CKPT", help="start from a checkpoint's tensors whose names and shapes match "
                    "(a torchvision state_dict is mapped); prints what it skipped")
     p.add_argument("--freeze", metavar="NAMES", help="layers or groups that do not train, comma-separated; "
@@ -213,6 +219,157 @@ def _eval_parser(sub):
     p.add_argument("--out", metavar="DIR", help="write confusion.png and eval.json here")
 
 
+INSPECT_HELP = {
+    "filters": "a layer's filters as an image grid (default: the first CONV)",
+    "activations": "a layer's maps for one input, as a grid",
+    "stats": "per layer: mean, std, histogram and dead units of the activations (--init: an untrained net)",
+    "patches": "the input patches that excite a layer's channels most, cropped at the exact receptive field",
+    "neighbours": "nearest neighbours in a layer's feature space against pixel space",
+    "embed": "t-SNE of a layer's features, coloured by class",
+    "saliency": "a heat map of the class score's dependence on the pixels (captum)",
+    "occlusion": "a heat map of the class probability's drop under a sliding occluder (captum)",
+    "maximize": "the image that most excites a class (gradient ascent with an L2 prior)",
+    "invert": "an image whose features at a layer match a given image's",
+    "fool": "the smallest iterative gradient-sign perturbation that makes the net say a class",
+}
+
+
+def _inspect_parser(sub):
+    p = sub.add_parser("inspect", help="look inside a trained net by the spec's layer names (the lecture's "
+                       "visualisation deck)", description="cnndsl inspect FILE --weights CKPT WHAT [options]")
+    _spec_options(p)
+    what = p.add_subparsers(dest="what", metavar="WHAT")
+    what.required = True
+    for name, text in INSPECT_HELP.items():
+        w = what.add_parser(name, help=text, description=text)
+        _inspect_common(w, argparse.SUPPRESS)  # also after WHAT; given before it, they are kept
+        _INSPECT_OPTIONS[name](w)
+    _inspect_common(p, None)
+
+
+def _inspect_common(p, default):
+    d = {"default": default}
+    p.add_argument("--weights", metavar="CKPT", help="the trained checkpoint (weights.safetensors of cnndsl train)", **d)
+    p.add_argument("-o", "--output", metavar="OUT", help="write the picture (.png, .pdf, .svg) or the arrays (.npz)", **d)
+    p.add_argument("--format", choices=("table", "json"), help="json: the numbers (arrays too), on stdout", **d)
+    p.add_argument("--seed", type=O.whole(0, O.MAX_SEED), help="of samples drawn, t-SNE, initialisation (default 0)", **d)
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="default cpu", **d)
+    p.add_argument("--threads", type=O.whole(1, 1024), help="torch threads (default 1, as cnndsl train)", **d)
+
+
+def _layer_opt(p, required=False, text="a layer by its spec name (the report's names; a group: its last layer)"):
+    p.add_argument("--layer", metavar="NAME", required=required, help=text)
+
+
+def _image_opt(p):
+    p.add_argument("--image", metavar="IMG", required=True, help="an image file (read as training read image "
+                   "folders, fitted to the net's input) or a .npy array in the training data's units")
+
+
+def _data_opt(p):
+    p.add_argument("--data", required=True, help="digits, synthetic[:N], a FOLDER with a sub-folder per class, "
+                   "or FILE.npz (as cnndsl train --data), normalised as the checkpoint records")
+
+
+def _class_opt(p, flag="--class", dest="cls", required=False):
+    p.add_argument(flag, dest=dest, metavar="C", required=required,
+                   help="a class, by index or recorded name" + ("" if required else " (default: the predicted one)"))
+
+
+def _opts_filters(p):
+    _layer_opt(p, text="a CONV layer (default: the first), or an FC layer that reads a volume")
+
+
+def _opts_activations(p):
+    _layer_opt(p, required=True)
+    _image_opt(p)
+
+
+def _opts_stats(p):
+    p.add_argument("--data", help="the inputs (as cnndsl train --data); default with --init: unit Gaussian noise")
+    p.add_argument("--init", metavar="he|xavier|normal:STD", help="an untrained net: every CONV/FC weight drawn "
+                   "afresh (no --weights)")
+    p.add_argument("--act", choices=("relu", "tanh"), help="put this activation in place of every activation layer")
+    p.add_argument("--samples", type=O.whole(1, 10**6), help="inputs used (default 512)")
+
+
+def _opts_patches(p):
+    _layer_opt(p, required=True)
+    _data_opt(p)
+    p.add_argument("--channel", metavar="C", help="a channel, or several: 0,3,5 (default: the first 8)")
+    p.add_argument("--top", type=O.whole(1, 1000), help="patches per channel (default 8)")
+    p.add_argument("--samples", type=O.whole(1, 10**7), help="at most this many samples searched (default: all)")
+
+
+def _opts_neighbours(p):
+    _data_opt(p)
+    _layer_opt(p, text="the feature layer (default: the last hidden layer)")
+    p.add_argument("--query", type=O.whole(1, 100), help="query rows drawn (default 5)")
+    p.add_argument("--k", type=O.whole(1, 100), help="neighbours per query (default 6)")
+
+
+def _opts_embed(p):
+    _data_opt(p)
+    _layer_opt(p, text="the feature layer (default: the last hidden layer)")
+    p.add_argument("--samples", type=O.whole(5, 10**5), help="samples embedded (default 1000)")
+    p.add_argument("--perplexity", type=O.real(1, 1000), help="t-SNE's perplexity (default 30)")
+
+
+def _opts_saliency(p):
+    _image_opt(p)
+    _class_opt(p)
+    p.add_argument("--method", choices=("gradient", "guided", "gradcam", "integrated"), help="default gradient")
+    _layer_opt(p, text="Grad-CAM's layer (default: the last layer with spatial extent)")
+    p.add_argument("--steps", type=O.whole(1, 10**4), help="integrated gradients' steps (default 50)")
+
+
+def _opts_occlusion(p):
+    _image_opt(p)
+    _class_opt(p)
+    p.add_argument("--window", type=O.whole(1, 10**5), help="the occluder's side in pixels (default 1/6 of the input)")
+    p.add_argument("--stride", type=O.whole(1, 10**5), help="its step (default a third of the window)")
+
+
+def _opts_maximize(p):
+    _class_opt(p, required=True)
+    p.add_argument("--steps", type=O.whole(1, 10**5), help="gradient steps (default 200)")
+    p.add_argument("--l2", type=O.real(0), help="weight of the L2 prior (default 1e-3)")
+    p.add_argument("--lr", type=O.real(0, lo_open=True), help="step size in normalised units (default 0.05)")
+    p.add_argument("--jitter", type=O.whole(0, 1000), help="random shift of up to this many pixels per step (default 0)")
+    p.add_argument("--blur", type=O.real(0, 100), help="Gaussian blur of this sigma every 4 steps (default 0: none)")
+
+
+def _opts_invert(p):
+    _layer_opt(p, required=True)
+    _image_opt(p)
+    p.add_argument("--steps", type=O.whole(1, 10**5), help="gradient steps (default 200)")
+    p.add_argument("--tv", type=O.real(0), help="weight of the total-variation prior (default 1e-2)")
+    p.add_argument("--lr", type=O.real(0, lo_open=True), help="step size in normalised units (default 0.05)")
+
+
+def _opts_fool(p):
+    _image_opt(p)
+    _class_opt(p, "--target", "target", required=True)
+    p.add_argument("--step", type=O.real(0, lo_open=True), help="each step's size, normalised units (default 1/1000 of the data's range)")
+    p.add_argument("--steps", type=O.whole(1, 10**5), help="the most steps tried (default 500)")
+
+
+_INSPECT_OPTIONS = {"filters": _opts_filters, "activations": _opts_activations, "stats": _opts_stats,
+                    "patches": _opts_patches, "neighbours": _opts_neighbours, "embed": _opts_embed,
+                    "saliency": _opts_saliency, "occlusion": _opts_occlusion, "maximize": _opts_maximize,
+                    "invert": _opts_invert, "fool": _opts_fool}
+
+
+def _serve_parser(sub):
+    p = sub.add_parser("serve", help="a live page: edit specs and see their report, diagram and errors as you type; "
+                       "search a family; watch a net train")
+    p.add_argument("dir", nargs="?", default=".", help="the folder whose .net files the page edits (default .)")
+    p.add_argument("--port", type=O.whole(0, 65535), help="default 8765, or the next free port (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine "
+                   "only); another lets other machines in, with the token")
+    p.add_argument("--no-browser", action="store_true", help="print the URL, do not open a browser")
+
+
 def _version():
     from . import __version__
     return __version__
@@ -239,6 +396,7 @@ def cmd_report(args):
     if args.symbolic:
         return _cmd_symbolic(args)
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     if args.batch < 1:
         raise CnnError("--batch must be at least 1", usage=True)
     rep = net.report(dtype=args.dtype, batch=args.batch, optimizer=args.optimizer, memory=args.memory)
@@ -317,6 +475,7 @@ def _check_json(args):
 
 def cmd_compile(args):
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     _print_warnings(net)
     _emit(net.torch_source(class_name=args.class_name, logits=args.logits), args.output)
     print(f"wrote {args.output}", file=sys.stderr)
@@ -325,6 +484,7 @@ def cmd_compile(args):
 
 def cmd_export(args):
     net = _load(args)
+    _refuse_overwrite(net, args.output, args.output + ".data")  # a large model's weights go beside it
     _print_warnings(net)
     batch = args.batch
     import warnings
@@ -349,9 +509,9 @@ def _weights_map(path):
     if path is None:
         return None
     import json
-    from .files import read_bytes
+    from .files import MAX_JSON, read_user_bytes
     try:
-        m = json.loads(read_bytes(path))
+        m = json.loads(read_user_bytes(path, "--weights-map", MAX_JSON))
     except ValueError as e:
         raise CnnError(f"{path}: not JSON ({e})", usage=True) from None
     if not isinstance(m, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in m.items()):
@@ -403,6 +563,7 @@ def cmd_run(args):
 
 def cmd_draw(args):
     net = _load(args)
+    _refuse_overwrite(net, args.output)
     _print_warnings(net)
     out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail,
                    size=args.size, dpi=args.dpi)
@@ -425,6 +586,7 @@ def _cmd_symbolic(args):
             raise CnnError(f"{flag} has no meaning with --symbolic", usage=True,
                            hint="--symbolic prints formulas as a table or --format json; drop " + flag.split()[0])
     prog, space = _family(args)
+    _refuse_overwrite(prog, args.output)
     result = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
                         ranges=dict(space.ranges), options=_symbolic_options(args))
     if args.format == "json":
@@ -468,6 +630,7 @@ def cmd_search(args):
     if len(pareto) != 2 or any(m not in E.MEASURES for m in pareto):
         raise CnnError(f"--pareto {args.pareto}: name two of {', '.join(E.MEASURES)}", usage=True)
     given = _search_training(args)  # before the search: a bad training option is known at once
+    _refuse_overwrite(prog, args.plot, flag="--plot")
     n = args.sample if args.sample else space.count
     print(f"{args.file}: {space.count:,} member{'s' * (space.count != 1)}"
           + (f", sampling {min(n, space.count):,}" if args.sample else ""), file=sys.stderr)
@@ -491,6 +654,9 @@ def cmd_search(args):
         r = S.symbolic(prog, args.symbolic.split(","), bindings=dict(space.fixed), input=args.input,
                        ranges=dict(space.ranges), options=_symbolic_options(args))
         result["symbolic"] = S.text_totals(r)
+    if args.train and args.emit:  # the members' run folders, before any file is written
+        from .search.train import check_folders, select
+        check_folders(space, select(result, args.train_on), args.emit, args.resume, args.overwrite)
     if args.emit:
         _emit_members(prog, space, result["members"], args.emit)
     if args.train:
@@ -520,7 +686,7 @@ def _search_training(args) -> dict | None:
     training options, checked before any member is measured; None without --train."""
     given = {k: getattr(args, k) for k in SEARCH_TRAIN_OPTIONS if getattr(args, k) is not None}
     if not args.train:
-        stray = [k for k in given] + (["resume"] if args.resume else []) + (["train_on"] if args.train_on else [])
+        stray = [k for k in given] + [k for k in ("resume", "overwrite", "train_on") if getattr(args, k)]
         if stray:
             flag = "--" + {"val_fraction": "val"}.get(stray[0], stray[0]).replace("_", "-")
             raise CnnError(f"{flag} is a training option: it needs --train DATA", usage=True,
@@ -546,7 +712,8 @@ def _train_members(args, space, result, given) -> dict:
     records = select(result, args.train_on)
     progress = _MemberProgress(args, result)
     try:
-        summary = train_members(space, records, args.train, out=args.emit, resume=args.resume, callback=progress,
+        summary = train_members(space, records, args.train, out=args.emit, resume=args.resume,
+                                overwrite=args.overwrite, callback=progress,
                                 include_dirs=getattr(args, "include_dirs", ()), **given)
     finally:
         progress.close()
@@ -627,13 +794,9 @@ class _MemberProgress:
 
 
 def _emit_members(prog, space, records, folder):
-    from .files import atomic_write
     from .search import emit as W
     os.makedirs(folder, exist_ok=True)
-    for r in records:
-        name, text = W.member_file(prog, space, r["index"])
-        path = os.path.join(folder, name)
-        atomic_write(path, text.encode("utf-8"))
+    for r, path in zip(records, W.write_members(folder, prog, space, [r["index"] for r in records])):
         r["file"] = path
     print(f"wrote {len(records)} members to {folder}", file=sys.stderr)
 
@@ -667,7 +830,8 @@ def cmd_train(args):
     progress = _Progress()
     given = {k: getattr(args, k) for k in TRAIN_OPTIONS}
     try:
-        result = train(net, args.data, out=args.out, resume=args.resume, callback=progress, **given)
+        result = train(net, args.data, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                       callback=progress, **given)
     finally:
         progress.close()
     if result["rank"] != 0:
@@ -746,6 +910,8 @@ class _Progress:
 def cmd_eval(args):
     from .train import evaluate
     net = _load(args)
+    if args.out:
+        _refuse_overwrite(net, *(os.path.join(args.out, f) for f in ("eval.json", "confusion.png")), flag="--out")
     _print_warnings(net)
     r = evaluate(net, args.weights, args.data, split=args.split, batch=args.batch, device=args.device, out=args.out)
     for line in r["data"]:
@@ -774,6 +940,84 @@ def cmd_eval(args):
     for w in r["warnings"]:  # after the accuracy, which it qualifies
         print(f"cnndsl: warning: {w}", file=sys.stderr)
     return 0
+
+
+INSPECT_SKIP = {"file", "input", "defines", "strict", "include_dirs", "command", "what", "weights", "output", "format",
+                "seed", "device", "threads"}
+
+
+def cmd_inspect(args):
+    import json
+    from .inspection import inspect
+    net = _load(args)
+    _refuse_overwrite(net, args.output)
+    _print_warnings(net)
+    options = {k: v for k, v in vars(args).items() if k not in INSPECT_SKIP and v is not None}
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads or 1)
+    bar = _Bar(f"inspect {args.what}")
+    try:
+        r = inspect(net, args.what, weights=args.weights, seed=args.seed or 0, device=args.device or "cpu",
+                    progress=bar.update, **options)
+    finally:
+        bar.close()
+        torch.set_num_threads(threads)
+    for n in r.notes:
+        print(f"inspect: {n}", file=sys.stderr)
+    if args.output:
+        r.save(args.output)
+        print(f"wrote {args.output}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(r.json(), indent=1))
+    else:
+        print(r.table(), end="")
+    return 0
+
+
+class _Bar:
+    """A tqdm bar (on stderr, on a terminal) that appears only once the work has taken a second."""
+
+    def __init__(self, desc):
+        import time
+        self.desc, self.bar, self.start, self.clock = desc, None, time.monotonic(), time.monotonic
+
+    def update(self, done, total):
+        if self.bar is None:
+            if self.clock() - self.start < 1.0 or done >= total:
+                return
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=self.desc, leave=False, file=sys.stderr, disable=None, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_serve(args):
+    from .serve import Server
+    server = Server(args.dir, host=args.host, port=args.port)
+    print(f"cnndsl serve: the .net files under {server.root}", flush=True)
+    if not server.loopback:
+        print(f"cnndsl: warning: listening on {args.host}: whoever reaches this machine and has the token can read "
+              f"and write the .net files under {server.root} and train on it", file=sys.stderr)
+    print(f"  {server.url}\n(Ctrl-C stops the server)", flush=True)
+    if not args.no_browser:
+        import webbrowser
+        webbrowser.open(server.url)
+    server.run()
+    return 0
+
+
+def _refuse_overwrite(source, *paths, flag="-o"):
+    """Refuse, before any work, outputs that would replace the spec (a Net or Program), one of its
+    includes, or another .net file (cnndsl.outputs)."""
+    from .outputs import check_target, spec_files
+    files = spec_files(source)
+    for path in paths:
+        if path:
+            check_target(path, files, flag=flag)
 
 
 def _emit(text: str, path: str | None):

@@ -16,7 +16,6 @@ import gc
 import hashlib
 import json
 import os
-import re
 import threading
 from contextlib import contextmanager
 
@@ -125,9 +124,9 @@ class Net:
     def notes(self) -> list[str]:
         """The spec's own `# note: ...` comment lines, which `cnndsl report` prints under its table:
         what a reader of the figures should know (VGG-16's: the lecture's 24M total is a slip)."""
+        from .lang.program import notes
         span = self.graph.input_span
-        text = span.source.text if span is not None and span.source.quotable else ""
-        return [m.group(1).strip() for m in re.finditer(r"^[ \t]*#[ \t]*note:(.*)$", text, re.M)]
+        return notes(span.source if span is not None else None)
 
     @property
     def warnings(self):

@@ -12,6 +12,11 @@ cases: numbers at 0, 1, powers of two, 2**31, 10**18 and past them, floats (3.0,
 names that are kinds, blocks, variables, module attributes (`training`, `_modules`) or a
 100,000-character run, strings that are paths to devices and to files outside the tree.
 
+Hostile files go to the options that read files (`hostile_argv`: --weights, --init, --data, run's
+model and --input, --weights-map): folders, sockets, cut-short files, random bytes behind the right
+magic, headers that declare more than they hold; 24 seeded cases in the default run, and FIFOs and
+/dev/zero too in their own long run (CNNDSL_FUZZ=1, CNNDSL_FUZZ_FILES_SECONDS, default 120).
+
 The long run prints its figures (specs per second, classes of failure found); README's
 "Reliability" section records them. A failure's class is the exception type and the innermost
 cnndsl frame, so a thousand cases of one bug count once.
@@ -298,7 +303,7 @@ def cli_options(c: _Chooser, family: Path) -> list:
         elif command == "report":
             args += c.pick([["--symbolic", "N"], ["--symbolic", "C,N"], ["-D", "N=" + c.pick(NUMBERS)]])
         else:
-            args += [c.pick(["-o", "--class-name"]), c.pick(_paths(family.parent) + ["Net", "\udcff", "1x"])]
+            args += [c.pick(["-o", "--class-name"]), c.pick(_paths(family.parent) + [str(family.parent / n) for n in ("Net", "\udcff", "1x")])]
     if command == "search":
         args += ["--jobs", "1"] if "--jobs" not in args else []
         args += ["-D", "C=4"] if "-D" not in args else []  # few members: each case stays small
@@ -538,6 +543,200 @@ def test_long_fuzz_run(tmp_path):
     r = json.loads(p.stdout.strip().splitlines()[-1])
     print(f"\nfuzz seed {seed}: {r['specs']} specs in {r['seconds']} s ({r['specs_per_second']} specs/s), "
           f"{r['accepted']} accepted; outcomes {r['outcomes']}")
+    for key, v in r["failure_classes"].items():
+        print(f"  FAILURE {key} x{v['count']}: {v['error']}\n    {v['example'][:300]!r}")
+    assert not r["failure_classes"], f"{len(r['failure_classes'])} classes of failure"
+
+
+# ---- hostile files through the CLI's options (issue 22, classes 2 and 3) ----------------------------------
+# Each case hands one option a file that is not a file (a folder, a socket; a FIFO and /dev/zero in the long
+# run only, where a regression would hang or read until the memory cap rather than stall the default run),
+# a file cut short, random bytes behind the right magic, or a header that declares more than it holds
+# (a PNG, an .npy, an .npz, a safetensors checkpoint): exit 0, 1 or 2 within the time cap, never 3.
+FILE_NET = "input 8x8x1\nCONV(4, 3) - RELU - FC(2)\n"
+MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".npy": b"\x93NUMPY\x01\x00", ".npz": b"PK\x03\x04", ".pt": b"PK\x03\x04",
+         ".safetensors": b"\x10\x00\x00\x00\x00\x00\x00\x00{", ".json": b"{", ".onnx": b"\x08\x07", ".net": b"input "}
+HUGE_DIMS = [0, 1, 3, 8, 65535, 100_000, 2**31 - 1, 2**32 - 1]
+
+
+def file_fixtures(folder: Path) -> dict:
+    """A spec, a model and one good file of each suffix, to cut short and to hand to each option."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    import cnndsl.weights as W
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "t.net").write_text(FILE_NET)
+    net = cnndsl.loads(FILE_NET)
+    net.to_onnx(folder / "good.onnx")
+    W.save(net.to_torch(seed=0), folder / "good.safetensors", meta={})
+    torch.save(net.to_torch(seed=0).state_dict(), folder / "good.pt")
+    np.savez(folder / "good.npz", x=np.zeros((8, 8, 8), np.uint8), y=np.arange(8) % 2)
+    np.save(folder / "good.npy", np.zeros((1, 1, 8, 8), np.float32))
+    Image.new("L", (8, 8), 7).save(folder / "good.png")
+    (folder / "good.json").write_text('{"conv": "conv1"}')
+    (folder / "good.net").write_text(FILE_NET)
+    return {suffix: (folder / f"good{suffix}").read_bytes() for suffix in MAGIC}
+
+
+def hostile_file(c: _Chooser, folder: Path, suffix: str, good: dict, long: bool) -> str:
+    """A hostile file named *`suffix`* in `folder`: its path."""
+    import struct
+    import zlib
+    path = folder / f"h{c.below(10**9)}{suffix}"
+    kinds = ["folder", "socket", "empty", "cut", "magic", "bomb"] + (["fifo", "/dev/zero"] if long else [])
+    kind = c.pick(kinds)
+    if kind == "/dev/zero":
+        return "/dev/zero"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "socket":
+        import socket
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()  # the name stays: a socket file nobody listens on
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "cut":
+        data = good[suffix]
+        path.write_bytes(data[:c.below(len(data))])
+    elif kind == "magic":
+        path.write_bytes(MAGIC[suffix] + bytes(c.below(256) for _ in range(c.below(200))))
+    else:
+        path.write_bytes(_bomb(c, suffix, good))
+    return str(path)
+
+
+def _bomb(c: _Chooser, suffix: str, good: dict) -> bytes:
+    """A header that declares more than the file holds: pixels, an array, a tensor."""
+    import io
+    import zipfile
+    import zlib
+    import numpy as np
+    shape = tuple(c.pick(HUGE_DIMS) for _ in range(1 + c.below(4)))
+    if suffix == ".png":
+        def chunk(kind, data):
+            return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+        w, h = c.pick(HUGE_DIMS), c.pick(HUGE_DIMS)
+        ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([c.pick([1, 8, 16]), c.pick([0, 2, 6]), 0, 0, 0])
+        return MAGIC[".png"] + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * c.below(64))) + chunk(b"IEND", b"")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(c.pick(["u1", "<f4", "<f8", "<i8", "?"])).str,
+                                                 "fortran_order": False, "shape": shape})
+    if suffix == ".npy":
+        return header.getvalue()
+    if suffix in (".npz", ".pt"):
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as z:
+            z.writestr(c.pick(["x.npy", "x", "y.npy"]), header.getvalue())
+            z.writestr("y.npy", good[".npy"])
+        return out.getvalue()
+    if suffix == ".safetensors":
+        n = 1
+        for d in shape:
+            n *= d
+        head = ('{"w": {"dtype": "F32", "shape": %s, "data_offsets": [0, %d]}}' % (list(shape), 4 * n)).encode()
+        return len(head).to_bytes(8, "little") + head + bytes(c.below(64))
+    return MAGIC[suffix] + bytes(c.below(64))
+
+
+def hostile_argv(c: _Chooser, folder: Path, good: dict, long: bool) -> list:
+    """A CLI command that hands a hostile file to one of the options that read files."""
+    net, model, out = str(folder / "t.net"), str(folder / "good.onnx"), str(folder / "out.onnx")
+    train = ["train", net, "--epochs", "1", "--batch", "4"]
+
+    def f(suffix):
+        return hostile_file(c, folder, suffix, good, long)
+    which = c.below(10)
+    if which == 0:
+        return ["export", net, "-o", out, "--weights", f(c.pick([".safetensors", ".pt"]))]
+    if which == 1:
+        return ["export", net, "-o", out, "--weights-map", f(".json")]
+    if which == 2:
+        return [*train, "--data", "synthetic:16", "--init", f(c.pick([".safetensors", ".pt"]))]
+    if which == 3:
+        return [*train, "--data", f(".npz")]
+    if which == 4:
+        images = folder / f"imgs{c.below(10**9)}"
+        for cls in ("a", "b"):
+            (images / cls).mkdir(parents=True)
+            (images / cls / "0.png").write_bytes(good[".png"])
+        if c.below(2):
+            odd = f(".png")
+            (os.symlink if odd == "/dev/zero" else os.replace)(odd, images / "b" / "odd.png")
+        return [*train, "--data", str(images)]
+    if which == 5:
+        return ["eval", net, "--weights", f(".safetensors"), "--data", "synthetic:16"]
+    if which == 6:
+        return ["run", f(".onnx"), "--repeat", "1"]
+    if which == 7:
+        return ["run", model, "--repeat", "1", "--input", f(c.pick([".npy", ".png"]))]
+    if which == 8:
+        return [*train, "--data", "synthetic:" + c.pick(["1" + "0" * 20, str(2**63), "64", "9" * 30])]
+    return ["report", f(".net")]
+
+
+def run_file_case(argv) -> int:
+    out, err = io.StringIO(), io.StringIO()
+    with time_cap(CASE_SECONDS), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    assert code in (0, 1, 2), f"exit {code} for cnndsl {' '.join(argv)}:\n{err.getvalue()[-2000:]}"
+    return code
+
+
+def test_fuzz_hostile_files(tmp_path):
+    """A seeded 24 cases (the long run draws FIFOs and /dev/zero too)."""
+    pytest.importorskip("torch")
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("sockets and FIFOs are POSIX")
+    good = file_fixtures(tmp_path)
+    rng = random.Random(0)
+    codes = [run_file_case(hostile_argv(_Chooser(rng=rng), tmp_path, good, long=False)) for _ in range(24)]
+    assert 2 in codes
+
+
+def long_files_run(seconds: float, seed: int, folder: Path) -> dict:
+    """hostile_argv cases for `seconds`; figures and failure classes, as long_run."""
+    rng = random.Random(seed)
+    good = file_fixtures(folder)
+    n, classes, outcomes = 0, {}, {}
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        argv = hostile_argv(_Chooser(rng=rng), folder, good, long=True)
+        n += 1
+        try:
+            code = run_file_case(argv)
+            outcomes[code] = outcomes.get(code, 0) + 1
+        except BaseException as e:  # noqa: BLE001 - every class of failure is recorded
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            key = _failure_class(e)
+            classes.setdefault(key, {"count": 0, "example": " ".join(argv), "error": f"{type(e).__name__}: {str(e)[:300]}"})
+            classes[key]["count"] += 1
+    elapsed = time.perf_counter() - start
+    return {"cases": n, "seconds": round(elapsed, 1), "outcomes": outcomes, "failure_classes": classes}
+
+
+@pytest.mark.skipif(not os.environ.get("CNNDSL_FUZZ"), reason="the long fuzz run: set CNNDSL_FUZZ=1")
+def test_long_fuzz_files_run(tmp_path):
+    """CNNDSL_FUZZ_FILES_SECONDS (default 120) of hostile files, in a subprocess whose address space is
+    capped at its size after the imports plus 2 GiB."""
+    seconds = float(os.environ.get("CNNDSL_FUZZ_FILES_SECONDS", "120"))
+    seed = int(os.environ.get("CNNDSL_FUZZ_SEED", str(int(time.time()))))
+    code = (f"import sys, json, os; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
+            "os.environ['OMP_NUM_THREADS'] = '1'\n"
+            "import resource, torch, onnxruntime, PIL.Image, test_fuzz\n"
+            "vm = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (vm + 2 * 2**30, vm + 2 * 2**30))\n"
+            f"r = test_fuzz.long_files_run({seconds}, {seed}, __import__('pathlib').Path({str(tmp_path)!r}))\n"
+            "print(json.dumps(r))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=seconds + 180)
+    assert p.returncode == 0, f"the long run died (a hang past the alarm, a memory cap hit?): {p.stderr[-3000:]}"
+    import json
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    print(f"\nfile fuzz seed {seed}: {r['cases']} cases in {r['seconds']} s; exits {r['outcomes']}")
     for key, v in r["failure_classes"].items():
         print(f"  FAILURE {key} x{v['count']}: {v['error']}\n    {v['example'][:300]!r}")
     assert not r["failure_classes"], f"{len(r['failure_classes'])} classes of failure"

@@ -123,7 +123,7 @@ def test_members_that_fail_are_reported_and_the_others_train(tmp_path, capsys):
             assert "val_acc" not in m and m["train_error"].startswith("digits has 10 classes")
         else:
             assert 0.3 < m["val_acc"] <= 1
-    assert "heads-U5-C2.net:5:33: error: digits has 10 classes" in err and "^~~~~" in err  # positioned
+    assert "heads-U5-C2.net:6:33: error: digits has 10 classes" in err and "^~~~~" in err  # positioned
 
 
 def _npz(tmp_path, shape):

@@ -14,6 +14,7 @@ accepted even when this binding never reads it (a `*0` repeat, an optional that 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 
 from . import astnodes as A
@@ -117,6 +118,37 @@ def _include(st: A.Include, seen, ctx) -> A.Include:
                                hint="the including spec declares the input and the network")
         ctx.cache[target] = prog
     return replace(st, program=ctx.cache[target])
+
+
+def inlined(program: A.Program) -> A.Program:
+    """The program with each include replaced by the included file's statements (its own includes
+    inlined too; a file included twice, the first time only, as elaboration reads it once): a
+    program that needs no other file, to print where the included files cannot be reached."""
+    done = set()
+    top = os.path.dirname(os.path.abspath(program.path)) if program.path != "<string>" else os.getcwd()
+    ctx = _Includes((os.path.realpath(top),))  # for a Program from parse_text alone: each file read once
+
+    def statements(prog):
+        for st in prog.statements:
+            if not isinstance(st, A.Include):
+                yield st
+            elif st.program is None and st.span is None:
+                raise CnnError(f"`{st.path}` is not read, and nothing says where it is relative to", code="E900",
+                               hint="give the Include its program (cnndsl.parse reads includes)")
+            else:
+                st = _include(st, (), ctx) if st.program is None else st
+                if id(st.program) in done:
+                    continue
+                done.add(id(st.program))
+                yield from statements(st.program)
+    return replace(program, statements=tuple(statements(program)))
+
+
+def notes(source) -> list[str]:
+    """The `# note: ...` comment lines of a Source (none from one whose lines are not to be quoted):
+    what a reader of a spec's figures should know, printed under `cnndsl report`'s table."""
+    text = source.text if source is not None and source.quotable else ""
+    return [m.group(1).strip() for m in re.finditer(r"^[ \t]*#[ \t]*note:(.*)$", text, re.M)]
 
 
 def _inside(path, folder) -> bool:

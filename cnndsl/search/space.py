@@ -141,6 +141,10 @@ class Space:
         for name, st in lets.items():
             if st.choices is not None:
                 self.ranges[name] = self._file_choices(st)
+                try:  # a constant value; one computed from other variables has no single default here
+                    self.defaults[name] = _Eval().value(st.value, _empty_scope())
+                except CnnError:
+                    pass
         optionals = optional_names(program)
         for name, text in defines.items():
             choices = parse_choices(name, text)

@@ -27,7 +27,9 @@ Ctrl-C (KeyboardInterrupt) stops it too, keeping what is done: the result says `
 `out`: each member as OUT/NAME.net and its run in OUT/NAME/ (cnndsl train's files: metrics.jsonl,
 checkpoint.safetensors, weights.safetensors, curves.png, spec.net, run.json, each written atomically
 every epoch), and OUT/training.json (the summary, rewritten atomically after every member).
-`resume=True` continues each member's run from its checkpoint (a finished one is read, not retrained).
+`resume=True` continues each member's run from its checkpoint (a finished one is read, not retrained);
+`overwrite=True` replaces them. Without either, a member's folder that holds a run is refused before
+any member trains, and each member's run holds its folder's lock while it trains (cnndsl.outputs).
 
 Nothing prints: `callback(event)` receives "plan" (what will train), "member_start", every event of
 cnndsl.train.train with "member" (1-based) and "members" added, and "member_end" (the record, and the
@@ -79,7 +81,8 @@ def check_options(data, **options) -> dict:
     return O.resolve({**options, "data": os.fspath(data), "world_size": 1})
 
 
-def train_members(space, records, data, *, out=None, resume=False, callback=None, include_dirs=(), **options) -> dict:
+def train_members(space, records, data, *, out=None, resume=False, overwrite=False, callback=None, include_dirs=(),
+                  **options) -> dict:
     """Train `records` (from cnndsl.search.enumerate.search) in order; see the module docstring.
     Returns {"schema", "source", "data", "options", "selected", "trained", "failed", "interrupted",
     "data_preparation", "members": a summary row per record, "files"}."""
@@ -89,20 +92,23 @@ def train_members(space, records, data, *, out=None, resume=False, callback=None
     if resume and out is None:
         raise CnnError("--resume continues the members' runs in --emit DIR: give the folder", usage=True,
                        code="E501")
+    if overwrite and out is None:
+        raise CnnError("--overwrite replaces the members' runs in --emit DIR: give the folder", usage=True)
     program = space.program
     folder = os.path.dirname(os.path.abspath(program.path)) if not program.path.startswith("<") else None
     dirs = (*include_dirs, folder) if folder else tuple(include_dirs)
     summary = {"schema": SCHEMA, "source": program.path, "data": data, "options": o, "selected": len(records),
                "trained": 0, "failed": 0, "left": len(records), "interrupted": False, "data_preparation": None,
                "members": [], "files": []}
+    files = check_folders(space, records, out, resume, overwrite)
     emit({"event": "plan", "members": len(records), "options": o, "data": data})
     if out is not None:
         os.makedirs(out, exist_ok=True)
     n = len(records)
     try:
-        for i, r in enumerate(records, 1):
+        for i, (r, file) in enumerate(zip(records, files), 1):
             emit({"event": "member_start", "member": i, "members": n, "record": r})
-            rendered = _train_one(space, r, data, out, resume, dirs, summary, options,
+            rendered = _train_one(file, r, data, out, resume, overwrite, dirs, summary, options,
                                   lambda e, i=i: emit({**e, "member": i, "members": n}))
             summary["trained" if "train_error" not in r else "failed"] += 1
             summary["members"].append(_row(r))
@@ -117,11 +123,35 @@ def train_members(space, records, data, *, out=None, resume=False, callback=None
     return summary
 
 
-def _train_one(space, r, data, out, resume, dirs, summary, options, callback):
+def check_folders(space, records, out, resume=False, overwrite=False) -> list[tuple[str, str]]:
+    """The (file name, text) of each record's member, once every member's file may be written to
+    `out` (cnndsl.outputs.check_target) and no member's run folder there holds a run, unless `resume`
+    or `overwrite`: checked before anything is written or trains (one refusal, not a refusal at the
+    second member after the first member's run was replaced)."""
+    from ..outputs import check_run_folder, run_files
+    files = W.member_files(space.program, space, [r["index"] for r in records])
+    if out is None:
+        return files
+    names = [name for name, _ in files]
+    W.check_member_targets(out, space.program, names)
+    held = []
+    for name in names:
+        run = os.path.join(out, os.path.splitext(name)[0])
+        check_run_folder(run, resume=True)  # a file where the folder goes, or a spec.net no run wrote
+        if run_files(run):
+            held.append(os.path.basename(run))
+    if held and not (resume or overwrite):
+        raise CnnError(f"--emit {out} holds the runs of {len(held)} of these members ({', '.join(held[:3])}"
+                       f"{', ...' if len(held) > 3 else ''}): training would replace their checkpoints and metrics",
+                       usage=True, hint="--resume continues them, --overwrite replaces them; or emit into another folder")
+    return files
+
+
+def _train_one(file, r, data, out, resume, overwrite, dirs, summary, options, callback):
     """Train one record's member; return the rendered error of a failure (None when it trained)."""
     from ..net import loads
     from ..train import train
-    name, text = W.member_file(space.program, space, r["index"])
+    name, text = file
     path, run = name, None
     if out is not None:
         from ..files import atomic_write
@@ -130,7 +160,7 @@ def _train_one(space, r, data, out, resume, dirs, summary, options, callback):
         r["file"], r["train_dir"] = path, run
     try:
         net = loads(text, path=path, include_dirs=dirs)
-        result = train(net, data, out=run, resume=resume, callback=callback, **options)
+        result = train(net, data, out=run, resume=resume, overwrite=overwrite, callback=callback, **options)
     except CnnError as e:
         if e.usage:  # the command's or the data's fault, the same for every member
             raise

@@ -23,6 +23,7 @@ import torch
 from .. import metadata as M, weights as W
 from ..errors import CnnError
 from . import options as O
+from ..files import user_file
 
 CHECKPOINT, WEIGHTS = "checkpoint.safetensors", "weights.safetensors"
 KIND = "cnndsl.train-state/1"
@@ -81,9 +82,9 @@ def save(out: str, module, net, state: dict, info: dict) -> list[str]:
 class Loaded:
     """A checkpoint read back: the model's tensors, the training state, the metadata."""
 
-    def __init__(self, path):
+    def __init__(self, path, what="checkpoint"):
         self.path = os.fspath(path)
-        tensors, self.meta = W.read(self.path)
+        tensors, self.meta = W.read(self.path, what)
         self.model = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
         raw = self.meta.get("cnndsl.train")
         self.state = _state(raw, tensors, self.path) if raw else None
@@ -104,7 +105,7 @@ class Loaded:
 
 def resume_from(path) -> Loaded:
     """The checkpoint a --resume continues: one that cnndsl train wrote, with its training state."""
-    ck = Loaded(path)
+    ck = Loaded(path, "--resume checkpoint")
     if ck.state is None or ck.info("options") is None:
         raise CnnError(f"{ck.path} holds weights but no training state: it was not written by cnndsl train as "
                        f"a checkpoint", usage=True,
@@ -113,14 +114,18 @@ def resume_from(path) -> Loaded:
     return ck
 
 
-def weights_source(path):
+def weights_source(path, what="checkpoint"):
     """What load_into should take for a user's --weights / --init: a training checkpoint's model
-    tensors (and its metadata), or the file itself (weights, a .pt, a torchvision state_dict)."""
+    tensors (and its metadata), or the file itself (weights, a .pt, a torchvision state_dict).
+    `what` names it in errors (the option that gave it)."""
     path = os.fspath(path)
     if path.endswith(".safetensors"):
-        ck = Loaded(path)
+        ck = Loaded(path, what)
         if ck.state is not None:
             return ck
+    else:  # a pipe or a folder is refused now, named by the option that gave it (load_into reads it later)
+        with user_file(path, what):
+            pass
     return path
 
 

@@ -34,6 +34,8 @@ import numpy as np
 
 from ..errors import CnnError
 from . import values as V
+from ..files import npy_header, user_file, user_image
+from ..memory import require
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 SYNTHETIC_BYTES = 256 * 2 ** 20  # the default synthetic set stays under this
@@ -265,6 +267,27 @@ def _digits(shape):
     return _nchw(x), y, [str(c) for c in range(10)], notes
 
 
+def fit_images(images: np.ndarray, shape, source) -> tuple[np.ndarray, list]:
+    """Raw images (N, h, w, C) onto a net's HxWxC input as training fitted the samples of `source`
+    (what one looks at, `cnndsl inspect --image`): an 8x8 image of a net trained on digits as `--data
+    digits` placed them, any other size resized bilinear as an image folder's were, one gray channel
+    repeated for a colour net. Returns NCHW float32 and what was done, one line each."""
+    h, w, c = shape
+    notes = []
+    if images.shape[1:3] != (h, w):
+        if source == "digits" and images.shape[1:3] == (8, 8):
+            images, how = _fit_digits(images, h, w)
+            notes.append(how + " (as --data digits placed the training digits)")
+        else:
+            notes.append(f"resized {images.shape[1]}x{images.shape[2]} -> {h}x{w} (bilinear, as training "
+                         "resized image folders)")
+            images = _resize(np.ascontiguousarray(images, np.float32), h, w)
+    images, how = _channels(images, c, "the image")
+    if how:
+        notes.append(how)
+    return _nchw(images), notes
+
+
 def _fit_digits(x, h, w):
     """8x8 digits onto an HxW canvas: from 16x16 up, resized to 3/4 of the side and centred on a zero
     margin (the digits' own background), as MNIST sits in LeNet-5's 32x32; smaller, resized to fill it."""
@@ -291,6 +314,7 @@ def _synthetic(source, shape, k, seed):
     per = math.prod(shape) * 4
     if n is None:
         n = max(8 * k, min(2048, SYNTHETIC_BYTES // per))
+    require_data(n, shape, f"--data {source}", hint="ask for fewer samples (synthetic:N)")
     rng = np.random.default_rng(seed)
     y = np.arange(n, dtype=np.int64) % k
     rng.shuffle(y)
@@ -329,19 +353,21 @@ def _folder(root, shape):
     if mode is None:
         raise CnnError(f"{root}: images have 1 (grayscale) or 3 (RGB) channels, but the network's input has {c}",
                        usage=True, hint="write the spec's input as HxWx1 or HxWx3")
+    require_data(sum(len(_images_in(os.path.join(root, d))) for d in classes), shape, f"--data {root}",
+                 hint="use fewer images, or a smaller input")
     images, labels, sizes, modes, scales = [], [], set(), set(), {}
     for label, cls in enumerate(classes):
         folder = os.path.join(root, cls)
-        files = sorted(f for f in _listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+        files = _images_in(folder)
         if not files:
             raise CnnError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})", usage=True)
         for f in files:
             path = os.path.join(folder, f)
             try:
-                with Image.open(path) as img:
+                with user_image(path, "image", c) as img:
                     sizes.add(img.size)
                     modes.add(img.mode)
-                    arr, scale = _pixels(img, path, h, w, c)
+                    arr, scale = pixels(img, path, h, w, c)
                     scales.setdefault(scale, path)
             except (OSError, UnidentifiedImageError, ValueError) as e:
                 raise CnnError(f"{path}: not an image Pillow can read ({e})", usage=True) from None
@@ -363,7 +389,7 @@ DEPTHS = {"8-bit": "0..255", "16-bit": "0..65535, scaled by 1/257 to 0..255",
           "32-bit integer": "kept as they are", "float": "kept as they are"}
 
 
-def _pixels(img, path, h, w, c):
+def pixels(img, path, h, w, c):
     """(HxWxC float32, the image's depth) of an open Pillow image: 8-bit modes as Pillow converts them
     to L or RGB; 16-bit ones (I;16...) scaled by 1/257 onto 0..255, where Pillow's conversion would clip
     them to 255 (two classes could become the same white image); 32-bit integer (I) and float (F) ones
@@ -401,25 +427,32 @@ def _scales_note(scales, root):
     return "; ".join(f"{k} images: values {DEPTHS[k]}" for k in kinds)
 
 
-def _listdir(folder):
+def _images_in(folder) -> list:
+    return sorted(f for f in _listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _listdir(folder) -> list:
     try:
         return os.listdir(folder)
     except OSError as e:
-        raise CnnError(f"cannot read the folder {folder}: {e.strerror}", usage=True,
-                       hint="every class folder must be readable (chmod +rx)") from None
+        raise CnnError(f"cannot read {folder}: {e.strerror}", usage=True,
+                       hint="the data folder and every class folder in it must be readable") from None
 
 
 def _npz(path, shape):
     try:
-        f = np.load(path, allow_pickle=False)
-        if not isinstance(f, np.lib.npyio.NpzFile):
-            raise CnnError(f"{path}: holds one array (a .npy file), not the arrays x and y of a .npz", usage=True,
-                           hint="numpy.savez(path, x=images, y=labels) writes one")
-        with f:
-            keys = list(f.keys())
-            if "x" not in keys or "y" not in keys:
-                raise CnnError(f"{path}: needs arrays `x` and `y`, has {', '.join(keys) or 'none'}", usage=True)
-            x, y = f["x"], f["y"]
+        with user_file(path, "--data") as file:
+            _require_npz(file, path)
+            file.seek(0)
+            f = np.load(file, allow_pickle=False)
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise CnnError(f"{path}: holds one array (a .npy file), not the arrays x and y of a .npz", usage=True,
+                               hint="numpy.savez(path, x=images, y=labels) writes one")
+            with f:
+                keys = list(f.keys())
+                if "x" not in keys or "y" not in keys:
+                    raise CnnError(f"{path}: needs arrays `x` and `y`, has {', '.join(keys) or 'none'}", usage=True)
+                x, y = f["x"], f["y"]
     except CnnError:
         raise
     except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile, zlib.error, tokenize.TokenError) as e:
@@ -450,6 +483,42 @@ def _npz(path, shape):
             f"or resize the data to {want} (N,H,W,C) or {c}x{h}x{w} (N,C,H,W)") if x.ndim in (3, 4) else \
         f"x must be images (N,H,W,C) of {want}"
     raise CnnError(f"{path}: x holds samples of {have}, but the network's input is {want}", usage=True, hint=hint)
+
+
+def _require_npz(file, path):
+    """Refuse an .npz whose x and y headers declare more than memory holds (or than the zip holds: numpy
+    allocates what a header declares before it reads), before anything is allocated."""
+    try:
+        z = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise CnnError(f"{path}: not a readable .npz file ({e})", usage=True) from None
+    with z:
+        members = {n[:-4] if n.endswith(".npy") else n: z.getinfo(n) for n in z.namelist()}
+        declared = {}
+        for key in ("x", "y"):
+            if key in members:
+                try:
+                    with z.open(members[key]) as m:
+                        declared[key] = npy_header(m, f"{path}: `{key}`", members[key].file_size)
+                except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+                    raise CnnError(f"{path}: not a readable .npz file ({e})", usage=True) from None
+    if "x" in declared:
+        (x_shape, _, x_bytes), y_bytes = declared["x"], declared.get("y", (0, 0, 0))[2]
+        n = x_shape[0] if x_shape else 1
+        require_data(n, x_shape[1:], f"--data {path}", raw=x_bytes + y_bytes,
+                     hint="use fewer samples (or train on a machine with more memory)")
+
+
+LOAD_COPIES = 3  # load() holds the float32 samples 3.6 times at its peak (tracemalloc, synthetic and .npz:
+#                  the arrays, their train/validation split, the normalised split): its lower bound
+
+
+def require_data(n: int, shape, what: str, raw: int = 0, hint=None):
+    """Refuse `n` samples of `shape` (HxWxC, or features) that load() could not hold as float32 beside
+    `raw` bytes as read (cnndsl.memory), before any is allocated."""
+    f32 = n * math.prod(shape) * 4
+    require(max(raw + f32, LOAD_COPIES * f32), f"{what}: {n:,} samples of {'x'.join(map(str, shape)) or '1'} "
+                                               f"as float32", hint=hint)
 
 
 # ---- split and statistics ------------------------------------------------------------------------------

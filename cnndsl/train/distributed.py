@@ -46,9 +46,14 @@ class Context:
             torch.distributed.destroy_process_group()
 
 
+def env_rank() -> int:
+    """This process's rank as torchrun sets it (0 outside torchrun): known before the process group."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def context(device="auto") -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = env_rank(), int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available()
     if device == "cuda" and not cuda:
         raise CnnError("--device cuda: no CUDA device is available here", usage=True,

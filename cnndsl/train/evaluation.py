@@ -32,7 +32,7 @@ from . import checkpoint as C, data as D, plots
 def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None) -> dict:
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise CnnError(f"--batch must be a whole number of at least 1, not {batch}", usage=True)
-    source = C.weights_source(weights)
+    source = C.weights_source(weights, "--weights")
     info = C.recorded(source, "data")
     opts = C.recorded(source, "options") or {}
     data = os.fspath(data)

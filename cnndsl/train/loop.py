@@ -13,7 +13,9 @@ returns {"history": [one row per epoch], "final": the last row, "module": the tr
 train_loss, train_acc, val_loss, val_acc, images_per_s (training images a second, all ranks),
 train_seconds, seconds (the epoch with its validation).
 
-Nothing prints. `callback(event)` receives dicts: "start" (the run as set up), "epoch" (its number,
+Nothing prints. `callback(event)` receives dicts: "start" (the run as set up; its "module" is the
+model being trained and "sample" one prepared input, NCHW, for a live view such as `cnndsl serve`'s
+filters and activation maps), "epoch" (its number,
 steps, this rank's sample indices), "progress" (running loss, accuracy and images/s, a few dozen times
 an epoch), "epoch_end" (the row, after its checkpoint is written) and "end"; on every rank, each with
 its "rank". An exception from the callback stops the run (the last epoch's checkpoint stays).
@@ -27,6 +29,7 @@ checkpoint record all three, with the torch version (`reproducibility`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -38,6 +41,9 @@ from torch import nn
 from .. import weights as W
 from ..errors import CnnError
 from ..files import atomic_write
+from ..analysis.analyze import analyze
+from ..memory import OPTIMIZER_STATES, require, tensor_sizes
+from ..outputs import check_run_folder, clear_run, folder_lock, same_file, spec_files
 from . import checkpoint as C, data as D, distributed, freeze as F, loaders, optim, options as O, plots
 
 # curves.png is redrawn after the last epoch and after any epoch ending this long after the last drawing: a
@@ -45,7 +51,34 @@ from . import checkpoint as C, data as D, distributed, freeze as F, loaders, opt
 PLOT_EVERY_S = 30.0
 
 
-def train(net, data, out=None, resume=False, callback=None, **given):
+def train(net, data, out=None, resume=False, callback=None, overwrite=False, **given):
+    out = os.fspath(out) if out is not None else None
+    for flag, on in (("--resume", resume), ("--overwrite", overwrite)):
+        if on and out is None:
+            raise CnnError(f"{flag} needs --out DIR, the folder of the run to " + ("continue" if resume else "replace"),
+                           usage=True)
+    with _out_folder(net, out, resume, overwrite) as clear:
+        return _train(net, data, out, resume, callback, clear, given)
+
+
+@contextlib.contextmanager
+def _out_folder(net, out, resume, overwrite):
+    """The run folder, on rank 0 (the rank that writes): locked for the whole run (a second training
+    into it is refused with this one's pid), then refused if it holds another run and neither
+    `resume` nor `overwrite` was given (cnndsl.outputs). Yields what clears the previous run under
+    `overwrite`, called just before the first file is written: a run that fails to start (bad data)
+    leaves the old one as it was."""
+    if out is None or distributed.env_rank() != 0:
+        yield None
+        return
+    sources = spec_files(net)
+    check_run_folder(out, sources, resume=True)  # a file where the folder goes: refused before the lock makes it
+    with folder_lock(out, "another training"):
+        check_run_folder(out, sources, resume=resume, overwrite=overwrite)
+        yield (lambda: clear_run(out, sources)) if overwrite else None
+
+
+def _train(net, data, out, resume, callback, clear, given):
     emit = callback or (lambda event: None)
     ck = None
     notes = []
@@ -64,7 +97,7 @@ def train(net, data, out=None, resume=False, callback=None, **given):
         o = O.resolve({**given, "data": os.fspath(data), "world_size": ctx.world},
                       ck.info("options") if ck else None)
         torch.set_num_threads(o["threads"])  # for this run only: the caller's count comes back below
-        return _run(net, o, out, ck, ctx, emit, notes)
+        return _run(net, o, out, ck, ctx, emit, notes, clear)
     finally:
         torch.set_num_threads(before)
         ctx.close()
@@ -77,12 +110,14 @@ def reproducibility(o, ctx) -> dict:
             "torch": torch.__version__}
 
 
-def _run(net, o, out, ck, ctx, emit, notes):
+def _run(net, o, out, ck, ctx, emit, notes, clear=None):
+    if ctx.device.type == "cpu":  # before the module and the data: the report's estimate must fit
+        require_training(net.graph, o["batch"], o["opt"])
     torch.manual_seed(o["seed"])  # dropout's RNG; restored from the checkpoint on resume
     model = net.to_torch(seed=o["seed"], logits=True)
     init_report, init_source, warnings = None, None, []
     if o["init"] and ck is None:
-        init_source = C.weights_source(o["init"])
+        init_source = C.weights_source(o["init"], "--init")
         init_report = W.load_into(model, init_source, strict=False)
     frozen = F.frozen_layers(net.graph, o["freeze"])
     frozen_bn = _freeze(model, frozen)
@@ -112,13 +147,17 @@ def _run(net, o, out, ck, ctx, emit, notes):
     repro = reproducibility(o, ctx)
     meta = {"epoch": start, "options": o, "data": d.info(), "layers": C.layer_rows(net), "reproducibility": repro}
     if ctx.main and out is not None:
+        gone = clear() if clear else []
+        if gone:
+            notes.append(f"--overwrite: the previous run in {out} was removed ({', '.join(gone)})")
         files += _write_spec(out, net, o, d, repro)
     emit({"event": "start", "rank": ctx.rank, "world_size": ctx.world, "device": str(ctx.device), "threads": repro["threads"],
           "backend": ctx.backend, "data": d.description, "options": o, "params": params,
           "trainable_params": sum(p.numel() for p in trainable), "frozen": frozen, "init": init_report,
           "resumed_from": start if ck is not None else None, "notes": notes, "warnings": warnings,
           "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
-          "train_samples": len(d.y_train), "val_samples": len(d.y_val)})
+          "train_samples": len(d.y_train), "val_samples": len(d.y_val),
+          "module": model, "sample": d.x_val[:1] if len(d.y_val) else d.x_train[:1]})
     last_plot = time.perf_counter()
     crit = nn.CrossEntropyLoss(label_smoothing=o["label_smoothing"])
     plain = nn.CrossEntropyLoss(reduction="sum")
@@ -335,15 +374,15 @@ def _check_optimizer_state(opt, path):
 # ---- files (rank 0) ---------------------------------------------------------------------------------------
 def _write_spec(out, net, o, d, repro) -> list[str]:
     _discard_temporaries(out)
-    text = _spec_text(net)
-    paths = []
-    if text is not None:
-        paths.append(os.path.join(out, "spec.net"))
-        atomic_write(paths[-1], text.encode("utf-8"))
     run = {"spec": net.spec_info, "includes": _includes(net), "options": o, "reproducibility": repro,
            "data": d.info(), "data_preparation": d.description}
-    paths.append(os.path.join(out, "run.json"))
+    paths = [os.path.join(out, "run.json")]  # first: a spec.net without a run.json beside it is nobody's run's
     atomic_write(paths[-1], (json.dumps(run, indent=1) + "\n").encode("utf-8"))
+    text = _spec_text(net)
+    spec = os.path.join(out, "spec.net")
+    if text is not None and not any(same_file(spec, f) for f in spec_files(net)[:1]):  # the spec itself stays
+        paths.append(spec)
+        atomic_write(paths[-1], text.encode("utf-8"))
     return paths
 
 
@@ -383,3 +422,17 @@ def _write_epoch(out, model, net, state, info, history, plot) -> list[str]:
     png = os.path.join(out, "curves.png")
     atomic_write(png, plots.curves(history, f"{net.name}"))
     return paths + [metrics, png]
+
+
+def require_training(graph, batch: int, optimizer: str) -> None:
+    """Refuse to train where the report's training estimate (weights, gradients, optimizer state, and
+    the activations a backward pass keeps, at `batch`) cannot fit."""
+    t = analyze(graph, batch=batch, optimizer=OPTIMIZER_STATES.get(optimizer, "adam"))
+    if t["train_bytes"] <= 2**20:
+        return
+    heaviest = tensor_sizes(graph)[3]
+    require(t["train_bytes"], f"training this network ({t['params']:,} parameters, batch {batch}, {optimizer}; "
+                              f"as `cnndsl report --batch {batch}` estimates)",
+            hint=f"train a smaller network (`{heaviest.name}` holds the most parameters) or a smaller --batch "
+                 f"(cnndsl report --memory SIZE gives the largest batch that fits)", usage=False,
+            span=heaviest.span if heaviest is not None else graph.input_span)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 from ..errors import CnnError
-from ..options import MAX_SEED
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "adadelta": 1.0,
@@ -89,8 +88,10 @@ def _show(v):
     return "none" if v is None else str(v)
 
 
-# whole-number options: their least value (seed also has a most, the command line's: cnndsl.options.MAX_SEED)
+# whole-number options: their least value (seed also has a most: numpy's generators take no more; the
+# command line's bound, cnndsl.options.MAX_SEED, which stands above this module)
 WHOLE = {"epochs": 1, "batch": 1, "warmup": 0, "threads": 1, "workers": 0, "seed": 0, "patience": 0, "step_size": 1}
+MAX_SEED = 2 ** 32 - 1
 OPTIONAL = ("workers", "step_size", "gamma", "lr", "momentum")  # None: filled in by resolve
 
 
