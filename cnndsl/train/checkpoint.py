@@ -185,9 +185,6 @@ def _state(raw, tensors, where) -> dict:
 
 def find(out: str) -> str | None:
     """The checkpoint in a run folder `out`, or None where there is none yet."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CnnError(f"--out {out} is a file, not a run folder", usage=True,
-                       hint="--out names the folder train writes its checkpoint, weights and metrics into")
     path = os.path.join(out, CHECKPOINT)
     return path if os.path.exists(path) else None
 
