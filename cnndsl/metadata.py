@@ -61,7 +61,8 @@ def data_info(d, where):
             and min(d["std"]) > 0):
         bad(where, "data", f"the normalisation (mean {str(d.get('mean'))[:40]}, std {str(d.get('std'))[:40]}) is not "
                            f"a list of finite means and one of stds above 0, one each per channel")
-    if d.get("range") is not None and not (numbers(d["range"]) and len(d["range"]) == 2 and d["range"][0] <= d["range"][1]):
+    span = d.get("range")
+    if span is not None and not (numbers(span) and len(span) == 2 and span[0] <= span[1]):
         bad(where, "data", f"the value range {str(d['range'])[:40]} is not [min, max]")
     if d.get("path") is not None and not isinstance(d["path"], str):
         bad(where, "data", "its path is not text")

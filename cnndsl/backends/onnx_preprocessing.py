@@ -65,7 +65,9 @@ def _data_info(meta, weights):
     raw = meta.get("data")
     if isinstance(raw, dict):
         return raw
-    return value(meta, "data", weights if isinstance(weights, str) else "the checkpoint") if isinstance(raw, str) else None
+    if not isinstance(raw, str):
+        return None
+    return value(meta, "data", weights if isinstance(weights, str) else "the checkpoint")
 
 
 def _range(info):

@@ -411,7 +411,9 @@ def pixels(img, path, h, w, c):
 
 
 def _depth(mode):
-    return "16-bit" if mode.startswith("I;16") else "32-bit integer" if mode == "I" else "float" if mode == "F" else "8-bit"
+    if mode.startswith("I;16"):
+        return "16-bit"
+    return {"I": "32-bit integer", "F": "float"}.get(mode, "8-bit")
 
 
 def _scales_note(scales, root):
@@ -455,8 +457,8 @@ def _npz(path, shape):
                 x, y = f["x"], f["y"]
     except CnnError:
         raise
-    except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile, zlib.error, tokenize.TokenError) as e:
-        # what numpy's reader raises on a damaged file: a cut zip, a garbled .npy header, bad deflate data
+    except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile, zlib.error,
+            tokenize.TokenError) as e:  # numpy's reader on a damaged file: a cut zip, a garbled header, bad deflate
         raise CnnError(f"{path}: not a readable .npz file ({e or type(e).__name__})", usage=True,
                        hint="numpy.savez(path, x=images, y=labels) writes one") from None
     x, y, converted = V.arrays(x, y, path)
