@@ -214,10 +214,10 @@ def _train_epoch(model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emi
     n, steps = 0, len(batches)
     every = max(1, steps // 40)
     t0 = time.perf_counter()
-    # the first step whose loss was NaN or inf, and that loss: kept on the device (no sync a step), looked
-    # at with the progress, which syncs anyway; the run stops there, before anything of the epoch is written
-    bad_step = torch.full((), -1, dtype=torch.int64, device=dev)
-    bad_loss = torch.zeros((), dtype=torch.float32, device=dev)
+    # a loss that is NaN or inf stops the run before anything of the epoch is written: one process on the
+    # CPU looks at every step's loss (3 us); a GPU or torchrun at the running sum, read with the progress
+    # (a sync it makes anyway) and summed over the ranks, so that every rank stops at the same step
+    exact, checked = ctx.world == 1 and dev.type == "cpu", 0
     for step, (xb, yb) in enumerate(batches):
         xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
         if o["channels_last"] and xb.dim() == 4:
@@ -239,11 +239,12 @@ def _train_epoch(model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emi
         n += b
         loss_sum += loss.detach() * b
         correct += (logits.detach().argmax(1) == yb).sum()
-        first = (bad_step < 0) & ~torch.isfinite(loss.detach())
-        bad_step = torch.where(first, step, bad_step)
-        bad_loss = torch.where(first, loss.detach().float(), bad_loss)
+        if exact and not math.isfinite(loss.item()):
+            raise _Diverged(f"{step + 1} of {steps}", f"the loss became {loss.item()}")
         if (step + 1) % every == 0 or step + 1 == steps:
-            _check_finite(bad_step, bad_loss, steps, ctx)
+            if not exact:
+                _check_sum(loss_sum, checked, step, steps, ctx)
+            checked = step + 1
             dt = time.perf_counter() - t0
             emit({"event": "progress", "rank": ctx.rank, "epoch": epoch + 1, "step": step + 1, "steps": steps,
                   "loss": loss_sum.item() / n, "acc": correct.item() / n,
@@ -252,20 +253,20 @@ def _train_epoch(model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emi
 
 
 class _Diverged(Exception):
-    """A loss or weights no longer finite: `what`, at `step` (1-based; None: at the end of the epoch)."""
+    """A loss or weights no longer finite: `what`, at `step` ("3 of 40", "21..30 of 400"; None: at the
+    end of the epoch)."""
 
     def __init__(self, step, what):
         super().__init__(step, what)
         self.step, self.what = step, what
 
 
-def _check_finite(bad_step, bad_loss, steps, ctx):
-    step = int(bad_step.item())
-    elsewhere = ctx.world > 1 and ctx.sum([float(step >= 0)])[0] > 0  # every rank stops at the same point
-    if step >= 0:
-        raise _Diverged(f"{step + 1} of {steps}", f"the loss became {float(bad_loss.item())}")
-    if elsewhere:
-        raise _Diverged(None, "the loss of another process became NaN or inf")
+def _check_sum(loss_sum, checked, step, steps, ctx):
+    """The running loss summed over the ranks: NaN or inf since step `checked` stops every rank."""
+    total = ctx.sum([loss_sum.item()])[0]
+    if not math.isfinite(total):
+        within = f"{step + 1}" if checked == step else f"{checked + 1}..{step + 1}"
+        raise _Diverged(f"{within} of {steps}", f"the loss became {total}")
 
 
 def _diverged(e, epoch, lr, out, history) -> CnnError:
