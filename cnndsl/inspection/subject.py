@@ -274,10 +274,14 @@ class Subject:
         return self._normalised(x, notes)
 
     def _array(self, path):
-        try:
-            a = np.load(path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as e:
-            raise CnnError(f"{path}: not a readable .npy array ({e})", usage=True) from None
+        from ..files import npy_header, size_of, user_file
+        with user_file(path, "--image") as f:  # a regular file, its declared size checked before numpy allocates it
+            npy_header(f, f"--image {path}", size_of(f))
+            f.seek(0)
+            try:
+                a = np.load(f, allow_pickle=False).astype(np.float32)
+            except (OSError, ValueError) as e:
+                raise CnnError(f"{path}: not a readable .npy array ({e})", usage=True) from None
         h, w, c = self.graph.input_shape
         if a.shape == (c, h, w):
             a = a.transpose(1, 2, 0)
@@ -342,11 +346,11 @@ def quiet():
 
 
 def _image_size(path):
-    from PIL import Image
+    from ..files import user_image
     try:
-        with Image.open(path) as img:
+        with user_image(path, "--image", 1) as img:
             return img.size
-    except Exception:  # read_image says what is wrong with the file
+    except CnnError:  # read_image says what is wrong with the file
         return None
 
 
