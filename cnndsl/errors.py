@@ -45,6 +45,7 @@ CODES = {
     "E303": "a window does not fit its input (an error under --strict)",
     "E304": "no input volume, a bad input volume, no network, or a network without layers",
     "E401": "a limit: too many layers or expansion steps, recursive or too deeply nested blocks",
+    "E402": "more memory (or disk) than this machine has: a network's tensors, data, an image or a checkpoint, refused before it is allocated",
     "E501": "a usage error: -D, --input or a file on the command line",
     "E900": "any other error",
     "W301": "a window does not fit its input: PyTorch floors and ignores the last rows or columns",

@@ -74,7 +74,8 @@ import os
 import re
 
 from .errors import CnnError
-from .files import atomic_write, read_bytes
+from .files import atomic_write, descriptor_path, size_of, user_file
+from .memory import require
 from .weights_map import COUNTER, bare, match, module_feeds, split
 from .weights_map import shape_of as _shape
 
@@ -110,22 +111,26 @@ def save(module_or_state_dict, path, meta=None, net=None) -> None:
     atomic_write(path, data)
 
 
-def read(path) -> tuple[dict, dict]:
-    """({key: tensor} on the CPU, {metadata}) from a checkpoint file; a CnnError for anything else."""
+def read(path, what: str = "checkpoint") -> tuple[dict, dict]:
+    """({key: tensor} on the CPU, {metadata}) from a checkpoint file; a CnnError for anything else.
+    Only a regular file is opened (cnndsl.files.user_file: `what` names it in errors), and only after
+    the tensors it declares are known to fit in memory; a safetensors file is read tensor by tensor
+    into memory once (never its whole bytes first, which would hold it twice)."""
     import torch
     path = os.fspath(path)
-    data = read_bytes(path)
-    if _is_safetensors(data):
-        from safetensors.torch import load as st_load
+    with user_file(path, what) as f:
+        size, head = size_of(f), f.read(9)
+        if _is_safetensors(head, size):
+            return _read_safetensors(f, path, what, size, int.from_bytes(head[:8], "little"))
+        f.seek(0)
+        require(_declared_pt(f, size), f"{what} {path}", hint=BIG_CHECKPOINT)
+        f.seek(0)
         try:
-            return st_load(data), _safetensors_meta(data)
+            obj = torch.load(f, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise CnnError(f"{path}: not a readable safetensors file ({e})") from None
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CnnError(f"{path}: not a safetensors file nor a plain torch state_dict",
-                       hint=f"torch.load(weights_only=True) refused it: {str(e).splitlines()[0][:200]}") from None
+            raise CnnError(f"{path}: not a safetensors file nor a plain torch state_dict",
+                           hint=f"torch.load(weights_only=True) refused it: "
+                                f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]  # a training checkpoint that wraps the weights
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -138,23 +143,53 @@ def load(path) -> dict:
     return read(path)[0]
 
 
-def _is_safetensors(data: bytes) -> bool:
-    if len(data) < 10:
+BIG_CHECKPOINT = "its tensors are read into memory whole: load it on a machine with more memory"
+MAX_HEADER = 100 * 2**20  # safetensors' own bound on the JSON header
+
+
+def _is_safetensors(head: bytes, size: int) -> bool:
+    """The first 9 bytes of a file of `size` bytes: a little-endian header length, then `{`."""
+    if len(head) < 9:
         return False
-    n = int.from_bytes(data[:8], "little")
-    return 2 <= n <= len(data) - 8 and data[8:9] == b"{"
+    n = int.from_bytes(head[:8], "little")
+    return 2 <= n <= size - 8 and head[8:9] == b"{"
 
 
-def _safetensors_meta(data: bytes) -> dict:
-    n = int.from_bytes(data[:8], "little")
-    meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
-    return {str(k): str(v) for k, v in meta.items()}
+def _read_safetensors(f, path, what, size, header):
+    """Its tensors (safe_open, read with pread into memory once: no mapping that a truncation elsewhere
+    could turn into SIGBUS) and its metadata."""
+    from safetensors import safe_open
+    if header > MAX_HEADER:
+        raise CnnError(f"{path}: not a readable safetensors file (its header declares over {MAX_HEADER:,} bytes)")
+    require(size, f"{what} {path}", hint=BIG_CHECKPOINT)
+    try:
+        try:
+            opened = safe_open(descriptor_path(f, path), framework="pt", backend="pread")
+        except TypeError:  # safetensors before 0.6 has one backend (a mapping)
+            opened = safe_open(descriptor_path(f, path), framework="pt")
+        with opened as st:
+            meta = st.metadata() or {}
+            tensors = {k: st.get_tensor(k) for k in st.keys()}
+    except Exception as e:  # SafetensorError, or a dtype torch lacks
+        raise CnnError(f"{path}: not a readable safetensors file ({str(e)[:300]})") from None
+    return tensors, {str(k): str(v) for k, v in meta.items()}
+
+
+def _declared_pt(f, size) -> int:
+    """The bytes a torch.save file declares: its zip members' uncompressed sizes (a small zip may declare
+    terabytes), else its own size."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(f) as z:
+            return sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return size
 
 
 def _open(source) -> tuple[dict, dict, str]:
     """(state_dict, metadata, what to call it) from a path, a module or a state_dict."""
     if isinstance(source, (str, os.PathLike)):
-        sd, meta = read(source)
+        sd, meta = read(source, "weights")  # to_torch(weights=), to_onnx(weights=), export --weights
         return sd, meta, os.fspath(source)
     if hasattr(source, "state_dict") and callable(source.state_dict):
         return dict(source.state_dict()), dict(getattr(source, "cnndsl_meta", None) or {}), "the module"
@@ -183,8 +218,46 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None,
         tensors, report = _by_name(sd, shapes, strict, what, meta, here, same)
     else:
         tensors, report = _mapped(sd, shapes, strict, layouts or {}, feeds, mapping)
+    _check_values(tensors, report["mapping"], what)
     report.update(checkpoint=meta, same_spec=same)
     return tensors, report
+
+
+def _check_values(tensors, mapping, what):
+    """Every tensor loaded into a parameter or a running statistic (all float here) must hold finite
+    floats: an int8 or bool tensor would be cast silently (its numbers are not weights), NaN or inf
+    would compute NaN. BN's integer counter (`num_batches_tracked`) is the one integer we hold."""
+    theirs = {ours: key for key, ours in mapping.items()}
+    for k, v in tensors.items():
+        if k.endswith(COUNTER):
+            continue
+        name = k if theirs.get(k, k) == k else f"{theirs[k]} (for {k})"
+        if not _is_float(v):
+            raise CnnError(f"{what}: {name} holds {_dtype(v)} values, not floats: it is not a weight of a float network",
+                           hint="a quantised or boolean checkpoint cannot be loaded as it is: dequantise it to "
+                                "float32 first")
+        bad = _count_not_finite(v)
+        if bad:
+            raise CnnError(f"{what}: {name} holds {bad} NaN or inf value{'s' if bad > 1 else ''}",
+                           hint="the run that saved it diverged: take an earlier checkpoint")
+
+
+def _is_float(v) -> bool:
+    if hasattr(v, "is_floating_point"):
+        return bool(v.is_floating_point())
+    return getattr(getattr(v, "dtype", None), "kind", "f") == "f"
+
+
+def _dtype(v) -> str:
+    return str(getattr(v, "dtype", type(v).__name__)).replace("torch.", "")
+
+
+def _count_not_finite(v) -> int:
+    if hasattr(v, "is_floating_point"):
+        import torch
+        return 0 if v.is_meta else int((~torch.isfinite(v)).sum())  # a meta tensor has shapes, no values
+    import numpy as np
+    return int((~np.isfinite(np.asarray(v))).sum())
 
 
 TRAINING_STATE = "train/"  # a training checkpoint's optimizer, schedule and RNG state (cnndsl.train.checkpoint)

@@ -12,6 +12,11 @@ cases: numbers at 0, 1, powers of two, 2**31, 10**18 and past them, floats (3.0,
 names that are kinds, blocks, variables, module attributes (`training`, `_modules`) or a
 100,000-character run, strings that are paths to devices and to files outside the tree.
 
+Hostile files go to the options that read files (`hostile_argv`: --weights, --init, --data, run's
+model and --input, --weights-map): folders, sockets, cut-short files, random bytes behind the right
+magic, headers that declare more than they hold; 24 seeded cases in the default run, and FIFOs and
+/dev/zero too in their own long run (CNNDSL_FUZZ=1, CNNDSL_FUZZ_FILES_SECONDS, default 120).
+
 The long run prints its figures (specs per second, classes of failure found); README's
 "Reliability" section records them. A failure's class is the exception type and the innermost
 cnndsl frame, so a thousand cases of one bug count once.
@@ -22,14 +27,17 @@ import contextlib
 import io
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,6 +46,8 @@ import cnndsl
 from cnndsl import CnnError
 from cnndsl.cli import main
 from cnndsl.kinds import CALLABLE
+
+import datagen
 
 ROOT = Path(__file__).resolve().parent.parent
 NETS = sorted((ROOT / "nets").glob("*.net"))
@@ -375,12 +385,107 @@ def test_fuzz_command_line_options(tmp_path_factory, data):
     run_options(family_file(tmp_path_factory.getbasetemp() / "options"), _Chooser(data=data))
 
 
+# ---- training data and checkpoints (generators: tests/datagen.py) -------------------------------------
+def data_spec(c, classes: int) -> str:
+    """A small net for the data: gray, RGB or a vector input, with `classes` outputs (one time in eight another count)."""
+    k = classes if c.below(8) else c.pick([1, 2, 5])
+    return c.pick([f"input 8x8x1\nCONV(4, 3) - BN - RELU - FC({k})\n", f"input 8x8x3\nCONV(2, 3) - FC({k})\n",
+                   f"input 64\nFC({k})\n", f"input 5x7x1\nGAP - FC({k})\n"])
+
+
+def trained_run(folder: Path) -> Path:
+    """A one-epoch run (checkpoint, weights) on a small image folder: what checkpoint cases mutate."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        (folder / "imgs" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((rng.random((8, 8)) * 127 + 128 * (i % 2)).astype(np.uint8)).save(folder / "imgs" / "ab"[i % 2] / f"{i}.png")
+    (folder / "gray.net").write_text(datagen.GRAY)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["train", str(folder / "gray.net"), "--data", str(folder / "imgs"), "--epochs", "1",
+                     "--out", str(folder / "run")]) == 0, err.getvalue()
+    return folder
+
+
+def data_case(c: _Chooser, case: Path, base: Path) -> str:
+    """One drawn dataset or checkpoint through data.load, train, eval or a resume: its outcome ('ok',
+    'refused'), or an AssertionError for anything else (an exit 3, garbage accepted)."""
+    from cnndsl.train import data as D
+    case.mkdir(parents=True)
+    kind = c.pick(["folder", "npz", "checkpoint"])
+    with time_cap(CASE_SECONDS):
+        if kind == "checkpoint":
+            return _checkpoint_case(c, case, base)
+        path = datagen.folder(c, case / "imgs", c.below(1000)) if kind == "folder" else datagen.npz(c, case / "d.npz", c.below(1000))
+        spec = data_spec(c, len([d for d in path.iterdir() if d.is_dir()]) if kind == "folder" else 2)
+        if c.below(6):  # the library, whose result is checked; else the command, trained one epoch
+            try:
+                d = D.load(path, cnndsl.loads(spec).graph, seed=c.below(3), val_fraction=c.pick([0.2, 0.0, 0.5]))
+            except CnnError as e:
+                e.render()
+                return "refused"
+            datagen.check_data(d)
+            return "ok"
+        (case / "x.net").write_text(spec)
+        return _cli(["train", str(case / "x.net"), "--data", str(path), "--epochs", "1", "--batch", "8",
+                     "--out", str(case / "run")], case)
+
+
+def _checkpoint_case(c, case, base):
+    ck = datagen.checkpoint(c, base / "run", case / c.pick(["weights.safetensors", "x.safetensors"]))
+    spec, imgs = str(base / "gray.net"), str(base / "imgs")
+    how = c.pick(["eval", "eval", "resume", "init", "export"])
+    if how == "eval":
+        return _cli(["eval", spec, "--weights", str(ck), "--data", c.pick([imgs, imgs + "/", "synthetic:40"])], case)
+    if how == "resume":
+        datagen.copy_run(base / "run", case / "run", ck)
+        return _cli(["train", spec, "--data", imgs, "--epochs", "2", "--out", str(case / "run"), "--resume"], case)
+    if how == "init":
+        return _cli(["train", spec, "--data", imgs, "--epochs", "1", "--init", str(ck)], case)
+    return _cli(["export", spec, "--weights", str(ck), "-o", str(case / "x.onnx")], case)
+
+
+def _cli(args, case) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    assert code in (0, 1, 2), f"exit {code} for cnndsl {' '.join(args)}:\n{err.getvalue()[-2000:]}"
+    if code == 0 and args[0] == "train" and (case / "run" / "weights.safetensors").exists():
+        import torch
+        from cnndsl.weights import load
+        assert all(torch.isfinite(v).all() for v in load(case / "run" / "weights.safetensors").values()), \
+            "NaN weights written"
+    return "ok" if code == 0 else "refused"
+
+
+DATA = settings(max_examples=int(os.environ.get("CNNDSL_FUZZ_DATA", "30")), deadline=None, derandomize=True,
+                database=None, suppress_health_check=list(HealthCheck))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return trained_run(tmp_path_factory.mktemp("trained"))
+
+
+@DATA
+@given(st.data())
+def test_fuzz_training_data_and_checkpoints(trained, tmp_path_factory, data):
+    c = _Chooser(data=data)
+    case = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    try:
+        data_case(c, case / "case", trained)
+    finally:
+        shutil.rmtree(case, ignore_errors=True)
+
+
 # ---- the long run (CNNDSL_FUZZ=1): in a subprocess, under a memory cap ----------------------------
 def long_run(seconds: float, seed: int, folder: Path) -> dict:
     """Fuzz for `seconds`; return figures and the failure classes found (not stopping at one)."""
     rng = random.Random(seed)
     main_path = fixture_tree(folder)
     family = family_file(folder / "options")
+    base = trained_run(folder / "trained")  # also imports torch and the optimizer before any time cap
     n = ok = 0
     classes: dict = {}
     outcomes: dict = {}
@@ -388,11 +493,19 @@ def long_run(seconds: float, seed: int, folder: Path) -> dict:
     while time.perf_counter() - start < seconds:
         c = _Chooser(rng=rng)
         options = rng.random() < 0.05  # one case in twenty: a command with drawn options, not a spec
-        text = "(command-line options)" if options else draw_spec(c)
+        training = not options and rng.random() < 0.05  # and one in twenty: data or a checkpoint (datagen)
+        text = "(command-line options)" if options else "(training data)" if training else draw_spec(c)
         n += 1
         try:
-            outcome = f"options exit {run_options(family, c)}" if options else \
-                one_case(text, main_path, c, cli=rng.random() < 0.1)
+            if training:
+                case = folder / f"data{n}"
+                try:
+                    outcome = f"data {data_case(c, case, base)}"
+                finally:
+                    shutil.rmtree(case, ignore_errors=True)
+            else:
+                outcome = f"options exit {run_options(family, c)}" if options else \
+                    one_case(text, main_path, c, cli=rng.random() < 0.1)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             ok += outcome == "ok"
         except BaseException as e:  # noqa: BLE001 - the harness records every class of failure
@@ -430,6 +543,200 @@ def test_long_fuzz_run(tmp_path):
     r = json.loads(p.stdout.strip().splitlines()[-1])
     print(f"\nfuzz seed {seed}: {r['specs']} specs in {r['seconds']} s ({r['specs_per_second']} specs/s), "
           f"{r['accepted']} accepted; outcomes {r['outcomes']}")
+    for key, v in r["failure_classes"].items():
+        print(f"  FAILURE {key} x{v['count']}: {v['error']}\n    {v['example'][:300]!r}")
+    assert not r["failure_classes"], f"{len(r['failure_classes'])} classes of failure"
+
+
+# ---- hostile files through the CLI's options (issue 22, classes 2 and 3) ----------------------------------
+# Each case hands one option a file that is not a file (a folder, a socket; a FIFO and /dev/zero in the long
+# run only, where a regression would hang or read until the memory cap rather than stall the default run),
+# a file cut short, random bytes behind the right magic, or a header that declares more than it holds
+# (a PNG, an .npy, an .npz, a safetensors checkpoint): exit 0, 1 or 2 within the time cap, never 3.
+FILE_NET = "input 8x8x1\nCONV(4, 3) - RELU - FC(2)\n"
+MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".npy": b"\x93NUMPY\x01\x00", ".npz": b"PK\x03\x04", ".pt": b"PK\x03\x04",
+         ".safetensors": b"\x10\x00\x00\x00\x00\x00\x00\x00{", ".json": b"{", ".onnx": b"\x08\x07", ".net": b"input "}
+HUGE_DIMS = [0, 1, 3, 8, 65535, 100_000, 2**31 - 1, 2**32 - 1]
+
+
+def file_fixtures(folder: Path) -> dict:
+    """A spec, a model and one good file of each suffix, to cut short and to hand to each option."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    import cnndsl.weights as W
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "t.net").write_text(FILE_NET)
+    net = cnndsl.loads(FILE_NET)
+    net.to_onnx(folder / "good.onnx")
+    W.save(net.to_torch(seed=0), folder / "good.safetensors", meta={})
+    torch.save(net.to_torch(seed=0).state_dict(), folder / "good.pt")
+    np.savez(folder / "good.npz", x=np.zeros((8, 8, 8), np.uint8), y=np.arange(8) % 2)
+    np.save(folder / "good.npy", np.zeros((1, 1, 8, 8), np.float32))
+    Image.new("L", (8, 8), 7).save(folder / "good.png")
+    (folder / "good.json").write_text('{"conv": "conv1"}')
+    (folder / "good.net").write_text(FILE_NET)
+    return {suffix: (folder / f"good{suffix}").read_bytes() for suffix in MAGIC}
+
+
+def hostile_file(c: _Chooser, folder: Path, suffix: str, good: dict, long: bool) -> str:
+    """A hostile file named *`suffix`* in `folder`: its path."""
+    import struct
+    import zlib
+    path = folder / f"h{c.below(10**9)}{suffix}"
+    kinds = ["folder", "socket", "empty", "cut", "magic", "bomb"] + (["fifo", "/dev/zero"] if long else [])
+    kind = c.pick(kinds)
+    if kind == "/dev/zero":
+        return "/dev/zero"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "socket":
+        import socket
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()  # the name stays: a socket file nobody listens on
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "cut":
+        data = good[suffix]
+        path.write_bytes(data[:c.below(len(data))])
+    elif kind == "magic":
+        path.write_bytes(MAGIC[suffix] + bytes(c.below(256) for _ in range(c.below(200))))
+    else:
+        path.write_bytes(_bomb(c, suffix, good))
+    return str(path)
+
+
+def _bomb(c: _Chooser, suffix: str, good: dict) -> bytes:
+    """A header that declares more than the file holds: pixels, an array, a tensor."""
+    import io
+    import zipfile
+    import zlib
+    import numpy as np
+    shape = tuple(c.pick(HUGE_DIMS) for _ in range(1 + c.below(4)))
+    if suffix == ".png":
+        def chunk(kind, data):
+            return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+        w, h = c.pick(HUGE_DIMS), c.pick(HUGE_DIMS)
+        ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([c.pick([1, 8, 16]), c.pick([0, 2, 6]), 0, 0, 0])
+        return MAGIC[".png"] + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * c.below(64))) + chunk(b"IEND", b"")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(c.pick(["u1", "<f4", "<f8", "<i8", "?"])).str,
+                                                 "fortran_order": False, "shape": shape})
+    if suffix == ".npy":
+        return header.getvalue()
+    if suffix in (".npz", ".pt"):
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as z:
+            z.writestr(c.pick(["x.npy", "x", "y.npy"]), header.getvalue())
+            z.writestr("y.npy", good[".npy"])
+        return out.getvalue()
+    if suffix == ".safetensors":
+        n = 1
+        for d in shape:
+            n *= d
+        head = ('{"w": {"dtype": "F32", "shape": %s, "data_offsets": [0, %d]}}' % (list(shape), 4 * n)).encode()
+        return len(head).to_bytes(8, "little") + head + bytes(c.below(64))
+    return MAGIC[suffix] + bytes(c.below(64))
+
+
+def hostile_argv(c: _Chooser, folder: Path, good: dict, long: bool) -> list:
+    """A CLI command that hands a hostile file to one of the options that read files."""
+    net, model, out = str(folder / "t.net"), str(folder / "good.onnx"), str(folder / "out.onnx")
+    train = ["train", net, "--epochs", "1", "--batch", "4"]
+
+    def f(suffix):
+        return hostile_file(c, folder, suffix, good, long)
+    which = c.below(10)
+    if which == 0:
+        return ["export", net, "-o", out, "--weights", f(c.pick([".safetensors", ".pt"]))]
+    if which == 1:
+        return ["export", net, "-o", out, "--weights-map", f(".json")]
+    if which == 2:
+        return [*train, "--data", "synthetic:16", "--init", f(c.pick([".safetensors", ".pt"]))]
+    if which == 3:
+        return [*train, "--data", f(".npz")]
+    if which == 4:
+        images = folder / f"imgs{c.below(10**9)}"
+        for cls in ("a", "b"):
+            (images / cls).mkdir(parents=True)
+            (images / cls / "0.png").write_bytes(good[".png"])
+        if c.below(2):
+            odd = f(".png")
+            (os.symlink if odd == "/dev/zero" else os.replace)(odd, images / "b" / "odd.png")
+        return [*train, "--data", str(images)]
+    if which == 5:
+        return ["eval", net, "--weights", f(".safetensors"), "--data", "synthetic:16"]
+    if which == 6:
+        return ["run", f(".onnx"), "--repeat", "1"]
+    if which == 7:
+        return ["run", model, "--repeat", "1", "--input", f(c.pick([".npy", ".png"]))]
+    if which == 8:
+        return [*train, "--data", "synthetic:" + c.pick(["1" + "0" * 20, str(2**63), "64", "9" * 30])]
+    return ["report", f(".net")]
+
+
+def run_file_case(argv) -> int:
+    out, err = io.StringIO(), io.StringIO()
+    with time_cap(CASE_SECONDS), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    assert code in (0, 1, 2), f"exit {code} for cnndsl {' '.join(argv)}:\n{err.getvalue()[-2000:]}"
+    return code
+
+
+def test_fuzz_hostile_files(tmp_path):
+    """A seeded 24 cases (the long run draws FIFOs and /dev/zero too)."""
+    pytest.importorskip("torch")
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("sockets and FIFOs are POSIX")
+    good = file_fixtures(tmp_path)
+    rng = random.Random(0)
+    codes = [run_file_case(hostile_argv(_Chooser(rng=rng), tmp_path, good, long=False)) for _ in range(24)]
+    assert 2 in codes
+
+
+def long_files_run(seconds: float, seed: int, folder: Path) -> dict:
+    """hostile_argv cases for `seconds`; figures and failure classes, as long_run."""
+    rng = random.Random(seed)
+    good = file_fixtures(folder)
+    n, classes, outcomes = 0, {}, {}
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        argv = hostile_argv(_Chooser(rng=rng), folder, good, long=True)
+        n += 1
+        try:
+            code = run_file_case(argv)
+            outcomes[code] = outcomes.get(code, 0) + 1
+        except BaseException as e:  # noqa: BLE001 - every class of failure is recorded
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            key = _failure_class(e)
+            classes.setdefault(key, {"count": 0, "example": " ".join(argv), "error": f"{type(e).__name__}: {str(e)[:300]}"})
+            classes[key]["count"] += 1
+    elapsed = time.perf_counter() - start
+    return {"cases": n, "seconds": round(elapsed, 1), "outcomes": outcomes, "failure_classes": classes}
+
+
+@pytest.mark.skipif(not os.environ.get("CNNDSL_FUZZ"), reason="the long fuzz run: set CNNDSL_FUZZ=1")
+def test_long_fuzz_files_run(tmp_path):
+    """CNNDSL_FUZZ_FILES_SECONDS (default 120) of hostile files, in a subprocess whose address space is
+    capped at its size after the imports plus 2 GiB."""
+    seconds = float(os.environ.get("CNNDSL_FUZZ_FILES_SECONDS", "120"))
+    seed = int(os.environ.get("CNNDSL_FUZZ_SEED", str(int(time.time()))))
+    code = (f"import sys, json, os; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
+            "os.environ['OMP_NUM_THREADS'] = '1'\n"
+            "import resource, torch, onnxruntime, PIL.Image, test_fuzz\n"
+            "vm = int(open('/proc/self/status').read().split('VmSize:')[1].split()[0]) * 1024\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (vm + 2 * 2**30, vm + 2 * 2**30))\n"
+            f"r = test_fuzz.long_files_run({seconds}, {seed}, __import__('pathlib').Path({str(tmp_path)!r}))\n"
+            "print(json.dumps(r))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=seconds + 180)
+    assert p.returncode == 0, f"the long run died (a hang past the alarm, a memory cap hit?): {p.stderr[-3000:]}"
+    import json
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    print(f"\nfile fuzz seed {seed}: {r['cases']} cases in {r['seconds']} s; exits {r['outcomes']}")
     for key, v in r["failure_classes"].items():
         print(f"  FAILURE {key} x{v['count']}: {v['error']}\n    {v['example'][:300]!r}")
     assert not r["failure_classes"], f"{len(r['failure_classes'])} classes of failure"

@@ -18,5 +18,8 @@ fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/pip install -q "torch==2.13.0"
 fi
+# cnndsl and its dependencies (pyproject.toml), among them captum, the attribution library of `cnndsl inspect`
 .venv/bin/pip install -q -e ".[test]"
+.venv/bin/python -c "import captum.attr, captum.robust" \
+  || { echo "captum did not install: cnndsl inspect needs it (pip install captum)" >&2; exit 1; }
 echo "cnndsl is installed in .venv: source .venv/bin/activate"

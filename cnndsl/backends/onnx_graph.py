@@ -33,6 +33,7 @@ from ..errors import CnnError
 DEFAULT_OPSET = 17   # onnxruntime >= 1.13 loads it (IR 8); pyproject allows onnxruntime >= 1.17
 MIN_OPSET = 13       # Softmax(axis=1) means "over channels" only from 13 on; Clip takes min/max as inputs from 11
 BATCH_DIM = "N"
+EXPORT_COPIES = 2  # an export built in memory holds its weights 3.0-3.1 times at its peak (maxrss): at least 2
 LARGE_MODEL = 1_900_000_000  # protobuf caps a message at 2 GiB: bigger weights go to an external .data file
 
 
@@ -323,12 +324,16 @@ def export(net, path=None, weights=None, opset=None, batch="dynamic", seed=None,
     """Build the model and, when `path` is given, write it there (atomically). Weights over
     LARGE_MODEL bytes go to PATH.data one tensor at a time, never all in memory; the model returned
     then names them there (its initializers hold no data)."""
+    from ..memory import require_disk, require_network
     if path is None or param_bytes(net.graph) < LARGE_MODEL:
+        require_network(net.graph, "an ONNX model of this network", copies=EXPORT_COPIES)
         model = build(net, weights=weights, opset=opset, batch=batch, seed=seed, weights_strict=weights_strict,
                       normalize=normalize, weights_mapping=weights_mapping)
         if path is not None:
             write(model, os.fspath(path))
     else:
+        require_network(net.graph, "an ONNX model of this network", largest=True)
+        require_disk(param_bytes(net.graph), os.path.dirname(os.path.abspath(path)), f"{path}.data")
         model, params = _prepare(net, weights, opset, batch, seed, weights_strict, normalize, weights_mapping)
         _write_external(model, _initializers(model, params), os.fspath(path))
     warning = runtime_warning(opset)

@@ -232,6 +232,9 @@ def build_module(net, seed=None, logits=False, device=None, dtype=None, weights=
         raise CnnError(f"to_torch() got unknown options {sorted(options)}", usage=True,
                        hint="known: seed, logits, device, dtype, weights, weights_strict, weights_mapping")
     graph = net.graph
+    if device is None or torch.device(device).type == "cpu":  # "meta" builds shapes only
+        from ..memory import require_network
+        require_network(graph, "this network's PyTorch module")  # its tensors, before any is made
     if seed is None:
         module = _build(net, graph, logits, device, dtype)
     else:

@@ -28,6 +28,8 @@ import numpy as np
 from ..errors import CnnError
 
 WARMUP = 2
+RUN_COPIES = 4  # a spec run here holds its weights 6.2 times at its peak (maxrss: the model built, its bytes,
+#                 onnxruntime's session): at least 4
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
 
@@ -79,7 +81,7 @@ def open_session(model, providers, quiet=True):
             ort.preload_dlls()
         except Exception:
             pass
-    try:
+    try:  # a path: _load_model checked it is a regular file (onnxruntime takes a name, to find external data)
         return ort.InferenceSession(model, sess_options=opts, providers=providers)
     except Exception as e:
         if isinstance(model, (bytes, bytearray)):
@@ -94,8 +96,10 @@ def _diagnose(path, err) -> CnnError:
         return CnnError(f"{path} is empty, not an ONNX model")
     import onnx
     from google.protobuf.message import DecodeError
+    from ..files import user_file
     try:
-        model = onnx.load(path, load_external_data=False)
+        with user_file(path, "the model") as f:
+            model = onnx.load(f, load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, Exception) as e:
         return CnnError(f"{path} is not an ONNX model (it does not parse: {type(e).__name__})",
                         hint="give a file written by `cnndsl export` or another ONNX exporter, or a cnndsl spec")
@@ -180,12 +184,18 @@ def make_input(session, data="random", batch=None, seed=0):
 
 
 def _read_npy(path, name, dims):
-    try:
-        x = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise CnnError(f"cannot read {path}: no such file", usage=True) from None
-    except Exception as e:
-        raise CnnError(f"cannot read {path} as a .npy array: {type(e).__name__}: {str(e)[:200]}", usage=True) from None
+    from ..files import npy_header, size_of, user_file
+    from ..memory import require
+    with user_file(path, "--input") as f:
+        shape, dtype, nbytes = npy_header(f, f"--input {path}", size_of(f))
+        # the array, then its float32 copy (the one fed)
+        require(nbytes + 4 * nbytes // max(1, dtype.itemsize), f"--input {path} ({'x'.join(map(str, shape))} {dtype})")
+        f.seek(0)
+        try:
+            x = np.load(f, allow_pickle=False)
+        except Exception as e:
+            raise CnnError(f"cannot read {path} as a .npy array: {type(e).__name__}: {str(e)[:200]}",
+                           usage=True) from None
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
         raise CnnError(f"{path} holds {getattr(x, 'dtype', type(x).__name__)} data; the model takes float32",
                        usage=True, hint="save it with x.astype('float32')")
@@ -204,31 +214,75 @@ def _read_npy(path, name, dims):
 def _load_model(model, bindings):
     """(model for onnxruntime: a path or bytes, description, warnings of the spec)."""
     path = os.fspath(model)
-    if path.endswith(".net") or _is_spec(path):
+    if not path.endswith(".net"):
+        from ..files import size_of, user_file
+        with user_file(path, "the model") as f:  # a pipe or a device is refused before a byte is read
+            head, size = f.read(4096), size_of(f)
+    if path.endswith(".net") or _is_spec(head):
         from ..net import load
+        from ..memory import require_network
         net = load(path, bindings=bindings)
+        require_network(net.graph, "running this network in onnxruntime", copies=RUN_COPIES)
         from ..backends.onnx_graph import DEFAULT_OPSET
         model = net.to_onnx(batch="dynamic")
         return model.SerializeToString(), f"{path} (exported with random weights, opset {DEFAULT_OPSET})", net.warnings
     if bindings:
         raise CnnError("-D binds variables of a .net spec; an .onnx model has none", usage=True)
-    if not os.path.isfile(path):
-        raise CnnError(f"cannot read {path}: no such file", usage=True)
+    from ..memory import require
+    require(size + _external_bytes(path, size), f"the model {path}")  # onnxruntime reads it and its weights
     return path, path, []
+
+
+SMALL_MODEL = 64 * 2**20  # a model whose weights are in files of their own is small itself
+
+
+def _external_bytes(path, size) -> int:
+    """The size of the weights files a small model names (ONNX external data), each opened as the model
+    was: onnxruntime would block on a FIFO there. The names are found in the protobuf bytes themselves
+    (an external_data entry is `key: "location", value: NAME`), without importing onnx (seconds)."""
+    from ..files import user_file, size_of
+    if size > SMALL_MODEL:
+        return 0
+    with user_file(path, "the model") as f:
+        data = f.read(SMALL_MODEL + 1)
+    total, key = 0, b"\x0a\x08location\x12"
+    for name in {_string_at(data, i + len(key)) for i in _finds(data, key)} - {None}:
+        where = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+        if os.path.lexists(where):  # a missing one is onnxruntime's to report, with its own message
+            with user_file(where, f"the weights file of {path}:") as w:
+                total += size_of(w)
+    return total
+
+
+def _finds(data: bytes, key: bytes):
+    i = data.find(key)
+    while i >= 0:
+        yield i
+        i = data.find(key, i + 1)
+
+
+def _string_at(data: bytes, i: int) -> str | None:
+    """The protobuf length-delimited string at `i` (a varint length, then UTF-8), or None."""
+    n = shift = 0
+    while i < len(data) and shift < 35:
+        b = data[i]
+        n |= (b & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if not b & 0x80:
+            try:
+                return data[i:i + n].decode("utf-8") if 0 < n <= 4096 and i + n <= len(data) else None
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 SPEC_STARTS = re.compile(r"(input|let|def|default|include)\b")
 
 
-def _is_spec(path) -> bool:
-    """Whether a file not named *.net holds a cnndsl spec: UTF-8 text whose first statement (after
-    comments and blank lines) is one that a spec opens with. An ONNX model is protobuf: its first
-    byte is a field tag (0x08, ir_version), never text like this."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
+def _is_spec(head: bytes) -> bool:
+    """Whether a file not named *.net, whose first 4 KiB are `head`, holds a cnndsl spec: UTF-8 text
+    whose first statement (after comments and blank lines) is one that a spec opens with. An ONNX
+    model is protobuf: its first byte is a field tag (0x08, ir_version), never text like this."""
     if b"\0" in head:
         return False
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")

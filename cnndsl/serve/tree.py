@@ -150,10 +150,15 @@ class Tree:
             st = os.stat(full)
         except OSError:
             return {"path": rel, "exists": False}
+        unread = {"path": rel, "exists": True, "mtime": st.st_mtime, "size": st.st_size, "sha256": None}
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_TEXT:
-            return {"path": rel, "exists": True, "mtime": st.st_mtime, "size": st.st_size, "sha256": None}
-        with open(full, "rb") as f:
-            data = f.read(MAX_TEXT + 1)
+            return unread
+        from ..errors import CnnError
+        from ..files import read_spec
+        try:  # a regular file a moment ago: read_spec opens it without waiting, should it be a FIFO now
+            data = read_spec(full, MAX_TEXT)
+        except CnnError:
+            return unread
         return {"path": rel, **self._stamp(full, data)}
 
     def save(self, rel, text: str, base_sha256=None, new=False) -> dict:
