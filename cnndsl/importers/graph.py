@@ -116,7 +116,7 @@ class Graph:
 def refuse(graph: Graph, nodes: list, why, hint=None) -> CnnError:
     """One error naming every node that cannot be imported, each with its op, name and position;
     `why(node)` says what is wrong with one."""
-    from ..errors import Diagnostic
+    from ..errors import MAX_ERRORS, Diagnostic
     shown = graph.source or "the model"
-    diags = [Diagnostic("error", "E900", f"{shown}: {n.describe()}: {why(n)}", hint=hint) for n in nodes]
-    return CnnError.of(diags)
+    diags = [Diagnostic("error", "E900", f"{shown}: {n.describe()}: {why(n)}", hint=hint) for n in nodes[:MAX_ERRORS]]
+    return CnnError.of(diags, truncated=len(nodes) > MAX_ERRORS)

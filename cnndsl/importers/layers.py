@@ -25,10 +25,12 @@ from ..kinds import KINDS, DoesNotFit, ShapeError
 _TORCH = {"out_channels": "filters", "kernel_size": "kernel", "out_features": "units", "output_size": "size"}
 
 
-def lift(node, kind: str, args: dict, tensors: dict | None = None, inputs=None):
+def lift(node, kind: str, args: dict, tensors: dict | None = None, inputs=None, exact=False):
     """Make `node` a layer of `kind` with `args` (the kind's names, aliases or PyTorch's) and
-    `tensors` ({kind tensor name: array}); `inputs` replaces its activation inputs."""
-    node.op, node.attrs = kind, named(kind, args)
+    `tensors` ({kind tensor name: array}); `inputs` replaces its activation inputs. Floats are
+    read as float32 values written by a person (`exact=False`: 1e-5, not 9.99999974738e-06) unless
+    `exact` (a PyTorch module's own Python floats)."""
+    node.op, node.attrs = kind, named(kind, args, exact)
     node.tensors = dict(tensors or {})
     node.consts = {}
     if inputs is not None:
@@ -36,7 +38,7 @@ def lift(node, kind: str, args: dict, tensors: dict | None = None, inputs=None):
     return node
 
 
-def named(kind: str, args: dict) -> dict:
+def named(kind: str, args: dict, exact=False) -> dict:
     """`args` under the kind's own argument names, each in its schema's type."""
     k = KINDS[kind]
     values = {}
@@ -44,7 +46,7 @@ def named(kind: str, args: dict) -> dict:
         schema = k.arg(_TORCH.get(name, name))
         if schema is None:
             raise CnnError(f"internal: {kind} has no argument {name!r}", code="E900")
-        values[schema.name] = _typed(schema.type, v)
+        values[schema.name] = float(v) if exact and schema.type == "float" else _typed(schema.type, v)
     return values
 
 
@@ -165,7 +167,7 @@ def full_args(kind: str, written) -> dict:
     k = KINDS[kind]
     required = [a.name for a in k.args if a.default is None]
     values = {(name or required[i]): v for i, (name, v) in enumerate(written)}
-    return {name: _short(v) for name, v in k.bind(named(kind, values)).items()}
+    return {name: _short(v) for name, v in k.bind(named(kind, values, exact=True)).items()}
 
 
 def _short(v):

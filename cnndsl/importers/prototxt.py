@@ -1,0 +1,2 @@
+def sniff(text):
+    return False
