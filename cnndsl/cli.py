@@ -228,6 +228,8 @@ def _import_parser(sub):
 
 def cmd_import(args):
     from .importers import import_model
+    if args.weights and not args.output:
+        raise CnnError("--weights needs -o OUT.net: the weights record the spec they belong to", usage=True)
     imported = import_model(args.model, input=args.input, partial=args.partial)
     for what in imported.unsupported:
         print(f"cnndsl: warning: not imported: {what}", file=sys.stderr)
@@ -241,8 +243,6 @@ def cmd_import(args):
         imported.save(args.output, weights=args.weights)
         print(f"wrote {args.output}" + (f" and {args.weights}" if args.weights else ""), file=sys.stderr)
     else:
-        if args.weights:
-            raise CnnError("--weights needs -o OUT.net: the weights record the spec they belong to", usage=True)
         sys.stdout.write(imported.text)
     return 0
 

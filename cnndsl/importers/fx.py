@@ -307,6 +307,9 @@ class _Walk:
     def call(self, n, fname):
         fname = fname.rstrip("_") if fname not in ("__getitem__",) else "getitem"
         ins = self.tensor_inputs(n)
+        if fname == "getitem" and isinstance(n.args[0], self.torch.fx.Node) and n.args[0] in self.tuples:
+            self.f_getitem(n, ins)
+            return
         if not ins:
             return  # arithmetic on sizes (x.size(0)): its values are in `values`
         rule = getattr(self, "f_" + fname, None)
@@ -610,7 +613,8 @@ def _judge(chain, d_in, values, torch):
             args = [values.get(a, a) if hasattr(a, "op") else a for a in n.args[1:]]
             args = [tuple(values.get(b, b) if hasattr(b, "op") else b for b in a) if isinstance(a, (list, tuple)) else a
                     for a in args]
-            y = getattr(y, n.target)(*args, **n.kwargs) if n.op == "call_method" else n.target(y, *args, **n.kwargs)
+            method = "reshape" if n.target == "view" else n.target  # a `.contiguous()` between was passed over
+            y = getattr(y, method)(*args, **n.kwargs) if n.op == "call_method" else n.target(y, *args, **n.kwargs)
     except Exception:
         return None
     if list(y.shape) == list(x.shape):

@@ -23,7 +23,7 @@ from ..errors import CnnError
 from ..kinds import KINDS
 
 
-@dataclass
+@dataclass(eq=False)  # a node is itself: compared by identity (graphs test membership often)
 class Node:
     name: str                     # its output tensor, unique in the graph
     op: str                       # the source's operation, or a kind's name once lifted

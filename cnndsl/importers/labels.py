@@ -18,8 +18,15 @@ _PARAM = re.compile(r"^(.+)\.(weight|bias|running_mean|running_var|gamma|beta)$"
 
 
 def assign(graph) -> None:
+    """Label the layers. An fx module path is a name a person chose for every module; a Caffe file
+    names even its in-place ReLUs (`conv1/relu_7x7`), so there, and in ONNX, only layers with weights
+    are labelled: the names a reader looks for."""
+    from ..kinds import KINDS
     loose = graph.format == "prototxt"
+    made = graph.by_name()
     for n in graph.nodes:
+        if graph.format != "fx" and not KINDS[n.op].tensors(n.attrs, [graph.shape_of(i, made) for i in n.inputs]):
+            continue
         path = n.meta.get("path") or _from_weights(n)
         label = label_of(path, loose) if path else None
         if label:

@@ -148,7 +148,8 @@ def _check_dims(graph, n):
 
 def call_args(kind: str, attrs: dict) -> list:
     """The arguments to write for a layer: the required ones positionally, then those that differ
-    from the kind's defaults by name, in the schema's order; pairs of equal halves as one number."""
+    from the kind's defaults by name, in the schema's order; pairs of equal halves as one number.
+    A kind's only argument is written by position (`LEAKYRELU(0.1)`, `DROPOUT(0.2)`)."""
     k = KINDS[kind]
     required = {a.name: attrs[a.name] for a in k.args if a.default is None}
     defaults = k.bind(dict(required))
@@ -158,7 +159,7 @@ def call_args(kind: str, attrs: dict) -> list:
         if a.default is None:
             out.append((None, _short(v)))
         elif _short(v) != _short(defaults[a.name]):
-            out.append((a.name, _short(v)))
+            out.append((None if len(k.args) == 1 else a.name, _short(v)))
     return out
 
 

@@ -163,11 +163,15 @@ def _layer_norm_op(b, graph, m):
     scale, bias = ln.consts[1].reshape(-1), ln.consts.get(2)
     tensors = {"weight": scale, "bias": bias.reshape(-1) if bias is not None else 0 * scale}
     b["nodes"] = nodes
-    return make(_new(b, graph, inputs), "LAYERNORM", {"eps": ln.attrs.get("epsilon", 1e-5), "affine": True}, tensors)
+    # ones and zeros an exporter made up (no parameter's name) are a layer norm without the affine
+    names = ln.meta.get("const_names", {}).values()
+    plain = all(not n.endswith((".weight", ".bias")) for n in names) and (scale == 1).all() and (tensors["bias"] == 0).all()
+    return make(_new(b, graph, inputs), "LAYERNORM", {"eps": ln.attrs.get("epsilon", 1e-5), "affine": not plain},
+                {} if plain else tensors)
 
 
 # ---- group norm ---------------------------------------------------------------------------------
-_GROUPED = P("Reshape", "x", C("grouped"), name="grouped")
+_GROUPED = P("Reshape", "x", C("grouped_shape"), name="grouped")
 _GROUPNORM = P("Reshape", Alt(P("InstanceNormalization", _GROUPED, C("scale"), C("shift"), name="inorm"),
                               P("Div", P("Sub", "g", P("ReduceMean", _GROUPED, name="mean"), name="d"),
                                 P("Sqrt", P("Add", P("ReduceMean", _SQUARE), C("eps"))), name="normalised")),
@@ -282,7 +286,34 @@ def _pad_window(b, graph, m):
     return new
 
 
+# ---- adaptive average pooling to sizes that do not divide: two products with averaging matrices ----
+_BINS = P("MatMul", P("MatMul", C("rows"), "x", name="half"), C("cols"))
+
+
+def _adaptive_bins(b, graph, m):
+    """cnndsl's exporter: y = A_h @ x @ A_w^T, A's rows averaging PyTorch's adaptive bins."""
+    import numpy as np
+    dims = _dims(graph, b["x"])
+    rows, cols = b["rows"], b["cols"]
+    if dims is None or len(dims) != 4 or rows.ndim != 2 or cols.ndim != 2:
+        return None
+    (oh, h), (w, ow) = rows.shape, cols.shape
+    if (h, w) != tuple(dims[2:]) or not (np.allclose(rows, _bins(h, oh)) and np.allclose(cols, _bins(w, ow).T)):
+        return None
+    return make(_new(b, graph, [b["x"]]), "ADAPTIVEAVGPOOL", {"size": (oh, ow)})
+
+
+def _bins(size, out):
+    import numpy as np
+    m = np.zeros((out, size), np.float32)
+    for i in range(out):
+        lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
 RULES = (
+    (_BINS, _adaptive_bins),
     (_LRN, _lrn),
     (_GROUPNORM, _group_norm),
     (_NORMALISED, _layer_norm),

@@ -140,6 +140,8 @@ def lift_onnx(graph, opset: int) -> None:
             continue
         region, outside = _region(top, made, internal)
         result = identify(_run(region, outside, opset)) if len(outside) == 1 else None
+        if result is not None and len(region) > 1 and _layers_of_their_own(region, outside, opset):
+            result = None  # RELU - LEAKYRELU are two layers, even where together they are a RELU
         if result is None:  # the region is no activation: try the top alone, and its parts on their own
             parts = [t for t in top.inputs if t in made and internal(made[t])]
             cut.update(parts)
@@ -155,6 +157,17 @@ def lift_onnx(graph, opset: int) -> None:
             graph.replace(region, new)
         made = graph.by_name()
         readers = graph.consumers()
+
+
+def _layers_of_their_own(region, outside, opset) -> bool:
+    """Whether the region is a chain of nodes that are each an activation (its nodes one after
+    another, each reading only the one before): those stay layers of their own."""
+    prev = outside[0]
+    for n in region:
+        if n.inputs != [prev] or identify(_run([n], [prev], opset)) is None:
+            return False
+        prev = n.name
+    return True
 
 
 def _elementwise(n) -> bool:
