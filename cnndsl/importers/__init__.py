@@ -61,11 +61,10 @@ class Imported:
             if self.tensors is None:
                 raise CnnError(f"{self.graph.source} holds no weights to write to {weights}", usage=True,
                                hint="a Caffe prototxt describes the net only; its weights are in a .caffemodel")
-            import numpy as np
             import torch
             from ..weights import save
             net = loads(self.text, path=os.fspath(path))
-            save({k: torch.from_numpy(np.array(v)) for k, v in self.tensors.items()}, weights, net=net)
+            save({k: torch.from_numpy(v) for k, v in self.tensors.items()}, weights, net=net)
         atomic_write(os.fspath(path), self.text.encode("utf-8"))
 
 
@@ -171,14 +170,16 @@ def _onnx_runner(path):
     def run(x):
         import onnx
         import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the file as written
         try:
-            sess = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:
             if "IR version" not in str(e):
                 raise CnnError(f"onnxruntime cannot run {path} to check the import: {str(e)[:200]}",
                                hint="--no-check imports it unchecked") from None
             model = onnx.load(os.fspath(path))
             model.ir_version = min(model.ir_version, 8)
-            sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         return sess.run(None, {sess.get_inputs()[0].name: x})[0]
     return run

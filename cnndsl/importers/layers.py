@@ -130,7 +130,8 @@ def _checked(graph, n, expected) -> dict:
             got = "none" if have is None else "x".join(map(str, np.shape(have)))
             raise CnnError(f"{graph.source}: {n.describe()}: its {t.name} has shape {got}, "
                            f"{n.op} needs {'x'.join(map(str, t.shape))}")
-        out[t.name] = np.asarray(have, dtype=np.int64 if t.dtype == "int64" else np.float32).reshape(t.shape)
+        arr = np.asarray(have, dtype=np.int64 if t.dtype == "int64" else np.float32).reshape(t.shape)
+        out[t.name] = arr if arr.flags.writeable and arr.flags.c_contiguous else np.array(arr)  # torch takes it as is
     return out
 
 

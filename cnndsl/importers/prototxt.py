@@ -11,8 +11,8 @@ note. A prototxt holds no weights (those are in a .caffemodel): an import of one
     >>> g = parse('input: "data" input_shape { dim: 1 dim: 1 dim: 28 dim: 28 }\\n'
     ...           'layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" '
     ...           'convolution_param { num_output: 20 kernel_size: 5 } }')
-    >>> g.input_shape, [(n.op, n.attrs["filters"], n.shape) for n in g.nodes]
-    ((28, 28, 1), [('CONV', 20, (24, 24, 20))])
+    >>> g.input_shape, [(n.op, n.attrs["filters"], n.attrs["kernel"]) for n in g.nodes]
+    ((28, 28, 1), [('CONV', 20, 5)])
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def compare(net, tensors, reference, seed=0, batch=1) -> dict:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, shape[2], shape[0], shape[1]) if len(shape) == 3 else (batch, shape[0]))
     x = x.astype(np.float32)
-    model = net.to_torch(weights={k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}).eval()
+    model = net.to_torch(weights={k: torch.from_numpy(v) for k, v in tensors.items()}).eval()
     with torch.no_grad():
         ours = model(torch.from_numpy(x)).numpy()
     theirs = np.asarray(reference(x), dtype=np.float32)

@@ -49,6 +49,8 @@ class Call:
     name: str
     values: tuple
     instance: object = field(default=None, compare=False)  # the term it stands for (its nodes)
+    block: object = field(default=None, compare=False)     # the generalise.Block it calls
+    full: tuple = field(default=(), compare=False)         # ((parameter, value), ...) defaults included
 
 
 ID = Seq(())
