@@ -85,7 +85,7 @@ def test_resnet18_folds_into_a_residual_block_and_unfolds_its_batch_norms(tmp_pa
     assert "def residual(c, s=1, downsample=off) = {" in text
     assert "+ downsample: (CONV(c, 1, s=s, bias=false) - BN)?" in text
     assert "residual(64)*2 - residual(128, s=2, downsample=on)" in text
-    assert "# note: the exporter folded BatchNorm into 20 convolutions" in text
+    assert "# note: the exporter folded BatchNorm into 20 convolutions;" in text
     assert len(spec_lines(imp.text)) <= 2 * len(spec_lines(open(os.path.join(ROOT, "nets/resnet18.net")).read()))
     assert imp.net.notes[0].startswith("the exporter folded BatchNorm")  # what `cnndsl report` prints
 

@@ -119,7 +119,7 @@ def finish(graph, header, partial=False, reference=None) -> Imported:
     """The lifted graph -> the spec, shared by every reader."""
     from . import bn_unfold, emit, fold, labels, layers, structure
     from .tensors import by_name
-    from ..net import loads
+    from ..net import parse
     unsupported = [n for n in graph.nodes if not n.lifted]
     if unsupported and not partial:
         from .graph import refuse
@@ -129,6 +129,8 @@ def finish(graph, header, partial=False, reference=None) -> Imported:
         _cut(graph, unsupported[0])
         reference = None
     graph.prune()
+    if not graph.nodes:
+        raise CnnError(f"{graph.source}: nothing to import: its output is its input")
     bn_unfold.unfold(graph)
     _implicit_flattens(graph)
     layers.finish(graph)
@@ -139,9 +141,10 @@ def finish(graph, header, partial=False, reference=None) -> Imported:
     if unsupported:
         notes.append(f"imported up to {unsupported[0].describe()}, the first node the language has no layer for")
     text = emit.text(emit.program(graph.input_shape, term, blocks), header, notes)
-    net = loads(text, path="<import>")
-    return Imported(text, net._program, net, by_name(net, term, graph), graph,
-                    [n.describe() for n in unsupported], reference)
+    program = parse(text, "<import>")
+    net = program.bind()
+    return Imported(text, program, net, by_name(net, term, graph), graph, [n.describe() for n in unsupported],
+                    reference)
 
 
 def _cut(graph, first_bad):
@@ -176,10 +179,23 @@ def _onnx_runner(path):
             sess = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:
             if "IR version" not in str(e):
-                raise CnnError(f"onnxruntime cannot run {path} to check the import: {str(e)[:200]}",
+                raise CnnError(f"onnxruntime cannot run {path} to check the import: {_first_line(e)}",
                                hint="--no-check imports it unchecked") from None
             model = onnx.load(os.fspath(path))
             model.ir_version = min(model.ir_version, 8)
-            sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+            try:
+                sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            except Exception as e:
+                raise CnnError(f"onnxruntime cannot run {path} to check the import: {_first_line(e)}",
+                               hint="--no-check imports it unchecked") from None
+        try:
+            return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        except Exception as e:
+            raise CnnError(f"onnxruntime cannot run {path} to check the import: {_first_line(e)}",
+                           hint="--no-check imports it unchecked") from None
     return run
+
+
+def _first_line(e) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:240]

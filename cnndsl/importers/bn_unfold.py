@@ -41,7 +41,7 @@ def unfold(graph) -> int:
         c = conv.attrs["filters"]
         shift = conv.tensors.get("bias")
         bn = Node(conv.name, "BN", [conv.name + ":conv"], {}, source=conv.source, where=conv.where,
-                  meta={"dims": conv.meta.get("dims"), "unfolded": True})
+                  meta={"dims": conv.meta.get("dims"), "unfolded": True, "lifted": True})
         bn.tensors = {"weight": np.ones(c, np.float32),
                       "bias": np.zeros(c, np.float32) if shift is None else np.asarray(shift, np.float32).reshape(-1),
                       "running_mean": np.zeros(c, np.float32),
@@ -53,7 +53,7 @@ def unfold(graph) -> int:
         count += 1
     if count:
         graph.notes.append(
-            f"the exporter folded BatchNorm into {count} convolution{'s' * (count != 1)}: each is CONV(bias=false) - BN "
-            f"here, the BN with scale 1, the folded shift, mean 0 and variance 1 - eps, so that it computes what the "
-            f"file computes; the original BN statistics, and whether the conv had a bias, cannot be recovered")
+            f"the exporter folded BatchNorm into {count} convolution{'s' * (count != 1)}; each is CONV(bias=false) - BN "
+            f"here (scale 1, the folded shift, mean 0, variance 1 - eps: the file's outputs), but the original "
+            f"statistics, and whether a conv had a bias, are lost")
     return count

@@ -38,7 +38,8 @@ class Node:
 
     @property
     def lifted(self) -> bool:
-        return self.op in KINDS
+        """A layer of the language (layers.lift made it one); ONNX's op `LRN` is not, until lifted."""
+        return bool(self.meta.get("lifted")) and self.op in KINDS
 
     def describe(self) -> str:
         """`Resize \\`/up/Resize\\` (node 17 of 40)`: how messages name a node."""

@@ -31,6 +31,7 @@ def lift(node, kind: str, args: dict, tensors: dict | None = None, inputs=None, 
     read as float32 values written by a person (`exact=False`: 1e-5, not 9.99999974738e-06) unless
     `exact` (a PyTorch module's own Python floats)."""
     node.op, node.attrs = kind, named(kind, args, exact)
+    node.meta["lifted"] = True
     node.tensors = dict(tensors or {})
     node.consts = {}
     if inputs is not None:

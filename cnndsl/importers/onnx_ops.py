@@ -41,7 +41,15 @@ def lift(graph) -> None:
         if n.lifted:
             continue
         rule = RULES.get(n.op)
-        why = rule(n, dims, graph) if rule else UNSUPPORTED.get(n.op, f"the language has no layer for ONNX's {n.op}")
+        if rule is None:
+            why = UNSUPPORTED.get(n.op, f"the language has no layer for ONNX's {n.op}")
+        elif any(not dims.get(i) for i in n.inputs) or not dims.get(n.name):
+            why = "its shapes are unknown (onnx's shape inference stops before it)"
+        else:
+            try:
+                why = rule(n, dims, graph)
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # a node unlike any exporter's
+                why = f"its attributes or inputs cannot be read ({type(e).__name__}: {str(e)[:80]})"
         if why:
             n.meta["why"] = why
 

@@ -195,6 +195,7 @@ class _Reader:
                 why = getattr(e, "message", str(e))
         if why:
             node.meta["why"] = why
+            node.meta.pop("lifted", None)
             node.op = kind or "layer"
             self.shapes[node.name] = self.shapes[ins[0]] if ins else None
         self.graph.add(node)
