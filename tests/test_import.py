@@ -135,14 +135,15 @@ def test_full_zoo_round_trips_and_folds(tmp_path, name):
 
 def test_a_newer_opset_and_cnndsls_own_exporter(tmp_path):
     roundtrip(tmp_path, "squeezenet1_0", input="64x64x3", opset=20)
-    net = cnndsl.loads("input 16x16x3\n{ ID + CONV(3, 3, p=1) - BN - GELU } - LAYERNORM - SHUFFLE(3) - GAP - FC(4) - SOFTMAX")
+    net = cnndsl.loads("input 16x16x3\n{ ID + CONV(3, 3, p=1) - BN - GELU } - LAYERNORM - SHUFFLE(3)"
+                       " - ADAPTIVEAVGPOOL((3, 2)) - FC(4) - SOFTMAX")
     path = tmp_path / "own.onnx"
     net.to_onnx(str(path), weights=net.to_torch(seed=0))
     imp = import_onnx(path)
     assert imp.check()["max_abs_diff"] < 1e-5
     assert figures(imp.net) == figures(net)
-    assert "{ conv1: CONV(3, 3, p=1) - bn1: BN - GELU + ID } - LAYERNORM - SHUFFLE(3) - GAP - fc1: FC(4) - SOFTMAX" \
-        in " ".join(imp.text.split())  # labels from the initializers' names (conv1.weight)
+    assert ("{ conv1: CONV(3, 3, p=1) - bn1: BN - GELU + ID } - LAYERNORM - SHUFFLE(3) - ADAPTIVEAVGPOOL((3, 2))"
+            " - fc1: FC(4) - SOFTMAX") in " ".join(imp.text.split())  # labels from the initializers' names (conv1.weight)
 
 
 # ---- every kind of the language ---------------------------------------------------------------------

@@ -114,6 +114,16 @@ class Graph:
         return [n for n in self.nodes if not n.lifted]
 
 
+def read_model(path, limit: int, what: str) -> bytes:
+    """A model file's bytes through cnndsl.files.read_spec (a FIFO, a device or a folder refused before
+    anything is read; at most `limit` bytes), its errors hinting at `what` the file should be."""
+    from ..files import read_spec
+    try:
+        return read_spec(path, limit)
+    except CnnError as e:
+        raise CnnError(e.message, usage=e.usage, code=e.code, hint=f"give {what}") from None
+
+
 def refuse(graph: Graph, nodes: list, why, hint=None) -> CnnError:
     """One error naming every node that cannot be imported, each with its op, name and position;
     `why(node)` says what is wrong with one."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from ..errors import CnnError
-from .graph import Graph, Node
+from .graph import Graph, Node, read_model
 
 MIN_OPSET = 13          # older models are converted to this opset first (onnx.version_converter)
 MAX_BYTES = 4 << 30     # an ONNX file (weights inside) read at most this large
@@ -33,12 +33,8 @@ def read(path, input=None) -> Graph:
     """The graph of the ONNX file at `path`; `input` ('HxWxC') sizes an input whose height, width or
     channels the file leaves open."""
     import onnx
-    from ..files import read_spec
     path = os.fspath(path)
-    try:
-        data = read_spec(path, MAX_BYTES)
-    except CnnError as e:
-        raise CnnError(e.message, usage=e.usage, code=e.code, hint="give an .onnx file") from None
+    data = read_model(path, MAX_BYTES, "an .onnx file")
     try:
         model = onnx.load_model_from_string(data)
     except Exception as e:  # protobuf's DecodeError, or anything else it trips on

@@ -20,7 +20,7 @@ import functools
 import os
 
 from ..errors import CnnError
-from .graph import Graph, Node
+from .graph import Graph, Node, read_model
 from .layers import lift as make, out_shape
 
 MAX_BYTES = 16 << 20
@@ -52,12 +52,8 @@ def sniff(path) -> bool:
 
 
 def read(path, input=None) -> Graph:
-    from ..files import read_spec
     path = os.fspath(path)
-    try:
-        data = read_spec(path, MAX_BYTES)
-    except CnnError as e:
-        raise CnnError(e.message, usage=e.usage, code=e.code, hint="give a Caffe .prototxt") from None
+    data = read_model(path, MAX_BYTES, "a Caffe .prototxt")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
