@@ -142,7 +142,7 @@ def test_a_newer_opset_and_cnndsls_own_exporter(tmp_path):
     imp = import_onnx(path)
     assert imp.check()["max_abs_diff"] < 1e-5
     assert figures(imp.net) == figures(net)
-    assert ("{ conv1: CONV(3, 3, p=1) - bn1: BN - GELU + ID } - LAYERNORM - SHUFFLE(3) - ADAPTIVEAVGPOOL((3, 2))"
+    assert ("{ conv1: CONV(3, 3, p=1) - bn1: BN - GELU + ID } - layernorm1: LAYERNORM - SHUFFLE(3) - ADAPTIVEAVGPOOL((3, 2))"
             " - fc1: FC(4) - SOFTMAX") in " ".join(imp.text.split())  # labels from the initializers' names (conv1.weight)
 
 
@@ -193,7 +193,11 @@ def test_a_cnndsl_module_imports_exactly(tmp_path):
     assert imp.check()["max_abs_diff"] == 0.0
     assert figures(imp.net) == figures(net)
     assert "def residual(c, s=1, downsample=off)" in imp.text
-    assert "conv1: CONV(64, 7, s=2, p=3, bias=false) - bn1: BN - relu: RELU - maxpool: MAXPOOL(3, s=2, p=1)" in imp.text
+    assert spec_lines(imp.text)[-4:] == [  # the module tree's names: labels, and groups of a container
+        "conv1: CONV(64, 7, s=2, p=3, bias=false) - bn1: BN - relu: RELU - maxpool: MAXPOOL(3, s=2, p=1)",
+        "- layer1: residual(64)*2 - layer2: [residual(128, s=2, downsample=on) - residual(128)]",
+        "- layer3: [residual(256, s=2, downsample=on) - residual(256)]",
+        "- layer4: [residual(512, s=2, downsample=on) - residual(512)] - avgpool: GAP - fc: FC(1000)"]
 
 
 class Hand(torch.nn.Module):
@@ -384,7 +388,8 @@ def test_an_old_opset_from_another_writer_is_converted_and_imported(tmp_path):
     onnx.save(_helper_model(nodes, inits, 7), str(path))
     imp = import_onnx(path)
     assert "(ONNX, opset 13)" in imp.text
-    assert spec_lines(imp.text) == ["input 8x8x3", "CONV(4, 3, p=1) - BN(eps=0.001) - RELU - MAXPOOL(2) - FC(5)"]
+    # the nodes' own names (onnx.helper's `name=`) label the layers with weights
+    assert spec_lines(imp.text) == ["input 8x8x3", "conv: CONV(4, 3, p=1) - bn: BN(eps=0.001) - RELU - MAXPOOL(2) - fc: FC(5)"]
     result = imp.check()
     assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
 

@@ -136,7 +136,7 @@ def finish(graph, header, partial=False, reference=None) -> Imported:
     layers.finish(graph)
     labels.assign(graph)
     term = structure.build(graph)
-    term, blocks = fold.fold(term)
+    term, blocks = fold.fold(term, graph)
     notes = list(graph.notes)
     if unsupported:
         notes.append(f"imported up to {unsupported[0].describe()}, the first node the language has no layer for")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..lang import astnodes as A
 from ..lang.printer import format_program
-from .terms import Call, Join, Layer, Repeat, Seq
+from .terms import Call, Group, Join, Layer, Repeat, Seq
 
 _SWITCH = {True: "true", False: "false"}
 
@@ -50,6 +50,8 @@ def expr(t):
         return A.Repeat(expr(t.body), value(t.count), None)
     if isinstance(t, Call):
         return A.Call(t.name, _args(t.values), not t.values, None)
+    if isinstance(t, Group):
+        return A.Label(t.label, A.Seq(tuple(expr(i) for i in t.items), None), None)
     custom = getattr(t, "expr", None)  # fold's template terms (optionals, parameterised layers)
     if custom is not None:
         return custom(expr, value)

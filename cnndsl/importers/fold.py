@@ -23,15 +23,19 @@ the layers around them; generalise.py makes each def), then consecutive equal te
 from __future__ import annotations
 
 from . import blocks as B
-from .terms import Join, Layer, Repeat, Seq
+from .groups import group
+from .terms import Group, Join, Layer, Repeat, Seq
 
 
-def fold(term: Seq):
-    """(the folded term, its blocks (generalise.Block), in the order they are defined)."""
+def fold(term: Seq, graph=None):
+    """(the folded term, its blocks (generalise.Block), in the order they are defined); with the
+    `graph`, runs that one container of the source holds become labelled groups (groups.py)."""
     blocks = []
     term = B.nested(term, blocks)
     items = B.motifs(list(term.items), blocks)
     items = B.anchored(items, blocks)
+    if graph is not None:
+        items = group(items, graph)
     return Seq(tuple(repeats(items))), blocks
 
 
@@ -65,6 +69,8 @@ def repeats(items: list) -> list:
 def _inner(t):
     if isinstance(t, Join):
         return Join(t.kind, tuple(Seq(tuple(repeats(list(b.items)))) for b in t.branches), t.node)
+    if isinstance(t, Group):
+        return Group(t.label, tuple(repeats(list(t.items))))
     return t
 
 

@@ -25,9 +25,12 @@ def assign(graph) -> None:
     loose = graph.format == "prototxt"
     made = graph.by_name()
     for n in graph.nodes:
+        path = n.meta.get("path") or _from_weights(n)
+        if path:
+            n.meta["path"] = path  # the module hierarchy: groups.py labels runs of one container
         if graph.format != "fx" and not KINDS[n.op].tensors(n.attrs, [graph.shape_of(i, made) for i in n.inputs]):
             continue
-        path = n.meta.get("path") or _from_weights(n)
+        path = path or _plain_name(n, graph)
         label = label_of(path, loose) if path else None
         if label:
             n.meta["label"] = label
@@ -40,6 +43,13 @@ def _from_weights(n):
         if m and not name.startswith("onnx::"):
             return m.group(1)
     return None
+
+
+def _plain_name(n, graph):
+    """An ONNX node's own name where it is a plain name (`conv1`, as onnx.helper's users write them;
+    not torch's scopes `/layer1/conv1_1/Conv`, whose suffixes are the exporter's, not the author's)."""
+    name = n.meta.get("node_name", "")
+    return name if graph.format == "onnx" and name.isidentifier() else None
 
 
 def label_of(path: str, loose: bool = False) -> str | None:

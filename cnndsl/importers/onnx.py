@@ -275,7 +275,7 @@ class _Walk:
         for k, out in enumerate(outputs if per_output else outputs[:1]):
             ours = self.unique(out)
             n = Node(ours, op or node.op_type, inputs, dict(attrs or {}), consts, source=node.name or out, where=where)
-            n.meta.update(dims=self.dims.get(out), const_names=const_names, act_pos=act_pos)
+            n.meta.update(dims=self.dims.get(out), const_names=const_names, act_pos=act_pos, node_name=node.name)
             if per_output:
                 n.meta.update(output=k, outputs=len(outputs))
             self.graph.add(n)

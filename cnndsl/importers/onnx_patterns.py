@@ -65,9 +65,12 @@ def _axes(node):
 
 def _new(b, graph, inputs, extend=()):
     """A node for the match `b` (and the nodes of `extend` after it): it takes the last one's name and dims."""
-    last = (list(b["nodes"]) + list(extend))[-1]
-    return Node(last.name, last.op, list(inputs), meta={"dims": last.meta.get("dims")}, source=last.source,
-                where=last.where)
+    nodes = list(b["nodes"]) + list(extend)
+    last = nodes[-1]
+    names = [name for n in nodes for name in n.meta.get("const_names", {}).values()]  # weights' names: labels
+    return Node(last.name, last.op, list(inputs), source=last.source, where=last.where,
+                meta={"dims": last.meta.get("dims"), "const_names": dict(enumerate(names)),
+                      "node_name": last.meta.get("node_name", "")})
 
 
 # ---- LRN ---------------------------------------------------------------------------------------

@@ -53,6 +53,13 @@ class Call:
     full: tuple = field(default=(), compare=False)         # ((parameter, value), ...) defaults included
 
 
+@dataclass(frozen=True)
+class Group:
+    """A labelled run of the network: what one container of the source holds (`features: [...]`)."""
+    label: str
+    items: tuple
+
+
 ID = Seq(())
 
 
@@ -79,6 +86,9 @@ def _walk(t, out):
             _walk(instance, out)
     elif isinstance(t, Call):
         _walk(t.instance, out)
+    elif isinstance(t, Group):
+        for i in t.items:
+            _walk(i, out)
 
 
 def size(t) -> int:

@@ -1,0 +1,56 @@
+"""Pass: runs of the network that one container of the source holds become labelled groups.
+
+A layer's path in the source (an fx module path, the module an ONNX file's weights are named after)
+says which container holds it: torchvision's `features.3` and `classifier.1`, a ResNet's `layer2.0.conv1`.
+Consecutive top-level terms of one container are written as its group, `features: [...]` or
+`layer2: [residual(128, s=2, downsample=on) - residual(128)]`, as the shipped nets are; terms without a
+path of their own (a ReLU whose module has no weights, in ONNX) go with the container around them.
+Nothing is grouped where one container holds the whole net (a wrapper adds no information).
+
+    >>> from cnndsl.importers.graph import Graph, Node
+    >>> from cnndsl.importers.terms import Layer
+    >>> g = Graph(input_shape=(4,))
+    >>> for name, path in (("a", "features.0"), ("b", None), ("c", "features.2"), ("d", "classifier.0")):
+    ...     _ = g.add(Node(name, "RELU", [], meta={"path": path}))
+    >>> [getattr(t, "label", None) for t in group([Layer("RELU", (), n) for n in "abcd"], g)]
+    ['features', 'classifier']
+"""
+from __future__ import annotations
+
+from .labels import label_of
+from .terms import Group, expanded
+
+MIXED = object()
+
+
+def group(items: list, graph) -> list:
+    paths = {n.name: n.meta.get("path") for n in graph.nodes}
+    heads = [_head(t, paths) for t in items]
+    distinct = {h for h in heads if h is not None}
+    if not distinct or len(distinct) == 1 and MIXED not in distinct:
+        return items  # no container, or one around everything
+    for i, h in enumerate(heads):  # a term without a path of its own goes with the same container around it
+        if h is None:
+            before = next((x for x in reversed(heads[:i]) if x is not None), None)
+            after = next((x for x in heads[i + 1:] if x is not None), None)
+            heads[i] = before if before == after else None
+    out, i = [], 0
+    while i < len(items):
+        h = heads[i]
+        j = i
+        while j < len(items) and heads[j] == h:
+            j += 1
+        if h is None or h is MIXED or label_of(h) != h:
+            out += items[i:j]
+        else:
+            out.append(Group(h, tuple(items[i:j])))
+        i = j
+    return out
+
+
+def _head(t, paths):
+    """The first part of the paths of the term's layers: one container, MIXED, or None (no paths)."""
+    heads = {p.split(".")[0] for x in expanded(t) if x for p in [paths.get(x)] if p and "." in p}
+    if not heads:
+        return None
+    return heads.pop() if len(heads) == 1 else MIXED
