@@ -22,6 +22,7 @@ the layers around them; generalise.py makes each def), then consecutive equal te
 """
 from __future__ import annotations
 
+from ..kinds import KINDS
 from . import blocks as B
 from .groups import group
 from .terms import Group, Join, Layer, Repeat, Seq
@@ -41,29 +42,64 @@ def fold(term: Seq, graph=None):
 
 # ---- repeats -------------------------------------------------------------------------------------
 def repeats(items: list) -> list:
-    """Runs of equal terms (of any period) as repeats; joins' branches folded the same way."""
+    """Runs of equal terms (of any period) as repeats, a run's body starting at a layer with weights
+    where it can (VGG's `[(CONV - RELU)*2 - MAXPOOL]*2`, not `(MAXPOOL - CONV - ...)*2`); bodies, groups
+    and joins' branches folded the same way."""
     items = [_inner(t) for t in items]
     ids = _interned(items)
     out, i = [], 0
     while i < len(items):
-        best = (1, 1)  # (period, count)
-        for p in range(1, (len(items) - i) // 2 + 1):
-            k = 1
-            while ids[i + k * p:i + (k + 1) * p] == ids[i:i + p]:
-                k += 1
-            if k > 1 and p * k > best[0] * best[1]:
-                best = (p, k)
-        p, k = best
+        p, k = _run(ids, i)
+        if k > 1:
+            shift = _aligned(items, ids, i, p, k)
+            if shift:
+                out += items[i:i + shift]
+                i += shift
+                continue
         if k == 1:
             out.append(items[i])
             i += 1
             continue
         runs = [items[i + j * p:i + (j + 1) * p] for j in range(k)]
-        body = runs[0][0] if p == 1 else Seq(tuple(runs[0]))
         instances = tuple(r[0] if p == 1 else Seq(tuple(r)) for r in runs)
-        out.append(Repeat(_same_labels(body, instances), k, instances))
+        body = _same_labels(instances[0], instances)
+        if p > 1:
+            body = Seq(tuple(repeats(list(body.items))))
+        out.append(Repeat(body, k, instances))
         i += p * k
     return out
+
+
+def _run(ids, i):
+    """(period, count) of the longest run of a repeated period starting at i."""
+    best = (1, 1)
+    for p in range(1, (len(ids) - i) // 2 + 1):
+        k = _count(ids, i, p)
+        if k > 1 and p * k > best[0] * best[1]:
+            best = (p, k)
+    return best
+
+
+def _count(ids, i, p):
+    k = 1
+    while ids[i + k * p:i + (k + 1) * p] == ids[i:i + p]:
+        k += 1
+    return k
+
+
+def _aligned(items, ids, i, p, k) -> int:
+    """How far to shift a run's start so that its body starts at a layer with weights (or a block),
+    where the shifted run repeats as often; 0 where it starts at one already, or cannot."""
+    if _opens(items[i]):
+        return 0
+    for shift in range(1, p):
+        if i + shift + p * k <= len(ids) and _opens(items[i + shift]) and _count(ids, i + shift, p) >= k:
+            return shift
+    return 0
+
+
+def _opens(t) -> bool:
+    return not isinstance(t, Layer) or KINDS[t.kind].weight_layer
 
 
 def _inner(t):

@@ -10,7 +10,7 @@ Nothing is grouped where one container holds the whole net (a wrapper adds no in
     >>> from cnndsl.importers.graph import Graph, Node
     >>> from cnndsl.importers.terms import Layer
     >>> g = Graph(input_shape=(4,))
-    >>> for name, path in (("a", "features.0"), ("b", None), ("c", "features.2"), ("d", "classifier.0")):
+    >>> for name, path in (("a", "features.0"), ("b", "features.1"), ("c", "features.2"), ("d", "classifier.0")):
     ...     _ = g.add(Node(name, "RELU", [], meta={"path": path}))
     >>> [getattr(t, "label", None) for t in group([Layer("RELU", (), n) for n in "abcd"], g)]
     ['features', 'classifier']
@@ -29,6 +29,8 @@ def group(items: list, graph) -> list:
     distinct = {h for h in heads if h is not None}
     if not distinct or len(distinct) == 1 and MIXED not in distinct:
         return items  # no container, or one around everything
+    if sum(h is None for h in heads) > len(heads) // 10:
+        return items  # the source names too few of its layers to say where its containers end
     for i, h in enumerate(heads):  # a term without a path of its own goes with the same container around it
         if h is None:
             before = next((x for x in reversed(heads[:i]) if x is not None), None)

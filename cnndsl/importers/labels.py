@@ -25,7 +25,7 @@ def assign(graph) -> None:
     loose = graph.format == "prototxt"
     made = graph.by_name()
     for n in graph.nodes:
-        path = n.meta.get("path") or _from_weights(n)
+        path = n.meta.get("path") or _from_weights(n) or _scope(n)
         if path:
             n.meta["path"] = path  # the module hierarchy: groups.py labels runs of one container
         if graph.format != "fx" and not KINDS[n.op].tensors(n.attrs, [graph.shape_of(i, made) for i in n.inputs]):
@@ -43,6 +43,13 @@ def _from_weights(n):
         if m and not name.startswith("onnx::"):
             return m.group(1)
     return None
+
+
+def _scope(n):
+    """The module a node of torch.onnx.export ran in, from its name: `/features/features.10/Relu` is in
+    `features.10` (a path only where it has a container: cnndsl's own modules give `/relu8/Relu`)."""
+    parts = n.meta.get("node_name", "").split("/")
+    return parts[-2] if len(parts) >= 4 and parts[0] == "" and "." in parts[-2] else None
 
 
 def _plain_name(n, graph):
