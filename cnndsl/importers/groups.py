@@ -20,14 +20,15 @@ from __future__ import annotations
 from .labels import label_of
 from .terms import Group, expanded
 
-MIXED = object()
+MIXED = object()   # a term of several containers
+TOP = object()     # a term of top-level modules (`fc`): named, in no container
 
 
 def group(items: list, graph) -> list:
     paths = {n.name: n.meta.get("path") for n in graph.nodes}
     heads = [_head(t, paths) for t in items]
-    distinct = {h for h in heads if h is not None}
-    if not distinct or len(distinct) == 1 and MIXED not in distinct:
+    distinct = {h for h in heads if h is not None and h is not TOP}
+    if not distinct or len(distinct) == 1 and MIXED not in distinct and TOP not in heads:
         return items  # no container, or one around everything
     if sum(h is None for h in heads) > len(heads) // 10:
         return items  # the source names too few of its layers to say where its containers end
@@ -42,7 +43,7 @@ def group(items: list, graph) -> list:
         j = i
         while j < len(items) and heads[j] == h:
             j += 1
-        if h is None or h is MIXED or label_of(h) != h:
+        if h is None or h is MIXED or h is TOP or label_of(h) != h:
             out += items[i:j]
         else:
             out.append(Group(h, tuple(items[i:j])))
@@ -51,8 +52,9 @@ def group(items: list, graph) -> list:
 
 
 def _head(t, paths):
-    """The first part of the paths of the term's layers: one container, MIXED, or None (no paths)."""
-    heads = {p.split(".")[0] for x in expanded(t) if x for p in [paths.get(x)] if p and "." in p}
+    """The first part of the paths of the term's layers: one container, MIXED, TOP, or None (no paths)."""
+    named = [p for x in expanded(t) if x for p in [paths.get(x)] if p]
+    heads = {p.split(".")[0] for p in named if "." in p}
     if not heads:
-        return None
+        return TOP if named else None
     return heads.pop() if len(heads) == 1 else MIXED
