@@ -17,13 +17,13 @@ reshapes and transposes by the permutation of channels they make (a channel shuf
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import math
-import operator
 
 from ..errors import CnnError
 from ..kinds import KINDS
+from .fx_modules import Tracer, module_layer
+from .fx_shapes import shape_chains
 from .graph import Graph, Node
 from .layers import lift as make
 
@@ -45,7 +45,7 @@ def read(module, input=None):
     model = model.eval()
     shape, note = _input_shape(model, input, name)
     try:
-        gm = torch.fx.GraphModule(model, _Tracer().trace(model))
+        gm = torch.fx.GraphModule(model, Tracer().trace(model))
     except Exception as e:
         raise CnnError(f"{name}: torch.fx cannot trace it: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}",
                        hint="data-dependent control flow (an `if` on a tensor's values) has no static graph") from None
@@ -54,32 +54,6 @@ def read(module, input=None):
     if note:
         graph.notes.append(note)
     return graph, model
-
-
-def _origin(m) -> str | None:
-    """"nn" for a module of torch.nn, "cnndsl" for one of cnndsl's own (a to_torch() layer), else None."""
-    import torch
-    cls = type(m)
-    if getattr(torch.nn, cls.__name__, None) is cls:
-        return "nn"
-    if cls.__module__.startswith("cnndsl.backends."):
-        return "cnndsl"
-    return None
-
-
-def _tracer_class():
-    import torch
-
-    class Tracer(torch.fx.Tracer):
-        """torch.nn's modules and cnndsl's own are leaves: the kinds know them."""
-
-        def is_leaf_module(self, m, qualname):
-            return _origin(m) == "cnndsl" and type(m).__name__ in _classes() or super().is_leaf_module(m, qualname)
-    return Tracer
-
-
-def _Tracer():
-    return _tracer_class()()
 
 
 def _resolve(spec: str):
@@ -145,95 +119,6 @@ def runner(model):
     return run
 
 
-# ---- leaf modules -> kinds ----------------------------------------------------------------------
-@functools.cache
-def _classes() -> dict:
-    """{PyTorch class name: [kinds whose module it is]}, from each kind's torch_module fact."""
-    table = {}
-    for k in KINDS.values():
-        for shape in ((8, 8, 4), (4,)):
-            try:
-                attrs = k.bind({**{a.name: 1 for a in k.args if a.default is None}, **k.bare})
-                tm = k.torch_module(attrs, [shape], False)
-            except Exception:
-                continue
-            if tm:
-                kinds = table.setdefault(tm.cls.split(".")[-1], [])  # "nn.Conv2d" -> "Conv2d"
-                if k not in kinds:
-                    kinds.append(k)
-    return table
-
-
-def module_layer(m, in_shape):
-    """(kind name, arguments) of a leaf module, or None where no kind rebuilds it exactly."""
-    import torch
-    origin = _origin(m)
-    for k in _classes().get(type(m).__name__, []) if origin else ():
-        try:
-            probe = k.torch_module(k.bind({**{a.name: 1 for a in k.args if a.default is None}, **k.bare}),
-                                   [in_shape], False)
-        except Exception:
-            continue
-        args = {}
-        for torch_name, spec_arg in probe.spec:
-            if spec_arg != "@in" and hasattr(m, torch_name):
-                args[spec_arg] = _from_torch(m, torch_name, k.arg(spec_arg).type)
-        for a in k.args:  # arguments the constructor takes under the kind's own name (Channels' start, stop)
-            if a.name not in args and not isinstance(getattr(m, a.name, None), (type(None), torch.Tensor)):
-                args[a.name] = getattr(m, a.name)
-        free = [a.name for a in k.args if a.type == "bool" and a.name not in args]
-        for combo in _combos(len(free)):
-            tried = {**args, **dict(zip(free, combo))}
-            try:
-                from .layers import named
-                attrs = k.bind(named(k.name, tried, exact=True))
-                tm = k.torch_module(attrs, [in_shape], bool(getattr(m, "inplace", False)))
-                a, kw = tm.call()
-                with torch.device("meta"):
-                    rebuilt = type(m)(*a, **kw)
-            except Exception:
-                continue
-            if _same_config(m, rebuilt):
-                return k.name, tried
-    return None
-
-
-def _combos(n):
-    import itertools
-    return list(itertools.product((False, True), repeat=n))
-
-
-def _from_torch(m, torch_name, kind_type):
-    v = getattr(m, torch_name)
-    if torch_name == "bias":
-        return v is not None
-    if kind_type == "bool" and isinstance(v, str):
-        return v not in ("none", "")
-    return v
-
-
-def _same_config(a, b) -> bool:
-    """The modules' plain attributes agree (pairs and their number alike: (3, 3) is 3)."""
-    import torch
-    for key, v in vars(a).items():
-        if key.startswith("_") or key == "training" or isinstance(v, torch.Tensor):
-            continue
-        w = vars(b).get(key, v)
-        if not _same(v, w):
-            return False
-    return True
-
-
-def _same(v, w) -> bool:
-    if v == w:
-        return True
-    if isinstance(v, (tuple, list)) and not isinstance(w, (tuple, list)):
-        return all(x == w for x in v)
-    if isinstance(w, (tuple, list)) and not isinstance(v, (tuple, list)):
-        return all(x == v for x in w)
-    return isinstance(v, (tuple, list)) and isinstance(w, (tuple, list)) and list(v) == list(w)
-
-
 # ---- the walk --------------------------------------------------------------------------------------
 class _Walk:
     def __init__(self, gm, values, shape, name):
@@ -249,7 +134,7 @@ class _Walk:
             self.where = f"node {k + 1} of {len(nodes)}"
             if n not in self.skip:
                 getattr(self, n.op)(n)
-        _shape_chains(self)
+        shape_chains(self)
 
     def dims(self, n):
         v = self.values.get(n)
@@ -565,66 +450,3 @@ def _sub(args, n, x, tensor=None):
     if isinstance(args, dict):
         return {k: one(v) for k, v in args.items()}
     return [one(a) for a in args]
-
-
-# ---- reshapes and transposes: a flatten, a channel shuffle, or nothing -------------------------------
-def _shape_chains(walk):
-    """Each run of reshape-like calls from one tensor, judged by what it does to an index tensor."""
-    graph, values, torch = walk.graph, walk.values, walk.torch
-    made = graph.by_name()
-    readers = graph.consumers()
-    for node in list(graph.nodes):
-        if not node.meta.get("shape_op") or node not in graph.nodes:
-            continue
-        if any(made[r].meta.get("shape_op") for r in readers.get(node.name, []) if r in made):
-            continue  # not the end of its chain
-        chain = [node]
-        while chain[0].inputs[0] in made and made[chain[0].inputs[0]].meta.get("shape_op") \
-                and readers.get(chain[0].inputs[0]) == [chain[0].name]:
-            chain.insert(0, made[chain[0].inputs[0]])
-        src = chain[0].inputs[0]
-        d_in = [1, *_nchw(graph.shape_of(src, made))] if src == "input" else made[src].meta["dims"]
-        result = _judge(chain, d_in, values, torch)
-        if result is None:
-            continue
-        new = Node(node.name, node.op, [src], source=node.source, where=node.where, meta=dict(node.meta))
-        new.meta.pop("shape_op")
-        if result == "identity":
-            graph.nodes = [n for n in graph.nodes if n not in chain]
-            graph.rename_input(node.name, src)
-        else:
-            graph.replace(chain, make(new, result[0], result[1]))
-        made, readers = graph.by_name(), graph.consumers()
-
-
-def _nchw(shape):
-    return [shape[2], shape[0], shape[1]] if len(shape) == 3 else list(shape)
-
-
-def _judge(chain, d_in, values, torch):
-    """("SHUFFLE", {groups}), ("FLATTEN", {}), "identity", or None."""
-    if d_in is None or len(d_in) != 4:
-        return None
-    x = torch.arange(math.prod(d_in), dtype=torch.float64).reshape(d_in)
-    y = x
-    try:
-        for node in chain:
-            n = node.meta["fx"]
-            args = [values.get(a, a) if hasattr(a, "op") else a for a in n.args[1:]]
-            args = [tuple(values.get(b, b) if hasattr(b, "op") else b for b in a) if isinstance(a, (list, tuple)) else a
-                    for a in args]
-            method = "reshape" if n.target == "view" else n.target  # a `.contiguous()` between was passed over
-            y = getattr(y, method)(*args, **n.kwargs) if n.op == "call_method" else n.target(y, *args, **n.kwargs)
-    except Exception:
-        return None
-    if list(y.shape) == list(x.shape):
-        if torch.equal(y, x):
-            return "identity"
-        c = d_in[1]
-        for g in range(2, c):
-            if c % g == 0 and torch.equal(y, x.unflatten(1, (g, -1)).transpose(1, 2).flatten(1, 2)):
-                return "SHUFFLE", {"groups": g}
-        return None
-    if y.dim() == 2 and torch.equal(y.reshape(-1), x.reshape(-1)):
-        return "FLATTEN", {}
-    return None
