@@ -225,7 +225,7 @@ class Hand(torch.nn.Module):
         x = torch.cat([a, F.leaky_relu(self.conv_b(b), 0.2)], 1)
         n, c, h, w = x.shape
         x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
-        x = self.pool(F.hardswish(x))
+        x = self.pool(x * F.relu6(x + 3) / 6)  # hardswish, written out
         return self.head(torch.flatten(x.mean((2, 3), keepdim=True), 1))
 
 

@@ -26,10 +26,14 @@ from .fx_modules import Tracer, module_layer
 from .fx_shapes import shape_chains
 from .graph import Graph, Node
 from .layers import lift as make
+from .pointwise import lift_regions
 
 SHAPE_OPS = frozenset({"view", "reshape", "unflatten", "transpose", "permute", "contiguous", "flatten", "squeeze",
                        "unsqueeze", "swapaxes", "swapdims"})
 PASSTHROUGH = frozenset({"contiguous", "clone", "detach", "float", "to"})
+ARITHMETIC = frozenset({"add", "sub", "mul", "truediv", "div", "neg", "pow", "exp", "log", "abs", "sqrt", "rsqrt",
+                        "erf", "tanh", "sigmoid", "clamp", "clip", "hardtanh", "square", "reciprocal", "minimum",
+                        "maximum", "relu", "relu6", "softplus", "iadd", "imul", "itruediv", "isub", "rsub"})
 REFUSED = {"interpolate": "upsampling: the language has no upsampling layer",
            "upsample": "upsampling: the language has no upsampling layer",
            "conv_transpose2d": "a transposed convolution: the language has none"}
@@ -134,6 +138,7 @@ class _Walk:
             self.where = f"node {k + 1} of {len(nodes)}"
             if n not in self.skip:
                 getattr(self, n.op)(n)
+        lift_regions(self.graph, self.elementwise, self.run_region)  # x * F.relu6(x + 3) / 6: HARDSWISH
         shape_chains(self)
 
     def dims(self, n):
@@ -215,6 +220,56 @@ class _Walk:
             if self._pointwise(node, n, fn):
                 return
         node.meta["why"] = REFUSED.get(fname, f"no layer of the language computes {fname}(...) here")
+
+    # -- element-wise functions written out in Python, recognised as a whole ---------------------------
+    def elementwise(self, node) -> bool:
+        """A call on one tensor (or two, of the same size) and numbers, element by element: an
+        arithmetic operator or function, or an activation already recognised alone."""
+        n = node.meta.get("fx")
+        if n is None or node.meta.get("shape_op") or node.tensors or (
+                node.lifted and node.op not in ("ADD", "MUL") and KINDS[node.op].draw_group != "activation"):
+            return False  # a layer with weights (PRELU's slope) is no function of its input alone
+        if n.op == "call_module":
+            return node.lifted and KINDS[node.op].draw_group == "activation"
+        name = _fname(n)
+        if name not in ARITHMETIC and not node.lifted:
+            return False
+        dims = self.dims(n)
+        for a in _flat(n.args) + _flat(list(n.kwargs.values())):
+            if isinstance(a, self.torch.fx.Node):
+                v = self.values.get(a)
+                if isinstance(v, self.torch.Tensor) and list(v.shape) != dims and v.numel() != 1:
+                    return False
+        return True
+
+    def run_region(self, region, x):
+        """The region's fx calls on the probe (as the tensor `x`), constants as traced."""
+        from .pointwise import probe
+        torch, env = self.torch, {}
+        start = torch.from_numpy(probe().copy())
+
+        def value(a):
+            if isinstance(a, (list, tuple)):
+                return type(a)(value(b) for b in a)
+            if not isinstance(a, torch.fx.Node):
+                return a
+            if a in env:
+                return env[a]
+            return start.clone() if self.acts.get(a) == x else self.values.get(a)
+        try:
+            with torch.no_grad():
+                for node in region:
+                    n = node.meta["fx"]
+                    args, kwargs = value(n.args), {k: value(v) for k, v in n.kwargs.items()}
+                    if n.op == "call_module":
+                        env[n] = self.gm.get_submodule(n.target)(*args, **kwargs)
+                    elif n.op == "call_method":
+                        env[n] = getattr(args[0], n.target)(*args[1:], **kwargs)
+                    else:
+                        env[n] = n.target(*args, **kwargs)
+            return env[region[-1].meta["fx"]].reshape(-1).numpy()
+        except Exception:
+            return None
 
     def _pointwise(self, node, n, fn) -> bool:
         from .pointwise import identify, probe
@@ -413,6 +468,12 @@ class _Walk:
             make(self.add(n, "getitem", [self.acts[ins[0]]]), "CHANNELS", {"start": lo, "stop": 0 if hi == c else hi})
             return None
         return False
+
+
+def _fname(n) -> str:
+    """The name of an fx call: `add` for operator.add, torch.add and x.add_ alike."""
+    name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", str(n.target))
+    return name.strip("_") if name.startswith("__") else name.rstrip("_")
 
 
 def _permutes(n, order) -> bool:

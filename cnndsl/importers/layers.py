@@ -151,7 +151,8 @@ def _check_dims(graph, n):
 def call_args(kind: str, attrs: dict) -> list:
     """The arguments to write for a layer: the required ones positionally, then those that differ
     from the kind's defaults by name, in the schema's order; pairs of equal halves as one number.
-    A kind's only argument is written by position (`LEAKYRELU(0.1)`, `DROPOUT(0.2)`)."""
+    A kind's only argument is written by position (`LEAKYRELU(0.1)`, `DROPOUT(0.2)`; not a switch:
+    `GELU(approx=true)`)."""
     k = KINDS[kind]
     required = {a.name: attrs[a.name] for a in k.args if a.default is None}
     defaults = k.bind(dict(required))
@@ -161,8 +162,13 @@ def call_args(kind: str, attrs: dict) -> list:
         if a.default is None:
             out.append((None, _short(v)))
         elif _short(v) != _short(defaults[a.name]):
-            out.append((None if len(k.args) == 1 else a.name, _short(v)))
+            out.append((None if positional_only(k) else a.name, _short(v)))
     return out
+
+
+def positional_only(k) -> bool:
+    """Whether a kind's arguments read best by position: a kind of one argument that is no switch."""
+    return len(k.args) == 1 and k.args[0].type != "bool"
 
 
 def full_args(kind: str, written) -> dict:

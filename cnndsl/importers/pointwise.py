@@ -1,4 +1,4 @@
-"""Pass: element-wise functions of one tensor, recognised by what they compute.
+"""Pass: element-wise functions of one tensor, recognised by what they compute (ONNX, and torch.fx).
 
 Exporters write an activation in many ways (`Clip(x, 0, 6)`; `x * Sigmoid(x)`; GELU as `Div - Erf -
 Add - Mul - Mul` or as a polynomial under a Tanh; hardswish as `HardSigmoid - Mul` before opset
@@ -119,28 +119,29 @@ def _settings(kind, schema, values):
             yield {**args, a.name: fitted}
 
 
-# ---- regions of an ONNX graph -------------------------------------------------------------------
-def lift_onnx(graph, opset: int) -> None:
-    """Replace each region of element-wise ONNX nodes that reads one tensor by the activation it
-    computes (or by nothing, where it computes x itself)."""
+# ---- regions of element-wise nodes ---------------------------------------------------------------
+def lift_regions(graph, elementwise, run) -> None:
+    """Replace each region of element-wise nodes (`elementwise(node)`) that reads one tensor by the
+    activation it computes (or by nothing, where it computes x itself). `run(region, x)` evaluates a
+    region (its nodes in graph order) with the probe as its input tensor `x`: None where it cannot."""
     made, readers = graph.by_name(), graph.consumers()
-    elementwise = {n.name for n in graph.nodes if _elementwise(n)}
+    candidates = {n.name for n in graph.nodes if elementwise(n)}
     cut = set()  # nodes found to be no part of the region of their reader: tops of their own
 
     def internal(n):  # read by exactly one element-wise node, so part of that node's region
         r = readers.get(n.name, [])
-        return (n.name in elementwise and n.name not in cut and len(r) == 1 and r[0] in elementwise
+        return (n.name in candidates and n.name not in cut and len(r) == 1 and r[0] in candidates
                 and n.name != graph.output)
 
-    tops = [n.name for n in graph.nodes if n.name in elementwise and not internal(n)]
+    tops = [n.name for n in graph.nodes if n.name in candidates and not internal(n)]
     done = set()
     while tops:
         top = made[tops.pop()]
         if top.name in done:
             continue
         region, outside = _region(top, made, internal)
-        result = identify(_run(region, outside, opset)) if len(outside) == 1 else None
-        if result is not None and len(region) > 1 and _layers_of_their_own(region, outside, opset):
+        result = identify(run(region, outside[0])) if len(outside) == 1 else None
+        if result is not None and len(region) > 1 and _layers_of_their_own(region, outside, run):
             result = None  # RELU - LEAKYRELU are two layers, even where together they are a RELU
         if result is None:  # the region is no activation: try the top alone, and its parts on their own
             parts = [t for t in top.inputs if t in made and internal(made[t])]
@@ -152,19 +153,25 @@ def lift_onnx(graph, opset: int) -> None:
             graph.nodes = [n for n in graph.nodes if n not in region]
             graph.rename_input(top.name, outside[0])
         else:
-            new = make(type(top)(top.name, top.op, [outside[0]], meta={"dims": top.meta.get("dims")}),
-                       result[0], result[1])
+            new = make(type(top)(top.name, top.op, [outside[0]], source=top.source, where=top.where,
+                                 meta={"dims": top.meta.get("dims"), "path": top.meta.get("path")}),
+                       result[0], result[1], exact=graph.format == "fx")
             graph.replace(region, new)
         made = graph.by_name()
         readers = graph.consumers()
 
 
-def _layers_of_their_own(region, outside, opset) -> bool:
+def lift_onnx(graph, opset: int) -> None:
+    """lift_regions over ONNX's element-wise ops, run by onnx's reference evaluator."""
+    lift_regions(graph, _elementwise, lambda region, x: _run(region, x, opset))
+
+
+def _layers_of_their_own(region, outside, run) -> bool:
     """Whether the region is a chain of nodes that are each an activation (its nodes one after
     another, each reading only the one before): those stay layers of their own."""
     prev = outside[0]
     for n in region:
-        if n.inputs != [prev] or identify(_run([n], [prev], opset)) is None:
+        if n.inputs != [prev] or identify(run([n], prev)) is None:
             return False
         prev = n.name
     return True
@@ -192,13 +199,12 @@ def _region(top, made, internal):
     return sorted(region, key=lambda n: order[id(n)]), outside
 
 
-def _run(region, outside, opset):
+def _run(region, x, opset):
     """The region evaluated on the probe (onnx's reference evaluator), or None where it cannot run."""
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper
     from onnx.reference import ReferenceEvaluator
-    x = outside[0]
     nodes, inits = [], []
     for n in region:
         act = dict(zip(n.meta.get("act_pos", range(len(n.inputs))), n.inputs))
