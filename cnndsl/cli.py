@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     _eval_parser(sub)
     _inspect_parser(sub)
     _serve_parser(sub)
+    _import_parser(sub)
     return top
 
 
@@ -368,6 +369,37 @@ def _serve_parser(sub):
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine "
                    "only); another lets other machines in, with the token")
     p.add_argument("--no-browser", action="store_true", help="print the URL, do not open a browser")
+def _import_parser(sub):
+    p = sub.add_parser("import", help="an ONNX file, a PyTorch module or a Caffe prototxt as a .net spec")
+    p.add_argument("model", help="MODEL.onnx, NET.prototxt, or package.module:callable (a PyTorch module)")
+    p.add_argument("-o", "--output", help="the .net file to write (default: stdout)")
+    p.add_argument("--weights", metavar="OUT.safetensors", help="write the model's weights under the spec's names")
+    p.add_argument("--input", metavar="HxWxC", help="the input size, where the model leaves it open")
+    p.add_argument("--partial", action="store_true",
+                   help="import up to the first node the language has no layer for, and list those nodes")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not run the source and the import side by side on a random input")
+
+
+def cmd_import(args):
+    from .importers import import_model
+    if args.weights and not args.output:
+        raise CnnError("--weights needs -o OUT.net: the weights record the spec they belong to", usage=True)
+    imported = import_model(args.model, input=args.input, partial=args.partial)
+    for what in imported.unsupported:
+        print(f"cnndsl: warning: not imported: {what}", file=sys.stderr)
+    r = imported.check() if not args.no_check else imported.net.report()["totals"]
+    layers = len([n for n in imported.net.graph.nodes if not n.implicit])
+    print(f"imported {args.model}: {layers} layers, {r['params']:,} params, {r['macs']:,} MACs", file=sys.stderr)
+    if "max_abs_diff" in r:
+        print(f"checked: the source and the import on a random input differ by at most {r['max_abs_diff']:.3g} "
+              f"(outputs of scale {r['output_scale']:.3g})", file=sys.stderr)
+    if args.output:
+        imported.save(args.output, weights=args.weights)
+        print(f"wrote {args.output}" + (f" and {args.weights}" if args.weights else ""), file=sys.stderr)
+    else:
+        sys.stdout.write(imported.text)
+    return 0
 
 
 def _version():
