@@ -42,7 +42,8 @@ def sniff(path) -> bool:
         return True
     if not os.path.isfile(path):
         return False
-    with open(path, "rb") as f:
+    from ..files import user_file
+    with user_file(path, "MODEL") as f:  # regular files only, opened without waiting on a FIFO
         head = f.read(4096)
     try:
         text = head.decode("utf-8")
