@@ -9,7 +9,7 @@ import os
 import sys
 
 from . import options as O  # every numeric option's type: finite, whole where a count is meant, in range
-from .errors import CnnError
+from .errors import CnnError, shown_path
 
 FORMATS = ("table", "markdown", "json", "csv")
 
@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     _eval_parser(sub)
     _inspect_parser(sub)
     _serve_parser(sub)
+    _import_parser(sub)
     return top
 
 
@@ -214,7 +215,7 @@ def _eval_parser(sub):
     p.add_argument("--data", required=True, help="as for train")
     p.add_argument("--split", choices=("val", "train", "all"),
                    help="default: val on the data it was trained on, else all")
-    p.add_argument("--batch", type=O.batch, default=256)
+    p.add_argument("--batch", type=O.batch, default=256, help="images per forward pass (default 256)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", metavar="DIR", help="write confusion.png and eval.json here")
 
@@ -368,6 +369,37 @@ def _serve_parser(sub):
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine "
                    "only); another lets other machines in, with the token")
     p.add_argument("--no-browser", action="store_true", help="print the URL, do not open a browser")
+def _import_parser(sub):
+    p = sub.add_parser("import", help="an ONNX file, a PyTorch module or a Caffe prototxt as a .net spec")
+    p.add_argument("model", help="MODEL.onnx, NET.prototxt, or package.module:callable (a PyTorch module)")
+    p.add_argument("-o", "--output", help="the .net file to write (default: stdout)")
+    p.add_argument("--weights", metavar="OUT.safetensors", help="write the model's weights under the spec's names")
+    p.add_argument("--input", metavar="HxWxC", help="the input size, where the model leaves it open")
+    p.add_argument("--partial", action="store_true",
+                   help="import up to the first node the language has no layer for, and list those nodes")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not run the source and the import side by side on a random input")
+
+
+def cmd_import(args):
+    from .importers import import_model
+    if args.weights and not args.output:
+        raise CnnError("--weights needs -o OUT.net: the weights record the spec they belong to", usage=True)
+    imported = import_model(args.model, input=args.input, partial=args.partial)
+    for what in imported.unsupported:
+        print(f"cnndsl: warning: not imported: {what}", file=sys.stderr)
+    r = imported.check() if not args.no_check else imported.net.report()["totals"]
+    layers = len([n for n in imported.net.graph.nodes if not n.implicit])
+    print(f"imported {args.model}: {layers} layers, {r['params']:,} params, {r['macs']:,} MACs", file=sys.stderr)
+    if "max_abs_diff" in r:
+        print(f"checked: the source and the import on a random input differ by at most {r['max_abs_diff']:.3g} "
+              f"(outputs of scale {r['output_scale']:.3g})", file=sys.stderr)
+    if args.output:
+        imported.save(args.output, weights=args.weights)
+        print(f"wrote {args.output}" + (f" and {args.weights}" if args.weights else ""), file=sys.stderr)
+    else:
+        sys.stdout.write(imported.text)
+    return 0
 
 
 def _version():
@@ -440,7 +472,7 @@ def cmd_check(args):
             net = load(f, input=args.input, bindings=_bindings(args.defines), strict=args.strict,
                        include_dirs=args.include_dirs)
             _print_warnings(net)
-            print(f"{f}: ok ({len(net.graph.nodes)} layers)")
+            print(f"{shown_path(f)}: ok ({len(net.graph.nodes)} layers)")
         except CnnError as e:
             if e.usage:
                 raise
@@ -461,14 +493,14 @@ def _check_json(args):
     for f in args.files:
         try:
             net = load(f, input=args.input, bindings=bindings, strict=args.strict, include_dirs=args.include_dirs)
-            found, entry = list(net.warnings), {"file": f, "ok": True, "layers": len(net.graph.nodes)}
+            found, entry = list(net.warnings), {"file": shown_path(f), "ok": True, "layers": len(net.graph.nodes)}
         except CnnError as e:
-            found, entry = list(e.diagnostics), {"file": f, "ok": False, "layers": None}
+            found, entry = list(e.diagnostics), {"file": shown_path(f), "ok": False, "layers": None}
             status = max(status, 2 if e.usage else 1)
         entry["errors"] = sum(d.severity == "error" for d in found)
         entry["warnings"] = len(found) - entry["errors"]
         files.append(entry)
-        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or f} for d in found]
+        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or shown_path(f)} for d in found]
     print(json.dumps({"schema": CHECK_SCHEMA, "files": files, "diagnostics": diagnostics}, indent=1))
     return status
 
