@@ -196,9 +196,11 @@ def _run(net, o, out, ck, ctx, emit, notes, clear=None):
             files = sorted(set(files) | set(_write_epoch(out, model, net, state, {**meta, "epoch": epoch + 1,
                                                                                    "val_acc": val_acc}, history, plot)))
         emit({"event": "epoch_end", "rank": ctx.rank, "row": row})
-    if ctx.main and out is not None and ck is not None and start >= o["epochs"]:
-        # a kill -9 after the last checkpoint, before the log was written: the log again, from the checkpoint
-        files = sorted(set(files) | set(_write_log(out, net, history, plot=True)))
+    if ctx.main and out is not None and ck is not None and start >= o["epochs"] and history:
+        # a kill -9 after the last checkpoint, before weights.safetensors or the log: all again, from it
+        state = _state(opt, sched, warm, scaler, history, start)
+        files = sorted(set(files) | set(_write_epoch(out, model, net, state, {**meta, "epoch": start,
+                                                     "val_acc": history[-1]["val_acc"]}, history, plot=True)))
     result = {"history": history, "final": history[-1] if history else None, "module": model, "files": files,
               "data": d.description, "classes": d.classes, "init": init_report, "frozen": frozen,
               "params": params, "trainable_params": sum(p.numel() for p in trainable),
@@ -418,17 +420,14 @@ def _includes(net):
 
 
 def _write_epoch(out, model, net, state, info, history, plot) -> list[str]:
-    return C.save(out, model, net, state, info) + _write_log(out, net, history, plot)
-
-
-def _write_log(out, net, history, plot) -> list[str]:
+    paths = C.save(out, model, net, state, info)
     metrics = os.path.join(out, "metrics.jsonl")
     atomic_write(metrics, "".join(json.dumps(r) + "\n" for r in history).encode("utf-8"))
     if not plot:
-        return [metrics]
+        return paths + [metrics]
     png = os.path.join(out, "curves.png")
     atomic_write(png, plots.curves(history, f"{net.name}"))
-    return [metrics, png]
+    return paths + [metrics, png]
 
 
 def require_training(graph, batch: int, optimizer: str) -> None:
