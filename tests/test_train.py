@@ -119,24 +119,12 @@ def test_resume_refuses_another_spec_and_other_options(tmp_path):
 
 
 KILL_SPEC = "input 8x8x1\nCONV(8, 3) - BN - RELU - DROPOUT(0.1) - FC(4)\n"
-
-
-KILL_OPTIONS = dict(data="synthetic:192", epochs=8, batch=16, opt="momentum", schedule="exp", seed=1)
+KILL_EPOCHS = 8
 
 
 def _train_cmd(spec, out, *extra):
-    o = KILL_OPTIONS
-    return [sys.executable, "-m", "cnndsl", "train", str(spec), "--data", o["data"], "--epochs", str(o["epochs"]),
-            "--batch", str(o["batch"]), "--opt", o["opt"], "--schedule", o["schedule"], "--seed", str(o["seed"]),
-            "--out", str(out), *extra]
-
-
-def _train_here(spec, out, resume=False):
-    """What _train_cmd runs, in this process (the command's default of one thread): one torch import
-    fewer per run. CNNDSL_SLOW=1 runs the reference and the last resume as commands too."""
-    o = dict(KILL_OPTIONS)
-    r = train(cnndsl.load(str(spec)), o.pop("data"), out=str(out), resume=resume, threads=1, **o)
-    assert r["final"] is not None
+    return [sys.executable, "-m", "cnndsl", "train", str(spec), "--data", "synthetic:192", "--epochs", str(KILL_EPOCHS),
+            "--batch", "16", "--opt", "momentum", "--schedule", "exp", "--seed", "1", "--out", str(out), *extra]
 
 
 def _kill_at_random_moments(spec, out, rng):
@@ -152,15 +140,15 @@ def _kill_at_random_moments(spec, out, rng):
 
 
 def _kill_within_an_epoch(zygote, spec, out, rng):
-    """One `cnndsl train` forked from tests/zygote.py's process (its 3.3 s of imports paid there), killed
-    within the epoch after a random one (an epoch takes ~50 ms), never after the run's end."""
+    """One `cnndsl train` killed within the epoch after a random one (an epoch takes ~10 ms here; the
+    last leaves ~0.2 s for curves.png), never after the run's end."""
     log = out.parent / "killed.log"
     pid = zygote.start(_train_cmd(spec, out, "--resume"), out.parent, log)
-    last = rng.randint(1, KILL_OPTIONS["epochs"] - 1)
+    last = rng.randint(1, KILL_EPOCHS - 2)
     while f"epoch {last}:" not in (log.read_text() if log.exists() else ""):
         assert zygote.alive(pid), f"the training ended before its log showed epoch {last}:\n{log.read_text()}"
-        time.sleep(0.005)
-    time.sleep(rng.uniform(0, 0.05))
+        time.sleep(0.002)
+    time.sleep(rng.uniform(0, 0.01))
     os.kill(pid, signal.SIGKILL)
     zygote.wait(pid)
     yield
@@ -169,16 +157,20 @@ def _kill_within_an_epoch(zygote, spec, out, rng):
 def test_kill_9_never_corrupts_and_resume_ends_bit_identical(tmp_path, zygote):
     """A real `cnndsl train` process killed with SIGKILL (once by default, eight times at random moments
     with CNNDSL_SLOW=1) leaves complete files, and the resume ends bit-identical to an uninterrupted run.
-    By default the reference and the last resume run in this process: the same options as the command."""
+    By default every run is forked from tests/zygote.py's process (the command without its imports)."""
     spec = tmp_path / "k.net"
     spec.write_text(KILL_SPEC)
     out, rng = tmp_path / "killed", random.Random(0)
+
+    def command(*args):
+        code, printed = zygote.run(_train_cmd(spec, *args), tmp_path, tmp_path / "train.log")
+        assert code == 0, printed
     if SLOW:
         ref = subprocess.Popen(_train_cmd(spec, tmp_path / "ref"), env=_env(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
         kills = _kill_at_random_moments(spec, out, rng)
     else:
-        _train_here(spec, tmp_path / "ref")
+        command(tmp_path / "ref")
         kills = _kill_within_an_epoch(zygote, spec, out, rng)
     for _ in kills:
         ck = C.find(str(out))
@@ -191,24 +183,29 @@ def test_kill_9_never_corrupts_and_resume_ends_bit_identical(tmp_path, zygote):
         assert done.returncode == 0, done.stderr
         assert ref.wait() == 0, ref.stderr.read()
     else:
-        _train_here(spec, out, resume=True)
+        command(out, "--resume")
     a, b = W.load(tmp_path / "ref" / C.WEIGHTS), W.load(out / C.WEIGHTS)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
-    assert len(open(out / "metrics.jsonl").readlines()) == 8
+    assert len(open(out / "metrics.jsonl").readlines()) == KILL_EPOCHS
 
 
-def test_a_resume_after_the_last_checkpoint_writes_the_log_again(tmp_path):
-    """Killed after the last epoch's checkpoint, before its metrics.jsonl and curves.png: the resume has
-    nothing to train and writes them from the checkpoint."""
-    whole = train(tiny(), "synthetic:64", epochs=2, batch=16, out=str(tmp_path))
-    rows = open(tmp_path / "metrics.jsonl").readlines()
-    (tmp_path / "metrics.jsonl").write_text(rows[0])
-    (tmp_path / "curves.png").unlink()
-    again = train(tiny(), "synthetic:64", epochs=2, batch=16, out=str(tmp_path), resume=True)
+def test_a_resume_after_the_last_checkpoint_writes_the_weights_and_the_log_again(tmp_path):
+    """Killed after the last epoch's checkpoint, before its weights.safetensors, metrics.jsonl and
+    curves.png: the resume has nothing to train and writes them from the checkpoint."""
+    whole = train(tiny(), "synthetic:64", epochs=2, batch=16, out=str(tmp_path / "run"))
+    train(tiny(), "synthetic:64", epochs=1, batch=16, out=str(tmp_path / "one"))
+    run = tmp_path / "run"
+    rows = open(run / "metrics.jsonl").readlines()
+    (run / "metrics.jsonl").write_text(rows[0])
+    (run / "curves.png").unlink()
+    (run / C.WEIGHTS).write_bytes((tmp_path / "one" / C.WEIGHTS).read_bytes())  # the epoch before
+    again = train(tiny(), "synthetic:64", epochs=2, batch=16, out=str(run), resume=True)
     assert again["resumed_from"] == 2 and again["final"] == whole["final"]
-    assert open(tmp_path / "metrics.jsonl").readlines() == rows
-    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert open(run / "metrics.jsonl").readlines() == rows
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    saved, trained = W.load(run / C.WEIGHTS), whole["module"].state_dict()
+    assert saved.keys() == trained.keys() and all(torch.equal(saved[k], trained[k]) for k in saved)
 
 
 # ---- transfer learning ------------------------------------------------------------------------------------
