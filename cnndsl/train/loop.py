@@ -196,7 +196,7 @@ def _run(net, o, out, ck, ctx, emit, notes, clear=None):
             files = sorted(set(files) | set(_write_epoch(out, model, net, state, {**meta, "epoch": epoch + 1,
                                                                                    "val_acc": val_acc}, history, plot)))
         emit({"event": "epoch_end", "rank": ctx.rank, "row": row})
-    if ctx.main and out is not None and ck is not None and start >= o["epochs"] and history:
+    if ctx.main and out is not None and ck is not None and start == o["epochs"] and history:
         # a kill -9 after the last checkpoint, before weights.safetensors or the log: all again, from it
         state = _state(opt, sched, warm, scaler, history, start)
         files = sorted(set(files) | set(_write_epoch(out, model, net, state, {**meta, "epoch": start,
