@@ -130,9 +130,10 @@ def test_zoo_net_checks_infers_and_matches_torch(path):
     assert {n.name for n in net.graph.nodes} <= {n.name for n in model.graph.node}
 
 
-def test_100_random_specs_check_infer_and_match_torch():
+def test_random_specs_check_infer_and_match_torch():
+    """40 random specs (the first 40 of the same draw: 100 with CNNDSL_SLOW=1)."""
     worst = 0.0
-    for i, (text, net) in enumerate(random_specs(100, seed=4)):
+    for i, (text, net) in enumerate(random_specs(100 if os.environ.get("CNNDSL_SLOW") else 40, seed=4)):
         module = torch_module(net, seed=i)
         model = net.to_onnx(weights=module)
         try:
