@@ -71,7 +71,9 @@ class Zygote:
         self.proc = subprocess.Popen([sys.executable, __file__, *preload], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, text=True)
         self.cpu = {}  # pid -> CPU seconds of a child waited for (its own, and its waited children's)
-        self._ask({"op": "ping"}, timeout=120)
+        if self._ask({"op": "ping"}, timeout=120) is None:
+            self.proc.kill()
+            raise RuntimeError("the zygote did not finish its imports in 120 s")
 
     def _ask(self, request, timeout=None):
         self.proc.stdin.write(json.dumps(request) + "\n")
@@ -151,13 +153,14 @@ def _child(request):
 def _run(request):
     sys.argv = list(request["argv"])
     if request["kind"] == "cnndsl":
+        sys.path[0] = os.path.dirname(sys.executable)  # as the console script's, not tests/
         from cnndsl.cli import main
         return main()
-    import runpy
     if request["kind"] == "code":
         sys.path[0] = ""
         exec(compile(request["code"], "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
         return 0
+    import runpy
     sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
     runpy.run_path(sys.argv[0], run_name="__main__")
     return 0
@@ -185,7 +188,10 @@ def _reseed():
 def _serve(preload):
     import importlib
     for name in preload:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError:  # not installed here: the commands that need it say so themselves
+            pass
     tasks = os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ["1"]
     assert len(tasks) == 1, f"the zygote has {len(tasks)} threads after its imports: a fork keeps one"
     reply = os.fdopen(os.dup(1), "w")
