@@ -391,7 +391,8 @@ def test_sd_resnet110_trains_with_dropped_blocks():
 
 
 def test_small_nets_export_to_onnx_and_agree():
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
+    from test_onnx import session
     import numpy as np
     # the deep CIFAR ResNets at n = 2 (tests/test_onnx.py runs them whole with CNNDSL_FULL_ZOO=1)
     for name, bindings in [("matlab_digits", {}), ("fractalnet", {"width": 4}), ("sd_resnet110", {"n": 2}),
@@ -402,7 +403,7 @@ def test_small_nets_export_to_onnx_and_agree():
         x = np.random.default_rng(0).standard_normal((2, *nchw(net)), dtype=np.float32)
         with torch.no_grad():
             want = module(torch.from_numpy(x)).numpy()
-        got = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+        got = session(data).run(None, {"input": x})[0]
         assert got.shape == want.shape
         assert float(np.abs(got - want).max()) <= 1e-4 * max(1.0, float(np.abs(want).max())), name
 

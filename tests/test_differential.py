@@ -17,8 +17,9 @@ import cnndsl
 from cnndsl import CnnError
 
 torch = pytest.importorskip("torch")
-ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxruntime")
 np = pytest.importorskip("numpy")
+from test_onnx import session  # noqa: E402
 
 SETTINGS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 
@@ -36,7 +37,7 @@ def _run_both(net):
     with torch.no_grad():
         y = model(torch.from_numpy(x))
     onnx_model = net.to_onnx()
-    sess = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = session(onnx_model)
     (z,) = sess.run(None, {sess.get_inputs()[0].name: x})
     return tuple(y.shape), tuple(z.shape)
 

@@ -246,10 +246,11 @@ def test_tiny_dpn_shapes():
 
 @pytest.mark.parametrize("opset", [13, None])
 def test_tiny_dpn_onnx_runtime_equals_torch(opset):
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
+    from test_onnx import session as ort_session
     torch, net, m, x = tiny_dpn()
     model = net.to_onnx(weights=m, opset=opset)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort_session(model)
     y = session.run(None, {"input": x.numpy()})[0]
     with torch.no_grad():
         want = m(x).numpy()
