@@ -339,6 +339,7 @@ WHOLE_FILES = {  # modules whose every open is of a file that is not the user's 
 }
 REVIEWED = {  # (module, function, callee): why it is not an unchecked user path
     ("cnndsl/backends/pytorch_source/__init__.py", "_own_module_sources", "open"): "torch_modules.py, in the package",
+    ("cnndsl/kinds/__init__.py", "torch_sources", "open"): "the kinds' own files (module.__file__), in the package",
     ("cnndsl/backends/onnx_graph.py", "runtime_max_opset", "InferenceSession"): "bytes built here",
     ("cnndsl/runtime/onnx_run.py", "open_session", "InferenceSession"): "a path _load_model checked (user_file)",
     ("cnndsl/runtime/onnx_run.py", "_diagnose", "load"): "a file opened by user_file",
