@@ -22,7 +22,7 @@ import math
 
 from ..errors import CnnError
 from ..kinds import KINDS
-from .fx_modules import Tracer, module_layer
+from .fx_modules import Tracer, known, module_layer
 from .fx_shapes import shape_chains
 from .graph import Graph, Node
 from .layers import lift as make
@@ -184,8 +184,8 @@ class _Walk:
             tensors = {k: v.detach().cpu().numpy() for k, v in m.state_dict().items()}
             make(node, found[0], found[1], tensors, exact=True)
             return
-        if len(ins) == 1 and not list(m.parameters()) and self._pointwise(node, n, lambda x: m(x)):
-            return
+        if not known(m) and len(ins) == 1 and not list(m.parameters()) and self._pointwise(node, n, lambda x: m(x)):
+            return  # a module of its own making that computes an activation (or nothing, at inference)
         node.meta["why"] = f"no layer of the language is a {type(m).__name__} configured like this one ({m})"
 
     def call_function(self, n):
@@ -281,9 +281,10 @@ class _Walk:
                 result = identify(out.reshape(-1).numpy())
             except Exception:
                 continue
-            if result == "identity":
+            if result == "identity":  # at inference: a dropout of its own, say; what it does in training is lost
                 self.graph.nodes.remove(node)
                 self.acts[n] = node.inputs[0]
+                self.graph.notes.append(f"left out as the identity it is at inference: {node.source}")
                 return True
             if result is not None:
                 make(node, result[0], result[1])

@@ -47,8 +47,15 @@ def named(kind: str, args: dict, exact=False) -> dict:
         schema = k.arg(_TORCH.get(name, name))
         if schema is None:
             raise CnnError(f"internal: {kind} has no argument {name!r}", code="E900")
-        values[schema.name] = float(v) if exact and schema.type == "float" else _typed(schema.type, v)
+        values[schema.name] = _exact(v) if exact and schema.type == "float" else _typed(schema.type, v)
     return values
+
+
+def _exact(v) -> float:
+    """A Python float as written, without the last bit's noise of its arithmetic (0.2 * 3 / 8 is
+    0.07500000000000001 in binary; 0.075 is 1 ulp away)."""
+    v = float(v)
+    return float(f"{v:.15g}") if math.isfinite(v) else v
 
 
 def out_shape(kind: str, args: dict, ins: list) -> tuple:
@@ -174,8 +181,7 @@ def positional_only(k) -> bool:
 def full_args(kind: str, written) -> dict:
     """Every argument of a layer written with `written` (call_args' form), defaults included."""
     k = KINDS[kind]
-    required = [a.name for a in k.args if a.default is None]
-    values = {(name or required[i]): v for i, (name, v) in enumerate(written)}
+    values = {(name or k.args[i].name): v for i, (name, v) in enumerate(written)}  # positional ones come first
     return {name: _short(v) for name, v in k.bind(named(kind, values, exact=True)).items()}
 
 
