@@ -200,6 +200,19 @@ def test_a_cnndsl_module_imports_exactly(tmp_path):
         "- residual(256)] - layer4: [residual(512, s=2, downsample=on) - residual(512)] - avgpool: GAP - FC(1000)")
 
 
+def test_stochastic_depth_rising_by_block_is_an_indexed_repeat():
+    """ConvNeXt's drop-path probability rises by 1/170 a block: one call a stage, `*n @i`."""
+    net = cnndsl.load(os.path.join(ROOT, "nets/convnext_tiny.net"), input="32x32x3")
+    imp = import_torch(net.to_torch(seed=0))
+    assert imp.check()["max_abs_diff"] == 0.0 and figures(imp.net) == figures(net)
+    text = " ".join(imp.text.split())
+    for call in ("residual(96, i / 170)*3 @i", "residual(192, (3 + i) / 170)*3 @i", "residual(384, (6 + i) / 170)*9 @i",
+                 "residual(768, (15 + i) / 170)*3 @i"):
+        assert call in text
+    drops = [n.attrs["p"] for n in imp.net.graph.nodes if n.op == "DROPPATH"]
+    assert np.allclose(drops, [n.attrs["p"] for n in net.graph.nodes if n.op == "DROPPATH"], rtol=1e-12, atol=0)
+
+
 class Hand(torch.nn.Module):
     """Leaf modules and functional calls together: a residual block, an SE gate, a channel shuffle of
     chunks, a layer scale held as a bare parameter, activations called as functions."""

@@ -3,8 +3,8 @@
 Each net of nets/ is built with `to_torch(seed=0)` and imported through torch.fx (the default) or
 through torch.onnx.export at opset 13 (`--onnx`, as the acceptance check does); the table gives the
 import's figures against the spec's (parameters and MACs: `=` where equal), the largest output
-difference relative to the outputs' scale, the lines of the import against the spec's (comments and
-blank lines left out), its defs, and the time of the import and its check:
+difference relative to the outputs' scale, the lines of the import against the spec's with its includes
+(comments and blank lines left out), its defs, and the time of the import and its check:
 
     PYTHONPATH=. python tools/import_zoo.py                   # every net up to 100M parameters, fx
     PYTHONPATH=. python tools/import_zoo.py --onnx resnet50   # named nets, through ONNX
@@ -30,6 +30,18 @@ def lines(text):
     return len([l for l in text.splitlines() if l.strip() and not l.strip().startswith("#")])
 
 
+def spec_lines(path, seen=None) -> int:
+    """A spec's lines with those of the files it includes (each once): what the shipped net is written in."""
+    seen = set() if seen is None else seen
+    path = os.path.realpath(path)
+    if path in seen:
+        return 0
+    seen.add(path)
+    text = open(path).read()
+    included = re.findall(r'^\s*include\s+"([^"]+)"', text, re.M)
+    return lines(text) - len(included) + sum(spec_lines(os.path.join(os.path.dirname(path), p), seen) for p in included)
+
+
 def one(name, onnx, input):
     import torch
     import cnndsl
@@ -50,11 +62,11 @@ def one(name, onnx, input):
         imp = cnndsl.import_torch(model)
     took = time.perf_counter() - start
     result = imp.check()
-    shipped = open(os.path.join(ROOT, "nets", f"{name}.net")).read()
+    shipped = spec_lines(os.path.join(ROOT, "nets", f"{name}.net"))
     return {"params": "=" if result["params"] == rep["params"] else f"{result['params']:,} vs {rep['params']:,}",
             "macs": "=" if result["macs"] == rep["macs"] else f"{result['macs']:,} vs {rep['macs']:,}",
             "diff": result["max_abs_diff"] / max(1.0, result["output_scale"]),
-            "lines": f"{lines(imp.text)}/{lines(shipped)}", "defs": len(re.findall(r"^def ", imp.text, re.M)),
+            "lines": f"{lines(imp.text)}/{shipped}", "defs": len(re.findall(r"^def ", imp.text, re.M)),
             "time": f"{took:.1f}+{time.perf_counter() - start - took:.1f} s"}
 
 

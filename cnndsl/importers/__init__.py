@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from ..errors import CnnError
 
 TOLERANCE = 1e-5  # the largest difference of outputs, relative to their scale (at least 1), an import may show
+MAX_LAYERS = 20_000  # structure.py's bitsets grow with the square of the layers: a bound on time and memory
 
 __all__ = ["Imported", "import_model", "import_onnx", "import_torch", "import_prototxt"]
 
@@ -131,6 +132,9 @@ def finish(graph, header, partial=False, reference=None) -> Imported:
     graph.prune()
     if not graph.nodes:
         raise CnnError(f"{graph.source}: nothing to import: its output is its input")
+    if len(graph.nodes) > MAX_LAYERS:
+        raise CnnError(f"{graph.source}: {len(graph.nodes):,} layers; the importer's limit is {MAX_LAYERS:,}",
+                       code="E401")
     bn_unfold.unfold(graph)
     _implicit_flattens(graph)
     layers.finish(graph)

@@ -102,8 +102,8 @@ def motifs(items: list, blocks: list) -> list:
                 and len(t.branches[0].items) >= 2:
             body = _trimmed(t.branches[0].items)
             bodies.setdefault(tuple(_sig(i) for i in body), []).append(t)
-    for sig, joins in bodies.items():
-        spans = _spans(items, sig)
+    for sig, joins in sorted(bodies.items(), key=lambda kv: -len(kv[0])):  # the longest first: a shorter body
+        spans = _spans(items, sig)                                          # may be the end of a longer one
         cut = [len(_trimmed(j.branches[0].items)) for j in joins]
         insts = [Seq(j.branches[0].items[:k]) for j, k in zip(joins, cut)] + [Seq(tuple(items[a:b])) for a, b in spans]
         if not spans or len(insts) < 2:

@@ -76,13 +76,12 @@ def messages(text, path="<prototxt>"):
     """The text as a message: a list of (field, value) pairs, a value a str, a number, or a message."""
     from lark.exceptions import LarkError, UnexpectedInput
     try:
-        tree = _parser().parse(text)
+        return _message(_parser().parse(text).children)
     except UnexpectedInput as e:
         raise CnnError(f"{path}:{e.line}:{e.column}: not protobuf text: {str(e).splitlines()[0][:120]}",
                        hint="a Caffe .prototxt: `layer { name: \"conv1\" type: \"Convolution\" ... }`") from None
     except (LarkError, RecursionError) as e:
-        raise CnnError(f"{path}: not protobuf text ({type(e).__name__})") from None
-    return _message(tree.children)
+        raise CnnError(f"{path}: not protobuf text ({type(e).__name__}: messages nested too deeply?)") from None
 
 
 def _message(items):
