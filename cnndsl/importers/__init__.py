@@ -137,6 +137,7 @@ def finish(graph, header, partial=False, reference=None) -> Imported:
                        code="E401")
     bn_unfold.unfold(graph)
     _implicit_flattens(graph)
+    _single_joins(graph)
     layers.finish(graph)
     labels.assign(graph)
     term = structure.build(graph)
@@ -167,6 +168,15 @@ def _implicit_flattens(graph):
     for n in list(graph.nodes):
         rs = readers.get(n.name, [])
         if n.op == "FLATTEN" and len(rs) == 1 and made[rs[0]].op == "FC" and n.name != graph.output:
+            graph.nodes.remove(n)
+            graph.rename_input(n.name, n.inputs[0])
+
+
+def _single_joins(graph):
+    """A join of one input (a Concat or a Sum of one tensor) is that tensor: no branches to write."""
+    from ..kinds import KINDS
+    for n in list(graph.nodes):
+        if KINDS[n.op].join and len(n.inputs) == 1:
             graph.nodes.remove(n)
             graph.rename_input(n.name, n.inputs[0])
 

@@ -21,7 +21,7 @@ import importlib
 import math
 
 from ..errors import CnnError
-from ..kinds import KINDS
+from ..kinds import KINDS, ShapeError
 from .fx_modules import Tracer, known, module_layer
 from .fx_shapes import shape_chains
 from .graph import Graph, Node
@@ -206,8 +206,17 @@ class _Walk:
         if fname in PASSTHROUGH and len(ins) == 1 and self.dims(n) == self.dims(ins[0]):
             self.acts[n] = self.acts[ins[0]]
             return
-        if rule is not None and rule(n, ins) is not False:
-            return
+        if rule is not None:
+            try:
+                if rule(n, ins) is not False:
+                    return
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, ShapeError) as e:
+                made = self.graph.by_name().get(self.acts.get(n)) if n in self.acts else None
+                node = made or self.add(n, f"call:{fname}", [self.acts[a] for a in ins])
+                node.meta.pop("lifted", None)
+                node.op = f"call:{fname}"
+                node.meta["why"] = getattr(e, "message", None) or f"its arguments cannot be read ({e})"
+                return
         if not isinstance(self.values.get(n), self.torch.Tensor):
             return  # x.shape, x.size(1) // 2: sizes, whose values calls read from `values`
         node = self.add(n, f"call:{fname}", [self.acts[a] for a in ins])

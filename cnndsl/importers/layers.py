@@ -40,15 +40,37 @@ def lift(node, kind: str, args: dict, tensors: dict | None = None, inputs=None, 
 
 
 def named(kind: str, args: dict, exact=False) -> dict:
-    """`args` under the kind's own argument names, each in its schema's type."""
+    """`args` under the kind's own argument names, each in its schema's type; a value of another type,
+    or out of the schema's range, is a ValueError that says which."""
     k = KINDS[kind]
     values = {}
     for name, v in args.items():
         schema = k.arg(_TORCH.get(name, name))
         if schema is None:
             raise CnnError(f"internal: {kind} has no argument {name!r}", code="E900")
+        _check(kind, schema, v)
         values[schema.name] = _exact(v) if exact and schema.type == "float" else _typed(schema.type, v)
     return values
+
+
+def _check(kind, schema, v):
+    """The source's value fits the argument: numbers where numbers go, whole where whole, in range."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    items = v if isinstance(v, (list, tuple)) else [v]
+    if schema.type == "padding" and isinstance(v, str):
+        return
+    for x in items:
+        ok = isinstance(x, (int, float)) and not (schema.type in ("int", "pair", "padding") and
+                                                  not float(x).is_integer()) and math.isfinite(float(x))
+        if schema.type == "bool":
+            ok = isinstance(x, (bool, int))
+        if ok and schema.type != "bool" and schema.lo is not None and x < schema.lo:
+            ok = False
+        if not ok:
+            what = "a whole number" if schema.type in ("int", "pair", "padding") else "a number"
+            low = f" of at least {schema.lo:g}" if schema.lo is not None and schema.type != "bool" else ""
+            raise ValueError(f"{kind}'s `{schema.name}` must be {what}{low}, not {x!r}")
 
 
 def _exact(v) -> float:
