@@ -121,6 +121,7 @@ def finish(graph, header, partial=False, reference=None) -> Imported:
     from . import bn_unfold, emit, fold, labels, layers, structure
     from .tensors import by_name
     from ..net import parse
+    graph.prune()  # what the output does not read is no part of the net, importable or not
     unsupported = [n for n in graph.nodes if not n.lifted]
     if unsupported and not partial:
         from .graph import refuse
