@@ -469,6 +469,62 @@ def test_truncated_foreign_and_special_files_are_clear_errors(tmp_path):
         import_model(tmp_path / "missing.onnx")
 
 
+def _foreign_cases():
+    """Single-node graphs as another writer makes them (onnx.helper): each imported or refused."""
+    import onnx.helper as h
+    from onnx import numpy_helper
+    rng = np.random.default_rng(0)
+    w = _tensor("w", rng.normal(size=(4, 4, 3, 3)))
+    i64 = lambda name, a: numpy_helper.from_array(np.asarray(a, np.int64), name)  # noqa: E731
+    return {
+        "conv_same_upper": ([h.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER", kernel_shape=[3, 3])], [w]),
+        "conv_asymmetric": ([h.make_node("Conv", ["x", "w"], ["y"], pads=[0, 0, 1, 1])], [w]),
+        "conv_transpose": ([h.make_node("ConvTranspose", ["x", "w"], ["y"])], [w]),
+        "maxpool_indices_read": ([h.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]),
+                                  h.make_node("Add", ["y", "i"], ["z"])], []),
+        "maxpool_ceil": ([h.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1,
+                                      pads=[1, 1, 1, 1])], []),
+        "gemm_scaled": ([h.make_node("Flatten", ["x"], ["f"]), h.make_node("Gemm", ["f", "fw", "fb"], ["y"], alpha=0.5,
+                                                                           beta=2.0)],
+                        [_tensor("fw", rng.normal(size=(256, 3))), _tensor("fb", rng.normal(size=(1, 3)))]),
+        "transpose": ([h.make_node("Transpose", ["x"], ["y"], perm=[0, 1, 3, 2])], []),
+        "split_concat": ([h.make_node("Split", ["x"], ["a", "b"], axis=1), h.make_node("Concat", ["b", "a"], ["y"], axis=1)],
+                         []),
+        "pad_reflect": ([h.make_node("Pad", ["x", "p"], ["y"], mode="reflect")], [i64("p", [0, 0, 1, 1, 0, 0, 1, 1])]),
+        "clip_hardtanh": ([h.make_node("Clip", ["x", "lo", "hi"], ["y"])], [_tensor("lo", -1.0), _tensor("hi", 1.0)]),
+        "scale_by_two": ([h.make_node("Mul", ["x", "c"], ["y"])], [_tensor("c", 2.0)]),
+        "lrn_even": ([h.make_node("LRN", ["x"], ["y"], size=4)], []),
+        "instance_norm": ([h.make_node("InstanceNormalization", ["x", "s", "b"], ["y"])],
+                          [_tensor("s", np.ones(4)), _tensor("b", np.zeros(4))]),
+        "reduce_mean_flat": ([h.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=0)], []),
+        "selu": ([h.make_node("Selu", ["x"], ["y"])], []),
+        "identity_only": ([h.make_node("Identity", ["x"], ["y"])], []),
+    }
+
+
+FOREIGN = list(_foreign_cases())
+
+
+@pytest.mark.parametrize("opset", [7, "newest"] + ([9, 11, 13, 17, 18, 21] if FULL else []))
+@pytest.mark.parametrize("case", FOREIGN if FULL else FOREIGN[::3])
+def test_foreign_graphs_are_imported_or_refused_clearly(tmp_path, case, opset):
+    """onnx.helper's graphs at opsets 7 to the newest: an import that checks out, or a CnnError, never
+    another exception (an opset that changed an op's inputs may make the file invalid: refused too)."""
+    import onnx
+    import onnx.helper as h
+    nodes, inits = _foreign_cases()[case]
+    opset = onnx.defs.onnx_opset_version() if opset == "newest" else opset
+    model = h.make_model(h.make_graph(nodes, case, [h.make_tensor_value_info("x", 1, [1, 4, 8, 8])],
+                                      [h.make_tensor_value_info(nodes[-1].output[0], 1, None)], inits),
+                         opset_imports=[h.make_opsetid("", opset)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    try:
+        result = import_onnx(tmp_path / "m.onnx").check()
+        assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
+    except CnnError as e:
+        assert e.message and "Traceback" not in str(e)
+
+
 # ---- the command line ----------------------------------------------------------------------------------
 def _cli(capsys, *args):
     from cnndsl.cli import main
