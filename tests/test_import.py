@@ -200,11 +200,24 @@ def test_a_cnndsl_module_imports_exactly(tmp_path):
     assert imp.check()["max_abs_diff"] == 0.0
     assert figures(imp.net) == figures(net)
     assert "def residual(c, s=1, downsample=off)" in imp.text
-    assert spec_lines(imp.text)[-4:] == [  # the module tree's names: labels, and groups of a container
-        "conv1: CONV(64, 7, s=2, p=3, bias=false) - bn1: BN - relu: RELU - maxpool: MAXPOOL(3, s=2, p=1)",
-        "- layer1: residual(64)*2 - layer2: [residual(128, s=2, downsample=on) - residual(128)]",
-        "- layer3: [residual(256, s=2, downsample=on) - residual(256)]",
-        "- layer4: [residual(512, s=2, downsample=on) - residual(512)] - avgpool: GAP - fc: FC(1000)"]
+    # the module tree's names: labels (not those that only name the kind: `relu`, `fc`), groups of a container
+    assert " ".join(spec_lines(imp.text)[-4:]).endswith(
+        "conv1: CONV(64, 7, s=2, p=3, bias=false) - bn1: BN - RELU - MAXPOOL(3, s=2, p=1) - layer1: residual(64)*2 "
+        "- layer2: [residual(128, s=2, downsample=on) - residual(128)] - layer3: [residual(256, s=2, downsample=on) "
+        "- residual(256)] - layer4: [residual(512, s=2, downsample=on) - residual(512)] - avgpool: GAP - FC(1000)")
+
+
+def test_stochastic_depth_rising_by_block_is_an_indexed_repeat():
+    """ConvNeXt's drop-path probability rises by 1/170 a block: one call a stage, `*n @i`."""
+    net = cnndsl.load(os.path.join(ROOT, "nets/convnext_tiny.net"), input="32x32x3")
+    imp = import_torch(net.to_torch(seed=0))
+    assert imp.check()["max_abs_diff"] == 0.0 and figures(imp.net) == figures(net)
+    text = " ".join(imp.text.split())
+    for call in ("residual(96, i / 170)*3 @i", "residual(192, (3 + i) / 170)*3 @i", "residual(384, (6 + i) / 170)*9 @i",
+                 "residual(768, (15 + i) / 170)*3 @i"):
+        assert call in text
+    drops = [n.attrs["p"] for n in imp.net.graph.nodes if n.op == "DROPPATH"]
+    assert np.allclose(drops, [n.attrs["p"] for n in net.graph.nodes if n.op == "DROPPATH"], rtol=1e-12, atol=0)
 
 
 class Hand(torch.nn.Module):
@@ -346,7 +359,7 @@ layer { name: "sum" type: "Eltwise" bottom: "conv2" bottom: "b" top: "sum" }
 layer { name: "pool" type: "Pooling" bottom: "sum" top: "pool" pooling_param { pool: AVE global_pooling: true } }
 """
     imp = _prototxt(tmp_path, "v1", text)
-    assert " ".join(spec_lines(imp.text)) == ("input 8x8x3 conv: CONV(4, 3, p=1, bias=false) - bn: BN(eps=0.001) "
+    assert " ".join(spec_lines(imp.text)) == ("input 8x8x3 CONV(4, 3, p=1, bias=false) - BN(eps=0.001) "
                                               "- LEAKYRELU(0.1) - { conv2: CONV(4, 1) + ID } - GAP")
 
 
@@ -385,18 +398,18 @@ def test_an_old_opset_from_another_writer_is_converted_and_imported(tmp_path):
              _tensor("scale", rng.uniform(0.5, 1.5, 4)), _tensor("shift", rng.standard_normal(4)),
              _tensor("mean", rng.standard_normal(4)), _tensor("var", rng.uniform(0.5, 1.5, 4)),
              _tensor("fw", rng.standard_normal((5, 64))), _tensor("fb", rng.standard_normal(5))]
-    nodes = [h.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv"),
+    nodes = [h.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="stem"),
              h.make_node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["n"], epsilon=1e-3, name="bn"),
              h.make_node("Relu", ["n"], ["r"]),
              h.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
              h.make_node("Flatten", ["p"], ["f"], axis=1),
-             h.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, name="fc")]
+             h.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, name="head")]
     path = tmp_path / "old.onnx"
     onnx.save(_helper_model(nodes, inits, 7), str(path))
     imp = import_onnx(path)
     assert "(ONNX, opset 13)" in imp.text
-    # the nodes' own names (onnx.helper's `name=`) label the layers with weights
-    assert spec_lines(imp.text) == ["input 8x8x3", "conv: CONV(4, 3, p=1) - bn: BN(eps=0.001) - RELU - MAXPOOL(2) - fc: FC(5)"]
+    # the nodes' own names (onnx.helper's `name=`) label the layers with weights, but for `bn`: it names its kind
+    assert spec_lines(imp.text) == ["input 8x8x3", "stem: CONV(4, 3, p=1) - BN(eps=0.001) - RELU - MAXPOOL(2) - head: FC(5)"]
     result = imp.check()
     assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
 
@@ -461,6 +474,62 @@ def test_truncated_foreign_and_special_files_are_clear_errors(tmp_path):
             import_model(tmp_path / "fifo.onnx")
     with pytest.raises(CnnError, match="cannot read"):
         import_model(tmp_path / "missing.onnx")
+
+
+def _foreign_cases():
+    """Single-node graphs as another writer makes them (onnx.helper): each imported or refused."""
+    import onnx.helper as h
+    from onnx import numpy_helper
+    rng = np.random.default_rng(0)
+    w = _tensor("w", rng.normal(size=(4, 4, 3, 3)))
+    i64 = lambda name, a: numpy_helper.from_array(np.asarray(a, np.int64), name)  # noqa: E731
+    return {
+        "conv_same_upper": ([h.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER", kernel_shape=[3, 3])], [w]),
+        "conv_asymmetric": ([h.make_node("Conv", ["x", "w"], ["y"], pads=[0, 0, 1, 1])], [w]),
+        "conv_transpose": ([h.make_node("ConvTranspose", ["x", "w"], ["y"])], [w]),
+        "maxpool_indices_read": ([h.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]),
+                                  h.make_node("Add", ["y", "i"], ["z"])], []),
+        "maxpool_ceil": ([h.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1,
+                                      pads=[1, 1, 1, 1])], []),
+        "gemm_scaled": ([h.make_node("Flatten", ["x"], ["f"]), h.make_node("Gemm", ["f", "fw", "fb"], ["y"], alpha=0.5,
+                                                                           beta=2.0)],
+                        [_tensor("fw", rng.normal(size=(256, 3))), _tensor("fb", rng.normal(size=(1, 3)))]),
+        "transpose": ([h.make_node("Transpose", ["x"], ["y"], perm=[0, 1, 3, 2])], []),
+        "split_concat": ([h.make_node("Split", ["x"], ["a", "b"], axis=1), h.make_node("Concat", ["b", "a"], ["y"], axis=1)],
+                         []),
+        "pad_reflect": ([h.make_node("Pad", ["x", "p"], ["y"], mode="reflect")], [i64("p", [0, 0, 1, 1, 0, 0, 1, 1])]),
+        "clip_hardtanh": ([h.make_node("Clip", ["x", "lo", "hi"], ["y"])], [_tensor("lo", -1.0), _tensor("hi", 1.0)]),
+        "scale_by_two": ([h.make_node("Mul", ["x", "c"], ["y"])], [_tensor("c", 2.0)]),
+        "lrn_even": ([h.make_node("LRN", ["x"], ["y"], size=4)], []),
+        "instance_norm": ([h.make_node("InstanceNormalization", ["x", "s", "b"], ["y"])],
+                          [_tensor("s", np.ones(4)), _tensor("b", np.zeros(4))]),
+        "reduce_mean_flat": ([h.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=0)], []),
+        "selu": ([h.make_node("Selu", ["x"], ["y"])], []),
+        "identity_only": ([h.make_node("Identity", ["x"], ["y"])], []),
+    }
+
+
+FOREIGN = list(_foreign_cases())
+
+
+@pytest.mark.parametrize("opset", [7, "newest"] + ([9, 11, 13, 17, 18, 21] if FULL else []))
+@pytest.mark.parametrize("case", FOREIGN if FULL else FOREIGN[::3])
+def test_foreign_graphs_are_imported_or_refused_clearly(tmp_path, case, opset):
+    """onnx.helper's graphs at opsets 7 to the newest: an import that checks out, or a CnnError, never
+    another exception (an opset that changed an op's inputs may make the file invalid: refused too)."""
+    import onnx
+    import onnx.helper as h
+    nodes, inits = _foreign_cases()[case]
+    opset = onnx.defs.onnx_opset_version() if opset == "newest" else opset
+    model = h.make_model(h.make_graph(nodes, case, [h.make_tensor_value_info("x", 1, [1, 4, 8, 8])],
+                                      [h.make_tensor_value_info(nodes[-1].output[0], 1, None)], inits),
+                         opset_imports=[h.make_opsetid("", opset)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    try:
+        result = import_onnx(tmp_path / "m.onnx").check()
+        assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
+    except CnnError as e:
+        assert e.message and "Traceback" not in str(e)
 
 
 # ---- the command line ----------------------------------------------------------------------------------

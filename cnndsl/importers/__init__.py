@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from ..errors import CnnError
 
 TOLERANCE = 1e-5  # the largest difference of outputs, relative to their scale (at least 1), an import may show
+MAX_LAYERS = 20_000  # structure.py's bitsets grow with the square of the layers: a bound on time and memory
 
 __all__ = ["Imported", "import_model", "import_onnx", "import_torch", "import_prototxt"]
 
@@ -120,6 +121,7 @@ def finish(graph, header, partial=False, reference=None) -> Imported:
     from . import bn_unfold, emit, fold, labels, layers, structure
     from .tensors import by_name
     from ..net import parse
+    graph.prune()  # what the output does not read is no part of the net, importable or not
     unsupported = [n for n in graph.nodes if not n.lifted]
     if unsupported and not partial:
         from .graph import refuse
@@ -131,8 +133,12 @@ def finish(graph, header, partial=False, reference=None) -> Imported:
     graph.prune()
     if not graph.nodes:
         raise CnnError(f"{graph.source}: nothing to import: its output is its input")
+    if len(graph.nodes) > MAX_LAYERS:
+        raise CnnError(f"{graph.source}: {len(graph.nodes):,} layers; the importer's limit is {MAX_LAYERS:,}",
+                       code="E401")
     bn_unfold.unfold(graph)
     _implicit_flattens(graph)
+    _single_joins(graph)
     layers.finish(graph)
     labels.assign(graph)
     term = structure.build(graph)
@@ -163,6 +169,15 @@ def _implicit_flattens(graph):
     for n in list(graph.nodes):
         rs = readers.get(n.name, [])
         if n.op == "FLATTEN" and len(rs) == 1 and made[rs[0]].op == "FC" and n.name != graph.output:
+            graph.nodes.remove(n)
+            graph.rename_input(n.name, n.inputs[0])
+
+
+def _single_joins(graph):
+    """A join of one input (a Concat or a Sum of one tensor) is that tensor: no branches to write."""
+    from ..kinds import KINDS
+    for n in list(graph.nodes):
+        if KINDS[n.op].join and len(n.inputs) == 1:
             graph.nodes.remove(n)
             graph.rename_input(n.name, n.inputs[0])
 

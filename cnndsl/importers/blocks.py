@@ -100,10 +100,12 @@ def motifs(items: list, blocks: list) -> list:
     for t in items:
         if isinstance(t, Join) and t.kind == "ADD" and len(t.branches) == 2 and not t.branches[1].items \
                 and len(t.branches[0].items) >= 2:
-            bodies.setdefault(tuple(_sig(i) for i in t.branches[0].items), []).append(t)
-    for sig, joins in bodies.items():
-        spans = _spans(items, sig)
-        insts = [j.branches[0] for j in joins] + [Seq(tuple(items[a:b])) for a, b in spans]
+            body = _trimmed(t.branches[0].items)
+            bodies.setdefault(tuple(_sig(i) for i in body), []).append(t)
+    for sig, joins in sorted(bodies.items(), key=lambda kv: -len(kv[0])):  # the longest first: a shorter body
+        spans = _spans(items, sig)                                          # may be the end of a longer one
+        cut = [len(_trimmed(j.branches[0].items)) for j in joins]
+        insts = [Seq(j.branches[0].items[:k]) for j, k in zip(joins, cut)] + [Seq(tuple(items[a:b])) for a, b in spans]
         if not spans or len(insts) < 2:
             continue
         made = make_block(insts, _name(None, blocks, "block"))
@@ -112,7 +114,8 @@ def motifs(items: list, blocks: list) -> list:
         block, values = made
         blocks.append(block)
         calls = [call(block, v, inst) for v, inst in zip(values, insts)]
-        wrapped = {id(j): Join(j.kind, (Seq((c,)), j.branches[1]), j.node) for j, c in zip(joins, calls)}
+        wrapped = {id(j): Join(j.kind, (Seq((c,) + j.branches[0].items[k:]), j.branches[1]), j.node)
+                   for j, c, k in zip(joins, calls, cut)}
         starts = {a: (b, c) for (a, b), c in zip(spans, calls[len(joins):])}
         out, i = [], 0
         while i < len(items):
@@ -124,6 +127,15 @@ def motifs(items: list, blocks: list) -> list:
             i += 1
         items = out
     return items
+
+
+def _trimmed(body) -> tuple:
+    """A residual body without the layers that end it and are the identity at inference (stochastic
+    depth): EfficientNet's block is the same with and without its shortcut's DROPPATH."""
+    body = tuple(body)
+    while len(body) > 2 and isinstance(body[-1], Layer) and KINDS[body[-1].kind].memory == "view_at_inference":
+        body = body[:-1]
+    return body
 
 
 def _spans(items, sig):
@@ -177,8 +189,10 @@ def _index(seq, item):
 
 
 def _trivial(t) -> bool:
-    """A join of calls and the identity only (`{ block(144, 24) + ID }`): already as short as it gets."""
-    return all(not b.items or len(b.items) == 1 and isinstance(b.items[0], Call) for b in t.branches)
+    """A join of a call (with at most what ends a residual body: its DROPPATH) and the identity
+    (`{ block(144, 24) + ID }`): already as short as it gets."""
+    return all(not b.items or isinstance(b.items[0], Call) and len(_trimmed((b.items[0],) + b.items[1:] + (None,))) <= 2
+               for b in t.branches)
 
 
 def _common(seqs) -> int:

@@ -47,7 +47,7 @@ def expr(t):
     if isinstance(t, Join):
         return A.Branches(t.kind, tuple(expr(b) for b in t.branches), None)
     if isinstance(t, Repeat):
-        return A.Repeat(expr(t.body), value(t.count), None)
+        return A.Repeat(expr(t.body), value(t.count), None, t.index)
     if isinstance(t, Call):
         return A.Call(t.name, _args(t.values), not t.values, None)
     if isinstance(t, Group):
@@ -68,6 +68,11 @@ def value(v):
         return v
     if isinstance(v, bool):
         return A.Var(_SWITCH[v], None)
+    if isinstance(v, float) and v > 0 and len(repr(v)) > 12:
+        from fractions import Fraction  # 0.0058823529411764705 is 1 / 170, as the source computed it
+        f = Fraction(v).limit_denominator(10_000)
+        if f.denominator > 1 and abs(float(f) - v) <= 1e-12 * v:
+            return A.BinOp("/", A.Num(f.numerator, None), A.Num(f.denominator, None), None)
     if isinstance(v, (int, float)):
         return A.Num(v, None) if v >= 0 else A.Neg(A.Num(-v, None), None)
     if isinstance(v, tuple):

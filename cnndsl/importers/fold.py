@@ -25,7 +25,7 @@ from __future__ import annotations
 from ..kinds import KINDS
 from . import blocks as B
 from .groups import group
-from .terms import Group, Join, Layer, Repeat, Seq
+from .terms import Call, Group, Join, Layer, Repeat, Seq
 
 
 def fold(term: Seq, graph=None):
@@ -37,7 +37,7 @@ def fold(term: Seq, graph=None):
     items = B.anchored(items, blocks)
     if graph is not None:
         items = group(items, graph)
-    return Seq(tuple(repeats(items))), blocks
+    return Seq(tuple(progressions(repeats(items)))), blocks
 
 
 # ---- repeats -------------------------------------------------------------------------------------
@@ -100,6 +100,85 @@ def _aligned(items, ids, i, p, k) -> int:
 
 def _opens(t) -> bool:
     return not isinstance(t, Layer) or KINDS[t.kind].weight_layer
+
+
+# ---- progressions ------------------------------------------------------------------------------
+def progressions(items: list) -> list:
+    """Runs of calls of one block whose values step evenly (EfficientNet's stochastic depth, rising
+    by 1/130 a block) as one indexed repeat: `residual(576, 24, (9 + i) / 130, k=3)*4 @i`."""
+    out, i = [], 0
+    while i < len(items):
+        t = items[i]
+        if isinstance(t, Group):
+            out.append(Group(t.label, tuple(progressions(list(t.items)))))
+            i += 1
+            continue
+        j = i + 1
+        while j < len(items) and _stepping(items[i:j + 1]) is not None:
+            j += 1
+        if j - i < 2:
+            out.append(t)
+            i += 1
+            continue
+        run = items[i:j]
+        values = tuple((name, _indexed([c.values[k][1] for c in run])) for k, (name, _) in enumerate(t.values))
+        out.append(Repeat(Call(t.name, values, instance=t.instance, block=t.block, full=t.full), len(run),
+                          tuple(run), index="i"))
+        i = j
+    return out
+
+
+def _stepping(run):
+    """The run's values as (start, step) Fractions per position, or None where they do not step evenly."""
+    first = run[0]
+    if not all(isinstance(c, Call) and c.name == first.name and [n for n, _ in c.values] == [n for n, _ in first.values]
+               for c in run):
+        return None
+    steps, moving = [], False
+    for k in range(len(first.values)):
+        column = [c.values[k][1] for c in run]
+        if all(v == column[0] and type(v) is type(column[0]) for v in column):
+            steps.append(None)
+            continue
+        exact = [_fraction(v) for v in column]
+        if None in exact or len({b - a for a, b in zip(exact, exact[1:])}) != 1:
+            return None
+        steps.append((exact[0], exact[1] - exact[0]))
+        moving = True
+    return steps if moving else None
+
+
+def _fraction(v):
+    """A number as the fraction it is (a float within 1e-12 of one with a denominator up to 10,000)."""
+    from fractions import Fraction
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    f = Fraction(v).limit_denominator(10_000)
+    return f if abs(float(f) - v) <= 1e-12 * max(1.0, abs(v)) else None
+
+
+def _indexed(column):
+    """A column of values as the expression of i that gives them: `(9 + i) / 130`, `64 + 32 * i`."""
+    from ..lang import astnodes as A
+    exact = [_fraction(v) for v in column]
+    if all(v == column[0] for v in column) or None in exact:
+        return column[0]
+    start, step = exact[0], exact[1] - exact[0]
+    den = (start.denominator * step.denominator) // _gcd(start.denominator, step.denominator)
+    a, b = int(start * den), int(step * den)
+    i = A.Var("i", None)
+    term = i if abs(b) == 1 else A.BinOp("*", A.Num(abs(b), None), i, None)
+    if a == 0:
+        num = term if b > 0 else A.Neg(term, None)
+    else:
+        start = A.Num(a, None) if a > 0 else A.Neg(A.Num(-a, None), None)
+        num = A.BinOp("+" if b > 0 else "-", start, term, None)
+    return num if den == 1 else A.BinOp("/", num, A.Num(den, None), None)
+
+
+def _gcd(a, b):
+    import math
+    return math.gcd(a, b)
 
 
 def _inner(t):

@@ -21,8 +21,8 @@ import importlib
 import math
 
 from ..errors import CnnError
-from ..kinds import KINDS
-from .fx_modules import Tracer, module_layer
+from ..kinds import KINDS, ShapeError
+from .fx_modules import Tracer, known, module_layer
 from .fx_shapes import shape_chains
 from .graph import Graph, Node
 from .layers import lift as make
@@ -184,8 +184,8 @@ class _Walk:
             tensors = {k: v.detach().cpu().numpy() for k, v in m.state_dict().items()}
             make(node, found[0], found[1], tensors, exact=True)
             return
-        if len(ins) == 1 and not list(m.parameters()) and self._pointwise(node, n, lambda x: m(x)):
-            return
+        if not known(m) and len(ins) == 1 and not list(m.parameters()) and self._pointwise(node, n, lambda x: m(x)):
+            return  # a module of its own making that computes an activation (or nothing, at inference)
         node.meta["why"] = f"no layer of the language is a {type(m).__name__} configured like this one ({m})"
 
     def call_function(self, n):
@@ -206,8 +206,17 @@ class _Walk:
         if fname in PASSTHROUGH and len(ins) == 1 and self.dims(n) == self.dims(ins[0]):
             self.acts[n] = self.acts[ins[0]]
             return
-        if rule is not None and rule(n, ins) is not False:
-            return
+        if rule is not None:
+            try:
+                if rule(n, ins) is not False:
+                    return
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, ShapeError) as e:
+                made = self.graph.by_name().get(self.acts.get(n)) if n in self.acts else None
+                node = made or self.add(n, f"call:{fname}", [self.acts[a] for a in ins])
+                node.meta.pop("lifted", None)
+                node.op = f"call:{fname}"
+                node.meta["why"] = getattr(e, "message", None) or f"its arguments cannot be read ({e})"
+                return
         if not isinstance(self.values.get(n), self.torch.Tensor):
             return  # x.shape, x.size(1) // 2: sizes, whose values calls read from `values`
         node = self.add(n, f"call:{fname}", [self.acts[a] for a in ins])
@@ -281,9 +290,10 @@ class _Walk:
                 result = identify(out.reshape(-1).numpy())
             except Exception:
                 continue
-            if result == "identity":
+            if result == "identity":  # at inference: a dropout of its own, say; what it does in training is lost
                 self.graph.nodes.remove(node)
                 self.acts[n] = node.inputs[0]
+                self.graph.notes.append(f"left out as the identity it is at inference: {node.source}")
                 return True
             if result is not None:
                 make(node, result[0], result[1])

@@ -67,6 +67,11 @@ def _classes() -> dict:
     return table
 
 
+def known(m) -> bool:
+    """Whether a kind has the module's class (so a module no kind rebuilds is configured unlike it)."""
+    return _origin(m) is not None and type(m).__name__ in _classes()
+
+
 def module_layer(m, in_shape):
     """(kind name, arguments) of a leaf module, or None where no kind rebuilds it exactly."""
     import torch
@@ -129,6 +134,8 @@ def _same_config(a, b) -> bool:
 def _same(v, w) -> bool:
     if v == w:
         return True
+    if isinstance(v, float) and isinstance(w, float):  # 0.07500000000000001 (0.2 * 3 / 8) is 0.075
+        return abs(v - w) <= 1e-12 * max(abs(v), abs(w))
     if isinstance(v, (tuple, list)) and not isinstance(w, (tuple, list)):
         return all(x == w for x in v)
     if isinstance(w, (tuple, list)) and not isinstance(v, (tuple, list)):

@@ -32,8 +32,14 @@ def assign(graph) -> None:
             continue
         path = path or _plain_name(n, graph)
         label = label_of(path, loose) if path else None
-        if label:
+        if label and not _says_its_kind(label, KINDS[n.op]):
             n.meta["label"] = label
+
+
+def _says_its_kind(label, kind) -> bool:
+    """`conv`, `bn`, `relu`: a label that only names the kind adds nothing but length (`conv1` and
+    `fc8` stay: a reader looks for those)."""
+    return label.upper() in (kind.name, *kind.aliases)
 
 
 def _from_weights(n):

@@ -40,15 +40,44 @@ def lift(node, kind: str, args: dict, tensors: dict | None = None, inputs=None, 
 
 
 def named(kind: str, args: dict, exact=False) -> dict:
-    """`args` under the kind's own argument names, each in its schema's type."""
+    """`args` under the kind's own argument names, each in its schema's type; a value of another type,
+    or out of the schema's range, is a ValueError that says which."""
     k = KINDS[kind]
     values = {}
     for name, v in args.items():
         schema = k.arg(_TORCH.get(name, name))
         if schema is None:
             raise CnnError(f"internal: {kind} has no argument {name!r}", code="E900")
-        values[schema.name] = float(v) if exact and schema.type == "float" else _typed(schema.type, v)
+        _check(kind, schema, v)
+        values[schema.name] = _exact(v) if exact and schema.type == "float" else _typed(schema.type, v)
     return values
+
+
+def _check(kind, schema, v):
+    """The source's value fits the argument: numbers where numbers go, whole where whole, in range."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    items = v if isinstance(v, (list, tuple)) else [v]
+    if schema.type == "padding" and isinstance(v, str):
+        return
+    for x in items:
+        ok = isinstance(x, (int, float)) and not (schema.type in ("int", "pair", "padding") and
+                                                  not float(x).is_integer()) and math.isfinite(float(x))
+        if schema.type == "bool":
+            ok = isinstance(x, (bool, int))
+        if ok and schema.type != "bool" and schema.lo is not None and x < schema.lo:
+            ok = False
+        if not ok:
+            what = "a whole number" if schema.type in ("int", "pair", "padding") else "a number"
+            low = f" of at least {schema.lo:g}" if schema.lo is not None and schema.type != "bool" else ""
+            raise ValueError(f"{kind}'s `{schema.name}` must be {what}{low}, not {x!r}")
+
+
+def _exact(v) -> float:
+    """A Python float as written, without the last bit's noise of its arithmetic (0.2 * 3 / 8 is
+    0.07500000000000001 in binary; 0.075 is 1 ulp away)."""
+    v = float(v)
+    return float(f"{v:.15g}") if math.isfinite(v) else v
 
 
 def out_shape(kind: str, args: dict, ins: list) -> tuple:
@@ -174,8 +203,7 @@ def positional_only(k) -> bool:
 def full_args(kind: str, written) -> dict:
     """Every argument of a layer written with `written` (call_args' form), defaults included."""
     k = KINDS[kind]
-    required = [a.name for a in k.args if a.default is None]
-    values = {(name or required[i]): v for i, (name, v) in enumerate(written)}
+    values = {(name or k.args[i].name): v for i, (name, v) in enumerate(written)}  # positional ones come first
     return {name: _short(v) for name, v in k.bind(named(kind, values, exact=True)).items()}
 
 

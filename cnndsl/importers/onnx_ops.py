@@ -16,6 +16,7 @@ refused by name.
 """
 from __future__ import annotations
 
+from ..kinds import ShapeError
 from .layers import lift as make
 
 UNSUPPORTED = {
@@ -48,8 +49,8 @@ def lift(graph) -> None:
         else:
             try:
                 why = rule(n, dims, graph)
-            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # a node unlike any exporter's
-                why = f"its attributes or inputs cannot be read ({type(e).__name__}: {str(e)[:80]})"
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, ShapeError) as e:  # unlike an exporter's
+                why = getattr(e, "message", None) or f"its attributes or inputs cannot be read ({type(e).__name__}: {e})"
         if why:
             n.meta["why"] = why
 

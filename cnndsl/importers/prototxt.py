@@ -21,6 +21,7 @@ import os
 
 from ..errors import CnnError
 from .graph import Graph, Node, read_model
+from ..kinds import ShapeError
 from .layers import lift as make, out_shape
 
 MAX_BYTES = 16 << 20
@@ -77,13 +78,12 @@ def messages(text, path="<prototxt>"):
     """The text as a message: a list of (field, value) pairs, a value a str, a number, or a message."""
     from lark.exceptions import LarkError, UnexpectedInput
     try:
-        tree = _parser().parse(text)
+        return _message(_parser().parse(text).children)
     except UnexpectedInput as e:
         raise CnnError(f"{path}:{e.line}:{e.column}: not protobuf text: {str(e).splitlines()[0][:120]}",
                        hint="a Caffe .prototxt: `layer { name: \"conv1\" type: \"Convolution\" ... }`") from None
     except (LarkError, RecursionError) as e:
-        raise CnnError(f"{path}: not protobuf text ({type(e).__name__})") from None
-    return _message(tree.children)
+        raise CnnError(f"{path}: not protobuf text ({type(e).__name__}: messages nested too deeply?)") from None
 
 
 def _message(items):
@@ -184,12 +184,12 @@ class _Reader:
         if kind == "Slice":
             return self.slice(m, name, where, ins, tops)
         node = Node(self.unique(name), kind, ins, source=name, where=where, meta={"path": name})
-        why = RULES[kind](self, node, m) if kind in RULES else f"no layer of the language is a Caffe {kind or 'layer'}"
-        if not why:
-            try:
+        try:
+            why = RULES[kind](self, node, m) if kind in RULES else f"no layer of the language is a Caffe {kind or 'layer'}"
+            if not why:
                 self.shapes[node.name] = out_shape(node.op, node.attrs, [self.shapes[i] for i in ins])
-            except Exception as e:
-                why = getattr(e, "message", str(e))
+        except (ShapeError, CnnError, ValueError, TypeError, KeyError) as e:
+            why = getattr(e, "message", None) or str(e)
         if why:
             node.meta["why"] = why
             node.meta.pop("lifted", None)
@@ -293,8 +293,8 @@ def _pair(p, key, default=None):
 def _convolution(r, node, m):
     p = m.sub("convolution_param")
     kernel = _pair(p, "kernel")
-    if kernel is None:
-        return "a convolution without kernel_size"
+    if kernel is None or p.get("num_output") is None:
+        return "a convolution without num_output or kernel_size"
     make(node, "CONV", {"filters": p.get("num_output"), "kernel": kernel, "stride": _pair(p, "stride", 1),
                         "padding": _pair(p, "pad", 0), "dilation": _pair(p, "dilation", 1),
                         "groups": p.get("group", 1), "bias": p.get("bias_term", True) not in (False, "false")})
@@ -326,6 +326,8 @@ def _inner_product(r, node, m):
     p = m.sub("inner_product_param")
     if p.get("axis", 1) != 1 or p.get("transpose", False) in (True, "true"):
         return "an inner product over another axis, or transposed"
+    if p.get("num_output") is None:
+        return "an inner product without num_output"
     make(node, "FC", {"units": p.get("num_output"), "bias": p.get("bias_term", True) not in (False, "false")})
 
 
@@ -357,6 +359,8 @@ def _scale(r, node, m):
 
 
 def _eltwise(r, node, m):
+    if len(node.inputs) < 2:
+        return "an Eltwise of one input"
     p = m.sub("eltwise_param")
     op = p.get("operation", "SUM")
     if any(float(c) != 1 for c in p.all("coeff")):

@@ -41,6 +41,7 @@ class Repeat:
     body: object
     count: int
     instances: tuple = field(default=(), compare=False)  # the terms it stands for, each in turn
+    index: str | None = None      # `*4 @i`: the body's values read i = 0, 1, ...
 
 
 @dataclass(frozen=True)
