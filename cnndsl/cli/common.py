@@ -67,3 +67,24 @@ def print_weights(report, path):
 
 def threads_text(n) -> str:
     return f"{n} thread{'s' * (n != 1)}"
+
+
+class Events:
+    """A callback for the library's events (training's, the search's): `on_NAME(e)` for each event
+    it shows, and at most one tqdm bar at a time, on stderr (drawn only on a terminal)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, e):
+        getattr(self, "on_" + e["event"], lambda e: None)(e)
+
+    def new_bar(self, total, **options):
+        from tqdm import tqdm
+        self.close()
+        self.bar = tqdm(total=total, file=sys.stderr, disable=None, leave=False, **options)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from .. import options as O
-from .common import DTYPES, MEMORY_OPTIMIZERS, bindings, threads_text
+from .common import DTYPES, MEMORY_OPTIMIZERS, Events, bindings, threads_text
 from .train import training_options
 
 
@@ -75,23 +75,20 @@ def cmd_search(args):
     return 130 if training["interrupted"] else 1 if training["failed"] else 0
 
 
-class _SearchProgress:
+class _SearchProgress(Events):
     """search's events on stderr: the family's size, a bar while members are measured (on a
     terminal, for a large family or a sample), what was written, and with --train what will train,
     a bar per epoch and a line per member."""
 
     def __init__(self, args):
-        self.args, self.bar, self.data_shown, self.resumed = args, None, False, None
-
-    def __call__(self, e):
-        getattr(self, "on_" + e["event"], lambda e: None)(e)
+        super().__init__()
+        self.args, self.data_shown, self.resumed = args, False, None
 
     def on_space(self, e):
         print(f"{self.args.file}: {e['count']:,} member{'s' * (e['count'] != 1)}"
               + (f", sampling {e['measuring']:,}" if e["sample"] else ""), file=sys.stderr)
         if e["measuring"] and (e["measuring"] >= 2000 or e["sample"]):
-            from tqdm import tqdm
-            self.bar = tqdm(total=e["measuring"], unit="member", file=sys.stderr, disable=None, leave=False)
+            self.new_bar(e["measuring"], unit="member")
 
     def on_measured(self, e):
         if self.bar is not None:
@@ -130,10 +127,8 @@ class _SearchProgress:
             print(f"device: {e['device']}", file=sys.stderr)
 
     def on_epoch(self, e):
-        from tqdm import tqdm
-        self.close()
-        self.bar = tqdm(total=e["steps"], desc=f"[{e['member']}/{e['members']}] epoch {e['epoch']}/{e['epochs']}",
-                        unit="step", leave=False, file=sys.stderr, disable=None, dynamic_ncols=True)
+        self.new_bar(e["steps"], desc=f"[{e['member']}/{e['members']}] epoch {e['epoch']}/{e['epochs']}", unit="step",
+                     dynamic_ncols=True)
 
     def on_progress(self, e):
         if self.bar is not None:
@@ -156,11 +151,6 @@ class _SearchProgress:
         self.resumed = None
         print(f"{head}: {acc}, {r['epochs_trained']} epoch{'s' * (r['epochs_trained'] != 1)}, "
               f"{r['train_seconds']:.1f} s{again}", file=sys.stderr, flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def add_match(sub):

@@ -60,7 +60,11 @@ def _symbolic(args):
     refuse_overwrite(prog, args.output)
     result = closed_form(prog, space, args.symbolic, input=args.input, strict=args.strict, batch=args.batch,
                          dtype=args.dtype, optimizer=args.optimizer)
-    emit(render(result, args.file, args.format), args.output)
+    text = render(result, args.file, args.format)
+    if args.format != "json" or args.output:  # as the report's: the default member's warnings
+        for w in result["warnings"]:
+            print(w.render("warning"), file=sys.stderr)
+    emit(text, args.output)
     return 0
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 
 from .. import options as O
-from .common import load, print_warnings, print_weights, refuse_overwrite, spec_options, threads_text
+from .common import Events, load, print_warnings, print_weights, refuse_overwrite, spec_options, threads_text
 
 
 def add_train(sub):
@@ -87,16 +87,12 @@ def cmd_train(args):
     return 0
 
 
-class _Progress:
+class _Progress(Events):
     """The train callback: the set-up, a progress bar per epoch (tqdm, on stderr), a line per epoch."""
 
-    def __init__(self):
-        self.bar = None
-
     def __call__(self, e):
-        if e["rank"] != 0:
-            return
-        getattr(self, "on_" + e["event"], lambda e: None)(e)
+        if e["rank"] == 0:  # one process of torchrun's speaks
+            super().__call__(e)
 
     def on_start(self, e):
         for n in e["notes"]:
@@ -125,10 +121,7 @@ class _Progress:
             print(f"resumed after epoch {e['resumed_from']}")
 
     def on_epoch(self, e):
-        from tqdm import tqdm
-        self.close()
-        self.bar = tqdm(total=e["steps"], desc=f"epoch {e['epoch']}/{e['epochs']}", unit="step", leave=False,
-                        file=sys.stderr, disable=None, dynamic_ncols=True)
+        self.new_bar(e["steps"], desc=f"epoch {e['epoch']}/{e['epochs']}", unit="step", dynamic_ncols=True)
 
     def on_progress(self, e):
         if self.bar is not None:
@@ -142,11 +135,6 @@ class _Progress:
         val = f"val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}" if r["val_acc"] is not None else "no validation"
         print(f"epoch {r['epoch']}: lr {r['lr']:.3g}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  "
               f"{val}  {r['images_per_s']:.0f} img/s  {r['seconds']:.1f} s", flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def add_eval(sub):

@@ -246,8 +246,9 @@ def _expr(v):
 def symbolic(program, names, bindings=None, input=None, ranges=None, options=None, strict=False) -> dict:
     """{"layers": [{name, op, out: [exprs], params, macs, rf}], "totals": {measure: expr}, "rf": (h, w),
     "out": [sides], "symbols", "structural": [...], "values": the default member's values, "domain":
-    {structural name: (first, last or None)}}. A total no formula gives is a `NotSymbolic`; every
-    formula is checked against the numeric analysis of members around the default (`verify`).
+    {structural name: (first, last or None)}, "warnings": the default member's}. A total no formula
+    gives is a `NotSymbolic`; every formula is checked against the numeric analysis of members
+    around the default (`verify`).
     `ranges` ({name: values}): a structural variable's values (default: from 1, eight of them),
     a value variable's values to check at. `options`: batch, dtype, optimizer of the memory.
     `strict`: a window that does not fit is an error, as in `load(strict=True)` (the default member's
@@ -288,7 +289,7 @@ def symbolic(program, names, bindings=None, input=None, ranges=None, options=Non
            "structural": structural, "values": values, "input": [_e(d) for d in graph.input_shape],
            "rf": (forms["rf.h"], forms["rf.w"]) if "rf.h" in forms else None,
            "out": [forms[k] for k in sorted((k for k in forms if k.startswith("out.")), key=lambda k: int(k[4:]))],
-           "domain": domain, "options": options, "conditions": conditions}
+           "domain": domain, "options": options, "conditions": conditions, "warnings": list(graph.warnings)}
     return out
 
 
