@@ -18,7 +18,9 @@ import sys
 from ..errors import CnnError
 from . import build, inspect, search, serve, spec, train
 
-COMMANDS = {  # command: (add its parser, run it), in the order `cnndsl --help` lists them
+# command: (add its parser, run it), in the order `cnndsl --help` lists them. A new command is a
+# module here (its add_NAME and cmd_NAME) and a line in this table.
+COMMANDS = {
     "report": (spec.add_report, spec.cmd_report),
     "check": (spec.add_check, spec.cmd_check),
     "compile": (build.add_compile, build.cmd_compile),
