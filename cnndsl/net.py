@@ -80,14 +80,14 @@ def check(paths, input=None, bindings=None, strict=False, include_dirs=()) -> tu
     for f in paths:
         try:
             net = load(f, input=input, bindings=bindings, strict=strict, include_dirs=include_dirs)
-            found, entry = list(net.warnings), {"file": f, "ok": True, "layers": len(net.graph.nodes)}
+            found, entry = list(net.warnings), {"file": shown_path(f), "ok": True, "layers": len(net.graph.nodes)}
         except CnnError as e:
-            found, entry = list(e.diagnostics), {"file": f, "ok": False, "layers": None}
+            found, entry = list(e.diagnostics), {"file": shown_path(f), "ok": False, "layers": None}
             status = max(status, 2 if e.usage else 1)
         entry["errors"] = sum(d.severity == "error" for d in found)
         entry["warnings"] = len(found) - entry["errors"]
         files.append(entry)
-        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or f} for d in found]
+        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or shown_path(f)} for d in found]
     return {"schema": CHECK_SCHEMA, "files": files, "diagnostics": diagnostics}, status
 
 

@@ -218,8 +218,46 @@ def resolve(source, ours: dict, strict: bool = True, here: dict | None = None,
         tensors, report = _by_name(sd, shapes, strict, what, meta, here, same)
     else:
         tensors, report = _mapped(sd, shapes, strict, layouts or {}, feeds, mapping)
+    _check_values(tensors, report["mapping"], what)
     report.update(checkpoint=meta, same_spec=same)
     return tensors, report
+
+
+def _check_values(tensors, mapping, what):
+    """Every tensor loaded into a parameter or a running statistic (all float here) must hold finite
+    floats: an int8 or bool tensor would be cast silently (its numbers are not weights), NaN or inf
+    would compute NaN. BN's integer counter (`num_batches_tracked`) is the one integer we hold."""
+    theirs = {ours: key for key, ours in mapping.items()}
+    for k, v in tensors.items():
+        if k.endswith(COUNTER):
+            continue
+        name = k if theirs.get(k, k) == k else f"{theirs[k]} (for {k})"
+        if not _is_float(v):
+            raise CnnError(f"{what}: {name} holds {_dtype(v)} values, not floats: it is not a weight of a float network",
+                           hint="a quantised or boolean checkpoint cannot be loaded as it is: dequantise it to "
+                                "float32 first")
+        bad = _count_not_finite(v)
+        if bad:
+            raise CnnError(f"{what}: {name} holds {bad} NaN or inf value{'s' if bad > 1 else ''}",
+                           hint="the run that saved it diverged: take an earlier checkpoint")
+
+
+def _is_float(v) -> bool:
+    if hasattr(v, "is_floating_point"):
+        return bool(v.is_floating_point())
+    return getattr(getattr(v, "dtype", None), "kind", "f") == "f"
+
+
+def _dtype(v) -> str:
+    return str(getattr(v, "dtype", type(v).__name__)).replace("torch.", "")
+
+
+def _count_not_finite(v) -> int:
+    if hasattr(v, "is_floating_point"):
+        import torch
+        return 0 if v.is_meta else int((~torch.isfinite(v)).sum())  # a meta tensor has shapes, no values
+    import numpy as np
+    return int((~np.isfinite(np.asarray(v))).sum())
 
 
 TRAINING_STATE = "train/"  # a training checkpoint's optimizer, schedule and RNG state (cnndsl.train.checkpoint)

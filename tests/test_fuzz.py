@@ -27,14 +27,17 @@ import contextlib
 import io
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,6 +46,8 @@ import cnndsl
 from cnndsl import CnnError
 from cnndsl.cli import main
 from cnndsl.kinds import CALLABLE
+
+import datagen
 
 ROOT = Path(__file__).resolve().parent.parent
 NETS = sorted((ROOT / "nets").glob("*.net"))
@@ -380,12 +385,107 @@ def test_fuzz_command_line_options(tmp_path_factory, data):
     run_options(family_file(tmp_path_factory.getbasetemp() / "options"), _Chooser(data=data))
 
 
+# ---- training data and checkpoints (generators: tests/datagen.py) -------------------------------------
+def data_spec(c, classes: int) -> str:
+    """A small net for the data: gray, RGB or a vector input, with `classes` outputs (one time in eight another count)."""
+    k = classes if c.below(8) else c.pick([1, 2, 5])
+    return c.pick([f"input 8x8x1\nCONV(4, 3) - BN - RELU - FC({k})\n", f"input 8x8x3\nCONV(2, 3) - FC({k})\n",
+                   f"input 64\nFC({k})\n", f"input 5x7x1\nGAP - FC({k})\n"])
+
+
+def trained_run(folder: Path) -> Path:
+    """A one-epoch run (checkpoint, weights) on a small image folder: what checkpoint cases mutate."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        (folder / "imgs" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((rng.random((8, 8)) * 127 + 128 * (i % 2)).astype(np.uint8)).save(folder / "imgs" / "ab"[i % 2] / f"{i}.png")
+    (folder / "gray.net").write_text(datagen.GRAY)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["train", str(folder / "gray.net"), "--data", str(folder / "imgs"), "--epochs", "1",
+                     "--out", str(folder / "run")]) == 0, err.getvalue()
+    return folder
+
+
+def data_case(c: _Chooser, case: Path, base: Path) -> str:
+    """One drawn dataset or checkpoint through data.load, train, eval or a resume: its outcome ('ok',
+    'refused'), or an AssertionError for anything else (an exit 3, garbage accepted)."""
+    from cnndsl.train import data as D
+    case.mkdir(parents=True)
+    kind = c.pick(["folder", "npz", "checkpoint"])
+    with time_cap(CASE_SECONDS):
+        if kind == "checkpoint":
+            return _checkpoint_case(c, case, base)
+        path = datagen.folder(c, case / "imgs", c.below(1000)) if kind == "folder" else datagen.npz(c, case / "d.npz", c.below(1000))
+        spec = data_spec(c, len([d for d in path.iterdir() if d.is_dir()]) if kind == "folder" else 2)
+        if c.below(6):  # the library, whose result is checked; else the command, trained one epoch
+            try:
+                d = D.load(path, cnndsl.loads(spec).graph, seed=c.below(3), val_fraction=c.pick([0.2, 0.0, 0.5]))
+            except CnnError as e:
+                e.render()
+                return "refused"
+            datagen.check_data(d)
+            return "ok"
+        (case / "x.net").write_text(spec)
+        return _cli(["train", str(case / "x.net"), "--data", str(path), "--epochs", "1", "--batch", "8",
+                     "--out", str(case / "run")], case)
+
+
+def _checkpoint_case(c, case, base):
+    ck = datagen.checkpoint(c, base / "run", case / c.pick(["weights.safetensors", "x.safetensors"]))
+    spec, imgs = str(base / "gray.net"), str(base / "imgs")
+    how = c.pick(["eval", "eval", "resume", "init", "export"])
+    if how == "eval":
+        return _cli(["eval", spec, "--weights", str(ck), "--data", c.pick([imgs, imgs + "/", "synthetic:40"])], case)
+    if how == "resume":
+        datagen.copy_run(base / "run", case / "run", ck)
+        return _cli(["train", spec, "--data", imgs, "--epochs", "2", "--out", str(case / "run"), "--resume"], case)
+    if how == "init":
+        return _cli(["train", spec, "--data", imgs, "--epochs", "1", "--init", str(ck)], case)
+    return _cli(["export", spec, "--weights", str(ck), "-o", str(case / "x.onnx")], case)
+
+
+def _cli(args, case) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    assert code in (0, 1, 2), f"exit {code} for cnndsl {' '.join(args)}:\n{err.getvalue()[-2000:]}"
+    if code == 0 and args[0] == "train" and (case / "run" / "weights.safetensors").exists():
+        import torch
+        from cnndsl.weights import load
+        assert all(torch.isfinite(v).all() for v in load(case / "run" / "weights.safetensors").values()), \
+            "NaN weights written"
+    return "ok" if code == 0 else "refused"
+
+
+DATA = settings(max_examples=int(os.environ.get("CNNDSL_FUZZ_DATA", "30")), deadline=None, derandomize=True,
+                database=None, suppress_health_check=list(HealthCheck))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return trained_run(tmp_path_factory.mktemp("trained"))
+
+
+@DATA
+@given(st.data())
+def test_fuzz_training_data_and_checkpoints(trained, tmp_path_factory, data):
+    c = _Chooser(data=data)
+    case = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+    try:
+        data_case(c, case / "case", trained)
+    finally:
+        shutil.rmtree(case, ignore_errors=True)
+
+
 # ---- the long run (CNNDSL_FUZZ=1): in a subprocess, under a memory cap ----------------------------
 def long_run(seconds: float, seed: int, folder: Path) -> dict:
     """Fuzz for `seconds`; return figures and the failure classes found (not stopping at one)."""
     rng = random.Random(seed)
     main_path = fixture_tree(folder)
     family = family_file(folder / "options")
+    base = trained_run(folder / "trained")  # also imports torch and the optimizer before any time cap
     n = ok = 0
     classes: dict = {}
     outcomes: dict = {}
@@ -393,11 +493,19 @@ def long_run(seconds: float, seed: int, folder: Path) -> dict:
     while time.perf_counter() - start < seconds:
         c = _Chooser(rng=rng)
         options = rng.random() < 0.05  # one case in twenty: a command with drawn options, not a spec
-        text = "(command-line options)" if options else draw_spec(c)
+        training = not options and rng.random() < 0.05  # and one in twenty: data or a checkpoint (datagen)
+        text = "(command-line options)" if options else "(training data)" if training else draw_spec(c)
         n += 1
         try:
-            outcome = f"options exit {run_options(family, c)}" if options else \
-                one_case(text, main_path, c, cli=rng.random() < 0.1)
+            if training:
+                case = folder / f"data{n}"
+                try:
+                    outcome = f"data {data_case(c, case, base)}"
+                finally:
+                    shutil.rmtree(case, ignore_errors=True)
+            else:
+                outcome = f"options exit {run_options(family, c)}" if options else \
+                    one_case(text, main_path, c, cli=rng.random() < 0.1)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             ok += outcome == "ok"
         except BaseException as e:  # noqa: BLE001 - the harness records every class of failure

@@ -343,6 +343,7 @@ REVIEWED = {  # (module, function, callee): why it is not an unchecked user path
     ("cnndsl/runtime/onnx_run.py", "open_session", "InferenceSession"): "a path _load_model checked (user_file)",
     ("cnndsl/runtime/onnx_run.py", "_diagnose", "load"): "a file opened by user_file",
     ("cnndsl/runtime/onnx_run.py", "_read_npy", "load"): "a file opened by user_file, its header checked",
+    ("cnndsl/inspection/subject.py", "_array", "load"): "a file opened by user_file, its header checked",
     ("cnndsl/train/data.py", "digits_arrays", "open"): "scikit-learn's bundled digits.csv.gz",
     ("cnndsl/train/data.py", "digits_arrays", "loadtxt"): "scikit-learn's bundled digits.csv.gz",
     ("cnndsl/train/data.py", "_npz", "load"): "a file opened by user_file, its headers checked",

@@ -255,7 +255,7 @@ def test_an_npz_must_fit_and_the_error_says_what_to_change(tmp_path):
     assert (e.value.span.line, e.value.span.col) == (2, 59) and "FC(5)" in e.value.hint
     np.savez(path, x=np.ones((30, 1, 8, 8), np.float32) * (np.arange(30) % 3)[:, None, None, None],
              y=np.arange(30) % 3)
-    assert train(tiny(), str(path), epochs=1)["data"][1] == "read as NCHW"
+    assert "read as NCHW" in train(tiny(), str(path), epochs=1)["data"]
 
 
 @pytest.mark.parametrize("data,opts,words", [

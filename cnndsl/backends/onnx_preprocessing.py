@@ -28,6 +28,7 @@ import json
 import numpy as np
 
 from ..errors import CnnError
+from ..metadata import value
 
 KEY, CLASSES = "cnndsl.preprocessing", "cnndsl.classes"
 IN_GRAPH = ("raw", "unit")
@@ -36,7 +37,7 @@ PIXEL = 255.0  # "unit": 0..1 stands for 8-bit pixel values, what a folder of im
 
 def record(meta: dict | None, weights=None) -> dict:
     """The preprocessing record for a checkpoint's metadata (None: random weights, no checkpoint)."""
-    info = _data_info(meta or {})
+    info = _data_info(meta or {}, weights)
     if info is None or not info.get("mean") or not info.get("std"):
         why = ("random weights, not trained: no input normalisation" if meta is None else
                f"the checkpoint{_named(weights)} records no input normalisation: feed what its weights were "
@@ -52,19 +53,21 @@ def record(meta: dict | None, weights=None) -> dict:
     return r
 
 
-def classes(meta: dict | None):
-    info = _data_info(meta or {})
+def classes(meta: dict | None, weights=None):
+    info = _data_info(meta or {}, weights)
     names = info.get("classes") if info else None
     return [str(c) for c in names] if isinstance(names, list) and names else None
 
 
-def _data_info(meta):
+def _data_info(meta, weights):
+    """The checkpoint's `data` record, checked by cnndsl.metadata (a malformed one is a CnnError naming
+    the file); a dict given as metadata (a module's `cnndsl_meta`) is taken as it is."""
     raw = meta.get("data")
-    try:
-        info = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
+    if isinstance(raw, dict):
+        return raw
+    if not isinstance(raw, str):
         return None
-    return info if isinstance(info, dict) else None
+    return value(meta, "data", weights if isinstance(weights, str) else "the checkpoint")
 
 
 def _range(info):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .. import options as O
-from ..errors import CnnError
+from ..errors import CnnError, shown_path
 from .common import DTYPES, MEMORY_OPTIMIZERS, bindings, emit, include_option, load, print_warnings, \
     refuse_overwrite, spec_options
 
@@ -93,7 +93,7 @@ def cmd_check(args):
             net = load_net(f, input=args.input, bindings=bindings(args.defines), strict=args.strict,
                            include_dirs=args.include_dirs)
             print_warnings(net)
-            print(f"{f}: ok ({len(net.graph.nodes)} layers)")
+            print(f"{shown_path(f)}: ok ({len(net.graph.nodes)} layers)")
         except CnnError as e:
             if e.usage:
                 raise

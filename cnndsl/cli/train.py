@@ -145,7 +145,7 @@ def add_eval(sub):
     p.add_argument("--data", required=True, help="as for train")
     p.add_argument("--split", choices=("val", "train", "all"),
                    help="default: val on the data it was trained on, else all")
-    p.add_argument("--batch", type=O.batch, default=256)
+    p.add_argument("--batch", type=O.batch, default=256, help="images per forward pass (default 256)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", metavar="DIR", help="write confusion.png and eval.json here")
 

@@ -30,7 +30,7 @@ import torch
 
 from .. import weights as W
 from ..errors import CnnError
-from ..train import checkpoint as C, data as D
+from ..train import checkpoint as C, data as D, values as V
 
 
 class _Stop(Exception):
@@ -86,6 +86,7 @@ class Subject:
         c = self.graph.input_shape[-1] if len(self.graph.input_shape) == 3 else 1
         if self.record is None:
             return np.zeros(c, np.float32), np.ones(c, np.float32)
+        V.normalisation(self.record["mean"], self.record["std"], c, "the recorded normalisation")
         mean, std = np.asarray(self.record["mean"], np.float32), np.asarray(self.record["std"], np.float32)
         return np.broadcast_to(mean, (c,)).copy(), np.broadcast_to(std, (c,)).copy()
 
@@ -273,10 +274,14 @@ class Subject:
         return self._normalised(x, notes)
 
     def _array(self, path):
-        try:
-            a = np.load(path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as e:
-            raise CnnError(f"{path}: not a readable .npy array ({e})", usage=True) from None
+        from ..files import npy_header, size_of, user_file
+        with user_file(path, "--image") as f:  # a regular file, its declared size checked before numpy allocates it
+            npy_header(f, f"--image {path}", size_of(f))
+            f.seek(0)
+            try:
+                a = np.load(f, allow_pickle=False).astype(np.float32)
+            except (OSError, ValueError) as e:
+                raise CnnError(f"{path}: not a readable .npy array ({e})", usage=True) from None
         h, w, c = self.graph.input_shape
         if a.shape == (c, h, w):
             a = a.transpose(1, 2, 0)
@@ -299,7 +304,7 @@ class Subject:
         on the data the net was trained on and with `split`, in its training and validation splits (the
         recorded seed and fraction), else every sample in `x_train`. Its `description` says how."""
         rec = self.record or {}
-        same = rec.get("source") == os.fspath(source)
+        same = D.same_source(rec, os.fspath(source))  # imgs and imgs/ are one folder
         opts = (C.recorded(C.weights_source(self.weights), "options") or {}) if same else {}
         frac = opts.get("val_fraction", 0.2) if same and split else 0.0
         # without a record the net gets the data as given, as it gets an image (mean 0, std 1)
@@ -341,11 +346,11 @@ def quiet():
 
 
 def _image_size(path):
-    from PIL import Image
+    from ..files import user_image
     try:
-        with Image.open(path) as img:
+        with user_image(path, "--image", 1) as img:
             return img.size
-    except Exception:  # read_image says what is wrong with the file
+    except CnnError:  # read_image says what is wrong with the file
         return None
 
 

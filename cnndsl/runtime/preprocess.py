@@ -32,19 +32,18 @@ def is_image(path) -> bool:
 
 
 def read_image(path, dims) -> np.ndarray:
-    """(1, C, H, W) float32 pixel values 0..255 for a model input of `dims` (N, C, H, W)."""
-    from PIL import Image, UnidentifiedImageError
+    """(1, C, H, W) float32 for a model input of `dims` (N, C, H, W): pixel values 0..255, read as
+    training reads image folders (cnndsl.train.data.pixels: 16-bit images scaled, not clipped)."""
+    from PIL import UnidentifiedImageError
     if len(dims) != 4 or dims[1] not in (1, 3) or None in dims[2:]:
         raise CnnError(f"{path} is an image, but the model's input is {_fmt(dims)}, not 1 or 3 channels of a "
                        "fixed size", usage=True, hint="give an array: --input x.npy")
     c, h, w = dims[1:]
     from ..files import user_image
+    from ..train.data import pixels
     try:
         with user_image(path, "--input", c) as img:
-            img = img.convert("L" if c == 1 else "RGB")
-            if img.size != (w, h):
-                img = img.resize((w, h), Image.BILINEAR)
-            x = np.asarray(img, dtype=np.float32)
+            x, _ = pixels(img, path, h, w, c)
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise CnnError(f"{path}: not an image Pillow can read ({e})", usage=True) from None
     return np.ascontiguousarray(x.reshape(h, w, c).transpose(2, 0, 1)[None])

@@ -20,8 +20,9 @@ import os
 
 import torch
 
-from .. import weights as W
+from .. import metadata as M, weights as W
 from ..errors import CnnError
+from . import options as O
 from ..files import user_file
 
 CHECKPOINT, WEIGHTS = "checkpoint.safetensors", "weights.safetensors"
@@ -86,11 +87,12 @@ class Loaded:
         tensors, self.meta = W.read(self.path, what)
         self.model = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
         raw = self.meta.get("cnndsl.train")
-        self.state = decode(json.loads(raw), tensors) if raw else None
+        self.state = _state(raw, tensors, self.path) if raw else None
 
     def info(self, key, default=None):
-        raw = self.meta.get(key)
-        return json.loads(raw) if raw is not None else default
+        """The metadata's JSON value `key`, checked (see `recorded`); `default` where it has none."""
+        value = _metadata(self.meta, key, self.path)
+        return default if value is None else value
 
     # a source for cnndsl.weights.load_into: by name, with the spec's metadata
     def state_dict(self):
@@ -99,6 +101,17 @@ class Loaded:
     @property
     def cnndsl_meta(self):
         return {k: v for k, v in self.meta.items() if k != "cnndsl.train"}
+
+
+def resume_from(path) -> Loaded:
+    """The checkpoint a --resume continues: one that cnndsl train wrote, with its training state."""
+    ck = Loaded(path, "--resume checkpoint")
+    if ck.state is None or ck.info("options") is None:
+        raise CnnError(f"{ck.path} holds weights but no training state: it was not written by cnndsl train as "
+                       f"a checkpoint", usage=True,
+                       hint=f"--resume continues a run from the {CHECKPOINT} that train writes into --out; to start "
+                            f"from these weights, train into another --out with --init {ck.path}")
+    return ck
 
 
 def weights_source(path, what="checkpoint"):
@@ -117,18 +130,61 @@ def weights_source(path, what="checkpoint"):
 
 
 def recorded(source, key: str):
-    """The JSON value `key` ("data": {source, classes, mean, std, range}; "options"; ...) in the metadata
-    of a weights_source: a cnndsl checkpoint or weights file; None where a file has none (a .pt)."""
+    """The JSON value `key` ("data": {source, path, samples, classes, mean, std, range}; "options";
+    "layers"; "epoch") in the metadata of a weights_source: a cnndsl checkpoint or weights file; None
+    where a file has none (a .pt). Read through cnndsl.metadata, the one place training metadata is
+    checked: a value that is not JSON, or not of its key's form (a hand-edited file), is a CnnError
+    that names the file and the key."""
     if isinstance(source, Loaded):
-        raw = source.meta.get(key)
-    elif os.fspath(source).endswith(".safetensors"):
-        raw = W.read(source)[1].get(key)
-    else:
-        raw = None
-    return json.loads(raw) if raw else None
+        return source.info(key)
+    if os.fspath(source).endswith(".safetensors"):
+        return _metadata(W.read(source)[1], key, os.fspath(source))
+    return None
+
+
+EDITED = M.EDITED
+
+
+def _metadata(meta: dict, key: str, where: str):
+    return M.value(meta, key, where, _CHECKS)
+
+
+def _layers(rows, where):
+    if not (isinstance(rows, list) and all(isinstance(r, list) and len(r) == 4 and all(isinstance(x, str) for x in r)
+                                           for r in rows)):
+        M.bad(where, "layers", "not a list of [name, op, description, volume] rows")
+    return rows
+
+
+def _epoch(n, where):
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
+        M.bad(where, "epoch", f"{str(n)[:40]} is not a whole number of epochs")
+    return n
+
+
+# the training keys, beside cnndsl.metadata's own ("data")
+_CHECKS = {"options": lambda o, where: O.check_recorded(o, where), "layers": _layers, "epoch": _epoch}
+
+
+def _state(raw, tensors, where) -> dict:
+    """The training state of a checkpoint's `cnndsl.train` metadata, checked for what _restore reads."""
+    try:
+        s = decode(json.loads(raw), tensors)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CnnError(f"{where}: its training state (`cnndsl.train`) is malformed ({type(e).__name__}: "
+                       f"{str(e)[:80]})", hint=EDITED) from None
+    ok = (isinstance(s, dict) and isinstance(s.get("epoch"), int) and s["epoch"] >= 0
+          and isinstance(s.get("optimizer"), dict) and isinstance(s.get("history"), list)
+          and all(isinstance(r, dict) for r in s["history"])
+          and isinstance(s.get("rng"), dict) and isinstance(s["rng"].get("torch"), torch.Tensor))
+    if not ok:
+        raise CnnError(f"{where}: its training state (`cnndsl.train`) is malformed: it needs an epoch, the "
+                       f"optimizer's state, the history and the RNG state", hint=EDITED)
+    return s
 
 
 def find(out: str) -> str | None:
+    """The checkpoint in a run folder `out`, or None where there is none yet."""
     path = os.path.join(out, CHECKPOINT)
     return path if os.path.exists(path) else None
 
@@ -145,10 +201,12 @@ def check_same_spec(ck: Loaded, net) -> list[str]:
     only_there = [k for k in theirs if k not in ours]
     only_here = [k for k in ours if k not in theirs]
     changed = [k for k in ours if k in theirs and ours[k] != theirs[k]]
-    if not (only_there or only_here or changed):
+    # the input's channels change the first layers' weights, not a row: compared on their own
+    other_input = ck.meta.get("input") != here["input"]
+    if not (only_there or only_here or changed or other_input):
         return [f"{ck.path} was saved from another text of this spec ({ck.meta.get('spec_name')}, sha256 "
                 f"{ck.meta.get('spec_sha256', '')[:12]}); its layers are the same, so it is resumed"]
-    lines = []
+    lines = [f"  input: {ck.meta.get('input')} there, {here['input']} here"] if other_input else []
     if changed:
         lines += [f"  {k}: {_row(theirs[k])} there, {_row(ours[k])} here" for k in changed[:8]]
     if only_there:

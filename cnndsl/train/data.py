@@ -25,12 +25,15 @@ import gzip
 import importlib.util
 import math
 import os
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import CnnError
+from . import values as V
 from ..files import npy_header, user_file, user_image
 from ..memory import require
 
@@ -54,9 +57,31 @@ class Data:
     def info(self) -> dict:
         """What eval needs to see data as training did, and to tell data of another scale (kept in the
         checkpoint's metadata and run.json): inputs are (raw - mean) / std per channel; raw values
-        spanned `range`."""
+        spanned `range`; `path` is a file or folder's real path (the source as given may be relative),
+        `samples` how many it held (its split is rebuilt from them)."""
         return {"source": self.source, "classes": self.classes, "mean": self.mean, "std": self.std,
-                "range": self.range}
+                "range": self.range, "path": where(self.source), "samples": len(self.y_train) + len(self.y_val)}
+
+
+def named(source) -> bool:
+    """digits and synthetic[:N] are names, not paths (a folder called digits is not read)."""
+    return source == "digits" or source == "synthetic" or source.startswith("synthetic:")
+
+
+def where(source) -> str | None:
+    """A file or folder's real path (links resolved), or None for a named set."""
+    return None if named(source) else os.path.realpath(source)
+
+
+def same_source(info, source) -> bool:
+    """Whether `source` is the data a checkpoint recorded (`info`): the same name, or the same file
+    or folder however it is written (imgs, imgs/, ./imgs, a link to it)."""
+    if not info:
+        return False
+    recorded = info.get("source")
+    if named(source) or not isinstance(recorded, str) or named(recorded):
+        return recorded == source
+    return where(source) == (info.get("path") or os.path.realpath(recorded))
 
 
 def load(source, graph, seed=0, val_fraction=0.2, normalise=None) -> Data:
@@ -81,9 +106,13 @@ def load(source, graph, seed=0, val_fraction=0.2, normalise=None) -> Data:
                        usage=True, hint="use digits, synthetic, synthetic:N, a FOLDER with a sub-folder per class, "
                                         "or a FILE.npz with arrays x and y")
     check_classes(graph, len(classes), source, classes)
+    V.finite(x, source)
     if not 0 <= val_fraction < 1:
         raise CnnError(f"the validation fraction must be in [0, 1), not {val_fraction}", usage=True)
     tr, va = split(y, val_fraction, seed)
+    if normalise is None and not len(tr):
+        raise CnnError(f"a validation fraction of {val_fraction:g} leaves none of the {len(y)} samples of {source} "
+                       f"to train on", usage=True, hint="a smaller --val (the default 0.2), or more data")
     notes.append(f"split: {len(tr)} train / {len(va)} validation "
                  f"({val_fraction:.0%} of each class, seed {seed})")
     x_train, x_val = x[tr], x[va]
@@ -92,13 +121,18 @@ def load(source, graph, seed=0, val_fraction=0.2, normalise=None) -> Data:
     notes.append(f"values: {value_range[0]:.4g}..{value_range[1]:.4g} before normalisation")
     if normalise is None:
         mean, std = _stats(x_train)
+        std, constant = V.spread(value_range, std, source)
+        notes += constant
         how = "from the training split"
     else:
+        V.normalisation(normalise[0], normalise[1], x.shape[1] if x.ndim == 4 else 1, "the recorded normalisation")
         mean, std = [float(v) for v in normalise[0]], [float(v) for v in normalise[1]]
         how = "as recorded in the checkpoint"
     notes.append("normalised: mean " + ", ".join(f"{m:.4g}" for m in mean) + "; std " +
                  ", ".join(f"{s:.4g}" for s in std) + f" ({how})")
     x_train, x_val = _apply(x_train, mean, std), _apply(x_val, mean, std)
+    V.finite(x_train, source, after="normalisation")
+    V.finite(x_val, source, after="normalisation")
     return Data(x_train, y[tr], x_val, y[va], classes, mean, std, source, notes, value_range)
 
 
@@ -310,7 +344,7 @@ def _synthetic(source, shape, k, seed):
 def _folder(root, shape):
     _needs_volume(shape, root)
     from PIL import Image, UnidentifiedImageError
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    classes = sorted(d for d in _listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
     if len(classes) < 2:
         raise CnnError(f"{root}: an image folder needs a sub-folder per class (at least 2), found {len(classes)}",
                        usage=True, hint="lay it out as FOLDER/cat/1.jpg, FOLDER/dog/2.png, ...")
@@ -321,7 +355,7 @@ def _folder(root, shape):
                        usage=True, hint="write the spec's input as HxWx1 or HxWx3")
     require_data(sum(len(_images_in(os.path.join(root, d))) for d in classes), shape, f"--data {root}",
                  hint="use fewer images, or a smaller input")
-    images, labels, sizes, modes = [], [], set(), set()
+    images, labels, sizes, modes, scales = [], [], set(), set(), {}
     for label, cls in enumerate(classes):
         folder = os.path.join(root, cls)
         files = _images_in(folder)
@@ -333,10 +367,8 @@ def _folder(root, shape):
                 with user_image(path, "image", c) as img:
                     sizes.add(img.size)
                     modes.add(img.mode)
-                    img = img.convert(mode)
-                    if img.size != (w, h):
-                        img = img.resize((w, h), Image.BILINEAR)
-                    arr = np.asarray(img, dtype=np.float32)
+                    arr, scale = pixels(img, path, h, w, c)
+                    scales.setdefault(scale, path)
             except (OSError, UnidentifiedImageError, ValueError) as e:
                 raise CnnError(f"{path}: not an image Pillow can read ({e})", usage=True) from None
             images.append(arr.reshape(h, w, c))
@@ -346,17 +378,67 @@ def _folder(root, shape):
     if sizes != {(w, h)}:
         shown = ", ".join(f"{a}x{b}" for b, a in sorted((b, a) for a, b in sizes)[:4])
         notes.append(f"resized {shown}{' ...' if len(sizes) > 4 else ''} -> {h}x{w} (bilinear, Pillow)")
-    if modes != {mode}:
-        notes.append(f"converted {', '.join(sorted(modes))} -> {mode}")
-    notes.append("pixel values 0..255")
+    converted = sorted(m for m in modes if m != mode and _depth(m) == "8-bit")
+    if converted:
+        notes.append(f"converted {', '.join(converted)} -> {mode}")
+    notes.append(_scales_note(scales, root))
     return _nchw(np.stack(images)), np.asarray(labels, np.int64), classes, notes
 
 
+DEPTHS = {"8-bit": "0..255", "16-bit": "0..65535, scaled by 1/257 to 0..255",
+          "32-bit integer": "kept as they are", "float": "kept as they are"}
+
+
+def pixels(img, path, h, w, c):
+    """(HxWxC float32, the image's depth) of an open Pillow image: 8-bit modes as Pillow converts them
+    to L or RGB; 16-bit ones (I;16...) scaled by 1/257 onto 0..255, where Pillow's conversion would clip
+    them to 255 (two classes could become the same white image); 32-bit integer (I) and float (F) ones
+    with their own values, NaN and inf refused. Pillow's deep modes are single-channel: gray, repeated
+    for an RGB net."""
+    from PIL import Image
+    depth = _depth(img.mode)
+    if depth == "8-bit":
+        img = img.convert({1: "L", 3: "RGB"}[c])
+        if img.size != (w, h):
+            img = img.resize((w, h), Image.BILINEAR)
+        return np.asarray(img, dtype=np.float32).reshape(h, w, c), depth
+    arr = np.asarray(img).astype(np.float32)
+    if depth == "16-bit":
+        arr /= 257  # 65535 -> 255, exactly
+    V.finite(arr[None], path)
+    arr = _resize(arr[None, :, :, None], h, w)[0]
+    return (np.repeat(arr, 3, axis=2) if c == 3 else arr), depth
+
+
+def _depth(mode):
+    if mode.startswith("I;16"):
+        return "16-bit"
+    return {"I": "32-bit integer", "F": "float"}.get(mode, "8-bit")
+
+
+def _scales_note(scales, root):
+    """The log's line on the pixel values; a folder mixing images of unrelated scales is refused (8-bit
+    and 16-bit ones share 0..255)."""
+    kinds = sorted(scales, key=list(DEPTHS).index)
+    if len(set(kinds) - {"8-bit", "16-bit"}) and len(kinds) > 1:
+        raise CnnError(f"{root} mixes {' and '.join(f'{k} images ({scales[k]})' for k in kinds)}: their values "
+                       f"have no common scale", usage=True,
+                       hint="convert them to one kind (e.g. 8-bit PNG, or float TIFF of one range)")
+    if kinds == ["8-bit"]:
+        return "pixel values 0..255"
+    return "; ".join(f"{k} images: values {DEPTHS[k]}" for k in kinds)
+
+
 def _images_in(folder) -> list:
+    return sorted(f for f in _listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _listdir(folder) -> list:
     try:
-        return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+        return os.listdir(folder)
     except OSError as e:
-        raise CnnError(f"cannot read {folder}: {e.strerror}", usage=True) from None
+        raise CnnError(f"cannot read {folder}: {e.strerror}", usage=True,
+                       hint="the data folder and every class folder in it must be readable") from None
 
 
 def _npz(path, shape):
@@ -364,25 +446,27 @@ def _npz(path, shape):
         with user_file(path, "--data") as file:
             _require_npz(file, path)
             file.seek(0)
-            with np.load(file, allow_pickle=False) as f:
+            f = np.load(file, allow_pickle=False)
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise CnnError(f"{path}: holds one array (a .npy file), not the arrays x and y of a .npz", usage=True,
+                               hint="numpy.savez(path, x=images, y=labels) writes one")
+            with f:
                 keys = list(f.keys())
                 if "x" not in keys or "y" not in keys:
                     raise CnnError(f"{path}: needs arrays `x` and `y`, has {', '.join(keys) or 'none'}", usage=True)
                 x, y = f["x"], f["y"]
     except CnnError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise CnnError(f"{path}: not a readable .npz file ({e})", usage=True) from None
-    if y.ndim != 1 or len(y) != len(x) or len(x) < 2:
-        raise CnnError(f"{path}: y must be one label per sample of x (x {x.shape}, y {y.shape})", usage=True)
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise CnnError(f"{path}: x must hold numbers, not {x.dtype}", usage=True)
+    except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile, zlib.error,
+            tokenize.TokenError) as e:  # numpy's reader on a damaged file: a cut zip, a garbled header, bad deflate
+        raise CnnError(f"{path}: not a readable .npz file ({e or type(e).__name__})", usage=True,
+                       hint="numpy.savez(path, x=images, y=labels) writes one") from None
+    x, y, converted = V.arrays(x, y, path)
     values = np.unique(y)
     classes = [str(v) for v in values]
     y = np.searchsorted(values, y).astype(np.int64)
-    x = x.astype(np.float32)
     have = "x".join(map(str, x.shape[1:]))
-    notes = [f"{path}: {len(x)} samples of {have}, {len(classes)} classes"]
+    notes = [f"{path}: {len(x)} samples of {have}, {len(classes)} classes"] + converted
     if len(shape) == 1:
         if x.ndim != 2 or x.shape[1] != shape[0]:
             raise CnnError(f"{path}: x holds samples of {have}, but the network's input is a vector of {shape[0]}",
@@ -454,13 +538,15 @@ def split(y: np.ndarray, val_fraction: float, seed: int):
 
 
 def _stats(x):
+    """Per-channel mean and std (0 for a constant channel: values.spread decides what to divide by)."""
     if x.ndim == 2:
-        return [float(x.mean())], [float(x.std()) or 1.0]
+        return [float(x.mean(dtype=np.float64))], [float(x.std(dtype=np.float64))]  # float32 sums overflow past ~1e19
     mean = x.mean(axis=(0, 2, 3), dtype=np.float64)
     std = x.std(axis=(0, 2, 3), dtype=np.float64)
-    return [float(m) for m in mean], [float(s) if s > 0 else 1.0 for s in std]
+    return [float(m) for m in mean], [float(s) for s in std]
 
 
+@np.errstate(over="ignore", divide="ignore", invalid="ignore")  # what overflows is refused after (values.finite)
 def _apply(x, mean, std):
     if x.ndim == 2:
         return ((x - mean[0]) / std[0]).astype(np.float32)

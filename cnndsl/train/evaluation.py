@@ -34,11 +34,13 @@ from . import checkpoint as C, data as D, plots
 
 
 def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None) -> dict:
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise CnnError(f"--batch must be a whole number of at least 1, not {batch}", usage=True)
     source = C.weights_source(weights, "--weights")
     info = C.recorded(source, "data")
     opts = C.recorded(source, "options") or {}
     data = os.fspath(data)
-    same = info is not None and info.get("source") == data
+    same = D.same_source(info, data)  # imgs and imgs/ are one folder: its validation split is not new data
     split = split or ("val" if same else "all")
     if split not in ("val", "train", "all"):
         raise CnnError(f"split {split!r}: one of val, train, all", usage=True)
@@ -48,7 +50,11 @@ def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None)
                        hint="evaluate every sample (split all)")
     normalise = (info["mean"], info["std"]) if info else None
     seed, frac = opts.get("seed", 0), opts.get("val_fraction", 0.2)
+    if split == "val" and frac == 0:
+        raise CnnError(f"the checkpoint was trained on all of {data} (--val 0): it has no validation split", usage=True,
+                       hint="--split train (or all) scores the samples it was trained on; evaluate it on other data")
     d = D.load(data, net.graph, seed=seed, val_fraction=frac if split != "all" else 0.0, normalise=normalise)
+    _same_data(info, d, data, split)
     warnings = []
     if info is None:
         d.description.append("the checkpoint records no normalisation: the data's own statistics were used")
@@ -108,6 +114,25 @@ def text(r: dict) -> str:
 
 def accuracy_text(r: dict) -> str:
     return f"\naccuracy: {r['accuracy']:.4f} ({r['correct']}/{r['n']}, {100 * r['accuracy']:.2f}%)\n"
+
+
+def _same_data(info, d, data, split):
+    """Refuse a split that cannot be the one training made, and classes that are not the checkpoint's."""
+    n = len(d.y_train) + len(d.y_val)
+    if split != "all" and info and info.get("samples") is not None and n != info["samples"]:
+        raise CnnError(f"{data} holds {n} samples now, {info['samples']} when the checkpoint was trained: its "
+                       f"{split} split cannot be rebuilt", usage=True, hint="evaluate every sample (--split all)")
+    if info is not None and list(d.classes) != list(info["classes"]):
+        raise CnnError(f"{data}'s classes ({_names(d.classes)}) are not the ones the checkpoint was trained on "
+                       f"({_names(info['classes'])}): its outputs would be scored against other classes", usage=True,
+                       hint="name the classes as training did (class folders, or the labels in y)")
+    if not len(d.y_val if split == "val" else d.y_train):
+        raise CnnError(f"the {split} split of {data} is empty: there is nothing to evaluate", usage=True,
+                       hint="evaluate every sample (--split all)")
+
+
+def _names(classes):
+    return ", ".join(map(str, classes[:6])) + (" ..." if len(classes) > 6 else "")
 
 
 def _few(values):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 
@@ -88,9 +89,9 @@ def _train(net, data, out, resume, callback, clear, given):
         if path is None:
             notes.append(f"--resume: no checkpoint in {out} yet, so the run starts from the beginning")
         else:
-            ck = C.Loaded(path, "--resume checkpoint")
+            ck = C.resume_from(path)
             notes += C.check_same_spec(ck, net)
-    ctx = distributed.context(given.get("device") or (ck.info("options")["device"] if ck else "auto"))
+    ctx = distributed.context(given.get("device") or (ck.info("options").get("device") if ck else None) or "auto")
     before = torch.get_num_threads()
     try:
         o = O.resolve({**given, "data": os.fspath(data), "world_size": ctx.world},
@@ -171,9 +172,16 @@ def _run(net, o, out, ck, ctx, emit, notes, clear=None):
         run_model.train()
         for m in frozen_bn:
             m.eval()
-        tl, tc, tn = _train_epoch(run_model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emit, epoch)
+        try:
+            tl, tc, tn = _train_epoch(run_model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emit, epoch)
+        except _Diverged as e:
+            raise _diverged(e, epoch, lr, out, history) from None
         train_s = time.perf_counter() - t0
+        if not all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point()):
+            raise _diverged(_Diverged(None, "the weights hold NaN or inf"), epoch, lr, out, history)
         vl, vc, vn = _validate(run_model, d, o, ctx, plain, amp_dtype)
+        if vn and not math.isfinite(vl):
+            raise _diverged(_Diverged(None, f"the validation loss is {vl}"), epoch, lr, out, history)
         val_acc = vc / vn if vn else None
         optim.step_epoch(sched, val_acc if val_acc is not None else tc / max(1, tn))
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": tl / max(1, tn), "train_acc": tc / max(1, tn),
@@ -206,6 +214,10 @@ def _train_epoch(model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emi
     n, steps = 0, len(batches)
     every = max(1, steps // 40)
     t0 = time.perf_counter()
+    # a loss that is NaN or inf stops the run before anything of the epoch is written: one process on the
+    # CPU looks at every step's loss (3 us); a GPU or torchrun at the running sum, read with the progress
+    # (a sync it makes anyway) and summed over the ranks, so that every rank stops at the same step
+    exact, checked = ctx.world == 1 and dev.type == "cpu", 0
     for step, (xb, yb) in enumerate(batches):
         xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
         if o["channels_last"] and xb.dim() == 4:
@@ -227,12 +239,43 @@ def _train_epoch(model, batches, opt, crit, warm, scaler, amp_dtype, o, ctx, emi
         n += b
         loss_sum += loss.detach() * b
         correct += (logits.detach().argmax(1) == yb).sum()
+        if exact and not math.isfinite(loss.item()):
+            raise _Diverged(f"{step + 1} of {steps}", f"the loss became {loss.item()}")
         if (step + 1) % every == 0 or step + 1 == steps:
+            if not exact:
+                _check_sum(loss_sum, checked, step, steps, ctx)
+            checked = step + 1
             dt = time.perf_counter() - t0
             emit({"event": "progress", "rank": ctx.rank, "epoch": epoch + 1, "step": step + 1, "steps": steps,
                   "loss": loss_sum.item() / n, "acc": correct.item() / n,
                   "images_per_s": n * ctx.world / dt if dt > 0 else None})
     return tuple(ctx.sum([loss_sum.item(), correct.item(), n]))
+
+
+class _Diverged(Exception):
+    """A loss or weights no longer finite: `what`, at `step` ("3 of 40", "21..30 of 400"; None: at the
+    end of the epoch)."""
+
+    def __init__(self, step, what):
+        super().__init__(step, what)
+        self.step, self.what = step, what
+
+
+def _check_sum(loss_sum, checked, step, steps, ctx):
+    """The running loss summed over the ranks: NaN or inf since step `checked` stops every rank."""
+    total = ctx.sum([loss_sum.item()])[0]
+    if not math.isfinite(total):
+        within = f"{step + 1}" if checked == step else f"{checked + 1}..{step + 1}"
+        raise _Diverged(f"{within} of {steps}", f"the loss became {total}")
+
+
+def _diverged(e, epoch, lr, out, history) -> CnnError:
+    """The error that stops a run whose loss or weights stopped being finite; nothing of the epoch is written."""
+    where = f"{e.what} at epoch {epoch + 1}" + (f", step {e.step}" if e.step else "")
+    kept = (f"{os.path.join(out, C.CHECKPOINT)} still holds epoch {history[-1]['epoch']}" if out is not None and history
+            else "no checkpoint was written" if out is not None else "the run stopped")
+    return CnnError(f"training diverged: {where}; {kept}",
+                    hint=f"lower --lr (it was {lr:g}), ramp it up with --warmup, or look for extreme values in the data")
 
 
 @torch.no_grad()
@@ -299,15 +342,34 @@ def _state(opt, sched, warm, scaler, history, epoch) -> dict:
 
 def _restore(ck, model, opt, sched, warm, scaler, ctx):
     s = ck.state
-    model.load_state_dict({k: v for k, v in ck.model.items()}, strict=True)
-    opt.load_state_dict(s["optimizer"])
-    for obj, key in ((sched, "schedule"), (warm, "warmup"), (scaler, "scaler")):
-        if obj is not None and s.get(key) is not None:
-            obj.load_state_dict(s[key])
-    torch.set_rng_state(s["rng"]["torch"])
-    if "cuda" in s["rng"] and ctx.device.type == "cuda":
-        torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+    W.load_into(model, ck, strict=True)  # by name: a tensor of another shape or dtype is a CnnError naming it
+    try:
+        opt.load_state_dict(s["optimizer"])
+        for obj, key in ((sched, "schedule"), (warm, "warmup"), (scaler, "scaler")):
+            if obj is not None and s.get(key) is not None:
+                obj.load_state_dict(s[key])
+        torch.set_rng_state(s["rng"]["torch"])
+        if "cuda" in s["rng"] and ctx.device.type == "cuda":
+            torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+        raise CnnError(f"{ck.path}: its training state does not fit this run ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:120] if str(e) else ''})", hint=C.EDITED) from None
+    _check_optimizer_state(opt, ck.path)
     return s["epoch"], list(s["history"])
+
+
+def _check_optimizer_state(opt, path):
+    """load_state_dict takes any tensors: a momentum or moment buffer must be finite floats of its
+    parameter's shape, else the first step fails (or trains NaN) long after the resume was accepted."""
+    for p, state in opt.state.items():
+        for k, v in state.items():
+            if not isinstance(v, torch.Tensor):
+                continue
+            fits = v.dim() == 0 if k == "step" else v.shape == p.shape  # a step count is a scalar
+            if not fits or not v.is_floating_point() or not bool(torch.isfinite(v).all()):
+                raise CnnError(f"{path}: its optimizer state does not fit this run: `{k}` is "
+                               f"{'x'.join(map(str, v.shape)) or 'a scalar'} {str(v.dtype).replace('torch.', '')} "
+                               f"for a parameter of {'x'.join(map(str, p.shape))}", hint=C.EDITED)
 
 
 # ---- files (rank 0) ---------------------------------------------------------------------------------------

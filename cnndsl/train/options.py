@@ -16,6 +16,8 @@ results are bit-identical only for the same seed, device and thread count.
 """
 from __future__ import annotations
 
+import math
+
 from ..errors import CnnError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
@@ -66,6 +68,18 @@ def resolve(given: dict, saved: dict | None = None, epochs_default=10) -> dict:
     return o
 
 
+def check_recorded(saved, where) -> dict:
+    """The options a checkpoint recorded (`where`), checked as given ones are: a CnnError naming the
+    checkpoint for anything malformed (a hand-edited file)."""
+    if not isinstance(saved, dict):
+        raise CnnError(f"{where} records options that cannot be used: not a table of options, but {_show(saved)}",
+                       usage=True, hint="was the file edited? train afresh into another --out")
+    o = {**DEFAULTS, **{k: v for k, v in saved.items() if k in DEFAULTS}, "data": saved.get("data")}
+    o["epochs"] = 1 if o["epochs"] is None else o["epochs"]
+    _check(o, where)
+    return saved
+
+
 def _norm(v):
     return list(v) if isinstance(v, tuple) else v
 
@@ -74,33 +88,73 @@ def _show(v):
     return "none" if v is None else str(v)
 
 
-def _check(o):
+# whole-number options: their least value (seed also has a most: numpy's generators take no more; the
+# command line's bound, cnndsl.options.MAX_SEED, which stands above this module)
+WHOLE = {"epochs": 1, "batch": 1, "warmup": 0, "threads": 1, "workers": 0, "seed": 0, "patience": 0, "step_size": 1}
+MAX_SEED = 2 ** 32 - 1
+OPTIONAL = ("workers", "step_size", "gamma", "lr", "momentum")  # None: filled in by resolve
+
+
+def _check(o, where=None):
+    """The one place an option's value is checked: choices, whole numbers, and real numbers that must be
+    finite and in range (`--lr inf` would train NaN weights, `--weight-decay nan` too). `where` names
+    the checkpoint the options were recorded in, for options that come from one."""
     def bad(msg, hint=None):
+        if where:
+            raise CnnError(f"{where} records options that cannot be used: {msg}", usage=True,
+                           hint="was the file edited? train afresh into another --out (--init takes its weights)")
         raise CnnError(msg, usage=True, hint=hint)
     for k, choices in (("opt", OPTIMIZERS), ("schedule", SCHEDULES), ("augment", AUGMENTS), ("device", DEVICES)):
-        if o[k] not in choices:
-            bad(f"--{k.replace('_', '-')} {o[k]}: not one of {', '.join(choices)}")
-    for k in ("epochs", "batch"):
-        if not isinstance(o[k], int) or o[k] < 1:
-            bad(f"--{k} must be a whole number of at least 1, not {o[k]}")
-    if not isinstance(o["warmup"], int) or o["warmup"] < 0:
-        bad(f"--warmup must be a whole number of steps (0: none), not {o['warmup']}")
-    if not isinstance(o["threads"], int) or o["threads"] < 1:
-        bad(f"--threads must be a whole number of at least 1, not {o['threads']}",
-            hint="1 (the default) suits small nets and shared machines; more for a large net on idle cores")
-    if o["workers"] is not None and (not isinstance(o["workers"], int) or o["workers"] < 0):
-        bad(f"--workers must be 0 or more, not {o['workers']}")
-    if o["lr"] is not None and not o["lr"] > 0:
-        bad(f"--lr must be positive, not {o['lr']}")
+        if not isinstance(o[k], str) or o[k] not in choices:
+            bad(f"--{_flag(k)} {o[k]}: not one of {', '.join(choices)}")
+    for k, least in WHOLE.items():
+        v = o[k]
+        if v is None and k in OPTIONAL:
+            continue
+        if not _whole(v) or v < least or (k == "seed" and v > MAX_SEED):
+            what = {"warmup": "a whole number of steps (0: none)", "workers": "0 or more",
+                    "seed": f"a whole number in [0, {MAX_SEED}]"}.get(k, f"a whole number of at least {least}")
+            bad(f"--{_flag(k)} must be {what}, not {_show(v)}",
+                hint="1 (the default) suits small nets and shared machines; more for a large net on idle cores"
+                if k == "threads" else None)
+    for k in ("freeze", "init", "data"):
+        if o.get(k) is not None and not isinstance(o[k], str):
+            bad(f"--{k} must be text, not {_show(o[k])}")
+    for k in ("amp", "channels_last", "compile"):
+        if not isinstance(o[k], bool):
+            bad(f"--{_flag(k)} is on or off, not {_show(o[k])}")
+    # real numbers: finite, and within (lo, hi) / [lo, hi)
+    _real(o, "lr", bad, above=0, what="a finite number above 0")
     if o["momentum"] is not None:
         if o["opt"] not in WITH_MOMENTUM and o["momentum"]:
             bad(f"--momentum applies to momentum, nesterov and rmsprop, not to {o['opt']}",
                 hint="adam and adamw take their momentum from betas (0.9, 0.999); choose --opt momentum for SGD with momentum")
-        if not 0 <= o["momentum"] < 1 or (o["opt"] == "nesterov" and o["momentum"] == 0):
-            bad(f"--momentum must be in [0, 1) (and above 0 for nesterov), not {o['momentum']}")
-    if not o["weight_decay"] >= 0:
-        bad(f"--weight-decay must be 0 or more, not {o['weight_decay']}")
-    if not 0 <= o["label_smoothing"] < 1:
-        bad(f"--label-smoothing must be in [0, 1), not {o['label_smoothing']}")
-    if not 0 <= o["val_fraction"] < 1:
-        bad(f"the validation fraction must be in [0, 1), not {o['val_fraction']}")
+        _real(o, "momentum", bad, least=0, below=1, what="in [0, 1) (and above 0 for nesterov)")
+        if o["opt"] == "nesterov" and o["momentum"] == 0:
+            bad("--momentum must be in [0, 1) (and above 0 for nesterov), not 0")
+    _real(o, "weight_decay", bad, least=0, what="a finite number, 0 or more")
+    _real(o, "gamma", bad, above=0, what="a finite number above 0")
+    _real(o, "label_smoothing", bad, least=0, below=1, what="in [0, 1)")
+    if not _number(o["val_fraction"]) or not 0 <= o["val_fraction"] < 1:
+        bad(f"the validation fraction must be in [0, 1), not {_show(o['val_fraction'])}")
+
+
+def _real(o, k, bad, least=None, above=None, below=None, what=""):
+    v = o[k]
+    if v is None and k in OPTIONAL:
+        return
+    if not _number(v) or (least is not None and v < least) or (above is not None and not v > above) \
+            or (below is not None and not v < below):
+        bad(f"--{_flag(k)} must be {what}, not {_show(v)}")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _flag(k):
+    return k.replace("_", "-")
