@@ -62,7 +62,8 @@ def _conv(r: random.Random, depthwise_ok: bool) -> str:
     args = [str(r.choice([4, 8, 12, 16])), str(k)]
     if r.random() < 0.3:
         args.append(f"s={r.choice([1, 2])}")
-    args.append(r.choice(["p=same", "p=0", "p=1", "p=same"]) if k not in ("3x1", "(1,3)") else r.choice(["p=0", "p=(1,0)" if k == "3x1" else "p=(0,1)"]))
+    args.append(r.choice(["p=same", "p=0", "p=1", "p=same", "p=tf_same"]) if k not in ("3x1", "(1,3)")
+                else r.choice(["p=0", "p=(1,0)" if k == "3x1" else "p=(0,1)", "p=tf_same"]))
     if r.random() < 0.15:
         args.append("d=2")
     if r.random() < 0.15:
@@ -72,7 +73,9 @@ def _conv(r: random.Random, depthwise_ok: bool) -> str:
     return f"CONV({', '.join(args)})"
 
 
-def _spatial(r: random.Random) -> str:
+def _spatial(r: random.Random, favour=()) -> str:
+    if favour and r.random() < 0.4:
+        return r.choice(favour)
     roll = r.random()
     if roll < 0.45:
         return _conv(r, True)
@@ -90,13 +93,17 @@ def _spatial(r: random.Random) -> str:
 
 def _branchy(r: random.Random) -> str:
     c = r.choice([8, 16])
-    if r.random() < 0.5:
+    roll = r.random()
+    if roll < 0.15:  # copies side by side (MobileOne's branches), one with its index
+        return (f"{{ ID + CONV({c}, 1) - BN + (CONV({c}, 3, p=1) - BN)**{r.randint(0, 3)} }} - RELU"
+                if roll < 0.08 else f"{{ SPLIT(0, parts=4) | SPLIT(i + 1, parts=4)**3 @i }}")
+    if roll < 0.5:
         return f"{{ ID + CONV({c}, 3, p=1) - BN - RELU - CONV({c}, 3, p=1) - BN }} - RELU"
     return (f"{{ CONV({c}, 1) | CONV(4, 1) - CONV({c}, 3, p=1) | "
             f"MAXPOOL(3, s=1, p=1) - CONV(4, 1) }}")
 
 
-def _candidate(r: random.Random) -> str:
+def _candidate(r: random.Random, favour=()) -> str:
     h = r.choice([8, 12, 16, 17, 24, 32])
     c = r.choice([1, 3, 4, 8, 16])
     lines = [f"input {h}x{h}x{c}"]
@@ -105,7 +112,7 @@ def _candidate(r: random.Random) -> str:
         lines.append("def unit(c, n=1) = (CONV(c, 3, p=1) - BN - RELU)*n")
         body.append(f"unit({r.choice([8, 16])}, {r.choice([1, 2])})")
     for _ in range(r.randint(1, 6)):
-        body.append(_spatial(r))
+        body.append(_spatial(r, favour))
     if r.random() < 0.4:
         body.insert(r.randint(0, len(body)), f"CONV(8, 1) - {_branchy(r)}")
     if r.random() < 0.3:
@@ -121,12 +128,13 @@ def _candidate(r: random.Random) -> str:
     return "\n".join(lines) + "\n"
 
 
-def random_specs(n: int, seed: int = 0):
-    """Yield n (text, net) pairs of specs cnndsl accepts without warnings."""
+def random_specs(n: int, seed: int = 0, favour=()):
+    """Yield n (text, net) pairs of specs cnndsl accepts without warnings; `favour`: calls drawn for
+    two layers in five (the samples of the kinds a test is about)."""
     r = random.Random(seed)
     made = 0
     while made < n:
-        text = _candidate(r)
+        text = _candidate(r, tuple(favour))
         try:
             net = cnndsl.loads(text, path=f"random{made}.net")
         except cnndsl.CnnError:

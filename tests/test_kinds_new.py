@@ -210,23 +210,44 @@ def test_native_ops_from_their_opsets():
     assert "GroupNormalization" not in ops[21]  # onnx has no shape inference for it: decomposed at every opset
 
 
-def test_random_specs_with_the_new_kinds():
-    """Random specs that use a new kind: the analyzer == PyTorch (shapes, params), ORT == PyTorch at 13 and the newest."""
+# timm's constructs (tests/test_constructs.py): their kinds, and what a spec uses that is no kind of its own
+CONSTRUCTS = {"SCALE": "SCALE(0.17)", "UPSAMPLE": "UPSAMPLE(2, mode=bilinear)", "CHANCONV": "CHANCONV(3, circular=true)",
+              "STDCONV": "STDCONV(8, 3, s=2, p=tf_same)", "SCALEDSTDCONV": "SCALEDSTDCONV(8, 1, gamma=1.7)",
+              "grouped SOFTMAX": "CONV(8, 1) - { ID .* GAP - CONV(8, 1) - SOFTMAX(groups=2, card=2) }",
+              "tf_same": "MAXPOOL(3, s=2, p=tf_same)", "copies": "CONV(4, 1) - { ID + (CONV(4, 1) - RELU)**2 @i }"}
+
+
+def _uses(text, net, group) -> set:
+    if group == "breadth":
+        return {n.op for n in net.graph.nodes} & set(NEW)
+    ops = {n.op for n in net.graph.nodes}
+    grouped = any(n.op == "SOFTMAX" and n.attrs["groups"] > 1 for n in net.graph.nodes)
+    return ((ops & set(CONSTRUCTS)) | ({"grouped SOFTMAX"} if grouped else set())
+            | ({"tf_same"} if "tf_same" in text else set()) | ({"copies"} if ")**" in text else set()))
+
+
+@pytest.mark.parametrize("group", ["breadth", "timm"])
+def test_random_specs_with_the_new_kinds(group):
+    """Random specs that use a new kind (the breadth issue's, or timm's constructs: their samples drawn
+    often): the analyzer == PyTorch (shapes, params), ORT == PyTorch at 13 and the newest."""
     import test_onnx
-    made = 0
-    for i, (text, net) in enumerate(random_specs(400, seed=11)):
-        if not {n.op for n in net.graph.nodes} & set(NEW):
+    favour = [s for k in NEW for s in KINDS[k].samples] if group == "breadth" else \
+        [s for k in CONSTRUCTS if k in KINDS for s in KINDS[k].samples] + list(CONSTRUCTS.values()) * 3
+    made, seen = 0, set()
+    for i, (text, net) in enumerate(random_specs(200, seed=11, favour=favour)):
+        uses = _uses(text, net, group)
+        if not uses:
             continue
-        made += 1
+        made, seen = made + 1, seen | uses
         check_against_analyzer(net, device="meta", batch=2)
         module = test_onnx.torch_module(net, seed=i)
         for opset in (13, NEWEST):
             model = net.to_onnx(weights=module, opset=opset)
             d = test_onnx.relative_diff(net, model, module, seed=i)
             assert d <= TOL, f"opset {opset}: relative diff {d:.2e}\n{text}"
-        if made == 30:
+        if made >= 25 and (group == "breadth" or seen == set(CONSTRUCTS)) or made == 40:
             break
-    assert made >= 20
+    assert made >= 20 and (group == "breadth" or seen == set(CONSTRUCTS)), (made, set(CONSTRUCTS) - seen)
 
 
 # ---- hostile input: what the analyzer accepts, both backends run -------------------------------------------

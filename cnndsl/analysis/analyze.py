@@ -5,6 +5,13 @@
     >>> analyze(g)["params"], g.nodes[0].meta["rf"], g.nodes[0].meta["jump"]
     (34944, (11, 11), (4, 4))
 
+Receptive fields and jumps are exact: ints while every stride is whole, Fractions once a layer
+upsamples (its stride is 1/factor, so the jump after UPSAMPLE(2) is half its input's):
+
+    >>> g = cnndsl.loads("input 8x8x4\nCONV(8, 3, p=1) - UPSAMPLE(2) - CONV(8, 3, p=1)").graph
+    >>> _ = analyze(g); [(n.meta["rf"][0], n.meta["jump"][0]) for n in g.nodes]
+    [(3, 1), (3, Fraction(1, 2)), (4, Fraction(1, 2))]
+
 It annotates `node.meta` and returns the totals; it never rewrites the graph.
 Conventions are in layers.py (counts) and README ("Counting"); the training
 estimate follows torch.autocast: weights, gradients and optimizer state in fp32,
@@ -13,6 +20,7 @@ activations in `dtype`.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from ..errors import CnnError
 from .inplace import inplace_nodes, shared_memory
@@ -122,7 +130,18 @@ def _receptive_field(node, rf, window):
     # 15,000 stride-2 layers make a jump of 2**15000: saturate, so that it stays a small int (and
     # exact in JSON readers that use doubles) instead of a number too large to print
     cap = RF_CAP
-    return ((min(cap, rh + (kh - 1) * jh), min(cap, rw + (kw - 1) * jw)), (min(cap, jh * sh), min(cap, jw * sw)))
+    out = ((min(cap, rh + (kh - 1) * jh), min(cap, rw + (kw - 1) * jw)), (min(cap, jh * sh), min(cap, jw * sw)))
+    if sh.__class__ is int and sw.__class__ is int and jh.__class__ is int and jw.__class__ is int:
+        return out  # the common case stays in ints (and fast): no upsampling on the way
+    return tuple(tuple(_exact(v) for v in pair) for pair in out)
+
+
+def _exact(v):
+    """A receptive field or jump as an exact number: an int where whole, else a Fraction. An
+    upsampling layer's stride is a Fraction (UPSAMPLE(2): 1/2), so the jump after it is one."""
+    if isinstance(v, Fraction):
+        return v.numerator if v.denominator == 1 else v
+    return v
 
 
 def keep_for_backward(name, inputs, params, which, grad, alias, saved) -> bool:

@@ -2,8 +2,9 @@
 
 The dict is a contract (`schema: cnndsl.report/1`) that scripts and tests rely
 on: fields are only ever added under this version. Shapes are [H, W, C] for
-volumes and [N] for vectors; `rf` and `jump` are an int for square windows and
-[h, w] otherwise, and null once the volume is flat.
+volumes and [N] for vectors; `rf` and `jump` are a number for square windows and
+[h, w] otherwise, and null once the volume is flat. Each number is an int where whole and otherwise
+the exact fraction as a string, "7/2" (after an upsampling layer the jump is 1/2).
 
 The text formats add what the lecture's tables show: the table and markdown start
 with an INPUT row and end with a totals row; the CSV's first row is the input, so
@@ -64,7 +65,13 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
 def _square(pair):
     if pair is None:
         return None
-    return pair[0] if pair[0] == pair[1] else list(pair)
+    return exact(pair[0]) if pair[0] == pair[1] else [exact(v) for v in pair]
+
+
+def exact(v):
+    """A receptive field or jump for JSON: an int where whole, else the exact fraction as a string
+    (`"7/2"`: never a float, and never a pair, which `[h, w]` already means)."""
+    return v if v.__class__ is int else str(v) if v.denominator != 1 else int(v)
 
 
 def _jsonable(v):
@@ -99,7 +106,7 @@ def binary(n: float) -> str:
 
 
 def _rf(v):
-    return "" if v is None else (str(v) if isinstance(v, int) else f"{v[0]}x{v[1]}")
+    return "" if v is None else (f"{v[0]}x{v[1]}" if isinstance(v, list) else str(v))
 
 
 COLUMNS = ("#", "name", "op", "volume", "values", "memory", "params", "MACs", "RF")

@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from . import torch_modules
+from ..kinds import torch_classes
 from .torch_plan import final_softmax, he_convs, inplace_nodes, last_uses
 
 
@@ -90,7 +91,8 @@ def make_module(kind, attrs, ins, inplace) -> nn.Module:
     """The module a kind describes (`Kind.torch_module`: class and arguments as data)."""
     spec = kind.torch_module(attrs, ins, inplace)
     owner, _, cls = spec.cls.partition(".")
-    factory = getattr(nn, cls) if owner == "nn" else CNNDSL_MODULES[cls]
+    # cnndsl's own: the shared ones here, or a class the kind's file defines (kinds.torch_classes)
+    factory = getattr(nn, cls) if owner == "nn" else CNNDSL_MODULES.get(cls) or torch_classes(kind)[cls]
     args, kwargs = spec.call()
     return factory(*args, **kwargs)
 

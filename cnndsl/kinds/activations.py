@@ -7,7 +7,7 @@ of the input that the in-place op makes before overwriting it.
 """
 from __future__ import annotations
 
-from .base import HE_RELU, INPLACE, Arg, Elementwise, Tensor, channels, n_elems, torch_module
+from .base import HE_RELU, INPLACE, Arg, Elementwise, ShapeError, Tensor, channels, n_elems, torch_module
 
 
 class _Activation(Elementwise):
@@ -101,18 +101,53 @@ class Softplus(_Activation):
 
 
 class Softmax(_Activation):
+    """Over all channels (class probabilities), or across `groups` (SKNet's and ResNeSt's attention
+    over their paths): the channels read as (card, groups, C/(card*groups)), for each of the others
+    a softmax over the groups, written out as (groups, card, C/(card*groups)), exactly timm's
+    RadixSoftmax (radix = groups, cardinality = card; card 1 is SKNet's softmax over the paths of
+    x.view(B, paths, C/paths, ...))."""
     name = "SOFTMAX"
-    doc = "class probabilities over the depth (channels) axis"
+    doc = "class probabilities over the channels; with groups, across channel groups (split attention)"
+    args = (Arg("groups", "int", 1, lo=1, aliases=("radix", "paths"), doc="softmax across this many channel groups"),
+            Arg("card", "int", 1, lo=1, aliases=("cardinality",), doc="ResNeSt's cardinality (groups > 1)"))
     elementwise_ops = 3
     probabilities = True
     torch_class = "nn.Softmax"
-    samples = ("SOFTMAX",)
+    samples = ("SOFTMAX", "SOFTMAX(groups=2)", "SOFTMAX(groups=2, card=2)", "FC(12) - SOFTMAX(groups=3, card=2)")
+
+    def out_shape(self, attrs, ins):
+        c, g, k = channels(ins), attrs["groups"], attrs["card"]
+        if k > 1 and g == 1:
+            raise ShapeError(f"SOFTMAX(card={k}) needs groups > 1 to take a softmax across",
+                             hint="timm's RadixSoftmax with radix 1 is a SIGMOID")
+        if c % (g * k):
+            raise ShapeError(f"SOFTMAX(groups={g}{f', card={k}' if k > 1 else ''}) cannot split {c} channels",
+                             arithmetic=f"{c} % {g * k} = {c % (g * k)}", hint=f"the channels must be a multiple of {g * k}")
+        return ins[0]
+
+    # saved: its output (across groups too: softmax writes a contiguous result, which the reshape
+    # back only views; measured with saved_tensors_hooks)
 
     def torch_module(self, attrs, ins, inplace):
-        return torch_module("nn.Softmax", (), (("dim", 1),))
+        if attrs["groups"] == 1:
+            return torch_module("nn.Softmax", (), (("dim", 1),))
+        return torch_module("cnndsl.RadixSoftmax", (("radix", attrs["groups"]),), (("cardinality", attrs["card"]),),
+                            spec=(("radix", "groups"), ("cardinality", "card")), defaults={"cardinality": 1})
 
     def onnx(self, b, n, xs):
-        b.node("Softmax", xs[:1], n, axis=1)
+        g, k = n.attrs["groups"], n.attrs["card"]
+        if g == 1:
+            b.node("Softmax", xs[:1], n, axis=1)
+            return
+        grouped = b.node("Reshape", [xs[0], b.ints(n, "grouped_shape", [0, k, g, -1])], n, out=f"{n.name}:grouped")
+        x = b.node("Transpose", [grouped], n, out=f"{n.name}:radix_first", perm=[0, 2, 1, 3]) if k > 1 else grouped
+        y = b.node("Softmax", [x], n, out=f"{n.name}:softmax", axis=1 if k > 1 else 2)  # across the groups
+        shape = n.out_shape
+        b.node("Reshape", [y, b.ints(n, "shape", [0, shape[2], shape[0], shape[1]] if len(shape) == 3 else [0, -1])], n)
+
+    def describe(self, attrs):
+        g, k = attrs["groups"], attrs["card"]
+        return "" if g == 1 else f"{g} groups" + (f" x{k}" if k > 1 else "")
 
 
 class _CopyInPlace(_Activation):
@@ -269,3 +304,26 @@ class PReLU(_Activation):
 
     def describe(self, attrs):
         return "shared" if attrs["shared"] else ""
+
+
+def torch_modules():
+    """SOFTMAX's module across channel groups (kinds.torch_classes builds it; torch is imported here only)."""
+    import torch
+    from torch import nn
+
+    class RadixSoftmax(nn.Module):
+        """timm's RadixSoftmax (ResNeSt) for radix > 1, keeping the input's shape: the channels as
+        (cardinality, radix, rest), a softmax over the radix, written out as (radix, cardinality, rest)."""
+
+        def __init__(self, radix: int, cardinality: int = 1):
+            super().__init__()
+            self.radix, self.cardinality = radix, cardinality
+
+        def forward(self, x):
+            y = x.reshape(x.shape[0], self.cardinality, self.radix, -1).transpose(1, 2)
+            return torch.softmax(y, 1).reshape(x.shape)
+
+        def extra_repr(self):
+            return f"{self.radix}, cardinality={self.cardinality}"
+
+    return {"RadixSoftmax": RadixSoftmax}

@@ -72,7 +72,10 @@ class ShapeError(Exception):
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument of a kind. `type` is one of: int, pair, padding, float, bool."""
+    """One argument of a kind. `type` is one of: int, pair, padding, float, bool, word.
+
+    `choices`: the words it takes (a `word` argument takes only these; a `padding` takes a size or
+    one of them). The language reads every kind's words as themselves (`mode=bilinear`)."""
     name: str
     type: str
     default: object = None  # None: required
@@ -80,6 +83,7 @@ class Arg:
     hi: float | None = None  # exclusive upper bound (floats), inclusive (ints)
     aliases: tuple = ()
     doc: str = ""
+    choices: tuple = ()
 
 
 @dataclass(frozen=True)

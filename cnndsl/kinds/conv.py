@@ -1,4 +1,13 @@
-"""Convolution, and the sliding-window arithmetic that pooling shares."""
+"""Convolution, and the sliding-window arithmetic that pooling shares.
+
+Padding is a size per side, `same` (symmetric, odd kernels), `valid` (none), or `tf_same`:
+TensorFlow's SAME, which timm's `tf_*` ports and NASNet/PNASNet keep (Conv2dSame, MaxPool2dSame):
+the output is ceil(size / stride) and the padding that takes depends on the input's size, the
+smaller half before, the larger after (at stride 2 on an even input: none before, one after).
+
+    >>> tf_same_pads(224, 3, 2), tf_same_pads(225, 3, 2), tf_same_pads(7, 4, 1)
+    ((0, 1), (1, 1), (1, 2))
+"""
 from __future__ import annotations
 
 from .base import (HE_TARGET, OWN, REQUIRED, Arg, Foreign, Kind, ShapeError, Tensor, fmt_pair, kernel_text,
@@ -24,12 +33,48 @@ def window_fit(kind, axis, size, k_eff, s, p, ktext, ceil=False):
     return out, dropped, span
 
 
+TF_SAME = "tf_same"
+
+
+def tf_same_pads(size, k_eff, s):
+    """(before, after): TensorFlow's SAME padding of one axis (timm's get_same_padding)."""
+    total = max((-(-size // s) - 1) * s + k_eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def tf_same_padding(attrs, shape):
+    """((top, bottom), (left, right)) for `p=tf_same` on an HxW input."""
+    (kh, kw), (dh, dw), (sh, sw) = pair(attrs["kernel"]), pair(attrs.get("d", 1)), pair(attrs["s"])
+    return (tf_same_pads(shape[0], dh * (kh - 1) + 1, sh), tf_same_pads(shape[1], dw * (kw - 1) + 1, sw))
+
+
+def onnx_pads(attrs, shape):
+    """ONNX's pads, [top, left, bottom, right], of a layer's padding (symmetric or tf_same)."""
+    if attrs["p"] == TF_SAME:
+        (t, b), (l, r) = tf_same_padding(attrs, shape)
+        return [t, l, b, r]
+    ph, pw = attrs["p"]
+    return [ph, pw, ph, pw]
+
+
+def padded_saved(attrs, ins, out, inplace=False):
+    """What a window layer keeps of its input: the input itself, or, with `p=tf_same` and some
+    padding, the padded copy (F.pad's output) that the layer then reads instead (fp32 bytes)."""
+    if attrs["p"] == TF_SAME and any(map(any, tf_same_padding(attrs, ins[0]))):
+        (t, b), (l, r) = tf_same_padding(attrs, ins[0])
+        H, W, C = ins[0]
+        return (), 4 * (H + t + b) * (W + l + r) * C
+    return ("in",), 0
+
+
 def sliding_shape(kind, attrs, shape, channels):
     need_volume(kind, shape)
     H, W, C = shape
     kh, kw = pair(attrs["kernel"])
     dh, dw = pair(attrs.get("d", 1))
     sh, sw = pair(attrs["s"])
+    if attrs["p"] == TF_SAME:  # always ceil(size / stride): no row is left out but by the stride's design
+        return tuple(-(-size // s) for size, s in ((H, sh), (W, sw))) + (channels,)
     ph, pw = pair(attrs["p"])
     ceil = bool(attrs.get("ceil", False))
     ktext = f"{kh}x{kw}"
@@ -104,6 +149,8 @@ class DoesNotFit(ShapeError):
 
 def padding_resolve(attrs, pad_key="p"):
     p = attrs[pad_key]
+    if p == TF_SAME:
+        return attrs  # resolved against the input's size (tf_same_padding)
     if p == "valid":
         attrs[pad_key] = (0, 0)
     elif p == "same":
@@ -127,7 +174,8 @@ class Conv(Kind):
         Arg("filters", "int", REQUIRED, lo=1, aliases=("k_out", "out"), doc="number of filters K (output depth)"),
         Arg("kernel", "pair", REQUIRED, lo=1, aliases=("f", "size"), doc="filter size F: 3, 3x3 or (3,5)"),
         Arg("s", "pair", 1, lo=1, aliases=("stride",), doc="stride S"),
-        Arg("p", "padding", 0, lo=0, aliases=("pad", "padding"), doc="zero padding P per side, or same/valid"),
+        Arg("p", "padding", 0, lo=0, aliases=("pad", "padding"), doc="zero padding P per side, or same/valid/tf_same",
+            choices=("same", "valid", TF_SAME)),
         Arg("d", "pair", 1, lo=1, aliases=("dilation",), doc="dilation"),
         Arg("groups", "int", 1, lo=1, aliases=("g",), doc="channel groups (depthwise: groups = input depth)"),
         Arg("bias", "bool", True, doc="learn a bias per filter"),
@@ -136,7 +184,8 @@ class Conv(Kind):
     weight_layer = True
     memory, output_overwritable, he, draw_group = OWN, True, HE_TARGET, "convolution"
     samples = ("CONV(8, 3, p=1)", "CONV(8, 1)", "CONV(4, 3, s=2, p=1, bias=false)", "CONV(8, (1, 3), p=(0, 1))",
-               "CONV(8, 3, p=2, d=2)", "CONV(8, 3, p=same, groups=2)")
+               "CONV(8, 3, p=2, d=2)", "CONV(8, 3, p=same, groups=2)", "CONV(8, 3, s=2, p=tf_same)",
+               "CONV(4, (2, 5), s=(3, 2), p=tf_same, d=(2, 1), groups=4)")
 
     def resolve(self, attrs):
         attrs["kernel"], attrs["s"], attrs["d"] = pair(attrs["kernel"]), pair(attrs["s"]), pair(attrs["d"])
@@ -175,10 +224,18 @@ class Conv(Kind):
         return (dh * (kh - 1) + 1, dw * (kw - 1) + 1), attrs["s"]
 
     def saved(self, attrs, ins, out, inplace=False):
-        return (("in",), 0)
+        return padded_saved(attrs, ins, out)
 
     def torch_module(self, attrs, ins, inplace):
         a = attrs
+        if a["p"] == TF_SAME:
+            return torch_module(
+                "cnndsl.Conv2dSame", (("in_channels", ins[0][2]), ("out_channels", a["filters"]),
+                                      ("kernel_size", a["kernel"])),
+                (("stride", a["s"]), ("dilation", a["d"]), ("groups", a["groups"]), ("bias", a["bias"])),
+                spec=(("in_channels", "@in"), ("out_channels", "filters"), ("kernel_size", "kernel"), ("stride", "s"),
+                      ("dilation", "d"), ("groups", "groups"), ("bias", "bias")),
+                defaults={"stride": (1, 1), "dilation": (1, 1), "groups": 1, "bias": True})
         return torch_module(
             "nn.Conv2d", (("in_channels", ins[0][2]), ("out_channels", a["filters"]), ("kernel_size", a["kernel"])),
             (("stride", a["s"]), ("padding", a["p"]), ("dilation", a["d"]), ("groups", a["groups"]), ("bias", a["bias"])),
@@ -189,17 +246,52 @@ class Conv(Kind):
     def onnx(self, b, n, xs):
         a = n.attrs
         ins = [xs[0], f"{n.name}.weight"] + ([f"{n.name}.bias"] if a["bias"] else [])
-        ph, pw = a["p"]
-        b.node("Conv", ins, n, kernel_shape=list(a["kernel"]), strides=list(a["s"]), pads=[ph, pw, ph, pw],
-               dilations=list(a["d"]), group=a["groups"])
+        b.node("Conv", ins, n, kernel_shape=list(a["kernel"]), strides=list(a["s"]),
+               pads=onnx_pads(a, b.shape_of(n.inputs[0])), dilations=list(a["d"]), group=a["groups"])
 
     def describe(self, attrs):
-        s = f"{kernel_text(attrs['kernel'])}/{fmt_pair(attrs['s'])}"
-        if any(attrs["p"]):
-            s += f" p{fmt_pair(attrs['p'])}"
+        s = f"{kernel_text(attrs['kernel'])}/{fmt_pair(attrs['s'])}" + padding_text(attrs["p"])
         if attrs["d"] != (1, 1):
             s += f" d{fmt_pair(attrs['d'])}"
         if attrs["groups"] != 1:
             s += f" g{attrs['groups']}"
         s += f", {attrs['filters']}"
         return s + ("" if attrs["bias"] else " nobias")
+
+
+def padding_text(p) -> str:
+    """The report's padding: ` p1`, ` p0x1`, ` tf_same`, or nothing."""
+    return f" {p}" if p == TF_SAME else f" p{fmt_pair(p)}" if any(p) else ""
+
+
+def torch_modules():
+    """The PyTorch module of `p=tf_same` (kinds.torch_classes builds it; torch is imported here only)."""
+    import torch
+    from torch import nn
+
+    class Conv2dSame(nn.Conv2d):
+        """nn.Conv2d with TensorFlow's SAME padding, as timm's Conv2dSame: the input is padded for its
+        own size (the smaller half before, the larger after; nothing when it needs none), then
+        convolved with padding 0. The same parameters as nn.Conv2d."""
+
+        def __init__(self, *args, tf_same: bool = True, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.tf_same = tf_same
+
+        @staticmethod
+        def same_pads(sizes, kernel, stride, dilation=(1, 1)):
+            """F.pad's [left, right, top, bottom] for TensorFlow's SAME on an input of `sizes` (H, W)."""
+            pads, two = [], lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+            for size, k, s, d in zip(sizes, two(kernel), two(stride), two(dilation)):
+                total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+                pads = [total // 2, total - total // 2] + pads  # F.pad takes the last axis first
+            return pads
+
+        def pad_same(self, x):
+            pads = self.same_pads(x.shape[-2:], self.kernel_size, self.stride, self.dilation)
+            return torch.nn.functional.pad(x, pads) if any(pads) else x
+
+        def forward(self, x):
+            return super().forward(self.pad_same(x) if self.tf_same else x)
+
+    return {"Conv2dSame": Conv2dSame}

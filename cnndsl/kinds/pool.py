@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .base import (HE_PASS, HE_STOP, NO_TENSORS, OWN, REQUIRED, Arg, Kind, ShapeError, fmt_pair, kernel_text,
                    n_elems, need_volume, pair, torch_module)
-from .conv import sliding_shape
+from .conv import TF_SAME, onnx_pads, padded_saved, padding_text, sliding_shape
 from .norm import reduce
 
 
@@ -12,7 +12,8 @@ class _Pool(Kind):
     args = (
         Arg("kernel", "pair", REQUIRED, lo=1, aliases=("f", "size"), doc="window size F"),
         Arg("s", "pair", "kernel", lo=1, aliases=("stride",), doc="stride S (default: the window size)"),
-        Arg("p", "pair", 0, lo=0, aliases=("pad", "padding"), doc="padding per side (at most half the window)"),
+        Arg("p", "padding", 0, lo=0, aliases=("pad", "padding"),
+            doc="padding per side (at most half the window), or tf_same (TensorFlow's SAME)", choices=(TF_SAME,)),
         Arg("ceil", "bool", False, aliases=("ceil_mode",), doc="round the output size up (GoogLeNet, SqueezeNet)"),
     )
     bare = {"kernel": 2}
@@ -23,12 +24,19 @@ class _Pool(Kind):
     def resolve(self, attrs):
         attrs["kernel"] = pair(attrs["kernel"])
         attrs["s"] = attrs["kernel"] if attrs["s"] == "kernel" else pair(attrs["s"])
-        attrs["p"] = pair(attrs["p"])
+        if attrs["p"] != TF_SAME:
+            attrs["p"] = pair(attrs["p"])
+        elif attrs["ceil"] or not attrs.get("count_pad", True):
+            raise ShapeError(f"p=tf_same pads the input first, as timm's {self.name.title()}2dSame does: "
+                             f"{'ceil' if attrs['ceil'] else 'count_pad=false'} has nothing to round or leave out",
+                             hint="drop ceil/count_pad, or write the padding as a number")
         return attrs
 
     def out_shape(self, attrs, ins):
         x = ins[0]
         need_volume(self.name, x)
+        if attrs["p"] == TF_SAME:
+            return sliding_shape(self.name, attrs, x, x[2])
         (kh, kw), (ph, pw) = attrs["kernel"], attrs["p"]
         if 2 * ph > kh or 2 * pw > kw:
             raise ShapeError(f"padding {fmt_pair(attrs['p'])} is more than half the {kh}x{kw} window",
@@ -48,6 +56,9 @@ class _Pool(Kind):
 
     def torch_module(self, attrs, ins, inplace):
         a = attrs
+        if a["p"] == TF_SAME:  # timm's MaxPool2dSame/AvgPool2dSame: padded first (-inf or zeros), then pooled
+            return torch_module(f"cnndsl.{self.torch_class[3:]}Same", (("kernel_size", a["kernel"]),),
+                                (("stride", a["s"]),), spec=(("kernel_size", "kernel"), ("stride", "s")))
         return torch_module(self.torch_class, (("kernel_size", a["kernel"]),),
                             (("stride", a["s"]), ("padding", a["p"]), ("ceil_mode", a["ceil"])) + self._extra(a),
                             spec=(("kernel_size", "kernel"), ("stride", "s"), ("padding", "p"), ("ceil_mode", "ceil"),
@@ -60,10 +71,13 @@ class _Pool(Kind):
     def onnx(self, b, n, xs):
         a = n.attrs
         op, extra = self.onnx_op, self._onnx_extra(a)
+        common = dict(kernel_shape=list(a["kernel"]), strides=list(a["s"]))
+        if a["p"] == TF_SAME:  # ONNX's pads are per side; MaxPool's are -inf, AveragePool counts the zeros
+            b.node(op, xs[:1], n, pads=onnx_pads(a, b.shape_of(n.inputs[0])), **common, **extra)
+            return
         (kh, kw), (sh, sw), (ph, pw) = a["kernel"], a["s"], a["p"]
         H, W, _ = b.shape_of(n.inputs[0])
         oh, ow, _ = n.out_shape
-        common = dict(kernel_shape=[kh, kw], strides=[sh, sw])
         floor = [(H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1]
         ceil = [-(-(H + 2 * ph - kh) // sh) + 1, -(-(W + 2 * pw - kw) // sw) + 1]
         if not a["ceil"] or [oh, ow] in (ceil, floor):
@@ -87,9 +101,7 @@ class _Pool(Kind):
         return {}
 
     def describe(self, attrs):
-        s = f"{kernel_text(attrs['kernel'])}/{fmt_pair(attrs['s'])}"
-        if any(attrs["p"]):
-            s += f" p{fmt_pair(attrs['p'])}"
+        s = f"{kernel_text(attrs['kernel'])}/{fmt_pair(attrs['s'])}" + padding_text(attrs["p"])
         return s + (" ceil" if attrs["ceil"] else "")
 
 
@@ -98,10 +110,11 @@ class MaxPool(_Pool):
     aliases = ("POOL",)
     doc = "max pooling (POOL means MAXPOOL)"
     torch_class, onnx_op = "nn.MaxPool2d", "MaxPool"
-    samples = ("MAXPOOL(2)", "MAXPOOL(3, s=2, p=1)", "MAXPOOL(3, s=2, ceil=true)", "POOL")
+    samples = ("MAXPOOL(2)", "MAXPOOL(3, s=2, p=1)", "MAXPOOL(3, s=2, ceil=true)", "POOL", "MAXPOOL(3, s=2, p=tf_same)")
 
     def saved(self, attrs, ins, out, inplace=False):
-        return (("in",), 8 * n_elems(out))  # and the int64 argmax indices
+        which, extra = padded_saved(attrs, ins, out)
+        return which, extra + 8 * n_elems(out)  # and the int64 argmax indices
 
 
 class AvgPool(_Pool):
@@ -110,7 +123,7 @@ class AvgPool(_Pool):
     args = _Pool.args + (Arg("count_pad", "bool", True, aliases=("count_include_pad",),
                              doc="divide by the whole window, padding included"),)
     torch_class, onnx_op = "nn.AvgPool2d", "AveragePool"
-    samples = ("AVGPOOL(2)", "AVGPOOL(3, s=1, p=1)", "AVGPOOL(3, s=2, p=1, count_pad=false)")
+    samples = ("AVGPOOL(2)", "AVGPOOL(3, s=1, p=1)", "AVGPOOL(3, s=2, p=1, count_pad=false)", "AVGPOOL(3, s=2, p=tf_same)")
 
     def _extra(self, attrs):
         return (("count_include_pad", attrs["count_pad"]),)
@@ -119,7 +132,7 @@ class AvgPool(_Pool):
         return {"count_include_pad": int(bool(attrs["count_pad"]))}
 
     def saved(self, attrs, ins, out, inplace=False):
-        return (("in",), 0)
+        return padded_saved(attrs, ins, out)
 
 
 class GlobalAvgPool(Kind):
@@ -262,3 +275,31 @@ def _bins(size, out):
         lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
         m[i, lo:hi] = 1.0 / (hi - lo)
     return m
+
+
+def torch_modules():
+    """timm's MaxPool2dSame and AvgPool2dSame, for `p=tf_same` (kinds.torch_classes builds them)."""
+    import torch
+    from torch import nn
+
+    from . import conv
+    Conv2dSame = conv.Conv2dSame  # its same_pads: TensorFlow's SAME, one rule for convs and pools
+
+    class MaxPool2dSame(nn.MaxPool2d):
+        """Max pooling after TensorFlow's SAME padding with -inf (timm's MaxPool2dSame)."""
+
+        def forward(self, x):
+            pads = Conv2dSame.same_pads(x.shape[-2:], self.kernel_size, self.stride)
+            x = torch.nn.functional.pad(x, pads, value=-float("inf")) if any(pads) else x
+            return torch.nn.functional.max_pool2d(x, self.kernel_size, self.stride)
+
+    class AvgPool2dSame(nn.AvgPool2d):
+        """Average pooling after TensorFlow's SAME padding with zeros, which the average counts
+        (timm's AvgPool2dSame)."""
+
+        def forward(self, x):
+            pads = Conv2dSame.same_pads(x.shape[-2:], self.kernel_size, self.stride)
+            x = torch.nn.functional.pad(x, pads) if any(pads) else x
+            return torch.nn.functional.avg_pool2d(x, self.kernel_size, self.stride)
+
+    return {"MaxPool2dSame": MaxPool2dSame, "AvgPool2dSame": AvgPool2dSame}

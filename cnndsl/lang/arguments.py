@@ -73,9 +73,21 @@ class Arguments:
         key = (id(c), *[_typed(env.get(v, _UNSET)) for v in free]) if free else id(c)
         hit = self.bound.get(key)
         if hit is None:
-            raw = [self.value(arg.value, sc) for _, arg in pairs]
+            raw = [self.word_or_value(schema, arg, sc, c.name) for schema, arg in pairs]
             hit = self.bound[key] = self.bind_values(kind, c, pairs, raw)
         return hit  # shared by every node of this call site and arguments: read-only
+
+    def word_or_value(self, schema, arg, sc, written):
+        """An argument's value; a name that is neither bound nor a word, where the argument takes words
+        (`mode=trilinear`), is a wrong word rather than an unbound variable."""
+        try:
+            return self.value(arg.value, sc)
+        except CnnError as err:
+            if not (schema.choices and isinstance(arg.value, A.Var) and err.code == "E205"):
+                raise
+            raise CnnError(f"{written}'s `{schema.name}` is one of {', '.join(schema.choices)}"
+                           f"{'' if schema.type == 'word' else ' or a number'}, got {arg.value.name}", arg.value.span,
+                           code="E204", hint=f"write e.g. {schema.name}={schema.choices[-1]}") from None
 
     def bind_values(self, kind: Kind, c: A.Call, pairs, raw):
         values, defaults = {}, {}
@@ -109,6 +121,8 @@ class Arguments:
         written = written or kind.name
         where = f"{written}'s `{schema.name}`"
         t = schema.type
+        if isinstance(v, str) and v in schema.choices:  # a word it takes (`p=tf_same`, `kernel=adaptive`)
+            return v
         if t == "bool":
             if isinstance(v, bool):
                 return v
@@ -123,17 +137,17 @@ class Arguments:
                 rng = f"at least {lo}" if hi is None else f"in [{lo}, {hi:g})"
                 raise CnnError(f"{where} must be {rng}, got {v}", span, code="E204")
             return float(v)
-        if t == "padding" and v in ("same", "valid"):
-            return v
+        if t == "word":
+            raise CnnError(f"{where} is one of {', '.join(schema.choices)}, got {_show(v)}", span, code="E204")
         if t in ("pair", "padding"):
             items = v if isinstance(v, tuple) else (v,)
             if len(items) not in (1, 2):
                 raise CnnError(f"{where} takes one size or two (height, width), got {_show(v)}", span, code="E204")
-            items = tuple(self.check_int(where, i, schema.lo, span, extra=" or same" if t == "padding" else "")
+            items = tuple(self.check_int(where, i, schema.lo, span, extra=" or " + "/".join(schema.choices) if t == "padding" else "")
                           for i in items)
             return items if isinstance(v, tuple) else items[0]
         if t == "int":
-            return self.check_int(where, v, schema.lo, span)
+            return self.check_int(where, v, schema.lo, span, extra=" or " + "/".join(schema.choices) if schema.choices else "")
         raise AssertionError(t)
 
     def check_int(self, where, v, lo, span, extra="") -> int:

@@ -96,6 +96,13 @@ class Repeat:
 
 
 @dataclass(frozen=True)
+class Copies(Repeat):
+    """`branch ** n [@i]` inside braces: n copies of the branch side by side, each a branch of the
+    join (`{ ID + (CONV - BN) ** 4 }`). A repeat in every walk that counts (budget, free names,
+    search), expanded in parallel by the elaborator's `branches`; nowhere else allowed."""
+
+
+@dataclass(frozen=True)
 class Optional:
     body: object
     span: Span

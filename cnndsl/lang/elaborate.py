@@ -30,6 +30,8 @@ from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_
 from .values import BOOLS, MAX_NODES, POISON, Poisoned, Values, _Scope, show as _show
 from .budget import MAX_STEPS, Budget
 
+MAX_COPIES = 1000  # branches one `b ** n` may give a join (MobileOne has 4, ResNeSt's radix at most 4)
+
 MAX_BLOCK_DEPTH = 100
 
 
@@ -230,6 +232,11 @@ class _Elaborator(Values, Arguments, Budget):
             return self.call(e, x, sc, label)
         if isinstance(e, A.Label):
             return self.labelled(e, x, sc)
+        if isinstance(e, A.Copies):  # only `branches` expands them
+            self.recover(CnnError("`** n` copies a branch side by side: it belongs inside braces, beside another "
+                                  "branch", e.span, code="E101",
+                                  hint="write e.g. `{ ID + (CONV(c, 3, p=1) - BN) ** 4 }`; `*n` repeats in sequence"), sc)
+            return x
         if isinstance(e, A.Repeat):
             return self.repeat(e, x, sc)
         if isinstance(e, A.Optional):
@@ -340,16 +347,42 @@ class _Elaborator(Values, Arguments, Budget):
         return opt
 
     def branches(self, e: A.Branches, x, sc):
-        outs = [self.expr(b, x, sc) for b in e.items]
+        outs, asts = [], []  # a branch `b ** n` is n branches
+        for b in e.items:
+            made = self.copies(b, x, sc) if isinstance(b, A.Copies) else [self.expr(b, x, sc)]
+            outs += made
+            asts += [b] * len(made)
+        if len(outs) < 2:  # `{ ID + b ** 0 }`: the one branch left is no join
+            return outs[0] if outs else x
         kind = KINDS[e.join]
         try:
             shape = kind.out_shape({}, [self.graph.shape_of(o) for o in outs])
         except ShapeError as err:
             notes = tuple((self.where(o, b), f"this branch gives {fmt_shape(self.graph.shape_of(o))}")
-                          for o, b in zip(outs, e.items))
+                          for o, b in zip(outs, asts))
             raise CnnError(err.message, e.span, arithmetic=err.arithmetic, hint=err.hint, notes=notes[:2],
                            code="E302") from None
         return self.add(kind, {}, outs, shape, e.span, sc, self.fresh(sc, kind.name.lower()), site=e)
+
+    def copies(self, e: A.Copies, x, sc) -> list[str]:
+        """The outputs of `b ** n @i`: n copies of the branch, side by side, each reading x (copy i sees i)."""
+        try:
+            n = self.count(e.count, sc)
+            if n > MAX_COPIES:
+                raise CnnError(f"{n:,} copies of a branch are more than the {MAX_COPIES:,} one join may take",
+                               e.count.span, code="E401", hint="check the count: is a variable bound to the wrong value?")
+            if e.index is not None and e.index in sc.env:
+                raise CnnError(f"the copies' index `{e.index}` is already bound here", e.span, code="E207",
+                               hint="name the index otherwise: `** n @j`")
+        except CnnError as err:  # recorded; the copies give no branch
+            self.recover(err, sc)
+            return []
+        outs = []
+        for i in range(n):
+            self.step(e.span)
+            env = sc.env if e.index is None else {**sc.env, e.index: i}
+            outs.append(self.expr(e.body, x, _Scope(sc.prefix, sc.counters, env, sc.frames, sc.stack, sc.params)))
+        return outs
 
     def where(self, name, branch_ast) -> Span:
         return self.graph[name].span if name in self.graph else branch_ast.span

@@ -147,7 +147,7 @@ def _one(e):
 
 def _nlevel(e) -> int:
     e = _one(e)
-    if isinstance(e, A.Seq):
+    if isinstance(e, (A.Seq, A.Copies)):  # copies stand only as a branch of braces (`_branch`)
         return _SEQ
     if isinstance(e, A.Label):
         return _TERM
@@ -158,6 +158,8 @@ def _nlevel(e) -> int:
 
 def _expr(e, need: int, labelled: bool = False) -> str:
     e = _one(e)
+    if isinstance(e, A.Copies):
+        _refuse("copies (`b**n`) anywhere but as a branch of braces")
     if _nlevel(e) < need:
         open_, close = _brackets(e, labelled)
         return open_ + _expr(e, _SEQ) + close
@@ -171,7 +173,7 @@ def _expr(e, need: int, labelled: bool = False) -> str:
         return _expr(e.body, _POSTFIX) + "?"
     if isinstance(e, A.Branches):
         sep = _join(e)
-        return "{ " + f" {sep} ".join(_expr(b, _SEQ) for b in e.items) + " }"
+        return "{ " + f" {sep} ".join(_branch(b) for b in e.items) + " }"
     if isinstance(e, A.Call):
         if e.bare and e.args:
             _refuse(f"the bare call {e.name} with arguments")
@@ -179,8 +181,26 @@ def _expr(e, need: int, labelled: bool = False) -> str:
     _refuse(f"{type(e).__name__} in a network")
 
 
+def _branch(b) -> str:
+    """A branch of braces: a sequence, or copies of an atom (`(CONV - BN)**4`)."""
+    b = _one(b)
+    return _expr(b.body, _NATOM) + _repeat_suffix(b) if isinstance(b, A.Copies) else _expr(b, _SEQ)
+
+
+def _branch_lines(b, col: int, base: int) -> list[str]:
+    b = _one(b)
+    if not isinstance(b, A.Copies):
+        return _lines(b, col, base, base)
+    flat = _branch(b)
+    if col + len(flat) <= WIDTH:
+        return [flat]
+    sub = _broken(b.body, _NATOM, col, base)
+    return sub[:-1] + [sub[-1] + _repeat_suffix(b)]
+
+
 def _repeat_suffix(e: A.Repeat) -> str:
-    return "*" + _count(e.count) + (f" @{_name(e.index)}" if e.index is not None else "")
+    star = "**" if isinstance(e, A.Copies) else "*"  # copies side by side, or a repeat in sequence
+    return star + _count(e.count) + (f" @{_name(e.index)}" if e.index is not None else "")
 
 
 def _join(e: A.Branches) -> str:
@@ -251,7 +271,7 @@ def _broken(e, need: int, col: int, base: int, labelled: bool = False) -> list[s
         sep, out = _join(e), ["{"]
         for k, b in enumerate(e.items):
             lead = " " * (base + 4) if k == 0 else " " * (base + 4 - len(sep) - 1) + sep + " "
-            sub = _lines(b, len(lead), base + 4, base + 4)
+            sub = _branch_lines(b, len(lead), base + 4)
             out += [lead + sub[0]] + sub[1:]
         return out + [" " * base + "}"]
     if isinstance(e, A.Call) and e.args:

@@ -295,6 +295,9 @@ def _parse_error(source: Source, e: UnexpectedInput) -> CnnError:
     tok = e.token
     span = Span(source, line, col, line, col + max(1, len(str(tok))))
     shown = "end of line" if tok.type == "_NL" else f"{str(tok)!r}"
+    copies = _copies_hint(source, e)
+    if copies:
+        return CnnError(f"unexpected {shown}", span, hint=copies, code="E101")
     expected = sorted({_EXPECT_WORDS.get(t, None) for t in (e.expected or ())} - {None})
     hint = _hint_for(source, e) or (f"expected {', '.join(expected[:5])}" if expected else None)
     pos = tok.start_pos if isinstance(getattr(tok, "start_pos", None), int) else len(source.text)
@@ -338,6 +341,20 @@ def _unclosed(source: Source, pos: int, line: int, always: bool) -> tuple:
         return (), None
     col = at - (text.rfind("\n", 0, at) + 1) + 1
     return ((Span(source, at_line, col, at_line, col + 1), f"this `{ch}` is not closed"),), ch
+
+
+_COPIED = re.compile(r"\*\*\s*(\w+|\([^()]*\))(\s*@\s*\w+)?\s*$")  # `**4 @i` just before
+
+
+def _copies_hint(source: Source, e: UnexpectedInput) -> str | None:
+    """`**` where no branch of braces stands, or copies with no branch beside them to say the join."""
+    before = source.line(e.line).rstrip()[:max(0, (e.column or 1) - 1)] if e.line else ""
+    if str(e.token) == "**":
+        return ("`**n` copies a whole branch of braces side by side, `{ ID + (CONV - BN)**4 }` (brackets round a "
+                "branch of several layers); `*n` repeats in sequence")
+    if str(e.token) == "}" and _COPIED.search(before):
+        return "copies stand beside another branch, whose `+`, `|`, `.*` or `&` says how they join: `{ ID + (CONV - BN)**4 }`"
+    return None
 
 
 def _hint_for(source: Source, e: UnexpectedInput) -> str | None:
@@ -465,6 +482,11 @@ class _ToAst(Transformer):
         body, count, index = items
         end = self._ts(index) if index is not None else count.span
         return self._nest(A.Repeat(body, count, _over(body.span, end), None if index is None else str(index)), body, count)
+
+    def copies(self, items):
+        body, count, index = items
+        end = self._ts(index) if index is not None else count.span
+        return self._nest(A.Copies(body, count, _over(body.span, end), None if index is None else str(index)), body, count)
 
     def optional(self, items):
         return self._nest(A.Optional(items[0], _over(items[0].span, self._ts(items[1]))), items[0])

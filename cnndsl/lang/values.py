@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from . import astnodes as A
 from ..errors import CnnError
 from .functions import FUNCTIONS
+from ..kinds import WORDS
 
 MAX_NODES = 100_000   # layers a spec may expand to: building and reporting them takes ~2 s
 MAX_COUNT = 1_000_000   # a repeat count (a body that makes nothing may repeat that often)
 MAX_NUMBER = 10**18
 # Python's True/False as well: `bias=False` means what it means in PyTorch
 BOOLS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False, "True": True, "False": False}
-SYMBOLS = {"same", "valid"} | set(BOOLS)
+# words that mean themselves: the kinds' enumerated arguments (`same`, `valid`, `tf_same`, `bilinear`, ...)
+SYMBOLS = {"same", "valid"} | set(WORDS) | set(BOOLS)
 POISON = object()  # the value of a `let` whose expression failed: reading it is no new error
 
 

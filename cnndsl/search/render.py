@@ -31,7 +31,7 @@ def _cell(r, c):
     v = r.get(c)
     if v is None:
         return ""
-    return binary(v) if c == "memory" else f"{v:,}"
+    return binary(v) if c == "memory" else f"{v:,}" if isinstance(v, int) else str(v)  # an rf may be 7/2
 
 
 def _rows(r, acc=None):

@@ -27,7 +27,7 @@ import re
 import textwrap
 
 from ...errors import shown_path
-from ...kinds import KINDS
+from ...kinds import KINDS, torch_sources
 from ...lang import astnodes as A
 from ..torch_plan import final_softmax, he_convs, inplace_nodes
 from .block import INLINE, ClassWriter, Fail, camel, class_ref, indent, wrap
@@ -45,9 +45,19 @@ HE = ["def he(conv):",
 
 
 def own_modules(text) -> list[tuple[str, str]]:
-    """[(name, class source)] of the cnndsl modules (backends/torch_modules.py) that generated code
-    calls, in file order; read as text, so compiling never imports torch."""
-    return [(name, src) for name, src in _own_module_sources() if re.search(rf"\b{name}\(", text)]
+    """[(name, class source)] of the cnndsl modules (backends/torch_modules.py, then those the kinds'
+    files define: kinds.torch_sources) that generated code calls, in file order; read as text, so
+    compiling never imports torch."""
+    import ast
+    sources = _own_module_sources()
+    wanted = {name for name, _ in sources if re.search(rf"\b{name}\(", text)}
+    while True:  # and the classes their code names (a base class, a helper: `Conv2dSame.same_pads`)
+        named = {n.id for name, src in sources if name in wanted for n in ast.walk(ast.parse(src))
+                 if isinstance(n, ast.Name)}
+        more = {name for name, _ in sources if name in named} - wanted
+        if not more:
+            return [(name, src) for name, src in sources if name in wanted]
+        wanted |= more
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,8 +65,10 @@ def _own_module_sources():
     import ast
     import os
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "torch_modules.py")
-    text = open(path, encoding="utf-8").read()
-    return tuple((n.name, ast.get_source_segment(text, n)) for n in ast.parse(text).body if isinstance(n, ast.ClassDef))
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    shared = tuple((n.name, ast.get_source_segment(text, n)) for n in ast.parse(text).body if isinstance(n, ast.ClassDef))
+    return shared + torch_sources()
 
 
 def _key(frames):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from ...kinds import CALLABLE
 from ...lang import astnodes as A
+from ...lang.values import SYMBOLS
 from .expr import UNKNOWN, evaluate, literal, run, same, substitute, to_python
 
 LOOP = "<loop>"          # spec names of __init__'s own variables (the channels along a loop)
@@ -275,7 +276,7 @@ class ClassWriter:
 
     # ---- holes: an expression, a literal, or a per-instance argument -----------------------------
     def hole(self, ast, values, ctxs, hint):
-        if ast is not None and not (free_names(ast) & {"same", "valid"}):
+        if ast is not None and not (free_names(ast) & SYMBOLS):  # a word (`same`, `bilinear`): its literal
             for division in ("//", "/"):  # the spec's `/`: whole where it divides, else a fraction
                 src = to_python(ast, self.names, division)
                 if src is not None and all(same(run(src, c.env), v) for c, v in zip(ctxs, values)):

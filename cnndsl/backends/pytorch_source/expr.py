@@ -15,7 +15,7 @@ import math
 
 from ...lang import astnodes as A
 from ...lang.functions import FUNCTIONS, make_divisible
-from ...lang.values import BOOLS
+from ...lang.values import BOOLS, SYMBOLS
 
 PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2, "**": 4}
 UNKNOWN = object()
@@ -28,7 +28,7 @@ def evaluate(e, env):
     if isinstance(e, (A.Dims, A.Str)):
         return tuple(e.value) if isinstance(e, A.Dims) else e.value
     if isinstance(e, A.Var):
-        return env.get(e.name, BOOLS.get(e.name, e.name if e.name in ("same", "valid") else UNKNOWN))
+        return env.get(e.name, BOOLS.get(e.name, e.name if e.name in SYMBOLS else UNKNOWN))
     if isinstance(e, A.Tuple):
         items = tuple(evaluate(i, env) for i in e.items)
         return UNKNOWN if UNKNOWN in items else items
