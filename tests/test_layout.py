@@ -10,7 +10,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "cnndsl")
 # stage of each top-level part of the package, in pipeline order (equal stages may import each other)
 STAGE = {"errors": 0, "files": 0, "metadata": 0, "kinds": 1, "lang": 2, "ir": 2, "analysis": 3, "backends": 4, "draw": 4,
          "weights": 4, "weights_map": 4, "memory": 0, "outputs": 5, "net": 5, "runtime": 6, "search": 6,
-         "train": 6, "inspection": 6, "options": 7, "serve": 7, "cli": 7, "__init__": 7, "__main__": 7}
+         "train": 6, "inspection": 6, "importers": 6, "options": 7, "serve": 7, "cli": 7, "__init__": 7, "__main__": 7}
 BACKENDS = {"pytorch", "pytorch_source", "onnx_graph"}
 # upward calls that are the public API's convenience, imported only when called:
 # `cnndsl.parse(text).bind(...)` hands the program to net.bind

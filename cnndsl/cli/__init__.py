@@ -2,8 +2,8 @@
 
 A module per group of commands holds their parsers (`add_NAME`) and the functions that run them
 (`cmd_NAME`): spec.py (report, check), build.py (compile, export, run, draw), search.py (search,
-match), train.py (train, eval), inspect.py, serve.py; common.py what they share. COMMANDS says
-which function runs which command. The work, and the rendering of its results, is the library's
+match), train.py (train, eval), inspect.py, serve.py, importer.py (import); common.py what they
+share. COMMANDS says which function runs which command. The work, and the rendering of its results, is the library's
 (cnndsl.net, analysis.report.render, search.run and search/render.py, train, inspection, ...):
 a command calls it and prints what it returns. This package is the only one that prints.
 
@@ -16,7 +16,7 @@ import os
 import sys
 
 from ..errors import CnnError
-from . import build, inspect, search, serve, spec, train
+from . import build, importer, inspect, search, serve, spec, train
 
 # command: (add its parser, run it), in the order `cnndsl --help` lists them. A new command is a
 # module here (its add_NAME and cmd_NAME) and a line in this table.
@@ -33,6 +33,7 @@ COMMANDS = {
     "eval": (train.add_eval, train.cmd_eval),
     "inspect": (inspect.add_inspect, inspect.cmd_inspect),
     "serve": (serve.add_serve, serve.cmd_serve),
+    "import": (importer.add_import, importer.cmd_import),
 }
 
 

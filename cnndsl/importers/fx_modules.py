@@ -1,0 +1,136 @@
+"""Leaf modules -> kinds, by the kinds' own facts (their `torch_module`: class and arguments as data).
+
+The kind whose PyTorch class a module is (`nn.Conv2d` is CONV, `cnndsl.LayerNorm2d` LAYERNORM) takes its
+arguments from the module's attributes by the kind's `spec` (torch parameter -> argument; an argument
+the constructor takes under the kind's own name, such as Channels' `start`, directly), switches the spec
+leaves out are tried both ways, and the module rebuilt from the kind's constructor (on the meta device)
+must have the original's configuration, attribute for attribute: a `padding_mode="reflect"` conv or a
+dilated MaxPool2d is no kind's, and is refused rather than read as something else.
+
+    >>> import torch.nn as nn
+    >>> module_layer(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), (8, 8, 3))
+    ('CONV', {'filters': 8, 'kernel': (3, 3), 's': (2, 2), 'p': (1, 1), 'd': (1, 1), 'groups': 1, 'bias': False})
+    >>> module_layer(nn.Conv2d(3, 8, 3, padding_mode="reflect"), (8, 8, 3)) is None
+    True
+"""
+from __future__ import annotations
+
+import functools
+
+from ..kinds import KINDS
+from .layers import named
+
+
+def _origin(m) -> str | None:
+    """"nn" for a module of torch.nn, "cnndsl" for one of cnndsl's own (a to_torch() layer), else None."""
+    import torch
+    cls = type(m)
+    if getattr(torch.nn, cls.__name__, None) is cls:
+        return "nn"
+    if cls.__module__.startswith("cnndsl.backends."):
+        return "cnndsl"
+    return None
+
+
+def _tracer_class():
+    import torch
+
+    class Tracer(torch.fx.Tracer):
+        """torch.nn's modules and cnndsl's own are leaves: the kinds know them."""
+
+        def is_leaf_module(self, m, qualname):
+            return _origin(m) == "cnndsl" and type(m).__name__ in _classes() or super().is_leaf_module(m, qualname)
+    return Tracer
+
+
+def Tracer():
+    """torch.fx's tracer, with cnndsl's own modules as leaves."""
+    return _tracer_class()()
+
+
+# ---- leaf modules -> kinds ----------------------------------------------------------------------
+@functools.cache
+def _classes() -> dict:
+    """{PyTorch class name: [kinds whose module it is]}, from each kind's torch_module fact."""
+    table = {}
+    for k in KINDS.values():
+        for shape in ((8, 8, 4), (4,)):
+            try:
+                attrs = k.bind({**{a.name: 1 for a in k.args if a.default is None}, **k.bare})
+                tm = k.torch_module(attrs, [shape], False)
+            except Exception:
+                continue
+            if tm:
+                kinds = table.setdefault(tm.cls.split(".")[-1], [])  # "nn.Conv2d" -> "Conv2d"
+                if k not in kinds:
+                    kinds.append(k)
+    return table
+
+
+def module_layer(m, in_shape):
+    """(kind name, arguments) of a leaf module, or None where no kind rebuilds it exactly."""
+    import torch
+    origin = _origin(m)
+    for k in _classes().get(type(m).__name__, []) if origin else ():
+        try:
+            probe = k.torch_module(k.bind({**{a.name: 1 for a in k.args if a.default is None}, **k.bare}),
+                                   [in_shape], False)
+        except Exception:
+            continue
+        args = {}
+        for torch_name, spec_arg in probe.spec:
+            if spec_arg != "@in" and hasattr(m, torch_name):
+                args[spec_arg] = _from_torch(m, torch_name, k.arg(spec_arg).type)
+        for a in k.args:  # arguments the constructor takes under the kind's own name (Channels' start, stop)
+            if a.name not in args and not isinstance(getattr(m, a.name, None), (type(None), torch.Tensor)):
+                args[a.name] = getattr(m, a.name)
+        free = [a.name for a in k.args if a.type == "bool" and a.name not in args]
+        for combo in _combos(len(free)):
+            tried = {**args, **dict(zip(free, combo))}
+            try:
+                attrs = k.bind(named(k.name, tried, exact=True))
+                tm = k.torch_module(attrs, [in_shape], bool(getattr(m, "inplace", False)))
+                a, kw = tm.call()
+                with torch.device("meta"):
+                    rebuilt = type(m)(*a, **kw)
+            except Exception:
+                continue
+            if _same_config(m, rebuilt):
+                return k.name, tried
+    return None
+
+
+def _combos(n):
+    import itertools
+    return list(itertools.product((False, True), repeat=n))
+
+
+def _from_torch(m, torch_name, kind_type):
+    v = getattr(m, torch_name)
+    if torch_name == "bias":
+        return v is not None
+    if kind_type == "bool" and isinstance(v, str):
+        return v not in ("none", "")
+    return v
+
+
+def _same_config(a, b) -> bool:
+    """The modules' plain attributes agree (pairs and their number alike: (3, 3) is 3)."""
+    import torch
+    for key, v in vars(a).items():
+        if key.startswith("_") or key == "training" or isinstance(v, torch.Tensor):
+            continue
+        w = vars(b).get(key, v)
+        if not _same(v, w):
+            return False
+    return True
+
+
+def _same(v, w) -> bool:
+    if v == w:
+        return True
+    if isinstance(v, (tuple, list)) and not isinstance(w, (tuple, list)):
+        return all(x == w for x in v)
+    if isinstance(w, (tuple, list)) and not isinstance(v, (tuple, list)):
+        return all(x == v for x in w)
+    return isinstance(v, (tuple, list)) and isinstance(w, (tuple, list)) and list(v) == list(w)
