@@ -8,7 +8,7 @@
 Receptive fields and jumps are exact: ints while every stride is whole, Fractions once a layer
 upsamples (its stride is 1/factor, so the jump after UPSAMPLE(2) is half its input's):
 
-    >>> g = cnndsl.loads("input 8x8x4\nCONV(8, 3, p=1) - UPSAMPLE(2) - CONV(8, 3, p=1)").graph
+    >>> g = cnndsl.loads("input 8x8x4\\nCONV(8, 3, p=1) - UPSAMPLE(2) - CONV(8, 3, p=1)").graph
     >>> _ = analyze(g); [(n.meta["rf"][0], n.meta["jump"][0]) for n in g.nodes]
     [(3, 1), (3, Fraction(1, 2)), (4, Fraction(1, 2))]
 
