@@ -69,6 +69,28 @@ def loads(text, input=None, bindings=None, strict=False, path="<string>", includ
     return bind(parse(text, path, include_dirs), input=input, bindings=bindings, strict=strict)
 
 
+CHECK_SCHEMA = "cnndsl.check/1"
+
+
+def check(paths, input=None, bindings=None, strict=False, include_dirs=()) -> tuple[dict, int]:
+    """`cnndsl check --format json` as data: ({"schema", "files": [{file, ok, layers, errors,
+    warnings}], "diagnostics": [every error and warning, as dicts, with its file]}, the worst
+    outcome: 0 every spec loads, 1 one has an error, 2 a usage error)."""
+    files, diagnostics, status = [], [], 0
+    for f in paths:
+        try:
+            net = load(f, input=input, bindings=bindings, strict=strict, include_dirs=include_dirs)
+            found, entry = list(net.warnings), {"file": shown_path(f), "ok": True, "layers": len(net.graph.nodes)}
+        except CnnError as e:
+            found, entry = list(e.diagnostics), {"file": shown_path(f), "ok": False, "layers": None}
+            status = max(status, 2 if e.usage else 1)
+        entry["errors"] = sum(d.severity == "error" for d in found)
+        entry["warnings"] = len(found) - entry["errors"]
+        files.append(entry)
+        diagnostics += [{**d.to_dict(), "file": d.to_dict()["file"] or shown_path(f)} for d in found]
+    return {"schema": CHECK_SCHEMA, "files": files, "diagnostics": diagnostics}, status
+
+
 _GC = threading.Lock()
 _GC_PAUSES = [0, False]  # how many threads are inside _gc_paused; whether the collector ran before the first
 
@@ -135,7 +157,7 @@ class Net:
     def report(self, dtype="fp32", batch=1, optimizer="adam", memory=None) -> dict:
         """The analysis as the versioned JSON-able dict (schema cnndsl.report/1)."""
         from .analysis import report
-        from .analysis.analyze import parse_bytes
+        from .analysis.quantity import parse_bytes
         if isinstance(memory, str):
             memory = parse_bytes(memory)
         with _gc_paused():

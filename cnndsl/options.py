@@ -3,7 +3,8 @@
 Each gives the value or raises argparse.ArgumentTypeError, which argparse turns into a usage
 error (exit 2) that names the option: `cnndsl search: error: argument --top: must be a whole
 number from 0 to 1,000,000, not '-1'`. Nothing is clamped or rounded in silence: a number is
-finite (no inf, nan, 1e400), whole where a count is meant, and inside its range.
+finite (no inf, nan, 1e400), whole where a count is meant, and inside its range. Counts and sizes
+(`2.5M`, `24GiB`) are read by the library's one quantity parser, cnndsl.analysis.quantity.
 
     >>> whole(0, 10)("3"), amount()("2.5M"), real(0, 1, hi_open=True)("0.5")
     (3, 2500000, 0.5)
@@ -23,7 +24,6 @@ MAX_REPEAT = 1_000_000
 MAX_SEED = 2**32 - 1    # numpy's generators take no more (and no negative seed)
 MAX_AMOUNT = 10**18     # --max-params, --max-macs: as a spec's numbers
 MAX_WORKERS = 1024
-_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
 def _shown(text) -> str:
@@ -64,18 +64,19 @@ def real(lo: float, hi: float | None = None, lo_open=False, hi_open=False):
 def amount(hi: int = MAX_AMOUNT):
     """A count such as parameters or MACs: `1e6`, `500k`, `2.5M`, `1G` (whole, 0 to hi)."""
     def parse(text):
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+]?[0-9]{1,3})?)\s*([kKmMgGtT]?)\s*", str(text)[:100])
-        v = float(m.group(1)) * _SUFFIX[m.group(2).lower()] if m else math.nan
-        if not (math.isfinite(v) and 0 <= v <= hi):
+        from .analysis.quantity import parse_count
+        from .errors import CnnError
+        try:
+            return parse_count(text, hi)
+        except CnnError:
             raise argparse.ArgumentTypeError(f"must be a count from 0 to {hi:.0e} such as 1e6, 500k or 2.5M, "
-                                             f"not {_shown(text)}")
-        return int(v)
+                                             f"not {_shown(text)}") from None
     return parse
 
 
 def size_in_bytes(text):
     """A memory size: `24GiB`, `16GB`, `512MiB`, `80e9` (up to 10**18 bytes)."""
-    from .analysis.analyze import parse_bytes
+    from .analysis.quantity import parse_bytes
     from .errors import CnnError
     try:
         return parse_bytes(text)

@@ -488,3 +488,38 @@ def _feeds_of(module, net):
     if net is not None:
         return module_feeds(net.graph)
     return getattr(module, "cnndsl_feeds", None)
+
+
+def report_lines(report: dict, path) -> list[str]:
+    """A load's report (resolve, load_into) as the lines `cnndsl export --weights` and `train --init`
+    print: how it matched, what it mapped, what it left out."""
+    how = "by name" if report["source"] == "cnndsl" else "mapped module by module from foreign keys"
+    out = [f"weights: {report['loaded']} tensors from {path}, {how}"]
+    if report["same_spec"] is False:
+        ck = report["checkpoint"]
+        out.append(f"  saved from another spec: {ck.get('spec_name', '?')} (sha256 {ck['spec_sha256'][:12]})")
+    if report["source"] == "mapped":
+        modules = {}
+        for theirs, ours in report["mapping"].items():
+            modules.setdefault(theirs.rpartition(".")[0], ours.rpartition(".")[0])
+        by = report.get("matched_by", {})
+        out += [f"  {theirs} -> {ours}" + (f" (by {by[theirs]})" if theirs in by else "") for theirs, ours in modules.items()]
+    for k in report["resized"]:
+        s = report["shapes"][k]
+        out.append(f"  resized, not loaded: {k} (checkpoint {_dims(s['checkpoint'])}, here {_dims(s['here'])})")
+    out += [f"  skipped, no layer here: {k}" for k in report["unexpected"]]
+    out += [f"  not in the checkpoint, random: {k}" for k in report["missing"]]
+    return out
+
+
+def read_mapping(path) -> dict:
+    """A file of explicit module placements (`export --weights-map`): a JSON object {their module
+    prefix: our module prefix}, as `mapping=` takes it."""
+    from .files import MAX_JSON, read_user_bytes
+    try:
+        m = json.loads(read_user_bytes(path, "--weights-map", MAX_JSON))
+    except ValueError as e:
+        raise CnnError(f"{path}: not JSON ({e})", usage=True) from None
+    if not isinstance(m, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in m.items()):
+        raise CnnError(f"{path}: must be a JSON object of strings, {{their module prefix: ours}}", usage=True)
+    return m

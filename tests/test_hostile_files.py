@@ -360,7 +360,7 @@ REVIEWED = {  # (module, function, callee): why it is not an unchecked user path
     ("cnndsl/serve/live.py", "_onnx", "open"): "the model it has just exported into its own temporary folder",
     ("cnndsl/serve/app.py", "_page", "open"): "the page in the package",
     ("cnndsl/serve/app.py", "_static", "open"): "a file of the package, by a name in STATIC_FILES",
-    ("cnndsl/cli.py", "cmd_serve", "open"): "webbrowser.open of the server's URL",
+    ("cnndsl/cli/serve.py", "cmd_serve", "open"): "webbrowser.open of the server's URL",
     ("cnndsl/outputs.py", "is_member_file", "open"): "an output's first bytes: O_NONBLOCK, fstat, a bounded read",
     ("cnndsl/outputs.py", "folder_lock", "open"): "the run folder's lock file, O_NOFOLLOW, for writing",
 }

@@ -325,8 +325,8 @@ def test_options_are_checked_before_anything_runs(trained, png):
 
 
 def test_progress_bar_appears_after_a_second():
-    from cnndsl.cli import _Bar
-    bar = _Bar("inspect occlusion")
+    from cnndsl.cli.inspect import Bar
+    bar = Bar("inspect occlusion")
     bar.update(1, 10)
     assert bar.bar is None  # quick work shows no bar
     bar.start -= 2

@@ -61,3 +61,17 @@ def test_backends_never_import_each_other(rel, tree):
 def test_only_the_cli_prints(rel, tree):
     prints = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"]
     assert not prints, f"{'/'.join(rel)} prints (lines {prints}); return data or raise CnnError instead"
+
+
+CLI = [m for m in MODULES if m[0][0] == "cli"]
+
+
+def test_the_cli_is_a_package_that_parses_calls_and_prints():
+    # issue 23, item 4: cnndsl/cli/ parses arguments, calls the library and prints what it returns;
+    # a command runs through the COMMANDS table (not a name looked up in globals()), and the tables,
+    # CSV and JSON documents are the library's renderers, not the CLI's
+    assert len(CLI) > 1 and all(rel[0] == "cli" for rel, _ in CLI)
+    for rel, tree in CLI:
+        calls = {getattr(n.func, "id", None) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "globals" not in calls and "csv" not in imported, "/".join(rel)

@@ -159,6 +159,21 @@ def test_cli_search_json_emit_plot(tmp_path, capsys):
     assert main(["match", res["members"][0]["file"], CLASSIC, "-D", "N=1..3", "-D", "M=1..3", "-D", "K=0..1"]) == 0
 
 
+def test_the_library_call_is_the_command(capsys):
+    # cnndsl.search.run returns the data `cnndsl search --format json` prints; its events come in order
+    argv = ["-D", "N=1..3", "-D", "M=1..3", "-D", "K=0..1", "--max-params", "200k", "--top", "4"]
+    assert main(["search", CLASSIC, *argv, "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    from cnndsl.search import render, run
+    events = []
+    result = run(CLASSIC, bindings={"N": "1..3", "M": "1..3", "K": "0..1"}, max_params="200k", top=4,
+                 events=events.append)
+    assert json.loads(render.render(result, "json")) == printed
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "space" and kinds[-1] == "searched" and set(kinds[1:-1]) == {"measured"}
+    assert events[0]["count"] == 18 and sum(e["members"] for e in events if e["event"] == "measured") == 18
+
+
 def test_plain_report_imports_no_sympy_matplotlib_torch():
     code = ("import sys, cnndsl.cli as c; c.main(['report', %r, '-D', 'N=3']); "
             "print([m for m in ('sympy', 'matplotlib', 'torch', 'tqdm') if m in sys.modules])" % CLASSIC)

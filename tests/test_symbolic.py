@@ -83,6 +83,57 @@ def test_symbolic_refuses_options_it_has_no_use_for(flag, capsys):
     assert "has no meaning with --symbolic" in capsys.readouterr().err
 
 
+def _report_options() -> set:
+    """Every option `cnndsl report` takes, from its parser."""
+    import argparse
+    from cnndsl.cli import parser
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.option_strings[-1] for a in sub.choices["report"]._actions if a.option_strings} - {"--help"}
+
+
+def test_every_report_option_works_with_symbolic_or_is_refused(tmp_path, capsys):
+    # a family whose block comes from a folder beyond the spec's own (--include-dir), and whose 2x2
+    # stride-2 window leaves the last row of a 9x9 input unread (--strict)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "blocks.net").write_text("def block(c) = CONV(c, 3, p=1) - RELU\n")
+    (tmp_path / "fam").mkdir()
+    path = tmp_path / "fam" / "net.net"
+    path.write_text(f'include "{tmp_path / "lib" / "blocks.net"}"\nlet C = 4\ninput 9x9x3\n'
+                    "block(C) - CONV(C, 2, s=2) - FC(10)\n")
+    base = ["report", str(path), "--symbolic", "C", "--include-dir", str(tmp_path / "lib")]
+
+    def run(*more):
+        code = main(base + list(more))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, plain, err = run()
+    assert code == 0 and "params = 4*C**2 + 189*C + 10" in plain  # 27C + C, 4C^2 + C, 16C*10 + 10
+    assert "does not fit a 9x9 input" in err  # the default member's warning, as report prints it
+    worked = {"--include-dir"}
+    # the spec's own options: each changes the member the formulas are for, or refuses it
+    code, out, err = run("--input", "10x10x3")
+    assert "params = 4*C**2 + 279*C + 10" in out and err == ""  # a 5x5xC volume before the FC; every row read
+    assert "C=8" in run("-D", "C=8")[1]
+    code, _, err = run("--strict")
+    assert code == 1 and "error: 2x2 filter at stride 2 does not fit a 9x9 input" in err
+    worked |= {"--input", "-D", "--strict"}
+    # the training memory's options change the memory formula
+    memory = lambda out: next(l for l in out.splitlines() if "memory =" in l)
+    for flag, value in (("--batch", "4"), ("--dtype", "fp16"), ("--optimizer", "sgd")):
+        assert memory(run(flag, value)[1]) != memory(plain), flag
+        worked.add(flag)
+    assert json.loads(run("--format", "json")[1])["schema"] == "cnndsl.symbolic/1"
+    assert run("-o", str(tmp_path / "out.txt"))[1] == "" and (tmp_path / "out.txt").read_text() == plain
+    worked |= {"--format", "--output", "--symbolic"}
+    refused = set()
+    for flag, value in (("--memory", "1GiB"), ("--freeze", "conv1"), ("--format", "markdown"), ("--format", "csv")):
+        code, _, err = run(flag, value)
+        assert code == 2 and "has no meaning with --symbolic" in err, (flag, value)
+        refused.add(flag)
+    assert worked | refused == _report_options()  # a new option of report is added to this test
+
+
 def test_search_drops_say_what_they_are_with_a_real_member(capsys):
     assert main(["search", CLASSIC, "-D", "N=1..2", "-D", "M=1..7", "-D", "K=0", "--max-params", "60k"]) == 0
     out = capsys.readouterr().out

@@ -20,7 +20,6 @@ activations in `dtype`.
 from __future__ import annotations
 
 import math
-import re
 from fractions import Fraction
 
 from ..errors import CnnError
@@ -173,22 +172,3 @@ def _join(fields):
     for (h, w), (a, b) in fields[1:]:
         rh, rw, jh, jw = max(rh, h), max(rw, w), max(jh, a), max(jw, b)
     return (rh, rw), (jh, jw)
-
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12,
-          "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_bytes(text: str) -> int:
-    """`24GiB`, `16GB`, `512MiB`, `80e9` -> bytes; a usage error otherwise."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", str(text).lower()[:100])
-    if not m or m.group(2) not in _UNITS:
-        raise CnnError(f"--memory {str(text)[:40]!r} is not a size", usage=True, hint="write e.g. 24GiB, 16GB or 512MiB")
-    value = float(m.group(1)) * _UNITS[m.group(2)]
-    if not value <= MAX_MEMORY:  # 1e400 is inf; a budget past an exabyte is a typo
-        raise CnnError(f"--memory {str(text)[:40]!r} is out of range: at most {MAX_MEMORY:.0e} bytes", usage=True,
-                       hint="write e.g. 24GiB, 16GB or 512MiB")
-    return int(value)
-
-
-MAX_MEMORY = 1e18

@@ -16,6 +16,7 @@ import csv
 import io
 
 from .analyze import DTYPE_BYTES, analyze, max_batch
+from ..errors import CnnError
 from ..ir import Graph
 from ..kinds import fmt_shape
 
@@ -224,3 +225,32 @@ def _csv_cell(field, v):
     if isinstance(v, bool):
         return "true" if v else "false"
     return "" if v is None else v
+
+
+# ---- what `cnndsl report` prints ------------------------------------------------------
+FORMATS = ("table", "markdown", "json", "csv")
+
+
+def render(rep: dict, fmt: str = "table", notes=(), frozen=None) -> str:
+    """The report in one of FORMATS, as `cnndsl report --format` prints it. The table ends with the
+    spec's `# note:` lines (`Net.notes`: under the figures they are about); after a --freeze
+    (train.freeze.annotate), `frozen` (the names it gave) ends the table and markdown with the
+    trainable parameters."""
+    if fmt == "json":
+        import json
+        return json.dumps(rep, indent=1) + "\n"
+    if fmt not in FORMATS:
+        raise CnnError(f"unknown report format {fmt!r}", usage=True, hint="choose " + ", ".join(FORMATS))
+    text = {"table": table, "markdown": markdown, "csv": csv_text}[fmt](rep)
+    if fmt == "table":
+        text += "".join(f"note: {n}\n" for n in notes)
+    if frozen and fmt in ("table", "markdown"):
+        t = rep["totals"]
+        text += (f"trainable parameters: {t['trainable_params']:,} of {t['params']:,} "
+                 f"(frozen: {frozen_text(frozen, rep['frozen'])})\n")
+    return text
+
+
+def frozen_text(names, frozen) -> str:
+    """What a --freeze named, as the user wrote it, and how many layers that is (never cut short)."""
+    return f"{', '.join(names)}: {len(frozen)} layer{'s' * (len(frozen) != 1)}"

@@ -38,8 +38,21 @@ NEEDS = {"activations": ("layer", "image"), "patches": ("layer", "data"), "neigh
 FLAGS = {"cls": "--class", "image": "--image", "data": "--data", "layer": "--layer", "target": "--target"}
 
 
-def inspect(net, what, weights=None, seed=0, device="cpu", progress=None, **options):
-    """The Result (cnndsl.inspection.result) of one command on `net` with `weights`."""
+def inspect(net, what, weights=None, seed=0, device="cpu", progress=None, threads=None, **options):
+    """The Result (cnndsl.inspection.result) of one command on `net` with `weights`; `threads`:
+    torch's threads while it runs (None: as they are)."""
+    if threads is None:
+        return _inspect(net, what, weights, seed, device, progress, options)
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _inspect(net, what, weights, seed, device, progress, options)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _inspect(net, what, weights, seed, device, progress, options):
     from .subject import Subject
     if what not in WHAT:
         raise CnnError(f"inspect {what}: one of {', '.join(WHAT)}", usage=True)

@@ -1,4 +1,5 @@
-"""A search's result as text: the table `cnndsl search` prints, and its CSV.
+"""A search's result as text: the table `cnndsl search` prints, its CSV and its JSON (`render`), and
+what `cnndsl match` says (`match_text`).
 
     >>> import cnndsl
     >>> from cnndsl.search.enumerate import search
@@ -120,3 +121,27 @@ def csv_text(res) -> str:
         w.writerow([r["index"], *(r["bindings"][n] for n in names), *(r.get(c) for c in COLUMNS), r["flops"],
                     str(r["index"] in front).lower()] + ([r.get(c) for c in TRAIN_COLS] if trained else []))
     return buf.getvalue()
+
+
+FORMATS = ("table", "json", "csv")
+
+
+def render(res, fmt: str = "table") -> str:
+    """The result of cnndsl.search.run as `cnndsl search --format` prints it."""
+    if fmt == "json":
+        import json
+        return json.dumps(res, indent=1, default=str) + "\n"
+    if fmt not in FORMATS:
+        from ..errors import CnnError
+        raise CnnError(f"unknown search format {fmt!r}", usage=True, hint="choose " + ", ".join(FORMATS))
+    return csv_text(res) if fmt == "csv" else table(res)
+
+
+def match_text(net: str, family: str, found: list, tried: int) -> str:
+    """`cnndsl match`'s answer: a line per way `net` is a member of `family` (match.match's list of
+    choices), or why not (`tried`: the members compared)."""
+    from .enumerate import _show
+    if not found:
+        return f"{net} is not a member of {family} ({tried:,} members tried)\n"
+    return "".join(f"{net} is a member of {family}: " + " ".join(f"{k}={v}" for k, v in _show(c).items()) + "\n"
+                   for c in found)

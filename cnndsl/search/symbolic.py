@@ -155,11 +155,11 @@ def _values(program, names, bindings):
 OPTIONS = dict(batch=1, dtype="fp32", optimizer="adam")
 
 
-def _run(program, bindings, input=None, options=None, conditions=None):
+def _run(program, bindings, input=None, options=None, conditions=None, strict=False):
     """(graph, totals, structural names) of one member with Sym bindings; the decisions the analysis
     took on the variables are added to `conditions` (a set of (comparison, formula) pairs)."""
     try:
-        e = _Symbolic(program, input, bindings, False, program.path)
+        e = _Symbolic(program, input, bindings, strict, program.path)
         graph = e.run()
         # the elaborator's decisions (does a window fit, a limit, a warning) decide whether the member
         # exists as it is; the analysis' (which activation is largest) pick a piece of a total
@@ -243,13 +243,16 @@ def _expr(v):
     return None
 
 
-def symbolic(program, names, bindings=None, input=None, ranges=None, options=None) -> dict:
+def symbolic(program, names, bindings=None, input=None, ranges=None, options=None, strict=False) -> dict:
     """{"layers": [{name, op, out: [exprs], params, macs, rf}], "totals": {measure: expr}, "rf": (h, w),
     "out": [sides], "symbols", "structural": [...], "values": the default member's values, "domain":
-    {structural name: (first, last or None)}}. A total no formula gives is a `NotSymbolic`; every
-    formula is checked against the numeric analysis of members around the default (`verify`).
+    {structural name: (first, last or None)}, "warnings": the default member's}. A total no formula
+    gives is a `NotSymbolic`; every formula is checked against the numeric analysis of members
+    around the default (`verify`).
     `ranges` ({name: values}): a structural variable's values (default: from 1, eight of them),
-    a value variable's values to check at. `options`: batch, dtype, optimizer of the memory."""
+    a value variable's values to check at. `options`: batch, dtype, optimizer of the memory.
+    `strict`: a window that does not fit is an error, as in `load(strict=True)` (the default member's
+    raises; another member with one does not exist, so the fits and checks pass it by)."""
     bindings, ranges, options = dict(bindings or {}), dict(ranges or {}), {**OPTIONS, **(options or {})}
     names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
     if not names:
@@ -262,7 +265,7 @@ def symbolic(program, names, bindings=None, input=None, ranges=None, options=Non
     values = _values(program, names, bindings)
     sb = {**bindings, **{n: Sym(values[n], syms[n]) for n in names}}
     conditions: set = set()
-    graph, totals, structural = _run(program, sb, input, options, conditions)
+    graph, totals, structural = _run(program, sb, input, options, conditions, strict)
     structural = [n for n in names if n in structural]
     layers = [{"name": n.name, "op": n.op, "out": [_e(d) for d in n.out_shape], "params": _e(n.meta["params"]),
                "macs": _e(n.meta["macs"]), "rf": None if n.meta["rf"] is None else tuple(_e(d) for d in n.meta["rf"])}
@@ -271,7 +274,7 @@ def symbolic(program, names, bindings=None, input=None, ranges=None, options=Non
     domain = {}
     if structural:
         forms, seen = _fit(program, names, structural, syms, values, bindings, input, options, grids, whole,
-                           conditions)
+                           conditions, strict)
         for n in structural:
             lo, hi = seen.get(n, (grids[n][0], grids[n][-1]))
             ended = "range" if whole[n] else "members" if hi < grids[n][-1] else None
@@ -281,12 +284,12 @@ def symbolic(program, names, bindings=None, input=None, ranges=None, options=Non
     else:
         forms = {k: _expr(v) for k, v in figures(graph, totals).items()}
     forms = verify(program, forms, names, values, bindings, input, options,
-                   _check_points(names, values, structural, grids, whole, ranges), conditions)
+                   _check_points(names, values, structural, grids, whole, ranges), conditions, strict)
     out = {"layers": layers, "totals": {k: forms.get(k) for k in (*TOTALS, "memory")}, "symbols": names,
            "structural": structural, "values": values, "input": [_e(d) for d in graph.input_shape],
            "rf": (forms["rf.h"], forms["rf.w"]) if "rf.h" in forms else None,
            "out": [forms[k] for k in sorted((k for k in forms if k.startswith("out.")), key=lambda k: int(k[4:]))],
-           "domain": domain, "options": options, "conditions": conditions}
+           "domain": domain, "options": options, "conditions": conditions, "warnings": list(graph.warnings)}
     return out
 
 
@@ -314,14 +317,14 @@ def _grids(structural, values, ranges):
     return grids, whole
 
 
-def _fit(program, names, structural, syms, values, bindings, input, options, grids, whole, conditions):
+def _fit(program, names, structural, syms, values, bindings, input, options, grids, whole, conditions, strict):
     from .fit import nested
     value_names = [n for n in names if n not in structural]
 
     def at(point):
         b = {**bindings, **point, **{n: Sym(values[n], syms[n]) for n in value_names}}
         try:
-            g, t, _ = _run(program, b, input, options, conditions)
+            g, t, _ = _run(program, b, input, options, conditions, strict)
         except CnnError:
             return None  # no such member: the run of counts ends here
         return {k: _expr(v) for k, v in figures(g, t).items()}
@@ -353,7 +356,7 @@ def _check_points(names, values, structural, grids, whole, ranges):
     return pts
 
 
-def verify(program, forms, names, values, bindings, input, options, points, conditions=()) -> dict:
+def verify(program, forms, names, values, bindings, input, options, points, conditions=(), strict=False) -> dict:
     """`forms` with each formula that disagrees with the numeric analysis at a point that takes the
     same decisions (`conditions`), or that is missing, replaced by a NotSymbolic naming the variables
     the point moved."""
@@ -363,7 +366,7 @@ def verify(program, forms, names, values, bindings, input, options, points, cond
     default = None
     for p in points:
         try:
-            g = elaborate(program, input_shape=input, bindings={**bindings, **p})
+            g = elaborate(program, input_shape=input, bindings={**bindings, **p}, strict=strict)
             got = figures(g, analyze(g, **options))
         except CnnError:
             continue  # no such member
@@ -492,3 +495,16 @@ def to_json(result: dict, source: str) -> dict:
                        for k, v in forms.items()},
             "not_symbolic": {k: {"in": v.names, "default": v.value} for k, v in flat.items()
                              if isinstance(v, NotSymbolic)}}
+
+
+FORMATS = ("table", "json")
+
+
+def render(result: dict, source: str, fmt: str = "table") -> str:
+    """The closed form as `cnndsl report --symbolic` prints it: the table, or the JSON (to_json)."""
+    if fmt == "json":
+        import json
+        return json.dumps(to_json(result, source), indent=1) + "\n"
+    if fmt != "table":
+        raise CnnError(f"unknown closed-form format {fmt!r}", usage=True, hint="choose " + ", ".join(FORMATS))
+    return format_table(result, source)

@@ -16,9 +16,13 @@ statistics. A checkpoint without that record (a .pt, a torchvision state_dict) i
 the data's own statistics, and says so. When the data's raw values span a range far from the one
 training saw (0..255 images against a net trained on 0..1), `warnings` says so: the checkpoint's
 normalisation would be applied to values of another scale, and the accuracy would mean little.
+
+With `out`, confusion.png and eval.json (the result) are written there. `text` and
+`accuracy_text` are what `cnndsl eval` prints.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import torch
@@ -87,7 +91,29 @@ def evaluate(net, weights, data, split=None, batch=256, device="auto", out=None)
         png = os.path.join(out, "confusion.png")
         atomic_write(png, plots.confusion(matrix, d.classes, f"{net.name}: accuracy {result['accuracy']:.4f}"))
         result["files"].append(png)
+        path = os.path.join(out, "eval.json")  # the result itself, less the list of files
+        atomic_write(path, (json.dumps({k: v for k, v in result.items() if k != "files"}, indent=1) + "\n").encode())
+        result["files"].append(path)
     return result
+
+
+def text(r: dict) -> str:
+    """`cnndsl eval`'s tables: the accuracy of each class, and the confusion matrix."""
+    classes = r["classes"]
+    width = max(5, *(len(str(c)) for c in classes))
+    out = [f"\nper class ({r['split']} split):", f"  {'class':<{width}}  {'n':>5}  {'correct':>7}  {'acc':>6}"]
+    for c in r["per_class"]:
+        acc = f"{c['acc']:.4f}" if c["acc"] is not None else "-"
+        out.append(f"  {c['class']:<{width}}  {c['n']:>5}  {c['correct']:>7}  {acc:>6}")
+    cell = max(3, *(len(str(v)) for row in r["confusion"] for v in row), *(len(str(c)) for c in classes))
+    out += ["\nconfusion matrix (rows: true class, columns: predicted):",
+            " " * (width + 2) + " ".join(f"{c:>{cell}}" for c in classes)]
+    out += [f"  {c:<{width}}" + " ".join(f"{v:>{cell}}" for v in row) for c, row in zip(classes, r["confusion"])]
+    return "\n".join(out) + "\n"
+
+
+def accuracy_text(r: dict) -> str:
+    return f"\naccuracy: {r['accuracy']:.4f} ({r['correct']}/{r['n']}, {100 * r['accuracy']:.2f}%)\n"
 
 
 def _same_data(info, d, data, split):
