@@ -16,6 +16,14 @@ shape error ends elaboration, since what follows it would only echo it.
 Names: a labelled layer takes its label; an unlabelled one takes the name it was
 written with, lower-cased and numbered in its scope (`conv1`, `pool2`). Block
 instances and labelled groups open a scope: `stage2.conv1`.
+
+The budget walk (budget.py) that refuses a huge expansion before it begins is itself a walk of
+the network, as long as a third of elaborating a net of distinct blocks (MobileNet's table). So
+`elaborate` expands first and walks only when it must: once the expansion passes CHECK_AT steps
+or expressions, or when it fails. The walk's bound is never below what an expansion that
+succeeds takes, so one that succeeds within CHECK_AT would have passed the walk; and an
+expansion that fails or grows walks before its errors are reported, so a spec the walk refuses
+is refused with the walk's error alone, as when it came first.
 """
 from __future__ import annotations
 
@@ -29,16 +37,27 @@ from .arguments import Arguments
 from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
 from .values import BOOLS, MAX_NODES, POISON, Poisoned, Values, _Scope, show as _show
 from .budget import MAX_STEPS, Budget
+from .memo import Memoised
 
 MAX_BLOCK_DEPTH = 100
+CHECK_AT = 5_000  # steps or expressions after which an expansion stops to run the budget walk
 
 
 def elaborate(program: A.Program, *, input_shape=None, bindings=None, strict=False, path=None) -> Graph:
     """Expand a parsed program into a Graph. `bindings` override `let`s (the -D option)."""
-    return _Elaborator(program, input_shape, bindings or {}, strict, path or program.path).run()
+    return _Plain(program, input_shape, bindings or {}, strict, path or program.path).run()
+
+
+class _Refused(Exception):
+    """The budget walk's error, carried out of the expansion untouched (no block adds a note to it)."""
+
+    def __init__(self, err):
+        self.err = err
 
 
 class _Elaborator(Values, Arguments, Budget):
+    charge_first = True  # walk the budget before expanding (elaborate() turns it off: see above)
+
     def __init__(self, program, input_shape, bindings, strict, path):
         self.program, self.strict, self.path = program, strict, path
         self.bindings = dict(bindings)
@@ -63,6 +82,11 @@ class _Elaborator(Values, Arguments, Budget):
         self.error_keys: set = set()
         self.read_files: set = set()  # id of each included Program whose statements took effect
         self.label_numbers: dict = {}  # full label -> the last number its copies were given
+        self.def_params: dict = {}    # def name -> (the Def, its parameters' names)
+        self.visits = 0               # network expressions expanded (the budget walk's work is below it)
+        self.check_at = CHECK_AT      # steps or visits at which the budget walk runs, if it has not
+        self.walked = False           # whether the budget walk has run
+        self.network_errors = 0       # errors recorded before the network's expansion began
 
     # ---- statements ---------------------------------------------------------------
     def run(self) -> Graph:
@@ -92,18 +116,46 @@ class _Elaborator(Values, Arguments, Budget):
         self.graph = Graph(input_shape=shape, source=self.path, input_span=span)
         if warning:
             self.graph.warnings.append(warning)
-        self.charge(self.program.net, _Scope("", {}, self.globals))  # refused before any work when too large
         try:
-            out = self.expr(self.program.net, "input", _Scope("", {}, self.globals))
-        except RecursionError:
-            raise CnnError("the network is nested too deeply to expand", self.program.net.span,
-                           hint="name parts with `def` instead of nesting them", code="E401") from None
-        if not self.graph.nodes and not self.errors:
-            raise CnnError("the network has no layers", self.program.net.span, code="E304")
+            out = self.network()
+        except _Refused as refused:
+            raise refused.err from None
         self.graph.output = out
         self.graph.lets = {k: v for k, v in self.globals.items() if v is not POISON}
         self.graph.optionals = sorted(self.optionals.values(), key=lambda o: (o.span.line, o.span.col))
         return self.graph
+
+    def network(self) -> str:
+        """Expand the network; the budget walk first (charge_first), or where the docstring says."""
+        self.network_errors = len(self.errors)
+        if self.charge_first:
+            self.walk()
+        try:
+            try:
+                out = self.expr(self.program.net, "input", _Scope("", {}, self.globals))
+            except RecursionError:
+                raise CnnError("the network is nested too deeply to expand", self.program.net.span,
+                               hint="name parts with `def` instead of nesting them", code="E401") from None
+            if not self.graph.nodes and not self.errors:
+                raise CnnError("the network has no layers", self.program.net.span, code="E304")
+        except CnnError:
+            self.walk()  # a spec the walk refuses gets the walk's error, not what its expansion met
+            raise
+        if self.errors:
+            self.walk()
+        return out
+
+    def walk(self):
+        """Run the budget walk once. What it refuses (OverBudget) replaces the errors the network's
+        expansion has recorded so far: it would have come before them."""
+        if self.walked:
+            return
+        self.walked, self.check_at = True, MAX_STEPS + 1
+        try:
+            self.charge(self.program.net, _Scope("", {}, self.globals))  # refused before any work when too large
+        except CnnError as err:
+            del self.errors[self.network_errors:]
+            raise _Refused(err) from None
 
     def real_path(self) -> str:
         return os.path.realpath(self.path)
@@ -221,18 +273,20 @@ class _Elaborator(Values, Arguments, Budget):
 
     # ---- the network ------------------------------------------------------------------
     def expr(self, e, x: str, sc: _Scope, label: str | None = None) -> str:
-        if isinstance(e, A.Seq):
+        self.visits += 1
+        if self.visits > self.check_at:
+            self.walk()
+        t = type(e)  # the kinds of expression, most frequent first (no AST class has subclasses)
+        if t is A.Call:
+            self.step(e.span)
+            return self.call(e, x, sc, label)
+        if t is A.Label:
+            return self.labelled(e, x, sc)
+        if t is A.Seq:
             for item in e.items:
                 x = self.expr(item, x, sc)
             return x
-        if isinstance(e, A.Call):
-            self.step(e.span)
-            return self.call(e, x, sc, label)
-        if isinstance(e, A.Label):
-            return self.labelled(e, x, sc)
-        if isinstance(e, A.Repeat):
-            return self.repeat(e, x, sc)
-        if isinstance(e, A.Optional):
+        if t is A.Optional:
             self.step(e.span)
             opt = self.optional(e, label, sc)
             if not opt.included:
@@ -240,7 +294,9 @@ class _Elaborator(Values, Arguments, Budget):
             if label and not isinstance(e.body, A.Call):  # `name: (...)?` still opens the scope `name`
                 return self.labelled(A.Label(label, e.body, e.span), x, sc)
             return self.expr(e.body, x, sc, label)
-        if isinstance(e, A.Branches):
+        if t is A.Repeat:
+            return self.repeat(e, x, sc)
+        if t is A.Branches:
             self.step(e.span)
             return self.branches(e, x, sc)
         raise CnnError(f"not a network expression: {type(e).__name__}", getattr(e, "span", None))
@@ -249,7 +305,8 @@ class _Elaborator(Values, Arguments, Budget):
         body = e.body
         if isinstance(body, (A.Call, A.Optional)):
             return self.expr(body, x, sc, label=e.name)
-        inner = self.scope(sc, self.fresh(sc, e.name, labelled=True), Frame("label", "", e.name, span=e.span))
+        path = self.fresh(sc, e.name, labelled=True)
+        inner = self.scope(sc, path, Frame("label", path, e.name, span=e.span))
         return self.expr(body, x, inner)
 
     def repeat(self, e: A.Repeat, x, sc):
@@ -417,6 +474,8 @@ class _Elaborator(Values, Arguments, Budget):
 
     def step(self, span):
         self.steps += 1
+        if self.steps > self.check_at and not self.walked:
+            self.walk()
         if self.steps > MAX_STEPS:
             raise CnnError(f"the spec takes more than {MAX_STEPS:,} steps to expand", span, code="E401",
                            hint="a repeat count is probably far larger than meant")
@@ -438,8 +497,11 @@ class _Elaborator(Values, Arguments, Budget):
         for (param, v) in bound:
             env[param] = v
         inst = self.fresh(sc, label, labelled=True) if label else self.fresh(sc, d.name)
-        inner = self.scope(sc, inst, Frame("block", "", d.name, span=c.span, definition=d, args=bound), env=env, call=d.name,
-                           params=frozenset(p.name for p in d.params))
+        params = self.def_params.get(d.name)
+        if params is None or params[0] is not d:
+            params = self.def_params[d.name] = (d, frozenset(p.name for p in d.params))
+        inner = self.scope(sc, inst, Frame("block", inst, d.name, span=c.span, definition=d, args=bound), env=env,
+                           call=d.name, params=params[1])
         try:
             return self.expr(d.body, x, inner)
         except CnnError as err:
@@ -449,7 +511,8 @@ class _Elaborator(Values, Arguments, Budget):
             raise
 
     def scope(self, sc, path, frame, env=None, call=None, params=None):
-        frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span, frame.definition, frame.args)
+        if frame.path != path:
+            frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span, frame.definition, frame.args)
         return _Scope(path + ".", {}, sc.env if env is None else env, sc.frames + (frame,),
                       sc.stack + ((call,) if call else ()), sc.params if params is None else params)
 
@@ -496,3 +559,13 @@ def parse_volume(text: str) -> tuple:
         raise CnnError(f"--input {text!r} is not a volume", usage=True, code="E501",
                        hint="write height x width x channels, e.g. --input 224x224x3")
     return dims
+
+
+class _Plain(Memoised, _Elaborator):
+    """The elaborator of `elaborate()`: the budget walk only where it can matter (the module's
+    docstring), and arguments and shapes kept across elaborations (memo.py)."""
+    charge_first = False
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.start_memo()
