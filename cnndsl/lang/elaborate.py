@@ -406,7 +406,7 @@ class _Elaborator(Values, Arguments, Budget):
         if c.name in self.defs:
             return self.block(self.defs[c.name], c, x, sc, label)
         try:
-            kind = self.kind_named(c.name, c.span, sc)
+            kind = CALLABLE.get(c.name) or self.kind_named(c.name, c.span, sc)
             attrs, defaults = self.bind(kind, c, sc)
         except CnnError as err:  # a name or argument error: recorded; the layer passes its input through
             self.recover(err, sc)

@@ -84,11 +84,14 @@ class Memoised:
         return key
 
     def read(self, names, span, sc):
-        """The typed values of variables, read as evaluation reads them; None when one cannot be."""
+        """The values of variables, read as evaluation reads them, typed (1 is not true, nor 1.0; an
+        int stands for itself: no other value equals it); None when one cannot be read."""
+        lookup = self.lookup
         try:
-            return tuple([_typed(self.lookup(v, span, sc)) for v in names])
+            values = [lookup(v, span, sc) for v in names]
         except CnnError:
             return None
+        return tuple([v if v.__class__ is int else _typed(v) for v in values])
 
     def bind(self, kind, c, sc):
         memo = self.memo

@@ -67,9 +67,10 @@ def parse_file(path, include_dirs=()) -> A.Program:
 
 
 def _parse(text, path, seen, ctx, quotable=True) -> A.Program:
-    prog = _parsed(text, path, quotable)
+    prog, own = _parsed(text, path, quotable)
     statements = tuple(_include(st, seen, ctx) if isinstance(st, A.Include) else st for st in prog.statements)
-    return replace(prog, statements=statements, names=frozenset(names(statements, prog.net)))
+    included = [st.program.names for st in statements if isinstance(st, A.Include)]
+    return replace(prog, statements=statements, names=own.union(*included) if included else own)
 
 
 # The ASTs of the texts parsed so far, by (path, quotable, text), least recently used first. The
@@ -83,8 +84,9 @@ MAX_PARSED_TEXT = 16_000_000  # characters (bytes) of the texts kept, all togeth
 _parsed_text = [0]
 
 
-def _parsed(text, path, quotable) -> A.Program:
-    """parse_text(text, path, quotable), from the cache when this text was parsed before."""
+def _parsed(text, path, quotable) -> tuple:
+    """(parse_text(text, path, quotable), the names its own text uses), from the cache when this text
+    was parsed before. Its includes are not read: `names` of the parsed statements leaves them out."""
     key = (path, quotable, text)
     with _PARSED_LOCK:
         prog = _PARSED.get(key)
@@ -92,6 +94,7 @@ def _parsed(text, path, quotable) -> A.Program:
             _PARSED.move_to_end(key)
             return prog
     prog = parse_text(text, path, quotable)  # outside the lock: threads parse different files at once
+    prog = (prog, frozenset(names(prog.statements, prog.net)))
     with _PARSED_LOCK:
         if key not in _PARSED:
             _PARSED[key] = prog
