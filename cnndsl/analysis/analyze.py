@@ -43,26 +43,32 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     act_elems = math.prod(graph.input_shape)  # the input counts: it is held while the net runs
     largest = act_elems
     counts = _COUNTS if len(_COUNTS) < MAX_COUNTS else _COUNTS.clear() or _COUNTS
-    shape_of = graph.shape_of
+    shapes = {"input": graph.input_shape}  # the graph's shape_of, as a dict: read for every input
     for node in graph.nodes:
-        name, inputs, attrs = node.name, node.inputs, node.attrs
-        ins = [shape_of(i) for i in inputs]
+        name, inputs, attrs, out = node.name, node.inputs, node.attrs, node.out_shape
+        ins = [shapes[i] for i in inputs]
+        shapes[name] = out
         inplace = name in overwrites
         key = (node.op, id(attrs), inplace, *ins)
         c = counts.get(key)
         if c is None or c[0] is not attrs:  # the attrs object itself: a freed one's id may be reused
-            c = counts[key] = (attrs, _counts(node.kind, attrs, ins, node.out_shape, inplace))
+            c = counts[key] = (attrs, _counts(node.kind, attrs, ins, out, inplace))
         params, buffers, macs, flops, elems, window, (which, extra) = c[1]
+        if len(inputs) == 1 and len(out) == 3 and window is None:  # _receptive_field's commonest case
+            r = rf.get(inputs[0]) or (None, None)
+        else:
+            r = _receptive_field(node, rf, window)
+        rf[name] = r if r[0] else None
+        shares = name in infer_mem
         m = node.meta
         m["params"], m["buffers"], m["macs"], m["flops"], m["act_elems"] = params, buffers, macs, flops, elems
-        m["rf"], m["jump"] = r = _receptive_field(node, rf, window)
-        rf[name] = r if r[0] else None
+        m["rf"], m["jump"] = r
+        m["inplace"] = shares
         total_params += params
         total_buffers += buffers
         total_macs += macs
         total_flops += flops
-        m["inplace"] = name in infer_mem
-        if not m["inplace"]:
+        if not shares:
             act_elems += elems
         shared = train_mem.get(name)
         alias[name] = alias[shared] if shared else name

@@ -28,28 +28,28 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
     descs = _DESCS if len(_DESCS) < 50_000 else _DESCS.clear() or _DESCS
     blocks = {}  # id(frames) -> the innermost block or label path: a scope's nodes share their frames
     for n in graph.nodes:
-        m, attrs, frames = n.meta, n.attrs, n.frames
+        m, attrs, frames, span = n.meta, n.attrs, n.frames, n.span
         desc = descs.get((n.op, id(attrs)))
         if desc is None or desc[0] is not attrs:  # the attrs object itself: a freed one's id may be reused
             desc = descs[(n.op, id(attrs))] = (attrs, n.kind.describe(attrs))
         block = blocks.get(id(frames), blocks)
         if block is blocks:
             block = blocks[id(frames)] = next((f.path for f in reversed(frames) if f.kind != "repeat"), None)
-        rf, jump = m["rf"], m["jump"]
+        rf, jump, elems, warnings = m["rf"], m["jump"], m["act_elems"], m.get("warnings")
         layers.append({
             "name": n.name, "op": n.op, "desc": desc[1],
-            "line": n.span.line if n.span else None, "col": n.span.col if n.span else None,
+            "line": span.line if span else None, "col": span.col if span else None,
             "inputs": list(n.inputs), "out": list(n.out_shape),
             "params": m["params"], "macs": m["macs"], "flops": m["flops"],
-            "act_elems": m["act_elems"], "act_bytes": m["act_elems"] * nbytes,
+            "act_elems": elems, "act_bytes": elems * nbytes,
             "inplace": m["inplace"],  # shares its input's memory at inference (not in totals.act_bytes)
             "rf": rf if rf is None else rf[0] if rf[0] == rf[1] else list(rf),  # _square, inline
             "jump": jump if jump is None else jump[0] if jump[0] == jump[1] else list(jump),
             "implicit": n.implicit,
             "block": block,
             "defaults": {k: _jsonable(v) for k, (v, _) in n.defaults.items()} if n.defaults else {},
-            "warnings": [w.message + (f" ({w.arithmetic})" if w.arithmetic else "") for w in m["warnings"]]
-            if m.get("warnings") else [],
+            "warnings": [w.message + (f" ({w.arithmetic})" if w.arithmetic else "") for w in warnings]
+            if warnings else [],
         })
     rep = {
         "schema": SCHEMA, "source": graph.source, "input": list(graph.input_shape), "output": graph.output,

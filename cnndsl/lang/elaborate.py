@@ -35,11 +35,11 @@ from ..errors import MAX_ERRORS, CnnError, Diagnostic, Note, Span
 from ..ir import Frame, Graph, Node, Optional_
 from .arguments import Arguments
 from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
-from .values import BOOLS, MAX_NODES, POISON, Poisoned, Values, _Scope, show as _show
+from .values import BOOLS, MAX_BLOCK_DEPTH, MAX_NODES, POISON, Poisoned, Values, _Scope, show as _show
 from .budget import MAX_STEPS, Budget
 from .memo import Memoised
+from .replay import Replay
 
-MAX_BLOCK_DEPTH = 100
 CHECK_AT = 5_000  # steps or expressions after which an expansion stops to run the budget walk
 
 
@@ -83,6 +83,10 @@ class _Elaborator(Values, Arguments, Budget):
         self.read_files: set = set()  # id of each included Program whose statements took effect
         self.label_numbers: dict = {}  # full label -> the last number its copies were given
         self.def_params: dict = {}    # def name -> (the Def, its parameters' names)
+        self.taken_log: list | None = None  # names given out, in order, while a block is recorded (replay.py)
+        self.opt_log: list | None = None    # optionals met, likewise
+        self.auto_named = 0           # unlabelled optional groups numbered so far
+        self.deepest = 0              # the most blocks open at once
         self.visits = 0               # network expressions expanded (the budget walk's work is below it)
         self.check_at = CHECK_AT      # steps or visits at which the budget walk runs, if it has not
         self.walked = False           # whether the budget walk has run
@@ -303,7 +307,7 @@ class _Elaborator(Values, Arguments, Budget):
 
     def labelled(self, e: A.Label, x, sc):
         body = e.body
-        if isinstance(body, (A.Call, A.Optional)):
+        if type(body) is A.Call or type(body) is A.Optional:
             return self.expr(body, x, sc, label=e.name)
         path = self.fresh(sc, e.name, labelled=True)
         inner = self.scope(sc, path, Frame("label", path, e.name, span=e.span))
@@ -359,7 +363,10 @@ class _Elaborator(Values, Arguments, Budget):
         site = (e.span.source.path, e.span.line, e.span.col)
         name = self.optional_names.get(site)
         if name is None:
-            name = e.switch(label) or f"optional{len(self.optional_names) + 1}"
+            name = e.switch(label)
+            if name is None:
+                name = f"optional{len(self.optional_names) + 1}"
+                self.auto_named += 1
             self.optional_names[site] = name
         included, source = True, "default"
         if name in sc.params:  # per call: def block(c, shortcut=off) = ... shortcut: (...)?
@@ -385,6 +392,8 @@ class _Elaborator(Values, Arguments, Budget):
             self.optionals[key] = Optional_(name, e.span, included, source)
         opt = self.optionals[key]
         opt.uses += 1
+        if self.opt_log is not None:
+            self.opt_log.append((site, name, e.span, included, source))
         return opt
 
     def branches(self, e: A.Branches, x, sc):
@@ -457,8 +466,8 @@ class _Elaborator(Values, Arguments, Budget):
     def add(self, kind, attrs, inputs, shape, span, sc, name, implicit=False, defaults=None, warnings=(), site=None) -> str:
         if warnings:  # shared by every node of a call site: give each its layer and its call trace
             warnings = [self.located(w, name, sc) for w in warnings]
-        node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit, defaults or {},
-                    {"warnings": list(warnings)} if warnings else {}, site)
+        node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit,
+                    {} if defaults is None else defaults, {"warnings": list(warnings)} if warnings else {}, site)
         if self.node_count() >= MAX_NODES:
             raise CnnError(f"the network expands to more than {MAX_NODES:,} layers", span, code="E401")
         if warnings:
@@ -502,13 +511,19 @@ class _Elaborator(Values, Arguments, Budget):
             params = self.def_params[d.name] = (d, frozenset(p.name for p in d.params))
         inner = self.scope(sc, inst, Frame("block", inst, d.name, span=c.span, definition=d, args=bound), env=env,
                            call=d.name, params=params[1])
+        if len(inner.stack) > self.deepest:
+            self.deepest = len(inner.stack)
         try:
-            return self.expr(d.body, x, inner)
+            return self.block_body(d, x, inner)
         except CnnError as err:
             # the fault is in the block's text; say which call made it (a short call trace)
             if err.span is not None and err.span != c.span and len(err.notes) < 5 and not err.others and not err.truncated:
                 err.notes = err.notes + ((c.span, f"in block `{d.name}`, called here"),)
             raise
+
+    def block_body(self, d: A.Def, x, inner) -> str:
+        """Expand a block's body from x in its own scope (`inner`, whose last frame is the call's)."""
+        return self.expr(d.body, x, inner)
 
     def scope(self, sc, path, frame, env=None, call=None, params=None):
         if frame.path != path:
@@ -534,6 +549,8 @@ class _Elaborator(Values, Arguments, Budget):
                 if name not in taken:
                     break
         taken.add(name)
+        if self.taken_log is not None:
+            self.taken_log.append(name)
         return name
 
 
@@ -561,11 +578,13 @@ def parse_volume(text: str) -> tuple:
     return dims
 
 
-class _Plain(Memoised, _Elaborator):
+class _Plain(Replay, Memoised, _Elaborator):
     """The elaborator of `elaborate()`: the budget walk only where it can matter (the module's
-    docstring), and arguments and shapes kept across elaborations (memo.py)."""
+    docstring); arguments and shapes kept across elaborations (memo.py), and block expansions
+    (replay.py)."""
     charge_first = False
 
     def __init__(self, *args):
         super().__init__(*args)
         self.start_memo()
+        self.start_replay()

@@ -6,8 +6,8 @@ program.py parses each text once, so a spec loaded again, or a library that many
 hands the elaborator the same AST nodes: what their arguments bind to is then known already. A
 key holds everything the result depends on, so a hit is what the work would have given:
 
-    call site's attributes   (id of the Call, `default`s in force for its kind, values of the
-                              variables its arguments read)
+    call site's attributes   (id of the Call, the kind it names, `default`s in force for the kind,
+                              values of the variables its arguments read)
     equal arguments          (kind, bare, `default`s, the arguments' values): one attrs object for
                               every call site that writes them, so that shapes and counts are
                               worked out once per distinct layer (a spec with every layer written
@@ -35,13 +35,16 @@ _PLAIN = (int, float, bool, str)
 
 class _Store:
     def __init__(self):
-        self.sites: dict = {}    # id(Call) -> (arguments matched to the schema, variables they read)
-        self.bound: dict = {}    # (id(Call), defaults, values read) -> (attrs, defaults)
+        self.sites: dict = {}    # (id(Call), id(kind)) -> (arguments matched to the schema, variables they read)
+        self.bound: dict = {}    # (id(Call), id(kind), defaults, values read) -> (attrs, defaults)
         self.equal: dict = {}    # (kind, bare, defaults, (argument, value), ...) -> (attrs, defaults)
         self.blocks: dict = {}   # (id(Call), id(Def)) -> (variables read by the call, by the defaults it uses)
         self.args: dict = {}     # (id(Call), id(Def), values read) -> ((parameter, value), ...)
-        self.shapes: dict = {}   # (kind, id(attrs), strict, input shapes...) -> output shape
+        self.shapes: dict = {}   # (id(kind), id(attrs), strict, input shapes...) -> output shape
+        self.blocks_done: dict = {}  # (id(Def), arguments, input shape, environment, repeats) -> replay.Template
+        self.envs: dict = {}     # an elaboration's environment (replay.py) -> a small number
         self.pins: dict = {}     # id -> object: what a key's ids stand for stays alive
+        self.template_nodes = 0  # nodes held by the templates
 
     def pin(self, *objects):
         for o in objects:
@@ -54,7 +57,7 @@ _STORE = [_Store()]
 def store() -> _Store:
     """The memo; a fresh one once the current one holds MAX_ENTRIES objects."""
     s = _STORE[0]
-    if len(s.pins) + len(s.bound) + len(s.args) + len(s.shapes) > MAX_ENTRIES:
+    if len(s.pins) + len(s.bound) + len(s.args) + len(s.shapes) + s.template_nodes > MAX_ENTRIES:
         s = _STORE[0] = _Store()
     return s
 
@@ -95,28 +98,29 @@ class Memoised:
 
     def bind(self, kind, c, sc):
         memo = self.memo
-        site = memo.sites.get(id(c))
+        site = memo.sites.get((id(c), id(kind)))
         if site is None:
             pairs = self.match_args(kind, c.args, c.span, c.name)
             site = (pairs, tuple(sorted({v for _, a in pairs for v in _free_vars(a.value)})))
-            memo.pin(c)
-            memo.sites[id(c)] = site
+            memo.pin(c, kind)
+            memo.sites[(id(c), id(kind))] = site
         pairs, free = site
         read = self.read(free, c.span, sc) if free else ()
         if read is None:
             return super().bind(kind, c, sc)  # evaluation reports the variable
-        key = (id(c), self.defaults_key(kind), read)
+        key = (id(c), id(kind), self.defaults_key(kind), read)
         hit = memo.bound.get(key)
         if hit is None:
             raw = [self.value(arg.value, sc) for _, arg in pairs]
             equal = None
             if all(_plain(v) for v in raw):
-                equal = (kind.name, c.bare, self.defaults_key(kind), *[(s.name, _typed(v)) for (s, _), v in zip(pairs, raw)])
+                equal = (id(kind), c.bare, self.defaults_key(kind), *[(s.name, _typed(v)) for (s, _), v in zip(pairs, raw)])
                 hit = memo.equal.get(equal)
             if hit is None:
                 hit = self.bind_values(kind, c, pairs, raw)
                 if equal is not None:
                     memo.equal[equal] = hit
+            memo.pin(kind)
             memo.bound[key] = hit
         return hit  # shared by every node of these arguments: read-only
 
@@ -147,13 +151,13 @@ class Memoised:
     def infer(self, kind, attrs, inputs, span):
         shape_of = self.graph.shape_of
         ins = [shape_of(i) for i in inputs]
-        key = (kind.name, id(attrs), self.strict, *ins)
+        key = (id(kind), id(attrs), self.strict, *ins)
         shape = self.memo.shapes.get(key)
         if shape is not None:
             return shape, ()
         shape, warnings = self.infer_once(kind, attrs, ins, span)
         if not warnings:
-            self.memo.pin(attrs)
+            self.memo.pin(attrs, kind)
             self.memo.shapes[key] = shape
         return shape, warnings
 

@@ -16,6 +16,7 @@ from ..errors import CnnError
 from .functions import FUNCTIONS
 
 MAX_NODES = 100_000   # layers a spec may expand to: building and reporting them takes ~2 s
+MAX_BLOCK_DEPTH = 100  # blocks open at once (a block calling a block ...)
 MAX_COUNT = 1_000_000   # a repeat count (a body that makes nothing may repeat that often)
 MAX_NUMBER = 10**18
 # Python's True/False as well: `bias=False` means what it means in PyTorch
