@@ -8,8 +8,7 @@
     model = net.to_torch()                # a torch.nn.Module
 """
 from .errors import CnnError, Diagnostic
-from .lang.astnodes import Program
-from .net import Net, load, loads, parse
+from .net import Net, Program, load, loads, parse
+from .version import __version__
 
 __all__ = ["CnnError", "Diagnostic", "Net", "Program", "load", "loads", "parse"]
-__version__ = "0.1.0"

@@ -314,7 +314,7 @@ def _model(net, opset, batch_dim, extra_inputs=(), pre=None):
 
 
 def _cnndsl_version():
-    from .. import __version__
+    from ..version import __version__
     return __version__
 
 

@@ -3,7 +3,8 @@
     >>> prog = parse("input 32x32x3\\nlet N = 2\\n(CONV(8, 3, p=1) - RELU)*N - POOL?")
     >>> sorted(prog.names)
     ['N', 'pool']
-    >>> len(prog.bind(bindings={"N": 3, "pool": "off"}).graph.nodes)
+    >>> from cnndsl.lang.elaborate import elaborate
+    >>> len(elaborate(prog, bindings={"N": 3, "pool": "off"}).nodes)
     6
 
 `Program.names` holds every name the text could use: `let`s, optionals (by the names

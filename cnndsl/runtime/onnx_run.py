@@ -202,14 +202,16 @@ def _read_npy(path, name, dims):
 
 # ---- the library call -------------------------------------------------------------------------
 def _load_model(model, bindings):
-    """(model for onnxruntime: a path or bytes, description, warnings of the spec)."""
-    path = os.fspath(model)
-    if path.endswith(".net") or _is_spec(path):
-        from ..net import load
-        net = load(path, bindings=bindings)
+    """(model for onnxruntime: a path or bytes, description, warnings of the spec). A spec comes as
+    the Net its caller loaded (the runtime stands beside the backends, below the API that loads)."""
+    if hasattr(model, "to_onnx"):
         from ..backends.onnx_graph import DEFAULT_OPSET
-        model = net.to_onnx(batch="dynamic")
-        return model.SerializeToString(), f"{path} (exported with random weights, opset {DEFAULT_OPSET})", net.warnings
+        onnx_model = model.to_onnx(batch="dynamic")
+        return (onnx_model.SerializeToString(), f"{model.path} (exported with random weights, opset {DEFAULT_OPSET})",
+                model.warnings)
+    path = os.fspath(model)
+    if is_spec(path):
+        raise CnnError(f"{path} is a spec: load it first, benchmark(cnndsl.load(path, bindings=...))", usage=True)
     if bindings:
         raise CnnError("-D binds variables of a .net spec; an .onnx model has none", usage=True)
     if not os.path.isfile(path):
@@ -220,10 +222,14 @@ def _load_model(model, bindings):
 SPEC_STARTS = re.compile(r"(input|let|def|default|include)\b")
 
 
-def _is_spec(path) -> bool:
-    """Whether a file not named *.net holds a cnndsl spec: UTF-8 text whose first statement (after
+def is_spec(path) -> bool:
+    """Whether a file is a cnndsl spec: named *.net, or UTF-8 text whose first statement (after
     comments and blank lines) is one that a spec opens with. An ONNX model is protobuf: its first
     byte is a field tag (0x08, ir_version), never text like this."""
+    return os.fspath(path).endswith(".net") or _is_spec(path)
+
+
+def _is_spec(path) -> bool:
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
@@ -241,7 +247,7 @@ def _is_spec(path) -> bool:
 
 def benchmark(model, data="random", batch=None, repeat=20, provider="auto", bindings=None, top=5,
               normalize=True) -> dict:
-    """Run `model` (a .onnx path, or a .net spec exported with random weights) in onnxruntime and
+    """Run `model` (a .onnx path, or a Net: a spec, exported with random weights) in onnxruntime and
     time it: {model, provider, asked, input, input_shape, source, output, output_shape, median_ms,
     p90_ms, repeat, warmup, warnings (CnnErrors of the spec), preprocessing, notes, top}. `data`:
     "random", an .npy path or an image file; given data is normalised as the model's metadata
