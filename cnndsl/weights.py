@@ -153,6 +153,8 @@ def _safetensors_meta(data: bytes) -> dict:
 
 def _open(source) -> tuple[dict, dict, str]:
     """(state_dict, metadata, what to call it) from a path, a module or a state_dict."""
+    if isinstance(source, tuple) and len(source) == 3:  # read already (the ONNX backend's, without torch)
+        return source
     if isinstance(source, (str, os.PathLike)):
         sd, meta = read(source)
         return sd, meta, os.fspath(source)
