@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import os
 import re
 import threading
@@ -130,6 +129,7 @@ class Net:
     @property
     def spec_info(self) -> dict:
         """{str: str}: what a checkpoint saved from this net records in its safetensors metadata."""
+        import json
         from .version import __version__
         return {"spec_sha256": self.spec_hash or "", "spec_name": self.name, "spec_path": self.path,
                 "bindings": json.dumps(getattr(self, "_bindings", {}), sort_keys=True),

@@ -11,8 +11,6 @@ its rows with `inplace` false sum to `totals.act_elems`.
 """
 from __future__ import annotations
 
-import csv
-import io
 
 from .analyze import DTYPE_BYTES, analyze, max_batch
 from ..ir import Graph
@@ -212,6 +210,8 @@ CSV_FIELDS = ("name", "op", "desc", "line", "col", "out", "params", "macs", "flo
 def csv_text(rep: dict) -> str:
     """A row per layer under a header, the first row the input (op INPUT): summing `act_elems` over the rows
     whose `inplace` is false gives `totals.act_elems`. Columns are only ever appended."""
+    import csv
+    import io
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_FIELDS)

@@ -9,8 +9,6 @@ expressions in a scope, with the limits that keep hostile specs cheap.
 """
 from __future__ import annotations
 
-import difflib
-
 from . import astnodes as A
 from ..errors import CnnError
 from .functions import FUNCTIONS
@@ -98,7 +96,7 @@ class Values:
         memo = self.__dict__.setdefault("_close_vars", {})  # once per name and scope, not per repeat
         key = (name, len(sc.env), next(iter(sc.env), None))
         if key not in memo:
-            memo[key] = difflib.get_close_matches(name[:100], sorted(sc.env), 1)
+            memo[key] = _close_matches(name[:100], sorted(sc.env), 1)
         close = memo[key]
         raise CnnError(f"`{name}` is not bound", span, code="E205",
                        hint=(f"did you mean `{close[0]}`? " if close else "")
@@ -148,7 +146,7 @@ class Values:
         """`min(a, b)`, `make_divisible(v, 8)`, ...: lang/functions.py; numbers in, a number out."""
         f = FUNCTIONS.get(e.name)
         if f is None:
-            close = difflib.get_close_matches(e.name, list(FUNCTIONS), 1)
+            close = _close_matches(e.name, list(FUNCTIONS), 1)
             raise CnnError(f"unknown function `{e.name}`", e.span, code="E205",
                            hint=(f"did you mean `{close[0]}`? " if close else "") + "the functions: " + ", ".join(FUNCTIONS))
         lo, hi = f.arity
@@ -189,3 +187,9 @@ def show(v) -> str:
     if isinstance(v, tuple):
         return "(" + ", ".join(show(i) for i in v) + ")"
     return repr(v)
+
+
+def _close_matches(word, possibilities, n=3, cutoff=0.6):
+    """difflib.get_close_matches, imported when a message needs it (not on every cold start)."""
+    import difflib
+    return difflib.get_close_matches(word, possibilities, n, cutoff)
