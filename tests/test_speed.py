@@ -142,3 +142,29 @@ def test_export_with_safetensors_weights_never_imports_torch(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env=dict(os.environ, PYTHONPATH=ROOT))
     assert p.returncode == 0 and p.stderr.strip().endswith("[]"), p.stderr
+
+
+def test_the_fast_lalr_loop_builds_what_lark_builds():
+    # every spec of the repository (and the error corpus): the same AST, or lark's own error
+    from cnndsl.lang import lalr, syntax as S
+    files = sorted(set(glob.glob(os.path.join(ROOT, "nets", "**", "*.net"), recursive=True)
+                       + glob.glob(os.path.join(ROOT, "tests", "**", "*.net"), recursive=True)))
+    parser = S._parser()
+    for path in files:
+        try:
+            src = S._source(open(path, "rb").read(), path)
+        except cnndsl.CnnError:
+            continue
+        results = []
+        for run in (lambda: lalr.parse(parser, src.text, "start", parser.options.postlex),
+                    lambda: parser.parse(src.text, start="start")):
+            token = S._CURRENT.set(S._Parse(src, True, {}))
+            try:
+                prog = run()
+                results.append((prog.statements, prog.net))
+            except Exception:
+                results.append(None)
+            finally:
+                S._CURRENT.reset(token)
+        fast, lark = results
+        assert fast == lark or (fast is None and lark is None), path
