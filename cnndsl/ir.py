@@ -94,6 +94,11 @@ class Graph:
         self._by_name[node.name] = node
         return node
 
+    def extend(self, nodes) -> None:
+        """Add nodes in execution order (a replayed block's, lang/replay.py)."""
+        self.nodes.extend(nodes)
+        self._by_name.update([(n.name, n) for n in nodes])
+
     def __getitem__(self, name: str) -> Node:
         return self._by_name[name]
 

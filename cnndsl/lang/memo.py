@@ -43,6 +43,7 @@ class _Store:
         self.shapes: dict = {}   # (id(kind), id(attrs), strict, input shapes...) -> output shape
         self.blocks_done: dict = {}  # (id(Def), arguments, input shape, environment, repeats) -> replay.Template
         self.envs: dict = {}     # an elaboration's environment (replay.py) -> a small number
+        self.typed_args: dict = {}  # id(a block call's bound arguments) -> (them, as a key)
         self.pins: dict = {}     # id -> object: what a key's ids stand for stays alive
         self.template_nodes = 0  # nodes held by the templates
 

@@ -26,11 +26,24 @@ is not kept.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 from ..ir import Frame, Node
 from ..kinds import CALLABLE, KINDS
 from .arguments import _typed
 from .budget import MAX_STEPS
 from .values import MAX_BLOCK_DEPTH, MAX_NODES
+
+
+FRAME_FIELDS = tuple(f.name for f in fields(Frame))
+
+
+def _frame(values: dict) -> Frame:
+    """A Frame of its fields' values, made without the frozen dataclass's __init__ (a field at a time
+    through object.__setattr__: the most of a replay's time); the same object in every other way."""
+    frame = object.__new__(Frame)
+    frame.__dict__.update(values)
+    return frame
 
 
 class Template:
@@ -81,8 +94,10 @@ class Replay:
         key = None
         if env is not None:
             try:
-                key = (id(d), _typed(tuple(v for _, v in frame.args)), self.graph.shape_of(x), env,
-                       tuple(self.repeats))
+                args = self.memo.typed_args.get(id(frame.args))
+                if args is None or args[0] is not frame.args:
+                    args = self.memo.typed_args[id(frame.args)] = (frame.args, _typed(tuple(v for _, v in frame.args)))
+                key = (id(d), args[1], self.graph.shape_of(x), env, tuple(self.repeats))
                 hash(key)
             except TypeError:
                 key = None
@@ -152,8 +167,9 @@ class Replay:
                         if not f.path.startswith(inst):
                             return None
                         i = seen[id(f)] = len(made)
-                        made.append((f.kind, f.path[cut:], f.name, f.index, f.count, f.span, f.definition, f.args,
-                                     f.variable))
+                        values = {name: getattr(f, name) for name in FRAME_FIELDS}
+                        values["path"] = f.path[cut:]
+                        made.append(values)
                     refs.append(i)
                 at = index[id(n.frames)] = len(tuples)
                 tuples.append(tuple(refs))
@@ -177,13 +193,12 @@ class Replay:
         call = inner.frames[-1]  # the call's own frame: its span is this call's
         inst, outer = call.path, inner.frames[:-1]
         made, tuples = t.frames
-        new = [call if k == "block" and p == "" else Frame(k, inst + p, name, i, n, span, definition, args, variable)
-               for k, p, name, i, n, span, definition, args, variable in made]
-        frames = [outer + tuple(new[i] for i in refs) for refs in tuples]
-        add = self.graph.add
-        for name, op, attrs, inputs, span, shape, at, implicit, defaults, site in t.nodes:
-            add(Node(inst + name, op, attrs, [x if i is None else inst + i for i in inputs], span, shape, frames[at],
-                     implicit, defaults, {}, site))
+        new = [call if values["kind"] == "block" and values["path"] == "" else
+               _frame({**values, "path": inst + values["path"]}) for values in made]
+        frames = [outer + tuple([new[i] for i in refs]) for refs in tuples]
+        self.graph.extend([Node(inst + name, op, attrs, [x if i is None else inst + i for i in inputs], span, shape,
+                                frames[at], implicit, defaults, {}, site)
+                           for name, op, attrs, inputs, span, shape, at, implicit, defaults, site in t.nodes])
         self.taken.update(inst + name for name in t.taken)
         if self.taken_log is not None:
             self.taken_log.extend(inst + name for name in t.taken)
