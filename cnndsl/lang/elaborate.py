@@ -136,7 +136,7 @@ class _Elaborator(Values, Arguments, Budget):
             self.walk()
         try:
             try:
-                out = self.expr(self.program.net, "input", _Scope("", {}, self.globals))
+                out = self.network_body(_Scope("", {}, self.globals))
             except RecursionError:
                 raise CnnError("the network is nested too deeply to expand", self.program.net.span,
                                hint="name parts with `def` instead of nesting them", code="E401") from None
@@ -148,6 +148,10 @@ class _Elaborator(Values, Arguments, Budget):
         if self.errors:
             self.walk()
         return out
+
+    def network_body(self, sc) -> str:
+        """Expand the network expression from the input, in the top scope."""
+        return self.expr(self.program.net, "input", sc)
 
     def walk(self):
         """Run the budget walk once. What it refuses (OverBudget) replaces the errors the network's

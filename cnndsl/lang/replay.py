@@ -104,35 +104,48 @@ class Replay:
         if key is None:
             return super().block_body(d, x, inner)
         t = self.memo.blocks_done.get(key)
-        if t is not None and self.fits(t, inner):
-            return self.replay(t, x, inner)
-        return self.record(key, d, x, inner)
+        if t is not None and self.fits(t, len(inner.stack)):
+            return self.replay(t, x, frame.path, inner.frames[:-1], len(inner.stack), frame)
+        return self.record(key, d, lambda: super(Replay, self).block_body(d, x, inner), frame.path, x,
+                           len(inner.frames) - 1, len(inner.stack))
 
-    def fits(self, t: Template, inner) -> bool:
+    def network_body(self, sc) -> str:
+        """The network itself, as a block called once: a spec elaborated again with nothing changed
+        (its text, includes, bindings and input) replays its whole expansion."""
+        env, net = self.environment(), self.program.net
+        key = None if env is None else (id(net), self.graph.input_shape, env)
+        if key is None:
+            return super().network_body(sc)
+        t = self.memo.blocks_done.get(key)
+        if t is not None and self.fits(t, 0):
+            return self.replay(t, "input", "", (), 0, None)
+        return self.record(key, net, lambda: super(Replay, self).network_body(sc), "", "input", 0, 0)
+
+    def fits(self, t: Template, stack: int) -> bool:
         """Whether replaying stays inside the limits where expanding would (else expand: it refuses)."""
         if self.steps + t.steps > MAX_STEPS or self.node_count() + len(t.nodes) > MAX_NODES:
             return False
-        if len(inner.stack) + t.depth > MAX_BLOCK_DEPTH:
+        if stack + t.depth > MAX_BLOCK_DEPTH:
             return False
         if not self.walked and (self.steps + t.steps > self.check_at or self.visits + t.visits > self.check_at):
             self.walk()  # the budget walk, where the expansion would have run it
         return True
 
-    def record(self, key, d, x, inner):
-        inst = inner.frames[-1].path
+    def record(self, key, pin, run, inst, x, outer, stack):
+        """run() (an expansion under the name `inst`, from x), kept as a Template when it can be."""
         graph = self.graph
         n0, steps, visits, deepest = len(graph.nodes), self.steps, self.visits, self.deepest
         errors, warnings, walked, auto = len(self.errors), len(graph.warnings), self.walked, self.auto_named
         globals0 = len(self.globals)
         taken_log, opt_log, used = self.taken_log, self.opt_log, self.used
-        self.taken_log, self.opt_log, self.used, self.deepest = [], [], set(), len(inner.stack)
+        self.taken_log, self.opt_log, self.used, self.deepest = [], [], set(), stack
         try:
-            out = super().block_body(d, x, inner)
+            out = run()
             ok = (len(self.errors) == errors and len(graph.warnings) == warnings and self.walked == walked
                   and self.auto_named == auto)
-            template = self.template(inst, x, out, graph.nodes[n0:], len(inner.frames) - 1, self.taken_log,
-                                     self.opt_log, set(self.used), list(self.globals.items())[globals0:],
-                                     self.steps - steps, self.visits - visits, self.deepest - len(inner.stack)) if ok else None
+            template = self.template(inst, x, out, graph.nodes[n0:], outer, self.taken_log, self.opt_log,
+                                     set(self.used), list(self.globals.items())[globals0:], self.steps - steps,
+                                     self.visits - visits, self.deepest - stack) if ok else None
         finally:
             if taken_log is not None:
                 taken_log += self.taken_log
@@ -143,7 +156,7 @@ class Replay:
             self.deepest = max(deepest, self.deepest)
         if template is not None:
             memo = self.memo
-            memo.pin(d)
+            memo.pin(pin)
             memo.blocks_done[key] = template
             memo.template_nodes += len(template.nodes) + 1
         return out
@@ -151,7 +164,7 @@ class Replay:
     def template(self, inst, x, out, nodes, outer, taken, optionals, used, globals_, steps, visits, depth):
         """The Template of an expansion, or None when a name in it is not under the instance's."""
         cut = len(inst)
-        prefix = inst + "."
+        prefix = inst + "." if inst else ""  # the network itself: every name is its own
         made, seen = [], {}   # the frames below the call's scope, each once (nodes of a scope share them)
         tuples, index = [], {}
         rows = []
@@ -189,17 +202,17 @@ class Replay:
                         tuple(t[cut:] for t in taken), tuple(optionals), frozenset(used), tuple(globals_), steps,
                         visits, depth)
 
-    def replay(self, t: Template, x, inner) -> str:
-        call = inner.frames[-1]  # the call's own frame: its span is this call's
-        inst, outer = call.path, inner.frames[:-1]
+    def replay(self, t: Template, x, inst, outer, stack, call) -> str:
+        """The template's nodes from x, under the name `inst`, inside the frames `outer`; `call` is the
+        block call's own frame (its span is this call's), None for the network itself."""
         made, tuples = t.frames
-        new = [call if values["kind"] == "block" and values["path"] == "" else
+        new = [call if call is not None and values["kind"] == "block" and values["path"] == "" else
                _frame({**values, "path": inst + values["path"]}) for values in made]
         frames = [outer + tuple([new[i] for i in refs]) for refs in tuples]
         self.graph.extend([Node(inst + name, op, attrs, [x if i is None else inst + i for i in inputs], span, shape,
                                 frames[at], implicit, defaults, {}, site)
                            for name, op, attrs, inputs, span, shape, at, implicit, defaults, site in t.nodes])
-        self.taken.update(inst + name for name in t.taken)
+        self.taken.update([inst + name for name in t.taken])
         if self.taken_log is not None:
             self.taken_log.extend(inst + name for name in t.taken)
         self.replay_optionals(t.optionals)
@@ -208,8 +221,8 @@ class Replay:
             self.globals.setdefault(name, value)
         self.steps += t.steps
         self.visits += t.visits
-        if len(inner.stack) + t.depth > self.deepest:
-            self.deepest = len(inner.stack) + t.depth
+        if stack + t.depth > self.deepest:
+            self.deepest = stack + t.depth
         return x if t.out is None else inst + t.out
 
     def replay_optionals(self, met):
