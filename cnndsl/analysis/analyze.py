@@ -46,7 +46,7 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     shapes = {"input": graph.input_shape}  # the graph's shape_of, as a dict: read for every input
     for node in graph.nodes:
         name, inputs, attrs, out = node.name, node.inputs, node.attrs, node.out_shape
-        ins = [shapes[i] for i in inputs]
+        ins = [shapes[inputs[0]]] if len(inputs) == 1 else [shapes[i] for i in inputs]
         shapes[name] = out
         inplace = name in overwrites
         key = (node.op, id(attrs), inplace, *ins)
@@ -54,8 +54,15 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
         if c is None or c[0] is not attrs:  # the attrs object itself: a freed one's id may be reused
             c = counts[key] = (attrs, _counts(node.kind, attrs, ins, out, inplace))
         params, buffers, macs, flops, elems, window, (which, extra) = c[1]
-        if len(inputs) == 1 and len(out) == 3 and window is None:  # _receptive_field's commonest case
-            r = rf.get(inputs[0]) or (None, None)
+        if len(inputs) == 1 and len(out) == 3:  # _receptive_field, inline for one input
+            r = rf.get(inputs[0])
+            if not r:
+                r = (None, None)
+            elif window is not None:
+                (rh, rw), (jh, jw) = r
+                (kh, kw), (sh, sw) = window
+                r = ((min(RF_CAP, rh + (kh - 1) * jh), min(RF_CAP, rw + (kw - 1) * jw)),
+                     (min(RF_CAP, jh * sh), min(RF_CAP, jw * sw)))
         else:
             r = _receptive_field(node, rf, window)
         rf[name] = r if r[0] else None

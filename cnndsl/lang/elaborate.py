@@ -236,10 +236,14 @@ class _Elaborator(Values, Arguments, Budget):
             self.globals[st.name] = self.binding(st.name)
             return
         try:
-            self.globals[st.name] = self.value(st.value, _Scope("", {}, self.globals))
+            self.globals[st.name] = self.let_value(st)
         except CnnError as err:
             self.globals[st.name] = POISON  # its uses would only repeat this error
             self.recover(err)
+
+    def let_value(self, st: A.Let):
+        """The value of a `let`'s expression (the lets before it bound)."""
+        return self.value(st.value, _Scope("", {}, self.globals))
 
     def include(self, st: A.Include, seen):
         from .program import resolve

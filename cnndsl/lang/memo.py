@@ -14,6 +14,7 @@ key holds everything the result depends on, so a hit is what the work would have
                               out costs about what the same layers in a repeat cost)
     block call's arguments   (ids of the Call and the Def, values of the variables its arguments
                               and the defaults it uses read)
+    a `let`'s value          (id of the Let, values of the variables it reads)
     output shape             (kind, id of attrs, strict, input shapes); only shapes that came
                               without a warning (a warning points at one call)
 
@@ -44,6 +45,8 @@ class _Store:
         self.blocks_done: dict = {}  # (id(Def), arguments, input shape, environment, repeats) -> replay.Template
         self.envs: dict = {}     # an elaboration's environment (replay.py) -> a small number
         self.typed_args: dict = {}  # id(a block call's bound arguments) -> (them, as a key)
+        self.lets: dict = {}     # id(Let) -> the variables its expression reads
+        self.values: dict = {}   # (id(Let), values read) -> its value
         self.pins: dict = {}     # id -> object: what a key's ids stand for stays alive
         self.template_nodes = 0  # nodes held by the templates
 
@@ -58,7 +61,7 @@ _STORE = [_Store()]
 def store() -> _Store:
     """The memo; a fresh one once the current one holds MAX_ENTRIES objects."""
     s = _STORE[0]
-    if len(s.pins) + len(s.bound) + len(s.args) + len(s.shapes) + s.template_nodes > MAX_ENTRIES:
+    if len(s.pins) + len(s.bound) + len(s.args) + len(s.shapes) + len(s.values) + s.template_nodes > MAX_ENTRIES:
         s = _STORE[0] = _Store()
     return s
 
@@ -147,6 +150,24 @@ class Memoised:
         hit = memo.args.get(key)
         if hit is None:
             hit = memo.args[key] = tuple(super().block_args(d, c, sc))
+        return hit
+
+    def let_value(self, st):
+        """A `let`'s value, by its expression and the values of the variables it reads (RegNet's
+        library computes two dozen quantised widths: once, not on every elaboration)."""
+        memo = self.memo
+        free = memo.lets.get(id(st))
+        if free is None:
+            free = memo.lets[id(st)] = tuple(sorted(set(_free_vars(st.value))))
+            memo.pin(st)
+        sc = _Scope("", {}, self.globals)
+        read = self.read(free, st.span, sc) if free else ()
+        if read is None:
+            return super().let_value(st)
+        key = (id(st), read)
+        hit = memo.values.get(key, memo)
+        if hit is memo:
+            hit = memo.values[key] = super().let_value(st)
         return hit
 
     def infer(self, kind, attrs, inputs, span):

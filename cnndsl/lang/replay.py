@@ -52,7 +52,8 @@ class Template:
     def __init__(self, nodes, frames, out, taken, optionals, used, globals_, steps, visits, depth):
         self.nodes = nodes          # (name, op, attrs, inputs, span, shape, frames index, implicit, defaults, site)
         self.frames = frames        # (the frames below the call's scope, their paths without the instance
-        #                             name; each node's tuple of them, as indices)
+        #                             name; each node's tuple of them, as indices; for the network itself,
+        #                             the tuples themselves)
         self.out = out              # the output's name without the instance name; None: the input itself
         self.taken = taken          # names given out, without the instance name
         self.optionals = optionals  # (site, name, span, included, source) of each optional met, in order
@@ -166,7 +167,7 @@ class Replay:
         cut = len(inst)
         prefix = inst + "." if inst else ""  # the network itself: every name is its own
         made, seen = [], {}   # the frames below the call's scope, each once (nodes of a scope share them)
-        tuples, index = [], {}
+        tuples, index, originals = [], {}, []
         rows = []
         for n in nodes:
             if not n.name.startswith(prefix) or n.meta:
@@ -186,6 +187,7 @@ class Replay:
                     refs.append(i)
                 at = index[id(n.frames)] = len(tuples)
                 tuples.append(tuple(refs))
+                originals.append(n.frames)
             inputs = []
             for i in n.inputs:
                 if i == x:
@@ -198,17 +200,20 @@ class Replay:
                          n.defaults, n.site))
         if out != x and not out.startswith(prefix) or any(not t.startswith(prefix) for t in taken):
             return None
-        return Template(rows, (tuple(made), tuple(tuples)), None if out == x else out[cut:],
-                        tuple(t[cut:] for t in taken), tuple(optionals), frozenset(used), tuple(globals_), steps,
-                        visits, depth)
+        frames = (tuple(made), tuple(tuples), None if inst else originals)
+        return Template(rows, frames, None if out == x else out[cut:], tuple(t[cut:] for t in taken),
+                        tuple(optionals), frozenset(used), tuple(globals_), steps, visits, depth)
 
     def replay(self, t: Template, x, inst, outer, stack, call) -> str:
         """The template's nodes from x, under the name `inst`, inside the frames `outer`; `call` is the
         block call's own frame (its span is this call's), None for the network itself."""
-        made, tuples = t.frames
-        new = [call if call is not None and values["kind"] == "block" and values["path"] == "" else
-               _frame({**values, "path": inst + values["path"]}) for values in made]
-        frames = [outer + tuple([new[i] for i in refs]) for refs in tuples]
+        made, tuples, originals = t.frames
+        if originals is not None:  # the network itself: the same names, so the same (immutable) frames
+            frames = originals
+        else:
+            new = [call if call is not None and values["kind"] == "block" and values["path"] == "" else
+                   _frame({**values, "path": inst + values["path"]}) for values in made]
+            frames = [outer + tuple([new[i] for i in refs]) for refs in tuples]
         self.graph.extend([Node(inst + name, op, attrs, [x if i is None else inst + i for i in inputs], span, shape,
                                 frames[at], implicit, defaults, {}, site)
                            for name, op, attrs, inputs, span, shape, at, implicit, defaults, site in t.nodes])
