@@ -49,8 +49,8 @@ def test_every_shipped_net_elaborates_as_without_memos():
     for path in NETS:
         prog = cnndsl.parse(open(path, "rb").read(), path)
         want = _plainly(prog)
-        assert _memoised(prog) == want, path   # recording
-        assert _memoised(prog) == want, path   # replaying what was recorded
+        for _ in range(3):  # blocks recorded, then replayed; the network itself kept the second time, then replayed
+            assert _memoised(prog) == want, path
 
 
 @pytest.mark.parametrize("text,bindings", [

@@ -1,7 +1,7 @@
 """Benchmark: how fast `cnndsl report` answers, against the tools people use for the same question.
 
     python tools/bench_report.py            # about two minutes
-    python tools/bench_report.py --quick    # skips the written-out 100k-layer spec (~30 s of parsing)
+    python tools/bench_report.py --quick    # skips the written-out 18k-layer spec
     python tools/bench_report.py --twins    # only the table against torchinfo (~40 s)
 
 Prints figures and ratios, asserts nothing (issue 2, section 7; issue 23, item 5). Targets:
@@ -9,7 +9,8 @@ Prints figures and ratios, asserts nothing (issue 2, section 7; issue 23, item 5
     torchvision model (construction excluded) on each of TWINS, in one run of this script;
   * cold `cnndsl report nets/resnet152.net` < 0.2 s of CPU (with its bytecode cached, as an
     installed package runs; the figure without a bytecode cache is printed beside it);
-  * a generated 100,000-layer spec analysed < 3 s, with 1k/10k/100k times showing linear growth.
+  * a generated 100,000-layer spec analysed < 3 s, with 1k/10k/100k times showing linear growth;
+  * a layer written out costing not much more than one inside a repeat (both parsed afresh).
 torchinfo (and fvcore, on resnet152 and vgg16) run in a separate venv, /work/refenv or
 $CNNDSL_REFENV (torchvision and torchinfo are never cnndsl dependencies; tools/make_reference.py
 says how to make it), in a subprocess that times each summary in-process; cnndsl is timed
@@ -157,7 +158,7 @@ def cold(path, label, runs):
 
 
 def in_process(path, label, runs):
-    """Where the time of one in-process load + report goes."""
+    """Where the time of one in-process load + report goes: loaded again unchanged, and edited."""
     import cnndsl
     from cnndsl.analysis import report
     from cnndsl.lang.elaborate import elaborate
@@ -166,13 +167,21 @@ def in_process(path, label, runs):
     total = median_time(lambda: cnndsl.load(path).report(), runs)
     prog = cnndsl.parse(text, path)
     graph = elaborate(prog, path=path)
-    phases = [("parse (the spec; includes cached)", median_time(lambda: cnndsl.parse(text, path), runs)),
-              ("elaborate (AST -> IR, shapes)", median_time(lambda: elaborate(prog, path=path), runs)),
+    edits = [0]
+
+    def edited():
+        edits[0] += 1
+        return text + f"\n# edit {edits[0]}\n".encode()
+    fresh = [cnndsl.parse(edited(), path) for _ in range(runs + 1)]
+    phases = [("parse, unchanged (the cache)", median_time(lambda: cnndsl.parse(text, path), runs)),
+              ("parse, edited", median_time(lambda: cnndsl.parse(edited(), path), runs)),
+              ("elaborate, unchanged (replayed)", median_time(lambda: elaborate(prog, path=path), runs)),
+              ("elaborate, edited (blocks replayed)", median_time(lambda: elaborate(fresh.pop(), path=path), runs)),
               ("analyze + report dict", median_time(lambda: report.build(graph), runs))]
     n = len(graph.nodes)
-    print(f"load + report                      {ms(total[0])} wall {ms(total[1])} CPU   ({n} layers)")
+    print(f"load + report                       {ms(total[0])} wall {ms(total[1])} CPU   ({n} layers)")
     for name, (w, c) in phases:
-        print(f"  {name:33s}{ms(w)} wall {ms(c)} CPU")
+        print(f"  {name:34s}{ms(w)} wall {ms(c)} CPU")
     return total[0]
 
 
@@ -187,15 +196,19 @@ def generated(sizes, written_out, runs):
         print(f"-- {form}: " + ("`(CONV(16, 3, p=1) - BN - RELU)*N`" if form == "repeated" else
                                 "every layer in the text (the parser's share grows)"))
         for n in sizes[form]:
-            text = make(n)
+            text, run = make(n), [0]
+
+            def fresh():  # a text parsed and expanded for the first time (caches hold earlier texts)
+                run[0] += 1
+                return cnndsl.loads(text + f"# run {run[0]}\n").report()
             if n >= 50_000:  # one run: a warm-up would double the wait for no better figure
                 gc.collect()
                 w, c = time.perf_counter(), time.process_time()
-                layers = len(cnndsl.loads(text).report()["layers"])
+                layers = len(fresh()["layers"])
                 wall, cpu = time.perf_counter() - w, time.process_time() - c
             else:
-                layers = len(cnndsl.loads(text).report()["layers"])
-                wall, cpu = median_time(lambda: cnndsl.loads(text).report(), runs)
+                layers = len(fresh()["layers"])
+                wall, cpu = median_time(fresh, runs)
             target = "   (target < 3 s)" if n >= 100_000 else ""
             print(f"{layers:>7,} layers {len(text):>10,} chars {wall:7.2f} s wall {cpu:7.2f} s CPU "
                   f"{wall / layers * 1e6:6.1f} us/layer{target}")
@@ -203,7 +216,8 @@ def generated(sizes, written_out, runs):
 
 def twins(runs):
     """The table of issue 23: for each twin, cnndsl's in-process load + report against torchinfo.summary
-    of the torchvision model, in one run. None when the reference venv is missing."""
+    of the torchvision model, in one run; beside it the same with the spec's own text edited before
+    each load (what an editor that re-analyses on every keystroke sees). {net: samples}."""
     import cnndsl
     paths = {name: os.path.join(ROOT, "nets", f"{name}.net") for name in TWINS}
     print(f"\n== the twins: in-process cnndsl.load(...).report() against torchinfo.summary (CPU time, "
@@ -211,23 +225,35 @@ def twins(runs):
     if not os.path.exists(REFENV):
         print(f"torchinfo skipped: {REFENV} not found (set CNNDSL_REFENV; tools/make_reference.py says how to "
               f"make it)")
+    edits = [0]
+
+    def edited(path, text):
+        edits[0] += 1  # a new comment line: the text differs from every one parsed before
+        return cnndsl.parse(text + f"\n# edit {edits[0]}\n".encode(), path).bind().report()
+
+    texts = {name: open(path, "rb").read() for name, path in paths.items()}
     ours = {name: samples(lambda: cnndsl.load(path).report(), runs) for name, path in paths.items()}
+    fresh = {name: samples(lambda: edited(path, texts[name]), runs) for name, path in paths.items()}
     theirs = _reference(TWINS + tuple(f"fvcore:{n}" for n in FVCORE), runs) if os.path.exists(REFENV) else None
     for name, path in paths.items():  # again after torchinfo: both sides sampled around the same moments
         ours[name] += samples(lambda: cnndsl.load(path).report(), runs)
+        fresh[name] += samples(lambda: edited(path, texts[name]), runs)
     versions = theirs.pop("versions", {}) if theirs else {}
     if versions:
         print("reference: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ", 1 thread")
-    print(f"{'net':20s} {'layers':>6s} {'cnndsl':>11s} {'torchinfo':>11s} {'ratio':>7s}")
+    print(f"{'net':20s} {'layers':>6s} {'cnndsl':>11s} {'torchinfo':>11s} {'ratio':>7s}   {'edited':>11s} {'ratio':>7s}")
     ratios = []
     for name, path in paths.items():
         layers = len(cnndsl.load(path).graph.nodes)
         o = statistics.median(c for c, _ in ours[name])
+        e = statistics.median(c for c, _ in fresh[name])
         line = f"{name:20s} {layers:6d} {ms(o)}"
         if theirs and name in theirs:
             t = statistics.median(c for c, _ in theirs[name])
             ratios.append(t / o)
-            line += f" {ms(t)} {t / o:6.0f}x"
+            line += f" {ms(t)} {t / o:6.0f}x   {ms(e)} {t / e:6.0f}x"
+        else:
+            line += f" {'':11s} {'':7s}   {ms(e)}"
         print(line)
     if ratios:
         print(f"smallest ratio {min(ratios):.0f}x (target at least 30x on every twin)")
@@ -237,8 +263,11 @@ def twins(runs):
                 o = statistics.median(c for c, _ in ours[name])
                 t = statistics.median(c for c, _ in t)
                 print(f"fvcore FlopCountAnalysis, {name}: {ms(t)} ({t / o:.0f}x cnndsl)")
-    print("(torchinfo's times exclude building the model and include its forward pass, which it needs; "
-          "cnndsl's include reading and parsing the spec; included files are parsed once per process)")
+    print("(torchinfo's times exclude building the model and include its forward pass, which it needs;\n"
+          " cnndsl: reading the spec, parsing it (a text parsed before is taken from the cache), expanding\n"
+          " it (block expansions seen before are replayed) and the whole analysis and report;\n"
+          " edited: the spec's own text differs on every load, so it is parsed and its network expanded\n"
+          " again, its library's blocks replayed)")
     return ours
 
 
@@ -253,7 +282,7 @@ def _reference(names, runs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="skip the written-out 100k-layer spec")
+    ap.add_argument("--quick", action="store_true", help="skip the written-out 18k-layer spec")
     ap.add_argument("--twins", action="store_true", help="only the table against torchinfo")
     ap.add_argument("--runs", type=int, default=9, help="repetitions per median (default 9)")
     args = ap.parse_args()
@@ -269,7 +298,7 @@ def main():
         in_process(path, label, 2 * args.runs + 1)
         in_process(os.path.join(ROOT, "nets", "efficientnet_b0.net"), "nets/efficientnet_b0.net", 2 * args.runs + 1)
         sizes = {"repeated": (999, 9_999, 99_999),
-                 "written out": (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)}
+                 "written out": (1_000, 6_000) if args.quick else (1_000, 6_000, 18_000)}
         generated(sizes, True, 3)
 
 

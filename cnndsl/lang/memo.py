@@ -46,6 +46,7 @@ class _Store:
         self.envs: dict = {}     # an elaboration's environment (replay.py) -> a small number
         self.typed_args: dict = {}  # id(a block call's bound arguments) -> (them, as a key)
         self.lets: dict = {}     # id(Let) -> the variables its expression reads
+        self.seen: dict = {}     # a network's key (replay.py) -> its AST, once it was expanded
         self.values: dict = {}   # (id(Let), values read) -> its value
         self.pins: dict = {}     # id -> object: what a key's ids stand for stays alive
         self.template_nodes = 0  # nodes held by the templates
@@ -61,7 +62,7 @@ _STORE = [_Store()]
 def store() -> _Store:
     """The memo; a fresh one once the current one holds MAX_ENTRIES objects."""
     s = _STORE[0]
-    if len(s.pins) + len(s.bound) + len(s.args) + len(s.shapes) + len(s.values) + s.template_nodes > MAX_ENTRIES:
+    if len(s.pins) + len(s.bound) + len(s.args) + len(s.shapes) + len(s.values) + len(s.seen) + s.template_nodes > MAX_ENTRIES:
         s = _STORE[0] = _Store()
     return s
 

@@ -112,7 +112,8 @@ class Replay:
 
     def network_body(self, sc) -> str:
         """The network itself, as a block called once: a spec elaborated again with nothing changed
-        (its text, includes, bindings and input) replays its whole expansion."""
+        (its text, includes, bindings and input) replays its whole expansion. It is kept the second
+        time it is met: an edited text (a new AST every keystroke) is never met twice."""
         env, net = self.environment(), self.program.net
         key = None if env is None else (id(net), self.graph.input_shape, env)
         if key is None:
@@ -120,6 +121,9 @@ class Replay:
         t = self.memo.blocks_done.get(key)
         if t is not None and self.fits(t, 0):
             return self.replay(t, "input", "", (), 0, None)
+        if key not in self.memo.seen or t is not None:  # met for the first time (or too large to replay)
+            self.memo.seen[key] = net
+            return super().network_body(sc)
         return self.record(key, net, lambda: super(Replay, self).network_body(sc), "", "input", 0, 0)
 
     def fits(self, t: Template, stack: int) -> bool:
