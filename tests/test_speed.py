@@ -3,6 +3,7 @@
 Speed itself is measured by tools/bench_report.py, never asserted here."""
 import glob
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -15,6 +16,12 @@ from cnndsl.lang import memo, program
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 NETS = sorted(glob.glob(os.path.join(ROOT, "nets", "*.net")) + glob.glob(os.path.join(ROOT, "nets", "examples", "*.net")))
+if not os.environ.get("CNNDSL_FULL_ZOO"):  # one net of each family (the first by name), and every example
+    _families = {}
+    for _path in NETS:
+        _stem = os.path.basename(_path)[:-4]
+        _families.setdefault(_path if "examples" in _path else re.match(r"[a-z]*", _stem).group(), _path)
+    NETS = sorted(_families.values())
 
 
 def _signature(g):
