@@ -42,7 +42,7 @@ class Frame:
 class Node:
     name: str
     op: str                       # a key of layers.KINDS
-    attrs: dict                   # read-only: shared by the nodes of one call site and arguments
+    attrs: dict                   # read-only: shared by every node, call site and load with the same arguments
     inputs: list[str]
     span: Span | None
     out_shape: tuple
