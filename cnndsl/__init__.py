@@ -9,8 +9,8 @@
     imp = cnndsl.import_onnx("r18.onnx")  # a foreign model as a spec: imp.text, imp.program, imp.net
 """
 from .errors import CnnError, Diagnostic
-from .lang.astnodes import Program
-from .net import Net, load, loads, parse
+from .net import Net, Program, load, loads, parse
+from .version import __version__
 
 __all__ = ["CnnError", "Diagnostic", "Net", "Program", "load", "loads", "parse", "import_model", "import_onnx",
            "import_torch", "import_prototxt"]
@@ -39,4 +39,3 @@ def import_prototxt(path, input=None, partial=False):
     """A Caffe prototxt as a spec, without weights (see import_model)."""
     from .importers import import_prototxt as run
     return run(path, input=input, partial=partial)
-__version__ = "0.1.0"

@@ -42,7 +42,7 @@ class Frame:
 class Node:
     name: str
     op: str                       # a key of layers.KINDS
-    attrs: dict                   # read-only: shared by the nodes of one call site and arguments
+    attrs: dict                   # read-only: shared by every node, call site and load with the same arguments
     inputs: list[str]
     span: Span | None
     out_shape: tuple
@@ -93,6 +93,11 @@ class Graph:
         self.nodes.append(node)
         self._by_name[node.name] = node
         return node
+
+    def extend(self, nodes) -> None:
+        """Add nodes in execution order (a replayed block's, lang/replay.py)."""
+        self.nodes.extend(nodes)
+        self._by_name.update([(n.name, n) for n in nodes])
 
     def __getitem__(self, name: str) -> Node:
         return self._by_name[name]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import os
 import threading
 from contextlib import contextmanager
@@ -22,8 +21,21 @@ from contextlib import contextmanager
 from .lang.elaborate import elaborate
 from .errors import CnnError, shown_path
 from .ir import Graph
-from .lang.astnodes import Program
+from .lang import astnodes as A
 from .lang.program import parse as _parse
+
+
+class Program(A.Program):
+    """A parsed spec (lang/astnodes.py's Program: plain, immutable data) that binds into Nets:
+
+        >>> prog = parse("input 32x32x3\\n(CONV(8, 3, p=1) - RELU)*N - FC(10)")
+        >>> [len(prog.bind(bindings={"N": n}).graph.nodes) for n in (1, 2, 3)]
+        [4, 6, 8]
+    """
+
+    def bind(self, input=None, bindings=None, strict=False) -> "Net":
+        """The Net for an input volume (`'HxWxC'` or a tuple) and `bindings` ({NAME: value}, as -D)."""
+        return bind(self, input=input, bindings=bindings, strict=strict)
 
 
 def parse_defines(defines) -> dict:
@@ -42,7 +54,8 @@ def parse(text, path=None, include_dirs=(), quotable=True) -> Program:
     an immutable Program; `program.bind(...)` checks it for an input and bindings and gives a Net.
     Includes stay inside the spec's folder tree, or one of `include_dirs` (README, "Includes")."""
     with _gc_paused():
-        return _parse(text, path, include_dirs, quotable)
+        p = _parse(text, path, include_dirs, quotable)
+    return Program(p.statements, p.net, p.path, p.names)
 
 
 def bind(program: Program, input=None, bindings=None, strict=False) -> "Net":
@@ -137,7 +150,8 @@ class Net:
     @property
     def spec_info(self) -> dict:
         """{str: str}: what a checkpoint saved from this net records in its safetensors metadata."""
-        from . import __version__
+        import json
+        from .version import __version__
         return {"spec_sha256": self.spec_hash or "", "spec_name": self.name, "spec_path": self.path,
                 "bindings": json.dumps(getattr(self, "_bindings", {}), sort_keys=True),
                 "input": "x".join(map(str, self.graph.input_shape)), "cnndsl_version": __version__}

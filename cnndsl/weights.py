@@ -188,6 +188,8 @@ def _declared_pt(f, size) -> int:
 
 def _open(source) -> tuple[dict, dict, str]:
     """(state_dict, metadata, what to call it) from a path, a module or a state_dict."""
+    if isinstance(source, tuple) and len(source) == 3:  # read already (the ONNX backend's, without torch)
+        return source
     if isinstance(source, (str, os.PathLike)):
         sd, meta = read(source, "weights")  # to_torch(weights=), to_onnx(weights=), export --weights
         return sd, meta, os.fspath(source)

@@ -40,8 +40,8 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     nbytes = DTYPE_BYTES[dtype]
     rf = {"input": ((1, 1), (1, 1))} if len(graph.input_shape) == 3 else {"input": None}
     # tensor -> the tensor whose memory it is (in-place layers, views): at inference and in training
-    infer_mem, train_mem = shared_memory(graph)
     overwrites = inplace_nodes(graph)  # what autograd keeps may depend on it (`Kind.saved(inplace=)`)
+    infer_mem, train_mem = shared_memory(graph, overwrites)
     alias = {"input": "input"}    # training: the tensor whose memory each output is
     grad = {"input": False}       # does the tensor require grad (autograd records only such ops)
     saved: set[str] = set()
@@ -49,27 +49,40 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
     total_params = total_buffers = total_macs = total_flops = 0
     act_elems = math.prod(graph.input_shape)  # the input counts: it is held while the net runs
     largest = act_elems
-    counts = {}  # one entry per distinct (kind, arguments, input shapes): repeated blocks cost once
-    shape_of = graph.shape_of
+    counts = _COUNTS if len(_COUNTS) < MAX_COUNTS else _COUNTS.clear() or _COUNTS
+    shapes = {"input": graph.input_shape}  # the graph's shape_of, as a dict: read for every input
     for node in graph.nodes:
-        name, inputs = node.name, node.inputs
-        ins = [shape_of(i) for i in inputs]
+        name, inputs, attrs, out = node.name, node.inputs, node.attrs, node.out_shape
+        ins = [shapes[inputs[0]]] if len(inputs) == 1 else [shapes[i] for i in inputs]
+        shapes[name] = out
         inplace = name in overwrites
-        key = (node.op, id(node.attrs), inplace, *ins)
+        key = (node.op, id(attrs), inplace, *ins)
         c = counts.get(key)
-        if c is None:
-            c = counts[key] = _counts(node.kind, node.attrs, ins, node.out_shape, inplace)
-        params, buffers, macs, flops, elems, window, (which, extra) = c
+        if c is None or c[0] is not attrs:  # the attrs object itself: a freed one's id may be reused
+            c = counts[key] = (attrs, _counts(node.kind, attrs, ins, out, inplace))
+        params, buffers, macs, flops, elems, window, (which, extra) = c[1]
+        if len(inputs) == 1 and len(out) == 3:  # _receptive_field, inline for one input
+            r = rf.get(inputs[0])
+            if not r:
+                r = (None, None)
+            elif window is not None:
+                (rh, rw), (jh, jw) = r
+                (kh, kw), (sh, sw) = window
+                r = ((min(RF_CAP, rh + (kh - 1) * jh), min(RF_CAP, rw + (kw - 1) * jw)),
+                     (min(RF_CAP, jh * sh), min(RF_CAP, jw * sw)))
+        else:
+            r = _receptive_field(node, rf, window)
+        rf[name] = r if r[0] else None
+        shares = name in infer_mem
         m = node.meta
         m["params"], m["buffers"], m["macs"], m["flops"], m["act_elems"] = params, buffers, macs, flops, elems
-        m["rf"], m["jump"] = r = _receptive_field(node, rf, window)
-        rf[name] = r if r[0] else None
+        m["rf"], m["jump"] = r
+        m["inplace"] = shares
         total_params += params
         total_buffers += buffers
         total_macs += macs
         total_flops += flops
-        m["inplace"] = name in infer_mem
-        if not m["inplace"]:
+        if not shares:
             act_elems += elems
         shared = train_mem.get(name)
         alias[name] = alias[shared] if shared else name
@@ -105,6 +118,13 @@ def max_batch(totals: dict, budget: int) -> int:
     """The largest batch whose training estimate fits `budget` bytes (0: not even one image)."""
     free = budget - totals["train_fixed_bytes"]
     return max(0, free // totals["train_per_image_bytes"]) if free > 0 else 0
+
+
+# (kind, id(attrs), in place, input shapes) -> (attrs, counts), kept across calls: a layer's counts
+# are worked out once per distinct layer, and attrs objects are shared by every call site and
+# elaboration that writes the same arguments (lang/memo.py), so a net analysed again costs look-ups.
+_COUNTS: dict = {}
+MAX_COUNTS = 50_000
 
 
 def _counts(kind, attrs, ins, out, inplace):

@@ -35,10 +35,12 @@ def inplace_nodes(graph) -> dict[str, int]:
     return out
 
 
-def shared_memory(graph) -> tuple[dict[str, str], dict[str, str]]:
+def shared_memory(graph, inplace=None) -> tuple[dict[str, str], dict[str, str]]:
     """({node: the input whose memory its output is} at inference, the same in training), for in-place
-    layers and views; at inference DROPOUT returns its input too."""
-    training = {n: graph[n].inputs[i] for n, i in inplace_nodes(graph).items()}
+    layers and views; at inference DROPOUT returns its input too. `inplace`: inplace_nodes(graph),
+    where the caller has it already."""
+    inplace = inplace_nodes(graph) if inplace is None else inplace
+    training = {n: graph[n].inputs[i] for n, i in inplace.items()}
     inference = dict(training)
     for n in graph.nodes:
         memory = KINDS[n.op].memory

@@ -12,8 +12,6 @@ its rows with `inplace` false sum to `totals.act_elems`.
 """
 from __future__ import annotations
 
-import csv
-import io
 
 from .analyze import DTYPE_BYTES, analyze, max_batch
 from ..errors import CnnError
@@ -27,25 +25,31 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
     totals = analyze(graph, dtype=dtype, batch=batch, optimizer=optimizer)
     nbytes = DTYPE_BYTES[dtype]
     layers = []
-    descs = {}  # attrs are shared by the nodes of one call site: describe each once
+    descs = _DESCS if len(_DESCS) < 50_000 else _DESCS.clear() or _DESCS
+    blocks = {}  # id(frames) -> the innermost block or label path: a scope's nodes share their frames
     for n in graph.nodes:
-        m = n.meta
-        desc = descs.get(id(n.attrs))
-        if desc is None:
-            desc = descs[id(n.attrs)] = n.kind.describe(n.attrs)
+        m, attrs, frames, span = n.meta, n.attrs, n.frames, n.span
+        desc = descs.get((n.op, id(attrs)))
+        if desc is None or desc[0] is not attrs:  # the attrs object itself: a freed one's id may be reused
+            desc = descs[(n.op, id(attrs))] = (attrs, n.kind.describe(attrs))
+        block = blocks.get(id(frames), blocks)
+        if block is blocks:
+            block = blocks[id(frames)] = next((f.path for f in reversed(frames) if f.kind != "repeat"), None)
+        rf, jump, elems, warnings = m["rf"], m["jump"], m["act_elems"], m.get("warnings")
         layers.append({
-            "name": n.name, "op": n.op, "desc": desc,
-            "line": n.span.line if n.span else None, "col": n.span.col if n.span else None,
+            "name": n.name, "op": n.op, "desc": desc[1],
+            "line": span.line if span else None, "col": span.col if span else None,
             "inputs": list(n.inputs), "out": list(n.out_shape),
             "params": m["params"], "macs": m["macs"], "flops": m["flops"],
-            "act_elems": m["act_elems"], "act_bytes": m["act_elems"] * nbytes,
+            "act_elems": elems, "act_bytes": elems * nbytes,
             "inplace": m["inplace"],  # shares its input's memory at inference (not in totals.act_bytes)
-            "rf": _square(m["rf"]), "jump": _square(m["jump"]),
+            "rf": rf if rf is None else rf[0] if rf[0] == rf[1] else list(rf),  # _square, inline
+            "jump": jump if jump is None else jump[0] if jump[0] == jump[1] else list(jump),
             "implicit": n.implicit,
-            "block": next((f.path for f in reversed(n.frames) if f.kind != "repeat"), None),
+            "block": block,
             "defaults": {k: _jsonable(v) for k, (v, _) in n.defaults.items()} if n.defaults else {},
-            "warnings": [w.message + (f" ({w.arithmetic})" if w.arithmetic else "") for w in m["warnings"]]
-            if m.get("warnings") else [],
+            "warnings": [w.message + (f" ({w.arithmetic})" if w.arithmetic else "") for w in warnings]
+            if warnings else [],
         })
     rep = {
         "schema": SCHEMA, "source": graph.source, "input": list(graph.input_shape), "output": graph.output,
@@ -60,6 +64,11 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
     if memory is not None:
         rep["memory"] = {"budget_bytes": memory, "max_batch": max_batch(totals, memory)}
     return rep
+
+
+# (op, id(attrs)) -> (attrs, description), kept across calls: attrs objects are shared by every
+# call site and elaboration that writes the same arguments (lang/memo.py)
+_DESCS: dict = {}
 
 
 def _square(pair):
@@ -209,6 +218,8 @@ CSV_FIELDS = ("name", "op", "desc", "line", "col", "out", "params", "macs", "flo
 def csv_text(rep: dict) -> str:
     """A row per layer under a header, the first row the input (op INPUT): summing `act_elems` over the rows
     whose `inplace` is false gives `totals.act_elems`. Columns are only ever appended."""
+    import csv
+    import io
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_FIELDS)

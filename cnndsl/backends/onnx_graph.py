@@ -90,7 +90,7 @@ def _loaded_arrays(weights, graph, strict, here, seed, mapping=None):
     from ..weights import foreign_layouts, module_feeds, resolve
     facts = param_tensors(graph)
     want = {k: t.shape for k, t in facts.items()}
-    tensors, report = resolve(weights, want, strict=strict, here=here, layouts=foreign_layouts(facts),
+    tensors, report = resolve(_as_arrays(weights), want, strict=strict, here=here, layouts=foreign_layouts(facts),
                               feeds=module_feeds(graph), mapping=mapping)
 
     def arrays():
@@ -99,6 +99,24 @@ def _loaded_arrays(weights, graph, strict, here, seed, mapping=None):
             random = next(fill)[1] if fill is not None else None  # drawn for every key: the same stream
             yield k, random if k not in tensors else np.ascontiguousarray(_to_numpy(tensors.pop(k)), dtype=np.float32)
     return arrays(), report
+
+
+def _as_arrays(weights):
+    """A safetensors checkpoint path as (numpy state_dict, metadata, path), read without torch: an
+    ONNX export needs no torch. Anything else as given, for cnndsl.weights to read (a .pt file needs
+    torch; a bf16 tensor has no numpy type; an unreadable file gets weights.read's error)."""
+    if not isinstance(weights, (str, os.PathLike)) or os.fspath(weights).endswith((".pt", ".pth")):
+        return weights
+    from safetensors.numpy import load
+    from ..files import read_bytes
+    path = os.fspath(weights)
+    try:
+        data = read_bytes(path)
+        sd = load(data)
+        meta = json.loads(data[8:8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
+    except Exception:
+        return weights
+    return sd, {str(k): str(v) for k, v in meta.items()}, path
 
 
 def _to_numpy(v):
@@ -315,7 +333,7 @@ def _model(net, opset, batch_dim, extra_inputs=(), pre=None):
 
 
 def _cnndsl_version():
-    from .. import __version__
+    from ..version import __version__
     return __version__
 
 

@@ -89,10 +89,12 @@ def add_run(sub):
 
 
 def cmd_run(args):
-    from ..net import parse_defines
-    from ..runtime.onnx_run import benchmark, format_benchmark
-    result = benchmark(args.model, data=args.data, batch=args.batch, repeat=args.repeat, provider=args.provider,
-                       bindings=parse_defines(args.defines), top=args.top, normalize=not args.no_normalize)
+    from ..net import load, parse_defines
+    from ..runtime.onnx_run import benchmark, format_benchmark, is_spec
+    bindings, model = parse_defines(args.defines), args.model
+    model, bindings = (load(model, bindings=bindings), None) if is_spec(model) else (model, bindings)
+    result = benchmark(model, data=args.data, batch=args.batch, repeat=args.repeat, provider=args.provider,
+                       bindings=bindings, top=args.top, normalize=not args.no_normalize)
     for w in result["warnings"]:
         print(w.render("warning"), file=sys.stderr)
     for note in result["notes"]:

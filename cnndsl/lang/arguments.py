@@ -10,12 +10,10 @@ read-only, by every node built from it.
 """
 from __future__ import annotations
 
-import difflib
-
 from . import astnodes as A
 from ..errors import CnnError
 from ..kinds import CALLABLE, KINDS, MAX_DIM, Kind, ShapeError
-from .values import _Scope, show as _show
+from .values import _Scope, _close_matches, show as _show
 
 
 class Arguments:
@@ -27,7 +25,7 @@ class Arguments:
         memo = self.__dict__.setdefault("_close_names", {})  # difflib costs ~0.1 ms: once per name, not per call
         if name not in memo:
             upper = {c.upper(): c for c in list(CALLABLE) + list(self.defs)}
-            memo[name] = [upper[m] for m in difflib.get_close_matches(name.upper()[:100], list(upper), 1, 0.6)]
+            memo[name] = [upper[m] for m in _close_matches(name.upper()[:100], list(upper), 1, 0.6)]
         close = memo[name]
         if sc is not None and name in sc.env:
             hint = f"`{name}` is a variable; a repeat count is written `(...)*{name}`"
@@ -51,7 +49,7 @@ class Arguments:
             schema = kind.arg(a.name)
             if schema is None:
                 names = [n for s in kind.args for n in (s.name, *s.aliases)]
-                close = difflib.get_close_matches(a.name, names, 1)
+                close = _close_matches(a.name, names, 1)
                 raise CnnError(f"{written} has no argument `{a.name}`", a.span, code="E202",
                                hint=(f"did you mean `{close[0]}`? " if close else "")
                                + f"{written} takes {', '.join(s.name for s in kind.args) or 'no arguments'}")
@@ -177,7 +175,7 @@ class Arguments:
             if a.name is None:
                 continue
             if a.name not in names:
-                close = difflib.get_close_matches(a.name, names, 1)
+                close = _close_matches(a.name, names, 1)
                 raise CnnError(f"block `{d.name}` has no parameter `{a.name}`", a.span, code="E202",
                                hint=f"did you mean `{close[0]}`?" if close else f"its parameters: {', '.join(names) or 'none'}")
             if a.name in given:

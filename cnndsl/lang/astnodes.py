@@ -227,19 +227,9 @@ class InputDecl:
 @dataclass(frozen=True, eq=False)
 class Program:
     """A parsed spec: plain, immutable data. Included files are parsed with it (`Include.program`),
-    so binding never reads a file; `bind` makes a Net of it, as many times as wanted.
-
-        >>> import cnndsl
-        >>> prog = cnndsl.parse("input 32x32x3\\n(CONV(8, 3, p=1) - RELU)*N - FC(10)")
-        >>> [len(prog.bind(bindings={"N": n}).graph.nodes) for n in (1, 2, 3)]
-        [4, 6, 8]
-    """
+    so binding never reads a file. `cnndsl.parse` gives a `cnndsl.Program`, this with a `bind`
+    method that makes a Net of it (cnndsl/net.py: the AST knows nothing of Nets)."""
     statements: tuple = ()
     net: object | None = None
     path: str = "<string>"
     names: frozenset = frozenset()  # every let, optional and variable reference, includes included
-
-    def bind(self, input=None, bindings=None, strict=False):
-        """The Net for an input volume (`'HxWxC'` or a tuple) and `bindings` ({NAME: value}, as -D)."""
-        from ..net import bind
-        return bind(self, input=input, bindings=bindings, strict=strict)

@@ -16,6 +16,14 @@ shape error ends elaboration, since what follows it would only echo it.
 Names: a labelled layer takes its label; an unlabelled one takes the name it was
 written with, lower-cased and numbered in its scope (`conv1`, `pool2`). Block
 instances and labelled groups open a scope: `stage2.conv1`.
+
+The budget walk (budget.py) that refuses a huge expansion before it begins is itself a walk of
+the network, as long as a third of elaborating a net of distinct blocks (MobileNet's table). So
+`elaborate` expands first and walks only when it must: once the expansion passes CHECK_AT steps
+or expressions, or when it fails. The walk's bound is never below what an expansion that
+succeeds takes, so one that succeeds within CHECK_AT would have passed the walk; and an
+expansion that fails or grows walks before its errors are reported, so a spec the walk refuses
+is refused with the walk's error alone, as when it came first.
 """
 from __future__ import annotations
 
@@ -27,20 +35,30 @@ from ..errors import MAX_ERRORS, CnnError, Diagnostic, Note, Span, shown_path
 from ..ir import Frame, Graph, Node, Optional_
 from .arguments import Arguments
 from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
-from .values import BOOLS, MAX_NODES, POISON, Poisoned, Values, _Scope, show as _show
+from .values import BOOLS, MAX_BLOCK_DEPTH, MAX_NODES, POISON, Poisoned, Values, _Scope, show as _show
 from .budget import MAX_STEPS, Budget
+from .memo import Memoised
+from .replay import Replay
 
 MAX_COPIES = 1000  # branches one `b ** n` may give a join (MobileOne has 4, ResNeSt's radix at most 4)
-
-MAX_BLOCK_DEPTH = 100
+CHECK_AT = 5_000  # steps or expressions after which an expansion stops to run the budget walk
 
 
 def elaborate(program: A.Program, *, input_shape=None, bindings=None, strict=False, path=None) -> Graph:
     """Expand a parsed program into a Graph. `bindings` override `let`s (the -D option)."""
-    return _Elaborator(program, input_shape, bindings or {}, strict, path or program.path).run()
+    return _Plain(program, input_shape, bindings or {}, strict, path or program.path).run()
+
+
+class _Refused(Exception):
+    """The budget walk's error, carried out of the expansion untouched (no block adds a note to it)."""
+
+    def __init__(self, err):
+        self.err = err
 
 
 class _Elaborator(Values, Arguments, Budget):
+    charge_first = True  # walk the budget before expanding (elaborate() turns it off: see above)
+
     def __init__(self, program, input_shape, bindings, strict, path):
         self.program, self.strict, self.path = program, strict, path
         self.bindings = dict(bindings)
@@ -65,6 +83,15 @@ class _Elaborator(Values, Arguments, Budget):
         self.error_keys: set = set()
         self.read_files: set = set()  # id of each included Program whose statements took effect
         self.label_numbers: dict = {}  # full label -> the last number its copies were given
+        self.def_params: dict = {}    # def name -> (the Def, its parameters' names)
+        self.taken_log: list | None = None  # names given out, in order, while a block is recorded (replay.py)
+        self.opt_log: list | None = None    # optionals met, likewise
+        self.auto_named = 0           # unlabelled optional groups numbered so far
+        self.deepest = 0              # the most blocks open at once
+        self.visits = 0               # network expressions expanded (the budget walk's work is below it)
+        self.check_at = CHECK_AT      # steps or visits at which the budget walk runs, if it has not
+        self.walked = False           # whether the budget walk has run
+        self.network_errors = 0       # errors recorded before the network's expansion began
 
     # ---- statements ---------------------------------------------------------------
     def run(self) -> Graph:
@@ -94,18 +121,50 @@ class _Elaborator(Values, Arguments, Budget):
         self.graph = Graph(input_shape=shape, source=shown_path(self.path), input_span=span)
         if warning:
             self.graph.warnings.append(warning)
-        self.charge(self.program.net, _Scope("", {}, self.globals))  # refused before any work when too large
         try:
-            out = self.expr(self.program.net, "input", _Scope("", {}, self.globals))
-        except RecursionError:
-            raise CnnError("the network is nested too deeply to expand", self.program.net.span,
-                           hint="name parts with `def` instead of nesting them", code="E401") from None
-        if not self.graph.nodes and not self.errors:
-            raise CnnError("the network has no layers", self.program.net.span, code="E304")
+            out = self.network()
+        except _Refused as refused:
+            raise refused.err from None
         self.graph.output = out
         self.graph.lets = {k: v for k, v in self.globals.items() if v is not POISON}
         self.graph.optionals = sorted(self.optionals.values(), key=lambda o: (o.span.line, o.span.col))
         return self.graph
+
+    def network(self) -> str:
+        """Expand the network; the budget walk first (charge_first), or where the docstring says."""
+        self.network_errors = len(self.errors)
+        if self.charge_first:
+            self.walk()
+        try:
+            try:
+                out = self.network_body(_Scope("", {}, self.globals))
+            except RecursionError:
+                raise CnnError("the network is nested too deeply to expand", self.program.net.span,
+                               hint="name parts with `def` instead of nesting them", code="E401") from None
+            if not self.graph.nodes and not self.errors:
+                raise CnnError("the network has no layers", self.program.net.span, code="E304")
+        except CnnError:
+            self.walk()  # a spec the walk refuses gets the walk's error, not what its expansion met
+            raise
+        if self.errors:
+            self.walk()
+        return out
+
+    def network_body(self, sc) -> str:
+        """Expand the network expression from the input, in the top scope."""
+        return self.expr(self.program.net, "input", sc)
+
+    def walk(self):
+        """Run the budget walk once. What it refuses (OverBudget) replaces the errors the network's
+        expansion has recorded so far: it would have come before them."""
+        if self.walked:
+            return
+        self.walked, self.check_at = True, MAX_STEPS + 1
+        try:
+            self.charge(self.program.net, _Scope("", {}, self.globals))  # refused before any work when too large
+        except CnnError as err:
+            del self.errors[self.network_errors:]
+            raise _Refused(err) from None
 
     def real_path(self) -> str:
         return os.path.realpath(self.path)
@@ -178,10 +237,14 @@ class _Elaborator(Values, Arguments, Budget):
             self.globals[st.name] = self.binding(st.name)
             return
         try:
-            self.globals[st.name] = self.value(st.value, _Scope("", {}, self.globals))
+            self.globals[st.name] = self.let_value(st)
         except CnnError as err:
             self.globals[st.name] = POISON  # its uses would only repeat this error
             self.recover(err)
+
+    def let_value(self, st: A.Let):
+        """The value of a `let`'s expression (the lets before it bound)."""
+        return self.value(st.value, _Scope("", {}, self.globals))
 
     def include(self, st: A.Include, seen):
         from .program import resolve
@@ -223,23 +286,20 @@ class _Elaborator(Values, Arguments, Budget):
 
     # ---- the network ------------------------------------------------------------------
     def expr(self, e, x: str, sc: _Scope, label: str | None = None) -> str:
-        if isinstance(e, A.Seq):
+        self.visits += 1
+        if self.visits > self.check_at:
+            self.walk()
+        t = type(e)  # the kinds of expression, most frequent first (no AST class has subclasses)
+        if t is A.Call:
+            self.step(e.span)
+            return self.call(e, x, sc, label)
+        if t is A.Label:
+            return self.labelled(e, x, sc)
+        if t is A.Seq:
             for item in e.items:
                 x = self.expr(item, x, sc)
             return x
-        if isinstance(e, A.Call):
-            self.step(e.span)
-            return self.call(e, x, sc, label)
-        if isinstance(e, A.Label):
-            return self.labelled(e, x, sc)
-        if isinstance(e, A.Copies):  # only `branches` expands them
-            self.recover(CnnError("`** n` copies a branch side by side: it belongs inside braces, beside another "
-                                  "branch", e.span, code="E101",
-                                  hint="write e.g. `{ ID + (CONV(c, 3, p=1) - BN) ** 4 }`; `*n` repeats in sequence"), sc)
-            return x
-        if isinstance(e, A.Repeat):
-            return self.repeat(e, x, sc)
-        if isinstance(e, A.Optional):
+        if t is A.Optional:
             self.step(e.span)
             opt = self.optional(e, label, sc)
             if not opt.included:
@@ -247,16 +307,24 @@ class _Elaborator(Values, Arguments, Budget):
             if label and not isinstance(e.body, A.Call):  # `name: (...)?` still opens the scope `name`
                 return self.labelled(A.Label(label, e.body, e.span), x, sc)
             return self.expr(e.body, x, sc, label)
-        if isinstance(e, A.Branches):
+        if t is A.Repeat:
+            return self.repeat(e, x, sc)
+        if t is A.Branches:
             self.step(e.span)
             return self.branches(e, x, sc)
+        if t is A.Copies:  # only `branches` expands them
+            self.recover(CnnError("`** n` copies a branch side by side: it belongs inside braces, beside another "
+                                  "branch", e.span, code="E101",
+                                  hint="write e.g. `{ ID + (CONV(c, 3, p=1) - BN) ** 4 }`; `*n` repeats in sequence"), sc)
+            return x
         raise CnnError(f"not a network expression: {type(e).__name__}", getattr(e, "span", None))
 
     def labelled(self, e: A.Label, x, sc):
         body = e.body
-        if isinstance(body, (A.Call, A.Optional)):
+        if type(body) is A.Call or type(body) is A.Optional:
             return self.expr(body, x, sc, label=e.name)
-        inner = self.scope(sc, self.fresh(sc, e.name, labelled=True), Frame("label", "", e.name, span=e.span))
+        path = self.fresh(sc, e.name, labelled=True)
+        inner = self.scope(sc, path, Frame("label", path, e.name, span=e.span))
         return self.expr(body, x, inner)
 
     def repeat(self, e: A.Repeat, x, sc):
@@ -318,7 +386,10 @@ class _Elaborator(Values, Arguments, Budget):
         site = (e.span.source.path, e.span.line, e.span.col)
         name = self.optional_names.get(site)
         if name is None:
-            name = e.switch(label) or f"optional{len(self.optional_names) + 1}"
+            name = e.switch(label)
+            if name is None:
+                name = f"optional{len(self.optional_names) + 1}"
+                self.auto_named += 1
             self.optional_names[site] = name
         included, source = True, "default"
         if name in sc.params:  # per call: def block(c, shortcut=off) = ... shortcut: (...)?
@@ -344,6 +415,8 @@ class _Elaborator(Values, Arguments, Budget):
             self.optionals[key] = Optional_(name, e.span, included, source)
         opt = self.optionals[key]
         opt.uses += 1
+        if self.opt_log is not None:
+            self.opt_log.append((site, name, e.span, included, source))
         return opt
 
     def branches(self, e: A.Branches, x, sc):
@@ -391,7 +464,7 @@ class _Elaborator(Values, Arguments, Budget):
         if c.name in self.defs:
             return self.block(self.defs[c.name], c, x, sc, label)
         try:
-            kind = self.kind_named(c.name, c.span, sc)
+            kind = CALLABLE.get(c.name) or self.kind_named(c.name, c.span, sc)
             attrs, defaults = self.bind(kind, c, sc)
         except CnnError as err:  # a name or argument error: recorded; the layer passes its input through
             self.recover(err, sc)
@@ -442,8 +515,8 @@ class _Elaborator(Values, Arguments, Budget):
     def add(self, kind, attrs, inputs, shape, span, sc, name, implicit=False, defaults=None, warnings=(), site=None) -> str:
         if warnings:  # shared by every node of a call site: give each its layer and its call trace
             warnings = [self.located(w, name, sc) for w in warnings]
-        node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit, defaults or {},
-                    {"warnings": list(warnings)} if warnings else {}, site)
+        node = Node(name, kind.name, attrs, list(inputs), span, shape, sc.frames, implicit,
+                    {} if defaults is None else defaults, {"warnings": list(warnings)} if warnings else {}, site)
         if self.node_count() >= MAX_NODES:
             raise CnnError(f"the network expands to more than {MAX_NODES:,} layers", span, code="E401")
         if warnings:
@@ -459,6 +532,8 @@ class _Elaborator(Values, Arguments, Budget):
 
     def step(self, span):
         self.steps += 1
+        if self.steps > self.check_at and not self.walked:
+            self.walk()
         if self.steps > MAX_STEPS:
             raise CnnError(f"the spec takes more than {MAX_STEPS:,} steps to expand", span, code="E401",
                            hint="a repeat count is probably far larger than meant")
@@ -480,18 +555,28 @@ class _Elaborator(Values, Arguments, Budget):
         for (param, v) in bound:
             env[param] = v
         inst = self.fresh(sc, label, labelled=True) if label else self.fresh(sc, d.name)
-        inner = self.scope(sc, inst, Frame("block", "", d.name, span=c.span, definition=d, args=bound), env=env, call=d.name,
-                           params=frozenset(p.name for p in d.params))
+        params = self.def_params.get(d.name)
+        if params is None or params[0] is not d:
+            params = self.def_params[d.name] = (d, frozenset(p.name for p in d.params))
+        inner = self.scope(sc, inst, Frame("block", inst, d.name, span=c.span, definition=d, args=bound), env=env,
+                           call=d.name, params=params[1])
+        if len(inner.stack) > self.deepest:
+            self.deepest = len(inner.stack)
         try:
-            return self.expr(d.body, x, inner)
+            return self.block_body(d, x, inner)
         except CnnError as err:
             # the fault is in the block's text; say which call made it (a short call trace)
             if err.span is not None and err.span != c.span and len(err.notes) < 5 and not err.others and not err.truncated:
                 err.notes = err.notes + ((c.span, f"in block `{d.name}`, called here"),)
             raise
 
+    def block_body(self, d: A.Def, x, inner) -> str:
+        """Expand a block's body from x in its own scope (`inner`, whose last frame is the call's)."""
+        return self.expr(d.body, x, inner)
+
     def scope(self, sc, path, frame, env=None, call=None, params=None):
-        frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span, frame.definition, frame.args)
+        if frame.path != path:
+            frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span, frame.definition, frame.args)
         return _Scope(path + ".", {}, sc.env if env is None else env, sc.frames + (frame,),
                       sc.stack + ((call,) if call else ()), sc.params if params is None else params)
 
@@ -513,6 +598,8 @@ class _Elaborator(Values, Arguments, Budget):
                 if name not in taken:
                     break
         taken.add(name)
+        if self.taken_log is not None:
+            self.taken_log.append(name)
         return name
 
 
@@ -538,3 +625,15 @@ def parse_volume(text: str) -> tuple:
         raise CnnError(f"--input {text!r} is not a volume", usage=True, code="E501",
                        hint="write height x width x channels, e.g. --input 224x224x3")
     return dims
+
+
+class _Plain(Replay, Memoised, _Elaborator):
+    """The elaborator of `elaborate()`: the budget walk only where it can matter (the module's
+    docstring); arguments and shapes kept across elaborations (memo.py), and block expansions
+    (replay.py)."""
+    charge_first = False
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.start_memo()
+        self.start_replay()

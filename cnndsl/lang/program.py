@@ -3,18 +3,26 @@
     >>> prog = parse("input 32x32x3\\nlet N = 2\\n(CONV(8, 3, p=1) - RELU)*N - POOL?")
     >>> sorted(prog.names)
     ['N', 'pool']
-    >>> len(prog.bind(bindings={"N": 3, "pool": "off"}).graph.nodes)
+    >>> from cnndsl.lang.elaborate import elaborate
+    >>> len(elaborate(prog, bindings={"N": 3, "pool": "off"}).nodes)
     6
 
 `Program.names` holds every name the text could use: `let`s, optionals (by the names
 that switch them) and variable references outside the blocks' own parameters, includes
 included. A -D of a name outside it binds nothing and is a usage error; a name in it is
 accepted even when this binding never reads it (a `*0` repeat, an optional that is off).
+
+Each file's text is parsed once per process: the AST of a (path, text) pair is kept (`_parsed`),
+so a library that every spec includes (nets/lib/*.net), or a spec loaded again unchanged, costs
+a read and a dictionary look-up instead of a parse. Includes are still read, checked and resolved
+on every parse, so an edited file is parsed afresh and the folder rules hold for each spec.
 """
 from __future__ import annotations
 
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 from . import astnodes as A
@@ -61,9 +69,49 @@ def parse_file(path, include_dirs=()) -> A.Program:
 
 
 def _parse(text, path, seen, ctx, quotable=True) -> A.Program:
-    prog = parse_text(text, path, quotable)
+    prog, own = _parsed(text, path, quotable)
     statements = tuple(_include(st, seen, ctx) if isinstance(st, A.Include) else st for st in prog.statements)
-    return replace(prog, statements=statements, names=frozenset(names(statements, prog.net)))
+    included = [st.program.names for st in statements if isinstance(st, A.Include)]
+    return replace(prog, statements=statements, names=own.union(*included) if included else own)
+
+
+# The ASTs of the texts parsed so far, by (path, quotable, text), least recently used first. The
+# text itself is the key (not its mtime or a hash of it): an edit within the file system's
+# timestamp granularity, or one that keeps the size, is still seen, and a hit compares the whole
+# text (a few microseconds for a few kilobytes). An AST is immutable, so hits share it.
+_PARSED: OrderedDict = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+MAX_PARSED_FILES = 256
+MAX_PARSED_TEXT = 16_000_000  # characters (bytes) of the texts kept, all together
+_parsed_text = [0]
+
+
+def _parsed(text, path, quotable) -> tuple:
+    """(parse_text(text, path, quotable), the names its own text uses), from the cache when this text
+    was parsed before. Its includes are not read: `names` of the parsed statements leaves them out."""
+    key = (path, quotable, text)
+    with _PARSED_LOCK:
+        prog = _PARSED.get(key)
+        if prog is not None:
+            _PARSED.move_to_end(key)
+            return prog
+    prog = parse_text(text, path, quotable)  # outside the lock: threads parse different files at once
+    prog = (prog, frozenset(names(prog.statements, prog.net)))
+    with _PARSED_LOCK:
+        if key not in _PARSED:
+            _PARSED[key] = prog
+            _parsed_text[0] += len(text)
+            while len(_PARSED) > MAX_PARSED_FILES or _parsed_text[0] > MAX_PARSED_TEXT:
+                (_, _, old), _ = _PARSED.popitem(last=False)
+                _parsed_text[0] -= len(old)
+    return prog
+
+
+def clear_cache():
+    """Forget every parsed text (tests; a long-running process that wants the memory back)."""
+    with _PARSED_LOCK:
+        _PARSED.clear()
+        _parsed_text[0] = 0
 
 
 def resolve(st: A.Include, seen=(), ctx=None) -> A.Include:

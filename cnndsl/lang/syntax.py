@@ -24,7 +24,7 @@ from functools import lru_cache
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import astnodes as A
+from . import astnodes as A, lalr
 from ..errors import MAX_ERRORS, CnnError, Source, Span
 
 def _grammar_path() -> str:
@@ -222,8 +222,14 @@ def _run(source: Source, start: str):
 
 
 def _attempt(parser, source: Source, text: str, start: str):
-    """One parse of `text` (the source's text, or it with a prefix blanked), spans into `source`."""
+    """One parse of `text` (the source's text, or it with a prefix blanked), spans into `source`:
+    lalr.py's loop over lark's tables first; lark itself where that gives up (and for the error)."""
     token = _CURRENT.set(_Parse(source, start == "start", {}))
+    try:
+        return lalr.parse(parser, text, start, parser.options.postlex)
+    except Exception:  # GiveUp, or an error lark will raise again (with lark's message for it)
+        _CURRENT.reset(token)
+        token = _CURRENT.set(_Parse(source, start == "start", {}))  # a fresh state: no depth of a discarded node
     try:
         return parser.parse(text, start=start)
     except CnnError:

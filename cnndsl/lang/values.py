@@ -9,15 +9,13 @@ expressions in a scope, with the limits that keep hostile specs cheap.
 """
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
-
 from . import astnodes as A
 from ..errors import CnnError
 from .functions import FUNCTIONS
 from ..kinds import WORDS
 
 MAX_NODES = 100_000   # layers a spec may expand to: building and reporting them takes ~2 s
+MAX_BLOCK_DEPTH = 100  # blocks open at once (a block calling a block ...)
 MAX_COUNT = 1_000_000   # a repeat count (a body that makes nothing may repeat that often)
 MAX_NUMBER = 10**18
 # Python's True/False as well: `bias=False` means what it means in PyTorch
@@ -31,14 +29,18 @@ class Poisoned(CnnError):
     """A use of a name whose `let` failed (an error already recorded): the elaborator drops it."""
 
 
-@dataclass(frozen=True)
 class _Scope:
-    prefix: str                 # "stage2." or ""
-    counters: dict              # base name -> last number used in this scope
-    env: dict                   # variables visible here
-    frames: tuple = ()
-    stack: tuple = ()           # block names being expanded, for recursion errors
-    params: frozenset = frozenset()  # the enclosing block's parameters (they can switch optionals)
+    """Where an expression is expanded. Made for every block call, label and repeat iteration, so a
+    plain class with slots (a frozen dataclass takes three times as long to make); never changed."""
+    __slots__ = ("prefix", "counters", "env", "frames", "stack", "params")
+
+    def __init__(self, prefix, counters, env, frames=(), stack=(), params=frozenset()):
+        self.prefix = prefix        # "stage2." or ""
+        self.counters = counters    # base name -> last number used in this scope
+        self.env = env              # variables visible here
+        self.frames = frames
+        self.stack = stack          # block names being expanded, for recursion errors
+        self.params = params        # the enclosing block's parameters (they can switch optionals)
 
 
 class Values:
@@ -56,24 +58,26 @@ class Values:
         return v
 
     def value(self, e, sc: _Scope):
-        if isinstance(e, A.Num):
-            return self.number(e.value, e.span)
-        if isinstance(e, A.Dims):
-            return tuple(self.number(v, e.span) for v in e.value)
-        if isinstance(e, A.Var):
+        t = type(e)  # the kinds of value, most frequent first
+        if t is A.Num:
+            v = e.value
+            return v if type(v) is int and -MAX_NUMBER <= v <= MAX_NUMBER else self.number(v, e.span)
+        if t is A.Var:
             return self.lookup(e.name, e.span, sc)
-        if isinstance(e, A.Str):
+        if t is A.BinOp:
+            return self.binop(e, self.value(e.left, sc), self.value(e.right, sc))
+        if t is A.Func:
+            return self.func(e, [self.value(a, sc) for a in e.args])
+        if t is A.Str:
             return e.value
-        if isinstance(e, A.Tuple):
+        if t is A.Tuple:
             return tuple(self.value(i, sc) for i in e.items)
-        if isinstance(e, A.Neg):
+        if t is A.Dims:
+            return tuple(self.number(v, e.span) for v in e.value)
+        if t is A.Neg:
             v = self.value(e.operand, sc)
             self.need_number(v, e.operand.span, "-")
             return -v
-        if isinstance(e, A.BinOp):
-            return self.binop(e, self.value(e.left, sc), self.value(e.right, sc))
-        if isinstance(e, A.Func):
-            return self.func(e, [self.value(a, sc) for a in e.args])
         raise CnnError(f"not a value: {type(e).__name__}", getattr(e, "span", None), code="E900")
 
     def lookup(self, name, span, sc):
@@ -94,7 +98,7 @@ class Values:
         memo = self.__dict__.setdefault("_close_vars", {})  # once per name and scope, not per repeat
         key = (name, len(sc.env), next(iter(sc.env), None))
         if key not in memo:
-            memo[key] = difflib.get_close_matches(name[:100], sorted(sc.env), 1)
+            memo[key] = _close_matches(name[:100], sorted(sc.env), 1)
         close = memo[key]
         raise CnnError(f"`{name}` is not bound", span, code="E205",
                        hint=(f"did you mean `{close[0]}`? " if close else "")
@@ -144,7 +148,7 @@ class Values:
         """`min(a, b)`, `make_divisible(v, 8)`, ...: lang/functions.py; numbers in, a number out."""
         f = FUNCTIONS.get(e.name)
         if f is None:
-            close = difflib.get_close_matches(e.name, list(FUNCTIONS), 1)
+            close = _close_matches(e.name, list(FUNCTIONS), 1)
             raise CnnError(f"unknown function `{e.name}`", e.span, code="E205",
                            hint=(f"did you mean `{close[0]}`? " if close else "") + "the functions: " + ", ".join(FUNCTIONS))
         lo, hi = f.arity
@@ -185,3 +189,9 @@ def show(v) -> str:
     if isinstance(v, tuple):
         return "(" + ", ".join(show(i) for i in v) + ")"
     return repr(v)
+
+
+def _close_matches(word, possibilities, n=3, cutoff=0.6):
+    """difflib.get_close_matches, imported when a message needs it (not on every cold start)."""
+    import difflib
+    return difflib.get_close_matches(word, possibilities, n, cutoff)

@@ -212,20 +212,23 @@ def _read_npy(path, name, dims):
 
 # ---- the library call -------------------------------------------------------------------------
 def _load_model(model, bindings):
-    """(model for onnxruntime: a path or bytes, description, warnings of the spec)."""
-    path = os.fspath(model)
-    if not path.endswith(".net"):
-        from ..files import size_of, user_file
-        with user_file(path, "the model") as f:  # a pipe or a device is refused before a byte is read
-            head, size = f.read(4096), size_of(f)
-    if path.endswith(".net") or _is_spec(head):
-        from ..net import load
-        from ..memory import require_network
-        net = load(path, bindings=bindings)
-        require_network(net.graph, "running this network in onnxruntime", copies=RUN_COPIES)
+    """(model for onnxruntime: a path or bytes, description, warnings of the spec). A spec comes as
+    the Net its caller loaded (the runtime stands beside the backends, below the API that loads)."""
+    if hasattr(model, "to_onnx"):
         from ..backends.onnx_graph import DEFAULT_OPSET
-        model = net.to_onnx(batch="dynamic")
-        return model.SerializeToString(), f"{path} (exported with random weights, opset {DEFAULT_OPSET})", net.warnings
+        from ..memory import require_network
+        require_network(model.graph, "running this network in onnxruntime", copies=RUN_COPIES)
+        onnx_model = model.to_onnx(batch="dynamic")
+        return (onnx_model.SerializeToString(), f"{model.path} (exported with random weights, opset {DEFAULT_OPSET})",
+                model.warnings)
+    path = os.fspath(model)
+    if path.endswith(".net"):
+        raise CnnError(f"{path} is a spec: load it first, benchmark(cnndsl.load(path, bindings=...))", usage=True)
+    from ..files import size_of, user_file
+    with user_file(path, "the model") as f:  # a pipe or a device is refused before a byte is read
+        head, size = f.read(4096), size_of(f)
+    if _is_spec(head):
+        raise CnnError(f"{path} is a spec: load it first, benchmark(cnndsl.load(path, bindings=...))", usage=True)
     if bindings:
         raise CnnError("-D binds variables of a .net spec; an .onnx model has none", usage=True)
     from ..memory import require
@@ -279,10 +282,23 @@ def _string_at(data: bytes, i: int) -> str | None:
 SPEC_STARTS = re.compile(r"(input|let|def|default|include)\b")
 
 
+def is_spec(path) -> bool:
+    """Whether a file is a cnndsl spec: named *.net, or UTF-8 text whose first statement (after
+    comments and blank lines) is one that a spec opens with. A file that cannot be read as a plain
+    file (missing, a pipe, a device) is not: the model's own read then says why."""
+    if os.fspath(path).endswith(".net"):
+        return True
+    from ..files import user_file
+    try:
+        with user_file(path, "the model") as f:
+            return _is_spec(f.read(4096))
+    except (OSError, CnnError):
+        return False
+
+
 def _is_spec(head: bytes) -> bool:
-    """Whether a file not named *.net, whose first 4 KiB are `head`, holds a cnndsl spec: UTF-8 text
-    whose first statement (after comments and blank lines) is one that a spec opens with. An ONNX
-    model is protobuf: its first byte is a field tag (0x08, ir_version), never text like this."""
+    """Whether the first 4 KiB of a file, `head`, hold a cnndsl spec. An ONNX model is protobuf: its
+    first byte is a field tag (0x08, ir_version), never text like this."""
     if b"\0" in head:
         return False
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -295,7 +311,7 @@ def _is_spec(head: bytes) -> bool:
 
 def benchmark(model, data="random", batch=None, repeat=20, provider="auto", bindings=None, top=5,
               normalize=True) -> dict:
-    """Run `model` (a .onnx path, or a .net spec exported with random weights) in onnxruntime and
+    """Run `model` (a .onnx path, or a Net: a spec, exported with random weights) in onnxruntime and
     time it: {model, provider, asked, input, input_shape, source, output, output_shape, median_ms,
     p90_ms, repeat, warmup, warnings (CnnErrors of the spec), preprocessing, notes, top}. `data`:
     "random", an .npy path or an image file; given data is normalised as the model's metadata

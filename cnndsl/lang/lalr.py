@@ -1,0 +1,143 @@
+"""lark's LALR tables and lexer rules, run by a tighter loop: the same parse in about half the time.
+
+syntax.py parses with `parse(lark, text, start, postlex)` first. lark's own loop spends most of a
+token's time in generality this grammar does not use (per-token callbacks, interactive parser
+state, a line counter object); this one reads the same tables, the same compiled terminal
+patterns and keyword callbacks, and calls the same rule callbacks (the AST builders), so it
+makes the same AST. Whatever it does not expect (a character no terminal matches, a token the
+table has no action for, an exception anywhere) makes it raise GiveUp, and syntax.py parses
+again with lark itself, which raises lark's error for the message. A lark whose internals
+differ from 1.x's leaves every parse to lark.
+"""
+from __future__ import annotations
+
+import threading
+
+_TABLES: dict = {}
+_LOCK = threading.Lock()
+
+
+class GiveUp(Exception):
+    """This loop cannot parse the text: lark parses it (and says what is wrong)."""
+
+
+def parse(lark, text: str, start: str, postlex):
+    """The value lark.parse(text, start=start) gives, or GiveUp."""
+    try:
+        tables = _tables(lark, start)
+    except Exception:  # other internals: lark parses
+        raise GiveUp from None
+    return tables.parse(text, postlex)
+
+
+def _tables(lark, start):
+    key = (id(lark), start)
+    t = _TABLES.get(key)
+    if t is None or t.lark is not lark:
+        with _LOCK:
+            t = _TABLES[key] = _Tables(lark, start)
+    return t
+
+
+class _Tables:
+    def __init__(self, lark, start):
+        from lark.lexer import Token
+        from lark.parsers.lalr_analysis import Shift
+        self.lark, self.Token, self.Shift = lark, Token, Shift
+        frontend = lark.parser
+        lexer = frontend.lexer
+        basic = getattr(lexer, "lexer", lexer)  # the postlexer's connector wraps the basic lexer
+        scanner = basic.scanner
+        self.patterns = list(scanner._mres)
+        self.callback = dict(basic.callback)     # keyword terminals: NAME `input` becomes INPUT
+        self.ignore, self.newline = basic.ignore_types, basic.newline_types
+        parser = frontend.parser.parser
+        table = parser.parse_table
+        callbacks = parser.callbacks
+        if any(isinstance(k, str) for k in callbacks):  # a callback per terminal: not this loop's
+            raise GiveUp
+        self.states = table.states
+        self.start_state, self.end_state = table.start_states[start], table.end_states[start]
+        from lark.parse_tree_builder import ExpandSingleChild
+        # each rule's reduce: (size, callback, the symbol it makes, whether it hands its one child on:
+        # a `?rule` of one symbol, the precedence chain an operand climbs, done without a call)
+        self.reduce = {rule: (len(rule.expansion), callbacks[rule], rule.origin.name,
+                              len(rule.expansion) == 1 and type(callbacks[rule]) is ExpandSingleChild)
+                       for rule in callbacks}
+
+    def tokens(self, text: str):
+        """lark's BasicLexer.next_token, inline: the same tokens with the same positions."""
+        Token, new = self.Token, str.__new__
+        patterns, callback, ignore, newline = self.patterns, self.callback, self.ignore, self.newline
+        pos, line, line_start, end = 0, 1, 0, len(text)
+        while pos < end:
+            for pattern in patterns:
+                m = pattern.match(text, pos)
+                if m:
+                    break
+            else:
+                raise GiveUp
+            value, kind = m.group(0), m.lastgroup
+            after = pos + len(value)
+            skip = kind in ignore
+            t = None
+            if not skip or kind in callback:
+                t = new(Token, value)
+                t.type, t.start_pos, t.value, t.line, t.column = kind, pos, value, line, pos - line_start + 1
+            if kind in newline:
+                n = value.count("\n")
+                if n:
+                    line += n
+                    line_start = pos + value.rindex("\n") + 1
+            pos = after
+            if t is not None:
+                t.end_line, t.end_column, t.end_pos = line, pos - line_start + 1, pos
+                if t.type in callback:
+                    t = callback[t.type](t)
+                if not skip:
+                    yield t
+
+    def parse(self, text: str, postlex):
+        states, reduce, Shift = self.states, self.reduce, self.Shift
+        stack, values = [self.start_state], []
+        token = None
+        for token in postlex.process(self.tokens(text)):
+            kind = token.type
+            while True:
+                try:
+                    action, arg = states[stack[-1]][kind]
+                except KeyError:
+                    raise GiveUp from None
+                if action is Shift:
+                    stack.append(arg)
+                    values.append(token)
+                    break
+                size, build, origin, unit = reduce[arg]
+                if unit:
+                    stack[-1] = states[stack[-2]][origin][1]
+                    continue
+                if size:
+                    args = values[-size:]
+                    del stack[-size:], values[-size:]
+                else:
+                    args = []
+                values.append(build(args))
+                stack.append(states[stack[-1]][origin][1])
+        end = self.end_state
+        while True:  # the end of the text: reduce until the start symbol is complete
+            try:
+                action, arg = states[stack[-1]]["$END"]
+            except KeyError:
+                raise GiveUp from None
+            if action is Shift:
+                raise GiveUp
+            size, build, origin, _ = reduce[arg]
+            if size:
+                args = values[-size:]
+                del stack[-size:], values[-size:]
+            else:
+                args = []
+            values.append(build(args))
+            stack.append(states[stack[-1]][origin][1])
+            if stack[-1] == end:
+                return values[-1]
