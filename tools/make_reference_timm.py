@@ -17,11 +17,22 @@ tools/make_reference.py writes for torchvision (whose helpers it uses):
                 x.mean((2, 3)), a function: no row for it.
   state_dict    [key, shape] pairs of model.state_dict(), in order.
 
+The timm families written in the language (FAMILY_NETS: our net -> timm's model, issue 24) get two
+records more, which the case studies' tests do not read:
+
+  output        the logits' shape at batch 1 ([1000]).
+  means         every global mean taken by a function rather than a module (timm's SEModule and
+                EffectiveSEModule squeeze with x.mean((2, 3), keepdim=True); some heads pool with
+                F.adaptive_avg_pool2d), in forward order: {"after": how many `layers` rows came
+                before it, "out": [1, 1, C]}. The language writes each as a GAP layer.
+
 Runs in the reference venv (timm is never a dependency of cnndsl):
 
-    /work/refenv/bin/python tools/make_reference_timm.py
+    /work/refenv/bin/python tools/make_reference_timm.py            # every net
+    /work/refenv/bin/python tools/make_reference_timm.py NAME ...   # these; the rest kept as they are
 """
 import importlib.util
+import json
 import os
 import sys
 from importlib.metadata import version
@@ -32,8 +43,21 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT_PATH = os.path.join(HERE, "..", "tests", "reference", "timm.json")
 
-# our net -> timm's model name
-TIMM_NETS = {"dpn92": "dpn92", "dpn98": "dpn98", "se_resnet50": "legacy_seresnet50"}
+# our net -> timm's model name: the lecture's case studies, then the families of issue 24
+CASE_STUDIES = {"dpn92": "dpn92", "dpn98": "dpn98", "se_resnet50": "legacy_seresnet50"}
+FAMILY_NETS = {name: name for name in [
+    # resnet.py: the "Bag of Tricks" stems and shortcuts, SE, ResNeXt (nets/lib/timm_resnet.net)
+    "resnet10t", "resnet18d", "resnet26d", "resnet26t", "resnet34d", "resnet50c", "resnet50d", "resnet50t",
+    "resnet101d", "resnet152d", "resnet200d", "seresnet50", "resnext50d_32x4d", "seresnext26d_32x4d",
+    "seresnext50_32x4d",
+    # byobnet.py: RepVGG and MobileOne with their training-time branches (nets/lib/timm_byobnet.net)
+    "repvgg_a0", "mobileone_s0", "mobileone_s1",
+    # vovnet.py: one-shot aggregation, V2's residuals and effective SE (nets/lib/timm_vovnet.net)
+    "vovnet39a", "ese_vovnet39b", "ese_vovnet19b_dw",
+    # selecsls.py, rexnet.py
+    "selecsls42b", "rexnet_100", "rexnet_150",
+]}
+TIMM_NETS = {**CASE_STUDIES, **FAMILY_NETS}
 # Published totals (timm's model cards / the papers); a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {"dpn92": 37668392, "dpn98": 61570728, "se_resnet50": 28088024}
 
@@ -52,14 +76,68 @@ def describe(ref, ours, timm_name):
     params = sum(p.numel() for p in model.parameters())
     entry["buffers"] = sum(b.numel() for b in model.buffers())
     entry["timm_name"] = timm_name
-    return entry, agreed and params == EXPECTED_PARAMS[ours]
+    if ours in FAMILY_NETS:
+        entry["output"], entry["means"] = trace_means(ref, model, torch.zeros(1, c, h, w))
+    return entry, agreed and params == EXPECTED_PARAMS.get(ours, params)
 
 
-def main():
+def trace_means(ref, model, x):
+    """(output shape, the global means taken by functions): one forward with Tensor.mean, torch.mean
+    and F.adaptive_avg_pool2d wrapped, counting the recorded modules' calls to place each mean."""
+    import torch.nn.functional as F
+    seen, means, in_pool_module, handles = [0], [], [False], []
+
+    def count(*_):
+        seen[0] += 1
+
+    def pool_module(flag):
+        return lambda *_: in_pool_module.__setitem__(0, flag)
+
+    for module in model.modules():
+        if isinstance(module, ref.RECORDED_TYPES):
+            handles.append(module.register_forward_hook(count))
+        if isinstance(module, torch.nn.AdaptiveAvgPool2d):  # its F.adaptive_avg_pool2d is a row already
+            handles.append(module.register_forward_pre_hook(pool_module(True)))
+            handles.append(module.register_forward_hook(pool_module(False)))
+
+    def note(out):
+        means.append({"after": seen[0], "out": [1, 1, out.shape[1]]})
+        return out
+
+    def spatial(t, a, k):
+        dim = k.get("dim", a[0] if a else None)
+        dims = [dim] if isinstance(dim, int) else dim
+        return t.dim() == 4 and dims is not None and sorted(d % 4 for d in dims) == [2, 3]
+
+    originals = tensor_mean, torch_mean, adaptive = torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d
+    torch.Tensor.mean = lambda t, *a, **k: note(tensor_mean(t, *a, **k)) if spatial(t, a, k) else tensor_mean(t, *a, **k)
+    torch.mean = lambda t, *a, **k: note(torch_mean(t, *a, **k)) if spatial(t, a, k) else torch_mean(t, *a, **k)
+    F.adaptive_avg_pool2d = lambda t, size, *a, **k: (
+        note(adaptive(t, size)) if size in (1, (1, 1)) and not in_pool_module[0] else adaptive(t, size))
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d = originals
+        for h in handles:
+            h.remove()
+    return list(out.shape[1:]), means
+
+
+def main(names=()):
     ref = torchvision_reference()
     torch.manual_seed(0)
+    unknown = [n for n in names if n not in TIMM_NETS]
+    if unknown:
+        print(f"not a reference net: {', '.join(unknown)} (add it to FAMILY_NETS)", file=sys.stderr)
+        return 2
     nets, ok = {}, True
+    if names and os.path.exists(OUT_PATH):
+        with open(OUT_PATH) as f:
+            nets = {n: r for n, r in json.load(f)["nets"].items() if n in TIMM_NETS}
     for ours, timm_name in TIMM_NETS.items():
+        if names and ours not in names:
+            continue
         nets[ours], agreed = describe(ref, ours, timm_name)
         if not agreed:
             print(f"!!! {ours} ({timm_name}): fvcore != hand sum, or params != {EXPECTED_PARAMS[ours]}",
@@ -77,4 +155,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

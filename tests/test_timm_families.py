@@ -1,0 +1,131 @@
+"""timm's convolutional families written in the language (issue 24), against timm itself.
+
+Ground truth is tests/reference/timm.json (tools/make_reference_timm.py, timm 1.0.31, pretrained=False,
+batch 1 at the model's default input): for every net of its FAMILY_NETS, parameters, buffers, fvcore's
+conv+FC MACs, the logits' shape, every Conv2d / pool / Linear call in forward order (output volume,
+parameters, MACs) with the global means timm takes by a function (SEModule's x.mean) placed among
+them, and the state_dict. The spec nets/NAME.net must agree on all of it, and timm's state_dict must
+map onto ours tensor for tensor (cnndsl.weights.map_state_dict, which to_torch(weights=...) uses):
+tools/timm_parity.py then checked the outputs with timm's weights loaded (tests/reference/
+timm_parity.json, re-checked here by the mapping's digest). Nets over HEAVY parameters run under
+CNNDSL_FULL_ZOO=1 only.
+
+    pytest tests/test_timm_families.py -q
+"""
+import functools
+import json
+import os
+
+import pytest
+
+import cnndsl
+from cnndsl import weights as W
+from cnndsl.kinds import KINDS
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+REFERENCE = json.load(open(os.path.join(ROOT, "tests", "reference", "timm.json")))["nets"]
+FAMILIES = sorted(n for n, r in REFERENCE.items() if "means" in r)  # the case studies have their own test
+PARITY_PATH = os.path.join(ROOT, "tests", "reference", "timm_parity.json")
+PARITY = json.load(open(PARITY_PATH))["nets"] if os.path.exists(PARITY_PATH) else {}
+HEAVY = 30_000_000
+FULL = bool(os.environ.get("CNNDSL_FULL_ZOO"))
+
+# our op -> the module types of timm's rows it may stand for ("mean": a functional global mean)
+ROW_TYPES = {"CONV": {"Conv2d"}, "MAXPOOL": {"MaxPool2d"}, "AVGPOOL": {"AvgPool2d"}, "FC": {"Linear"},
+             "ADAPTIVEAVGPOOL": {"AdaptiveAvgPool2d"}, "GAP": {"AdaptiveAvgPool2d", "mean"}}
+
+
+def names():
+    return [pytest.param(n, marks=pytest.mark.skipif(REFERENCE[n]["params"] > HEAVY and not FULL,
+                                                     reason="heavy: CNNDSL_FULL_ZOO=1 runs it"))
+            for n in FAMILIES]
+
+
+@functools.lru_cache(maxsize=None)
+def net(name):
+    return cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
+
+
+@functools.lru_cache(maxsize=None)
+def report(name):
+    return net(name).report()
+
+
+def reference_rows(name):
+    """timm's recorded module calls with its functional means put in their places."""
+    ref = REFERENCE[name]
+    rows = [dict(r) for r in ref["layers"]]
+    for i, mean in enumerate(ref["means"]):  # "after" counts module rows only: shift by the means before
+        rows.insert(mean["after"] + i, {"module": f"<mean {i + 1}>", "type": "mean", "out": mean["out"],
+                                        "params": 0, "macs": 0})
+    return rows
+
+
+def state_dict_shapes(name):
+    """{key: shape} of our to_torch() state_dict, from the kinds' tensors (no torch needed)."""
+    g = net(name).graph
+    return {f"{n.name}.{t.name}": tuple(t.shape) for n in g.nodes
+            for t in KINDS[n.op].tensors(n.attrs, [g.shape_of(i) for i in n.inputs])}
+
+
+def mapping(name):
+    g = net(name).graph
+    theirs = {k: tuple(s) for k, s in REFERENCE[name]["state_dict"]}
+    return W.map_state_dict(theirs, state_dict_shapes(name), layouts=W.foreign_layouts(g.tensors()),
+                            feeds=W.module_feeds(g))
+
+
+def test_every_family_net_is_in_the_zoo():
+    assert FAMILIES, "no family nets in tests/reference/timm.json"
+    for name in FAMILIES:
+        assert os.path.exists(os.path.join(ROOT, "nets", f"{name}.net")), name
+        text = open(os.path.join(ROOT, "nets", f"{name}.net")).read()
+        assert "let classes = 1000" in text and REFERENCE[name]["timm_name"] in text, name
+
+
+@pytest.mark.parametrize("name", names())
+def test_totals_equal_timm(name):
+    r, ref = report(name), REFERENCE[name]
+    assert r["input"] == ref["input_hwc"]
+    assert r["totals"]["params"] == ref["params"]
+    assert r["totals"]["macs"] == ref["conv_fc_macs"]
+    assert r["layers"][-1]["out"] == ref["output"]
+    counters = sum(1 for k, _ in ref["state_dict"] if k.endswith("num_batches_tracked"))
+    assert r["totals"]["buffers"] == ref["buffers"] - counters
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_conv_pool_fc_in_order(name):
+    ours = [l for l in report(name)["layers"] if l["op"] in ROW_TYPES]
+    ref = reference_rows(name)
+    assert len(ours) == len(ref), f"{len(ours)} conv/pool/FC/mean layers, timm {len(ref)}"
+    for l, r in zip(ours, ref):
+        where = f"{l['name']} vs {r['module']}"
+        assert r["type"] in ROW_TYPES[l["op"]], where
+        assert l["out"] == r["out"], where
+        assert (l["params"], l["macs"]) == (r["params"], r["macs"]), where
+
+
+@pytest.mark.parametrize("name", names())
+def test_timm_state_dict_maps_onto_ours(name):
+    """Every tensor of timm's state_dict (BN's counters aside) has a place of ours in the same shape,
+    and every tensor of ours is filled: timm's weights load as they are."""
+    theirs = {k: tuple(s) for k, s in REFERENCE[name]["state_dict"]}
+    ours = {k: s for k, s in state_dict_shapes(name).items() if not k.endswith("num_batches_tracked")}
+    got = {k: v for k, v in mapping(name).items() if not k.endswith("num_batches_tracked")}
+    assert sorted(got.values()) == sorted(ours)
+    for k, v in got.items():
+        assert theirs[k] == ours[v] or len(theirs[k]) != len(ours[v]), (k, v)  # a foreign layout reshapes
+
+
+@pytest.mark.skipif(not PARITY, reason="tools/timm_parity.py has not been run")
+@pytest.mark.parametrize("name", names())
+def test_recorded_parity_with_timm(name):
+    """timm's weights (BN calibrated), loaded through the mapping from a dict and from a .safetensors
+    file, gave timm's outputs (tools/timm_parity.py); the mapping recorded is the one the spec gives now."""
+    r = PARITY[name]
+    assert r["ok"] and r["timm_name"] == REFERENCE[name]["timm_name"]
+    assert r["max_abs_diff"] <= 1e-4 * max(1.0, r["output_scale"])
+    assert r["params"] == r["twin_params"] == r["analyzer_params"] == REFERENCE[name]["params"]
+    assert r.get("safetensors_max_abs_diff", 0.0) <= 1e-4 * max(1.0, r["output_scale"])
+    assert W.mapping_digest(mapping(name)) == r["mapping_digest"]
