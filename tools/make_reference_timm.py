@@ -10,7 +10,8 @@ tools/make_reference.py writes for torchvision (whose helpers it uses):
   params        exact total parameter count.
   buffers       elements of the state_dict that are not parameters (BN running statistics and
                 counters): a saved model file holds them too (the lecture's "model size").
-  conv_fc_macs  fvcore's conv+linear total (asserted equal to the hand sum over Conv2d/Linear).
+  conv_fc_macs  fvcore's conv+linear total (asserted equal to the hand sum over Conv2d/Linear; where
+                fvcore misses convs with padding="same", the hand sum, fvcore's kept beside it).
                 DPN's classifier is a 1x1 Conv2d, so it counts as conv.
   layers        every Conv2d / MaxPool2d / AvgPool2d / AdaptiveAvgPool2d / Linear call in forward
                 order, with output shape ([H, W, C]), params and MACs. timm's SEModule squeezes with
@@ -21,10 +22,11 @@ The timm families written in the language (FAMILY_NETS: our net -> timm's model,
 records more, which the case studies' tests do not read:
 
   output        the logits' shape at batch 1 ([1000]).
-  means         every global mean taken by a function rather than a module (timm's SEModule and
-                EffectiveSEModule squeeze with x.mean((2, 3), keepdim=True); some heads pool with
-                F.adaptive_avg_pool2d), in forward order: {"after": how many `layers` rows came
-                before it, "out": [1, 1, C]}. The language writes each as a GAP layer.
+  functional    every global mean and pool taken by a function rather than a module, in forward order
+                (timm's SEModule and EffectiveSEModule squeeze with x.mean((2, 3), keepdim=True);
+                Inception v3's blocks pool with F.avg_pool2d / F.max_pool2d): {"after": how many
+                `layers` rows came before it, "type": "mean", "AvgPool2d", ..., "out": [H, W, C]}.
+                The language writes a mean as GAP, a pool as the pool layer it is.
 
 Runs in the reference venv (timm is never a dependency of cnndsl):
 
@@ -56,7 +58,25 @@ FAMILY_NETS = {name: name for name in [
     "vovnet39a", "ese_vovnet39b", "ese_vovnet19b_dw",
     # selecsls.py, rexnet.py
     "selecsls42b", "rexnet_100", "rexnet_150",
+    # ghostnet.py, dla.py
+    "ghostnet_100", "dla34",
+    # res2net.py, cspnet.py
+    "res2net50_26w_4s", "cspresnet50", "cspdarknet53", "darknet53",
+    # convmixer.py, starnet.py, fasternet.py
+    "convmixer_768_32", "starnet_s1", "fasternet_t0",
 ]}
+# The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
+# timm_census.json): each is checked against timm's model as the families are (issue 24: a family
+# whose torchvision member is written counts as written).
+ZOO_TWINS = {
+    "resnet18": "resnet18", "resnet50": "resnet50", "resnext50_32x4d": "resnext50_32x4d",
+    "densenet121": "densenet121", "inception_v3": "inception_v3", "convnext_tiny": "convnext_tiny",
+    "efficientnet_b0": "efficientnet_b0", "mobilenet_v2": "mobilenetv2_100", "mnasnet1_0": "mnasnet_100",
+}
+# Not twins though their totals agree: timm's mobilenetv3_large_100 and vgg16 have a conv head where
+# torchvision's have Linear layers (the same parameters, other layers); timm's RegNetY runs each
+# block's shortcut after its convs (the same layers, in another order).
+FAMILY_NETS.update(ZOO_TWINS)
 TIMM_NETS = {**CASE_STUDIES, **FAMILY_NETS}
 # Published totals (timm's model cards / the papers); a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {"dpn92": 37668392, "dpn98": 61570728, "se_resnet50": 28088024}
@@ -73,19 +93,35 @@ def describe(ref, ours, timm_name):
     model = timm.create_model(timm_name, pretrained=False).eval()
     h, w, c = [model.default_cfg["input_size"][i] for i in (1, 2, 0)]
     entry, agreed = ref.describe(ours, model, [h, w, c])
+    if not agreed:
+        agreed = same_padding_gap(model, entry)
     params = sum(p.numel() for p in model.parameters())
     entry["buffers"] = sum(b.numel() for b in model.buffers())
     entry["timm_name"] = timm_name
     if ours in FAMILY_NETS:
-        entry["output"], entry["means"] = trace_means(ref, model, torch.zeros(1, c, h, w))
+        entry["output"], entry["functional"] = trace_functional(ref, model, torch.zeros(1, c, h, w))
     return entry, agreed and params == EXPECTED_PARAMS.get(ours, params)
 
 
-def trace_means(ref, model, x):
-    """(output shape, the global means taken by functions): one forward with Tensor.mean, torch.mean
-    and F.adaptive_avg_pool2d wrapped, counting the recorded modules' calls to place each mean."""
+def same_padding_gap(model, entry):
+    """fvcore counts no MACs for a conv with padding="same" (traced as aten::_convolution_mode, an op it
+    does not know: ConvMixer's depthwise convs). Where that is the whole difference from the hand sum
+    over the layers, the hand sum is the count: recorded, with fvcore's beside it. True if so."""
+    hand = sum(l["macs"] for l in entry["layers"])
+    same = {name for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.padding == "same"}
+    gap = sum(l["macs"] for l in entry["layers"] if l["module"] in same)
+    if not same or entry["conv_fc_macs"] + gap != hand:
+        return False
+    entry["fvcore_conv_fc_macs"], entry["conv_fc_macs"] = entry["conv_fc_macs"], hand
+    return True
+
+
+def trace_functional(ref, model, x):
+    """(output shape, the global means and pools taken by functions): one forward with Tensor.mean,
+    torch.mean, F.adaptive_avg_pool2d, F.avg_pool2d and F.max_pool2d wrapped, counting the recorded
+    modules' calls to place each; a pool module's own call of its function is its row already."""
     import torch.nn.functional as F
-    seen, means, in_pool_module, handles = [0], [], [False], []
+    seen, rows, in_pool_module, handles = [0], [], [False], []
 
     def count(*_):
         seen[0] += 1
@@ -96,32 +132,39 @@ def trace_means(ref, model, x):
     for module in model.modules():
         if isinstance(module, ref.RECORDED_TYPES):
             handles.append(module.register_forward_hook(count))
-        if isinstance(module, torch.nn.AdaptiveAvgPool2d):  # its F.adaptive_avg_pool2d is a row already
+        if isinstance(module, (torch.nn.AdaptiveAvgPool2d, torch.nn.AvgPool2d, torch.nn.MaxPool2d)):
             handles.append(module.register_forward_pre_hook(pool_module(True)))
             handles.append(module.register_forward_hook(pool_module(False)))
 
-    def note(out):
-        means.append({"after": seen[0], "out": [1, 1, out.shape[1]]})
-        return out
+    def note(kind):
+        def record(out):
+            if not in_pool_module[0]:
+                rows.append({"after": seen[0], "type": kind, "out": ref.hwc(list(out.shape))})
+            return out
+        return record
 
     def spatial(t, a, k):
         dim = k.get("dim", a[0] if a else None)
         dims = [dim] if isinstance(dim, int) else dim
         return t.dim() == 4 and dims is not None and sorted(d % 4 for d in dims) == [2, 3]
 
-    originals = tensor_mean, torch_mean, adaptive = torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d
-    torch.Tensor.mean = lambda t, *a, **k: note(tensor_mean(t, *a, **k)) if spatial(t, a, k) else tensor_mean(t, *a, **k)
-    torch.mean = lambda t, *a, **k: note(torch_mean(t, *a, **k)) if spatial(t, a, k) else torch_mean(t, *a, **k)
+    originals = (torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d)
+    tensor_mean, torch_mean, adaptive, avg_pool, max_pool = originals
+    mean = note("mean")
+    torch.Tensor.mean = lambda t, *a, **k: mean(tensor_mean(t, *a, **k)) if spatial(t, a, k) else tensor_mean(t, *a, **k)
+    torch.mean = lambda t, *a, **k: mean(torch_mean(t, *a, **k)) if spatial(t, a, k) else torch_mean(t, *a, **k)
     F.adaptive_avg_pool2d = lambda t, size, *a, **k: (
-        note(adaptive(t, size)) if size in (1, (1, 1)) and not in_pool_module[0] else adaptive(t, size))
+        mean(adaptive(t, size)) if size in (1, (1, 1)) else note("AdaptiveAvgPool2d")(adaptive(t, size)))
+    F.avg_pool2d = lambda *a, **k: note("AvgPool2d")(avg_pool(*a, **k))
+    F.max_pool2d = lambda *a, **k: note("MaxPool2d")(max_pool(*a, **k))
     try:
         with torch.no_grad():
             out = model(x)
     finally:
-        torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d = originals
+        (torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d) = originals
         for h in handles:
             h.remove()
-    return list(out.shape[1:]), means
+    return list(out.shape[1:]), rows
 
 
 def main(names=()):
@@ -140,7 +183,7 @@ def main(names=()):
             continue
         nets[ours], agreed = describe(ref, ours, timm_name)
         if not agreed:
-            print(f"!!! {ours} ({timm_name}): fvcore != hand sum, or params != {EXPECTED_PARAMS[ours]}",
+            print(f"!!! {ours} ({timm_name}): fvcore != hand sum, or params != {EXPECTED_PARAMS.get(ours)}",
                   file=sys.stderr)
         ok &= agreed
     ref.write_atomic(OUT_PATH, {
