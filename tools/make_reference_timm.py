@@ -64,6 +64,10 @@ FAMILY_NETS = {name: name for name in [
     "res2net50_26w_4s", "cspresnet50", "cspdarknet53", "darknet53",
     # convmixer.py, starnet.py, fasternet.py
     "convmixer_768_32", "starnet_s1", "fasternet_t0",
+    # dpn.py's other variants (nets/lib/dpn.net), inception_v4.py
+    "dpn68", "dpn107", "dpn131", "inception_v4",
+    # xception.py, mobilenetv3.py (PP-LCNet), hardcorenas.py
+    "legacy_xception", "lcnet_100", "hardcorenas_a",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
