@@ -97,3 +97,14 @@ def test_written_means_exact_against_timm():
 def test_every_family_says_what_it_waits_for(family):
     row = next(r for r in table() if family in r[0])
     assert row[2] or row[3], family
+
+
+def test_readme_counts_the_zoo():
+    """The zoo's count in README: every file in nets/, the timm family nets among them (those
+    whose header follows timm/models/ and that are not the lecture's case studies)."""
+    import glob
+    nets = glob.glob(os.path.join(ROOT, "nets", "*.net"))
+    timm_nets = [p for p in nets if "timm/models/" in open(p).read()
+                 and os.path.basename(p)[:-4] not in ("dpn92", "dpn98", "se_resnet50")]
+    assert f"`nets/` holds {len(nets)} networks" in README
+    assert f"and {len(timm_nets)} nets of timm's convolutional families" in README
