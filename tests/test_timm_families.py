@@ -12,15 +12,13 @@ CNNDSL_FULL_ZOO=1 only.
 
     pytest tests/test_timm_families.py -q
 """
-import functools
 import json
 import os
 
 import pytest
 
-import cnndsl
 from cnndsl import weights as W
-from cnndsl.kinds import KINDS
+from test_timm_twins import net, report, state_dict_shapes  # the zoo's spec, its report and tensor shapes
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 REFERENCE = json.load(open(os.path.join(ROOT, "tests", "reference", "timm.json")))["nets"]
@@ -42,16 +40,6 @@ def names():
             for n in FAMILIES]
 
 
-@functools.lru_cache(maxsize=None)
-def net(name):
-    return cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
-
-
-@functools.lru_cache(maxsize=None)
-def report(name):
-    return net(name).report()
-
-
 def reference_rows(name):
     """timm's recorded module calls with its functional means and pools put in their places."""
     ref = REFERENCE[name]
@@ -71,13 +59,6 @@ def row_types(layer, ref_row):
     if layer["op"] == "ADAPTIVEAVGPOOL" and layer["out"][:2] == [1, 1]:
         types.add("mean")
     return types
-
-
-def state_dict_shapes(name):
-    """{key: shape} of our to_torch() state_dict, from the kinds' tensors (no torch needed)."""
-    g = net(name).graph
-    return {f"{n.name}.{t.name}": tuple(t.shape) for n in g.nodes
-            for t in KINDS[n.op].tensors(n.attrs, [g.shape_of(i) for i in n.inputs])}
 
 
 def mapping(name):
