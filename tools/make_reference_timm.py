@@ -68,6 +68,8 @@ FAMILY_NETS = {name: name for name in [
     "dpn68", "dpn107", "dpn131", "inception_v4",
     # xception.py, mobilenetv3.py (PP-LCNet), hardcorenas.py
     "legacy_xception", "lcnet_100", "hardcorenas_a",
+    # regnet.py with torchvision's width rule (nets/lib/timm_regnet.net)
+    "regnety_004", "regnetx_004_tv",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
@@ -79,7 +81,7 @@ ZOO_TWINS = {
 }
 # Not twins though their totals agree: timm's mobilenetv3_large_100 and vgg16 have a conv head where
 # torchvision's have Linear layers (the same parameters, other layers); timm's RegNetY runs each
-# block's shortcut after its convs (the same layers, in another order).
+# block's shortcut after its convs (the same layers, in another order: nets/regnety_004.net).
 FAMILY_NETS.update(ZOO_TWINS)
 TIMM_NETS = {**CASE_STUDIES, **FAMILY_NETS}
 # Published totals (timm's model cards / the papers); a mismatch means the data (or this script) is wrong.
