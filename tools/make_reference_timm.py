@@ -66,8 +66,8 @@ FAMILY_NETS = {name: name for name in [
     "convmixer_768_32", "starnet_s1", "fasternet_t0",
     # dpn.py's other variants (nets/lib/dpn.net), inception_v4.py
     "dpn68", "dpn107", "dpn131", "inception_v4",
-    # xception.py, mobilenetv3.py (PP-LCNet), hardcorenas.py
-    "legacy_xception", "lcnet_100", "hardcorenas_a",
+    # xception.py, mobilenetv3.py (PP-LCNet, MobileNetV4), hardcorenas.py
+    "legacy_xception", "lcnet_100", "mobilenetv4_conv_small", "hardcorenas_a",
     # regnet.py with torchvision's width rule (nets/lib/timm_regnet.net)
     "regnety_004", "regnetx_004_tv",
 ]}
