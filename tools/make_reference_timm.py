@@ -1,11 +1,13 @@
-"""Build tests/reference/timm.json: ground truth for the zoo's case studies whose twins are timm's.
+"""Build tests/reference/timm.json: ground truth for the zoo's nets whose twins are timm's: the lecture's
+case studies and timm's convolutional families (issue 24).
 
 The lecture notes' Dual Path Networks and SE-ResNet-50 have no torchvision twin; timm (1.0.31)
 has them: dpn92 and dpn98 (timm/models/dpn.py, the MXNet original's layout) and legacy_seresnet50
 (timm/models/senet.py, Cadene's port of the SENet authors' Caffe model, stride on the first 1x1 as
 in the paper; timm's seresnet50 is the torchvision-style "V1.5" with the stride on the 3x3). For each,
-built with pretrained=False, at batch 1 and its default_cfg input (224x224x3), the same records as
-tools/make_reference.py writes for torchvision (whose helpers it uses):
+built with pretrained=False, at batch 1 and its default_cfg input (224x224x3 for these three; each
+family net at its own), the same records as tools/make_reference.py writes for torchvision (whose
+helpers it uses):
 
   params        exact total parameter count.
   buffers       elements of the state_dict that are not parameters (BN running statistics and
