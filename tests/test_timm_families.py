@@ -121,5 +121,5 @@ def test_recorded_parity_with_timm(name):
     assert r["ok"] and r["timm_name"] == REFERENCE[name]["timm_name"]
     assert r["max_abs_diff"] <= 1e-4 * max(1.0, r["output_scale"])
     assert r["params"] == r["twin_params"] == r["analyzer_params"] == REFERENCE[name]["params"]
-    assert r.get("safetensors_max_abs_diff", 0.0) <= 1e-4 * max(1.0, r["output_scale"])
+    assert r["safetensors_max_abs_diff"] <= 1e-4 * max(1.0, r["output_scale"])
     assert W.mapping_digest(mapping(name)) == r["mapping_digest"]
