@@ -37,7 +37,11 @@ For each cnn and hybrid model, at batch 1 and the model's default input (pretrai
                 one thread, for nets up to CPU_LIMIT parameters; bigger ones record why not).
 
 Progress is appended to a JSON-lines file (build/timm_census.progress.jsonl) after every model, so an
-interrupted run resumes where it stopped. Runs in the reference venv (timm is never a dependency):
+interrupted run resumes where it stopped (the whole census takes about 25 minutes on one thread,
+mostly timm building its models). Runs in the reference venv (timm is never a dependency):
+
+    python3 -m venv /work/refenv
+    /work/refenv/bin/pip install torch==2.14.1 torchvision==0.29.1 timm==1.0.31 fvcore safetensors lark
 
     /work/refenv/bin/python tools/timm_census.py              # resume, then write the JSON
     /work/refenv/bin/python tools/timm_census.py --fresh      # start over
