@@ -38,6 +38,11 @@ VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet16
             "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m", "efficientnet_v2_l",
             # deeper or wider twins of ResNet-50 / ResNeXt-50, VGG-16, DPN-92
             "resnet101", "resnet152", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2", "vgg19", "dpn98"}
+# timm's families (issue 24): tests/test_timm_families.py checks each against timm by default and
+# tools/timm_parity.py ran each with timm's weights; their kinds run through the backends in the
+# kinds' own tests, the nets themselves under CNNDSL_FULL_ZOO=1.
+# (Every net whose header follows timm/models/ but DPN-92, whose blocks run by default.)
+VARIANTS |= {os.path.basename(p)[:-4] for p in NETS if "timm/models/" in open(p).read()} - {"dpn92"}
 
 
 def zoo_params():

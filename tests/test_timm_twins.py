@@ -22,7 +22,7 @@ from cnndsl.kinds import KINDS
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 with open(os.path.join(os.path.dirname(__file__), "reference", "timm.json")) as f:
     REFERENCE = json.load(f)["nets"]
-NAMES = sorted(REFERENCE)
+NAMES = ["dpn92", "dpn98", "se_resnet50"]  # the lecture's case studies; timm's families: test_timm_families.py
 
 RECORDED = {"CONV": "Conv2d", "MAXPOOL": "MaxPool2d", "AVGPOOL": "AvgPool2d",
             "ADAPTIVEAVGPOOL": "AdaptiveAvgPool2d", "GAP": "AdaptiveAvgPool2d", "FC": "Linear"}
@@ -77,7 +77,7 @@ def recorded_rows(name):
 
 
 def test_every_reference_net_is_in_the_zoo():
-    assert NAMES == ["dpn92", "dpn98", "se_resnet50"]
+    assert set(NAMES) <= set(REFERENCE)
     assert all(os.path.exists(os.path.join(ROOT, "nets", f"{n}.net")) for n in NAMES)
 
 

@@ -1,27 +1,42 @@
-"""Build tests/reference/timm.json: ground truth for the zoo's case studies whose twins are timm's.
+"""Build tests/reference/timm.json: ground truth for the zoo's nets whose twins are timm's: the lecture's
+case studies and timm's convolutional families (issue 24).
 
 The lecture notes' Dual Path Networks and SE-ResNet-50 have no torchvision twin; timm (1.0.31)
 has them: dpn92 and dpn98 (timm/models/dpn.py, the MXNet original's layout) and legacy_seresnet50
 (timm/models/senet.py, Cadene's port of the SENet authors' Caffe model, stride on the first 1x1 as
 in the paper; timm's seresnet50 is the torchvision-style "V1.5" with the stride on the 3x3). For each,
-built with pretrained=False, at batch 1 and its default_cfg input (224x224x3), the same records as
-tools/make_reference.py writes for torchvision (whose helpers it uses):
+built with pretrained=False, at batch 1 and its default_cfg input (224x224x3 for these three; each
+family net at its own), the same records as tools/make_reference.py writes for torchvision (whose
+helpers it uses):
 
   params        exact total parameter count.
   buffers       elements of the state_dict that are not parameters (BN running statistics and
                 counters): a saved model file holds them too (the lecture's "model size").
-  conv_fc_macs  fvcore's conv+linear total (asserted equal to the hand sum over Conv2d/Linear).
+  conv_fc_macs  fvcore's conv+linear total (asserted equal to the hand sum over Conv2d/Linear; where
+                fvcore misses convs with padding="same", the hand sum, fvcore's kept beside it).
                 DPN's classifier is a 1x1 Conv2d, so it counts as conv.
   layers        every Conv2d / MaxPool2d / AvgPool2d / AdaptiveAvgPool2d / Linear call in forward
                 order, with output shape ([H, W, C]), params and MACs. timm's SEModule squeezes with
                 x.mean((2, 3)), a function: no row for it.
   state_dict    [key, shape] pairs of model.state_dict(), in order.
 
+The timm families written in the language (FAMILY_NETS: our net -> timm's model, issue 24) get two
+records more, which the case studies' tests do not read:
+
+  output        the logits' shape at batch 1 ([1000]).
+  functional    every global mean and pool taken by a function rather than a module, in forward order
+                (timm's SEModule and EffectiveSEModule squeeze with x.mean((2, 3), keepdim=True);
+                Inception v3's blocks pool with F.avg_pool2d / F.max_pool2d): {"after": how many
+                `layers` rows came before it, "type": "mean", "AvgPool2d", ..., "out": [H, W, C]}.
+                The language writes a mean as GAP, a pool as the pool layer it is.
+
 Runs in the reference venv (timm is never a dependency of cnndsl):
 
-    /work/refenv/bin/python tools/make_reference_timm.py
+    /work/refenv/bin/python tools/make_reference_timm.py            # every net
+    /work/refenv/bin/python tools/make_reference_timm.py NAME ...   # these; the rest kept as they are
 """
 import importlib.util
+import json
 import os
 import sys
 from importlib.metadata import version
@@ -32,8 +47,45 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT_PATH = os.path.join(HERE, "..", "tests", "reference", "timm.json")
 
-# our net -> timm's model name
-TIMM_NETS = {"dpn92": "dpn92", "dpn98": "dpn98", "se_resnet50": "legacy_seresnet50"}
+# our net -> timm's model name: the lecture's case studies, then the families of issue 24
+CASE_STUDIES = {"dpn92": "dpn92", "dpn98": "dpn98", "se_resnet50": "legacy_seresnet50"}
+FAMILY_NETS = {name: name for name in [
+    # resnet.py: the "Bag of Tricks" stems and shortcuts, SE, ResNeXt (nets/lib/timm_resnet.net)
+    "resnet10t", "resnet18d", "resnet26d", "resnet26t", "resnet34d", "resnet50c", "resnet50d", "resnet50t",
+    "resnet101d", "resnet152d", "resnet200d", "seresnet50", "resnext50d_32x4d", "seresnext26d_32x4d",
+    "seresnext50_32x4d",
+    # byobnet.py: RepVGG and MobileOne with their training-time branches (nets/lib/timm_byobnet.net)
+    "repvgg_a0", "mobileone_s0", "mobileone_s1",
+    # vovnet.py: one-shot aggregation, V2's residuals and effective SE (nets/lib/timm_vovnet.net)
+    "vovnet39a", "ese_vovnet39b", "ese_vovnet19b_dw",
+    # selecsls.py, rexnet.py
+    "selecsls42b", "rexnet_100", "rexnet_150",
+    # ghostnet.py, dla.py
+    "ghostnet_100", "dla34",
+    # res2net.py, cspnet.py
+    "res2net50_26w_4s", "cspresnet50", "cspdarknet53", "darknet53",
+    # convmixer.py, starnet.py, fasternet.py
+    "convmixer_768_32", "starnet_s1", "fasternet_t0",
+    # dpn.py's other variants (nets/lib/dpn.net), inception_v4.py
+    "dpn68", "dpn107", "dpn131", "inception_v4",
+    # xception.py, mobilenetv3.py (PP-LCNet, MobileNetV4), hardcorenas.py
+    "legacy_xception", "lcnet_100", "mobilenetv4_conv_small", "hardcorenas_a",
+    # regnet.py with torchvision's width rule (nets/lib/timm_regnet.net)
+    "regnety_004", "regnetx_004_tv",
+]}
+# The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
+# timm_census.json): each is checked against timm's model as the families are (issue 24: a family
+# whose torchvision member is written counts as written).
+ZOO_TWINS = {
+    "resnet18": "resnet18", "resnet50": "resnet50", "resnext50_32x4d": "resnext50_32x4d",
+    "densenet121": "densenet121", "inception_v3": "inception_v3", "convnext_tiny": "convnext_tiny",
+    "efficientnet_b0": "efficientnet_b0", "mobilenet_v2": "mobilenetv2_100", "mnasnet1_0": "mnasnet_100",
+}
+# Not twins though their totals agree: timm's mobilenetv3_large_100 and vgg16 have a conv head where
+# torchvision's have Linear layers (the same parameters, other layers); timm's RegNetY runs each
+# block's shortcut after its convs (the same layers, in another order: nets/regnety_004.net).
+FAMILY_NETS.update(ZOO_TWINS)
+TIMM_NETS = {**CASE_STUDIES, **FAMILY_NETS}
 # Published totals (timm's model cards / the papers); a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {"dpn92": 37668392, "dpn98": 61570728, "se_resnet50": 28088024}
 
@@ -49,20 +101,97 @@ def describe(ref, ours, timm_name):
     model = timm.create_model(timm_name, pretrained=False).eval()
     h, w, c = [model.default_cfg["input_size"][i] for i in (1, 2, 0)]
     entry, agreed = ref.describe(ours, model, [h, w, c])
+    if not agreed:
+        agreed = same_padding_gap(model, entry)
     params = sum(p.numel() for p in model.parameters())
     entry["buffers"] = sum(b.numel() for b in model.buffers())
     entry["timm_name"] = timm_name
-    return entry, agreed and params == EXPECTED_PARAMS[ours]
+    if ours in FAMILY_NETS:
+        entry["output"], entry["functional"] = trace_functional(ref, model, torch.zeros(1, c, h, w))
+    return entry, agreed and params == EXPECTED_PARAMS.get(ours, params)
 
 
-def main():
+def same_padding_gap(model, entry):
+    """fvcore counts no MACs for a conv with padding="same" (traced as aten::_convolution_mode, an op it
+    does not know: ConvMixer's depthwise convs). Where that is the whole difference from the hand sum
+    over the layers, the hand sum is the count: recorded, with fvcore's beside it. True if so."""
+    hand = sum(l["macs"] for l in entry["layers"])
+    same = {name for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.padding == "same"}
+    gap = sum(l["macs"] for l in entry["layers"] if l["module"] in same)
+    if not same or entry["conv_fc_macs"] + gap != hand:
+        return False
+    entry["fvcore_conv_fc_macs"], entry["conv_fc_macs"] = entry["conv_fc_macs"], hand
+    return True
+
+
+def trace_functional(ref, model, x):
+    """(output shape, the global means and pools taken by functions): one forward with Tensor.mean,
+    torch.mean, F.adaptive_avg_pool2d, F.avg_pool2d and F.max_pool2d wrapped, counting the recorded
+    modules' calls to place each; a pool module's own call of its function is its row already."""
+    import torch.nn.functional as F
+    seen, rows, in_pool_module, handles = [0], [], [False], []
+
+    def count(*_):
+        seen[0] += 1
+
+    def pool_module(flag):
+        return lambda *_: in_pool_module.__setitem__(0, flag)
+
+    for module in model.modules():
+        if isinstance(module, ref.RECORDED_TYPES):
+            handles.append(module.register_forward_hook(count))
+        if isinstance(module, (torch.nn.AdaptiveAvgPool2d, torch.nn.AvgPool2d, torch.nn.MaxPool2d)):
+            handles.append(module.register_forward_pre_hook(pool_module(True)))
+            handles.append(module.register_forward_hook(pool_module(False)))
+
+    def note(kind):
+        def record(out):
+            if not in_pool_module[0]:
+                rows.append({"after": seen[0], "type": kind, "out": ref.hwc(list(out.shape))})
+            return out
+        return record
+
+    def spatial(t, a, k):
+        dim = k.get("dim", a[0] if a else None)
+        dims = [dim] if isinstance(dim, int) else dim
+        return t.dim() == 4 and dims is not None and sorted(d % 4 for d in dims) == [2, 3]
+
+    originals = (torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d)
+    tensor_mean, torch_mean, adaptive, avg_pool, max_pool = originals
+    mean = note("mean")
+    torch.Tensor.mean = lambda t, *a, **k: mean(tensor_mean(t, *a, **k)) if spatial(t, a, k) else tensor_mean(t, *a, **k)
+    torch.mean = lambda t, *a, **k: mean(torch_mean(t, *a, **k)) if spatial(t, a, k) else torch_mean(t, *a, **k)
+    F.adaptive_avg_pool2d = lambda t, size, *a, **k: (
+        mean(adaptive(t, size)) if size in (1, (1, 1)) else note("AdaptiveAvgPool2d")(adaptive(t, size)))
+    F.avg_pool2d = lambda *a, **k: note("AvgPool2d")(avg_pool(*a, **k))
+    F.max_pool2d = lambda *a, **k: note("MaxPool2d")(max_pool(*a, **k))
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        (torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d) = originals
+        for h in handles:
+            h.remove()
+    return list(out.shape[1:]), rows
+
+
+def main(names=()):
     ref = torchvision_reference()
     torch.manual_seed(0)
+    unknown = [n for n in names if n not in TIMM_NETS]
+    if unknown:
+        print(f"not a reference net: {', '.join(unknown)} (add it to FAMILY_NETS)", file=sys.stderr)
+        return 2
     nets, ok = {}, True
+    if names and os.path.exists(OUT_PATH):
+        with open(OUT_PATH) as f:
+            nets = {n: r for n, r in json.load(f)["nets"].items() if n in TIMM_NETS}
     for ours, timm_name in TIMM_NETS.items():
+        if names and ours not in names:
+            continue
         nets[ours], agreed = describe(ref, ours, timm_name)
         if not agreed:
-            print(f"!!! {ours} ({timm_name}): fvcore != hand sum, or params != {EXPECTED_PARAMS[ours]}",
+            print(f"!!! {ours} ({timm_name}): fvcore != hand sum, or params != {EXPECTED_PARAMS.get(ours)}",
                   file=sys.stderr)
         ok &= agreed
     ref.write_atomic(OUT_PATH, {
@@ -77,4 +206,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
