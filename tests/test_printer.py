@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import cnndsl
 from cnndsl.errors import CnnError
+from cnndsl.net import bind
 from cnndsl.lang import astnodes as A
 from cnndsl.lang import printer
 from cnndsl.lang.printer import format_expr, format_program, format_value, structure
@@ -85,8 +86,8 @@ def test_every_shipped_file_round_trips_and_reports_the_same(tmp_path):
         if prog.net is None:
             continue
         nets += 1
-        want = figures(prog.bind().report())
-        assert figures(again.bind().report()) == want, path
+        want = figures(bind(prog).report())
+        assert figures(bind(again).report()) == want, path
         if any(isinstance(s, A.Include) for s in prog.statements):
             alone = cnndsl.loads(format_program(inlined(prog)), path=str(tmp_path / os.path.basename(path)))
             assert figures(alone.report()) == want, path
@@ -99,7 +100,7 @@ def test_the_golden_error_specs_fail_the_same_way_printed():
     binding the printed program gives the same diagnostics (codes and messages) or warnings."""
     def outcome(prog):
         try:
-            return [w.message for w in prog.bind().warnings]
+            return [w.message for w in bind(prog).warnings]
         except CnnError as e:
             return [(d.code, d.message) for d in e.diagnostics]
     n = 0
@@ -143,7 +144,7 @@ def test_random_valid_specs_round_trip_and_report_the_same():
     for text, net in random_specs(60, seed=23):
         prog = parse(text, "random.net")
         _, again = round_trip(prog, lambda t: parse(t, "random.net"))
-        assert figures(again.bind().report()) == figures(net.report()), text
+        assert figures(bind(again).report()) == figures(net.report()), text
         n += 1
     assert n == 60
 

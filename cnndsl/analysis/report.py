@@ -43,8 +43,9 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
             "params": m["params"], "macs": m["macs"], "flops": m["flops"],
             "act_elems": elems, "act_bytes": elems * nbytes,
             "inplace": m["inplace"],  # shares its input's memory at inference (not in totals.act_bytes)
-            "rf": rf if rf is None else rf[0] if rf[0] == rf[1] else list(rf),  # _square, inline
-            "jump": jump if jump is None else jump[0] if jump[0] == jump[1] else list(jump),
+            # _square, inline for the common case (whole and square); a Fraction goes through exact()
+            "rf": rf[0] if rf is not None and rf[0].__class__ is int and rf[0] == rf[1] else _square(rf),
+            "jump": jump[0] if jump is not None and jump[0].__class__ is int and jump[0] == jump[1] else _square(jump),
             "implicit": n.implicit,
             "block": block,
             "defaults": {k: _jsonable(v) for k, (v, _) in n.defaults.items()} if n.defaults else {},
