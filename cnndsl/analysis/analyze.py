@@ -70,6 +70,8 @@ def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = 
                 (kh, kw), (sh, sw) = window
                 r = ((min(RF_CAP, rh + (kh - 1) * jh), min(RF_CAP, rw + (kw - 1) * jw)),
                      (min(RF_CAP, jh * sh), min(RF_CAP, jw * sw)))
+                if not (jh.__class__ is int and jw.__class__ is int and sh.__class__ is int and sw.__class__ is int):
+                    r = tuple(tuple(_exact(v) for v in pair) for pair in r)  # after an upsampling: exact()
         else:
             r = _receptive_field(node, rf, window)
         rf[name] = r if r[0] else None
