@@ -164,7 +164,7 @@ def _run(program, bindings, input=None, options=None, conditions=None, strict=Fa
         # the elaborator's decisions (does a window fit, a limit, a warning) decide whether the member
         # exists as it is; the analysis' (which activation is largest) pick a piece of a total
         DECISIONS.clear()
-        totals = analyze(graph, **(options or OPTIONS))
+        totals = analyze(graph, **(options or OPTIONS), cache=False)  # formulas compare by value: no shared counts
         if conditions is not None:
             conditions |= _conditions(DECISIONS)
     finally:
