@@ -137,7 +137,9 @@ class Part:
     """A run of layers (`items`, entered through tensor `x`, leaving through `out`) that stands as one
     item of a graph (op PART, the Part as its `site`) and is folded once per way in. Set by its
     maker: items, x, out, shape_in, x_reads (how often its layers read x), out_overwritable (may
-    what leaves it be overwritten in place), windows ({layer name: its window})."""
+    what leaves it be overwritten in place), windows ({layer name: its window}), and the memos
+    summaries and fields ({} at first)."""
+    __slots__ = ()  # a subclass names its slots (search/lean.py's Segment)
     summaries: dict
     fields: dict
 
