@@ -171,6 +171,11 @@ class Part:
         return hit
 
 
+def windows(items, shape_of) -> dict:
+    """{layer name: its window} of the layers among `items`: what `Part.field` reads."""
+    return {it.name: it.kind.window(it.attrs, [shape_of(i) for i in it.inputs]) for it in items if it.op != PART}
+
+
 def _readers(items):
     readers = {}
     for it in items:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from ..analysis.kernel import PART, Part
+from ..analysis.kernel import PART, Part, windows
 from ..ir import Node
 from ..kinds import KINDS
 from ..lang import astnodes as A
@@ -295,8 +295,7 @@ class Lean(Tracking):
         seg.x_reads = x_reads
         last = g[out]
         seg.out_overwritable = last.site.out_overwritable if last.op == SEGMENT else KINDS[last.op].output_overwritable
-        seg.windows = {it.name: KINDS[it.op].window(it.attrs, [g.shape_of(i) for i in it.inputs])
-                       for it in items if it.op != SEGMENT}
+        seg.windows = windows(items, g.shape_of)
         seg.summaries, seg.fields = {}, {}
         return seg
 
