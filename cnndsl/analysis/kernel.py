@@ -9,8 +9,8 @@
 `step` is what one layer costs: parameters, buffers, MACs, FLOPs, its output's elements, its window
 (the receptive field's kernel and stride) and what autograd keeps for its backward; all from its
 kind's rules (kinds/). `fold` walks a run of layers entered through one tensor and sums them: the
-in-place decisions (`overwritten`), the tensors kept for backward (`keep_for_backward`, each by
-the tensor whose memory it is), the receptive field and jump (`advance`, `join`: exact numbers,
+in-place decisions (`overwritten`), the tensors kept for backward (each by the tensor whose
+memory it is), the receptive field and jump (`advance`, `join`: exact numbers,
 ints or Fractions), the activation memory. Three callers, one walk:
 
 - `analyze()` folds a whole graph with `meta=True`: the fold annotates each node as it goes;
@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+from ..kinds import KINDS
 from ..kinds.base import INPLACE, VIEW, VIEW_AT_INFERENCE
 
 RF_CAP = 2**53  # a receptive field or jump is shown as at most this (README, "The report")
@@ -49,19 +50,6 @@ def overwritten(inputs, x, ow_x, readers, overwritable):
         if ow_x if src == x else (readers[src] == 1 and overwritable[src]):
             return i
     return None
-
-
-def keep_for_backward(name, inputs, params, which, grad, alias, saved) -> bool:
-    """Whether layer `name` needs a gradient (parameters of its own, or an input that needs one:
-    `grad[name]` is set); if so, add what it keeps for backward (`which`, from its kind's `saved`
-    rule: "in", "out", "partners") to `saved`, each tensor by its alias. An op on tensors that need
-    no gradient keeps nothing."""
-    grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
-    if g:
-        for w in which:
-            for t in (inputs if w == "in" else (name,) if w == "out" else partners(inputs, grad)):
-                saved.add(alias[t])
-    return g
 
 
 def partners(inputs, grad):
@@ -203,7 +191,7 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
     Saved tensors are counted by the tensor whose memory they are (`alias`): x's own, the output's
     (both may be saved again outside), and the others, which nothing outside can name."""
     readers = _readers(items)
-    with_rf = fields
+    with_rf, kinds, cached = fields, KINDS, cache.get if cache is not None else None
     shape = {x: shape_in}
     alias, grad, rf, overwritable, size = {x: X}, {x: grad_x}, {x: rf_x}, {}, {}
     saved = set()
@@ -241,27 +229,39 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
             grad[name], overwritable[name] = s.grad, it.site.out_overwritable
             shape[name] = it.out_shape
             continue
-        kind = it.kind
+        kind = kinds[it.op]
         memory = kind.memory
-        i = overwritten(inputs, x, ow_x, readers, overwritable) if memory == INPLACE else None
-        inplace = i is not None
-        share = inputs[i] if inplace else inputs[0] if memory == VIEW else None
-        ins = [shape[t] for t in inputs]
+        if memory == INPLACE:
+            i = overwritten(inputs, x, ow_x, readers, overwritable)
+            inplace = i is not None
+            share = inputs[i] if inplace else None
+        else:
+            inplace = False
+            share = inputs[0] if memory == VIEW else None
+        ins = [shape[inputs[0]]] if len(inputs) == 1 else [shape[t] for t in inputs]
         attrs, out_shape = it.attrs, it.out_shape
         if cache is None:
             c = step(kind, attrs, ins, out_shape, inplace)
         else:
             key = (it.op, id(attrs) if attrs else None, inplace, *ins)
-            hit = cache.get(key)
+            hit = cached(key)
             if hit is None or (attrs and hit[0] is not attrs):  # the attrs object itself: a freed one's id is reused
                 hit = cache[key] = (attrs, step(kind, attrs, ins, out_shape, inplace))
             c = hit[1]
         params, buffers, macs, flops, elems, window, (which, extra) = c
         if with_rf:
-            r = field(inputs, out_shape, rf, window)
-            rf[name] = r if r[0] else None
+            if len(inputs) == 1 and len(out_shape) == 3:  # field(), inline for one input: the most layers
+                r = rf.get(inputs[0])
+                if not r:
+                    r = (None, None)
+                elif window is not None:
+                    r = advance(r, window)
+            else:
+                r = field(inputs, out_shape, rf, window)
             if r[0] is not None:
-                last_rf = r[0]
+                rf[name], last_rf = r, r[0]
+            else:
+                rf[name] = None
         if params and kind.weight_layer:
             depth += 1
         params_t += params
@@ -284,7 +284,14 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
             size[name] = elems
         if elems > largest:
             largest = elems
-        if keep_for_backward(name, inputs, params, which, grad, alias, saved):
+        # a layer that needs a gradient (parameters of its own, or an input that needs one) keeps what
+        # its kind's `saved` rule says ("in", "out", "partners"), each tensor by its alias; an op on
+        # tensors that need no gradient keeps nothing
+        grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
+        if g:
+            for w in which:
+                for t in (inputs if w == "in" else (name,) if w == "out" else partners(inputs, grad)):
+                    saved.add(alias[t])
             extra_t += extra
         overwritable[name] = kind.output_overwritable
         shape[name] = out_shape
