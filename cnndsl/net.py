@@ -129,6 +129,9 @@ def _gc_paused():
                 gc.enable()
 
 
+gc_paused = _gc_paused  # public: the search pauses the collector around its members too
+
+
 class Net:
     def __init__(self, graph: Graph, path: str = "<string>"):
         self.graph = graph

@@ -38,7 +38,7 @@ def _signature(g):
 def _plainly(prog, **kw):
     """The elaborator without memos, replays or the lazy budget walk: what they must reproduce."""
     try:
-        return _signature(E._Elaborator(prog, kw.get("input_shape"), kw.get("bindings") or {}, kw.get("strict", False),
+        return _signature(E.Elaborator(prog, kw.get("input_shape"), kw.get("bindings") or {}, kw.get("strict", False),
                                         prog.path).run())
     except cnndsl.CnnError as e:
         return ("error", e.render() if hasattr(e, "render") else str(e))

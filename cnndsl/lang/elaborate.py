@@ -56,7 +56,22 @@ class _Refused(Exception):
         self.err = err
 
 
-class _Elaborator(Values, Arguments, Budget):
+class Elaborator(Values, Arguments, Budget):
+    """The elaborator without memos: `Elaborator(program, input_shape, bindings, strict, path).run()`.
+
+    Public hooks, which an elaborator outside lang (the search's, search/tracking.py and lean.py)
+    may override to record what a member reads or to memoise by the values a part reads; each
+    keeps its signature and returns what the base returns:
+      bind(kind, call, scope) -> (attrs, defaults)     a call's arguments bound to its kind
+      infer(kind, attrs, inputs, span) -> (shape, warnings)   a layer's output shape
+      lookup(name, span, scope) / binding(name)        a variable read / a -D binding read
+      let(statement), charge(net, scope)               a `let`; the budget walk
+      included_statically(optional, scope, label)      the budget walk's guess at a `?`
+      expr(e, x, scope, label) / repeat(e, x, scope)   a network expression from tensor x -> its output
+      add(kind, attrs, inputs, shape, span, scope, name, ...) -> name   a node added to the graph
+      node_count(), real_path(), input_shape()         layers built; the spec's path; the input volume
+    The state they may read: graph, bindings, globals, globals_named, defaults, defs, steps,
+    repeats, strict, optional_names, errors."""
     charge_first = True  # walk the budget before expanding (elaborate() turns it off: see above)
 
     def __init__(self, program, input_shape, bindings, strict, path):
@@ -627,7 +642,10 @@ def parse_volume(text: str) -> tuple:
     return dims
 
 
-class _Plain(Replay, Memoised, _Elaborator):
+_Elaborator = Elaborator  # its name before it was public
+
+
+class _Plain(Replay, Memoised, Elaborator):
     """The elaborator of `elaborate()`: the budget walk only where it can matter (the module's
     docstring); arguments and shapes kept across elaborations (memo.py), and block expansions
     (replay.py)."""

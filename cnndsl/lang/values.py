@@ -43,6 +43,11 @@ class _Scope:
         self.params = params        # the enclosing block's parameters (they can switch optionals)
 
 
+def top_scope(env=None) -> _Scope:
+    """The top scope over the variables `env` ({} when none): where constants and `let`s evaluate."""
+    return _Scope("", {}, {} if env is None else env)
+
+
 class Values:
     """Evaluation of value expressions; needs `bindings`, `globals`, `globals_named`, `used`."""
 
