@@ -29,6 +29,7 @@ import re
 import textwrap
 
 from ...errors import shown_path
+from ... import kinds as _kinds
 from ...kinds import KINDS, torch_sources
 from ...lang import astnodes as A
 from ..torch_plan import final_softmax, he_convs, inplace_nodes
@@ -51,7 +52,7 @@ def own_modules(text) -> list[tuple[str, str]]:
     files define: kinds.torch_sources) that generated code calls, in file order; read as text, so
     compiling never imports torch."""
     import ast
-    sources = _own_module_sources()
+    sources = _own_module_sources(_kinds.ALL)  # the kinds now: one registered later brings its modules
     wanted = {name for name, _ in sources if re.search(rf"\b{name}\(", text)}
     while True:  # and the classes their code names (a base class, a helper: `Conv2dSame.same_pads`)
         named = {n.id for name, src in sources if name in wanted for n in ast.walk(ast.parse(src))
@@ -62,8 +63,8 @@ def own_modules(text) -> list[tuple[str, str]]:
         wanted |= more
 
 
-@functools.lru_cache(maxsize=1)
-def _own_module_sources():
+@functools.lru_cache(maxsize=2)
+def _own_module_sources(kinds):
     import ast
     import os
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "torch_modules.py")
