@@ -85,7 +85,7 @@ class _Elaborator(Values, Arguments, Budget):
         self.read_files: set = set()  # id of each included Program whose statements took effect
         self.label_numbers: dict = {}  # full label -> the last number its copies were given
         self.def_params: dict = {}    # def name -> (the Def, its parameters' names)
-        self.origins: dict = {}       # id(Call, Branches or Def) -> (it, its plain provenance: a Site, Params)
+        self.param_data: dict = {}    # id(Def) -> (it, its Params: their defaults' values are this elaboration's)
         self.taken_log: list | None = None  # names given out, in order, while a block is recorded (replay.py)
         self.opt_log: list | None = None    # optionals met, likewise
         self.auto_named = 0           # unlabelled optional groups numbered so far
@@ -528,31 +528,25 @@ class _Elaborator(Values, Arguments, Budget):
         return name
 
     def site(self, e) -> Site:
-        """What a call (or a join's braces) wrote, as plain data: made once per call site."""
-        hit = self.origins.get(id(e))
-        if hit is None or hit[0] is not e:
-            if type(e) is A.Branches:
-                site = Site(e.join, (), e.span)
-            else:
-                site = Site(e.name, tuple((a.name, _text(a.value)) for a in e.args), e.span)
-            hit = self.origins[id(e)] = (e, site)
-        return hit[1]
+        """What a call (or a join's braces) wrote, as plain data (`_origin`)."""
+        return _origin(e, _site)
 
     def params_of(self, d: A.Def) -> tuple:
-        """A def's parameters as plain data (their defaults' text and value): made once per def."""
-        hit = self.origins.get(id(d))
+        """A def's parameters as plain data: their defaults' text (`_origin`), and values, which
+        depend on this elaboration's `let`s and -D values: worked out once per def."""
+        hit = self.param_data.get(id(d))
         if hit is None or hit[0] is not d:
             params, used = [], set(self.used)
-            for p in d.params:
+            for p, text in zip(d.params, _origin(d, _default_texts)):
                 value = None
                 if p.default is not None:
                     try:  # as block_args evaluates a default: in the global scope
                         value = self.value(p.default, _Scope("", {}, self.globals))
                     except CnnError:  # a call that relies on it reports the error
                         pass
-                params.append(Param(p.name, None if p.default is None else _text(p.default), value))
+                params.append(Param(p.name, text, value))
             self.used.intersection_update(used)  # a default no call relies on reads nothing
-            hit = self.origins[id(d)] = (d, tuple(params))
+            hit = self.param_data[id(d)] = (d, tuple(params))
         return hit[1]
 
     def located(self, w: Diagnostic, layer: str, sc) -> Diagnostic:
@@ -634,6 +628,31 @@ class _Elaborator(Values, Arguments, Budget):
         if self.taken_log is not None:
             self.taken_log.append(name)
         return name
+
+
+_ORIGINS: dict = {}  # id(AST node) -> (it, its plain data): ids stay unique while the node is held here
+MAX_ORIGINS = 100_000  # then it starts afresh (a live page parses a new text on every keystroke)
+
+
+def _origin(e, make):
+    """`make(e)`, the plain data of an AST node, made once per node whatever elaborates it: the
+    parse cache hands every load of a text, and every member of a search, the same nodes."""
+    hit = _ORIGINS.get(id(e))
+    if hit is None or hit[0] is not e:
+        if len(_ORIGINS) >= MAX_ORIGINS:
+            _ORIGINS.clear()
+        hit = _ORIGINS[id(e)] = (e, make(e))
+    return hit[1]
+
+
+def _site(e) -> Site:
+    if type(e) is A.Branches:
+        return Site(e.join, (), e.span)
+    return Site(e.name, tuple((a.name, _text(a.value)) for a in e.args), e.span)
+
+
+def _default_texts(d: A.Def) -> tuple:
+    return tuple(None if p.default is None else _text(p.default) for p in d.params)
 
 
 def _text(e) -> str | None:
