@@ -11,6 +11,14 @@ layer's name everywhere (report row, module path, ONNX node, diagram node).
 
 `out_shape` is set when the node is built (the elaborator needs it to insert
 implicit flattens); analysis passes write what they learn into `meta`.
+
+What the spec wrote is kept as plain data, never as AST: a node's `site` (the call's name, its
+arguments' source text, its span) and a block frame's `params`, `written` and `args` (the def's
+parameters with their defaults as written, the call's arguments as written and as bound):
+
+    >>> g = cnndsl.loads("input 8x8x3\ndef unit(c, k=3) = CONV(2 * c, k)\nunit(4)").graph
+    >>> g.nodes[0].site.args, g.nodes[0].frames[0].written, g.nodes[0].frames[0].args
+    (((None, '2 * c'), (None, 'k')), ((None, '4'),), (('c', 4), ('k', 3)))
 """
 from __future__ import annotations
 
