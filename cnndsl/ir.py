@@ -16,7 +16,7 @@ What the spec wrote is kept as plain data, never as AST: a node's `site` (the ca
 arguments' source text, its span) and a block frame's `params`, `written` and `args` (the def's
 parameters with their defaults as written, the call's arguments as written and as bound):
 
-    >>> g = cnndsl.loads("input 8x8x3\ndef unit(c, k=3) = CONV(2 * c, k)\nunit(4)").graph
+    >>> g = cnndsl.loads("input 8x8x3\\ndef unit(c, k=3) = CONV(2 * c, k)\\nunit(4)").graph
     >>> g.nodes[0].site.args, g.nodes[0].frames[0].written, g.nodes[0].frames[0].args
     (((None, '2 * c'), (None, 'k')), ((None, '4'),), (('c', 4), ('k', 3)))
 """
