@@ -631,7 +631,7 @@ class _Elaborator(Values, Arguments, Budget):
 
 
 _ORIGINS: dict = {}  # id(AST node) -> (it, its plain data): ids stay unique while the node is held here
-MAX_ORIGINS = 100_000  # then it starts afresh (a live page parses a new text on every keystroke)
+MAX_ORIGINS = 20_000  # then it starts afresh: a node pins its text (a live page parses a new one per keystroke)
 
 
 def _origin(e, make):
