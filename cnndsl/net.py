@@ -143,6 +143,11 @@ class Net:
         return base if base and not base.startswith("<") else "net"
 
     @property
+    def program(self):
+        """The parsed program this net was bound from (None for a Net built from a graph)."""
+        return getattr(self, "_program", None)
+
+    @property
     def spec_hash(self) -> str | None:
         """sha256 of the spec's text and, in order, of every file it includes, as they were when it
         was loaded (None for a Net built from a graph): what a checkpoint records of its spec."""

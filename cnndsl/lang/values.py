@@ -98,7 +98,7 @@ class Values:
             return self.globals[name]
         if name in BOOLS:
             return BOOLS[name]
-        if name in SYMBOLS:
+        if name in SYMBOLS or name in WORDS:  # WORDS: read live, it holds a kind registered later
             return name
         memo = self.__dict__.setdefault("_close_vars", {})  # once per name and scope, not per repeat
         key = (name, len(sc.env), next(iter(sc.env), None))
