@@ -30,6 +30,7 @@ import torch
 
 from .. import weights as W
 from ..errors import CnnError
+from ..kinds import SPATIAL_FILTERS
 from ..train import checkpoint as C, data as D, values as V
 
 
@@ -190,7 +191,8 @@ class Subject:
         return tuple(self.graph.shape_of(name))
 
     def convolutions(self) -> list[str]:
-        return [n.name for n in self.graph.nodes if n.op == "CONV"]
+        """The layers whose weight is a bank of spatial filters (CONV, STDCONV, ...: the kind says)."""
+        return [n.name for n in self.graph.nodes if n.kind.filters == SPATIAL_FILTERS]
 
     def last_spatial(self) -> str:
         """The last layer whose output still has spatial extent (more than 1x1): Grad-CAM's default."""
