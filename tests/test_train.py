@@ -228,6 +228,25 @@ def test_init_into_a_new_head_and_frozen_layers_do_not_move(tmp_path):
     assert r2["init"]["resized"] == ["head.weight", "head.bias"]
 
 
+def test_eval_and_init_read_the_tensors_once(tmp_path, monkeypatch):
+    """The record (normalisation, options) comes from the safetensors header: a checkpoint's tensors are
+    read once by eval and by train --init, from a weights file and from a training checkpoint."""
+    train(tiny(), "synthetic:96", epochs=1, out=str(tmp_path / "base"))
+    reads, real = [], W._read_safetensors
+
+    def counted(f, path, *args, **kw):
+        reads.append((os.path.basename(path), kw.get("tensors", True)))
+        return real(f, path, *args, **kw)
+    monkeypatch.setattr(W, "_read_safetensors", counted)
+    for name in (C.WEIGHTS, C.CHECKPOINT):
+        path = str(tmp_path / "base" / name)
+        for run in (lambda: evaluate(tiny(), path, "synthetic:96"),
+                    lambda: train(tiny(), "synthetic:96", epochs=1, init=path)):
+            reads.clear()
+            run()
+            assert [r for r in reads if r[1]] == [(name, True)], reads
+
+
 def test_cli_init_prints_what_it_skipped_and_report_shows_trainable(capsys, tmp_path):
     spec, new = tmp_path / "t.net", tmp_path / "n.net"
     spec.write_text(TINY)

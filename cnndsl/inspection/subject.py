@@ -67,8 +67,8 @@ class Subject:
         if not os.path.exists(path):
             raise CnnError(f"--weights {path}: no such file", usage=True)
         source = C.weights_source(path)
-        if path.endswith(".safetensors"):
-            ck = source if isinstance(source, C.Loaded) else C.Loaded(path)
+        if isinstance(source, C.Recorded):  # a .safetensors file: its metadata is read, its tensors once below
+            ck = source
             if ck.info("layers") is not None:  # a cnndsl train checkpoint: refuse another spec's by its layers
                 try:
                     self.notes += C.check_same_spec(ck, self.net)
@@ -307,7 +307,7 @@ class Subject:
         recorded seed and fraction), else every sample in `x_train`. Its `description` says how."""
         rec = self.record or {}
         same = D.same_source(rec, os.fspath(source))  # imgs and imgs/ are one folder
-        opts = (C.recorded(C.weights_source(self.weights), "options") or {}) if same else {}
+        opts = (C.recorded(self.weights, "options") or {}) if same else {}  # from the header
         frac = opts.get("val_fraction", 0.2) if same and split else 0.0
         # without a record the net gets the data as given, as it gets an image (mean 0, std 1)
         normalise = (rec["mean"], rec["std"]) if rec else (list(self.mean * 0), list(self.std * 0 + 1))
