@@ -40,8 +40,8 @@ import sys
 
 from .activations import (ELU, GELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
                           Softmax, Softplus, Tanh)
-from .base import (DRAW_GROUPS, MAX_DIM, MISSING, Arg, Foreign, Kind, Shape, ShapeError, Tensor, TorchModule,
-                   fmt_pair, fmt_shape)
+from .base import (DRAW_GROUPS, FLAT_FILTERS, MAX_DIM, MISSING, SPATIAL_FILTERS, VIEW, Arg, Foreign, Kind, Shape,
+                   ShapeError, Tensor, TorchModule, fmt_pair, fmt_shape)
 from .conv import Conv, DoesNotFit
 from .dense import FC, DropPath, Dropout, Flatten, Identity
 from .channels import Channels, PadChannels, Shuffle, Split
@@ -51,7 +51,7 @@ from .pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, GlobalAvgPool, MaxP
 
 __all__ = ["ALL", "KINDS", "CALLABLE", "WORDS", "discover", "register", "unregister", "torch_classes", "torch_sources", "DRAW_GROUPS", "MAX_DIM",
            "MISSING", "Arg", "Kind", "Shape", "ShapeError", "DoesNotFit", "JoinError", "Foreign", "Tensor", "TorchModule",
-           "fmt_pair", "fmt_shape"]
+           "fmt_pair", "fmt_shape", "SPATIAL_FILTERS", "FLAT_FILTERS", "VIEW"]
 
 # The first kinds, in the order the error hints list them; every other kind is found (`discover`)
 FIRST = (Conv(), MaxPool(), AvgPool(), GlobalAvgPool(), AdaptiveAvgPool(), AdaptiveMaxPool(), FC(), Flatten(), ReLU(),

@@ -23,7 +23,11 @@ class BatchNorm(Kind):
                 Tensor("num_batches_tracked", (), "zeros", buffer=True, dtype="int64"))
 
     def saved(self, attrs, ins, out, inplace=False):
-        return (("in",), 0)
+        # its input, and four vectors of C fp32 values that native_batch_norm keeps for backward: the
+        # running mean and variance (buffers, referenced, not copied, but kept alive by the graph) and the
+        # batch's mean and 1/std. They are per batch, not per image: counted per image as at batch 1, as
+        # the weight-standardised convs count theirs (measured with saved_tensors_hooks, tests/test_pytorch.py)
+        return (("in",), 4 * 4 * channels(ins))
 
     def torch_module(self, attrs, ins, inplace):
         return torch_module("nn.BatchNorm2d" if len(ins[0]) == 3 else "nn.BatchNorm1d",
