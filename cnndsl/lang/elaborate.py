@@ -130,7 +130,7 @@ class Elaborator(Values, Arguments, Budget):
         return graph
 
     def expand(self) -> Graph:
-        self.statements(self.program, seen=(self.real_path(),))
+        self.statements(self.program, seen=None)  # the spec's real path: only for an include not yet read
         if self.program.net is None:
             raise CnnError(f"{self.path}: no network: the file has statements but no network expression",
                            hint="end the file with the network, e.g. `CONV(16, 3) - RELU - FC(10)`", code="E304")
@@ -264,8 +264,9 @@ class Elaborator(Values, Arguments, Budget):
         return self.value(st.value, _Scope("", {}, self.globals))
 
     def include(self, st: A.Include, seen):
-        from .program import resolve
-        st = resolve(st, seen)  # a Program from `program.parse` holds its includes already
+        if st.program is None:  # a Program from `program.parse` holds its includes already
+            from .program import resolve
+            st = resolve(st, seen if seen is not None else (self.real_path(),))
         if id(st.program) in self.read_files:  # included twice (a diamond): its statements count once
             return
         self.read_files.add(id(st.program))
