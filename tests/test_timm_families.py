@@ -46,7 +46,8 @@ def reference_rows(name):
     ref = REFERENCE[name]
     rows = [dict(r) for r in ref["layers"]]
     for i, f in enumerate(ref["functional"]):  # "after" counts module rows only: shift by those before
-        rows.insert(f["after"] + i, {"module": f"<{f['type']} {i + 1}>", "type": f["type"], "out": f["out"],
+        out = f["out"] if len(f["out"]) == 3 else [1, 1, *f["out"]]  # a mean without keepdim (timm's "fast" pool)
+        rows.insert(f["after"] + i, {"module": f"<{f['type']} {i + 1}>", "type": f["type"], "out": out,
                                      "params": 0, "macs": f.get("macs", 0)})
     return rows
 
