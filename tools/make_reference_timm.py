@@ -74,7 +74,7 @@ FAMILY_NETS = {name: name for name in [
     # regnet.py with torchvision's width rule (nets/lib/timm_regnet.net)
     "regnety_004", "regnetx_004_tv",
     # blur pool, global response norm, space to depth, StarReLU, learnt scalar affine and asymmetric pad
-    "resnetblur50", "convnextv2_atto", "tresnet_m", "poolformer_s12", "convformer_s18",
+    "resnetblur50", "convnextv2_atto", "tresnet_m", "poolformer_s12", "convformer_s18", "hgnetv2_b0",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family

@@ -64,7 +64,7 @@ def random_affines(model):
 
 
 # Twins whose initial weights would hide a layer (an identity at init), perturbed after BN calibration
-PERTURB = {name: random_affines for name in ("convnextv2_atto", "poolformer_s12", "convformer_s18")}
+PERTURB = {name: random_affines for name in ("convnextv2_atto", "poolformer_s12", "convformer_s18", "hgnetv2_b0")}
 
 
 def check(name, timm_name, family):
