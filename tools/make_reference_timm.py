@@ -76,7 +76,7 @@ FAMILY_NETS = {name: name for name in [
     # blur pool, global response norm, space to depth, StarReLU, learnt scalar affine and asymmetric pad
     "resnetblur50", "convnextv2_atto", "tresnet_m", "poolformer_s12", "convformer_s18", "hgnetv2_b0",
     "resnetblur50d", "convnextv2_femto", "convnextv2_pico", "convnextv2_nano", "convnextv2_tiny", "poolformer_s24",
-    "hgnetv2_b1", "tresnet_l", "densenetblur121d",
+    "hgnetv2_b1", "tresnet_l", "densenetblur121d", "resnetblur18", "convformer_s36",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family

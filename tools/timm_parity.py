@@ -66,7 +66,7 @@ def random_affines(model):
 # Twins whose initial weights would hide a layer (an identity at init), perturbed after BN calibration
 PERTURB = {name: random_affines for name in ("convnextv2_atto", "poolformer_s12", "convformer_s18", "hgnetv2_b0",
                                              "convnextv2_femto", "convnextv2_pico", "convnextv2_nano", "convnextv2_tiny",
-                                             "poolformer_s24", "hgnetv2_b1")}
+                                             "poolformer_s24", "hgnetv2_b1", "convformer_s36")}
 
 
 def check(name, timm_name, family):
