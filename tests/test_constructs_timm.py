@@ -102,11 +102,11 @@ def test_starrelu_and_squared_relu():
     x = torch.randn(2, 4, 3, 3)
 
     def init(m):
-        m.starrelu1.scale.fill_(0.8944)
+        m.starrelu1.weight.fill_(0.8944)
         m.starrelu1.bias.fill_(-0.4472)
     m, y = run("input 3x3x4\nSTARRELU", x, init=init)
     assert torch.allclose(y, 0.8944 * torch.relu(x) ** 2 - 0.4472)
-    assert [(k, tuple(v.shape)) for k, v in m.state_dict().items()] == [("starrelu1.scale", (1,)), ("starrelu1.bias", (1,))]
+    assert [(k, tuple(v.shape)) for k, v in m.state_dict().items()] == [("starrelu1.weight", (1,)), ("starrelu1.bias", (1,))]
     m, y = run("input 3x3x4\nSTARRELU(learnt=false)", x)
     assert not m.state_dict() and torch.equal(y, torch.square(torch.relu(x)))  # MetaFormer's SquaredReLU
     assert layers("input 3x3x4\nSTARRELU(learnt=false)")["starrelu1"]["desc"] == "squared"
@@ -116,7 +116,7 @@ def test_affine_is_a_learnt_scalar_scale_and_bias():
     x = torch.randn(2, 4, 3, 3)
 
     def init(m):
-        m.affine1.scale.fill_(-1.5)
+        m.affine1.weight.fill_(-1.5)
         m.affine1.bias.fill_(0.25)
     m, y = run("input 3x3x4\nAFFINE", x, init=init)
     assert torch.allclose(y, -1.5 * x + 0.25)
@@ -139,6 +139,15 @@ def test_layernorm_without_bias():
     want = F.layer_norm(x.permute(0, 2, 3, 1), (6,), m.layernorm1.weight, None, 1e-6).permute(0, 3, 1, 2)
     assert torch.allclose(y, want, atol=1e-6) and list(m.state_dict()) == ["layernorm1.weight"]
     assert layers("input 3x3x6\nLAYERNORM(bias=false)")["layernorm1"]["flops"] == 6 * 54
+
+
+def test_timms_scalars_load_by_their_names():
+    """timm's StarReLU and LearnableAffineBlock keep their scale as `scale`: it loads into our `weight`."""
+    net = cnndsl.loads("input 4x4x6\nCONV(6, 1) - act: STARRELU - lab: AFFINE")
+    theirs = {"conv.weight": torch.randn(6, 6, 1, 1), "conv.bias": torch.randn(6), "act.scale": torch.tensor([0.5]),
+              "act.bias": torch.tensor([0.25]), "lab.scale": torch.tensor([2.0]), "lab.bias": torch.tensor([-1.0])}
+    sd = net.to_torch(seed=0, weights=theirs).state_dict()
+    assert [sd[k].item() for k in ("act.weight", "act.bias", "lab.weight", "lab.bias")] == [0.5, 0.25, 2.0, -1.0]
 
 
 def test_layerscale_loads_from_a_scale_modules_scale():

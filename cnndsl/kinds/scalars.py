@@ -9,25 +9,29 @@ MetaFormer and PP-HGNetV2 have them:
     >>> from cnndsl.kinds import KINDS
     >>> star = KINDS["STARRELU"]
     >>> [(t.name, t.shape, t.fill) for t in star.tensors(star.bind({"scale": 0.8944, "bias": -0.4472}), [(4, 4, 8)])]
-    [('scale', (1,), 0.8944), ('bias', (1,), -0.4472)]
+    [('weight', (1,), 0.8944), ('bias', (1,), -0.4472)]
+
+The scale is the layer's `weight`, as every layer's first tensor is named; timm's `scale` loads into it
+(kinds.Foreign's name).
 """
 from __future__ import annotations
 
-from .base import HE_STOP, NO_TENSORS, OWN, Arg, Kind, Tensor, n_elems, torch_module
+from .base import HE_STOP, NO_TENSORS, OWN, Arg, Foreign, Kind, Tensor, n_elems, torch_module
 
 
 class _ScalarAffine(Kind):
-    """A learnt (1,) `scale` and `bias`, as timm names and shapes them."""
+    """A learnt (1,) scale (`weight`; timm's `scale`) and `bias`."""
     memory, output_overwritable, he, draw_group = OWN, True, HE_STOP, "activation"
 
     def tensors(self, attrs, ins):
         if not attrs.get("learnt", True):
             return NO_TENSORS
-        return (Tensor("scale", (1,), "fill", fill=attrs["scale"]), Tensor("bias", (1,), "fill", fill=attrs["bias"]))
+        return (Tensor("weight", (1,), "fill", fill=attrs["scale"], foreign=(Foreign((1,), name="scale"),)),
+                Tensor("bias", (1,), "fill", fill=attrs["bias"]))
 
     def _constants(self, b, n):
         if n.attrs.get("learnt", True):
-            return f"{n.name}.scale", f"{n.name}.bias"
+            return f"{n.name}.weight", f"{n.name}.bias"
         return b.scalar(n.attrs["scale"]), b.scalar(n.attrs["bias"])
 
     def describe(self, attrs):
@@ -93,29 +97,31 @@ def torch_modules():
     from torch import nn
 
     class StarReLU(nn.Module):
-        """timm's StarReLU: scale * relu(x) ** 2 + bias, `scale` and `bias` (1,) parameters, or constants."""
+        """timm's StarReLU: scale * relu(x) ** 2 + bias; the scale a (1,) parameter `weight` (timm's `scale`)
+        and `bias`, or constants."""
 
         def __init__(self, scale_value: float = 1.0, bias_value: float = 0.0, learnable: bool = True):
             super().__init__()
             self.relu = nn.ReLU()
             if learnable:
-                self.scale = nn.Parameter(scale_value * torch.ones(1))
+                self.weight = nn.Parameter(scale_value * torch.ones(1))
                 self.bias = nn.Parameter(bias_value * torch.ones(1))
             else:
-                self.scale, self.bias = scale_value, bias_value
+                self.weight, self.bias = scale_value, bias_value
 
         def forward(self, x):
-            return self.scale * self.relu(x) ** 2 + self.bias
+            return self.weight * self.relu(x) ** 2 + self.bias
 
     class LearnableAffine(nn.Module):
-        """timm's LearnableAffineBlock (hgnet.py): scale * x + bias, `scale` and `bias` (1,) parameters."""
+        """timm's LearnableAffineBlock (hgnet.py): scale * x + bias, the scale a (1,) parameter `weight`
+        (timm's `scale`) and `bias`."""
 
         def __init__(self, scale_value: float = 1.0, bias_value: float = 0.0):
             super().__init__()
-            self.scale = nn.Parameter(torch.tensor([float(scale_value)]))
+            self.weight = nn.Parameter(torch.tensor([float(scale_value)]))
             self.bias = nn.Parameter(torch.tensor([float(bias_value)]))
 
         def forward(self, x):
-            return self.scale * x + self.bias
+            return self.weight * x + self.bias
 
     return {"StarReLU": StarReLU, "LearnableAffine": LearnableAffine}
