@@ -93,7 +93,7 @@ def _forms(prefix: str, sig: tuple, layouts: dict) -> list[tuple[tuple, dict]]:
     forms = [((), {})]
     for leaf, shape in sig:
         key = f"{prefix}.{leaf}" if prefix else leaf
-        options = [(leaf, shape)] + [(BARE if f.bare else leaf, tuple(f.shape)) for f in layouts.get(key, ())]
+        options = [(leaf, shape)] + [(BARE if f.bare else f.name or leaf, tuple(f.shape)) for f in layouts.get(key, ())]
         forms = [(s + ((name, shp),), {**names, name: leaf}) for s, names in forms for name, shp in options
                  if name not in names]
     return [(tuple(sorted(s)), names) for s, names in forms]

@@ -149,7 +149,8 @@ def test_a_newer_opset_and_cnndsls_own_exporter(tmp_path):
 # ---- every kind of the language ---------------------------------------------------------------------
 # The constructs of the timm issue (24) landed beside the importer: it does not lift them yet (a known gap,
 # listed here so that it shows in every run, not skipped silently)
-NOT_YET = {"SCALE", "UPSAMPLE", "CHANCONV", "STDCONV", "SCALEDSTDCONV"}
+NOT_YET = {"SCALE", "UPSAMPLE", "CHANCONV", "STDCONV", "SCALEDSTDCONV",
+           "BLURPOOL", "GRN", "SPACETODEPTH", "STARRELU", "AFFINE", "PAD"}
 
 
 def _samples():
@@ -157,7 +158,8 @@ def _samples():
     for kind in KINDS.values():
         for sample in kind.samples:
             if "(3, 2)" not in sample:  # torch.onnx.export refuses adaptive pools to sizes that do not divide
-                gap = kind.name in NOT_YET or "tf_same" in sample or "groups=" in sample and kind.name == "SOFTMAX"
+                gap = (kind.name in NOT_YET or "tf_same" in sample or "groups=" in sample and kind.name == "SOFTMAX"
+                       or "bias=false" in sample and kind.name == "LAYERNORM")
                 marks = [pytest.mark.xfail(reason="the importer does not lift issue 24's constructs yet")] if gap else []
                 out.append(pytest.param((kind.name, sample), marks=marks))
     return out

@@ -97,9 +97,11 @@ class Foreign:
 
     `bare`: the tensor is a parameter of the enclosing module itself, not a tensor of a module of
     its own, so its key ends with its own name where ours ends with `layer.weight` (torchvision's
-    CNBlock.layer_scale, timm's ConvNeXtBlock.gamma)."""
+    CNBlock.layer_scale, timm's ConvNeXtBlock.gamma). `name`: the tensor's name abroad where a module
+    of its own names it otherwise (timm's MetaFormer Scale keeps a layer scale as `scale`)."""
     shape: tuple
     bare: bool = False
+    name: str = ""
 
 
 @dataclass(frozen=True)
