@@ -184,14 +184,17 @@ def _counted(kind, attrs, c, inplace) -> tuple:
     (attrs, params, buffers, MACs, FLOPs, output elements, window (None where it leaves the field and
     jump as they are: a 1x1 window of stride 1), tensors kept, extra bytes kept, shares its input's
     memory at inference (a view, DROPOUT, an in-place layer: no memory of its own), counts toward the
-    depth (1 or 0), may an in-place successor overwrite its output)."""
+    depth (1 or 0), may an in-place successor overwrite its output, what `meta` gets (rf and jump
+    None: the fold sets them on a copy))."""
     params, buffers, macs, flops, elems, window, (which, extra) = c
     memory = kind.memory
     if window == _IDENTITY and all(v.__class__ is int for pair in window for v in pair):
         window = None  # advance() would give back an equal field and jump
-    return (attrs, params, buffers, macs, flops, elems, window, which, extra,
-            inplace or memory == VIEW or memory == VIEW_AT_INFERENCE, 1 if params and kind.weight_layer else 0,
-            kind.output_overwritable)
+    shares = inplace or memory == VIEW or memory == VIEW_AT_INFERENCE
+    return (attrs, params, buffers, macs, flops, elems, window, which, extra, shares,
+            1 if params and kind.weight_layer else 0, kind.output_overwritable,
+            {"params": params, "buffers": buffers, "macs": macs, "flops": flops, "act_elems": elems, "rf": None,
+             "jump": None, "inplace": shares})
 
 
 _IDENTITY = ((1, 1), (1, 1))
@@ -272,7 +275,7 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
             if c is None or (attrs and c[0] is not attrs):  # the attrs object itself: a freed one's id is reused
                 ins = [shape[t] for t in inputs]
                 c = cache[key] = _counted(kind, attrs, step(kind, attrs, ins, out_shape, inplace), inplace)
-        _, params, buffers, macs, flops, elems, window, which, extra, shares, weighted, ow_out = c
+        _, params, buffers, macs, flops, elems, window, which, extra, shares, weighted, ow_out, counts = c
         if with_rf:
             if len(inputs) == 1 and len(out_shape) == 3:  # field(), inline for one input: the most layers
                 r = rf.get(inputs[0])
@@ -294,12 +297,14 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
         if not shares:
             act += elems
         if meta:
-            rj = r if with_rf else (None, None)
-            m = {"params": params, "buffers": buffers, "macs": macs, "flops": flops, "act_elems": elems,
-                 "rf": rj[0], "jump": rj[1], "inplace": shares}
+            # a copy of the layer's counts, its field and jump set: eight entries set one by one into
+            # an empty dict cost 2.5 times as much, a dict display twice as much
+            m = counts.copy()
+            if with_rf:
+                m["rf"], m["jump"] = r
             if it.meta:  # what an importer or an earlier analysis wrote stays, in its place
                 it.meta.update(m)
-            else:  # one dict made whole: eight entries set one by one into an empty one cost twice as much
+            else:
                 it.meta = m
         if share is not None:
             alias[name] = alias[share]
