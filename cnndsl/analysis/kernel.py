@@ -222,8 +222,8 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
     params_t = buffers_t = macs_t = flops_t = depth = extra_t = nested = act = 0
     last_rf = None
     for it in items:
-        name, inputs = it.name, it.inputs
-        if it.op == PART:
+        name, inputs, op = it.name, it.inputs, it.op
+        if op == PART:
             src = inputs[0]
             ow = ow_x if src == x else (readers[src] == 1 and overwritable[src])
             s = it.site.summary(ow, grad[src], cache)
@@ -253,7 +253,6 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
             grad[name], overwritable[name] = s.grad, it.site.out_overwritable
             shape[name] = it.out_shape
             continue
-        op = it.op
         kind = kinds[op]
         memory = kind.memory
         if memory == INPLACE:
