@@ -55,7 +55,7 @@ def _layers(nodes, nbytes) -> tuple[list, list]:
             desc = descs[id(attrs)] = (attrs, n.op, {**_ROW, "op": n.op, "desc": n.kind.describe(attrs)})
         block = blocks.get(id(frames), blocks)
         if block is blocks:
-            block = blocks[id(frames)] = next((f.path for f in reversed(frames) if f.kind != "repeat"), None)
+            block = blocks[id(frames)] = _block(frames)
         if defaults:
             defaulted.append(n)
         rf, jump, elems, warnings = m["rf"], m["jump"], m["act_elems"], m.get("warnings")
@@ -80,6 +80,15 @@ def _layers(nodes, nbytes) -> tuple[list, list]:
             if warnings else []
         append(row)
     return layers, defaulted
+
+
+def _block(frames):
+    """The path of the innermost block or label among a node's frames (a loop: a generator and next()
+    cost twice as much, once per scope of a net)."""
+    for f in reversed(frames):
+        if f.kind != "repeat":
+            return f.path
+    return None
 
 
 # A layer's row, its entries in the order of the JSON (what a row of a kind starts as: _layers).
