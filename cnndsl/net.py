@@ -16,7 +16,6 @@ import gc
 import hashlib
 import os
 import threading
-from contextlib import contextmanager
 
 from .lang.elaborate import elaborate
 from .errors import CnnError, shown_path
@@ -108,25 +107,36 @@ _GC = threading.Lock()
 _GC_PAUSES = [0, False]  # how many threads are inside _gc_paused; whether the collector ran before the first
 
 
-@contextmanager
-def _gc_paused():
+class _GcPause:
     """Parsing, elaboration and analysis allocate tens of objects per layer and free almost none, so
     the cyclic collector only rescans the growing graph, again and again: 20% of a 100k-layer
     analysis. Reference counting still frees everything; the collector resumes afterwards, when the
     last of the threads inside leaves (a count under a lock: two threads each saving and restoring
-    gc.isenabled() would leave it off when their pauses overlap)."""
-    with _GC:
-        if _GC_PAUSES[0] == 0:
-            _GC_PAUSES[1] = gc.isenabled()
-            gc.disable()
-        _GC_PAUSES[0] += 1
-    try:
-        yield
-    finally:
+    gc.isenabled() would leave it off when their pauses overlap). A class, not a @contextmanager
+    generator: a load passes through three pauses, ~4 us each that way, ~1 us this way."""
+    __slots__ = ()
+
+    def __enter__(self):
+        with _GC:
+            if _GC_PAUSES[0] == 0:
+                _GC_PAUSES[1] = gc.isenabled()
+                gc.disable()
+            _GC_PAUSES[0] += 1
+
+    def __exit__(self, *exc):
         with _GC:
             _GC_PAUSES[0] -= 1
             if _GC_PAUSES[0] == 0 and _GC_PAUSES[1]:
                 gc.enable()
+        return False
+
+
+_PAUSE = _GcPause()
+
+
+def _gc_paused() -> _GcPause:
+    """`with _gc_paused():` the cyclic collector paused for the block (_GcPause says why)."""
+    return _PAUSE
 
 
 gc_paused = _gc_paused  # public: the search pauses the collector around its members too

@@ -179,6 +179,27 @@ def _readers(items):
     return readers
 
 
+def _counted(kind, attrs, c, inplace) -> tuple:
+    """A layer's `step`, flat, with what the fold derives from it and its kind, as the cache keeps it:
+    (attrs, params, buffers, MACs, FLOPs, output elements, window (None where it leaves the field and
+    jump as they are: a 1x1 window of stride 1), tensors kept, extra bytes kept, shares its input's
+    memory at inference (a view, DROPOUT, an in-place layer: no memory of its own), counts toward the
+    depth (1 or 0), may an in-place successor overwrite its output, what `meta` gets (rf and jump
+    None: the fold sets them on a copy))."""
+    params, buffers, macs, flops, elems, window, (which, extra) = c
+    memory = kind.memory
+    if window == _IDENTITY and all(v.__class__ is int for pair in window for v in pair):
+        window = None  # advance() would give back an equal field and jump
+    shares = inplace or memory == VIEW or memory == VIEW_AT_INFERENCE
+    return (attrs, params, buffers, macs, flops, elems, window, which, extra, shares,
+            1 if params and kind.weight_layer else 0, kind.output_overwritable,
+            {"params": params, "buffers": buffers, "macs": macs, "flops": flops, "act_elems": elems, "rf": None,
+             "jump": None, "inplace": shares})
+
+
+_IDENTITY = ((1, 1), (1, 1))
+
+
 def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=False, rf_x=None,
          meta=False, largest=0) -> Summary:
     """The walk of `items` (layers in order, and Parts), entered through tensor `x` of shape
@@ -201,8 +222,8 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
     params_t = buffers_t = macs_t = flops_t = depth = extra_t = nested = act = 0
     last_rf = None
     for it in items:
-        name, inputs = it.name, it.inputs
-        if it.op == PART:
+        name, inputs, op = it.name, it.inputs, it.op
+        if op == PART:
             src = inputs[0]
             ow = ow_x if src == x else (readers[src] == 1 and overwritable[src])
             s = it.site.summary(ow, grad[src], cache)
@@ -232,7 +253,7 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
             grad[name], overwritable[name] = s.grad, it.site.out_overwritable
             shape[name] = it.out_shape
             continue
-        kind = kinds[it.op]
+        kind = kinds[op]
         memory = kind.memory
         if memory == INPLACE:
             i = overwritten(inputs, x, ow_x, readers, overwritable)
@@ -241,17 +262,19 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
         else:
             inplace = False
             share = inputs[0] if memory == VIEW else None
-        ins = [shape[inputs[0]]] if len(inputs) == 1 else [shape[t] for t in inputs]
         attrs, out_shape = it.attrs, it.out_shape
         if cache is None:
-            c = step(kind, attrs, ins, out_shape, inplace)
+            ins = [shape[inputs[0]]] if len(inputs) == 1 else [shape[t] for t in inputs]
+            c = _counted(kind, attrs, step(kind, attrs, ins, out_shape, inplace), inplace)
         else:
-            key = (it.op, id(attrs) if attrs else None, inplace, *ins)
-            hit = cached(key)
-            if hit is None or (attrs and hit[0] is not attrs):  # the attrs object itself: a freed one's id is reused
-                hit = cache[key] = (attrs, step(kind, attrs, ins, out_shape, inplace))
-            c = hit[1]
-        params, buffers, macs, flops, elems, window, (which, extra) = c
+            # the input list is made only on a miss: a hit (most layers) needs its shapes in the key alone
+            key = (op, id(attrs) if attrs else None, inplace, shape[inputs[0]]) if len(inputs) == 1 else \
+                (op, id(attrs) if attrs else None, inplace, *[shape[t] for t in inputs])
+            c = cached(key)
+            if c is None or (attrs and c[0] is not attrs):  # the attrs object itself: a freed one's id is reused
+                ins = [shape[t] for t in inputs]
+                c = cache[key] = _counted(kind, attrs, step(kind, attrs, ins, out_shape, inplace), inplace)
+        _, params, buffers, macs, flops, elems, window, which, extra, shares, weighted, ow_out, counts = c
         if with_rf:
             if len(inputs) == 1 and len(out_shape) == 3:  # field(), inline for one input: the most layers
                 r = rf.get(inputs[0])
@@ -265,21 +288,23 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
                 rf[name], last_rf = r, r[0]
             else:
                 rf[name] = None
-        if params and kind.weight_layer:
-            depth += 1
+        depth += weighted
         params_t += params
         buffers_t += buffers
         macs_t += macs
         flops_t += flops
-        # at inference a view, DROPOUT (VIEW_AT_INFERENCE) and an in-place layer hold no memory of their own
-        shares = inplace or memory == VIEW or memory == VIEW_AT_INFERENCE
         if not shares:
             act += elems
         if meta:
-            m = it.meta
-            m["params"], m["buffers"], m["macs"], m["flops"], m["act_elems"] = params, buffers, macs, flops, elems
-            m["rf"], m["jump"] = r if with_rf else (None, None)
-            m["inplace"] = shares
+            # a copy of the layer's counts, its field and jump set: eight entries set one by one into
+            # an empty dict cost 2.5 times as much, a dict display twice as much
+            m = counts.copy()
+            if with_rf:
+                m["rf"], m["jump"] = r
+            if it.meta:  # what an importer or an earlier analysis wrote stays, in its place
+                it.meta.update(m)
+            else:
+                it.meta = m
         if share is not None:
             alias[name] = alias[share]
         else:
@@ -296,7 +321,7 @@ def fold(items, x, shape_in, out, ow_x=False, grad_x=False, cache=None, fields=F
                 for t in (inputs if w == "in" else (name,) if w == "out" else partners(inputs, grad)):
                     saved.add(alias[t])
             extra_t += extra
-        overwritable[name] = kind.output_overwritable
+        overwritable[name] = ow_out
         shape[name] = out_shape
     s = Summary()
     exit_alias = alias[out]
