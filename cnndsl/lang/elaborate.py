@@ -125,6 +125,9 @@ class _Elaborator(Values, Arguments, Budget):
             out = self.network()
         except _Refused as refused:
             raise refused.err from None
+        if type(out) is tuple:
+            raise CnnError(f"the network ends with {len(out)} streams; its output is one tensor", self.program.net.span,
+                           code="E305", hint="join them (`{ $0 + $1 }`, `{ $0 | $1 }`) or pick one (`- $0`)")
         self.graph.output = out
         self.graph.lets = {k: v for k, v in self.globals.items() if v is not POISON}
         self.graph.optionals = sorted(self.optionals.values(), key=lambda o: (o.span.line, o.span.col))
@@ -312,7 +315,12 @@ class _Elaborator(Values, Arguments, Budget):
         if t is A.Branches:
             self.step(e.span)
             return self.branches(e, x, sc)
-        if t is A.Copies:  # only `branches` expands them
+        if t is A.Stream:
+            return self.stream(e, x, sc)
+        if t is A.Streams:
+            self.step(e.span)
+            return self.streams(e, x, sc)
+        if t is A.Copies:  # only `branches` and `streams` expand them
             self.recover(CnnError("`** n` copies a branch side by side: it belongs inside braces, beside another "
                                   "branch", e.span, code="E101",
                                   hint="write e.g. `{ ID + (CONV(c, 3, p=1) - BN) ** 4 }`; `*n` repeats in sequence"), sc)
@@ -423,6 +431,12 @@ class _Elaborator(Values, Arguments, Budget):
         outs, asts = [], []  # a branch `b ** n` is n branches
         for b in e.items:
             made = self.copies(b, x, sc) if isinstance(b, A.Copies) else [self.expr(b, x, sc)]
+            for k, o in enumerate(made):
+                if type(o) is tuple:  # streams flowed in and this branch picked none (`{ ID + $1 }`)
+                    self.recover(CnnError(f"this branch gives {len(o)} streams; a join takes one tensor from each "
+                                          f"branch", b.span, code="E305",
+                                          hint="start the branch with the stream it reads: `{ $0 + $1 - UPSAMPLE(2) }`"), sc)
+                    made[k] = o[0]
             outs += made
             asts += [b] * len(made)
         if len(outs) < 2:  # `{ ID + b ** 0 }`: the one branch left is no join
@@ -457,6 +471,46 @@ class _Elaborator(Values, Arguments, Budget):
             outs.append(self.expr(e.body, x, _Scope(sc.prefix, sc.counters, env, sc.frames, sc.stack, sc.params)))
         return outs
 
+    def streams(self, e: A.Streams, x, sc):
+        """`(a, b, c)`: each element from x; their outputs side by side. An element that gives
+        streams gives them all in its place: `(ID, b)` adds b's output to the streams flowing in."""
+        outs = []
+        for b in e.items:
+            made = self.copies(b, x, sc) if isinstance(b, A.Copies) else [self.expr(b, x, sc)]
+            for o in made:
+                outs += o if type(o) is tuple else [o]
+        if not outs:  # `((b)**0)`
+            self.recover(CnnError("the tuple gives no streams", e.span, code="E305",
+                                  hint="a tuple of copies needs a count of at least 1"), sc)
+            return x
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def stream(self, e: A.Stream, x, sc):
+        """`$k`: stream k of x (one tensor is stream 0 of itself)."""
+        live = x if type(x) is tuple else (x,)
+        try:
+            k = self.count(e.index, sc)
+        except CnnError as err:
+            self.recover(err, sc)
+            return live[0]
+        if k >= len(live):
+            shown = "one tensor flows in here, `$0`" if len(live) == 1 else \
+                f"{len(live)} streams flow in here, `$0` to `${len(live) - 1}`"
+            self.recover(CnnError(f"there is no stream `${k}`: {shown}", e.span, code="E305",
+                                  hint="streams come from a tuple before this point, `(a, b)`, or from the streams "
+                                       "a block is called with; they count from $0"), sc)
+            return live[0]
+        return live[k]
+
+    def one_tensor(self, x, what: str, span, sc) -> str:
+        """x, when it is one tensor; else an error (recorded) and its first stream."""
+        if type(x) is not tuple:
+            return x
+        self.recover(CnnError(f"{what} reads one tensor, but {len(x)} streams flow in here", span, code="E305",
+                              hint="pick one (`$0 - ...`), run one on each (`($0 - a, $1 - b)`) or join them "
+                                   "(`{ $0 + $1 }`)"), sc)
+        return x[0]
+
     def where(self, name, branch_ast) -> Span:
         return self.graph[name].span if name in self.graph else branch_ast.span
 
@@ -471,6 +525,8 @@ class _Elaborator(Values, Arguments, Budget):
             return x
         if kind.name == "ID":
             return x
+        if type(x) is tuple:
+            x = self.one_tensor(x, c.name, c.span, sc)
         if kind.flat_input and len(self.graph.shape_of(x)) == 3:
             flat = KINDS["FLATTEN"]
             shape = flat.out_shape({}, [self.graph.shape_of(x)])
