@@ -74,6 +74,8 @@ FAMILY_NETS = {name: name for name in [
     "regnety_004", "regnetx_004_tv",
     # hrnet.py: several live streams (nets/lib/timm_hrnet.net)
     "hrnet_w18_small",
+    # pnasnet.py: cells that read the two cells before them (nets/lib/timm_pnasnet.net)
+    "pnasnet5large",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family

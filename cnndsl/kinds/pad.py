@@ -1,0 +1,71 @@
+"""Zero padding, or cropping, by a number of rows and columns on each side: PyTorch's
+nn.ZeroPad2d((left, right, top, bottom)), whose negative sizes cut rows off. NASNet's and
+PNASNet's factorized reduction shifts its second path by one pixel before a strided 1x1 pool, so
+the two paths read interleaved pixels:
+
+    { AVGPOOL(1, s=2) | PAD(-1, 1, -1, 1) - AVGPOOL(1, s=2) }
+
+It moves the input and adds zeros, so it widens no receptive field and steps nowhere:
+
+    >>> import cnndsl
+    >>> r = cnndsl.loads("input 8x8x4\\nPAD(-1, 1, -1, 1) - PAD(0, 1, 0, 1) - CONV(4, 3)").report()
+    >>> [(l["out"], l["rf"]) for l in r["layers"]]
+    [([8, 8, 4], 1), ([9, 9, 4], 1), ([7, 7, 4], 3)]
+"""
+from __future__ import annotations
+
+from .base import HE_PASS, NO_TENSORS, OWN, REQUIRED, Arg, Kind, ShapeError, need_volume, torch_module
+
+
+class Pad(Kind):
+    name = "PAD"
+    aliases = ("ZEROPAD",)
+    doc = "zero padding (negative: cropping) of each side, nn.ZeroPad2d((left, right, top, bottom))"
+    elementwise = False
+    args = (Arg("left", "int", REQUIRED, doc="columns of zeros before the first (negative: columns cut off)"),
+            Arg("right", "int", REQUIRED, doc="columns after the last"),
+            Arg("top", "int", REQUIRED, doc="rows before the first"),
+            Arg("bottom", "int", REQUIRED, doc="rows after the last"))
+    # a new tensor (constant_pad_nd); its backward keeps no tensor, so an in-place successor may overwrite it
+    memory, output_overwritable, he, draw_group = OWN, True, HE_PASS, "reshape"
+    samples = ("PAD(1, 1, 1, 1)", "PAD(-1, 1, -1, 1)", "PAD(0, 1, 0, 1) - RELU", "PAD(-1, 0, 0, -1) - AVGPOOL(1, s=2)")
+
+    def out_shape(self, attrs, ins):
+        need_volume(self.name, ins[0])
+        H, W, C = ins[0]
+        h, w = H + attrs["top"] + attrs["bottom"], W + attrs["left"] + attrs["right"]
+        if h < 1 or w < 1:
+            raise ShapeError(f"PAD leaves {h}x{w} of a {H}x{W} input",
+                             arithmetic=f"{H} + {attrs['top']} + {attrs['bottom']} = {h} rows, "
+                                        f"{W} + {attrs['left']} + {attrs['right']} = {w} columns",
+                             hint="negative sizes cut rows or columns off: cut fewer than the input has")
+        return (h, w, C)
+
+    def tensors(self, attrs, ins):
+        return NO_TENSORS
+
+    def saved(self, attrs, ins, out, inplace=False):
+        return ((), 0)  # constant_pad_nd keeps the pads only
+
+    def torch_module(self, attrs, ins, inplace):
+        return torch_module("nn.ZeroPad2d", (("padding", tuple(attrs[k] for k in ("left", "right", "top", "bottom"))),))
+
+    def onnx(self, b, n, xs):
+        """A Pad for the positive sizes, then a Slice for the negative ones (cropping). In this order:
+        ONNX Runtime fuses a Pad into the pool after it, and refuses the pool when the fused padding
+        is not smaller than its window (a 1x1 pool of a padded input)."""
+        (H, W, _), a = b.shape_of(n.inputs[0]), n.attrs
+        top, left, bottom, right = (a[k] for k in ("top", "left", "bottom", "right"))
+        grow = [max(0, v) for v in (top, left, bottom, right)]
+        x = xs[0]
+        if any(grow) or (top, left, bottom, right) == (0, 0, 0, 0):
+            cut = min(top, left, bottom, right) < 0
+            x = b.node("Pad", [x, b.ints(n, "pads", [0, 0, grow[0], grow[1], 0, 0, grow[2], grow[3]])], n,
+                       out=f"{n.name}:padded" if cut else None)
+        if min(top, left, bottom, right) < 0:
+            h, w = H + grow[0] + grow[2], W + grow[1] + grow[3]
+            b.node("Slice", [x, b.ints(n, "starts", [max(0, -top), max(0, -left)]),
+                             b.ints(n, "ends", [h - max(0, -bottom), w - max(0, -right)]), b.ints(n, "axes", [2, 3])], n)
+
+    def describe(self, attrs):
+        return "(" + ", ".join(str(attrs[k]) for k in ("left", "right", "top", "bottom")) + ")"
