@@ -39,6 +39,7 @@ from .values import BOOLS, MAX_BLOCK_DEPTH, MAX_NODES, POISON, Poisoned, Values,
 from .budget import MAX_STEPS, Budget
 from .memo import Memoised
 from .replay import Replay
+from .streams import Streams
 
 MAX_COPIES = 1000  # branches one `b ** n` may give a join (MobileOne has 4, ResNeSt's radix at most 4)
 CHECK_AT = 5_000  # steps or expressions after which an expansion stops to run the budget walk
@@ -56,7 +57,7 @@ class _Refused(Exception):
         self.err = err
 
 
-class _Elaborator(Values, Arguments, Budget):
+class _Elaborator(Streams, Values, Arguments, Budget):
     charge_first = True  # walk the budget before expanding (elaborate() turns it off: see above)
 
     def __init__(self, program, input_shape, bindings, strict, path):
@@ -431,12 +432,11 @@ class _Elaborator(Values, Arguments, Budget):
         outs, asts = [], []  # a branch `b ** n` is n branches
         for b in e.items:
             made = self.copies(b, x, sc) if isinstance(b, A.Copies) else [self.expr(b, x, sc)]
-            for k, o in enumerate(made):
+            for o in made:
                 if type(o) is tuple:  # streams flowed in and this branch picked none (`{ ID + $1 }`)
-                    self.recover(CnnError(f"this branch gives {len(o)} streams; a join takes one tensor from each "
-                                          f"branch", b.span, code="E305",
-                                          hint="start the branch with the stream it reads: `{ $0 + $1 - UPSAMPLE(2) }`"), sc)
-                    made[k] = o[0]
+                    raise CnnError(f"this branch gives {len(o)} streams; a join takes one tensor from each branch",
+                                   b.span, code="E305",
+                                   hint="start the branch with the stream it reads: `{ $0 + $1 - UPSAMPLE(2) }`")
             outs += made
             asts += [b] * len(made)
         if len(outs) < 2:  # `{ ID + b ** 0 }`: the one branch left is no join
@@ -447,7 +447,8 @@ class _Elaborator(Values, Arguments, Budget):
         except ShapeError as err:
             notes = tuple((self.where(o, b), f"this branch gives {fmt_shape(self.graph.shape_of(o))}")
                           for o, b in zip(outs, asts))
-            raise CnnError(err.message, e.span, arithmetic=err.arithmetic, hint=err.hint, notes=notes[:2],
+            notes, arithmetic, hint = self.join_error(e, outs, notes, err)
+            raise CnnError(err.message, e.span, arithmetic=arithmetic, hint=hint, notes=notes[:2],
                            code="E302") from None
         return self.add(kind, {}, outs, shape, e.span, sc, self.fresh(sc, kind.name.lower()), site=e)
 
@@ -471,46 +472,6 @@ class _Elaborator(Values, Arguments, Budget):
             outs.append(self.expr(e.body, x, _Scope(sc.prefix, sc.counters, env, sc.frames, sc.stack, sc.params)))
         return outs
 
-    def streams(self, e: A.Streams, x, sc):
-        """`(a, b, c)`: each element from x; their outputs side by side. An element that gives
-        streams gives them all in its place: `(ID, b)` adds b's output to the streams flowing in."""
-        outs = []
-        for b in e.items:
-            made = self.copies(b, x, sc) if isinstance(b, A.Copies) else [self.expr(b, x, sc)]
-            for o in made:
-                outs += o if type(o) is tuple else [o]
-        if not outs:  # `((b)**0)`
-            self.recover(CnnError("the tuple gives no streams", e.span, code="E305",
-                                  hint="a tuple of copies needs a count of at least 1"), sc)
-            return x
-        return outs[0] if len(outs) == 1 else tuple(outs)
-
-    def stream(self, e: A.Stream, x, sc):
-        """`$k`: stream k of x (one tensor is stream 0 of itself)."""
-        live = x if type(x) is tuple else (x,)
-        try:
-            k = self.count(e.index, sc)
-        except CnnError as err:
-            self.recover(err, sc)
-            return live[0]
-        if k >= len(live):
-            shown = "one tensor flows in here, `$0`" if len(live) == 1 else \
-                f"{len(live)} streams flow in here, `$0` to `${len(live) - 1}`"
-            self.recover(CnnError(f"there is no stream `${k}`: {shown}", e.span, code="E305",
-                                  hint="streams come from a tuple before this point, `(a, b)`, or from the streams "
-                                       "a block is called with; they count from $0"), sc)
-            return live[0]
-        return live[k]
-
-    def one_tensor(self, x, what: str, span, sc) -> str:
-        """x, when it is one tensor; else an error (recorded) and its first stream."""
-        if type(x) is not tuple:
-            return x
-        self.recover(CnnError(f"{what} reads one tensor, but {len(x)} streams flow in here", span, code="E305",
-                              hint="pick one (`$0 - ...`), run one on each (`($0 - a, $1 - b)`) or join them "
-                                   "(`{ $0 + $1 }`)"), sc)
-        return x[0]
-
     def where(self, name, branch_ast) -> Span:
         return self.graph[name].span if name in self.graph else branch_ast.span
 
@@ -526,7 +487,7 @@ class _Elaborator(Values, Arguments, Budget):
         if kind.name == "ID":
             return x
         if type(x) is tuple:
-            x = self.one_tensor(x, c.name, c.span, sc)
+            x = self.one_tensor(x, c.name, c.span)
         if kind.flat_input and len(self.graph.shape_of(x)) == 3:
             flat = KINDS["FLATTEN"]
             shape = flat.out_shape({}, [self.graph.shape_of(x)])
