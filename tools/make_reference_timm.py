@@ -73,7 +73,8 @@ FAMILY_NETS = {name: name for name in [
     # regnet.py with torchvision's width rule (nets/lib/timm_regnet.net)
     "regnety_004", "regnetx_004_tv",
     # hrnet.py: several live streams (nets/lib/timm_hrnet.net)
-    "hrnet_w18_small",
+    "hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w18", "hrnet_w18_ssld", "hrnet_w30", "hrnet_w32", "hrnet_w40",
+    "hrnet_w44", "hrnet_w48", "hrnet_w48_ssld", "hrnet_w64",
     # pnasnet.py: cells that read the two cells before them (nets/lib/timm_pnasnet.net)
     "pnasnet5large",
 ]}
