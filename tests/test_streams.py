@@ -203,3 +203,15 @@ def test_pad_is_zero_pad2d_and_crops():
         verify(net, opset=13)
     with pytest.raises(CnnError, match="PAD leaves 0x5 of a 5x5 input"):
         cnndsl.loads("input 5x5x1\nPAD(0, 0, -3, -2)")
+
+
+def test_names_read_in_streams_are_the_specs_names():
+    """A variable read only by `$k` or inside a tuple is one of the spec's names (-D binds it; search sees it)."""
+    from cnndsl.search.space import _var_refs
+    prog = cnndsl.parse("input 8x8x4\n(ID, CONV(C, 1)) - { $0 + $K - CONV(4, 1) }")
+    assert {"C", "K"} <= prog.names
+    refs = set()
+    _var_refs(prog.net, refs)
+    assert refs == {"C", "K"}
+    g = cnndsl.loads("input 8x8x4\n(ID, CONV(C, 1)) - { $0 + $K - CONV(4, 1) }", bindings={"C": 2, "K": 1}).graph
+    assert g.shape_of("conv1") == (8, 8, 2)
