@@ -167,6 +167,9 @@ def test_the_diagram_draws_the_fuse():
 @pytest.mark.parametrize("text, words", [
     ("(ID, RELU) - $2", "there is no stream `$2`: 2 streams flow in here"),
     ("RELU - $1", "there is no stream `$1`: one tensor flows in here"),
+    ("(ID, RELU) - $99999999999999", "there is no stream `$99999999999999`: 2 streams"),
+    ("(ID, RELU) - $(0 - 1)", "a stream is numbered by a whole number from 0, not -1"),
+    ("(ID, RELU) - $(1 / 2)", "not 0.5"),
     ("(ID, RELU) - CONV(4, 1)", "CONV reads one tensor, but 2 streams flow in here"),
     ("(ID, RELU) - { ID + $0 }", "this branch gives 2 streams"),
     ("(ID, RELU)", "the network ends with 2 streams"),

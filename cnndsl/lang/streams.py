@@ -16,6 +16,7 @@ from __future__ import annotations
 from . import astnodes as A
 from ..errors import CnnError
 from ..kinds import fmt_shape
+from .values import show
 
 
 class Streams:
@@ -38,11 +39,12 @@ class Streams:
     def stream(self, e: A.Stream, x, sc):
         """`$k`: stream k of x (one tensor is stream 0 of itself)."""
         live = x if type(x) is tuple else (x,)
-        try:
-            k = self.count(e.index, sc)
-        except CnnError as err:
-            self.recover(err, sc)
-            return live[0]
+        k = self.value(e.index, sc)
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise CnnError(f"a stream is numbered by a whole number from 0, not {show(k)}", e.index.span, code="E305",
+                           hint="`$0` is the first stream, `$(i + 1)` the one after stream i")
         if k >= len(live):
             shown = "one tensor flows in here, `$0`" if len(live) == 1 else \
                 f"{len(live)} streams flow in here, `$0` to `${len(live) - 1}`"
