@@ -51,21 +51,18 @@ class Pad(Kind):
         return torch_module("nn.ZeroPad2d", (("padding", tuple(attrs[k] for k in ("left", "right", "top", "bottom"))),))
 
     def onnx(self, b, n, xs):
-        """A Pad for the positive sizes, then a Slice for the negative ones (cropping). In this order:
-        ONNX Runtime fuses a Pad into the pool after it, and refuses the pool when the fused padding
-        is not smaller than its window (a 1x1 pool of a padded input)."""
+        """A Pad for the positive sizes and one row more, then a Slice for the negative ones (cropping)
+        and that row. ONNX Runtime's optimiser fuses a Pad into a pool or conv that reads it: into a
+        max pool, whose own padding is -inf, that changes the result (zeros become -inf), and a 1x1
+        pool refuses padding it cannot hold. The Slice between them keeps every Pad unfused."""
         (H, W, _), a = b.shape_of(n.inputs[0]), n.attrs
         top, left, bottom, right = (a[k] for k in ("top", "left", "bottom", "right"))
-        grow = [max(0, v) for v in (top, left, bottom, right)]
-        x = xs[0]
-        if any(grow) or (top, left, bottom, right) == (0, 0, 0, 0):
-            cut = min(top, left, bottom, right) < 0
-            x = b.node("Pad", [x, b.ints(n, "pads", [0, 0, grow[0], grow[1], 0, 0, grow[2], grow[3]])], n,
-                       out=f"{n.name}:padded" if cut else None)
-        if min(top, left, bottom, right) < 0:
-            h, w = H + grow[0] + grow[2], W + grow[1] + grow[3]
-            b.node("Slice", [x, b.ints(n, "starts", [max(0, -top), max(0, -left)]),
-                             b.ints(n, "ends", [h - max(0, -bottom), w - max(0, -right)]), b.ints(n, "axes", [2, 3])], n)
+        grow = [max(0, top), max(0, left), max(0, bottom) + 1, max(0, right)]
+        padded = b.node("Pad", [xs[0], b.ints(n, "pads", [0, 0, grow[0], grow[1], 0, 0, grow[2], grow[3]])], n,
+                        out=f"{n.name}:padded")
+        h, w = H + grow[0] + grow[2], W + grow[1] + grow[3]
+        b.node("Slice", [padded, b.ints(n, "starts", [max(0, -top), max(0, -left)]),
+                         b.ints(n, "ends", [h - 1 - max(0, -bottom), w - max(0, -right)]), b.ints(n, "axes", [2, 3])], n)
 
     def describe(self, attrs):
         return "(" + ", ".join(str(attrs[k]) for k in ("left", "right", "top", "bottom")) + ")"
