@@ -224,3 +224,17 @@ def test_names_read_in_streams_are_the_specs_names():
     assert refs == {"C", "K"}
     g = cnndsl.loads("input 8x8x4\n(ID, CONV(C, 1)) - { $0 + $K - CONV(4, 1) }", bindings={"C": 2, "K": 1}).graph
     assert g.shape_of("conv1") == (8, 8, 2)
+
+
+def test_a_family_of_stream_specs_searches_to_each_members_report():
+    """`cnndsl search` over a family whose members hold streams: each member's figures are its report's."""
+    from cnndsl.search.enumerate import search
+    from cnndsl.search.space import Space
+    text = ("input 16x16x3\nlet C = 8 in 4, 8\nlet N = 1 in 1..2\n"
+            "def fuse(c) = ({ $0 + $1 - CONV(c, 1) - UPSAMPLE(2) } - RELU, { $0 - CONV(2 * c, 3, s=2, p=1) + $1 } - RELU)\n"
+            "CONV(C, 3, p=1) - (ID, CONV(2 * C, 3, s=2, p=1)) - fuse(C)*N - { $0 | $1 - UPSAMPLE(2) } - GAP - FC(10)\n")
+    r = search(Space(cnndsl.parse(text)), workers=1)
+    assert len(r["members"]) == 4
+    for m in r["members"]:
+        want = cnndsl.loads(text, bindings=m["bindings"]).report()["totals"]
+        assert (m["params"], m["macs"]) == (want["params"], want["macs"]), m["bindings"]
