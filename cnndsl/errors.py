@@ -44,6 +44,7 @@ CODES = {
     "E302": "branches whose shapes do not join",
     "E303": "a window does not fit its input (an error under --strict)",
     "E304": "no input volume, a bad input volume, no network, or a network without layers",
+    "E305": "streams misused: a layer given several streams, a `$k` past the streams, a join's branch or the network ending in several",
     "E401": "a limit: too many layers or expansion steps, recursive or too deeply nested blocks",
     "E402": "more memory (or disk) than this machine has: a network's tensors, data, an image or a checkpoint, refused before it is allocated",
     "E501": "a usage error: -D, --input or a file on the command line",

@@ -126,7 +126,7 @@ def test_affine_is_a_learnt_scalar_scale_and_bias():
 
 def test_pad_adds_zeros_and_leaves_the_field():
     x = torch.randn(2, 3, 4, 5)
-    _, y = run("input 4x5x3\nPAD(1, 2, 3, 0)", x)  # top, bottom, left, right
+    _, y = run("input 4x5x3\nPAD(3, 0, 1, 2)", x)  # left, right, top, bottom (nn.ZeroPad2d)
     assert torch.equal(y, F.pad(x, (3, 0, 1, 2)))
     rep = layers("input 8x8x3\nCONV(4, 3, s=2, p=1) - PAD(bottom=1, right=1) - CONV(4, 2)")
     assert rep["pad1"]["out"] == [5, 5, 4] and (rep["pad1"]["rf"], rep["pad1"]["jump"]) == (3, 2)
@@ -170,7 +170,7 @@ CASES = {  # (no BN in training: autograd keeps its running statistics, which th
     "affine": "input 9x8x8\nCONV(8, 3, p=1) - AFFINE(0.5, 0.1) - CONV(8, 1) - RELU - AFFINE - CONV(4, 1)",
     # onnxruntime would fuse a zero Pad into the MaxPool after it (whose padding is -inf): PAD is concatenated zeros
     "pad_before_maxpool": "input 9x8x8\nCONV(8, 3, p=1) - PAD(bottom=1, right=1) - MAXPOOL(2, s=1, ceil=true)"
-                          " - PAD(1, 2, 0, 3) - MAXPOOL(2, s=1) - PAD(top=2) - CONV(4, 2)",
+                          " - PAD(0, 3, 1, 2) - MAXPOOL(2, s=1) - PAD(top=2) - CONV(4, 2)",
     "layernorm_no_bias": "input 9x8x8\nCONV(8, 3, p=1) - LAYERNORM(bias=false) - CONV(8, 1) - GAP - FC(8)"
                          " - LAYERNORM(eps=1e-6, bias=false) - FC(3)",
     "hgnet_stem": "input 16x16x3\nCONV(8, 3, s=2, p=1) - RELU - AFFINE - PAD(bottom=1, right=1)"

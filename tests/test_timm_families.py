@@ -30,7 +30,9 @@ HEAVY = 30_000_000
 FULL = bool(os.environ.get("CNNDSL_FULL_ZOO"))
 
 # our op -> the module types of timm's rows it may stand for ("mean": a functional global mean)
-ROW_TYPES = {"CONV": {"Conv2d"}, "MAXPOOL": {"MaxPool2d"}, "AVGPOOL": {"AvgPool2d"}, "FC": {"Linear"},
+# (timm's *Same modules: TensorFlow's SAME padding at stride 2, `p=tf_same`)
+ROW_TYPES = {"CONV": {"Conv2d", "Conv2dSame"}, "MAXPOOL": {"MaxPool2d", "MaxPool2dSame"},
+             "AVGPOOL": {"AvgPool2d", "AvgPool2dSame"}, "FC": {"Linear"},
              "ADAPTIVEAVGPOOL": {"AdaptiveAvgPool2d"}, "GAP": {"AdaptiveAvgPool2d", "mean"},
              "BLURPOOL": {"BlurPool2d"}}
 

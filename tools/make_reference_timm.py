@@ -77,6 +77,11 @@ FAMILY_NETS = {name: name for name in [
     "resnetblur50", "convnextv2_atto", "tresnet_m", "poolformer_s12", "convformer_s18", "hgnetv2_b0",
     "resnetblur50d", "convnextv2_femto", "convnextv2_pico", "convnextv2_nano", "convnextv2_tiny", "poolformer_s24",
     "hgnetv2_b1", "tresnet_l", "densenetblur121d", "resnetblur18", "convformer_s36",
+    # hrnet.py: several live streams (nets/lib/timm_hrnet.net)
+    "hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w18", "hrnet_w18_ssld", "hrnet_w30", "hrnet_w32", "hrnet_w40",
+    "hrnet_w44", "hrnet_w48", "hrnet_w48_ssld", "hrnet_w64",
+    # pnasnet.py, nasnet.py: cells that read the two cells before them (nets/lib/timm_pnasnet.net, timm_nasnet.net)
+    "pnasnet5large", "nasnetalarge",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family

@@ -128,6 +128,21 @@ class Branches:
     span: Span
 
 
+@dataclass(frozen=True)
+class Streams:
+    """`(a, b, c)`: each element runs on what flows in (a tensor, or streams), and their outputs
+    flow on side by side as streams; an element may be copies, `(($i - b)**n @i)`."""
+    items: tuple
+    span: Span
+
+
+@dataclass(frozen=True)
+class Stream:
+    """`$k`: stream k (0-based, a count expression) of the streams flowing in; `$0` of one tensor is it."""
+    index: object
+    span: Span
+
+
 def mentions(e, defs, names: set, seen_defs: set) -> bool:
     """Collect every name `e` can read (variables, labels, optional switches, through the blocks it
     calls); True when it holds an optional without a name of its own (numbered as met)."""
@@ -159,8 +174,10 @@ def mentions(e, defs, names: set, seen_defs: set) -> bool:
             stack.append(e.body)
         elif isinstance(e, Repeat):
             stack += [e.body, e.count]
-        elif isinstance(e, (Seq, Branches, Tuple)):
+        elif isinstance(e, (Seq, Branches, Tuple, Streams)):
             stack.extend(e.items)
+        elif isinstance(e, Stream):
+            stack.append(e.index)
         elif isinstance(e, BinOp):
             stack += [e.left, e.right]
         elif isinstance(e, Neg):

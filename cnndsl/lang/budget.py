@@ -68,7 +68,7 @@ class Budget:
             return self.repeat_cost(e, sc, stack)
         if isinstance(e, A.Optional):
             return self.optional_cost(e, sc, stack)
-        if isinstance(e, A.Branches):
+        if isinstance(e, (A.Branches, A.Streams)):
             steps, layers, _ = map(sum, zip(*(self.cost(i, sc, stack) for i in e.items)))
             return self.over(e, 1 + steps, 1 + layers, True)
         return (1, 0, False)

@@ -40,6 +40,7 @@ from .budget import MAX_STEPS, Budget
 from .memo import Memoised
 from .printer import format_value
 from .replay import Replay
+from .streams import Streams
 
 MAX_COPIES = 1000  # branches one `b ** n` may give a join (MobileOne has 4, ResNeSt's radix at most 4)
 CHECK_AT = 5_000  # steps or expressions after which an expansion stops to run the budget walk
@@ -57,7 +58,7 @@ class _Refused(Exception):
         self.err = err
 
 
-class Elaborator(Values, Arguments, Budget):
+class Elaborator(Streams, Values, Arguments, Budget):
     """The elaborator without memos: `Elaborator(program, input_shape, bindings, strict, path).run()`.
 
     Public hooks, which an elaborator outside lang (the search's, search/tracking.py and lean.py)
@@ -142,6 +143,9 @@ class Elaborator(Values, Arguments, Budget):
             out = self.network()
         except _Refused as refused:
             raise refused.err from None
+        if type(out) is tuple:
+            raise CnnError(f"the network ends with {len(out)} streams; its output is one tensor", self.program.net.span,
+                           code="E305", hint="join them (`{ $0 + $1 }`, `{ $0 | $1 }`) or pick one (`- $0`)")
         self.graph.output = out
         self.graph.lets = {k: v for k, v in self.globals.items() if v is not POISON}
         self.graph.optionals = sorted(self.optionals.values(), key=lambda o: (o.span.line, o.span.col))
@@ -330,7 +334,12 @@ class Elaborator(Values, Arguments, Budget):
         if t is A.Branches:
             self.step(e.span)
             return self.branches(e, x, sc)
-        if t is A.Copies:  # only `branches` expands them
+        if t is A.Stream:
+            return self.stream(e, x, sc)
+        if t is A.Streams:
+            self.step(e.span)
+            return self.streams(e, x, sc)
+        if t is A.Copies:  # only `branches` and `streams` expand them
             self.recover(CnnError("`** n` copies a branch side by side: it belongs inside braces, beside another "
                                   "branch", e.span, code="E101",
                                   hint="write e.g. `{ ID + (CONV(c, 3, p=1) - BN) ** 4 }`; `*n` repeats in sequence"), sc)
@@ -441,6 +450,11 @@ class Elaborator(Values, Arguments, Budget):
         outs, asts = [], []  # a branch `b ** n` is n branches
         for b in e.items:
             made = self.copies(b, x, sc) if isinstance(b, A.Copies) else [self.expr(b, x, sc)]
+            for o in made:
+                if type(o) is tuple:  # streams flowed in and this branch picked none (`{ ID + $1 }`)
+                    raise CnnError(f"this branch gives {len(o)} streams; a join takes one tensor from each branch",
+                                   b.span, code="E305",
+                                   hint="start the branch with the stream it reads: `{ $0 + $1 - UPSAMPLE(2) }`")
             outs += made
             asts += [b] * len(made)
         if len(outs) < 2:  # `{ ID + b ** 0 }`: the one branch left is no join
@@ -451,7 +465,8 @@ class Elaborator(Values, Arguments, Budget):
         except ShapeError as err:
             notes = tuple((self.where(o, b), f"this branch gives {fmt_shape(self.graph.shape_of(o))}")
                           for o, b in zip(outs, asts))
-            raise CnnError(err.message, e.span, arithmetic=err.arithmetic, hint=err.hint, notes=notes[:2],
+            notes, arithmetic, hint = self.join_error(e, outs, notes, err)
+            raise CnnError(err.message, e.span, arithmetic=arithmetic, hint=hint, notes=notes[:2],
                            code="E302") from None
         return self.add(kind, {}, outs, shape, e.span, sc, self.fresh(sc, kind.name.lower()), site=self.site(e))
 
@@ -489,6 +504,8 @@ class Elaborator(Values, Arguments, Budget):
             return x
         if kind.name == "ID":
             return x
+        if type(x) is tuple:
+            x = self.one_tensor(x, c.name, c.span)
         if kind.flat_input and len(self.graph.shape_of(x)) == 3:
             flat = KINDS["FLATTEN"]
             shape = flat.out_shape({}, [self.graph.shape_of(x)])

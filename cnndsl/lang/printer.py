@@ -178,7 +178,18 @@ def _expr(e, need: int, labelled: bool = False) -> str:
         if e.bare and e.args:
             _refuse(f"the bare call {e.name} with arguments")
         return _name(e.name) if e.bare else f"{_name(e.name)}({_args(e.args)})"
+    if isinstance(e, A.Streams):
+        return "(" + ", ".join(_branch(b) for b in _tuple_items(e)) + ")"
+    if isinstance(e, A.Stream):
+        return "$" + _count(e.index)
     _refuse(f"{type(e).__name__} in a network")
+
+
+def _tuple_items(e: A.Streams):
+    """A tuple's elements: two or more, or one that is copies (`(x)` alone is a group)."""
+    if not e.items or (len(e.items) == 1 and not isinstance(_one(e.items[0]), A.Copies)):
+        _refuse("a tuple of one element that is not copies")
+    return e.items
 
 
 def _branch(b) -> str:
@@ -274,6 +285,13 @@ def _broken(e, need: int, col: int, base: int, labelled: bool = False) -> list[s
             sub = _branch_lines(b, len(lead), base + 4)
             out += [lead + sub[0]] + sub[1:]
         return out + [" " * base + "}"]
+    if isinstance(e, A.Streams):  # one element a line, each ending in its comma
+        out, items = ["("], _tuple_items(e)
+        for k, b in enumerate(items):
+            sub = _branch_lines(b, base + 4, base + 4)
+            out += [" " * (base + 4) + sub[0]] + sub[1:]
+            out[-1] += "," if k < len(items) - 1 else ""
+        return out + [" " * base + ")"]
     if isinstance(e, A.Call) and e.args:
         return _call_lines(e, col, base)
     return [_expr(e, need)]
@@ -344,7 +362,7 @@ def _first(e):
 def _opens(e) -> bool:
     """Whether `e` broken starts with a bracket (`{`, `(`, `[`): a def's `= {` stays on its line."""
     e = _first(_one(e))
-    if isinstance(e, A.Branches):
+    if isinstance(e, (A.Branches, A.Streams)):
         return True
     if isinstance(e, A.Label):
         return _nlevel(e.body) < _TERM or _opens(e.body)

@@ -275,9 +275,11 @@ def _refs(e, shadow, out, groups, label=None):
         _refs(e.right, shadow, out, groups)
     elif isinstance(e, (A.Neg,)):
         _refs(e.operand, shadow, out, groups)
-    elif isinstance(e, (A.Tuple, A.Seq, A.Branches)):
+    elif isinstance(e, (A.Tuple, A.Seq, A.Branches, A.Streams)):
         for i in e.items:
             _refs(i, shadow, out, groups)
+    elif isinstance(e, A.Stream):
+        _refs(e.index, shadow, out, groups)
     elif isinstance(e, A.Func):
         for i in e.args:
             _refs(i, shadow, out, groups)

@@ -101,6 +101,8 @@ class Replay:
         return number
 
     def block_body(self, d, x, inner):
+        if type(x) is tuple:  # called with streams: expanded each time (templates start from one tensor)
+            return super().block_body(d, x, inner)
         env = self.environment()
         frame = inner.frames[-1]
         key = None
@@ -179,6 +181,8 @@ class Replay:
 
     def template(self, inst, x, out, nodes, outer, taken, optionals, used, globals_, steps, visits, depth):
         """The Template of an expansion, or None when a name in it is not under the instance's."""
+        if type(out) is tuple:  # a block that gives streams is expanded each time
+            return None
         cut = len(inst)
         prefix = inst + "." if inst else ""  # the network itself: every name is its own
         made, seen = [], {}   # the frames below the call's scope, each once (nodes of a scope share them)

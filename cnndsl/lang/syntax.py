@@ -282,6 +282,7 @@ _EXPECT_WORDS = {
     "RPAR": "`)`", "RSQB": "`]`", "RBRACE": "`}`", "LPAR": "`(`", "MINUS": "`-`", "EQUAL": "`=`",
     "VBAR": "`|`", "PLUS": "`+`", "STAR": "`*`", "QMARK": "`?`", "COMMA": "`,`", "_NL": "a new line",
     "STRING": "a quoted string", "COLON": "`:`", "_PRODUCT": "`.*`", "_MEAN": "`&`", "_AT": "`@`",
+    "DOLLAR": "`$`",
 }
 
 
@@ -524,6 +525,13 @@ class _ToAst(Transformer):
 
     def mean_join(self, items):
         return A.Branches("MEAN", tuple(items), _over(items[0].span, items[-1].span))
+
+    def streams(self, items):
+        items = [i for i in items if i is not None]
+        return A.Streams(tuple(items), _over(items[0].span, items[-1].span))
+
+    def stream(self, items):
+        return A.Stream(items[1], _over(self._ts(items[0]), items[1].span))
 
     def call(self, items):
         name, lpar, args, rpar = items

@@ -166,6 +166,8 @@ class Lean(Tracking):
 
     def key(self, at, x, sc):
         """Everything the part's expansion can read, or None when a name it reads has failed."""
+        if x.__class__ is tuple:  # streams flow in (lang/streams.py): the part is expanded, not memoised
+            return None
         point = self.points[at]
         env, gl, b, gn = sc.env, self.globals, self.bindings, self.globals_named
         if self._dkey is None:

@@ -285,7 +285,7 @@ def optional_names(program) -> set:
             walk(e.body)
         elif isinstance(e, A.Label):
             walk(e.body, e.name)
-        elif isinstance(e, (A.Seq, A.Branches)):
+        elif isinstance(e, (A.Seq, A.Branches, A.Streams)):
             for i in e.items:
                 walk(i)
         elif isinstance(e, A.Repeat):
@@ -315,9 +315,11 @@ def _var_refs(e, out: set):
         _var_refs(e.right, out)
     elif isinstance(e, A.Neg):
         _var_refs(e.operand, out)
-    elif isinstance(e, (A.Tuple, A.Seq, A.Branches)):
+    elif isinstance(e, (A.Tuple, A.Seq, A.Branches, A.Streams)):
         for i in e.items:
             _var_refs(i, out)
+    elif isinstance(e, A.Stream):
+        _var_refs(e.index, out)
     elif isinstance(e, A.Call):
         for a in e.args:
             _var_refs(a.value, out)
@@ -364,7 +366,7 @@ def structural_names(program) -> set:
         if isinstance(e, A.Repeat):
             _var_refs(e.count, acc)
             counts(e.body, acc)
-        elif isinstance(e, (A.Seq, A.Branches)):
+        elif isinstance(e, (A.Seq, A.Branches, A.Streams)):
             for i in e.items:
                 counts(i, acc)
         elif isinstance(e, (A.Label, A.Optional)):
