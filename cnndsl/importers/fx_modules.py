@@ -27,7 +27,7 @@ def _origin(m) -> str | None:
     cls = type(m)
     if getattr(torch.nn, cls.__name__, None) is cls:
         return "nn"
-    if cls.__module__.startswith("cnndsl.backends."):
+    if cls.__module__.startswith(("cnndsl.backends.", "cnndsl.kinds.")):
         return "cnndsl"
     return None
 
@@ -49,18 +49,36 @@ def Tracer():
 
 
 # ---- leaf modules -> kinds ----------------------------------------------------------------------
+def _variants(k) -> list:
+    """Settings of kind `k` whose PyTorch module may differ: the bare one, then each word an argument
+    takes (`p=tf_same` is Conv2dSame, not nn.Conv2d) and 2 for each whole number (SOFTMAX(groups=2)
+    is RadixSoftmax)."""
+    base = {**{a.name: 1 for a in k.args if a.default is None}, **k.bare}
+    out = [base]
+    for a in k.args:
+        for v in tuple(a.choices or ()) + ((2,) if a.type == "int" and a.default is not None else ()):
+            out.append({**base, a.name: v})
+    return out
+
+
+def _probes(k, in_shape):
+    """(settings, TorchModule) of each of `k`'s variants that builds for an input of `in_shape`."""
+    out = []
+    for attrs in _variants(k):
+        try:
+            out.append((attrs, k.torch_module(k.bind(named(k.name, attrs)), [in_shape], False)))
+        except Exception:
+            continue
+    return out
+
+
 @functools.cache
 def _classes() -> dict:
     """{PyTorch class name: [kinds whose module it is]}, from each kind's torch_module fact."""
     table = {}
     for k in KINDS.values():
         for shape in ((8, 8, 4), (4,)):
-            try:
-                attrs = k.bind({**{a.name: 1 for a in k.args if a.default is None}, **k.bare})
-                tm = k.torch_module(attrs, [shape], False)
-            except Exception:
-                continue
-            if tm:
+            for _, tm in _probes(k, shape):
                 kinds = table.setdefault(tm.cls.split(".")[-1], [])  # "nn.Conv2d" -> "Conv2d"
                 if k not in kinds:
                     kinds.append(k)
@@ -74,35 +92,57 @@ def known(m) -> bool:
 
 def module_layer(m, in_shape):
     """(kind name, arguments) of a leaf module, or None where no kind rebuilds it exactly."""
+    cls = type(m).__name__
+    for k in _classes().get(cls, []) if _origin(m) else ():
+        for variant, probe in _probes(k, in_shape):
+            if probe.cls.split(".")[-1] == cls:
+                found = _rebuilt(m, k, variant, probe, in_shape)
+                if found is not None:
+                    return k.name, found
+    return None
+
+
+def _rebuilt(m, k, variant, probe, in_shape):
+    """The arguments of kind `k` that rebuild module `m` (of the class of `probe`, the kind's module
+    for `variant`): read by the probe's spec, the rest tried (switches both ways, the variant's words)."""
     import torch
-    origin = _origin(m)
-    for k in _classes().get(type(m).__name__, []) if origin else ():
+    args = {}
+    for torch_name, spec_arg in probe.spec:
+        if spec_arg != "@in" and hasattr(m, torch_name):
+            args[spec_arg] = _from_torch(m, torch_name, k.arg(spec_arg).type)
+    for a in k.args:  # arguments the constructor takes under the kind's own name (Channels' start, stop)
+        if a.name not in args and not isinstance(getattr(m, a.name, None), (type(None), torch.Tensor)):
+            args[a.name] = getattr(m, a.name)
+    args.update(READERS.get(type(m).__name__, lambda m: {})(m))
+    args.update({a: v for a, v in variant.items() if a not in args and isinstance(v, str)})
+    free = [a.name for a in k.args if a.type == "bool" and a.name not in args]
+    for combo in _combos(len(free)):
+        tried = {**args, **dict(zip(free, combo))}
         try:
-            probe = k.torch_module(k.bind({**{a.name: 1 for a in k.args if a.default is None}, **k.bare}),
-                                   [in_shape], False)
+            attrs = k.bind(named(k.name, tried, exact=True))
+            tm = k.torch_module(attrs, [in_shape], bool(getattr(m, "inplace", False)))
+            if tm.cls.split(".")[-1] != type(m).__name__:
+                continue
+            a, kw = tm.call()
+            with torch.device("meta"):
+                rebuilt = type(m)(*a, **kw)
         except Exception:
             continue
-        args = {}
-        for torch_name, spec_arg in probe.spec:
-            if spec_arg != "@in" and hasattr(m, torch_name):
-                args[spec_arg] = _from_torch(m, torch_name, k.arg(spec_arg).type)
-        for a in k.args:  # arguments the constructor takes under the kind's own name (Channels' start, stop)
-            if a.name not in args and not isinstance(getattr(m, a.name, None), (type(None), torch.Tensor)):
-                args[a.name] = getattr(m, a.name)
-        free = [a.name for a in k.args if a.type == "bool" and a.name not in args]
-        for combo in _combos(len(free)):
-            tried = {**args, **dict(zip(free, combo))}
-            try:
-                attrs = k.bind(named(k.name, tried, exact=True))
-                tm = k.torch_module(attrs, [in_shape], bool(getattr(m, "inplace", False)))
-                a, kw = tm.call()
-                with torch.device("meta"):
-                    rebuilt = type(m)(*a, **kw)
-            except Exception:
-                continue
-            if _same_config(m, rebuilt):
-                return k.name, tried
+        if _same_config(m, rebuilt):
+            return tried
     return None
+
+
+def _scaled_std(m) -> dict:
+    """ScaledStdConv2d keeps gamma only inside its scale, gamma / sqrt(fan_in); its gains' initial
+    value is theirs where they are all alike (a module not trained yet), else 1."""
+    gain = m.gain.detach().reshape(-1)
+    return {"gamma": m.scale * m.weight[0].numel() ** 0.5,
+            "gain": float(gain[0]) if bool((gain == gain[0]).all()) else 1.0}
+
+
+# what a module keeps only in a form of its own: {class name: module -> kind arguments}
+READERS = {"ScaledStdConv2d": _scaled_std, "ChannelConv": lambda m: {"kernel": m.kernel_size[0]}}
 
 
 def _combos(n):

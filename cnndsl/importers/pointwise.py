@@ -15,6 +15,11 @@ left as it is, to be refused by name later.
     ('RELU6', {})
     >>> identify(np.where(x > 0, x, 0.2 * x))
     ('LEAKYRELU', {'slope': 0.2})
+
+A region that multiplies by a constant (`x * 0.17`, `x / 6`, `-x`) is SCALE, the constant factor:
+
+    >>> identify(x / 6)
+    ('SCALE', {'value': 0.16666667})
 """
 from __future__ import annotations
 
@@ -84,6 +89,9 @@ def identify(values) -> tuple | str | None:
         return None
     if _close(values, x):
         return "identity"
+    factor = values[int(abs(x - 1).argmin())]  # the probe's x = 1
+    if factor != 0 and _close(values, factor * x):
+        return "SCALE", {"value": clean_float(factor)}
     for kind, schema in candidates():
         for args in _settings(kind, schema, values):
             got = _table((kind.name, tuple(sorted(args.items()))))
