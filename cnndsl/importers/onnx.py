@@ -54,6 +54,7 @@ def read(path, input=None) -> Graph:
 def from_model(model, path="<model>", input=None) -> Graph:
     """The graph of an onnx.ModelProto (see `read`)."""
     model = _convert(model, path)
+    _normalise_perms(model)
     opset = _opset(model)
     shape = _input_shape(model, path, input)
     graph = _Walk(model, path, opset, shape, _infer(model, shape)).graph
@@ -74,6 +75,16 @@ def _drop_noops(graph):
                 and dims.get(n.inputs[0]) == n.meta["dims"]:
             graph.nodes.remove(n)
             graph.rename_input(n.name, n.inputs[0])
+
+
+def _normalise_perms(model):
+    """A Transpose's negative axes (torch.movedim(x, -1, 1) exports perm [0, -1, 1, 2], which
+    onnxruntime reads from the end and onnx's shape inference misreads) as the axes they are."""
+    from onnx import helper
+    for node in model.graph.node:
+        for a in node.attribute if node.op_type == "Transpose" else ():
+            if a.name == "perm" and any(p < 0 for p in a.ints):
+                a.CopyFrom(helper.make_attribute("perm", [p % len(a.ints) for p in a.ints]))
 
 
 def _opset(model) -> int:
@@ -134,6 +145,8 @@ def _infer(model, shape):
     g.name = src.name
     g.node.extend(src.node)
     g.output.extend(src.output)
+    for o in g.output:  # inferred afresh: torch writes the output of a negative-perm Transpose misshapen
+        o.type.tensor_type.ClearField("shape")
     for t in src.initializer:
         g.initializer.append(t if _prod(t.dims) <= 4096 else onnx.TensorProto(name=t.name, dims=t.dims,
                                                                              data_type=t.data_type))
@@ -314,6 +327,36 @@ class _Walk:
             name += "_"
         self.names.add(name)
         return name
+
+
+def run_nodes(nodes, src, x, opset, skip=()):
+    """The graph's source nodes `nodes` (in order, one reading the other) evaluated by onnx's reference
+    evaluator with tensor `src` = the array `x`; nodes of `skip` pass their input on."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    alias, made, inits = {src: "x"}, [], []
+    skipped = {id(n) for n in skip}
+    for n in nodes:
+        act = dict(zip(n.meta.get("act_pos", range(len(n.inputs))), n.inputs))
+        if id(n) in skipped:
+            alias[n.name] = alias.get(n.inputs[0], n.inputs[0])
+            continue
+        names = []
+        for pos in range(max([*act, *n.consts, -1]) + 1):
+            if pos in n.consts:
+                names.append(f"{n.name}:c{pos}")
+                inits.append(numpy_helper.from_array(np.asarray(n.consts[pos]), names[-1]))
+            else:
+                names.append(alias.get(act.get(pos, ""), act.get(pos, "")))
+        made.append(helper.make_node(n.op, names, [n.name], **n.attrs))
+    last = alias.get(nodes[-1].name, nodes[-1].name)
+    inp = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, list(np.shape(x)))
+    out = helper.make_tensor_value_info(last, onnx.TensorProto.FLOAT, None)
+    model = helper.make_model(helper.make_graph(made, "chain", [inp], [out], inits),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    return ReferenceEvaluator(model).run(None, {"x": np.asarray(x, np.float32)})[0]
 
 
 def _known(dims) -> bool:

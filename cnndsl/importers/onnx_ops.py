@@ -17,6 +17,7 @@ refused by name.
 from __future__ import annotations
 
 from ..kinds import ShapeError
+from ..kinds.conv import TF_SAME, tf_same_padding
 from .layers import lift as make
 
 UNSUPPORTED = {
@@ -60,7 +61,9 @@ def _ints(v, default):
 
 
 def _pads(n, dims_in, kernel, strides, dilations):
-    """(ph, pw) from ONNX's pads or auto_pad, or a reason they cannot be written."""
+    """(ph, pw) from ONNX's pads or auto_pad, "tf_same" where they are TensorFlow's SAME for this input
+    (the smaller half before: SAME_UPPER, or timm's Conv2dSame padded first), or a reason they cannot
+    be written."""
     auto = n.attrs.get("auto_pad", "NOTSET")
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         total = []
@@ -68,11 +71,14 @@ def _pads(n, dims_in, kernel, strides, dilations):
             out = -(-size // s)
             total.append(max(0, (out - 1) * s + d * (k - 1) + 1 - size))
         if any(t % 2 for t in total):
-            return f"{auto} padding is uneven ({total}): PyTorch pads both sides alike"
+            if auto == "SAME_UPPER":
+                return TF_SAME
+            return f"{auto} padding is uneven ({total}), the larger half before: PyTorch pads both sides alike"
         return (total[0] // 2, total[1] // 2)
     pads = _ints(n.attrs.get("pads"), [0, 0, 0, 0]) if auto in ("NOTSET", "") else [0, 0, 0, 0]
     if pads[:2] != pads[2:]:
-        return pads
+        (t, b), (l, r) = tf_same_padding({"kernel": tuple(kernel), "s": tuple(strides), "d": tuple(dilations)}, dims_in[2:])
+        return TF_SAME if pads == [t, l, b, r] else pads
     return tuple(pads[:2])
 
 
@@ -86,7 +92,7 @@ def _conv(n, dims, graph):
     strides = _ints(n.attrs.get("strides"), [1, 1])
     dilations = _ints(n.attrs.get("dilations"), [1, 1])
     pads = _pads(n, dims[n.inputs[0]], kernel, strides, dilations)
-    if isinstance(pads, str) or len(pads) != 2:
+    if (isinstance(pads, str) and pads != TF_SAME) or len(pads) == 4:
         return pads if isinstance(pads, str) else f"padding {pads} differs between the sides: PyTorch pads both alike"
     from .bn_unfold import folded
     n.meta["folded_bn"] = folded(n.meta.get("const_names", {}).get(1, ""))
@@ -106,18 +112,22 @@ def _pool(n, dims, graph):
     strides = _ints(n.attrs.get("strides"), [1, 1])
     d_in, want = dims[n.inputs[0]], dims.get(n.name)
     pads = _pads(n, d_in, kernel, strides, [1, 1])
-    if isinstance(pads, str):
+    if isinstance(pads, str) and pads != TF_SAME:
         return pads
     kind = "MAXPOOL" if n.op == "MaxPool" else "AVGPOOL"
     count = bool(n.attrs.get("count_include_pad", 0))
     ceil = bool(n.attrs.get("ceil_mode", 0))
-    if len(pads) != 2:  # cnndsl's exporter pads the far end where PyTorch's ceil rule drops a last window
+    if pads == TF_SAME and n.op == "AveragePool" and not count:
+        return "TensorFlow's SAME padding of an average that leaves the zeros out: timm's AvgPool2dSame counts them"
+    if pads == TF_SAME:
+        ceil = False
+    elif len(pads) != 2:  # cnndsl's exporter pads the far end where PyTorch's ceil rule drops a last window
         if any(e < b for b, e in zip(pads[:2], pads[2:])) or (count and any(pads[:2])):
             return f"padding {pads} differs between the sides: PyTorch pads both alike"
         pads, ceil = tuple(pads[:2]), True
     args = {"kernel": kernel, "stride": strides, "padding": pads, "ceil": ceil}
     if kind == "AVGPOOL":
-        args["count_pad"] = count or not any(pads)
+        args["count_pad"] = count or pads == TF_SAME or not any(pads)
     try:
         shape = out_shape(kind, args, [(d_in[2], d_in[3], d_in[1])])
     except ShapeError as e:
