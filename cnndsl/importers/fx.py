@@ -236,7 +236,7 @@ class _Walk:
         arithmetic operator or function, or an activation already recognised alone."""
         n = node.meta.get("fx")
         if n is None or node.meta.get("shape_op") or node.tensors or (
-                node.lifted and node.op not in ("ADD", "MUL") and KINDS[node.op].draw_group != "activation"):
+                node.lifted and node.op not in ("ADD", "MUL", "SCALE") and KINDS[node.op].draw_group != "activation"):
             return False  # a layer with weights (PRELU's slope) is no function of its input alone
         if n.op == "call_module":
             return node.lifted and KINDS[node.op].draw_group == "activation"

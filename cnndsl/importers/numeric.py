@@ -91,3 +91,57 @@ def judge_chanconv(run, dims, weight, bias):
         if _same(y, channel_conv(x, weight, bias, circular)):
             return circular
     return None
+
+
+def judge_standardised(weight, sources, numbers):
+    """(stored weight, eps, gains or None) where a conv's `weight`, folded from the stored weights
+    `sources` ({name: array}) and the small `numbers` added on the way, is one of them standardised
+    per filter (mean 0, variance 1 with `eps` added: STDCONV) and times a factor per filter (the
+    gains: SCALEDSTDCONV); None where it is not.
+
+        >>> import numpy as np
+        >>> raw = np.random.default_rng(1).standard_normal((4, 2, 3, 3)).astype(np.float32)
+        >>> flat = raw.reshape(4, -1)
+        >>> w = (flat - flat.mean(1, keepdims=True)) / np.sqrt(flat.var(1, keepdims=True) + 1e-5) * 0.5
+        >>> found = judge_standardised(w.reshape(raw.shape), {"w": raw}, {1e-5})
+        >>> found[1], found[2].round(4).tolist()
+        (1e-05, [0.5, 0.5, 0.5, 0.5])
+    """
+    import numpy as np
+    out = weight.shape[0]
+    w = np.asarray(weight, np.float64).reshape(out, -1)
+    for raw in sources.values():
+        if raw.size != weight.size or w.shape[1] < 2:
+            continue
+        r = np.asarray(raw, np.float64).reshape(out, -1)
+        centred, var = r - r.mean(1, keepdims=True), r.var(1, keepdims=True)
+        for eps in sorted(numbers):
+            if eps <= 0:
+                continue
+            s = centred / np.sqrt(var + eps)
+            gains = (w * s).sum(1) / np.maximum((s * s).sum(1), 1e-30)
+            if np.allclose(w, gains[:, None] * s, rtol=1e-4, atol=1e-6 * float(np.abs(w).max())):
+                return raw.reshape(weight.shape), eps, None if np.allclose(gains, 1, rtol=1e-6, atol=0) else gains
+    return None
+
+
+def upsample(x, factors, mode):
+    """UPSAMPLE of an NCHW array by whole `factors`: each value repeated (nearest), or PyTorch's
+    bilinear interpolation (align_corners=False), by the kind's own weights."""
+    import numpy as np
+    from ..kinds.upsample import bilinear_weights
+    (fh, fw), x = factors, np.asarray(x, np.float64)
+    if mode == "nearest":
+        return x.repeat(fh, axis=2).repeat(fw, axis=3)
+    rows, cols = bilinear_weights(x.shape[2], fh).astype(np.float64), bilinear_weights(x.shape[3], fw).astype(np.float64)
+    return rows @ x @ cols.T
+
+
+def judge_upsample(run, dims, factors, mode) -> bool:
+    """Whether `run` (an NCHW array of `dims` -> its output) is UPSAMPLE(factors, mode)."""
+    x = _sample(dims)
+    try:
+        y = run(x)
+    except Exception:
+        return False
+    return _same(y, upsample(x, factors, mode))

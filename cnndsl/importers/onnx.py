@@ -179,6 +179,7 @@ class _Walk:
         g = model.graph
         total = len(g.node)
         self.consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        self.origins = {i.name: (frozenset([i.name]), frozenset()) for i in g.initializer}  # see trace
         self.dims = dims
         inp = next(i for i in g.input if i.name not in self.consts)
         self.acts = {inp.name: "input"}     # ONNX tensor -> our node name
@@ -239,8 +240,12 @@ class _Walk:
     def fold(self, node, where):
         from onnx.reference import ReferenceEvaluator
         feeds = {i: self.consts[i] for i in node.input if i}
+        self.trace(node, feeds)
         try:
-            outs = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
+            if node.op_type == "BatchNormalization" and len([o for o in node.output if o]) > 1:
+                outs = _batch_norm_training(*[feeds.get(i) for i in node.input], node)
+            else:
+                outs = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
         except Exception as e:
             raise CnnError(f"{self.path}: {node.op_type} `{node.name}` ({where}) on constants cannot be evaluated: "
                            f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
@@ -250,6 +255,35 @@ class _Walk:
                 raise CnnError(f"{self.path}: {node.op_type} `{node.name}` ({where}) makes a constant of "
                                f"{value.size:,} values", hint="over the importer's limit of {MAX_FOLDED:,}")
             self.consts[name] = value
+
+    def trace(self, node, feeds):
+        """What a folded constant was made from: the stored weights it reads and the small numbers
+        added to them (a batch norm's epsilon, an `Add` of a scalar): onnx_ops reads a weight
+        standardised before a Conv from these (STDCONV)."""
+        inits, numbers = set(), set()
+        for name, value in feeds.items():
+            got = self.origins.get(name)
+            if got is not None:
+                inits |= got[0]
+                numbers |= got[1]
+            elif self.np.size(value) == 1 and node.op_type == "Add":
+                numbers.add(float(self.np.asarray(value).reshape(-1)[0]))
+        if node.op_type == "BatchNormalization":
+            from onnx import helper
+            eps = [helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"]
+            numbers.add(float(eps[0]) if eps else 1e-5)
+        for out in node.output:
+            self.origins[out] = (frozenset(inits), frozenset(numbers))
+
+    def computed(self, const_names) -> dict:
+        """{input position: ({weight name: array}, {numbers})} of the constant inputs folded from
+        stored weights (see trace), not stored themselves."""
+        out = {}
+        for pos, name in const_names.items():
+            inits, numbers = self.origins.get(name, (frozenset(), frozenset()))
+            if inits and inits != {name}:
+                out[pos] = ({i: self.consts[i] for i in inits}, numbers)
+        return out
 
     def inline(self, node, attrs, where):
         """An If whose condition is constant: its chosen branch's nodes, in place."""
@@ -288,7 +322,8 @@ class _Walk:
         for k, out in enumerate(outputs if per_output else outputs[:1]):
             ours = self.unique(out)
             n = Node(ours, op or node.op_type, inputs, dict(attrs or {}), consts, source=node.name or out, where=where)
-            n.meta.update(dims=self.dims.get(out), const_names=const_names, act_pos=act_pos, node_name=node.name)
+            n.meta.update(dims=self.dims.get(out), const_names=const_names, act_pos=act_pos, node_name=node.name,
+                          computed=self.computed(const_names))
             if per_output:
                 n.meta.update(output=k, outputs=len(outputs))
             self.graph.add(n)
@@ -327,6 +362,19 @@ class _Walk:
             name += "_"
         self.names.add(name)
         return name
+
+
+def _batch_norm_training(x, scale, bias, mean, var, node):
+    """BatchNormalization in training mode (its statistics among the outputs; opset 13's form, which
+    onnx's reference evaluator does not run): normalised by the statistics of `x` over all but axis 1."""
+    import numpy as np
+    from onnx import helper
+    eps = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-5)
+    axes = tuple(a for a in range(x.ndim) if a != 1)
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    m, v = x.mean(axis=axes), x.var(axis=axes)
+    y = (x - m.reshape(shape)) / np.sqrt(v.reshape(shape) + np.float32(eps)) * scale.reshape(shape) + bias.reshape(shape)
+    return [y.astype(x.dtype), mean, var, m, v][:len(node.output)]
 
 
 def run_nodes(nodes, src, x, opset, skip=()):

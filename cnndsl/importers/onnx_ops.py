@@ -22,8 +22,6 @@ from .layers import lift as make
 
 UNSUPPORTED = {
     "ConvTranspose": "a transposed convolution (upsampling): the language has none",
-    "Resize": "upsampling: the language has no upsampling layer",
-    "Upsample": "upsampling: the language has no upsampling layer",
     "Transpose": "a transpose of axes outside a layer the language knows (layer norm, channel shuffle)",
     "Loop": "data-dependent control flow (a loop)",
     "Scan": "data-dependent control flow (a scan)",
@@ -96,9 +94,64 @@ def _conv(n, dims, graph):
         return pads if isinstance(pads, str) else f"padding {pads} differs between the sides: PyTorch pads both alike"
     from .bn_unfold import folded
     n.meta["folded_bn"] = folded(n.meta.get("const_names", {}).get(1, ""))
+    args = {"filters": w.shape[0], "kernel": kernel, "stride": strides, "padding": pads, "dilation": dilations,
+            "groups": n.attrs.get("group", 1), "bias": b is not None}
+    if 1 in n.meta.get("computed", {}) and _standardised(n, w, args, b, graph):
+        return None
     make(n, "CONV", {"filters": w.shape[0], "kernel": kernel, "stride": strides, "padding": pads,
                      "dilation": dilations, "groups": n.attrs.get("group", 1), "bias": b is not None},
          {"weight": w, **({"bias": b} if b is not None else {})})
+
+
+def _standardised(n, w, args, b, graph) -> bool:
+    """A conv whose weight is computed from a stored one by standardising each filter (and scaling
+    it by a gain): STDCONV or SCALEDSTDCONV. The exporter has folded the gains with SCALEDSTDCONV's
+    gamma / sqrt(fan_in), which cannot be told apart: imported with gamma 1, the gains holding it."""
+    from .layers import clean_float
+    from .numeric import judge_standardised
+    found = judge_standardised(w, *n.meta["computed"][1])
+    if found is None:
+        return False
+    raw, eps, gains = found
+    bias = {"bias": b} if b is not None else {}
+    if gains is None:
+        make(n, "STDCONV", {**args, "eps": clean_float(eps)}, {"weight": raw, **bias})
+        return True
+    import numpy as np
+    gains = gains * np.sqrt(raw[0].size)
+    same = bool(np.allclose(gains, gains[0], rtol=1e-6, atol=0))
+    short = float(f"{gains[0]:.6g}")  # 0.5, not 0.50000004: the gains went through float32 products
+    gain = (short if abs(short - gains[0]) <= 1e-6 * abs(short) else clean_float(gains[0])) if same else 1.0
+    make(n, "SCALEDSTDCONV", {**args, "eps": clean_float(eps), "gain": gain},
+         {"weight": raw, **bias, "gain": gains.reshape(-1, 1, 1, 1)})
+    note = "the exporter folded SCALEDSTDCONV's gamma / sqrt(fan_in) into its gains: imported with gamma 1, the gains holding it"
+    if note not in graph.notes:
+        graph.notes.append(note)
+    return True
+
+
+def _resize(n, dims, graph):
+    """Resize by whole factors of H and W, nearest or linear, as PyTorch computes it (the coordinate
+    and rounding modes checked by running the node on a sample): UPSAMPLE."""
+    from .numeric import judge_upsample
+    from .onnx import run_nodes
+    d_in, d_out = dims[n.inputs[0]], dims[n.name]
+    if len(d_in) != 4 or list(d_out[:2]) != list(d_in[:2]):
+        return "a resize of other axes than height and width"
+    fh, fw = (o / i for o, i in zip(d_out[2:], d_in[2:]))
+    if not (fh.is_integer() and fw.is_integer()):
+        return f"a resize by {fh:g}x{fw:g}: UPSAMPLE's factors are whole numbers"
+    mode = n.attrs.get("mode", "nearest")
+    kind_mode = {"nearest": "nearest", "linear": "bilinear"}.get(mode)
+    if kind_mode is None:
+        return f"{mode} interpolation: UPSAMPLE is nearest or bilinear"
+    sample = [1, 2, 5, 4] if 3 not in n.consts else d_in  # sizes (input 3) hold the input's own size
+    factors = (int(fh), int(fw))
+    if not judge_upsample(lambda x: run_nodes([n], n.inputs[0], x, graph.meta.get("opset", 13)), sample, factors,
+                          kind_mode):
+        return (f"{mode} interpolation with coordinate_transformation_mode "
+                f"{n.attrs.get('coordinate_transformation_mode', 'half_pixel')}: not PyTorch's (UPSAMPLE's)")
+    make(n, "UPSAMPLE", {"factor": factors, "mode": kind_mode})
 
 
 def _pool(n, dims, graph):
@@ -335,5 +388,5 @@ RULES = {
     "BatchNormalization": _batchnorm, "InstanceNormalization": _instancenorm, "LRN": _lrn,
     "Dropout": _dropout, "Softmax": _softmax, "PRelu": _prelu,
     "Concat": _concat, "Add": _join("ADD"), "Sum": _join("ADD"), "Mul": _join("MUL"), "Mean": _join("MEAN"),
-    "Slice": _slice, "Split": _split, "Pad": _pad,
+    "Slice": _slice, "Split": _split, "Pad": _pad, "Resize": _resize,
 }
