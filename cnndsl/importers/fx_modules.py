@@ -39,7 +39,8 @@ def _tracer_class():
         """torch.nn's modules and cnndsl's own are leaves: the kinds know them."""
 
         def is_leaf_module(self, m, qualname):
-            return _origin(m) == "cnndsl" and type(m).__name__ in _classes() or super().is_leaf_module(m, qualname)
+            return (_origin(m) == "cnndsl" and type(m).__name__ in _classes() or own_forward(m)
+                    or super().is_leaf_module(m, qualname))
     return Tracer
 
 
@@ -137,12 +138,80 @@ def _scaled_std(m) -> dict:
     """ScaledStdConv2d keeps gamma only inside its scale, gamma / sqrt(fan_in); its gains' initial
     value is theirs where they are all alike (a module not trained yet), else 1."""
     gain = m.gain.detach().reshape(-1)
-    return {"gamma": m.scale * m.weight[0].numel() ** 0.5,
+    return {"gamma": getattr(m, "scale", 1.0) * m.weight[0].numel() ** 0.5,
             "gain": float(gain[0]) if bool((gain == gain[0]).all()) else 1.0}
 
 
 # what a module keeps only in a form of its own: {class name: module -> kind arguments}
 READERS = {"ScaledStdConv2d": _scaled_std, "ChannelConv": lambda m: {"kernel": m.kernel_size[0]}}
+
+
+# ---- subclasses with a forward of their own: judged by their outputs ---------------------------------
+_BASES = ("Conv2d", "MaxPool2d", "AvgPool2d")
+
+
+def own_forward(m) -> bool:
+    """A subclass of nn.Conv2d or a pooling with a forward of its own (timm's Conv2dSame, StdConv2d,
+    ScaledStdConv2d, MaxPool2dSame): a leaf, since TensorFlow's SAME padding reads the input's size
+    (`ih, iw = x.size()[-2:]`, which torch.fx cannot trace), judged by its outputs (computed_layer)."""
+    import torch
+    if _origin(m) is not None:
+        return False
+    for name in _BASES:
+        base = getattr(torch.nn, name)
+        if isinstance(m, base) and type(m).forward is not base.forward:
+            return True
+    return False
+
+
+def computed_layer(m, in_shape):
+    """(kind, arguments, tensors) of an own_forward module: each kind configured from its attributes
+    (its padding or TensorFlow's SAME; a standardised conv's eps, gamma and gain), holding its
+    parameters, run beside it on one random input; None where none computes the same."""
+    import torch
+    from ..backends.pytorch import make_module
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn((1, in_shape[2], in_shape[0], in_shape[1]), generator=gen)
+    state = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    try:
+        with torch.no_grad():
+            want = m(x)
+    except Exception:
+        return None
+    for kind, args in _candidates(m):
+        try:
+            k = KINDS[kind]
+            module = make_module(k, k.bind(named(kind, args, exact=True)), [in_shape], False).eval()
+            module.load_state_dict(state, strict=True)
+            with torch.no_grad():
+                got = module(x)
+        except Exception:
+            continue
+        if got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+            return kind, args, {name: v.numpy() for name, v in state.items()}
+    return None
+
+
+def _candidates(m):
+    import torch
+    pads = [m.padding, "tf_same"] if not isinstance(m.padding, str) else [m.padding]
+    if isinstance(m, torch.nn.Conv2d):
+        conv = {"filters": m.out_channels, "kernel": m.kernel_size, "s": m.stride, "d": m.dilation,
+                "groups": m.groups, "bias": m.bias is not None}
+        eps = getattr(m, "eps", 1e-6)
+        for p in pads:
+            yield "CONV", {**conv, "p": p}
+            yield "STDCONV", {**conv, "p": p, "eps": eps}
+            if isinstance(getattr(m, "gain", None), torch.Tensor):
+                yield "SCALEDSTDCONV", {**conv, "p": p, "eps": eps, **_scaled_std(m)}
+        return
+    kind = "MAXPOOL" if isinstance(m, torch.nn.MaxPool2d) else "AVGPOOL"
+    window = {"kernel": m.kernel_size, "s": m.stride or m.kernel_size}
+    for p in pads:
+        extra = {} if p == "tf_same" else {"ceil": m.ceil_mode}
+        if kind == "AVGPOOL" and p != "tf_same":
+            extra["count_pad"] = m.count_include_pad
+        yield kind, {**window, "p": p, **extra}
 
 
 def _combos(n):

@@ -256,6 +256,15 @@ def _passthrough(n, graph):
     graph.rename_input(n.name, n.inputs[0])
 
 
+def _expand(n, dims, graph):
+    """An Expand read only by products (timm's ECA: `x * y.expand_as(x)`): its input, which `.*` broadcasts."""
+    made = graph.by_name()
+    readers = [made[r] for r in graph.consumers().get(n.name, []) if r in made]
+    if not readers or any(r.op not in ("Mul", "MUL") for r in readers) or n.name == graph.output:
+        return "an Expand other than of a gate before a product"
+    _passthrough(n, graph)
+
+
 def _batchnorm(n, dims, graph):
     if len(n.consts) != 4 or len(n.inputs) != 1:
         return "a batch norm whose statistics are computed, not stored"
@@ -389,4 +398,5 @@ RULES = {
     "Dropout": _dropout, "Softmax": _softmax, "PRelu": _prelu,
     "Concat": _concat, "Add": _join("ADD"), "Sum": _join("ADD"), "Mul": _join("MUL"), "Mean": _join("MEAN"),
     "Slice": _slice, "Split": _split, "Pad": _pad, "Resize": _resize,
+    "Expand": _expand,
 }
