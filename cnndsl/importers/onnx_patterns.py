@@ -316,8 +316,34 @@ def _bins(size, out):
     return torch.nn.functional.adaptive_avg_pool1d(eye, out)[0].T.numpy()
 
 
+# ---- cnndsl's exporter's UPSAMPLE: repeats (nearest) or two interpolating products (bilinear) ---------
+_REPEATED = P("Reshape", P("Expand", P("Unsqueeze", "x", C("axes")), C("repeats")), C("shape"))
+
+
+def _upsampled(b, graph, m):
+    """Nodes that upsample x by whole factors, as PyTorch does (run on a sample to be sure): UPSAMPLE."""
+    from .numeric import judge_upsample
+    from .onnx import run_nodes
+    d_in, d_out = _dims(graph, b["x"]), b["nodes"][-1].meta.get("dims")
+    if d_in is None or d_out is None or len(d_in) != 4 or len(d_out) != 4 or d_in[:2] != d_out[:2] \
+            or any(o % i for o, i in zip(d_out[2:], d_in[2:])):
+        return None
+    factors = tuple(o // i for o, i in zip(d_out[2:], d_in[2:]))
+    run = lambda x: run_nodes(b["nodes"], b["x"], x, graph.meta.get("opset", 13))  # noqa: E731
+    for mode in ("nearest", "bilinear"):
+        if judge_upsample(run, d_in, factors, mode):
+            return make(_new(b, graph, [b["x"]]), "UPSAMPLE", {"factor": factors, "mode": mode})
+    return None
+
+
+def _products(b, graph, m):
+    """Two products with constant matrices: adaptive average pooling's bins, or bilinear upsampling."""
+    return _adaptive_bins(b, graph, m) or _upsampled(b, graph, m)
+
+
 RULES = (
-    (_BINS, _adaptive_bins),
+    (_BINS, _products),
+    (_REPEATED, _upsampled),
     (_LRN, _lrn),
     (_GROUPNORM, _group_norm),
     (_NORMALISED, _layer_norm),
