@@ -54,6 +54,11 @@ def weighted_layers(net):
                   if l["params"] or l["macs"])
 
 
+def volumes(net):
+    """(op, volume) of every layer, sorted: the shapes an import must make, whatever its labels and blocks."""
+    return sorted((l["op"], tuple(l["out"])) for l in net.report()["layers"])
+
+
 def roundtrip(tmp_path, name, input=None, opset=13):
     net = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"), input=input)
     path = export(net.to_torch(seed=0), net.graph.input_shape, tmp_path / f"{name}.onnx", opset)
@@ -283,6 +288,207 @@ def test_what_fx_cannot_import_is_named():
     with pytest.raises(CnnError) as e:
         import_torch(Up(), input="4x4x3")
     assert "module:PixelShuffle `up` (node 3 of 4): no layer of the language is a PixelShuffle" in str(e.value)
+
+
+# ---- timm's layers: written with plain torch here (timm is no dependency), and a recorded ONNX file --------
+def _same_pad(size, k, s, d):
+    return max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+
+
+def _pad_same(x, kernel, stride, dilation=(1, 1), value=0.0):
+    """timm.layers.padding.pad_same: the input's own size read, which torch.fx cannot trace."""
+    ih, iw = x.size()[-2:]
+    ph, pw = _same_pad(ih, kernel[0], stride[0], dilation[0]), _same_pad(iw, kernel[1], stride[1], dilation[1])
+    return torch.nn.functional.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=value)
+
+
+class Conv2dSame(torch.nn.Conv2d):
+    """timm.layers.conv2d_same.Conv2dSame."""
+
+    def forward(self, x):
+        x = _pad_same(x, self.weight.shape[-2:], self.stride, self.dilation)
+        return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, (0, 0), self.dilation, self.groups)
+
+
+class MaxPool2dSame(torch.nn.MaxPool2d):
+    """timm.layers.pool2d_same.MaxPool2dSame."""
+
+    def forward(self, x):
+        x = _pad_same(x, (self.kernel_size,) * 2, (self.stride,) * 2, value=-float("inf"))
+        return torch.nn.functional.max_pool2d(x, self.kernel_size, self.stride, 0, self.dilation, self.ceil_mode)
+
+
+class StdConv2d(torch.nn.Conv2d):
+    """timm.layers.std_conv.StdConv2d (ScaledStdConv2d with `gamma`: its scale and learnt gain too)."""
+
+    def __init__(self, c_in, c_out, k, stride=1, padding=1, bias=False, eps=1e-6, gamma=None, gain_init=1.0):
+        super().__init__(c_in, c_out, k, stride=stride, padding=padding, bias=bias)
+        self.eps = eps
+        if gamma is not None:
+            self.gain = torch.nn.Parameter(torch.full((c_out, 1, 1, 1), gain_init))
+            self.scale = gamma * self.weight[0].numel() ** -0.5
+
+    def forward(self, x):
+        gain = (self.gain * self.scale).view(-1) if hasattr(self, "gain") else None
+        w = torch.nn.functional.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, weight=gain,
+                                           training=True, momentum=0., eps=self.eps).reshape_as(self.weight)
+        return torch.nn.functional.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class EcaModule(torch.nn.Module):
+    """timm.layers.eca.EcaModule (circular: CecaModule): pool, a Conv1d over the channels, gate."""
+
+    def __init__(self, k=3, circular=False):
+        super().__init__()
+        self.pad = (k - 1) // 2 if circular else 0
+        self.conv = torch.nn.Conv1d(1, 1, k, padding=0 if circular else (k - 1) // 2, bias=False)
+        self.gate = torch.nn.Sigmoid()
+
+    def forward(self, x):
+        y = x.mean((2, 3)).view(x.shape[0], 1, -1)
+        if self.pad:
+            y = torch.nn.functional.pad(y, (self.pad, self.pad), mode="circular")
+        y = self.gate(self.conv(y)).view(x.shape[0], -1, 1, 1)
+        return x * y.expand_as(x)
+
+
+class RadixGate(torch.nn.Module):
+    """ResNeSt's split attention (timm.layers.split_attn.RadixSoftmax) as a gate; with card=None
+    SKNet's softmax over the paths (timm.layers.selective_kernel, viewed back as channels)."""
+
+    def __init__(self, c, radix=2, card=2):
+        super().__init__()
+        self.radix, self.card = radix, card
+        self.fc1, self.fc2 = torch.nn.Conv2d(c, 8, 1), torch.nn.Conv2d(8, c, 1)
+
+    def forward(self, x):
+        a = self.fc2(torch.nn.functional.relu(self.fc1(x.mean((2, 3), keepdim=True))))
+        B, C = a.shape[:2]
+        if self.card is None:
+            a = torch.softmax(a.view(B, self.radix, C // self.radix, 1, 1), dim=1).reshape(B, C, 1, 1)
+        else:
+            a = torch.nn.functional.softmax(a.view(B, self.card, self.radix, -1).transpose(1, 2), dim=1)
+            a = a.reshape(B, -1).view(B, -1, 1, 1)
+        return x * a
+
+
+class FunctionalStdConv(torch.nn.Module):
+    """A weight standardised and scaled in forward, then F.conv2d: NFNet's conv written out."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(8, 8, 3, 3))
+        self.gain = torch.nn.Parameter(torch.rand(8, 1, 1, 1) + 0.5)
+
+    def forward(self, x):
+        g = (self.gain * 1.7015043 * 72 ** -0.5).view(-1)
+        w = torch.nn.functional.batch_norm(self.weight.reshape(1, 8, -1), None, None, weight=g, training=True,
+                                           momentum=0., eps=1e-5).reshape_as(self.weight)
+        return torch.nn.functional.conv2d(x, w, None, 1, 1)
+
+
+def _timm_like():
+    torch.manual_seed(0)
+    nn = torch.nn
+    return nn.Sequential(StdConv2d(3, 8, 3, stride=2), nn.ReLU(), Conv2dSame(8, 8, 3, stride=2), EcaModule(3),
+                         MaxPool2dSame(3, 2), StdConv2d(8, 8, 3, bias=True, gamma=1.7015043, gain_init=0.5), nn.GELU(),
+                         EcaModule(5, circular=True), RadixGate(8), RadixGate(8, card=None), FunctionalStdConv(),
+                         nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(8, 4, 1)).eval()
+
+
+TIMM_LIKE = """input 15x15x3
+STDCONV(8, 3, s=2, p=1) - RELU - CONV(8, 3, s=2, p=tf_same) - { ID .* GAP - CHANCONV(3) - SIGMOID }
+- MAXPOOL(3, s=2, p=tf_same) - SCALEDSTDCONV(8, 3, p=1, gamma=1.7015043, gain=0.5) - GELU
+- { ID .* GAP - CHANCONV(5, circular=true) - SIGMOID }
+- { ID .* GAP - CONV(8, 1) - RELU - CONV(8, 1) - SOFTMAX(groups=2, card=2) }
+- { ID .* GAP - CONV(8, 1) - RELU - CONV(8, 1) - SOFTMAX(groups=2) }
+- SCALEDSTDCONV(8, 3, p=1, bias=false, eps=1e-5, gamma=1.7015043) - UPSAMPLE(2, mode=bilinear) - CONV(4, 1)"""
+
+
+@pytest.mark.parametrize("way", ["fx", "onnx"])
+def test_timm_like_modules_import_as_the_kinds_they_are(tmp_path, way):
+    """timm's TensorFlow-SAME conv and pool, StdConv2d, ScaledStdConv2d with its gain, ECA and CECA, ResNeSt's
+    and SKNet's softmax across groups, as timm writes them: through torch.fx (the SAME-padded ones as leaves,
+    which fx cannot trace, judged by their outputs) and torch.onnx.export, each with the figures of the spec
+    written by hand and the module's outputs."""
+    model = _timm_like()
+    imp = import_torch(model, input="15x15x3") if way == "fx" else import_onnx(export(model, (15, 15, 3), tmp_path / "t.onnx"))
+    result = imp.check()
+    assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
+    want = cnndsl.loads(TIMM_LIKE)
+    assert result["params"] == sum(p.numel() for p in model.parameters()) == want.report()["totals"]["params"]
+    assert figures(imp.net) == figures(want) and weighted_layers(imp.net) == weighted_layers(want)
+    assert volumes(imp.net) == volumes(want)
+    text = " ".join(imp.text.split())
+    if way == "fx":  # the module keeps gamma and the gains apart; the exporter multiplies them (a note says so)
+        assert "SCALEDSTDCONV(8, 3, p=1, gamma=1.7015043, gain=0.5)" in text
+        assert "SCALEDSTDCONV(8, 3, p=1, bias=false, eps=1e-05, gamma=1.7015043)" in text
+    else:
+        assert "SCALEDSTDCONV(8, 3, p=1, gain=0.850752)" in text and "folded SCALEDSTDCONV's gamma" in text
+
+
+def test_timm_layers_exported_by_torch_import(tmp_path):
+    """tests/reference/timm_layers.onnx: timm 1.0.31's own StdConv2d, create_conv2d(padding="same")
+    (Conv2dSame), EcaModule, create_pool2d("max", padding="same") (MaxPool2dSame), ScaledStdConv2d (gain 0.5,
+    gamma 1.7015043), CecaModule (its kernel 3, ECA's for 8 channels), nn.Upsample (bilinear), split_attn.RadixSoftmax(2, 2), exported by torch
+    2.14 at opset 13 (the code that wrote it: TIMM_RECORD)."""
+    imp = import_onnx(os.path.join(ROOT, "tests", "reference", "timm_layers.onnx"))
+    result = imp.check()
+    assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
+    want = cnndsl.loads("""input 15x15x3
+STDCONV(8, 3, s=2, p=1) - RELU - CONV(8, 3, s=2, p=tf_same, bias=false) - { ID .* GAP - CHANCONV(3) - SIGMOID }
+- MAXPOOL(3, s=2, p=tf_same) - SCALEDSTDCONV(8, 3, p=1, gamma=1.7015043, gain=0.5) - GELU
+- { ID .* GAP - CHANCONV(3, circular=true) - SIGMOID } - UPSAMPLE(2, mode=bilinear) - GAP - CONV(8, 1)
+- SOFTMAX(groups=2, card=2) - CONV(4, 1)""")
+    assert figures(imp.net) == figures(want) and weighted_layers(imp.net) == weighted_layers(want)
+    assert volumes(imp.net) == volumes(want)
+    assert [n.op for n in imp.net.graph.nodes if n.op in ("STDCONV", "SCALEDSTDCONV", "CHANCONV", "UPSAMPLE")] == \
+        ["STDCONV", "CHANCONV", "SCALEDSTDCONV", "CHANCONV", "UPSAMPLE"]
+
+
+# python with timm and onnx: `python -c "$TIMM_RECORD" tests/reference/timm_layers.onnx`
+TIMM_RECORD = """import sys, warnings, torch
+from timm import layers as L
+torch.manual_seed(0)
+m = torch.nn.Sequential(
+    L.StdConv2d(3, 8, 3, stride=2), torch.nn.ReLU(), L.create_conv2d(8, 8, 3, stride=2, padding="same"),
+    L.EcaModule(8), L.create_pool2d("max", 3, 2, padding="same"),
+    L.ScaledStdConv2d(8, 8, 3, gamma=1.7015043, gain_init=0.5), torch.nn.GELU(), L.CecaModule(8, kernel_size=5),
+    torch.nn.Upsample(scale_factor=2, mode="bilinear"), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Conv2d(8, 8, 1),
+    L.split_attn.RadixSoftmax(2, 2), torch.nn.Unflatten(1, (8, 1, 1)), torch.nn.Conv2d(8, 4, 1)).eval()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    torch.onnx.export(m, (torch.randn(1, 3, 15, 15),), sys.argv[1], opset_version=13, dynamo=False)
+"""
+
+
+def test_resize_and_same_upper_from_another_writer(tmp_path):
+    """onnx.helper's Resize (PyTorch's nearest rounding; linear with align_corners is none of UPSAMPLE's modes)
+    and auto_pad SAME_UPPER of uneven total (TensorFlow's SAME; SAME_LOWER, the larger half first, refused)."""
+    import onnx
+    import onnx.helper as h
+    w = _tensor("w", np.random.default_rng(0).normal(size=(4, 3, 3, 3)))
+    cases = {
+        "nearest": ([h.make_node("Resize", ["x", "", "s"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric",
+                                 nearest_mode="floor")], [_tensor("s", [1, 1, 2, 3])], "UPSAMPLE((2, 3))"),
+        "corners": ([h.make_node("Resize", ["x", "", "s"], ["y"], mode="linear",
+                                 coordinate_transformation_mode="align_corners")], [_tensor("s", [1, 1, 2, 2])],
+                    "linear interpolation with coordinate_transformation_mode align_corners: not PyTorch's"),
+        "upper": ([h.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER", kernel_shape=[3, 3], strides=[2, 2])],
+                  [w], "CONV(4, 3, s=2, p=tf_same, bias=false)"),
+        "lower": ([h.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_LOWER", kernel_shape=[3, 3], strides=[2, 2])],
+                  [w], "SAME_LOWER padding is uneven"),
+    }
+    for name, (nodes, inits, want) in cases.items():
+        onnx.save(_helper_model(nodes, inits, 13), str(tmp_path / f"{name}.onnx"))
+        try:
+            imp = import_onnx(tmp_path / f"{name}.onnx")
+        except CnnError as e:
+            assert want in str(e), (name, str(e))
+            continue
+        assert spec_lines(imp.text)[-1] == want, name
+        result = imp.check()
+        assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
 
 
 # ---- Caffe prototxts ----------------------------------------------------------------------------------
