@@ -559,6 +559,29 @@ layer { name: "pool" type: "Pooling" bottom: "sum" top: "pool" pooling_param { p
                                               "- LEAKYRELU(0.1) - { conv2: CONV(4, 1) + ID } - GAP")
 
 
+def test_caffe_scaled_sums_powers_and_upsampling(tmp_path):
+    """Inception-ResNet's scaled residual as Caffe writes it (Eltwise coeff), Power as a constant scale, the
+    darknet ports' nearest Upsample; Caffe's Interp (corners aligned) and SegNet's unpooling refused."""
+    head = 'input: "data" input_dim: 1 input_dim: 4 input_dim: 8 input_dim: 8\n'
+    text = head + """
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 4 kernel_size: 1 } }
+layer { name: "sum" type: "Eltwise" bottom: "data" bottom: "conv" top: "sum" eltwise_param { operation: SUM coeff: 1 coeff: 0.17 } }
+layer { name: "relu" type: "ReLU" bottom: "sum" top: "sum" }
+layer { name: "half" type: "Power" bottom: "sum" top: "half" power_param { scale: 0.5 } }
+layer { name: "up" type: "Upsample" bottom: "half" top: "up" upsample_param { scale: 2 } }
+"""
+    imp = _prototxt(tmp_path, "scaled", text)
+    want = cnndsl.loads("input 8x8x4\n{ ID + CONV(4, 1) - SCALE(0.17) } - RELU - SCALE(0.5) - UPSAMPLE(2)")
+    assert " ".join(spec_lines(imp.text)[1:]) == "{ CONV(4, 1) - SCALE(0.17) + ID } - RELU - SCALE(0.5) - UPSAMPLE(2)"
+    assert figures(imp.net) == figures(want) and volumes(imp.net) == volumes(want)
+    for layer, message in (('type: "Interp" bottom: "data" top: "y" interp_param { zoom_factor: 2 }',
+                            "interpolates with the corners aligned"),
+                           ('type: "Upsample" bottom: "data" bottom: "data" top: "y"', "SegNet's unpooling"),
+                           ('type: "Power" bottom: "data" top: "y" power_param { power: 2 }', "power 2")):
+        with pytest.raises(CnnError, match=message):
+            _prototxt(tmp_path, "bad", head + f'layer {{ name: "y" {layer} }}')
+
+
 @pytest.mark.parametrize("text,message", [
     ('layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 4 kernel_size: 3 }',
      r":1:\d+: not protobuf text"),
