@@ -575,7 +575,7 @@ layer { name: "up" type: "Upsample" bottom: "half" top: "up" upsample_param { sc
     assert " ".join(spec_lines(imp.text)[1:]) == "{ CONV(4, 1) - SCALE(0.17) + ID } - RELU - SCALE(0.5) - UPSAMPLE(2)"
     assert figures(imp.net) == figures(want) and volumes(imp.net) == volumes(want)
     for layer, message in (('type: "Interp" bottom: "data" top: "y" interp_param { zoom_factor: 2 }',
-                            "interpolates with the corners aligned"),
+                            "interpolates with the corners aligned"),  # PSPNet's, DeepLab's
                            ('type: "Upsample" bottom: "data" bottom: "data" top: "y"', "SegNet's unpooling"),
                            ('type: "Power" bottom: "data" top: "y" power_param { power: 2 }', "power 2")):
         with pytest.raises(CnnError, match=message):

@@ -402,8 +402,7 @@ def _upsample(r, node, m):
 
 
 def _interp(r, node, m):
-    return ("Caffe's Interp (PSPNet, DeepLab) interpolates with the corners aligned; UPSAMPLE is PyTorch's "
-            "nearest, or bilinear with align_corners=False")
+    return "Caffe's Interp interpolates with the corners aligned, UPSAMPLE's bilinear without"
 
 
 def _concat(r, node, m):
