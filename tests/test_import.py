@@ -290,6 +290,16 @@ def test_what_fx_cannot_import_is_named():
     assert "module:PixelShuffle `up` (node 3 of 4): no layer of the language is a PixelShuffle" in str(e.value)
 
 
+def test_equal_branches_are_copies(tmp_path):
+    """MobileOne's over-parameterised block: four equal branches are `(CONV - BN)**4`, through both readers."""
+    net = cnndsl.loads("input 8x8x4\nCONV(4, 1) - { BN + (CONV(4, 3, p=1) - BN)**4 } - RELU - { ID | CONV(2, 1)**2 }")
+    for imp in (import_torch(net.to_torch(seed=0)), import_onnx(export(net.to_torch(seed=0), (8, 8, 4), tmp_path / "m.onnx"))):
+        result = imp.check()
+        assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
+        assert "(CONV(4, 3, p=1, bias=false) - BN)**4" in imp.text or "(CONV(4, 3, p=1) - BN)**4" in imp.text
+        assert "CONV(2, 1)**2" in imp.text and volumes(imp.net) == volumes(net)
+
+
 # ---- timm's layers: written with plain torch here (timm is no dependency), and a recorded ONNX file --------
 def _same_pad(size, k, s, d):
     return max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
