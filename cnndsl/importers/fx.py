@@ -141,7 +141,7 @@ class _Walk:
             self.where = f"node {k + 1} of {len(nodes)}"
             if n not in self.skip:
                 getattr(self, n.op)(n)
-        chains.lift(self.graph, chains.FxReader(self))  # timm's RadixSoftmax, EcaModule
+        chains.lift(self.graph, ChainReader(self))  # timm's RadixSoftmax, EcaModule
         lift_regions(self.graph, self.elementwise, self.run_region)  # x * F.relu6(x + 3) / 6: HARDSWISH
         shape_chains(self)
 
@@ -608,3 +608,52 @@ def _sub(args, n, x, tensor=None):
     if isinstance(args, dict):
         return {k: one(v) for k, v in args.items()}
     return [one(a) for a in args]
+
+
+class ChainReader:
+    """chains.py's reader of torch.fx calls as the walk left them (a softmax already lifted, the
+    reshapes not), run by the walk on the traced values."""
+
+    def __init__(self, walk):
+        self.walk = walk
+
+    def _fx(self, n):
+        return n.meta.get("fx")
+
+    def _name(self, n):
+        fx = self._fx(n)
+        return _fname(fx) if fx is not None and fx.op != "call_module" else None
+
+    def layout(self, n):
+        return not n.lifted and (bool(n.meta.get("shape_op")) or self._name(n) == "pad")
+
+    def elementwise(self, n):
+        return self.walk.elementwise(n)
+
+    def softmax(self, n):
+        fx = self._fx(n)
+        if fx is not None and fx.op == "call_module":
+            return type(self.walk.gm.get_submodule(fx.target)).__name__ == "Softmax"
+        return self._name(n) == "softmax"
+
+    def conv1d(self, n):
+        fx = self._fx(n)
+        if n.lifted or fx is None or fx.op != "call_module" or len(n.inputs) != 1:
+            return None
+        m = self.walk.gm.get_submodule(fx.target)
+        if type(m).__name__ != "Conv1d" or (m.in_channels, m.out_channels, m.groups) != (1, 1, 1) \
+                or m.stride != (1,) or m.dilation != (1,) or m.padding_mode != "zeros":
+            return None
+        bias = m.bias.detach().cpu().numpy() if m.bias is not None else None
+        return m.weight.detach().cpu().numpy(), bias
+
+    def run(self, nodes, src, x, skip):
+        return self.walk.run_nodes(nodes, src, x, skip)
+
+    def unflat(self, node, dims, commit):
+        """A FLATTEN of a 1x1xC volume read back as that volume: the volume."""
+        made = self.walk.graph.by_name()
+        inner = made.get(node.inputs[0]) if node.op == "FLATTEN" and node.inputs else None
+        if inner is not None and list(inner.meta.get("dims") or ()) == list(dims):
+            return inner.name
+        return None
