@@ -437,6 +437,71 @@ def test_timm_like_modules_import_as_the_kinds_they_are(tmp_path, way):
         assert "SCALEDSTDCONV(8, 3, p=1, gain=0.850752)" in text and "folded SCALEDSTDCONV's gamma" in text
 
 
+class SplitAttn(torch.nn.Module):
+    """timm.layers.split_attn.SplitAttn (radix 2, no norm): the radix groups as a 5-d view, summed, gated."""
+
+    def __init__(self, c=8, radix=2, card=1):
+        super().__init__()
+        self.radix, self.card = radix, card
+        self.conv = torch.nn.Conv2d(c, c * radix, 3, padding=1, groups=card * radix, bias=False)
+        self.fc1, self.fc2 = torch.nn.Conv2d(c, 16, 1, groups=card), torch.nn.Conv2d(16, c * radix, 1, groups=card)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        B, RC, H, W = x.shape
+        x = x.reshape((B, self.radix, RC // self.radix, H, W))
+        gap = torch.relu(self.fc1(x.sum(dim=1).mean((2, 3), keepdim=True)))
+        attn = self.fc2(gap).view(B, self.card, self.radix, -1).transpose(1, 2)
+        attn = torch.nn.functional.softmax(attn, dim=1).reshape(B, -1).view(B, -1, 1, 1)
+        return (x * attn.reshape((B, self.radix, RC // self.radix, 1, 1))).sum(dim=1).contiguous()
+
+
+class SelectiveKernel(torch.nn.Module):
+    """timm.layers.selective_kernel.SelectiveKernel: paths of 3x3 convs dilated 1 and 2 on halves of the
+    input, stacked, a softmax across them, summed; its BatchNormAct2d as F.batch_norm, then the act."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.paths = torch.nn.ModuleList(torch.nn.Conv2d(c // 2, c, 3, padding=d, dilation=d, bias=False) for d in (1, 2))
+        self.bn = torch.nn.ModuleList(torch.nn.BatchNorm2d(c) for _ in range(2))
+        self.fc_reduce, self.fc_select = torch.nn.Conv2d(c, 8, 1, bias=False), torch.nn.Conv2d(8, 2 * c, 1, bias=False)
+        with torch.no_grad():
+            for bn in self.bn:
+                bn.running_mean.normal_(), bn.running_var.uniform_(0.5, 2), bn.weight.normal_()
+
+    def forward(self, x):
+        F = torch.nn.functional
+        parts = torch.split(x, 4, 1)
+        x = torch.stack([F.relu(F.batch_norm(conv(parts[i]), bn.running_mean, bn.running_var, bn.weight, bn.bias, False,
+                                             0.0, bn.eps)) for i, (conv, bn) in enumerate(zip(self.paths, self.bn))], dim=1)
+        a = self.fc_select(F.relu(self.fc_reduce(x.sum(1).mean((2, 3), keepdim=True))))
+        B, C, H, W = a.shape
+        a = torch.softmax(a.view(B, 2, C // 2, H, W), dim=1)
+        return torch.sum(x * a, dim=1)
+
+
+def test_split_attention_and_selective_kernels_whole_through_fx():
+    """ResNeSt's and SKNet's blocks as timm writes them: 5-d views of channel groups, stacked, a softmax
+    across them, summed over them. Each is a layer of the volume the view stands for (a CONCAT, a
+    SOFTMAX(groups), a MUL, SPLITs added): the same outputs, and the figures of the spec written by hand."""
+    torch.manual_seed(0)
+    for model, spec in (
+            (SplitAttn(), "CONV(16, 3, p=1, groups=2, bias=false) - RELU - { ID .* { SPLIT(0) + SPLIT(1) } - GAP "
+                          "- CONV(16, 1) - RELU - CONV(16, 1) - SOFTMAX(groups=2) } - { SPLIT(0) + SPLIT(1) }"),
+            (SplitAttn(card=2), "CONV(16, 3, p=1, groups=4, bias=false) - RELU - { ID .* { SPLIT(0) + SPLIT(1) } - GAP "
+                                "- CONV(16, 1, groups=2) - RELU - CONV(16, 1, groups=2) - SOFTMAX(groups=2, card=2) } "
+                                "- { SPLIT(0) + SPLIT(1) }"),
+            (SelectiveKernel(), "{ SPLIT(0) - CONV(8, 3, p=1, bias=false) - BN - RELU "
+                                "| SPLIT(1) - CONV(8, 3, p=2, d=2, bias=false) - BN - RELU } "
+                                "- { ID .* { SPLIT(0) + SPLIT(1) } - GAP - CONV(8, 1, bias=false) - RELU "
+                                "- CONV(16, 1, bias=false) - SOFTMAX(groups=2) } - { SPLIT(0) + SPLIT(1) }")):
+        imp = import_torch(model.eval(), input="9x9x8")
+        result = imp.check()
+        assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
+        want = cnndsl.loads("input 9x9x8\n" + spec)
+        assert figures(imp.net) == figures(want) and volumes(imp.net) == volumes(want)
+
+
 def test_timm_layers_exported_by_torch_import(tmp_path):
     """tests/reference/timm_layers.onnx: timm 1.0.31's own StdConv2d, create_conv2d(padding="same")
     (Conv2dSame), EcaModule, create_pool2d("max", padding="same") (MaxPool2dSame), ScaledStdConv2d (gain 0.5,

@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import CnnError
 from ..kinds import KINDS, ShapeError
 from . import chains
+from .fx_groups import grouped_call
 from .fx_modules import Tracer, computed_layer, known, module_layer, own_forward
 from .fx_shapes import shape_chains
 from .graph import Graph, Node
@@ -134,6 +135,7 @@ class _Walk:
         self.graph = Graph(input_shape=tuple(shape), source=name, format="fx")
         self.acts = {}      # fx node -> our tensor name
         self.tuples = {}    # fx node of a chunk/split -> (input tensor, sizes)
+        self.grouped = {}   # fx node of a 5-d view of channel groups -> (the volume's tensor, groups)
         self.skip = set()   # fx nodes a rule has taken already (the permute back after a layer norm)
         nodes = list(gm.graph.nodes)
         self.total = len(nodes)
@@ -158,7 +160,8 @@ class _Walk:
 
     def tensor_inputs(self, n):
         fx_node = self.torch.fx.Node
-        return [a for a in _flat(n.args) + _flat(list(n.kwargs.values())) if isinstance(a, fx_node) and a in self.acts]
+        return [a for a in _flat(n.args) + _flat(list(n.kwargs.values()))
+                if isinstance(a, fx_node) and (a in self.acts or a in self.grouped)]
 
     # -- fx node kinds --
     def placeholder(self, n):
@@ -179,6 +182,10 @@ class _Walk:
     def call_module(self, n):
         m = self.gm.get_submodule(n.target)
         ins = self.tensor_inputs(n)
+        if any(a in self.grouped for a in ins):
+            node = self.add(n, f"module:{type(m).__name__}", [self.grouped[a][0] for a in ins if a in self.grouped])
+            node.meta["why"] = "a module on a 5-d view of channel groups: no layer of the language computes it"
+            return
         if type(m).__name__ == "Identity" and len(ins) == 1:
             self.acts[n] = self.acts[ins[0]]
             return
@@ -210,6 +217,8 @@ class _Walk:
             return
         if not ins:
             return  # arithmetic on sizes (x.size(0)): its values are in `values`
+        if grouped_call(self, n, fname, ins):
+            return  # SKNet's and ResNeSt's 5-d views of channel groups (fx_groups.py)
         rule = getattr(self, "f_" + fname, None)
         if fname in PASSTHROUGH and len(ins) == 1 and self.dims(n) == self.dims(ins[0]):
             self.acts[n] = self.acts[ins[0]]
@@ -384,6 +393,20 @@ class _Walk:
         make(node, "SCALEDSTDCONV", {**args, "eps": eps, "gamma": gamma,
                                      "gain": float(flat[0]) if (flat == flat[0]).all() else 1.0},
              {"weight": raw, **tensors, "gain": gain}, exact=True)
+
+    def f_batch_norm(self, n, ins):
+        """F.batch_norm with stored running statistics, at inference (timm's BatchNormAct2d, whose
+        activation follows as a module of its own): BN."""
+        names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+        given = {**dict(zip(names, n.args)), **n.kwargs}
+        stats = [given.get(k) for k in ("running_mean", "running_var", "weight", "bias")]
+        if len(ins) != 1 or given["input"] is not ins[0] or given.get("training") or len(self.dims(ins[0])) != 4 \
+                or any(getattr(v, "op", None) != "get_attr" for v in stats):
+            return False
+        tensors = {k: self.values[v].detach().cpu().numpy() for k, v in zip(names[1:5], stats)}
+        momentum = given.get("momentum")
+        make(self.add(n, "batch_norm", [self.acts[ins[0]]], path=_param_path(given["weight"])), "BN",
+             {"eps": given.get("eps", 1e-5), **({"momentum": momentum} if momentum else {})}, tensors, exact=True)
 
     def _weight_sources(self, weight):
         """({parameter path: array}, {eps and numbers added}) of what a computed weight is made from;
