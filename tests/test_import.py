@@ -480,10 +480,12 @@ class SelectiveKernel(torch.nn.Module):
         return torch.sum(x * a, dim=1)
 
 
-def test_split_attention_and_selective_kernels_whole_through_fx():
+@pytest.mark.parametrize("way", ["fx", "onnx"])
+def test_split_attention_and_selective_kernels_whole(tmp_path, way):
     """ResNeSt's and SKNet's blocks as timm writes them: 5-d views of channel groups, stacked, a softmax
     across them, summed over them. Each is a layer of the volume the view stands for (a CONCAT, a
-    SOFTMAX(groups), a MUL, SPLITs added): the same outputs, and the figures of the spec written by hand."""
+    SOFTMAX(groups), a MUL, SPLITs added), through torch.fx (fx_groups.py) and torch.onnx.export
+    (onnx_groups.py): the same outputs, and the figures of the spec written by hand."""
     torch.manual_seed(0)
     for model, spec in (
             (SplitAttn(), "CONV(16, 3, p=1, groups=2, bias=false) - RELU - { ID .* { SPLIT(0) + SPLIT(1) } - GAP "
@@ -495,7 +497,8 @@ def test_split_attention_and_selective_kernels_whole_through_fx():
                                 "| SPLIT(1) - CONV(8, 3, p=2, d=2, bias=false) - BN - RELU } "
                                 "- { ID .* { SPLIT(0) + SPLIT(1) } - GAP - CONV(8, 1, bias=false) - RELU "
                                 "- CONV(16, 1, bias=false) - SOFTMAX(groups=2) } - { SPLIT(0) + SPLIT(1) }")):
-        imp = import_torch(model.eval(), input="9x9x8")
+        imp = import_torch(model.eval(), input="9x9x8") if way == "fx" else \
+            import_onnx(export(model, (9, 9, 8), tmp_path / "m.onnx"))
         result = imp.check()
         assert result["max_abs_diff"] <= 1e-5 * max(1.0, result["output_scale"])
         want = cnndsl.loads("input 9x9x8\n" + spec)
