@@ -12,6 +12,8 @@ the kind's own definition:
     (3, 2)
     >>> judge_softmax(lambda x: x, [1, 12, 2, 2]) is None
     True
+    >>> judge_softmax(lambda x: radix_softmax(x, 12, 1), [1, 12, 1, 1])  # over all the channels
+    (1, 1)
     >>> import numpy as np
     >>> w = np.array([[[0.5, 1.0, -1.0]]], np.float32)
     >>> judge_chanconv(lambda x: channel_conv(x, w, None, True), [1, 6, 2, 2], w, None)
@@ -46,7 +48,7 @@ def radix_softmax(x, groups, card):
 
 def judge_softmax(run, dims):
     """(groups, card) of the SOFTMAX that `run` (an array of `dims`, NCHW or NC -> the chain's output,
-    its values in the input's order) computes, or None."""
+    its values in the input's order) computes ((1, 1): over all the channels), or None."""
     import numpy as np
     x = _sample(dims)
     try:
@@ -54,6 +56,9 @@ def judge_softmax(run, dims):
     except Exception:
         return None
     c, x64 = dims[1], x.astype(np.float64)
+    e = np.exp(x64 - x64.max(axis=1, keepdims=True))
+    if _same(y, e / e.sum(axis=1, keepdims=True)):
+        return 1, 1
     for g in _divisors(c)[1:]:
         for k in _divisors(c // g):
             if _same(y, radix_softmax(x64, g, k)):
