@@ -50,12 +50,20 @@ def _make_view(walk, n, fname, ins) -> bool:
         walk.grouped[n] = (node.name, len(ins))
         del walk.acts[n]
         return True
-    if fname in ("view", "reshape") and len(ins) == 1 and d_out and len(d_out) == 5:
+    if fname in ("view", "reshape") and len(ins) == 1 and d_out and len(d_out) == 5 and _read_as_groups(n):
         d_in = walk.dims(ins[0])
         if len(d_in) == 4 and d_out[0] == d_in[0] and d_out[1] * d_out[2] == d_in[1] and d_out[3:] == d_in[2:]:
             walk.grouped[n] = (walk.acts[ins[0]], d_out[1])
             return True
     return False
+
+
+def _read_as_groups(n) -> bool:
+    """Whether every reader of a 5-d view takes it as groups (a channel shuffle transposes it instead)."""
+    def name(u):
+        t = u.target if isinstance(u.target, str) else getattr(u.target, "__name__", "")
+        return t.strip("_") if t.startswith("__") else t.rstrip("_")
+    return all(u.op in ("call_function", "call_method") and name(u) in RULES for u in n.users)
 
 
 def _back(walk, n, views, ins):
