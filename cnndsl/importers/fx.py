@@ -290,7 +290,7 @@ class _Walk:
                 return a
             if a in env:
                 return env[a]
-            return start if self.acts.get(a) == src else self.values.get(a)
+            return start.clone() if self.acts.get(a) == src else self.values.get(a)  # in-place calls (`x.mul_`)
         with torch.no_grad():
             for node in nodes:
                 n = node.meta["fx"]
