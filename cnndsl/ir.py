@@ -11,6 +11,14 @@ layer's name everywhere (report row, module path, ONNX node, diagram node).
 
 `out_shape` is set when the node is built (the elaborator needs it to insert
 implicit flattens); analysis passes write what they learn into `meta`.
+
+What the spec wrote is kept as plain data, never as AST: a node's `site` (the call's name, its
+arguments' source text, its span) and a block frame's `params`, `written` and `args` (the def's
+parameters with their defaults as written, the call's arguments as written and as bound):
+
+    >>> g = cnndsl.loads("input 8x8x3\\ndef unit(c, k=3) = CONV(2 * c, k)\\nunit(4)").graph
+    >>> g.nodes[0].site.args, g.nodes[0].frames[0].written, g.nodes[0].frames[0].args
+    (((None, '2 * c'), (None, 'k')), ((None, '4'),), (('c', 4), ('k', 3)))
 """
 from __future__ import annotations
 
@@ -32,10 +40,31 @@ class Frame:
     index: int = 0       # repeat iteration, 0-based
     count: int = 1       # repeat count
     span: Span | None = None   # block: the call; label: the labelled expression; repeat: the repeat
-    # provenance of a block instance, so that no backend re-parses the spec:
-    definition: object = field(default=None, compare=False)  # the `def` (an astnodes.Def: name, params, body, span)
-    args: tuple = field(default=(), compare=False)            # its bound arguments, ((parameter, value), ...) in the def's order
+    # provenance of a block instance, as plain data (no AST: a backend reads what the spec wrote here):
+    params: tuple = field(default=(), compare=False)   # the def's Params, in its order (shared by its instances)
+    written: tuple = field(default=(), compare=False)  # the call's arguments as written: ((name or None, text), ...)
+    args: tuple = field(default=(), compare=False)     # its bound arguments, ((parameter, value), ...) in the def's order
     variable: str | None = field(default=None, compare=False)  # a repeat's index name (`*n @i`): its value is `index`
+    defined: Span | None = field(default=None, compare=False)  # a block: where its `def` is
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A def's parameter: its name and default as the spec wrote it (`text`, None: none) and that
+    default's value (when it has one)."""
+    name: str
+    text: str | None = None
+    value: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What a layer's or join's call wrote, as plain data: the name (`CONV`, a join's kind `ADD`), its
+    arguments' source expressions ((name or None for a positional one, text), ...) as
+    lang/printer.py's format_value writes them, and where. Shared by every node of the call site."""
+    name: str
+    args: tuple = ()
+    span: Span | None = None
 
 
 @dataclass(slots=True)
@@ -50,15 +79,16 @@ class Node:
     implicit: bool = False        # inserted by the compiler (an implicit FLATTEN)
     defaults: dict = field(default_factory=dict)  # argument -> where its value came from
     meta: dict = field(default_factory=dict)
-    site: object = None           # the AST it was built from: an astnodes.Call (its argument
-                                  # expressions), Branches for a join; None for an implicit FLATTEN
+    site: object = None           # what the spec wrote for it, a Site (plain data, no AST); None for an
+                                  # implicit FLATTEN
 
     @property
     def kind(self):
         return KINDS[self.op]
 
     def block(self) -> Frame | None:
-        """The innermost block instance this node was expanded in (its def, arguments and call)."""
+        """The innermost block instance this node was expanded in (its def's name and parameters, its
+        arguments as written and as bound, the call's span)."""
         for f in reversed(self.frames):
             if f.kind == "block":
                 return f

@@ -129,6 +129,9 @@ def _gc_paused():
                 gc.enable()
 
 
+gc_paused = _gc_paused  # public: the search pauses the collector around its members too
+
+
 class Net:
     def __init__(self, graph: Graph, path: str = "<string>"):
         self.graph = graph
@@ -138,6 +141,11 @@ class Net:
     def name(self) -> str:
         base = os.path.splitext(os.path.basename(self.path))[0]
         return base if base and not base.startswith("<") else "net"
+
+    @property
+    def program(self):
+        """The parsed program this net was bound from (None for a Net built from a graph)."""
+        return getattr(self, "_program", None)
 
     @property
     def spec_hash(self) -> str | None:

@@ -19,9 +19,10 @@ import argparse
 import math
 import re
 
+from .train.options import MAX_SEED  # the training options' bound, defined there once (torch-free)
+
 MAX_BATCH = 2**31 - 1   # a batch or a count past these is a typo, never a value to overflow on
 MAX_REPEAT = 1_000_000
-MAX_SEED = 2**32 - 1    # numpy's generators take no more (and no negative seed)
 MAX_AMOUNT = 10**18     # --max-params, --max-macs: as a spec's numbers
 MAX_WORKERS = 1024
 

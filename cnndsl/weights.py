@@ -143,6 +143,18 @@ def load(path) -> dict:
     return read(path)[0]
 
 
+def read_metadata(path, what: str = "checkpoint") -> dict:
+    """The metadata of a safetensors checkpoint from its header alone: no tensor is read (a command
+    that wants the record and then the weights reads the weights once). {} for any other file (a
+    torch.save file has none; `read` refuses what is neither)."""
+    path = os.fspath(path)
+    with user_file(path, what) as f:
+        size, head = size_of(f), f.read(9)
+        if not _is_safetensors(head, size):
+            return {}
+        return _read_safetensors(f, path, what, size, int.from_bytes(head[:8], "little"), tensors=False)[1]
+
+
 BIG_CHECKPOINT = "its tensors are read into memory whole: load it on a machine with more memory"
 MAX_HEADER = 100 * 2**20  # safetensors' own bound on the JSON header
 
@@ -155,13 +167,14 @@ def _is_safetensors(head: bytes, size: int) -> bool:
     return 2 <= n <= size - 8 and head[8:9] == b"{"
 
 
-def _read_safetensors(f, path, what, size, header):
+def _read_safetensors(f, path, what, size, header, tensors=True):
     """Its tensors (safe_open, read with pread into memory once: no mapping that a truncation elsewhere
-    could turn into SIGBUS) and its metadata."""
+    could turn into SIGBUS) and its metadata; without `tensors`, ({}, its metadata): the header alone."""
     from safetensors import safe_open
     if header > MAX_HEADER:
         raise CnnError(f"{path}: not a readable safetensors file (its header declares over {MAX_HEADER:,} bytes)")
-    require(size, f"{what} {path}", hint=BIG_CHECKPOINT)
+    if tensors:
+        require(size, f"{what} {path}", hint=BIG_CHECKPOINT)
     try:
         try:
             opened = safe_open(descriptor_path(f, path), framework="pt", backend="pread")
@@ -169,10 +182,10 @@ def _read_safetensors(f, path, what, size, header):
             opened = safe_open(descriptor_path(f, path), framework="pt")
         with opened as st:
             meta = st.metadata() or {}
-            tensors = {k: st.get_tensor(k) for k in st.keys()}
+            read = {k: st.get_tensor(k) for k in st.keys()} if tensors else {}
     except Exception as e:  # SafetensorError, or a dtype torch lacks
         raise CnnError(f"{path}: not a readable safetensors file ({str(e)[:300]})") from None
-    return tensors, {str(k): str(v) for k, v in meta.items()}
+    return read, {str(k): str(v) for k, v in meta.items()}
 
 
 def _declared_pt(f, size) -> int:

@@ -18,6 +18,9 @@ signature: its tensor names and shapes). Our modules are taken in execution orde
 among their unused modules of the same signature (or one of its kinds' foreign layouts,
 kinds.Foreign), the one the evidence below singles out. Nothing depends on the order of their keys
 (a `.safetensors` file keeps them sorted): what is read from their side is the set of (key, shape).
+A module of theirs with the very path of one of ours, and a signature that one may have, is that
+one's before any rule: no other of ours takes it (our `layer_c.conv`, which runs first and shares
+the word `layer`, never takes their `layer.conv` from our `layer.conv`).
 
     shape      only one of their modules has this signature (of those not yet taken)
     position   the others come after it: in their paths, Sequential indices (`features.3` before
@@ -90,7 +93,7 @@ def _forms(prefix: str, sig: tuple, layouts: dict) -> list[tuple[tuple, dict]]:
     forms = [((), {})]
     for leaf, shape in sig:
         key = f"{prefix}.{leaf}" if prefix else leaf
-        options = [(leaf, shape)] + [(BARE if f.bare else leaf, tuple(f.shape)) for f in layouts.get(key, ())]
+        options = [(leaf, shape)] + [(BARE if f.bare else f.name or leaf, tuple(f.shape)) for f in layouts.get(key, ())]
         forms = [(s + ((name, shp),), {**names, name: leaf}) for s, names in forms for name, shp in options
                  if name not in names]
     return [(tuple(sorted(s)), names) for s, names in forms]
@@ -212,15 +215,25 @@ def match(theirs: dict, ours: dict, layouts: dict | None = None, feeds: dict | N
 
     for i, prefix, names in _explicit(t, our_mods, layouts, explicit or {}):
         place(i, prefix, names, "explicit")
+    forms_of = {prefix: dict(reversed(_forms(prefix, sig, layouts))) for prefix, sig in our_mods}  # ours first
+    namesake = {t.index[p]: p for p in forms_of if p in t.index and t.mods[t.index[p]][1] in forms_of[p]}
     for prefix, sig in our_mods:
         if prefix in placed:
             continue
-        forms = dict(reversed(_forms(prefix, sig, layouts)))  # {signature: names}, ours first on a tie
-        cands = sorted({i for s in forms for i in t.by_sig.get(s, ()) if i not in taken})
+        forms = forms_of[prefix]  # {signature: names}
+        # a module of theirs with the very path of one of ours (and a signature it may have) is that
+        # one's: no other of ours takes it, whatever its words share (`layer_c.conv` never takes
+        # `layer.conv` from our `layer.conv`), and ours takes it before any other evidence
+        same = sorted({i for s in forms for i in t.by_sig.get(s, ()) if i not in taken})
+        cands = [i for i in same if namesake.get(i, prefix) in (prefix, *placed)]
         if not cands:
             missing.append(f"{prefix} {fmt(sig)}")
             continue
-        i, rule = _choose(t, prefix, sig, cands, feeds, placed, links)
+        own = t.index.get(prefix)
+        if own in cands or len(cands) == 1 < len(same):
+            i, rule = own if own in cands else cands[0], "shape" if len(same) == 1 else "name"
+        else:
+            i, rule = _choose(t, prefix, sig, cands, feeds, placed, links)
         place(i, prefix, forms[t.mods[i][1]], rule)
     extra = [f"{p} {fmt(sig)}" for i, (p, sig) in enumerate(t.mods) if i not in taken]
     return pairs, missing, extra

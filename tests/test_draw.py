@@ -5,8 +5,10 @@ The DOT is checked by letting graphviz's `dot` parse and lay it out (node and ed
 its SVG), not by matching our own text; tests that need `dot` skip where it is missing."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
@@ -250,6 +252,23 @@ def test_missing_dot_leaves_the_dot_file_and_says_how_to_install(tmp_path, capsy
     assert (tmp_path / "pic.dot").read_text().startswith('digraph "n"')
     assert "apt-get install graphviz" in err and "brew install graphviz" in err and "pic.dot" in err
 
+
+
+def test_missing_dot_never_writes_the_dot_over_the_spec(tmp_path):
+    """Run with a PATH that holds no `dot`: the DOT left beside -o pic.svg would be pic.dot, which is
+    the spec being read: refused before anything is written, as -o itself is."""
+    env = {**os.environ, "PATH": str(tmp_path / "no-bin"), "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..")}
+    (tmp_path / "pic.dot").write_text(CHAIN)  # a spec may have any name (an include must be a .net)
+    done = subprocess.run([sys.executable, "-m", "cnndsl", "draw", "pic.dot", "-o", "pic.svg"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "pic.dot is the spec being read" in done.stderr, done.stderr
+    assert (tmp_path / "pic.dot").read_text() == CHAIN and not (tmp_path / "pic.svg").exists()
+    # an ordinary output: the DOT is left beside it (into a folder made for it, as -o's own folder is), atomically
+    done = subprocess.run([sys.executable, "-m", "cnndsl", "draw", "pic.dot", "-o", "sub/out.svg"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "the DOT source is in sub/out.dot" in done.stderr
+    assert (tmp_path / "sub" / "out.dot").read_text().startswith('digraph "pic"')
+    assert sorted(os.listdir(tmp_path / "sub")) == ["out.dot"]  # no temporary file left beside it
 
 def test_missing_dot_on_path_is_found_missing(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")

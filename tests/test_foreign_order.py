@@ -176,6 +176,30 @@ def test_interchangeable_modules_are_refused_naming_them(tmp_path):
             cnndsl.loads(spec).to_torch(weights=weights, weights_strict=False)
 
 
+# Modules named just `conv` under different parents: their `layer.conv` is our `layer.conv` (the very
+# path), though our `layer_c.conv`, which runs first, shares a word with it and none with `layer_b`
+# (a third of their keys are ours: mapped, not loaded by name)
+BARE_CONVS = ("""input 8x8x4
+layer_c: (conv: CONV(4, 3, p=1)) - RELU - layer: (conv: CONV(4, 3, p=1)) - GAP - fc: FC(5)
+""", {"layer_c.conv": "layer_b.conv", "layer.conv": "layer.conv", "fc": "head"})
+
+
+def test_bare_conv_names_go_by_their_parents_or_are_refused(tmp_path):
+    for how, (diff, report) in load_all_ways(BARE_CONVS, tmp_path).items():
+        assert diff < 1e-5, f"{how}: loaded, but the outputs differ by {diff:.3g}"
+        assert report["mapping"]["layer.conv.weight"] == "layer.conv.weight"
+        assert report["mapping"]["layer_b.conv.weight"] == "layer_c.conv.weight"
+        assert report["matched_by"]["layer_b.conv"] == "name"
+    # parents that tell nothing (ours `a`, `b`; theirs `x`, `y`): refused, naming both candidates
+    spec = BARE_CONVS[0].replace("layer_c:", "a:").replace("layer:", "b:")
+    sd = foreign(randomised_source(spec), {"a.conv": "y.conv", "b.conv": "x.conv", "fc": "head"})
+    for how, weights in four_ways(sd, tmp_path).items():
+        with pytest.raises(cnndsl.CnnError) as e:
+            cnndsl.loads(spec).to_torch(weights=weights)
+        assert "ambiguous" in e.value.message and "x.conv, y.conv" in e.value.message, how
+        assert "our a.conv" in e.value.message and "mapping=" in e.value.hint, how
+
+
 def test_an_explicit_mapping_settles_it(tmp_path):
     explicit = {"stages.0.0.identity": "r1.bn1", "stages.0.1.identity": "r2.bn1"}
     results = load_all_ways(REPVGG_IDENTITY_FIRST, tmp_path, weights_mapping=explicit)

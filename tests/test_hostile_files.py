@@ -317,6 +317,44 @@ def test_safetensors_are_read_into_memory_once(tmp_path):
     assert torch.equal(sd["a"] * 1, t)
 
 
+def test_outputs_get_the_umask_without_it_being_changed_under_threads(tmp_path):
+    """atomic_files gives its outputs mode 0666 minus the umask. Reading the umask by setting it to 0 and
+    back let a file another thread created in between be world-writable (most of 20,000, measured):
+    writers in threads beside file creation now leave every mode as the umask says."""
+    import threading
+    from cnndsl import files
+    if not (os.path.exists("/proc/self/status") and b"Umask:" in Path("/proc/self/status").read_bytes()):
+        pytest.skip("no Umask line in /proc/self/status: the umask is read once, at import")
+    old = os.umask(0o027)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: the old read raced at once
+    stop, modes, seen = threading.Event(), [], set()
+
+    def writer(i):  # the umask as atomic_files reads it for each output, and now and then an output
+        n = 0
+        while not stop.is_set():
+            seen.add(files._umask())
+            if n % 256 == 0:
+                files.atomic_write(str(tmp_path / f"w{i}-{n // 256 % 4}"), b"x")
+            n += 1
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for i in range(1000):
+            path = tmp_path / f"c{i}"
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
+            modes.append(os.stat(path).st_mode & 0o777)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        sys.setswitchinterval(interval)
+        os.umask(old)
+    assert set(modes) == {0o640} and seen == {0o027}
+    assert {os.stat(tmp_path / f"w{i}-0").st_mode & 0o777 for i in range(2)} == {0o640}
+
+
 def test_a_streamed_export_checks_the_disk(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple

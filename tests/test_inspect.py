@@ -21,6 +21,7 @@ import cnndsl
 from cnndsl.errors import CnnError
 from cnndsl.inspection import inspect
 from cnndsl.inspection import attribution, fool, patches as P, receptive as R, synthesis
+from cnndsl.inspection.layers import filters
 from cnndsl.inspection.subject import Subject
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -206,6 +207,29 @@ def test_filters_and_activations_by_name(subject, results):
     a = results["activations"]
     assert a["maps"].shape == (6, 28, 28) and a["layer"] == "c1"
 
+
+
+def test_weight_standardised_and_channel_convs_are_convolutions():
+    """Which layers are convolutions the kind says: a STDCONV is the default of `filters`, is drawn as it
+    convolves (standardised per filter), is named in hints and redrawn by `stats --init`; CHANCONV's
+    (1, 1, k) taps are redrawn but are no picture."""
+    net = cnndsl.loads("input 8x8x3\ns: STDCONV(4, 3) - RELU - q: SCALEDSTDCONV(2, 3) - e: CHANCONV(3) - FC(2)")
+    torch.manual_seed(0)
+    s = Subject(net, weights=None)
+    assert s.convolutions() == ["s", "q"]
+    f = filters(s)  # `inspect filters` without --layer
+    assert f["layer"] == "s" and f["weights"].shape == (4, 3, 3, 3)
+    flat = f["weights"].reshape(4, -1)  # timm's StdConv2d: mean 0, biased variance 1 (+ eps) per filter
+    assert np.allclose(flat.mean(1), 0, atol=1e-6) and np.allclose(flat.var(1), 1, atol=1e-4)
+    assert not np.allclose(flat, s.module("s").weight.detach().numpy().reshape(4, -1))
+    with pytest.raises(CnnError) as e:
+        filters(s, "e")
+    assert "no filters" in e.value.message and "s, q" in e.value.hint
+    notes = inspect(net, "stats", init="normal:0.01", samples=20).notes
+    assert any("initialised 4 layers' weights" in n for n in notes)
+    with pytest.raises(CnnError) as e:
+        filters(Subject(cnndsl.loads("input 8x8x1\nCHANCONV(3) - FC(2)"), weights=None))
+    assert "no convolution with spatial filters" in e.value.message
 
 # ---- pictures ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")

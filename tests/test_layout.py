@@ -23,23 +23,13 @@ BACKENDS = {"pytorch", "pytorch_source", "onnx_graph"}
 
 # Known exceptions, each removed by the work named beside it (issue 23); the tests below fail when
 # one is gone, so that its entry goes too and the lists only shrink.
-CIRCLES = [  # item 1: the search measures members through public hooks of the elaborator, without a circle
-    {"search.lean", "search.member", "search.space"},
-]
+CIRCLES: list = []  # (item 1 removed the search's lean <-> member <-> space circle)
 UPWARD = {  # the runtime reads the image extensions a training folder may hold from train/data.py (a
     # constant to move below both, beside files.py, by whoever edits train/ next)
     ("runtime.preprocess", "train.data"),
 }
-PRIVATE = {
-    # item 1: the search reaches into the elaborator, the analysis and the API through private names
-    ("search.lean", "analysis.analyze", "_counts"), ("search.lean", "analysis.analyze", "_partners"),
-    ("search.lean", "analysis.analyze", "_receptive_field"), ("search.lean", "lang.arguments", "_UNSET"),
-    ("search.lean", "lang.arguments", "_typed"), ("search.member", "analysis.analyze", "_counts"),
-    ("search.member", "analysis.analyze", "_receptive_field"), ("search.member", "lang.arguments", "_UNSET"),
-    ("search.member", "lang.arguments", "_typed"), ("search.member", "lang.elaborate", "_Elaborator"),
-    ("search.space", "lang.values", "_Scope"), ("search.symbolic", "lang.values", "_Scope"),
-    ("search.enumerate", "net", "_gc_paused"),
-}
+PRIVATE: set = set()  # (item 1 removed the search's reach into the elaborator, the analysis and the API)
+
 
 def _modules():
     """{dotted name below cnndsl ("lang.syntax", "lang" for lang/__init__.py): (path, ast)}."""
@@ -111,7 +101,7 @@ def test_the_graph_is_read():
     # a sample of arrows that must be there, so that a broken reader cannot pass the tests below
     assert "lang.astnodes" in GRAPH["lang.syntax"] and "errors" in GRAPH["lang.syntax"]
     assert "kinds" in GRAPH["ir"] and "lang.elaborate" in GRAPH["net"]
-    assert "lang.values" in GRAPH["search.symbolic"]  # through __import__
+    assert "lang.values" in GRAPH["search.symbolic"]
 
 
 def _circles():

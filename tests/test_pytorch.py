@@ -243,6 +243,27 @@ def test_saved_bytes_exact_on_small_specs(body):
     assert net.report()["totals"]["saved_bytes_per_image"] == autograd_saved_bytes(net)
 
 
+
+@pytest.mark.parametrize("body, channels, batches", [
+    ("CONV(8, 3, p=1) - BN - CONV(4, 1)", 8, (1, 4)),
+    ("CONV(8, 3, p=1) - BN - RELU - CONV(4, 1)", 8, (1, 3)),         # ReLU in place on BN's output
+    ("BN - CONV(4, 1)", 8, (1, 2)),                                   # on the network input
+    ("FC(16) - BN - FC(3)", 16, (2, 4)),                              # BatchNorm1d: training needs 2 images
+    ("CONV(8, 3, p=1) - GROUPNORM(2) - GROUPNORM(4, affine=false) - CONV(4, 1)", 0, (1, 4)),
+    ("CONV(8, 3, p=1) - LAYERNORM - LAYERNORM(affine=false) - CONV(4, 1)", 0, (1, 4)),
+    ("FC(16) - LAYERNORM - LAYERNORM(affine=false) - FC(3)", 0, (1, 4)),
+])
+def test_saved_bytes_of_the_norms_exact_at_every_batch(body, channels, batches):
+    """Training-mode BN keeps its input and, per batch, the running mean and variance and the batch's
+    mean and 1/std (4 x C fp32): the analysis counts them per image as at batch 1, so autograd's bytes at
+    batch N are the per-image part N times and those once. GroupNorm and LayerNorm keep a mean and 1/std
+    per image (per group, per position): per image at every batch, affine or not."""
+    net = cnndsl.loads("input 8x8x8\n" + body)
+    want = net.report()["totals"]["saved_bytes_per_image"]
+    per_batch = 16 * channels
+    for n in batches:
+        assert autograd_saved_bytes(net, batch=n) * n == (want - per_batch) * n + per_batch, (body, n)
+
 # ---- the structure is the modules: swaps, hooks, copies, tracing ----------------------------------
 RESNET18 = os.path.join(ROOT, "nets", "resnet18.net")
 

@@ -318,3 +318,21 @@ def test_compile_needs_no_torch_and_knows_every_nn_module_attribute():
     out = os.path.join(tempfile.mkdtemp(), "r50.py")
     p = subprocess.run([sys.executable, "-c", code, out], cwd=root, capture_output=True, text=True, timeout=300)
     assert p.stdout.strip().splitlines()[-1] == "False", p.stdout + p.stderr
+
+
+def test_source_prints_what_the_spec_wrote_and_nothing_else():
+    """From the IR's provenance (issue 23): an expression stays one, a word is written as its value and
+    never as a constant (`bilinear`, a default or an argument), no `let` the code does not read."""
+    net = cnndsl.loads("input 8x8x8\nlet W = 1.5\nlet unused = 3\n"
+                       "def up(c, m=bilinear) = CONV(make_divisible(c * W, 8), 3, p=1) - UPSAMPLE(2, mode=m)"
+                       " - UPSAMPLE(1, mode=nearest) - RELU\n"
+                       "up(8) - up(16, m=nearest) - up(8)", path="up.net")
+    src = net.torch_source()
+    assert "def __init__(self, cin, c, m='bilinear'):" in src
+    assert "nn.Conv2d(cin, make_divisible(c * W, 8), 3, padding=1)" in src
+    assert "nn.Upsample(scale_factor=2, mode=m)" in src and "mode='nearest'" in src
+    assert "W = 1.5  # let W" in src
+    assert "# let" not in src.replace("# let W", "") and "BILINEAR" not in src and "NEAREST" not in src
+    assert "self.up2 = UpBlock(16, 16, m='nearest')" in src
+    assert unread_names(src) == []
+    assert same_outputs(net)

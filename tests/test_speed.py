@@ -27,10 +27,11 @@ if not os.environ.get("CNNDSL_FULL_ZOO"):  # one net of each family (the first b
 def _signature(g):
     """Everything a graph holds, frames and provenance included, as comparable data."""
     frames = lambda fs: tuple((f.kind, f.path, f.name, f.index, f.count, f.span and (f.span.line, f.span.col),
-                               id(f.definition), f.args, f.variable) for f in fs)
+                               f.params, f.written, f.defined and (f.defined.line, f.defined.col), f.args, f.variable)
+                              for f in fs)
     return (g.input_shape, g.output, g.lets,
             [(n.name, n.op, n.attrs, n.inputs, n.span and (n.span.line, n.span.col), n.out_shape, frames(n.frames),
-              n.implicit, n.defaults, n.meta, id(n.site)) for n in g.nodes],
+              n.implicit, n.defaults, n.meta, n.site) for n in g.nodes],
             [(o.name, o.span.line, o.span.col, o.included, o.source, o.uses) for o in g.optionals],
             [w.to_dict() for w in g.warnings])
 
@@ -38,7 +39,7 @@ def _signature(g):
 def _plainly(prog, **kw):
     """The elaborator without memos, replays or the lazy budget walk: what they must reproduce."""
     try:
-        return _signature(E._Elaborator(prog, kw.get("input_shape"), kw.get("bindings") or {}, kw.get("strict", False),
+        return _signature(E.Elaborator(prog, kw.get("input_shape"), kw.get("bindings") or {}, kw.get("strict", False),
                                         prog.path).run())
     except cnndsl.CnnError as e:
         return ("error", e.render() if hasattr(e, "render") else str(e))

@@ -31,7 +31,8 @@ FULL = bool(os.environ.get("CNNDSL_FULL_ZOO"))
 
 # our op -> the module types of timm's rows it may stand for ("mean": a functional global mean)
 ROW_TYPES = {"CONV": {"Conv2d"}, "MAXPOOL": {"MaxPool2d"}, "AVGPOOL": {"AvgPool2d"}, "FC": {"Linear"},
-             "ADAPTIVEAVGPOOL": {"AdaptiveAvgPool2d"}, "GAP": {"AdaptiveAvgPool2d", "mean"}}
+             "ADAPTIVEAVGPOOL": {"AdaptiveAvgPool2d"}, "GAP": {"AdaptiveAvgPool2d", "mean"},
+             "BLURPOOL": {"BlurPool2d"}}
 
 
 def names():
@@ -45,8 +46,9 @@ def reference_rows(name):
     ref = REFERENCE[name]
     rows = [dict(r) for r in ref["layers"]]
     for i, f in enumerate(ref["functional"]):  # "after" counts module rows only: shift by those before
-        rows.insert(f["after"] + i, {"module": f"<{f['type']} {i + 1}>", "type": f["type"], "out": f["out"],
-                                     "params": 0, "macs": 0})
+        out = f["out"] if len(f["out"]) == 3 else [1, 1, *f["out"]]  # a mean without keepdim (timm's "fast" pool)
+        rows.insert(f["after"] + i, {"module": f"<{f['type']} {i + 1}>", "type": f["type"], "out": out,
+                                     "params": 0, "macs": f.get("macs", 0)})
     return rows
 
 

@@ -228,6 +228,41 @@ def test_init_into_a_new_head_and_frozen_layers_do_not_move(tmp_path):
     assert r2["init"]["resized"] == ["head.weight", "head.bias"]
 
 
+def test_eval_and_init_read_the_tensors_once(tmp_path, monkeypatch):
+    """The record (normalisation, options) comes from the safetensors header: a checkpoint's tensors are
+    read once by eval and by train --init, from a weights file and from a training checkpoint."""
+    train(tiny(), "synthetic:96", epochs=1, out=str(tmp_path / "base"))
+    reads, real = [], W._read_safetensors
+
+    def counted(f, path, *args, **kw):
+        reads.append((os.path.basename(path), kw.get("tensors", True)))
+        return real(f, path, *args, **kw)
+    monkeypatch.setattr(W, "_read_safetensors", counted)
+    for name in (C.WEIGHTS, C.CHECKPOINT):
+        path = str(tmp_path / "base" / name)
+        for run in (lambda: evaluate(tiny(), path, "synthetic:96"),
+                    lambda: train(tiny(), "synthetic:96", epochs=1, init=path)):
+            reads.clear()
+            run()
+            assert [r for r in reads if r[1]] == [(name, True)], reads
+
+
+def test_the_seeds_bound_is_defined_once():
+    """The command line's --seed and the training options take one MAX_SEED (numpy's generators' 2**32 - 1)."""
+    import argparse
+    import ast
+    from cnndsl import options as O
+    from cnndsl.train import options as TO
+    package = os.path.join(ROOT, "cnndsl")
+    defined = [os.path.relpath(os.path.join(d, f), package) for d, _, files in os.walk(package) for f in files
+               if f.endswith(".py") for node in ast.walk(ast.parse(open(os.path.join(d, f), encoding="utf-8").read()))
+               if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MAX_SEED" for t in node.targets)]
+    assert defined == [os.path.join("train", "options.py")]
+    assert O.MAX_SEED == TO.MAX_SEED == 2**32 - 1 and O.seed(str(2**32 - 1)) == 2**32 - 1
+    with pytest.raises(argparse.ArgumentTypeError):
+        O.seed(str(2**32))
+
+
 def test_cli_init_prints_what_it_skipped_and_report_shows_trainable(capsys, tmp_path):
     spec, new = tmp_path / "t.net", tmp_path / "n.net"
     spec.write_text(TINY)

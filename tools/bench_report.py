@@ -15,9 +15,9 @@ torchinfo (and fvcore, on resnet152 and vgg16) run in a separate venv, /work/ref
 $CNNDSL_REFENV (torchvision and torchinfo are never cnndsl dependencies; tools/make_reference.py
 says how to make it), in a subprocess that times each summary in-process; cnndsl is timed
 in-process here, before and after that subprocess, and the two samples are pooled, so both
-sides see the same machine state. Times are medians of CPU time (wall time beside it): the
-machine this runs on is shared, and CPU time is the less disturbed of the two. torch runs on
-one thread, as cnndsl does.
+sides see the same machine state; each side times its calls back to back after a warm-up. Times
+are medians of CPU time (wall time beside it): the machine this runs on is shared, and CPU time
+is the less disturbed of the two. torch runs on one thread, as cnndsl does.
 """
 from __future__ import annotations
 
@@ -88,11 +88,13 @@ print(json.dumps(out))
 
 
 def samples(fn, n):
-    """[(CPU s, wall s)] of n calls, after a warm-up call."""
+    """[(CPU s, wall s)] of n calls, after a warm-up call: back to back, as REFERENCE times torchinfo.
+    No forced collection before each call: gc.collect() walks the whole heap (the parse cache, the
+    memos) and leaves the next call to start with the CPU's caches cold, ~20% of a 1.5 ms load, while
+    torchinfo's side never had one; the collections a loop of loads triggers by itself are counted."""
     fn()
     out = []
     for _ in range(n):
-        gc.collect()
         w, c = time.perf_counter(), time.process_time()
         fn()
         out.append((time.process_time() - c, time.perf_counter() - w))

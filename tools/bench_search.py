@@ -30,6 +30,7 @@ import cnndsl  # noqa: E402
 from cnndsl.search import emit as W  # noqa: E402
 from cnndsl.search import enumerate as E  # noqa: E402
 from cnndsl.search import lean  # noqa: E402
+from cnndsl.search import member as M  # noqa: E402
 from cnndsl.search.member import elaborate_member  # noqa: E402
 from cnndsl.search.space import Space  # noqa: E402
 
@@ -87,7 +88,7 @@ def split(space, parse_s, count_s):
     from cnndsl.search.render import table as _search_table
     clock = Clock()
     clock.wrap(lean.Lean, "run", "bind + elaborate")
-    clock.wrap(lean, "totals", "analysis")
+    clock.wrap(M, "totals", "analysis")
     clock.wrap(E, "_over_budget", "budget filtering")
     try:
         r, _wall, total = timed(E.search, space, workers=1, max_params=5_000_000)

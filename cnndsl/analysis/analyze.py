@@ -20,88 +20,41 @@ activations in `dtype`.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 from ..errors import CnnError
-from .inplace import inplace_nodes, shared_memory
 from ..ir import Graph
+from .kernel import RF_CAP, fold  # noqa: F401 (RF_CAP: the cap's home for the report's readers)
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-RF_CAP = 2**53  # a receptive field or jump is shown as at most this (README, "The report")
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # fp32 tensors per parameter
 
 
-def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = "adam") -> dict:
-    """Annotate every node; return the totals (see report.py for the JSON fields)."""
+def analyze(graph: Graph, dtype: str = "fp32", batch: int = 1, optimizer: str = "adam", cache=True) -> dict:
+    """Annotate every node; return the totals (see report.py for the JSON fields). The walk is the
+    kernel's (kernel.py); `cache`: keep each distinct layer's counts across calls (False for numbers
+    that carry formulas: search/symbolic.py)."""
     if dtype not in DTYPE_BYTES:
         raise CnnError(f"unknown dtype {dtype!r}", usage=True, hint="choose fp32, fp16 or bf16")
     if optimizer not in OPTIMIZER_STATES:
         raise CnnError(f"unknown optimizer {optimizer!r}", usage=True, hint="choose sgd, momentum or adam")
     nbytes = DTYPE_BYTES[dtype]
-    rf = {"input": ((1, 1), (1, 1))} if len(graph.input_shape) == 3 else {"input": None}
-    # tensor -> the tensor whose memory it is (in-place layers, views): at inference and in training
-    overwrites = inplace_nodes(graph)  # what autograd keeps may depend on it (`Kind.saved(inplace=)`)
-    infer_mem, train_mem = shared_memory(graph, overwrites)
-    alias = {"input": "input"}    # training: the tensor whose memory each output is
-    grad = {"input": False}       # does the tensor require grad (autograd records only such ops)
-    saved: set[str] = set()
-    extra_saved = 0
-    total_params = total_buffers = total_macs = total_flops = 0
-    act_elems = math.prod(graph.input_shape)  # the input counts: it is held while the net runs
-    largest = act_elems
-    counts = _COUNTS if len(_COUNTS) < MAX_COUNTS else _COUNTS.clear() or _COUNTS
-    shapes = {"input": graph.input_shape}  # the graph's shape_of, as a dict: read for every input
-    for node in graph.nodes:
-        name, inputs, attrs, out = node.name, node.inputs, node.attrs, node.out_shape
-        ins = [shapes[inputs[0]]] if len(inputs) == 1 else [shapes[i] for i in inputs]
-        shapes[name] = out
-        inplace = name in overwrites
-        key = (node.op, id(attrs), inplace, *ins)
-        c = counts.get(key)
-        if c is None or c[0] is not attrs:  # the attrs object itself: a freed one's id may be reused
-            c = counts[key] = (attrs, _counts(node.kind, attrs, ins, out, inplace))
-        params, buffers, macs, flops, elems, window, (which, extra) = c[1]
-        if len(inputs) == 1 and len(out) == 3:  # _receptive_field, inline for one input
-            r = rf.get(inputs[0])
-            if not r:
-                r = (None, None)
-            elif window is not None:
-                (rh, rw), (jh, jw) = r
-                (kh, kw), (sh, sw) = window
-                r = ((min(RF_CAP, rh + (kh - 1) * jh), min(RF_CAP, rw + (kw - 1) * jw)),
-                     (min(RF_CAP, jh * sh), min(RF_CAP, jw * sw)))
-        else:
-            r = _receptive_field(node, rf, window)
-        rf[name] = r if r[0] else None
-        shares = name in infer_mem
-        m = node.meta
-        m["params"], m["buffers"], m["macs"], m["flops"], m["act_elems"] = params, buffers, macs, flops, elems
-        m["rf"], m["jump"] = r
-        m["inplace"] = shares
-        total_params += params
-        total_buffers += buffers
-        total_macs += macs
-        total_flops += flops
-        if not shares:
-            act_elems += elems
-        shared = train_mem.get(name)
-        alias[name] = alias[shared] if shared else name
-        if elems > largest:
-            largest = elems
-        if keep_for_backward(name, inputs, params, which, grad, alias, saved):
-            extra_saved += extra
-    totals = dict(params=total_params, buffers=total_buffers, macs=total_macs, flops=total_flops)
-    saved_bytes = sum(math.prod(graph.shape_of(t)) for t in saved) * nbytes + extra_saved
+    counts = (_COUNTS if len(_COUNTS) < MAX_COUNTS else _COUNTS.clear() or _COUNTS) if cache else None
+    rf0 = ((1, 1), (1, 1)) if len(graph.input_shape) == 3 else None
+    x_elems = math.prod(graph.input_shape)
+    s = fold(graph.nodes, "input", graph.input_shape, graph.output, cache=counts, fields=True, rf_x=rf0, meta=True,
+             largest=x_elems)
+    act_elems = x_elems + s.act  # the input counts: it is held while the net runs
+    saved_bytes = s.saved_elems(x_elems) * nbytes + s.extra
     # while a layer's backward runs, the gradients of its output and its input are both alive
-    workspace = 2 * largest * nbytes
+    workspace = 2 * s.largest * nbytes
     return {
-        "params": totals["params"], "trainable_params": totals["params"], "buffers": totals["buffers"],
-        "param_bytes": totals["params"] * nbytes, "macs": totals["macs"], "flops": totals["flops"],
+        "params": s.params, "trainable_params": s.params, "buffers": s.buffers,
+        "param_bytes": s.params * nbytes, "macs": s.macs, "flops": s.flops,
         # a training step: the forward pass, and a backward pass of about twice its cost
         # (gradients for the inputs and for the weights), per image
-        "train_flops": 3 * totals["flops"],
+        "train_flops": 3 * s.flops,
         "act_elems": act_elems, "act_bytes": act_elems * nbytes,
-        **training_memory(totals["params"], saved_bytes + workspace, batch, optimizer, nbytes),
+        **training_memory(s.params, saved_bytes + workspace, batch, optimizer, nbytes),
         "saved_bytes_per_image": saved_bytes, "backward_workspace_per_image": workspace,
     }
 
@@ -125,70 +78,3 @@ def max_batch(totals: dict, budget: int) -> int:
 # elaboration that writes the same arguments (lang/memo.py), so a net analysed again costs look-ups.
 _COUNTS: dict = {}
 MAX_COUNTS = 50_000
-
-
-def _counts(kind, attrs, ins, out, inplace):
-    return (kind.params(attrs, ins), kind.buffers(attrs, ins), kind.macs(attrs, ins, out),
-            kind.flops(attrs, ins, out), math.prod(out), kind.window(attrs, ins),
-            kind.saved(attrs, ins, out, inplace=inplace))
-
-
-def _receptive_field(node, rf, window):
-    """(rf (h, w), jump (h, w)) of the node's output, or (None, None) once the volume is flat."""
-    if len(node.out_shape) != 3:
-        return None, None
-    if len(node.inputs) == 1:
-        r = rf.get(node.inputs[0])
-    else:
-        r = _join([rf[i] for i in node.inputs if rf.get(i)])
-    if not r:
-        return None, None
-    if window is None:
-        return r
-    (rh, rw), (jh, jw) = r
-    (kh, kw), (sh, sw) = window
-    # 15,000 stride-2 layers make a jump of 2**15000: saturate, so that it stays a small int (and
-    # exact in JSON readers that use doubles) instead of a number too large to print
-    cap = RF_CAP
-    out = ((min(cap, rh + (kh - 1) * jh), min(cap, rw + (kw - 1) * jw)), (min(cap, jh * sh), min(cap, jw * sw)))
-    if sh.__class__ is int and sw.__class__ is int and jh.__class__ is int and jw.__class__ is int:
-        return out  # the common case stays in ints (and fast): no upsampling on the way
-    return tuple(tuple(_exact(v) for v in pair) for pair in out)
-
-
-def _exact(v):
-    """A receptive field or jump as an exact number: an int where whole, else a Fraction. An
-    upsampling layer's stride is a Fraction (UPSAMPLE(2): 1/2), so the jump after it is one."""
-    if isinstance(v, Fraction):
-        return v.numerator if v.denominator == 1 else v
-    return v
-
-
-def keep_for_backward(name, inputs, params, which, grad, alias, saved) -> bool:
-    """Whether layer `name` needs a gradient (parameters of its own, or an input that needs one:
-    `grad[name]` is set); if so, add what it keeps for backward (`which`, from its kind's `saved`
-    rule: "in", "out", "partners") to `saved`, each tensor by its alias. An op on tensors that need
-    no gradient keeps nothing. One rule for analyze() and the search's lean totals."""
-    grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
-    if g:
-        for w in which:
-            for t in (inputs if w == "in" else (name,) if w == "out" else _partners(inputs, grad)):
-                saved.add(alias[t])
-    return g
-
-
-def _partners(inputs, grad):
-    """The inputs a product keeps for backward: those whose fellow inputs need a gradient."""
-    return [t for k, t in enumerate(inputs) if any(grad[o] for j, o in enumerate(inputs) if j != k)]
-
-
-def _join(fields):
-    """A join sees what any of its inputs sees: per axis, the largest field; and the largest jump, so
-    that what follows is bounded above where branches arrive at different strides (in real nets they
-    share it). A 1x3 branch beside a 3x1 one gives 3x3, not either input's field."""
-    if not fields:
-        return None
-    (rh, rw), (jh, jw) = fields[0]
-    for (h, w), (a, b) in fields[1:]:
-        rh, rw, jh, jw = max(rh, h), max(rw, w), max(jh, a), max(jw, b)
-    return (rh, rw), (jh, jw)

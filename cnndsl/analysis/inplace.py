@@ -19,19 +19,21 @@ from __future__ import annotations
 
 from ..kinds import KINDS
 from ..kinds.base import INPLACE, VIEW, VIEW_AT_INFERENCE
+from .kernel import overwritten
 
 
 def inplace_nodes(graph) -> dict[str, int]:
-    """{node name: index of the input it overwrites} for the layers that can run in place."""
+    """{node name: index of the input it overwrites} for the layers that can run in place: the
+    kernel's rule (`overwritten`), which analyze() applies as it folds."""
     readers = graph.reader_counts()
-    out = {}
+    overwritable, out = {}, {}
     for n in graph.nodes:
-        if KINDS[n.op].memory == INPLACE:
-            for i, src in enumerate(n.inputs):
-                # read by nobody else, and made by a layer that does not keep it (nor is the caller's)
-                if src != "input" and readers[src] == 1 and KINDS[graph[src].op].output_overwritable:
-                    out[n.name] = i
-                    break
+        kind = KINDS[n.op]
+        if kind.memory == INPLACE:
+            i = overwritten(n.inputs, "input", False, readers, overwritable)  # the input is the caller's
+            if i is not None:
+                out[n.name] = i
+        overwritable[n.name] = kind.output_overwritable
     return out
 
 

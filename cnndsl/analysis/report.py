@@ -23,22 +23,48 @@ SCHEMA = "cnndsl.report/1"
 
 def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) -> dict:
     totals = analyze(graph, dtype=dtype, batch=batch, optimizer=optimizer)
-    nbytes = DTYPE_BYTES[dtype]
-    layers = []
+    layers, defaulted = _layers(graph.nodes, DTYPE_BYTES[dtype])
+    rep = {
+        "schema": SCHEMA, "source": graph.source, "input": list(graph.input_shape), "output": graph.output,
+        "dtype": dtype, "batch": batch, "optimizer": optimizer,
+        "layers": layers,
+        "totals": totals,
+        "optionals": [{"name": o.name, "line": o.span.line, "col": o.span.col, "included": o.included,
+                       "source": o.source, "uses": o.uses} for o in graph.optionals],
+        "defaults": _defaults_used(defaulted),
+        "warnings": [w.to_dict() for w in graph.warnings],
+    }
+    if memory is not None:
+        rep["memory"] = {"budget_bytes": memory, "max_batch": max_batch(totals, memory)}
+    return rep
+
+
+def _layers(nodes, nbytes) -> tuple[list, list]:
+    """(a row per node, the nodes with defaults applied). The report's inner loop: a dict per layer,
+    with what is the same for many layers looked up (a kind's description of the same attrs object,
+    the block of the same frames) and the common rf/jump (whole and square) written inline."""
+    layers, defaulted = [], []
+    append = layers.append
     descs = _DESCS if len(_DESCS) < 50_000 else _DESCS.clear() or _DESCS
     blocks = {}  # id(frames) -> the innermost block or label path: a scope's nodes share their frames
-    for n in graph.nodes:
-        m, attrs, frames, span = n.meta, n.attrs, n.frames, n.span
-        desc = descs.get((n.op, id(attrs)))
-        if desc is None or desc[0] is not attrs:  # the attrs object itself: a freed one's id may be reused
-            desc = descs[(n.op, id(attrs))] = (attrs, n.kind.describe(attrs))
+    for n in nodes:
+        m, attrs, frames, span, defaults = n.meta, n.attrs, n.frames, n.span, n.defaults
+        desc = descs.get(id(attrs))
+        # the attrs object itself (a freed one's id may be reused), of the same kind
+        if desc is None or desc[0] is not attrs or desc[1] != n.op:
+            desc = descs[id(attrs)] = (attrs, n.op, n.kind.describe(attrs))
         block = blocks.get(id(frames), blocks)
         if block is blocks:
             block = blocks[id(frames)] = next((f.path for f in reversed(frames) if f.kind != "repeat"), None)
+        if span is None:
+            line = col = None
+        else:
+            line, col = span.line, span.col
+        if defaults:
+            defaulted.append(n)
         rf, jump, elems, warnings = m["rf"], m["jump"], m["act_elems"], m.get("warnings")
-        layers.append({
-            "name": n.name, "op": n.op, "desc": desc[1],
-            "line": span.line if span else None, "col": span.col if span else None,
+        append({
+            "name": n.name, "op": n.op, "desc": desc[2], "line": line, "col": col,
             "inputs": list(n.inputs), "out": list(n.out_shape),
             "params": m["params"], "macs": m["macs"], "flops": m["flops"],
             "act_elems": elems, "act_bytes": elems * nbytes,
@@ -48,26 +74,14 @@ def build(graph: Graph, dtype="fp32", batch=1, optimizer="adam", memory=None) ->
             "jump": jump[0] if jump is not None and jump[0].__class__ is int and jump[0] == jump[1] else _square(jump),
             "implicit": n.implicit,
             "block": block,
-            "defaults": {k: _jsonable(v) for k, (v, _) in n.defaults.items()} if n.defaults else {},
+            "defaults": {k: _jsonable(v) for k, (v, _) in defaults.items()} if defaults else {},
             "warnings": [w.message + (f" ({w.arithmetic})" if w.arithmetic else "") for w in warnings]
             if warnings else [],
         })
-    rep = {
-        "schema": SCHEMA, "source": graph.source, "input": list(graph.input_shape), "output": graph.output,
-        "dtype": dtype, "batch": batch, "optimizer": optimizer,
-        "layers": layers,
-        "totals": totals,
-        "optionals": [{"name": o.name, "line": o.span.line, "col": o.span.col, "included": o.included,
-                       "source": o.source, "uses": o.uses} for o in graph.optionals],
-        "defaults": _defaults_used(graph),
-        "warnings": [w.to_dict() for w in graph.warnings],
-    }
-    if memory is not None:
-        rep["memory"] = {"budget_bytes": memory, "max_batch": max_batch(totals, memory)}
-    return rep
+    return layers, defaulted
 
 
-# (op, id(attrs)) -> (attrs, description), kept across calls: attrs objects are shared by every
+# id(attrs) -> (attrs, op, description), kept across calls: attrs objects are shared by every
 # call site and elaboration that writes the same arguments (lang/memo.py)
 _DESCS: dict = {}
 
@@ -88,10 +102,11 @@ def _jsonable(v):
     return list(v) if isinstance(v, tuple) else v
 
 
-def _defaults_used(graph: Graph) -> list[dict]:
-    """One entry per (layer kind, argument, value, origin): what bare names and `default` supplied."""
+def _defaults_used(nodes) -> list[dict]:
+    """One entry per (layer kind, argument, value, origin): what bare names and `default` supplied
+    (`nodes`: those with defaults, in graph order)."""
     seen = {}
-    for n in graph.nodes:
+    for n in nodes:
         for arg, (value, origin) in n.defaults.items():
             key = (n.op, arg, repr(value), origin)
             if key not in seen:

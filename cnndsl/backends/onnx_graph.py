@@ -108,10 +108,13 @@ def _as_arrays(weights):
     if not isinstance(weights, (str, os.PathLike)) or os.fspath(weights).endswith((".pt", ".pth")):
         return weights
     from safetensors.numpy import load
-    from ..files import read_bytes
+    from ..files import size_of, user_file
+    from ..memory import require
     path = os.fspath(weights)
     try:
-        data = read_bytes(path)
+        with user_file(path, "--weights") as f:  # a pipe or a device is refused before a byte is read
+            require(2 * size_of(f), f"the checkpoint {path}")  # its bytes, and the arrays made from them
+            data = f.read()
         sd = load(data)
         meta = json.loads(data[8:8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
     except Exception:

@@ -117,8 +117,10 @@ def add_draw(sub):
 
 
 def cmd_draw(args):
+    from ..draw import dot_fallback
     net = load(args)
-    refuse_overwrite(net, args.output)
+    # without graphviz's dot the DOT is written beside the output: it must not replace the spec either
+    refuse_overwrite(net, args.output, dot_fallback(args.output, args.style))
     print_warnings(net)
     out = net.draw(args.output, style=args.style, rankdir=args.rankdir, expand=args.expand, detail=args.detail,
                    size=args.size, dpi=args.dpi)

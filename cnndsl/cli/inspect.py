@@ -10,7 +10,7 @@ from .common import load, print_warnings, refuse_overwrite, spec_options
 
 
 INSPECT_HELP = {
-    "filters": "a layer's filters as an image grid (default: the first CONV)",
+    "filters": "a layer's filters as an image grid (default: the first convolution)",
     "activations": "a layer's maps for one input, as a grid",
     "stats": "per layer: mean, std, histogram and dead units of the activations (--init: an untrained net)",
     "patches": "the input patches that excite a layer's channels most, cropped at the exact receptive field",

@@ -106,11 +106,24 @@ def find_dot():
     return shutil.which("dot")
 
 
+def dot_fallback(path, style: str = "graph") -> str | None:
+    """The file `draw(net, path)` writes the DOT to instead when graphviz's `dot` is missing (None when
+    it would not: dot is installed, or nothing is rendered by dot). A command checks it as it checks
+    `path` (never over the spec: cnndsl.outputs.check_target) before drawing."""
+    if path is None or style != "graph" or find_dot() is not None:
+        return None
+    return None if os.fspath(path).lower().endswith(".dot") else _dot_beside(path)
+
+
+def _dot_beside(path) -> str:
+    return os.path.splitext(os.fspath(path))[0] + ".dot"
+
+
 def render_dot(text: str, fmt: str, path: str) -> bytes:
     """Run graphviz's `dot` on `text`; without it, leave the DOT beside `path` and say how to get dot."""
     exe = find_dot()
     if exe is None:
-        dot_path = os.path.splitext(path)[0] + ".dot"
+        dot_path = _dot_beside(path)  # dot_fallback(path): the command checked it before drawing
         atomic_write(dot_path, text.encode("utf-8"))
         raise CnnError(f"graphviz's `dot` program is not installed, so {path} was not rendered; "
                        f"the DOT source is in {dot_path}", usage=True,

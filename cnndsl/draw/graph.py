@@ -19,13 +19,15 @@ import bisect
 
 from .fold import Fold
 from ..ir import Graph, Node
-from ..kinds import ALL, DRAW_GROUPS, KINDS, fmt_shape
+from ..kinds import DRAW_GROUPS, KINDS, fmt_shape
 
 # Colour groups, a legend entry each, in legend order: from each kind's `draw_group`.
-GROUPS = tuple((legend, colour, tuple(k.name for k in ALL if k.draw_group == key))
-               for key, (legend, colour) in DRAW_GROUPS.items())
-COLOUR = {op: colour for _, colour, ops in GROUPS for op in ops}
-GROUP = {op: name for name, _, ops in GROUPS for op in ops}
+def fill_colour(op) -> str:
+    """The fill colour of a kind's nodes: its `draw_group`'s (read from the kind, so that a kind
+    registered after import has one too)."""
+    kind = KINDS.get(op)
+    group = DRAW_GROUPS.get(kind.draw_group) if kind is not None else None
+    return group[1] if group else "#ffffff"
 FONT = "Helvetica"
 
 
@@ -85,7 +87,7 @@ def node_tooltip(node: Node) -> str:
 
 
 def _node_line(node: Node, detail: str, indent: str, last: Node | None = None) -> str:
-    attrs = [f"label={node_label(node, detail, last)}", f"fillcolor={quote(COLOUR.get(node.op, '#ffffff'))}",
+    attrs = [f"label={node_label(node, detail, last)}", f"fillcolor={quote(fill_colour(node.op))}",
              f"tooltip={quote(node_tooltip(node))}"]
     if is_minor(node):
         attrs.append('fontsize=9, height=0.24, margin="0.08,0.05"')
@@ -199,9 +201,10 @@ def _emit_cluster(c: _Cluster, detail: str, out: list, counter: list, depth: int
 # ---- the graph -------------------------------------------------------------------
 def legend(ops) -> str:
     rows = []
-    for name, colour, members in GROUPS:
-        if any(op in members for op in ops):
-            rows.append(f'<td bgcolor="{colour}" border="1" width="14"> </td><td align="left">{html(name)}</td>')
+    present = {KINDS[op].draw_group for op in ops if op in KINDS}
+    for key, (name, fill) in DRAW_GROUPS.items():
+        if key in present:
+            rows.append(f'<td bgcolor="{fill}" border="1" width="14"> </td><td align="left">{html(name)}</td>')
     cells = "".join(rows)
     return (f'<<table border="0" cellspacing="3" cellpadding="2"><tr>{cells}</tr></table>>')
 

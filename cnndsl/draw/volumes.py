@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from .fold import Fold
-from .graph import COLOUR, is_minor, _num
+from .graph import fill_colour, is_minor, _num
 from ..ir import Graph, Node
 from ..kinds import KINDS, fmt_shape
 
@@ -284,7 +284,7 @@ def _strip(units: list[Unit], detail: str, last_row: bool) -> tuple[list, float]
     for i, u in enumerate(units):
         cw = _cuboids_size(u.shapes())[0]
         bx = u.x + (u.width - cw) / 2
-        fill = "#ffffff" if not u.nodes else ("#fff2cc" if u.block else COLOUR.get(u.nodes[-1].op, "#ffffff"))
+        fill = "#ffffff" if not u.nodes else ("#fff2cc" if u.block else fill_colour(u.nodes[-1].op))
         tip = " | ".join(n.name for n in u.nodes[:6]) + (" ..." if len(u.nodes) > 6 else "")
         for s in u.shapes():
             out += _cuboid(bx, cy, s, fill, u.block, tip or "input")

@@ -8,7 +8,7 @@ checkpoint), reads the image or the data as training read them, and calls the co
     ('stats', 10, True)
 
 Options (None: the default):
-    filters      layer (default: the first CONV)
+    filters      layer (default: the first convolution with spatial filters: CONV, STDCONV, ...)
     activations  layer, image
     stats        data (or init he|xavier|normal:STD without weights), act relu|tanh, samples (512)
     patches      layer, data, channel (one, or "0,3,5"; default the first 8), top (8), samples (all)

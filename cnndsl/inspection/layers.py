@@ -10,7 +10,8 @@
 A CONV's filters are (K, C/groups, kh, kw): three input channels are shown as one colour tile per
 filter, others as a K x C grid of gray tiles on one signed colour scale. An FC layer that reads a
 flattened volume is shown the same way, each unit's weights folded back to the volume it reads
-(the "templates" of a linear classifier).
+(the "templates" of a linear classifier). Which layers have filters, and of which sort, the kind
+says (`Kind.filters`); a weight-standardised conv (STDCONV) is shown as it convolves: standardised.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import CnnError
+from ..kinds import FLAT_FILTERS, SPATIAL_FILTERS, VIEW
 from . import figures as F
 from .result import Result
 from .subject import Subject
@@ -29,12 +31,11 @@ MAX_MAPS = 64
 def filters(s: Subject, layer=None) -> Result:
     name = s.layer(layer) if layer else _first_weighted(s)
     node = s.graph[name]
-    weight = getattr(s.module(name), "weight", None)
-    if weight is None or node.op not in ("CONV", "FC"):
+    if node.kind.filters not in (SPATIAL_FILTERS, FLAT_FILTERS):
         raise CnnError(f"{name} is a {node.op} layer: it has no filters", usage=True,
-                       hint="choose a CONV layer (or an FC layer that reads a volume): " + ", ".join(s.convolutions()[:6]))
-    w = weight.detach().cpu().float().numpy()
-    if node.op == "FC":
+                       hint="choose a convolution (or an FC layer that reads a volume): " + ", ".join(s.convolutions()[:6]))
+    w = _applied_weight(s.module(name)).detach().cpu().float().numpy()
+    if node.kind.filters == FLAT_FILTERS:
         w = _fc_templates(s, node, w)
     k, c = w.shape[:2]
     values = {"layer": name, "op": node.op, "shape": list(w.shape), "min": float(w.min()), "max": float(w.max()),
@@ -43,16 +44,23 @@ def filters(s: Subject, layer=None) -> Result:
 
 
 def _first_weighted(s):
-    for n in s.graph.nodes:
-        if n.op == "CONV":
-            return n.name
-    raise CnnError("this network has no CONV layer: name one with --layer", usage=True)
+    spatial = s.convolutions()
+    if not spatial:
+        raise CnnError("this network has no convolution with spatial filters: name a layer with --layer", usage=True)
+    return spatial[0]
+
+
+def _applied_weight(module):
+    """The weight the layer convolves with: a weight-standardised conv's module standardises its stored
+    weight on every call (`standardised()`), so that, not the raw parameter, is what it looks for."""
+    with torch.no_grad():
+        return module.standardised() if hasattr(module, "standardised") else module.weight
 
 
 def _fc_templates(s, node, w):
     """An FC that reads an implicit or explicit flatten of a volume: (units, C, H, W)."""
     src = node.inputs[0]
-    while src != "input" and s.graph[src].op == "FLATTEN":
+    while src != "input" and s.graph[src].kind.memory == VIEW:  # a view keeps the (C, H, W) order
         src = s.graph[src].inputs[0]
     shape = s.shape(src) if src != "input" else tuple(s.graph.input_shape)
     if len(shape) != 3:

@@ -11,8 +11,8 @@ fire, over a sample of inputs; the batch-norm lecture's experiment when the net 
 Layers: the outputs of the activation layers (the deck's histograms are of the tanh outputs), or of
 every layer when the net has none. A unit is one value of a layer's output volume (a channel at a
 position); it is dead when it is never positive on any sample, which is counted for ReLU and ReLU6
-outputs (a tanh unit is never "off"). With `init`, every CONV and FC weight is drawn afresh and its
-bias set to 0: `he` (kaiming_normal_, fan_in: std sqrt(2 / fan_in)), `xavier` (std sqrt(1 / fan_in),
+outputs (a tanh unit is never "off"). With `init`, every linear weight (CONV, FC, STDCONV, CHANCONV:
+the kind's `linear_weight`) is drawn afresh and its bias set to 0: `he` (kaiming_normal_, fan_in: std sqrt(2 / fan_in)), `xavier` (std sqrt(1 / fan_in),
 the deck's "Xavier"), `normal:STD`; `act` ("relu", "tanh") puts that activation in place of every
 activation layer first (the modules are the model, so the swap computes). Without `data` the sample
 is unit Gaussian noise of the input's shape, as in the deck.
@@ -33,7 +33,7 @@ SHOWN = 10  # histograms drawn (evenly chosen when there are more layers)
 
 
 def reinitialise(s: Subject, init, act=None, seed=0) -> list[str]:
-    """Draw every CONV and FC weight afresh (`init`), optionally swapping the activations; the notes."""
+    """Draw every linear weight afresh (`init`), optionally swapping the activations; the notes."""
     std_of = _init_rule(init)
     notes = []
     if act:
@@ -41,7 +41,7 @@ def reinitialise(s: Subject, init, act=None, seed=0) -> list[str]:
     g = torch.Generator(device="cpu").manual_seed(seed)
     n = 0
     for node in s.graph.nodes:
-        if node.op not in ("CONV", "FC"):
+        if not node.kind.linear_weight:
             continue
         m = s.module(node.name)
         fan_in = m.weight[0].numel()
@@ -50,7 +50,7 @@ def reinitialise(s: Subject, init, act=None, seed=0) -> list[str]:
         if m.bias is not None:
             m.bias.data.zero_()
         n += 1
-    notes.append(f"initialised {n} CONV/FC layers: {_init_text(init)}, biases 0 (seed {seed})")
+    notes.append(f"initialised {n} layers' weights: {_init_text(init)}, biases 0 (seed {seed})")
     return notes
 
 

@@ -30,6 +30,7 @@ import torch
 
 from .. import weights as W
 from ..errors import CnnError
+from ..kinds import SPATIAL_FILTERS
 from ..train import checkpoint as C, data as D, values as V
 
 
@@ -66,8 +67,8 @@ class Subject:
         if not os.path.exists(path):
             raise CnnError(f"--weights {path}: no such file", usage=True)
         source = C.weights_source(path)
-        if path.endswith(".safetensors"):
-            ck = source if isinstance(source, C.Loaded) else C.Loaded(path)
+        if isinstance(source, C.Recorded):  # a .safetensors file: its metadata is read, its tensors once below
+            ck = source
             if ck.info("layers") is not None:  # a cnndsl train checkpoint: refuse another spec's by its layers
                 try:
                     self.notes += C.check_same_spec(ck, self.net)
@@ -190,7 +191,8 @@ class Subject:
         return tuple(self.graph.shape_of(name))
 
     def convolutions(self) -> list[str]:
-        return [n.name for n in self.graph.nodes if n.op == "CONV"]
+        """The layers whose weight is a bank of spatial filters (CONV, STDCONV, ...: the kind says)."""
+        return [n.name for n in self.graph.nodes if n.kind.filters == SPATIAL_FILTERS]
 
     def last_spatial(self) -> str:
         """The last layer whose output still has spatial extent (more than 1x1): Grad-CAM's default."""
@@ -305,7 +307,7 @@ class Subject:
         recorded seed and fraction), else every sample in `x_train`. Its `description` says how."""
         rec = self.record or {}
         same = D.same_source(rec, os.fspath(source))  # imgs and imgs/ are one folder
-        opts = (C.recorded(C.weights_source(self.weights), "options") or {}) if same else {}
+        opts = (C.recorded(self.weights, "options") or {}) if same else {}  # from the header
         frac = opts.get("val_fraction", 0.2) if same and split else 0.0
         # without a record the net gets the data as given, as it gets an image (mean 0, std 1)
         normalise = (rec["mean"], rec["std"]) if rec else (list(self.mean * 0), list(self.std * 0 + 1))

@@ -24,7 +24,8 @@ Counting conventions (README, "Counting"):
 
 Adding a kind: one class in a file of this package (a family file, or a file of its own such as
 upsample.py), and a row in README's layer table, counting conventions and diagram legend;
-nothing else. The package finds it (`discover`: every class of a module here that names
+nothing else. A kind defined elsewhere (a plugin, a test's fixture: tests/kind_fixture.py) joins
+the same tables with `register(kind)`, and leaves them with `unregister(name)`. The package finds it (`discover`: every class of a module here that names
 itself, `name = "..."`, and is not `_private`), and every stage reads its facts: the kind-
 completeness test (tests/test_kinds.py) names any fact it lacks. A PyTorch module that torch
 lacks is a class in the file's `torch_modules()` (torch imported there, when a backend calls it:
@@ -39,8 +40,8 @@ import sys
 
 from .activations import (ELU, GELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU,
                           Softmax, Softplus, Tanh)
-from .base import (DRAW_GROUPS, MAX_DIM, MISSING, Arg, Foreign, Kind, Shape, ShapeError, Tensor, TorchModule,
-                   fmt_pair, fmt_shape)
+from .base import (DRAW_GROUPS, FLAT_FILTERS, MAX_DIM, MISSING, SPATIAL_FILTERS, VIEW, Arg, Foreign, Kind, Shape,
+                   ShapeError, Tensor, TorchModule, fmt_pair, fmt_shape)
 from .conv import Conv, DoesNotFit
 from .dense import FC, DropPath, Dropout, Flatten, Identity
 from .channels import Channels, PadChannels, Shuffle, Split
@@ -48,9 +49,9 @@ from .joins import Add, Concat, JoinError, Mean, Mul
 from .norm import LRN, BatchNorm, GroupNorm, LayerNorm, LayerScale
 from .pool import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, GlobalAvgPool, MaxPool
 
-__all__ = ["ALL", "KINDS", "CALLABLE", "WORDS", "discover", "torch_classes", "torch_sources", "DRAW_GROUPS", "MAX_DIM",
+__all__ = ["ALL", "KINDS", "CALLABLE", "WORDS", "discover", "register", "unregister", "torch_classes", "torch_sources", "DRAW_GROUPS", "MAX_DIM",
            "MISSING", "Arg", "Kind", "Shape", "ShapeError", "DoesNotFit", "JoinError", "Foreign", "Tensor", "TorchModule",
-           "fmt_pair", "fmt_shape"]
+           "fmt_pair", "fmt_shape", "SPATIAL_FILTERS", "FLAT_FILTERS", "VIEW"]
 
 # The first kinds, in the order the error hints list them; every other kind is found (`discover`)
 FIRST = (Conv(), MaxPool(), AvgPool(), GlobalAvgPool(), AdaptiveAvgPool(), AdaptiveMaxPool(), FC(), Flatten(), ReLU(),
@@ -82,11 +83,51 @@ def _line(cls) -> int:
 
 
 ALL = discover()
-KINDS: dict[str, Kind] = {k.name: k for k in ALL}
+# The tables every stage reads, filled by _index: changed in place (never rebound), so that a module
+# that imported one sees a kind registered later.
+KINDS: dict[str, Kind] = {}
 # What a user may write: names and aliases, joins excluded (they are written with braces).
-CALLABLE: dict[str, Kind] = {n: k for k in ALL if not k.join for n in (k.name, *k.aliases)}
+CALLABLE: dict[str, Kind] = {}
 # The words enumerated arguments take (`mode=bilinear`, `p=tf_same`): the language reads each as itself
-WORDS = frozenset(w for k in ALL for a in k.args for w in a.choices)
+WORDS: set[str] = set()
+
+
+def _index():
+    for table in (KINDS, CALLABLE, WORDS):
+        table.clear()
+    KINDS.update((k.name, k) for k in ALL)
+    CALLABLE.update((n, k) for k in ALL if not k.join for n in (k.name, *k.aliases))
+    WORDS.update(w for k in ALL for a in k.args for w in a.choices)
+
+
+_index()
+
+
+def register(kind: Kind) -> Kind:
+    """Add a kind defined outside this package (an instance of a Kind subclass that sets every
+    fact: tests/test_kinds.py's checks apply to it as to ours). Every stage then reads it as it
+    reads the package's own kinds: the language its name and its argument's words, the analysis,
+    both PyTorch backends (its file's `torch_modules()`, copied into compiled source), ONNX and
+    the diagrams. `ALL` is rebound: read it as `kinds.ALL`, not a copy taken at import."""
+    global ALL
+    names = (kind.name, *kind.aliases)
+    if not kind.name or any(n in KINDS or n in CALLABLE for n in names):
+        raise ValueError(f"a kind named {kind.name!r} (or one of its aliases) is already defined")
+    ALL = ALL + (kind,)
+    _index()
+    mod = sys.modules[type(kind).__module__]
+    if "torch_modules" in vars(mod) and "__getattr__" not in vars(mod):
+        mod.__getattr__ = _lazy(mod)
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind that `register` added (a test's fixture, after its test)."""
+    global ALL
+    if name not in KINDS or KINDS[name] in FIRST or type(KINDS[name]).__module__.startswith(__name__ + "."):
+        raise ValueError(f"{name!r} is not a registered kind")
+    ALL = tuple(k for k in ALL if k.name != name)
+    _index()
 
 
 def torch_classes(kind) -> dict:

@@ -11,6 +11,7 @@ reads these facts and keeps no list of op names of its own:
     weights      `tensors` (`Tensor.foreign`: the layouts other frameworks' state_dicts store it in)
     ONNX         `onnx` (the lowering; the builder knows the opset)
     diagrams     `draw_group` (a key of DRAW_GROUPS: legend name and colour), `describe`
+    inspection   `filters` (how its weight reads as pictures), `linear_weight` (redrawn by `stats --init`)
     tests        `samples` (calls that property tests draw from)
 
 Facts that have no neutral default are `MISSING` on the base class; a test fails, naming the
@@ -57,6 +58,9 @@ MEMORY_CLASSES = (OWN, INPLACE, VIEW, VIEW_AT_INFERENCE)
 HE_TARGET, HE_PASS, HE_RELU, HE_STOP = "target", "pass", "relu", "stop"
 HE_CLASSES = (HE_TARGET, HE_PASS, HE_RELU, HE_STOP)
 
+# How `cnndsl inspect filters` reads a kind's weight (`Kind.filters`):
+SPATIAL_FILTERS, FLAT_FILTERS = "spatial", "flat"
+
 # Initialisers a `Tensor` may name (the PyTorch backend applies nothing: its modules initialise
 # themselves this way; the ONNX backend's random weights follow them):
 INITS = ("fan_in_uniform", "ones", "zeros", "fan_in_uniform_bias", "fill")
@@ -93,9 +97,11 @@ class Foreign:
 
     `bare`: the tensor is a parameter of the enclosing module itself, not a tensor of a module of
     its own, so its key ends with its own name where ours ends with `layer.weight` (torchvision's
-    CNBlock.layer_scale, timm's ConvNeXtBlock.gamma)."""
+    CNBlock.layer_scale, timm's ConvNeXtBlock.gamma). `name`: the tensor's name abroad where a module
+    of its own names it otherwise (timm's MetaFormer Scale keeps a layer scale as `scale`)."""
     shape: tuple
     bare: bool = False
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,14 @@ class Kind:
     symbol = ""             # a join's operator in the spec (`|`, `+`, `.*`, `&`): diagrams show it
     probabilities = False   # turns logits into probabilities (SOFTMAX): `to_torch(logits=True)` drops it
     weight_layer = False    # a layer the depth counts (the lecture's CONV and FC; `search --sort depth`)
+    # How `cnndsl inspect filters` reads its weight: SPATIAL_FILTERS, a bank of K filters (K, C/groups,
+    # kh, kw) drawn as images (CONV and its kin; the first such layer is the command's default);
+    # FLAT_FILTERS, a unit per row over a flattened input, folded back to the volume it reads (FC);
+    # "": none (a layer without a weight, or one whose weight is not a picture: CHANCONV's k taps).
+    filters = ""
+    # Its `weight` is a linear map's, (out, in/groups, *kernel), with fan-in weight[0].numel():
+    # `inspect stats --init` draws it afresh (and zeroes its bias).
+    linear_weight = False
 
     # ---- facts without a neutral default: every kind sets them (tests/test_kinds.py) ----------
     memory = MISSING              # one of MEMORY_CLASSES

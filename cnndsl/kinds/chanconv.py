@@ -35,6 +35,7 @@ class ChanConv(Kind):
             Arg("gamma", "float", 2.0, lo=1e-9, doc="the adaptive size's divisor"),
             Arg("beta", "float", 1.0, doc="the adaptive size's offset"))
     memory, output_overwritable, he, draw_group = OWN, True, HE_STOP, "convolution"
+    linear_weight = True  # nn.Conv1d(1, 1, k): fan-in k; its k taps are no picture (`filters` stays "")
     samples = ("CHANCONV(3)", "{ ID .* GAP - CHANCONV - SIGMOID }", "CHANCONV(5, bias=true)",
                "CHANCONV(3, circular=true)", "FC(12) - CHANCONV(5)")
 

@@ -10,8 +10,8 @@ smaller half before, the larger after (at stride 2 on an even input: none before
 """
 from __future__ import annotations
 
-from .base import (HE_TARGET, OWN, REQUIRED, Arg, Foreign, Kind, ShapeError, Tensor, fmt_pair, kernel_text,
-                   need_volume, n_elems, pair, torch_module)
+from .base import (HE_TARGET, OWN, REQUIRED, SPATIAL_FILTERS, Arg, Foreign, Kind, ShapeError, Tensor, fmt_pair,
+                   kernel_text, need_volume, n_elems, pair, torch_module)
 
 
 def window_fit(kind, axis, size, k_eff, s, p, ktext, ceil=False):
@@ -181,7 +181,7 @@ class Conv(Kind):
         Arg("bias", "bool", True, doc="learn a bias per filter"),
     )
     bare = {"filters": 32, "kernel": 3, "p": "same"}
-    weight_layer = True
+    weight_layer, filters, linear_weight = True, SPATIAL_FILTERS, True
     memory, output_overwritable, he, draw_group = OWN, True, HE_TARGET, "convolution"
     samples = ("CONV(8, 3, p=1)", "CONV(8, 1)", "CONV(4, 3, s=2, p=1, bias=false)", "CONV(8, (1, 3), p=(0, 1))",
                "CONV(8, 3, p=2, d=2)", "CONV(8, 3, p=same, groups=2)", "CONV(8, 3, s=2, p=tf_same)",

@@ -1,8 +1,8 @@
 """Fully connected layers and the shape-only kinds around them: flatten, dropout, identity."""
 from __future__ import annotations
 
-from .base import (HE_PASS, HE_STOP, NO_TENSORS, OWN, REQUIRED, VIEW, VIEW_AT_INFERENCE, Arg, Kind, Tensor,
-                   n_elems, torch_module)
+from .base import (FLAT_FILTERS, HE_PASS, HE_STOP, NO_TENSORS, OWN, REQUIRED, VIEW, VIEW_AT_INFERENCE, Arg, Kind,
+                   Tensor, n_elems, torch_module)
 
 
 class FC(Kind):
@@ -13,7 +13,7 @@ class FC(Kind):
     args = (Arg("units", "int", REQUIRED, lo=1, aliases=("out", "n"), doc="number of outputs"),
             Arg("bias", "bool", True, doc="learn a bias per output"))
     bare = {"units": 512}
-    weight_layer = True
+    weight_layer, filters, linear_weight = True, FLAT_FILTERS, True
     memory, output_overwritable, he, draw_group = OWN, True, HE_STOP, "dense"
     samples = ("FC(10)", "FC(32, bias=false)")
 

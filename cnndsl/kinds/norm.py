@@ -23,7 +23,11 @@ class BatchNorm(Kind):
                 Tensor("num_batches_tracked", (), "zeros", buffer=True, dtype="int64"))
 
     def saved(self, attrs, ins, out, inplace=False):
-        return (("in",), 0)
+        # its input, and four vectors of C fp32 values that native_batch_norm keeps for backward: the
+        # running mean and variance (buffers, referenced, not copied, but kept alive by the graph) and the
+        # batch's mean and 1/std. They are per batch, not per image: counted per image as at batch 1, as
+        # the weight-standardised convs count theirs (measured with saved_tensors_hooks, tests/test_pytorch.py)
+        return (("in",), 4 * 4 * channels(ins))
 
     def torch_module(self, attrs, ins, inplace):
         return torch_module("nn.BatchNorm2d" if len(ins[0]) == 3 else "nn.BatchNorm1d",
@@ -112,14 +116,19 @@ def _normalise(b, n, x, axes, eps):
     return b.node("Div", [d, std], n, out=f"{n.name}:normalised")
 
 
-def _affine(b, n, x, volume):
+def _affine(b, n, x, volume, bias=True):
     """x * weight + bias, the per-channel (C,) parameters broadcast over NCHW where x is a volume."""
-    w, bias = f"{n.name}.weight", f"{n.name}.bias"
+    w = f"{n.name}.weight"
     if volume:
         w = b.node("Unsqueeze", [w, b.ints(n, "axes", [1, 2])], n, out=f"{n.name}:weight_c11")
-        bias = b.node("Unsqueeze", [bias, b.ints(n, "axes", [1, 2])], n, out=f"{n.name}:bias_c11")
+    if not bias:
+        b.node("Mul", [x, w], n)
+        return
+    shift = f"{n.name}.bias"
+    if volume:
+        shift = b.node("Unsqueeze", [shift, b.ints(n, "axes", [1, 2])], n, out=f"{n.name}:bias_c11")
     scaled = b.node("Mul", [x, w], n, out=f"{n.name}:scaled")
-    b.node("Add", [scaled, bias], n)
+    b.node("Add", [scaled, shift], n)
 
 
 def _nchw(shape):
@@ -132,11 +141,13 @@ class _Norm(Kind):
 
     def tensors(self, attrs, ins):
         c = (channels(ins),)
-        return (Tensor("weight", c, "ones"), Tensor("bias", c, "zeros")) if attrs["affine"] else NO_TENSORS
+        if not attrs["affine"]:
+            return NO_TENSORS
+        return (Tensor("weight", c, "ones"),) + ((Tensor("bias", c, "zeros"),) if attrs.get("bias", True) else ())
 
     def flops(self, attrs, ins, out):
-        # statistics at inference too: mean 1, variance 2, normalise 2 per element; affine 2 more
-        return n_elems(out) * (5 + (2 if attrs["affine"] else 0))
+        # statistics at inference too: mean 1, variance 2, normalise 2 per element; affine 2 more (1 without a bias)
+        return n_elems(out) * (5 + (1 + attrs.get("bias", True) if attrs["affine"] else 0))
 
     def _ones(self, b, n):
         import numpy as np  # only the ONNX backend calls this
@@ -144,7 +155,7 @@ class _Norm(Kind):
         return b.const(n, "ones", np.ones(c, np.float32)), b.const(n, "zeros", np.zeros(c, np.float32))
 
     def describe(self, attrs):
-        return "" if attrs["affine"] else "no affine"
+        return ("" if attrs.get("bias", True) else "no bias") if attrs["affine"] else "no affine"
 
 
 class LayerNorm(_Norm):
@@ -153,8 +164,9 @@ class LayerNorm(_Norm):
     doc = ("layer normalisation over the channels: at every position of a volume (ConvNeXt's LayerNorm2d), "
            "over the features of a vector (nn.LayerNorm)")
     args = (Arg("eps", "float", 1e-5, lo=0.0, doc="added to the variance"),
-            Arg("affine", "bool", True, aliases=("elementwise_affine",), doc="learn a scale and shift per channel"))
-    samples = ("LAYERNORM", "LAYERNORM(eps=1e-6, affine=false)")
+            Arg("affine", "bool", True, aliases=("elementwise_affine",), doc="learn a scale and shift per channel"),
+            Arg("bias", "bool", True, doc="learn the shift (false: a scale only, timm's LayerNorm2dNoBias)"))
+    samples = ("LAYERNORM", "LAYERNORM(eps=1e-6, affine=false)", "LAYERNORM(eps=1e-6, bias=false)")
 
     def saved(self, attrs, ins, out, inplace=False):
         # its input, and the mean and 1/std of every normalised group (fp32): one per position
@@ -164,9 +176,11 @@ class LayerNorm(_Norm):
     def torch_module(self, attrs, ins, inplace):
         volume = len(ins[0]) == 3
         return torch_module("cnndsl.LayerNorm2d" if volume else "nn.LayerNorm", (("normalized_shape", channels(ins)),),
-                            (("eps", attrs["eps"]), ("elementwise_affine", attrs["affine"])),
-                            spec=(("normalized_shape", "@in"), ("eps", "eps"), ("elementwise_affine", "affine")),
-                            defaults={"eps": 1e-5, "elementwise_affine": True})
+                            (("eps", attrs["eps"]), ("elementwise_affine", attrs["affine"]),
+                             ("bias", attrs["bias"] or not attrs["affine"])),
+                            spec=(("normalized_shape", "@in"), ("eps", "eps"), ("elementwise_affine", "affine"),
+                                  ("bias", "bias")),
+                            defaults={"eps": 1e-5, "elementwise_affine": True, "bias": True})
 
     def onnx(self, b, n, xs):
         a, volume = n.attrs, len(n.out_shape) == 3
@@ -174,6 +188,9 @@ class LayerNorm(_Norm):
         if b.opset >= 17:
             x = b.node("Transpose", xs[:1], n, out=f"{n.name}:nhwc", perm=[0, 2, 3, 1]) if volume else xs[0]
             scale, bias = (f"{n.name}.weight", f"{n.name}.bias") if a["affine"] else self._ones(b, n)
+            if a["affine"] and not a["bias"]:  # LayerNormalization's B is optional, but zeros keep one form
+                import numpy as np  # only the ONNX backend calls this
+                bias = b.const(n, "zeros", np.zeros(n.out_shape[-1], np.float32))
             y = b.node("LayerNormalization", [x, scale, bias], n, out=f"{n.name}:nhwc_normalised" if volume else None,
                        axis=-1, epsilon=eps)
             if volume:
@@ -181,7 +198,7 @@ class LayerNorm(_Norm):
             return
         y = _normalise(b, n, xs[0], [1], eps)
         if a["affine"]:
-            _affine(b, n, y, volume)
+            _affine(b, n, y, volume, bias=a["bias"])
         else:
             b.node("Identity", [y], n)
 
@@ -239,10 +256,11 @@ class LayerScale(Kind):
     def tensors(self, attrs, ins):
         c = channels(ins)
         # other frameworks keep the scale as a parameter of the block it scales: torchvision's
-        # CNBlock.layer_scale (C, 1, 1), timm's ConvNeXtBlock.gamma (C,)
+        # CNBlock.layer_scale (C, 1, 1), timm's ConvNeXtBlock.gamma (C,); or as `scale` (C,) of a
+        # module of its own (timm's MetaFormer Scale: PoolFormer's layer scale, ConvFormer's res scale)
         shape = (c, 1, 1) if len(ins[0]) == 3 else (c,)
         bare = tuple(Foreign(s, bare=True) for s in dict.fromkeys((shape, (c,))))
-        return (Tensor("weight", shape, "fill", fill=attrs["init"], foreign=bare),)
+        return (Tensor("weight", shape, "fill", fill=attrs["init"], foreign=bare + (Foreign((c,), name="scale"),)),)
 
     def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 0)  # x * weight: the weight's gradient needs x

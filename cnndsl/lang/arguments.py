@@ -195,6 +195,7 @@ class Arguments:
 
 
 _UNSET = object()
+UNSET = _UNSET  # public: a variable that is not bound (the search's memo keys)
 
 
 def _free_vars(e):
@@ -219,3 +220,6 @@ def _typed(v):
     if isinstance(v, (list, tuple)):
         return tuple(_typed(i) for i in v)
     return (type(v), v)
+
+
+typed = _typed  # public: the search keys its memos by typed values, as memo.py does

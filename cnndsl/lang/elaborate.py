@@ -32,12 +32,13 @@ import os
 
 from . import astnodes as A
 from ..errors import MAX_ERRORS, CnnError, Diagnostic, Note, Span, shown_path
-from ..ir import Frame, Graph, Node, Optional_
+from ..ir import Frame, Graph, Node, Optional_, Param, Site
 from .arguments import Arguments
 from ..kinds import CALLABLE, KINDS, MAX_DIM, DoesNotFit, Kind, ShapeError, fmt_shape
 from .values import BOOLS, MAX_BLOCK_DEPTH, MAX_NODES, POISON, Poisoned, Values, _Scope, show as _show
 from .budget import MAX_STEPS, Budget
 from .memo import Memoised
+from .printer import format_value
 from .replay import Replay
 
 MAX_COPIES = 1000  # branches one `b ** n` may give a join (MobileOne has 4, ResNeSt's radix at most 4)
@@ -56,7 +57,22 @@ class _Refused(Exception):
         self.err = err
 
 
-class _Elaborator(Values, Arguments, Budget):
+class Elaborator(Values, Arguments, Budget):
+    """The elaborator without memos: `Elaborator(program, input_shape, bindings, strict, path).run()`.
+
+    Public hooks, which an elaborator outside lang (the search's, search/tracking.py and lean.py)
+    may override to record what a member reads or to memoise by the values a part reads; each
+    keeps its signature and returns what the base returns:
+      bind(kind, call, scope) -> (attrs, defaults)     a call's arguments bound to its kind
+      infer(kind, attrs, inputs, span) -> (shape, warnings)   a layer's output shape
+      lookup(name, span, scope) / binding(name)        a variable read / a -D binding read
+      let(statement), charge(net, scope)               a `let`; the budget walk
+      included_statically(optional, scope, label)      the budget walk's guess at a `?`
+      expr(e, x, scope, label) / repeat(e, x, scope)   a network expression from tensor x -> its output
+      add(kind, attrs, inputs, shape, span, scope, name, ...) -> name   a node added to the graph
+      node_count(), real_path(), input_shape()         layers built; the spec's path; the input volume
+    The state they may read: graph, bindings, globals, globals_named, defaults, defs, steps,
+    repeats, strict, optional_names, errors."""
     charge_first = True  # walk the budget before expanding (elaborate() turns it off: see above)
 
     def __init__(self, program, input_shape, bindings, strict, path):
@@ -84,6 +100,7 @@ class _Elaborator(Values, Arguments, Budget):
         self.read_files: set = set()  # id of each included Program whose statements took effect
         self.label_numbers: dict = {}  # full label -> the last number its copies were given
         self.def_params: dict = {}    # def name -> (the Def, its parameters' names)
+        self.param_data: dict = {}    # id(Def) -> (it, its Params: their defaults' values are this elaboration's)
         self.taken_log: list | None = None  # names given out, in order, while a block is recorded (replay.py)
         self.opt_log: list | None = None    # optionals met, likewise
         self.auto_named = 0           # unlabelled optional groups numbered so far
@@ -113,7 +130,7 @@ class _Elaborator(Values, Arguments, Budget):
         return graph
 
     def expand(self) -> Graph:
-        self.statements(self.program, seen=(self.real_path(),))
+        self.statements(self.program, seen=None)  # the spec's real path: only for an include not yet read
         if self.program.net is None:
             raise CnnError(f"{self.path}: no network: the file has statements but no network expression",
                            hint="end the file with the network, e.g. `CONV(16, 3) - RELU - FC(10)`", code="E304")
@@ -247,8 +264,9 @@ class _Elaborator(Values, Arguments, Budget):
         return self.value(st.value, _Scope("", {}, self.globals))
 
     def include(self, st: A.Include, seen):
-        from .program import resolve
-        st = resolve(st, seen)  # a Program from `program.parse` holds its includes already
+        if st.program is None:  # a Program from `program.parse` holds its includes already
+            from .program import resolve
+            st = resolve(st, seen if seen is not None else (self.real_path(),))
         if id(st.program) in self.read_files:  # included twice (a diamond): its statements count once
             return
         self.read_files.add(id(st.program))
@@ -435,7 +453,7 @@ class _Elaborator(Values, Arguments, Budget):
                           for o, b in zip(outs, asts))
             raise CnnError(err.message, e.span, arithmetic=err.arithmetic, hint=err.hint, notes=notes[:2],
                            code="E302") from None
-        return self.add(kind, {}, outs, shape, e.span, sc, self.fresh(sc, kind.name.lower()), site=e)
+        return self.add(kind, {}, outs, shape, e.span, sc, self.fresh(sc, kind.name.lower()), site=self.site(e))
 
     def copies(self, e: A.Copies, x, sc) -> list[str]:
         """The outputs of `b ** n @i`: n copies of the branch, side by side, each reading x (copy i sees i)."""
@@ -477,7 +495,8 @@ class _Elaborator(Values, Arguments, Budget):
             x = self.add(flat, {}, [x], shape, c.span, sc, self.fresh(sc, "flatten"), implicit=True)
         shape, warnings = self.infer(kind, attrs, [x], c.span)
         name = self.fresh(sc, label, labelled=True) if label else self.fresh(sc, c.name.lower())
-        return self.add(kind, attrs, [x], shape, c.span, sc, name, defaults=defaults, warnings=warnings, site=c)
+        return self.add(kind, attrs, [x], shape, c.span, sc, name, defaults=defaults, warnings=warnings,
+                        site=self.site(c))
 
     def infer(self, kind: Kind, attrs, inputs, span):
         """The output shape, and the warnings (a window that does not fit) that come with it."""
@@ -524,6 +543,28 @@ class _Elaborator(Values, Arguments, Budget):
         self.graph.add(node)
         return name
 
+    def site(self, e) -> Site:
+        """What a call (or a join's braces) wrote, as plain data (`_origin`)."""
+        return _origin(e, _site)
+
+    def params_of(self, d: A.Def) -> tuple:
+        """A def's parameters as plain data: their defaults' text (`_origin`), and values, which
+        depend on this elaboration's `let`s and -D values: worked out once per def."""
+        hit = self.param_data.get(id(d))
+        if hit is None or hit[0] is not d:
+            params, used = [], set(self.used)
+            for p, text in zip(d.params, _origin(d, _default_texts)):
+                value = None
+                if p.default is not None:
+                    try:  # as block_args evaluates a default: in the global scope
+                        value = self.value(p.default, _Scope("", {}, self.globals))
+                    except CnnError:  # a call that relies on it reports the error
+                        pass
+                params.append(Param(p.name, text, value))
+            self.used.intersection_update(used)  # a default no call relies on reads nothing
+            hit = self.param_data[id(d)] = (d, tuple(params))
+        return hit[1]
+
     def located(self, w: Diagnostic, layer: str, sc) -> Diagnostic:
         blocks = [f for f in reversed(sc.frames) if f.kind == "block" and f.span is not None][:3]
         calls = tuple(Note(f.span, (f"layer `{layer}` " if i == 0 else "") + f"in block `{f.name}`, called here")
@@ -558,8 +599,9 @@ class _Elaborator(Values, Arguments, Budget):
         params = self.def_params.get(d.name)
         if params is None or params[0] is not d:
             params = self.def_params[d.name] = (d, frozenset(p.name for p in d.params))
-        inner = self.scope(sc, inst, Frame("block", inst, d.name, span=c.span, definition=d, args=bound), env=env,
-                           call=d.name, params=params[1])
+        inner = self.scope(sc, inst, Frame("block", inst, d.name, span=c.span, params=self.params_of(d),
+                                           written=self.site(c).args, args=bound, defined=d.span),
+                           env=env, call=d.name, params=params[1])
         if len(inner.stack) > self.deepest:
             self.deepest = len(inner.stack)
         try:
@@ -576,7 +618,8 @@ class _Elaborator(Values, Arguments, Budget):
 
     def scope(self, sc, path, frame, env=None, call=None, params=None):
         if frame.path != path:
-            frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span, frame.definition, frame.args)
+            frame = Frame(frame.kind, path, frame.name, frame.index, frame.count, frame.span, frame.params,
+                          frame.written, frame.args, frame.variable, frame.defined)
         return _Scope(path + ".", {}, sc.env if env is None else env, sc.frames + (frame,),
                       sc.stack + ((call,) if call else ()), sc.params if params is None else params)
 
@@ -603,6 +646,40 @@ class _Elaborator(Values, Arguments, Budget):
         return name
 
 
+_ORIGINS: dict = {}  # id(AST node) -> (it, its plain data): ids stay unique while the node is held here
+MAX_ORIGINS = 20_000  # then it starts afresh: a node pins its text (a live page parses a new one per keystroke)
+
+
+def _origin(e, make):
+    """`make(e)`, the plain data of an AST node, made once per node whatever elaborates it: the
+    parse cache hands every load of a text, and every member of a search, the same nodes."""
+    hit = _ORIGINS.get(id(e))
+    if hit is None or hit[0] is not e:
+        if len(_ORIGINS) >= MAX_ORIGINS:
+            _ORIGINS.clear()
+        hit = _ORIGINS[id(e)] = (e, make(e))
+    return hit[1]
+
+
+def _site(e) -> Site:
+    if type(e) is A.Branches:
+        return Site(e.join, (), e.span)
+    return Site(e.name, tuple((a.name, _text(a.value)) for a in e.args), e.span)
+
+
+def _default_texts(d: A.Def) -> tuple:
+    return tuple(None if p.default is None else _text(p.default) for p in d.params)
+
+
+def _text(e) -> str | None:
+    """A value expression as the spec writes it (lang/printer.py); None where it has no spelling (an
+    AST built by code)."""
+    try:
+        return format_value(e)
+    except CnnError:
+        return None
+
+
 def chw_warning(shape, span, what="input ") -> Diagnostic | None:
     """PyTorch writes volumes CxHxW: `input 3x224x224` is most likely meant as 224x224x3."""
     if len(shape) != 3:
@@ -627,7 +704,10 @@ def parse_volume(text: str) -> tuple:
     return dims
 
 
-class _Plain(Replay, Memoised, _Elaborator):
+_Elaborator = Elaborator  # its name before it was public
+
+
+class _Plain(Replay, Memoised, Elaborator):
     """The elaborator of `elaborate()`: the budget walk only where it can matter (the module's
     docstring); arguments and shapes kept across elaborations (memo.py), and block expansions
     (replay.py)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 
 _TABLES: dict = {}
+MAX_KEYWORDS = 10_000  # distinct names whose keyword check is kept (a generated spec may have many)
 _LOCK = threading.Lock()
 
 
@@ -51,6 +52,8 @@ class _Tables:
         self.patterns = list(scanner._mres)
         self.callback = dict(basic.callback)     # keyword terminals: NAME `input` becomes INPUT
         self.ignore, self.newline = basic.ignore_types, basic.newline_types
+        from lark.lexer import UnlessCallback
+        self.unless, self.keywords = UnlessCallback, {}  # token text -> its keyword terminal, or None
         parser = frontend.parser.parser
         table = parser.parse_table
         callbacks = parser.callbacks
@@ -66,36 +69,57 @@ class _Tables:
                        for rule in callbacks}
 
     def tokens(self, text: str):
-        """lark's BasicLexer.next_token, inline: the same tokens with the same positions."""
+        """lark's BasicLexer.next_token, inline: the same tokens with the same positions. A keyword
+        callback (lark's UnlessCallback: NAME `input` becomes INPUT) is a function of the token's
+        text alone, so its answer is kept per text (`keywords`) instead of matched again."""
         Token, new = self.Token, str.__new__
         patterns, callback, ignore, newline = self.patterns, self.callback, self.ignore, self.newline
+        keywords, unless = self.keywords, self.unless
+        match = patterns[0].match if len(patterns) == 1 else None
         pos, line, line_start, end = 0, 1, 0, len(text)
         while pos < end:
-            for pattern in patterns:
-                m = pattern.match(text, pos)
-                if m:
-                    break
-            else:
-                raise GiveUp
-            value, kind = m.group(0), m.lastgroup
-            after = pos + len(value)
-            skip = kind in ignore
-            t = None
-            if not skip or kind in callback:
-                t = new(Token, value)
-                t.type, t.start_pos, t.value, t.line, t.column = kind, pos, value, line, pos - line_start + 1
+            m = match(text, pos) if match is not None else None
+            if m is None:
+                for pattern in patterns:
+                    m = pattern.match(text, pos)
+                    if m:
+                        break
+                else:
+                    raise GiveUp
+            kind = m.lastgroup
+            after = m.end()
+            if kind in ignore and kind not in callback:  # whitespace, a comment: no token
+                if kind in newline:
+                    n = text.count("\n", pos, after)
+                    if n:
+                        line += n
+                        line_start = text.rindex("\n", pos, after) + 1
+                pos = after
+                continue
+            value = m.group(0)
+            t = new(Token, value)
+            t.type, t.start_pos, t.value, t.line, t.column = kind, pos, value, line, pos - line_start + 1
             if kind in newline:
                 n = value.count("\n")
                 if n:
                     line += n
                     line_start = pos + value.rindex("\n") + 1
             pos = after
-            if t is not None:
-                t.end_line, t.end_column, t.end_pos = line, pos - line_start + 1, pos
-                if t.type in callback:
-                    t = callback[t.type](t)
-                if not skip:
-                    yield t
+            t.end_line, t.end_column, t.end_pos = line, pos - line_start + 1, pos
+            if kind in callback:
+                cb = callback[kind]
+                if cb.__class__ is unless:  # what UnlessCallback.__call__ does, its answer kept
+                    k = keywords.get(value, keywords)
+                    if k is keywords:
+                        k = cb.scanner.fullmatch(value)
+                        if len(keywords) < MAX_KEYWORDS:
+                            keywords[value] = k
+                    if k is not None:
+                        t.type = k
+                else:
+                    t = cb(t)
+            if kind not in ignore:
+                yield t
 
     def parse(self, text: str, postlex):
         states, reduce, Shift = self.states, self.reduce, self.Shift

@@ -69,10 +69,22 @@ def parse_file(path, include_dirs=()) -> A.Program:
 
 
 def _parse(text, path, seen, ctx, quotable=True) -> A.Program:
-    prog, own = _parsed(text, path, quotable)
-    statements = tuple(_include(st, seen, ctx) if isinstance(st, A.Include) else st for st in prog.statements)
-    included = [st.program.names for st in statements if isinstance(st, A.Include)]
-    return replace(prog, statements=statements, names=own.union(*included) if included else own)
+    prog, own, at = _parsed(text, path, quotable)
+    included = [_included(prog.statements[i], seen, ctx) for i in at]  # read and checked on every parse
+    # the same text with the same included programs: the same (immutable) Program as last time
+    key = (id(prog), *map(id, included))
+    hit = _COMPOSED.get(key)
+    if hit is not None and hit[0] is prog and all(a is b for a, b in zip(hit[1], included)):
+        return hit[2]
+    statements = list(prog.statements)
+    for i, program in zip(at, included):
+        statements[i] = replace(statements[i], program=program)
+    composed = replace(prog, statements=tuple(statements),
+                       names=own.union(*[p.names for p in included]) if included else own)
+    if len(_COMPOSED) >= MAX_PARSED_FILES:
+        _COMPOSED.clear()
+    _COMPOSED[key] = (prog, tuple(included), composed)
+    return composed
 
 
 # The ASTs of the texts parsed so far, by (path, quotable, text), least recently used first. The
@@ -84,11 +96,16 @@ _PARSED_LOCK = threading.Lock()
 MAX_PARSED_FILES = 256
 MAX_PARSED_TEXT = 16_000_000  # characters (bytes) of the texts kept, all together
 _parsed_text = [0]
+# (id of a parsed text's AST, ids of the programs its includes gave) -> (that AST, those programs, the
+# Program they make): a spec parsed again whose includes are unchanged is the same object, without
+# rebuilding its statements
+_COMPOSED: dict = {}
 
 
 def _parsed(text, path, quotable) -> tuple:
-    """(parse_text(text, path, quotable), the names its own text uses), from the cache when this text
-    was parsed before. Its includes are not read: `names` of the parsed statements leaves them out."""
+    """(parse_text(text, path, quotable), the names its own text uses, the indices of its include
+    statements), from the cache when this text was parsed before. Its includes are not read: `names`
+    of the parsed statements leaves them out."""
     key = (path, quotable, text)
     with _PARSED_LOCK:
         prog = _PARSED.get(key)
@@ -96,7 +113,8 @@ def _parsed(text, path, quotable) -> tuple:
             _PARSED.move_to_end(key)
             return prog
     prog = parse_text(text, path, quotable)  # outside the lock: threads parse different files at once
-    prog = (prog, frozenset(names(prog.statements, prog.net)))
+    prog = (prog, frozenset(names(prog.statements, prog.net)),
+            tuple(i for i, st in enumerate(prog.statements) if isinstance(st, A.Include)))
     with _PARSED_LOCK:
         if key not in _PARSED:
             _PARSED[key] = prog
@@ -111,6 +129,7 @@ def clear_cache():
     """Forget every parsed text (tests; a long-running process that wants the memory back)."""
     with _PARSED_LOCK:
         _PARSED.clear()
+        _COMPOSED.clear()
         _parsed_text[0] = 0
 
 
@@ -125,6 +144,11 @@ def resolve(st: A.Include, seen=(), ctx=None) -> A.Include:
 
 
 def _include(st: A.Include, seen, ctx) -> A.Include:
+    return replace(st, program=_included(st, seen, ctx))
+
+
+def _included(st: A.Include, seen, ctx) -> A.Program:
+    """The program of the file an include names, read and checked (the rules in `parse`)."""
     base = os.path.dirname(os.path.abspath(st.span.source.path)) if st.span.source.path != "<string>" else os.getcwd()
     if "\x00" in st.path:  # no file has such a name; os.path would raise ValueError
         raise CnnError("the include's file name holds a NUL character", st.span, code="E208",
@@ -165,7 +189,7 @@ def _include(st: A.Include, seen, ctx) -> A.Include:
                                item.span, code="E208", notes=((st.span, f"`{st.path}` is included here"),),
                                hint="the including spec declares the input and the network")
         ctx.cache[target] = prog
-    return replace(st, program=ctx.cache[target])
+    return ctx.cache[target]
 
 
 def inlined(program: A.Program) -> A.Program:

@@ -47,7 +47,8 @@ def _frame(values: dict) -> Frame:
 
 
 class Template:
-    __slots__ = ("nodes", "frames", "out", "taken", "optionals", "used", "globals", "steps", "visits", "depth")
+    __slots__ = ("nodes", "frames", "out", "taken", "optionals", "used", "globals", "steps", "visits", "depth",
+                 "rows")
 
     def __init__(self, nodes, frames, out, taken, optionals, used, globals_, steps, visits, depth):
         self.nodes = nodes          # (name, op, attrs, inputs, span, shape, frames index, implicit, defaults, site)
@@ -60,6 +61,16 @@ class Template:
         self.used = used            # names read
         self.globals = globals_     # (name, value) of -D values bound into the globals on first use
         self.steps, self.visits, self.depth = steps, visits, depth
+        self.rows = None
+
+    def whole(self, originals) -> list:
+        """The network's nodes as Node's fields, their inputs and frames resolved (the network's
+        template: replayed under its own names from the input, so they are the same every time)."""
+        if self.rows is None:
+            self.rows = [(name, op, attrs, tuple("input" if i is None else i for i in inputs), span, shape,
+                          originals[at], implicit, defaults, site)
+                         for name, op, attrs, inputs, span, shape, at, implicit, defaults, site in self.nodes]
+        return self.rows
 
 
 class Replay:
@@ -212,16 +223,22 @@ class Replay:
         """The template's nodes from x, under the name `inst`, inside the frames `outer`; `call` is the
         block call's own frame (its span is this call's), None for the network itself."""
         made, tuples, originals = t.frames
-        if originals is not None:  # the network itself: the same names, so the same (immutable) frames
-            frames = originals
+        if originals is not None:  # the network itself: the same names, inputs and (immutable) frames
+            self.graph.extend([Node(name, op, attrs, list(inputs), span, shape, frames, implicit, defaults, {}, site)
+                               for name, op, attrs, inputs, span, shape, frames, implicit, defaults, site
+                               in t.whole(originals)])
+            self.taken.update(t.taken)
         else:
             new = [call if call is not None and values["kind"] == "block" and values["path"] == "" else
                    _frame({**values, "path": inst + values["path"]}) for values in made]
             frames = [outer + tuple([new[i] for i in refs]) for refs in tuples]
-        self.graph.extend([Node(inst + name, op, attrs, [x if i is None else inst + i for i in inputs], span, shape,
-                                frames[at], implicit, defaults, {}, site)
-                           for name, op, attrs, inputs, span, shape, at, implicit, defaults, site in t.nodes])
-        self.taken.update([inst + name for name in t.taken])
+            # one input (most layers) without a comprehension of its own (a function call each in 3.11)
+            self.graph.extend([Node(inst + name, op, attrs, ([x if inputs[0] is None else inst + inputs[0]]
+                                                             if len(inputs) == 1 else
+                                                             [x if i is None else inst + i for i in inputs]),
+                                    span, shape, frames[at], implicit, defaults, {}, site)
+                               for name, op, attrs, inputs, span, shape, at, implicit, defaults, site in t.nodes])
+            self.taken.update([inst + name for name in t.taken])
         if self.taken_log is not None:
             self.taken_log.extend(inst + name for name in t.taken)
         self.replay_optionals(t.optionals)

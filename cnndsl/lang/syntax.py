@@ -143,6 +143,12 @@ def _tok_span(source: Source, tok) -> Span:
     return Span(source, line, col, getattr(tok, "end_line", None) or line, end)
 
 
+def _tok_end(tok) -> tuple:
+    """(end line, end column) of a token, as _tok_span gives them."""
+    line, col = getattr(tok, "line", None) or 1, getattr(tok, "column", None) or 1
+    return getattr(tok, "end_line", None) or line, getattr(tok, "end_column", None) or col + 1
+
+
 def parse_text(text: str | bytes, path: str = "<string>", quotable: bool = True) -> A.Program:
     """Parse one .net text into a Program (its includes not yet read: `program.parse` reads them).
     `quotable=False`: no message shows a line of it (a file that is not a .net file)."""
@@ -399,6 +405,12 @@ class _ToAst(Transformer):
     def _ts(self, tok):
         return _tok_span(_CURRENT.get().source, tok)
 
+    def _from(self, tok, end_line, end_col):
+        """_over(self._ts(tok), a span ending at end_line:end_col), without the token's own Span (a
+        frozen dataclass: each costs microseconds, and a written-out spec makes several a layer)."""
+        return Span(_CURRENT.get().source, getattr(tok, "line", None) or 1, getattr(tok, "column", None) or 1,
+                    end_line, end_col)
+
     def _nest(self, node, *children):
         """Operator chains (`RELU*2*2*...`, `----4`, `a: a: ...`, `1+1+...`) nest without brackets, so the
         postlexer's bracket bound cannot catch them; later passes recurse on them, so bound them here."""
@@ -482,7 +494,8 @@ class _ToAst(Transformer):
         return A.Seq(terms, _over(terms[0].span, terms[-1].span))
 
     def label(self, items):
-        return self._nest(A.Label(str(items[0]), items[1], _over(self._ts(items[0]), items[1].span)), items[1])
+        end = items[1].span
+        return self._nest(A.Label(str(items[0]), items[1], self._from(items[0], end.end_line, end.end_col)), items[1])
 
     def repeat(self, items):
         body, count, index = items
@@ -514,14 +527,15 @@ class _ToAst(Transformer):
 
     def call(self, items):
         name, lpar, args, rpar = items
-        span = self._ts(name) if rpar is None else _over(self._ts(name), self._ts(rpar))
+        span = self._ts(name) if rpar is None else self._from(name, *_tok_end(rpar))
         return A.Call(str(name), tuple(args or ()), lpar is None, span)
 
     def args(self, items):
         return [i if isinstance(i, A.Arg) else A.Arg(None, i, i.span) for i in items]
 
     def kwarg(self, items):
-        return A.Arg(str(items[0]), items[1], _over(self._ts(items[0]), items[1].span))
+        end = items[1].span
+        return A.Arg(str(items[0]), items[1], self._from(items[0], end.end_line, end.end_col))
 
     # values
     def num(self, items):
@@ -545,7 +559,7 @@ class _ToAst(Transformer):
     def func(self, items):
         name, _, *args, rpar = items
         args = tuple(a for a in args if a is not None)
-        return self._nest(A.Func(str(name), args, _over(self._ts(name), self._ts(rpar))), *args)
+        return self._nest(A.Func(str(name), args, self._from(name, *_tok_end(rpar))), *args)
 
     def string(self, items):
         return A.Str(str(items[0])[1:-1], self._ts(items[0]))
@@ -554,7 +568,8 @@ class _ToAst(Transformer):
         return A.Tuple(tuple(items), _over(items[0].span, items[-1].span))
 
     def neg(self, items):
-        return self._nest(A.Neg(items[1], _over(self._ts(items[0]), items[1].span)), items[1])
+        end = items[1].span
+        return self._nest(A.Neg(items[1], self._from(items[0], end.end_line, end.end_col)), items[1])
 
     def _bin(op):
         def build(self, items):

@@ -43,6 +43,11 @@ class _Scope:
         self.params = params        # the enclosing block's parameters (they can switch optionals)
 
 
+def top_scope(env=None) -> _Scope:
+    """The top scope over the variables `env` ({} when none): where constants and `let`s evaluate."""
+    return _Scope("", {}, {} if env is None else env)
+
+
 class Values:
     """Evaluation of value expressions; needs `bindings`, `globals`, `globals_named`, `used`."""
 
@@ -93,7 +98,7 @@ class Values:
             return self.globals[name]
         if name in BOOLS:
             return BOOLS[name]
-        if name in SYMBOLS:
+        if name in SYMBOLS or name in WORDS:  # WORDS: read live, it holds a kind registered later
             return name
         memo = self.__dict__.setdefault("_close_vars", {})  # once per name and scope, not per repeat
         key = (name, len(sc.env), next(iter(sc.env), None))

@@ -102,8 +102,8 @@ def _init(space, options, budget):
 
 
 def _chunk(jobs):
-    from ..net import _gc_paused  # members allocate much and free it all: the collector would only rescan
-    with _gc_paused():
+    from ..net import gc_paused  # members allocate much and free it all: the collector would only rescan
+    with gc_paused():
         return _measure_all(jobs)
 
 

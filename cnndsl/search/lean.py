@@ -20,68 +20,39 @@ iteration) and the tail of a short sequence (`A - B - C`: `B - C`, then `C`). A 
 one *segment* node in the member's graph that stands for all its layers; a part that recorded an
 error, made no layer or reaches outside itself is not kept.
 
-`totals` folds a graph of layers and segments into the figures `analyze()` gives (the brute-force
-tests in tests/test_search.py compare them with `report` on each member's own file): a segment's
-contribution depends only on how it is entered (whether its input may be overwritten in place,
-whether it needs a gradient, its receptive field), so it is computed once per entry and cached.
+A segment is a `Part` of the counting kernel (analysis/kernel.py): member.py's `totals` folds a
+graph of layers and segments with the kernel's fold, as analyze() folds a graph of layers (the
+brute-force tests in tests/test_search.py compare them with `report` on each member's own file).
+A segment's contribution depends only on how it is entered (whether its input may be overwritten
+in place, whether it needs a gradient, its receptive field), so it is folded once per entry.
 """
 from __future__ import annotations
 
 import math
 
-from ..analysis.analyze import DTYPE_BYTES, _counts, _partners, _receptive_field, training_memory
+from ..analysis.kernel import PART, Part, windows
 from ..ir import Node
 from ..kinds import KINDS
-from ..kinds.base import INPLACE, VIEW
 from ..lang import astnodes as A
-from ..lang.arguments import _UNSET, _typed
+from ..lang.arguments import UNSET, typed
 from ..lang.budget import MAX_STEPS
 from ..lang.values import MAX_NODES, POISON
-from .member import Tracking
-from .space import PerUse
+from .peruse import PerUse
+from .tracking import Tracking
 
-SEGMENT = "(segment)"   # the op of a node that stands for a memoised part
+SEGMENT = PART          # the op of a node that stands for a memoised part: the kernel folds it once per way in
 MAX_SUFFIX = 16         # sequences longer than this are expanded item by item (the tails nest)
 MAX_KEPT = 100_000      # layers the memo holds (~2.5 KB each with their folds): past it, it starts afresh,
                         # so a family whose members share little costs time, not memory growing with members x layers
 _PU = ("per-use",)
-_X = ("the segment's input",)  # the alias of a segment's input tensor, inside its fold
 
 
-class Segment:
-    """A memoised part: the items it made (layers and nested segments) and what its expansion did."""
+class Segment(Part):
+    """A memoised part: the items it made (layers and nested segments), what its expansion did, and
+    (analysis/kernel.py's Part) its sums, folded once per way in."""
     __slots__ = ("items", "x", "out", "shape_in", "shape_out", "nodes", "steps", "read", "used", "globals",
                  "optional_names", "consumed", "warnings", "x_reads", "out_overwritable", "windows", "summaries",
                  "fields")
-
-    def summary(self, ow, grad, cache):
-        """The part's sums and what leaves it, entered with x overwritable in place or not, needing a
-        gradient or not (the receptive field apart: `field`)."""
-        key = (ow, grad)
-        s = self.summaries.get(key)
-        if s is None:
-            s = self.summaries[key] = _fold(self.items, self.x, self.shape_in, self.out, ow, grad, None, cache)
-        return s
-
-    def field(self, rf):
-        """(receptive field and jump of the output, the last field of a volume) entered with `rf`."""
-        hit = self.fields.get(rf)
-        if hit is None:
-            x, windows = self.x, self.windows
-            fields, last = {x: rf}, None
-            for it in self.items:
-                if it.op == SEGMENT:
-                    r, lr = it.site.field(fields[it.inputs[0]])
-                    fields[it.name] = r
-                    if lr is not None:
-                        last = lr
-                else:
-                    r = _receptive_field(it, fields, windows[it.name])
-                    fields[it.name] = r if r[0] else None
-                    if r[0] is not None:
-                        last = r[0]
-            hit = self.fields[rf] = (fields[self.out], last)
-        return hit
 
 
 class _Point:
@@ -134,7 +105,7 @@ class Lean(Tracking):
         """The bindings' values (a per-occurrence optional's choices left out: the budget walk does not
         use them up)."""
         if self._bkey is None:
-            self._bkey = tuple((n, _PU if v.__class__ is PerUse else _typed(v)) for n, v in self.bindings.items())
+            self._bkey = tuple((n, _PU if v.__class__ is PerUse else typed(v)) for n, v in self.bindings.items())
         return self._bkey
 
     # ---- the budget walk: once per distinct bindings ---------------------------------------
@@ -203,22 +174,22 @@ class Lean(Tracking):
         parts = [at, self.graph.shape_of(x), sc.params, sc.stack, math.prod(self.repeats), self._dkey, self.strict]
         add = parts.append
         for n in point.names:
-            v = env.get(n, _UNSET)
+            v = env.get(n, UNSET)
             if v is POISON:
                 return None
-            add(_typed(v) if v.__class__ is tuple else (v.__class__, v))
+            add(typed(v) if v.__class__ is tuple else (v.__class__, v))
             if env is not gl:
-                v = gl.get(n, _UNSET)
+                v = gl.get(n, UNSET)
                 if v is POISON:
                     return None
-                add(_typed(v) if v.__class__ is tuple else (v.__class__, v))
+                add(typed(v) if v.__class__ is tuple else (v.__class__, v))
             if n in b and (n not in gn or b[n].__class__ is PerUse):  # a let's -D value is in env
                 v = b[n]
-                add(_PU if v.__class__ is PerUse else _typed(v) if v.__class__ is tuple else (v.__class__, v))
+                add(_PU if v.__class__ is PerUse else typed(v) if v.__class__ is tuple else (v.__class__, v))
                 add(n in gn)
         if point.anonymous:
             parts.append(len(self.optional_names))
-            parts.extend((n, _PU if isinstance(v, PerUse) else _typed(v)) for n, v in b.items())
+            parts.extend((n, _PU if isinstance(v, PerUse) else typed(v)) for n, v in b.items())
         return tuple(parts)
 
     def memo(self, at, x, sc, run):
@@ -324,130 +295,10 @@ class Lean(Tracking):
         seg.x_reads = x_reads
         last = g[out]
         seg.out_overwritable = last.site.out_overwritable if last.op == SEGMENT else KINDS[last.op].output_overwritable
-        seg.windows = {it.name: KINDS[it.op].window(it.attrs, [g.shape_of(i) for i in it.inputs])
-                       for it in items if it.op != SEGMENT}
+        seg.windows = windows(items, g.shape_of)
         seg.summaries, seg.fields = {}, {}
         return seg
 
 
 def _changed(before: dict, after: dict) -> dict:
     return {k: v for k, v in after.items() if k not in before or before[k] is not v}
-
-
-# ---- the figures ------------------------------------------------------------------------------------
-def totals(graph, batch, dtype, optimizer, cache, nodes) -> dict:
-    """measure()'s figures of a graph of layers and segments (`nodes`: the layers it stands for)."""
-    volume = len(graph.input_shape) == 3
-    rf0 = ((1, 1), (1, 1)) if volume else None
-    s = _fold(graph.nodes, "input", graph.input_shape, graph.output, False, False, rf0, cache, with_rf=True)
-    (params, macs, flops, depth, largest, extra, internal, x_saved, exit_is_x, exit_size, exit_saved, _g, _rf,
-     last_rf) = s
-    saved = internal + (math.prod(graph.input_shape) if x_saved else 0) + (exit_size if exit_saved else 0)
-    largest = max(largest, math.prod(graph.input_shape))
-    nbytes = DTYPE_BYTES[dtype]
-    memory = training_memory(params, saved * nbytes + extra + 2 * largest * nbytes, batch, optimizer, nbytes)
-    return {"params": params, "macs": macs, "flops": flops, "memory": memory["train_bytes"], "depth": depth,
-            "rf": max(last_rf) if last_rf else None, "layers": nodes, "warnings": len(graph.warnings)}
-
-
-def _fold(items, x, shape_in, out, ow_x, grad_x, rf_x, cache, with_rf=False):
-    """analyze()'s walk over one part (`items`, entered through tensor `x`): its sums, and what leaves it.
-
-    ow_x: may a layer of the part overwrite x in place (x is read by the part alone and its producer
-    allows it); grad_x: does x need a gradient; rf_x: x's (receptive field, jump). Saved tensors are
-    counted by the tensor whose memory they are (`alias`): x's own, the part's output's (both may be
-    saved again outside), and the others, which nothing outside can name."""
-    readers = {}
-    for it in items:
-        if it.op == SEGMENT:
-            src = it.inputs[0]
-            readers[src] = readers.get(src, 0) + it.site.x_reads
-        else:
-            for i in it.inputs:
-                readers[i] = readers.get(i, 0) + 1
-    shape = {x: shape_in}
-    alias, grad, rf, overwritable, size = {x: _X}, {x: grad_x}, {x: rf_x}, {}, {}
-    saved = set()
-    params_t = macs_t = flops_t = depth = largest = extra_t = nested = 0
-    last_rf = None
-    for it in items:
-        name, inputs = it.name, it.inputs
-        if it.op == SEGMENT:
-            seg, src = it.site, inputs[0]
-            ow = ow_x if src == x else (readers[src] == 1 and overwritable[src])
-            (params, macs, flops, d, big, extra, internal, src_saved, exit_is_x, exit_size, exit_saved, g, _r,
-             _lr) = seg.summary(ow, grad[src], cache)
-            if with_rf:
-                r, lr = seg.field(rf[src])
-                rf[name] = r
-                if lr is not None:
-                    last_rf = lr
-            params_t += params
-            macs_t += macs
-            flops_t += flops
-            depth += d
-            extra_t += extra
-            nested += internal
-            if big > largest:
-                largest = big
-            if src_saved:
-                saved.add(alias[src])
-            if exit_is_x:
-                alias[name] = alias[src]
-            else:
-                alias[name] = name
-                size[name] = exit_size
-                if exit_saved:
-                    saved.add(name)
-            grad[name], overwritable[name] = g, seg.out_overwritable
-            shape[name] = it.out_shape
-            continue
-        kind = KINDS[it.op]
-        share = None
-        if kind.memory == INPLACE:
-            for src in inputs:
-                if ow_x if src == x else (readers[src] == 1 and overwritable[src]):
-                    share = src
-                    break
-        inplace = share is not None
-        if kind.memory == VIEW:
-            share = inputs[0]
-        ins = [shape[i] for i in inputs]
-        attrs = it.attrs
-        key = (it.op, id(attrs) if attrs else None, inplace, *ins)
-        hit = cache.get(key)
-        if hit is None or (attrs and hit[0] is not attrs):
-            hit = cache[key] = (attrs, _counts(kind, attrs, ins, it.out_shape, inplace))
-        params, _buffers, macs, flops, elems, window, (which, extra) = hit[1]
-        if with_rf:
-            r = _receptive_field(it, rf, window)
-            rf[name] = r if r[0] else None
-            if r[0] is not None:
-                last_rf = r[0]
-        if params and kind.weight_layer:
-            depth += 1
-        params_t += params
-        macs_t += macs
-        flops_t += flops
-        if share is not None:
-            alias[name] = alias[share]
-        else:
-            alias[name] = name
-            size[name] = elems
-        if elems > largest:
-            largest = elems
-        # analysis.analyze.keep_for_backward, inlined: this loop is the search's hottest (a call costs ~15%);
-        # tests/test_search.py holds the two equal on every member
-        grad[name] = g = params > 0 or grad[inputs[0]] or (len(inputs) > 1 and any(grad[i] for i in inputs))
-        if g:
-            for w in which:
-                for t in (inputs if w == "in" else (name,) if w == "out" else _partners(inputs, grad)):
-                    saved.add(alias[t])
-            extra_t += extra
-        overwritable[name] = kind.output_overwritable
-        shape[name] = it.out_shape
-    exit_alias = alias[out]
-    exit_is_x = exit_alias is _X
-    internal = nested + sum(size[t] for t in saved if t is not _X and t != exit_alias)
-    return (params_t, macs_t, flops_t, depth, largest, extra_t, internal, _X in saved, exit_is_x,
-            0 if exit_is_x else size[exit_alias], not exit_is_x and exit_alias in saved, grad[out], rf.get(out), last_rf)

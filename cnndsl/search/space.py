@@ -28,23 +28,11 @@ import math
 
 from ..errors import CnnError
 from ..lang import astnodes as A
-from ..lang.values import BOOLS, Values
+from ..lang.values import BOOLS, Values, top_scope
+from .peruse import PerUse
 
 EACH = "each"
 MAX_SKELETONS = 200_000   # structural assignments expanded to count `each` optionals
-
-
-class PerUse:
-    """The binding of an `each` optional: one on/off choice per occurrence, in expansion order."""
-    __slots__ = ("bits", "used")
-
-    def __init__(self, bits):
-        self.bits, self.used = tuple(bits), 0
-
-    def next(self) -> bool:
-        i = self.used
-        self.used += 1
-        return self.bits[i] if i < len(self.bits) else True
 
 
 def parse_choices(name: str, text: str):
@@ -91,8 +79,7 @@ def _split_top(text):
 
 
 def _empty_scope():
-    from ..lang.values import _Scope
-    return _Scope("", {}, {})
+    return top_scope()
 
 
 class _Eval(Values):
@@ -222,7 +209,7 @@ class Space:
 
     def _occurrences(self, assign) -> list:
         """How often each `each` optional occurs, all switched on, at this structural assignment."""
-        from .member import Tracking
+        from .tracking import Tracking
         bindings = {**self.fixed, **{n: v[0] for n, v in self.ranges.items()}, **assign}
         best = [0] * len(self.each)
         for on in (False, True):  # off first: a volume that all the pools would shrink away still counts

@@ -27,7 +27,7 @@ import sympy
 
 from ..analysis.analyze import analyze
 from ..errors import CnnError
-from .member import Tracking
+from .tracking import Tracking
 
 TOTALS = ("params", "macs", "flops", "act_elems")
 
@@ -129,14 +129,16 @@ def symbols(names):
 
 def _values(program, names, bindings):
     """The default member's value of each name (the -D binding or the file's `let`)."""
+    from ..lang import astnodes as A
+    from ..lang.values import top_scope
     from .space import _all_statements, _Eval, _empty_scope
     out = {}
     ev = _Eval()
     env = {}
     for st in _all_statements(program):
-        if type(st).__name__ == "Let":
+        if isinstance(st, A.Let):
             try:
-                env[st.name] = ev.value(st.value, __import__("cnndsl.lang.values", fromlist=["_Scope"])._Scope("", {}, env))
+                env[st.name] = ev.value(st.value, top_scope(env))
             except CnnError:
                 pass
     for n in names:
@@ -164,7 +166,7 @@ def _run(program, bindings, input=None, options=None, conditions=None, strict=Fa
         # the elaborator's decisions (does a window fit, a limit, a warning) decide whether the member
         # exists as it is; the analysis' (which activation is largest) pick a piece of a total
         DECISIONS.clear()
-        totals = analyze(graph, **(options or OPTIONS))
+        totals = analyze(graph, **(options or OPTIONS), cache=False)  # formulas compare by value: no shared counts
         if conditions is not None:
             conditions |= _conditions(DECISIONS)
     finally:

@@ -79,20 +79,36 @@ def save(out: str, module, net, state: dict, info: dict) -> list[str]:
 
 
 # ---- reading ----------------------------------------------------------------------------------------
-class Loaded:
-    """A checkpoint read back: the model's tensors, the training state, the metadata."""
+class Recorded:
+    """A checkpoint file's path and metadata (Header, Loaded)."""
 
-    def __init__(self, path, what="checkpoint"):
-        self.path = os.fspath(path)
-        tensors, self.meta = W.read(self.path, what)
-        self.model = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
-        raw = self.meta.get("cnndsl.train")
-        self.state = _state(raw, tensors, self.path) if raw else None
+    def __init__(self, path, meta: dict):
+        self.path, self.meta = os.fspath(path), meta
 
     def info(self, key, default=None):
         """The metadata's JSON value `key`, checked (see `recorded`); `default` where it has none."""
         value = _metadata(self.meta, key, self.path)
         return default if value is None else value
+
+
+class Header(Recorded, os.PathLike):
+    """A weights file whose metadata is read (from its header) and whose tensors are not yet: as a path
+    (os.PathLike), cnndsl.weights.load_into reads them, once."""
+
+    def __fspath__(self):
+        return self.path
+
+
+class Loaded(Recorded):
+    """A checkpoint read back: the model's tensors, the training state, the metadata."""
+
+    def __init__(self, path, what="checkpoint"):
+        path = os.fspath(path)
+        tensors, meta = W.read(path, what)
+        super().__init__(path, meta)
+        self.model = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
+        raw = self.meta.get("cnndsl.train")
+        self.state = _state(raw, tensors, self.path) if raw else None
 
     # a source for cnndsl.weights.load_into: by name, with the spec's metadata
     def state_dict(self):
@@ -116,13 +132,13 @@ def resume_from(path) -> Loaded:
 
 def weights_source(path, what="checkpoint"):
     """What load_into should take for a user's --weights / --init: a training checkpoint's model
-    tensors (and its metadata), or the file itself (weights, a .pt, a torchvision state_dict).
-    `what` names it in errors (the option that gave it)."""
+    tensors (and its metadata: a Loaded), a safetensors weights file with its metadata read from the
+    header alone (a Header: its tensors are read once, by load_into), or the file itself (a .pt, a
+    torchvision state_dict). `what` names it in errors (the option that gave it)."""
     path = os.fspath(path)
     if path.endswith(".safetensors"):
-        ck = Loaded(path, what)
-        if ck.state is not None:
-            return ck
+        meta = W.read_metadata(path, what)
+        return Loaded(path, what) if meta.get("cnndsl.train") else Header(path, meta)
     else:  # a pipe or a folder is refused now, named by the option that gave it (load_into reads it later)
         with user_file(path, what):
             pass
@@ -135,10 +151,10 @@ def recorded(source, key: str):
     where a file has none (a .pt). Read through cnndsl.metadata, the one place training metadata is
     checked: a value that is not JSON, or not of its key's form (a hand-edited file), is a CnnError
     that names the file and the key."""
-    if isinstance(source, Loaded):
+    if isinstance(source, Recorded):
         return source.info(key)
     if os.fspath(source).endswith(".safetensors"):
-        return _metadata(W.read(source)[1], key, os.fspath(source))
+        return _metadata(W.read_metadata(source), key, os.fspath(source))
     return None
 
 
@@ -189,7 +205,7 @@ def find(out: str) -> str | None:
     return path if os.path.exists(path) else None
 
 
-def check_same_spec(ck: Loaded, net) -> list[str]:
+def check_same_spec(ck: Recorded, net) -> list[str]:
     """Refuse to resume from a checkpoint of another spec, naming the layers that differ; return
     notes when only the text differs (a comment) and the layers are the same."""
     here = net.spec_info

@@ -88,10 +88,10 @@ def _show(v):
     return "none" if v is None else str(v)
 
 
-# whole-number options: their least value (seed also has a most: numpy's generators take no more; the
-# command line's bound, cnndsl.options.MAX_SEED, which stands above this module)
+# whole-number options: their least value (seed also has a most, MAX_SEED; the command line's
+# cnndsl.options takes it from here: one definition)
 WHOLE = {"epochs": 1, "batch": 1, "warmup": 0, "threads": 1, "workers": 0, "seed": 0, "patience": 0, "step_size": 1}
-MAX_SEED = 2 ** 32 - 1
+MAX_SEED = 2**32 - 1  # numpy's generators take no more (and no negative seed)
 OPTIONAL = ("workers", "step_size", "gamma", "lr", "momentum")  # None: filled in by resolve
 
 

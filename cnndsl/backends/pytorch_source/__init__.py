@@ -6,10 +6,12 @@
     True
 
 Each `def` becomes one class whose constructor takes the def's parameters (with the spec's
-defaults) and, first, the input channels it needs (`cin`); its body is written from the def's
-AST (`Frame.definition`, `Node.site`): arguments as the spec's expressions, `if downsample:`
-for an optional a parameter switches, a `for` loop for a repeat whose count is a parameter (see
-block.py for how each is checked against every instance, and what falls back). The network's
+defaults) and, first, the input channels it needs (`cin`); its body follows the def's body in the
+parsed program, its arguments are what the IR says the spec wrote (plain data: `Node.site`,
+`Frame.written`, `Frame.params`, never evaluated here): `if downsample:` for an optional a
+parameter switches, a `for` loop for a repeat whose count is a parameter (see block.py for how
+each is checked against every instance, and what falls back). The constants are the spec's
+`let`s that the code reads (`Graph.lets`), nothing else. The network's
 own class is written from the IR: labelled groups are `nn.Module()` holders, block instances
 their class, with the values of that call.
 
@@ -27,11 +29,12 @@ import re
 import textwrap
 
 from ...errors import shown_path
+from ... import kinds as _kinds
 from ...kinds import KINDS, torch_sources
 from ...lang import astnodes as A
 from ..torch_plan import final_softmax, he_convs, inplace_nodes
 from .block import INLINE, ClassWriter, Fail, camel, class_ref, indent, wrap
-from .expr import UNKNOWN, evaluate, helpers, literal, solve
+from .expr import helpers, literal
 from .module_attrs import module_attrs
 
 # what forward writes inline, per op (every other kind is a module: `Kind.torch_module`)
@@ -49,7 +52,7 @@ def own_modules(text) -> list[tuple[str, str]]:
     files define: kinds.torch_sources) that generated code calls, in file order; read as text, so
     compiling never imports torch."""
     import ast
-    sources = _own_module_sources()
+    sources = _own_module_sources(_kinds.ALL)  # the kinds now: one registered later brings its modules
     wanted = {name for name, _ in sources if re.search(rf"\b{name}\(", text)}
     while True:  # and the classes their code names (a base class, a helper: `Conv2dSame.same_pads`)
         named = {n.id for name, src in sources if name in wanted for n in ast.walk(ast.parse(src))
@@ -60,8 +63,8 @@ def own_modules(text) -> list[tuple[str, str]]:
         wanted |= more
 
 
-@functools.lru_cache(maxsize=1)
-def _own_module_sources():
+@functools.lru_cache(maxsize=2)
+def _own_module_sources(kinds):
     import ast
     import os
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "torch_modules.py")
@@ -90,7 +93,8 @@ class Generator:
         self.classes, self.order, self.fallbacks = {}, [], []
         self.spec_name = os.path.basename(net.path) if not net.path.startswith("<") else "a cnndsl spec"
         self._index()
-        self.globals = self._lets()
+        self.defs = _defs(getattr(net, "program", None))
+        self.globals = dict(self.graph.lets)  # the `let`s (and -D names): what the elaborator bound
         self.consts = {name: (self._const_name(name), v) for name, v in self.globals.items()}
 
     # ---- indexes of the IR ----------------------------------------------------------------------
@@ -103,16 +107,17 @@ class Generator:
             for k in range(len(n.frames) + 1):
                 self.first_input.setdefault(_key(n.frames[:k]), start)
             if n.site is not None:
-                self.nodes_at[(id(n.site), _key(n.frames))] = n
+                self.nodes_at[(n.site.name, _at(n.site.span), _key(n.frames))] = n  # a join's braces start where its first call does
             for k, f in enumerate(n.frames):
                 self.next_frames.setdefault(_key(n.frames[:k]), {}).setdefault(_key([f]), f)
                 if f.kind == "block":
-                    self.instances.setdefault(id(f.definition), {}).setdefault(f.path, n.frames[:k + 1])
+                    self.instances.setdefault(f.name, {}).setdefault(f.path, n.frames[:k + 1])
                     self.block_output[f.path] = n.name
                     self.block_input.setdefault(f.path, n.inputs[0])
 
     def node_at(self, site, frames):
-        n = self.nodes_at.get((id(site), _key(frames)))
+        """The node that the def body's call (or braces) `site` built inside `frames`."""
+        n = self.nodes_at.get((site.join if isinstance(site, A.Branches) else site.name, _at(site.span), _key(frames)))
         if n is None:
             raise Fail(f"no layer for the call on line {site.span.line}")
         return n
@@ -128,33 +133,6 @@ class Generator:
         return next((f for f in self.children(frames) if f.kind == kind and f.span is not None
                      and _at(f.span) == _at(span)), None)
 
-    def _lets(self):
-        """The values of the `let`s (and -D names) the defs use. The IR keeps no `let`: each is
-        learnt from a layer argument that uses it (`CONV(growth, 3)`), then checked where used."""
-        found = dict(self.graph.lets)  # what the elaborator kept; the rest is learnt from the layers
-        for _ in range(3):
-            for n in self.graph.nodes:
-                if isinstance(n.site, A.Call):
-                    self._learn(n, found)
-        return found
-
-    def _learn(self, n, found):
-        kind = n.kind
-        block = n.block()
-        inside = n.frames[n.frames.index(block) + 1:] if block else n.frames
-        indexes = {f.variable: f.index for f in inside if f.kind == "repeat" and f.variable}  # `*n @i`
-        env = {**found, **(dict(block.args) if block else {}), **indexes}
-        for i, arg in enumerate(n.site.args):
-            schema = kind.arg(arg.name) if arg.name else (kind.args[i] if i < len(kind.args) else None)
-            if schema is None or schema.name not in n.attrs or evaluate(arg.value, env) is not UNKNOWN:
-                continue
-            value = n.attrs[schema.name]
-            value = value[0] if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] else value
-            got = solve(arg.value, value, env)
-            if got and evaluate(arg.value, {**env, **got}) == value:
-                found.update(got)
-                env.update(got)
-
     def _const_name(self, name):
         const = re.sub(r"\W", "_", name).upper()
         return const + "_" if keyword.iskeyword(const) or const == self.top_name else const
@@ -165,18 +143,21 @@ class Generator:
         taken = {c.name for c in self.order} | {self.top_name}
         return name + "Block" if name in taken else name
 
-    def class_for(self, d):
-        """The class of a def (built on first use, its children first); None when it falls back."""
-        if id(d) not in self.classes:
-            self.classes[id(d)] = None
-            try:
-                code = ClassWriter(self, d, list(self.instances.get(id(d), {}).values())).write()
-            except Fail as why:
-                self.fallbacks.append(f"def {d.name}: {why}")
+    def class_for(self, name):
+        """The class of the def `name` (built on first use, its children first); None when it falls back."""
+        if name not in self.classes:
+            self.classes[name] = None
+            d = self.defs.get(name)
+            if d is None:  # a Net built from a graph: no program to read the def's body from
                 return None
-            self.classes[id(d)] = code
+            try:
+                code = ClassWriter(self, d, list(self.instances.get(name, {}).values())).write()
+            except Fail as why:
+                self.fallbacks.append(f"def {name}: {why}")
+                return None
+            self.classes[name] = code
             self.order.append(code)
-        return self.classes[id(d)]
+        return self.classes[name]
 
     def spec_line(self, span):
         text = re.sub(r"\s+", " ", span.source.line(span.line).split("#")[0]).strip()
@@ -245,6 +226,22 @@ class Generator:
         return [f"class {code.name}(nn.Module):", doc, "",
                 f"    def __init__({', '.join(['self'] + params)}):", "        super().__init__()",
                 *[w for line in indent(code.init, 2) for w in wrap(line)], "", "    def forward(self, x):", *indent(code.forward, 2), "", ""]
+
+
+def _defs(program) -> dict:
+    """{name: Def} of a parsed program and the files it includes (a def is defined once)."""
+    out, todo, seen = {}, [program] if program is not None else [], set()
+    while todo:
+        p = todo.pop()
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        for st in p.statements:
+            if isinstance(st, A.Def):
+                out.setdefault(st.name, st)
+            elif isinstance(st, A.Include) and st.program is not None:
+                todo.append(st.program)
+    return out
 
 
 def _nchw(shape):
@@ -344,7 +341,7 @@ class TopWriter:
         frames = [f for f in part.nodes[0].frames if f.path == part.path and f.kind == "block"]
         if not frames:
             return None, None
-        code = self.gen.class_for(frames[-1].definition)
+        code = self.gen.class_for(frames[-1].name)
         inside = {n.name for n in part.nodes}
         outside = {s for n in part.nodes for s in n.inputs if s not in inside}
         if self.readers is None:

@@ -1,9 +1,10 @@
-"""One Python class per `def`, written from the def's AST and checked against every instance.
+"""One Python class per `def`, its structure read from the def's body and checked against every instance.
 
-The writer walks the def's body once for all its instances at a time (a `Ctx` each: where the
-instance sits in the IR, its arguments). At each layer it finds the IR node that the call built
-(`Node.site` and the frames), and writes each constructor argument as the spec's expression in
-Python (`4 * c`), kept only when it gives every instance's value. Otherwise the argument is a
+The writer walks the def's body (the parsed program's: layers, repeats, optionals, branches) once
+for all its instances at a time (a `Ctx` each: where the instance sits in the IR, its arguments).
+At each layer it finds the IR node that the call built (its `Site`'s span and the frames), and
+writes each constructor argument as the expression the IR says the spec wrote (`Site.args`,
+`Frame.written`, `Param.text`) in Python (`4 * c`), kept only when it gives every instance's value. Otherwise the argument is a
 literal when all instances agree, else a per-instance constructor argument of the class. A
 repeat whose body cannot be written once (names that do not follow `name{i + k}`) is unrolled
 when its count is fixed; anything else makes the def fall back to plain holders (`Fail`).
@@ -14,10 +15,12 @@ import keyword
 import re
 from dataclasses import dataclass, field, replace
 
+import ast
+
 from ...kinds import CALLABLE
 from ...lang import astnodes as A
-from ...lang.values import SYMBOLS
-from .expr import UNKNOWN, evaluate, literal, run, same, substitute, to_python
+from ...lang.printer import format_value
+from .expr import UNKNOWN, free_names, literal, named, num, parse, plus, run, same, substitute, to_python
 
 LOOP = "<loop>"          # spec names of __init__'s own variables (the channels along a loop)
 CIN = "<cin>"           # the spec name of a block's input channels (no spec text can spell it)
@@ -44,7 +47,7 @@ class Ctx:
 class St:
     src: str                # the variable read next in forward
     target: str             # the variable the chain writes
-    ch: object              # the channels flowing in, as a spec expression (None: unknown)
+    ch: object              # the channels flowing in, as an expression of spec names (expr.parse; None: unknown)
     owner: str              # Python reference of the module registering layers ("self")
 
 
@@ -84,19 +87,12 @@ def safe(name, taken=RESERVED):
     return name + "_" if keyword.iskeyword(name) or name in taken else name
 
 
-def free_names(e):
-    if isinstance(e, A.Var):
-        return {e.name}
-    parts = [getattr(e, f) for f in ("left", "right", "operand") if hasattr(e, f)] + list(getattr(e, "items", ()))
-    parts += list(e.args) if isinstance(e, A.Func) else []
-    return set().union(*map(free_names, parts)) if parts else set()
-
-
 @dataclass
 class ClassCode:
     """A def's class: its name, parameters (Python name, default source), and code."""
     name: str
     d: A.Def
+    spec_params: tuple = ()                         # the def's ir.Params (names, defaults as written and their values)
     uses_cin: bool = False
     params: list = field(default_factory=list)      # [(spec name, Python name, default source or None)]
     extras: list = field(default_factory=list)      # [(Python name, {instance path: value}, why)]
@@ -142,7 +138,7 @@ class ClassWriter:
         self.names = {name: py for name, (py, _) in gen.consts.items()}
         self.names.update({p.name: safe(p.name) for p in d.params})
         self.names[CIN] = self.cin
-        self.code = ClassCode(gen.class_name(d), d, count=len(instances))
+        self.code = ClassCode(gen.class_name(d), d, instances[0][-1].params, count=len(instances))
         self.taken = set(self.names.values()) | RESERVED
         self.locals = {"self", "x", "torch", "nn", "he", "getattr", "range"}  # forward's
         self.loop_vars, self.last_line = [], None
@@ -153,11 +149,10 @@ class ClassWriter:
     # ---- the class ------------------------------------------------------------------------
     def write(self) -> ClassCode:
         code, consts = self.code, dict(self.gen.consts.values())
-        for p in self.d.params:
+        for p in code.spec_params:
             default = None
-            if p.default is not None:
-                default = to_python(p.default, {k: v[0] for k, v in self.gen.consts.items()})
-                default = default or literal(evaluate(p.default, self.gen.globals))
+            if p.text is not None:  # the default as written (a `let` read by name), else its value
+                default = to_python(parse(p.text), {k: v[0] for k, v in self.gen.consts.items()}) or literal(p.value)
             code.params.append((p.name, self.names[p.name], default))
         ctxs = []
         for frames in self.instances:
@@ -167,7 +162,7 @@ class ClassWriter:
             env[self.cin] = self.g.shape_of(self.gen.block_input[f.path])[-1]
             ctxs.append(Ctx(frames, f.path, f.path, env, {**self.gen.globals, **dict(f.args)},
                             self.gen.block_input[f.path]))
-        init, fwd, st, ctxs = self.walk(self.d.body, ctxs, St("x", "x", A.Var(CIN, None), "self"))
+        init, fwd, st, ctxs = self.walk(self.d.body, ctxs, St("x", "x", named(CIN), "self"))
         code.init, code.forward = drop_unread(init, self.channel_vars), fwd + [f"return {st.src}"]
         code.out_ch = None if st.ch is None or any(v.startswith(LOOP) for v in free_names(st.ch)) else st.ch
         code.uses_cin = any(re.search(rf"\b{self.cin}\b", line) for line in init)
@@ -235,7 +230,7 @@ class ClassWriter:
                 for n in nodes]
         if len({m.cls for m in mods}) > 1 or len({tuple(k for k, _ in m.args) for m in mods}) > 1:
             raise Fail(f"{call.name} is built differently in different instances")
-        spec, written = dict(mods[0].spec), self.written(kind, call)
+        spec, written = dict(mods[0].spec), self.written(kind, nodes[0].site)
         local = nodes[0].name.rsplit(".", 1)[-1]
         kw_names = [k for m in mods for k, _ in m.kwargs]
         kw_names += [k for k, a in spec.items() if a in written and k not in {p for p, _ in mods[0].args}]
@@ -248,7 +243,7 @@ class ClassWriter:
             src = self.hole(ast, values, ctxs, f"{local}_{name}")
             parts.append(src if name in dict(mods[0].args) else f"{name}={src}")
             if attr not in (None, "@in") and all(same(v, n.out_shape[-1]) for v, n in zip(values, nodes)):
-                out_ch = written.get(attr) or (A.Num(values[0], None) if src == literal(values[0]) else None)
+                out_ch = written.get(attr) or (num(values[0]) if src == literal(values[0]) else None)
         if out_ch is None and all(n.out_shape[-1] == self.g.shape_of(n.inputs[0])[-1] for n in nodes):
             out_ch = ch
         return f"{class_ref(mods[0].cls)}({', '.join(parts)})", out_ch
@@ -265,20 +260,23 @@ class ClassWriter:
         raise Fail(f"{node.name}: argument {name} is given in some instances only")
 
     @staticmethod
-    def written(kind, call):
-        """{kind argument: expression} as the call writes them."""
+    def written(kind, site):
+        """{kind argument: expression} as the call wrote them (the IR's Site)."""
         out = {}
-        for i, arg in enumerate(call.args):
-            schema = kind.arg(arg.name) if arg.name else (kind.args[i] if i < len(kind.args) else None)
+        for i, (name, text) in enumerate(site.args):
+            schema = kind.arg(name) if name else (kind.args[i] if i < len(kind.args) else None)
             if schema is not None:
-                out[schema.name] = arg.value
+                out[schema.name] = parse(text)
         return out
 
     # ---- holes: an expression, a literal, or a per-instance argument -----------------------------
-    def hole(self, ast, values, ctxs, hint):
-        if ast is not None and not (free_names(ast) & SYMBOLS):  # a word (`same`, `bilinear`): its literal
+    def hole(self, e, values, ctxs, hint):
+        """An argument: the expression `e` the spec wrote, in Python, where it gives every instance's
+        value; else a literal (a word such as `bilinear` is no name here, so always one); else a
+        per-instance argument of the class."""
+        if e is not None:
             for division in ("//", "/"):  # the spec's `/`: whole where it divides, else a fraction
-                src = to_python(ast, self.names, division)
+                src = to_python(e, self.names, division)
                 if src is not None and all(same(run(src, c.env), v) for c, v in zip(ctxs, values)):
                     return src
         if all(same(v, values[0]) for v in values):
@@ -347,7 +345,7 @@ class ClassWriter:
             return [], [], st, ctxs
         if any(f is None for f in frames):
             raise Fail(f"block {call.name} makes layers in some instances only")
-        child = self.gen.class_for(frames[0].definition)
+        child = self.gen.class_for(frames[0].name)
         if child is None:
             raise Fail(f"block {call.name} has no class")
         fwd = self.comment(call.span)
@@ -373,15 +371,15 @@ class ClassWriter:
         if child.uses_cin:
             args.append(self.hole(st.ch, [self.g.shape_of(self.gen.block_input[f.path])[-1] for f in frames],
                                   ctxs, f"{local}_cin"))
-        for i, arg in enumerate(call.args):
-            name = arg.name if arg.name else params[i]
-            given[name] = arg.value
-            src = self.hole(arg.value, [dict(f.args)[name] for f in frames], ctxs, f"{local}_{name}")
-            args.append(f"{pyname[name]}={src}" if arg.name else src)
-        for (name, py, default), d in zip(child.params, child.d.params):
+        for i, (written, text) in enumerate(frames[0].written):  # the same call: the same text
+            name = written or params[i]
+            given[name] = parse(text)
+            src = self.hole(given[name], [dict(f.args)[name] for f in frames], ctxs, f"{local}_{name}")
+            args.append(f"{pyname[name]}={src}" if written else src)
+        for (name, py, default), p in zip(child.params, child.spec_params):
             if name in given:
                 continue
-            given[name] = d.default
+            given[name] = parse(p.text)
             values = [dict(f.args)[name] for f in frames]
             if not all(same(v, child.default_value(name, self.gen.consts.values())) for v in values):
                 args.append(f"{py}={self.hole(None, values, ctxs, f'{local}_{name}')}")
@@ -408,7 +406,7 @@ class ClassWriter:
         iterations, counts = [], []
         for c in ctxs:
             rep = [f for f in self.gen.children(c.frames) if f.kind == "repeat" and f.name == rid]
-            n = rep[0].count if rep else evaluate(e.count, c.spec)
+            n = rep[0].count if rep else self.count_of(e, c)
             if n is UNKNOWN or isinstance(n, bool) or not float(n).is_integer():
                 raise Fail(f"the count of the repeat on line {e.span.line} is unknown")
             counts.append(int(n))
@@ -434,9 +432,18 @@ class ClassWriter:
             ctxs = [replace(c, x=i.x) for c, i in zip(ctxs, inner)]
         return init, fwd, st, ctxs
 
+    def count_expr(self, e):
+        """A repeat's count as the spec wrote it (the def's body), as an expression."""
+        return parse(format_value(e.count))
+
+    def count_of(self, e, c):
+        """The count of a repeat that made no layers in instance `c` (its Python, run)."""
+        src = to_python(self.count_expr(e), self.names)
+        return UNKNOWN if src is None else run(src, c.env)
+
     def count_guard(self, e, ctxs, n):
         """An unrolled repeat whose count is an expression: __init__ refuses other counts, not build n."""
-        src = None if isinstance(e.count, A.Num) else to_python(e.count, self.names)
+        src = None if isinstance(e.count, A.Num) else to_python(self.count_expr(e), self.names)
         if src is None or not all(same(run(src, c.env), n) for c in ctxs):
             return []
         return [f"if {src} != {n}:", f'    raise ValueError(f"written for {src} == {n} (the spec\'s calls): compile the '
@@ -450,7 +457,7 @@ class ClassWriter:
         else:
             var = next(v for v in ("i", "j", "k", "i2", "j2", "k2") if v not in self.loop_vars and v not in self.taken)
         self.locals.add(var)
-        count = self.hole(e.count, counts, ctxs, "n")
+        count = self.hole(self.count_expr(e), counts, ctxs, "n")
         inner, owners = [], []
         for c, n, rep in zip(ctxs, counts, iterations):
             for i in range(n):
@@ -480,7 +487,7 @@ class ClassWriter:
             store = [f"self.{attr} = {count}"]
         init += store + [f"for {var} in range({count}):"] + indent(body_init)
         fwd = [f"for {var} in range({'self.' + attr if store else count}):"] + indent(fwd)
-        return init, fwd, replace(out, src=st.src, target=st.target, ch=A.Var(LOOP + running, None) if running
+        return init, fwd, replace(out, src=st.src, target=st.target, ch=named(LOOP + running) if running
                                   else out.ch), ctxs
 
     def running_channels(self, inner, st, var):
@@ -494,12 +501,12 @@ class ClassWriter:
         name, init = self.channel_var(st.ch)
         for c, v in zip(inner, values):
             c.env[name] = v
-        return init, replace(st, ch=A.Var(LOOP + name, None)), name
+        return init, replace(st, ch=named(LOOP + name)), name
 
     def channel_var(self, ch):
         """The variable of __init__ that holds the channels (`channels = cin`), and its first line."""
-        if isinstance(ch, A.Var) and ch.name.startswith(LOOP):
-            return ch.name[len(LOOP):], []
+        if isinstance(ch, ast.Name) and ch.id.startswith(LOOP):
+            return ch.id[len(LOOP):], []
         name = self.fresh("channels")
         self.names[LOOP + name] = name
         self.channel_vars.add(name)
@@ -547,7 +554,7 @@ class ClassWriter:
         name, before = self.channel_var(ch_in)
         for c in ctxs:
             c.env[name] = self.g.shape_of(c.x)[-1]
-        return A.Var(LOOP + name, None), before, [f"{name} = {src_out}"]
+        return named(LOOP + name), before, [f"{name} = {src_out}"]
 
     def condition(self, param, label, init):
         """How forward tells whether the optional is there: its module (labelled), else a flag."""
@@ -586,7 +593,7 @@ class ClassWriter:
         if e.join == "CONCAT":
             ch = None if None in chs else chs[0]
             for c in chs[1:] if ch is not None else ():
-                ch = A.BinOp("+", ch, c, None)
+                ch = plus(ch, c)
         else:
             ch = chs[0]
         src = outs[self.gen.inplace[joins[0].name]] if e.join == "ADD" and joins[0].name in self.gen.inplace \

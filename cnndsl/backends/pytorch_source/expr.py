@@ -1,125 +1,124 @@
-"""Spec value expressions (astnodes Num, Var, BinOp, ...) for the source backend: evaluated the
-spec's way, solved for an unknown `let`, and translated to Python source.
+"""The spec's expressions, as the IR keeps them (text: `Site.args`, `Frame.written`, `Param.text`),
+written as Python source for the source backend. Nothing here evaluates the language: a
+spec's value expression is read with Python's own parser (its syntax is Python's, but for `/`,
+which is whole where it divides, and sizes `3x3`, which Python cannot read: those fall back to
+literals), its names are renamed, and the result is only a candidate.
 
-    >>> from cnndsl.lang import astnodes as A
-    >>> e = A.BinOp("*", A.Num(4, None), A.Var("c", None), None)
-    >>> to_python(e, {"c": "c"}), evaluate(e, {"c": 16})
-    ('4 * c', 64)
+    >>> to_python(parse("make_divisible(c * W, 8)"), {"c": "c", "W": "W"})
+    'make_divisible(c * W, 8)'
+    >>> to_python(parse("mode"), {}) is None  # a name that is neither a parameter nor a `let`: a word
+    True
 
-A translation is only a candidate: the writer evaluates it (`run`) for every instance and keeps
-it when it gives the value the IR holds (`same`), so a wrong guess falls back to a literal.
+The writer runs each candidate (`run`, Python) for every instance and keeps it when it gives the
+value the IR holds (`same`), so a wrong guess falls back to a literal: a word (`bilinear`, `off`)
+is no name of the class, so it is written as the value the IR holds, never as a constant.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import math
 
-from ...lang import astnodes as A
 from ...lang.functions import FUNCTIONS, make_divisible
-from ...lang.values import BOOLS, SYMBOLS
 
-PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2, "**": 4}
 UNKNOWN = object()
 
 
-def evaluate(e, env):
-    """The spec's value of `e` in `env` (names -> values); UNKNOWN when a name is not bound."""
-    if isinstance(e, A.Num):
-        return e.value
-    if isinstance(e, (A.Dims, A.Str)):
-        return tuple(e.value) if isinstance(e, A.Dims) else e.value
-    if isinstance(e, A.Var):
-        return env.get(e.name, BOOLS.get(e.name, e.name if e.name in SYMBOLS else UNKNOWN))
-    if isinstance(e, A.Tuple):
-        items = tuple(evaluate(i, env) for i in e.items)
-        return UNKNOWN if UNKNOWN in items else items
-    if isinstance(e, A.Neg):
-        v = evaluate(e.operand, env)
-        return -v if _number(v) else UNKNOWN
-    if isinstance(e, A.BinOp):
-        return _binop(e.op, evaluate(e.left, env), evaluate(e.right, env))
-    if isinstance(e, A.Func):
-        args = [evaluate(a, env) for a in e.args]
-        if e.name not in FUNCTIONS or not all(map(_number, args)):
-            return UNKNOWN
-        try:
-            return FUNCTIONS[e.name].call(args)
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-            return UNKNOWN
-    return UNKNOWN
-
-
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _binop(op, a, b):
-    if not (_number(a) and _number(b)):
-        return UNKNOWN
+@functools.lru_cache(maxsize=4096)
+def parse(text):
+    """A spec value expression's text -> a Python expression tree (shared: never changed), or None."""
+    if text is None:
+        return None
     try:
-        if op == "/":  # the spec's division: whole when it divides exactly
-            return a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
-        return {"+": a + b, "-": a - b, "*": a * b}[op] if op in "+-*" else \
-            {"//": lambda: a // b, "%": lambda: a % b, "**": lambda: a ** b}[op]()
-    except (ZeroDivisionError, OverflowError, KeyError):
-        return UNKNOWN
+        return ast.parse(text, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
-def solve(e, target, env) -> dict | None:
-    """{name: value} for the one unbound name in `e` that makes it equal `target`, or None.
-    How the writer learns a `let` that the IR does not keep: from a layer that uses it."""
-    if isinstance(e, A.Var) and evaluate(e, env) is UNKNOWN:
-        return {e.name: target}
-    if isinstance(e, A.Neg) and _number(target):
-        return solve(e.operand, -target, env)
-    if not isinstance(e, A.BinOp) or not _number(target):
-        return None
-    left, right = evaluate(e.left, env), evaluate(e.right, env)
-    if (left is UNKNOWN) == (right is UNKNOWN):
-        return None
-    known, unknown, on_left = (right, e.left, True) if left is UNKNOWN else (left, e.right, False)
-    inverse = {"+": lambda: target - known, "*": lambda: target / known,
-               "-": lambda: target + known if on_left else known - target,
-               "/": lambda: target * known if on_left else known / target}.get(e.op)
-    try:
-        value = inverse() if inverse else None
-    except ZeroDivisionError:
-        return None
-    if value is None:
-        return None
-    if isinstance(value, float):  # 0.2 from 0.0333... * 6, not 0.19999999999999998 (the caller checks it)
-        value = int(value) if value.is_integer() else float(f"{value:.12g}")
-    return solve(unknown, value, env)
+def named(name):
+    """A name as an expression (channels: `cin`, a loop's running variable)."""
+    return ast.Name(name, ast.Load())
+
+
+def num(v):
+    return ast.Constant(v)
+
+
+def plus(a, b):
+    return ast.BinOp(a, ast.Add(), b)
+
+
+class _Python(ast.NodeTransformer):
+    """Renames the spec's names (`names`), spells its functions as Python does, and writes the spec's
+    `/` as `division`; anything else (an unknown name, a keyword argument, a comparison) fails."""
+
+    def __init__(self, names, division):
+        self.names, self.division = names, division
+
+    def generic_visit(self, node):
+        raise ValueError(type(node).__name__)
+
+    def visit_Constant(self, node):
+        if not isinstance(node.value, (int, float, str)):  # True/False: the spec's words for them
+            return node if isinstance(node.value, bool) else self.generic_visit(node)
+        return node
+
+    def visit_Name(self, node):
+        if node.id not in self.names:
+            raise ValueError(node.id)
+        return ast.Name(self.names[node.id], ast.Load())
+
+    def visit_Tuple(self, node):
+        return ast.Tuple([self.visit(e) for e in node.elts], ast.Load())
+
+    def visit_UnaryOp(self, node):
+        if not isinstance(node.op, ast.USub):
+            return self.generic_visit(node)
+        return ast.UnaryOp(ast.USub(), self.visit(node.operand))
+
+    def visit_BinOp(self, node):
+        op = node.op
+        if isinstance(op, ast.Div):
+            op = ast.FloorDiv() if self.division == "//" else ast.Div()
+        elif not isinstance(op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.Pow)):
+            return self.generic_visit(node)
+        return ast.BinOp(self.visit(node.left), op, self.visit(node.right))
+
+    def visit_Call(self, node):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+            return self.generic_visit(node)
+        func = ast.parse(FUNCTIONS[node.func.id].python, mode="eval").body
+        return ast.Call(func, [self.visit(a) for a in node.args], [])
 
 
 def to_python(e, names, division="//") -> str | None:
-    """Python source for `e`; `names` maps spec names to Python names. None: not translatable.
-    The spec's `/` is whole when it divides exactly: written `//` (checked by evaluation), or `/`
-    (`division="/"`) where the spec's value is a fraction (a drop probability `p * i / n`)."""
-    if isinstance(e, A.Num):
-        return repr(e.value)
-    if isinstance(e, A.Dims):
-        return literal(tuple(e.value))
-    if isinstance(e, A.Var):
-        if e.name in names:
-            return names[e.name]
-        return repr(BOOLS[e.name]) if e.name in BOOLS else None
-    if isinstance(e, A.Tuple):
-        items = [to_python(i, names, division) for i in e.items]
-        return None if None in items else "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-    if isinstance(e, A.Neg):
-        inner = to_python(e.operand, names, division)
-        return None if inner is None else f"-{_wrap(e.operand, inner, 3)}"
-    if isinstance(e, A.BinOp):
-        left, right = to_python(e.left, names, division), to_python(e.right, names, division)
-        if left is None or right is None:
-            return None
-        p = PRECEDENCE[e.op]
-        op = division if e.op == "/" else e.op  # checked by evaluation
-        return f"{_wrap(e.left, left, p)} {op} {_wrap(e.right, right, p + 1)}"
-    if isinstance(e, A.Func) and e.name in FUNCTIONS:
-        args = [to_python(a, names, division) for a in e.args]
-        return None if None in args else f"{FUNCTIONS[e.name].python}({', '.join(args)})"
-    return None
+    """Python source for `e` (a tree from `parse`, or built of `named`/`num`/`plus`); `names` maps spec
+    names to Python names. None: not translatable. The spec's `/` is whole when it divides exactly:
+    written `//` (checked by running it), or `/` (`division="/"`) where the spec's value is a
+    fraction (a drop probability `p * i / n`)."""
+    if e is None:
+        return None
+    try:
+        return ast.unparse(_Python(names, division).visit(e))
+    except (ValueError, RecursionError):
+        return None
+
+
+def free_names(e) -> set:
+    return set() if e is None else {n.id for n in ast.walk(e) if isinstance(n, ast.Name)}
+
+
+def substitute(e, values):
+    """`e` with names replaced by expressions (a block's output channels, seen from its caller)."""
+    class Sub(ast.NodeTransformer):
+        def visit_Name(self, node):
+            return values.get(node.id, node)
+    return Sub().visit(_copy(e))
+
+
+def _copy(e):
+    import copy
+    return copy.deepcopy(e)
 
 
 # what translated source may call (`run`), and what the generated file then defines or imports
@@ -137,16 +136,16 @@ def helpers(text) -> tuple[list[str], list[str]]:
     return imports, defs
 
 
-def _wrap(e, src, p):
-    return f"({src})" if isinstance(e, A.BinOp) and PRECEDENCE[e.op] < p else src
-
-
 def run(src, env):
     """The value of translated source `src` with Python names `env`; UNKNOWN when it fails."""
     try:
         return eval(src, {"__builtins__": {}, **CALLABLES}, env)  # noqa: S307 - source we built from numbers and names
     except Exception:
         return UNKNOWN
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def same(a, b) -> bool:
@@ -169,18 +168,3 @@ def literal(v) -> str:
     if isinstance(v, tuple):
         return "(" + ", ".join(literal(i) for i in v) + ("," if len(v) == 1 else "") + ")"
     return repr(v)
-
-
-def substitute(e, values):
-    """`e` with names replaced by expressions (a block's output channels, seen from its caller)."""
-    if isinstance(e, A.Var):
-        return values.get(e.name, e)
-    if isinstance(e, A.BinOp):
-        return A.BinOp(e.op, substitute(e.left, values), substitute(e.right, values), e.span)
-    if isinstance(e, A.Neg):
-        return A.Neg(substitute(e.operand, values), e.span)
-    if isinstance(e, A.Tuple):
-        return A.Tuple(tuple(substitute(i, values) for i in e.items), e.span)
-    if isinstance(e, A.Func):
-        return A.Func(e.name, tuple(substitute(i, values) for i in e.args), e.span)
-    return e
