@@ -129,7 +129,7 @@ def _rebuilt(m, k, variant, probe, in_shape):
                 rebuilt = type(m)(*a, **kw)
         except Exception:
             continue
-        if _same_config(m, rebuilt):
+        if _same_config(m, rebuilt) and _same_tensors(m, rebuilt):
             return tried
     return None
 
@@ -238,6 +238,12 @@ def _same_config(a, b) -> bool:
         if not _same(v, w):
             return False
     return True
+
+
+def _same_tensors(a, b) -> bool:
+    """The same parameters and buffers, by name and shape (a switch that only adds a learnt tensor,
+    STARRELU's `learnt`, leaves the plain attributes alike)."""
+    return {k: tuple(v.shape) for k, v in a.state_dict().items()} == {k: tuple(v.shape) for k, v in b.state_dict().items()}
 
 
 def _same(v, w) -> bool:
