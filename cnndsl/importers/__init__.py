@@ -90,9 +90,11 @@ def _looks_like_callable(text):
 def import_onnx(path, input=None, partial=False) -> Imported:
     """An ONNX file (any opset onnx converts to 13 or newer) as a spec; `input` ('HxWxC') sizes an
     input the file leaves open."""
-    from . import onnx as reader, onnx_ops, onnx_patterns, pointwise
+    from . import chains, onnx as reader, onnx_groups, onnx_ops, onnx_patterns, pointwise
     graph = reader.read(path, input=input)
     onnx_patterns.lift(graph)
+    chains.lift(graph, chains.OnnxReader(graph.meta["opset"]))
+    onnx_groups.lift(graph)
     pointwise.lift_onnx(graph, graph.meta["opset"])
     onnx_ops.lift(graph)
     header = [f"imported by `cnndsl import` from {os.path.basename(os.fspath(path))} (ONNX, opset "

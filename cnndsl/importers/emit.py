@@ -12,6 +12,12 @@ its table) are written before it.
     input 32x32x3
     <BLANKLINE>
     stem: CONV(8, 3, p=1) - { RELU + ID }
+
+Equal branches side by side are copies:
+
+    >>> b = Seq((Layer("CONV", ((None, 4), (None, 3), ("p", 1))), Layer("BN", ())))
+    >>> print(text(program((8, 8, 4), Join("ADD", (Seq((Layer("BN", ()),)), b, b, b)))).splitlines()[-1])
+    { BN + (CONV(4, 3, p=1) - BN)**3 }
 """
 from __future__ import annotations
 
@@ -45,7 +51,7 @@ def expr(t):
             return A.Call("ID", (), True, None)
         return A.Seq(tuple(expr(i) for i in t.items), None)
     if isinstance(t, Join):
-        return A.Branches(t.kind, tuple(expr(b) for b in t.branches), None)
+        return A.Branches(t.kind, tuple(_copies(t.branches)), None)
     if isinstance(t, Repeat):
         return A.Repeat(expr(t.body), value(t.count), None, t.index)
     if isinstance(t, Call):
@@ -56,6 +62,35 @@ def expr(t):
     if custom is not None:
         return custom(expr, value)
     raise TypeError(f"not a term: {t!r}")
+
+
+def _copies(branches):
+    """A join's branches, each run of equal ones (not ID) as copies, `(CONV(c, 3, p=1) - BN)**4` (MobileOne):
+    elaboration makes them side by side in that place, so the layers keep their order. A copy's
+    labels would name every copy alike: they are left out."""
+    out, i = [], 0
+    while i < len(branches):
+        b, k = branches[i], 1
+        while i + k < len(branches) and branches[i + k] == b:
+            k += 1
+        if k > 1 and b != Seq(()):
+            out.append(A.Copies(expr(_unlabelled(b)), A.Num(k, None), None))
+        else:
+            out += [expr(x) for x in branches[i:i + k]]
+        i += k
+    return out
+
+
+def _unlabelled(t):
+    if isinstance(t, Layer):
+        return Layer(t.kind, t.args, t.node)
+    if isinstance(t, Seq):
+        return Seq(tuple(_unlabelled(i) for i in t.items))
+    if isinstance(t, Join):
+        return Join(t.kind, tuple(_unlabelled(b) for b in t.branches), t.node)
+    if isinstance(t, Repeat):
+        return Repeat(_unlabelled(t.body), t.count, t.instances, t.index)
+    return t
 
 
 def _args(args) -> tuple:

@@ -32,12 +32,36 @@ def fold(term: Seq, graph=None):
     """(the folded term, its blocks (generalise.Block), in the order they are defined); with the
     `graph`, runs that one container of the source holds become labelled groups (groups.py)."""
     blocks = []
+    term = flat_joins(term)
     term = B.nested(term, blocks)
     items = B.motifs(list(term.items), blocks)
     items = B.anchored(items, blocks)
     if graph is not None:
         items = group(items, graph)
     return Seq(tuple(progressions(repeats(items)))), blocks
+
+
+ASSOCIATIVE = ("ADD", "MUL", "CONCAT")
+
+
+def flat_joins(t):
+    """A join whose branch is only a join of the same associative kind takes that join's branches
+    (an exporter's binary Adds of five tensors, `{ a + { b + { c + ... } } }`, are one sum, whose equal
+    branches emit.py then writes as copies); the inner joins' nodes carry no weights."""
+    if isinstance(t, Seq):
+        return Seq(tuple(flat_joins(i) for i in t.items))
+    if isinstance(t, Group):
+        return Group(t.label, tuple(flat_joins(i) for i in t.items))
+    if not isinstance(t, Join):
+        return t
+    out = []
+    for b in (flat_joins(b) for b in t.branches):
+        inner = b.items[0] if isinstance(b, Seq) and len(b.items) == 1 else None
+        if isinstance(inner, Join) and inner.kind == t.kind and t.kind in ASSOCIATIVE:
+            out += inner.branches
+        else:
+            out.append(b)
+    return Join(t.kind, tuple(out), t.node)
 
 
 # ---- repeats -------------------------------------------------------------------------------------

@@ -20,12 +20,16 @@ from __future__ import annotations
 import importlib
 import math
 
+import numpy as np
+
 from ..errors import CnnError
 from ..kinds import KINDS, ShapeError
-from .fx_modules import Tracer, known, module_layer
+from . import chains
+from .fx_groups import grouped_call
+from .fx_modules import Tracer, computed_layer, known, module_layer, own_forward
 from .fx_shapes import shape_chains
 from .graph import Graph, Node
-from .layers import lift as make
+from .layers import clean_float, lift as make
 from .pointwise import lift_regions
 
 SHAPE_OPS = frozenset({"view", "reshape", "unflatten", "transpose", "permute", "contiguous", "flatten", "squeeze",
@@ -131,6 +135,7 @@ class _Walk:
         self.graph = Graph(input_shape=tuple(shape), source=name, format="fx")
         self.acts = {}      # fx node -> our tensor name
         self.tuples = {}    # fx node of a chunk/split -> (input tensor, sizes)
+        self.grouped = {}   # fx node of a 5-d view of channel groups -> (the volume's tensor, groups)
         self.skip = set()   # fx nodes a rule has taken already (the permute back after a layer norm)
         nodes = list(gm.graph.nodes)
         self.total = len(nodes)
@@ -138,6 +143,7 @@ class _Walk:
             self.where = f"node {k + 1} of {len(nodes)}"
             if n not in self.skip:
                 getattr(self, n.op)(n)
+        chains.lift(self.graph, ChainReader(self))  # timm's RadixSoftmax, EcaModule
         lift_regions(self.graph, self.elementwise, self.run_region)  # x * F.relu6(x + 3) / 6: HARDSWISH
         shape_chains(self)
 
@@ -154,7 +160,8 @@ class _Walk:
 
     def tensor_inputs(self, n):
         fx_node = self.torch.fx.Node
-        return [a for a in _flat(n.args) + _flat(list(n.kwargs.values())) if isinstance(a, fx_node) and a in self.acts]
+        return [a for a in _flat(n.args) + _flat(list(n.kwargs.values()))
+                if isinstance(a, fx_node) and (a in self.acts or a in self.grouped)]
 
     # -- fx node kinds --
     def placeholder(self, n):
@@ -175,6 +182,10 @@ class _Walk:
     def call_module(self, n):
         m = self.gm.get_submodule(n.target)
         ins = self.tensor_inputs(n)
+        if any(a in self.grouped for a in ins):
+            node = self.add(n, f"module:{type(m).__name__}", [self.grouped[a][0] for a in ins if a in self.grouped])
+            node.meta["why"] = "a module on a 5-d view of channel groups: no layer of the language computes it"
+            return
         if type(m).__name__ == "Identity" and len(ins) == 1:
             self.acts[n] = self.acts[ins[0]]
             return
@@ -183,6 +194,10 @@ class _Walk:
         if found is not None and (KINDS[found[0]].join or len(ins) == 1):
             tensors = {k: v.detach().cpu().numpy() for k, v in m.state_dict().items()}
             make(node, found[0], found[1], tensors, exact=True)
+            return
+        computed = computed_layer(m, _hwc(self.dims(ins[0]))) if own_forward(m) and len(ins) == 1 else None
+        if computed is not None:
+            make(node, *computed, exact=True)
             return
         if not known(m) and len(ins) == 1 and not list(m.parameters()) and self._pointwise(node, n, lambda x: m(x)):
             return  # a module of its own making that computes an activation (or nothing, at inference)
@@ -202,6 +217,8 @@ class _Walk:
             return
         if not ins:
             return  # arithmetic on sizes (x.size(0)): its values are in `values`
+        if grouped_call(self, n, fname, ins):
+            return  # SKNet's and ResNeSt's 5-d views of channel groups (fx_groups.py)
         rule = getattr(self, "f_" + fname, None)
         if fname in PASSTHROUGH and len(ins) == 1 and self.dims(n) == self.dims(ins[0]):
             self.acts[n] = self.acts[ins[0]]
@@ -236,7 +253,7 @@ class _Walk:
         arithmetic operator or function, or an activation already recognised alone."""
         n = node.meta.get("fx")
         if n is None or node.meta.get("shape_op") or node.tensors or (
-                node.lifted and node.op not in ("ADD", "MUL") and KINDS[node.op].draw_group != "activation"):
+                node.lifted and node.op not in ("ADD", "MUL", "SCALE") and KINDS[node.op].draw_group != "activation"):
             return False  # a layer with weights (PRELU's slope) is no function of its input alone
         if n.op == "call_module":
             return node.lifted and KINDS[node.op].draw_group == "activation"
@@ -254,8 +271,17 @@ class _Walk:
     def run_region(self, region, x):
         """The region's fx calls on the probe (as the tensor `x`), constants as traced."""
         from .pointwise import probe
+        try:
+            return self.run_nodes(region, x, probe()).reshape(-1)
+        except Exception:
+            return None
+
+    def run_nodes(self, nodes, src, x, skip=()):
+        """The fx calls of `nodes` (in order) with tensor `src` = the array `x`, other values as traced;
+        nodes of `skip` pass their input on."""
         torch, env = self.torch, {}
-        start = torch.from_numpy(probe().copy())
+        start = torch.from_numpy(np.asarray(x, np.float32).copy())
+        skipped = {id(s) for s in skip}
 
         def value(a):
             if isinstance(a, (list, tuple)):
@@ -264,21 +290,20 @@ class _Walk:
                 return a
             if a in env:
                 return env[a]
-            return start.clone() if self.acts.get(a) == x else self.values.get(a)
-        try:
-            with torch.no_grad():
-                for node in region:
-                    n = node.meta["fx"]
-                    args, kwargs = value(n.args), {k: value(v) for k, v in n.kwargs.items()}
-                    if n.op == "call_module":
-                        env[n] = self.gm.get_submodule(n.target)(*args, **kwargs)
-                    elif n.op == "call_method":
-                        env[n] = getattr(args[0], n.target)(*args[1:], **kwargs)
-                    else:
-                        env[n] = n.target(*args, **kwargs)
-            return env[region[-1].meta["fx"]].reshape(-1).numpy()
-        except Exception:
-            return None
+            return start.clone() if self.acts.get(a) == src else self.values.get(a)  # in-place calls (`x.mul_`)
+        with torch.no_grad():
+            for node in nodes:
+                n = node.meta["fx"]
+                args, kwargs = value(n.args), {k: value(v) for k, v in n.kwargs.items()}
+                if id(node) in skipped:
+                    env[n] = next(a for a in _flat(args) if isinstance(a, torch.Tensor))
+                elif n.op == "call_module":
+                    env[n] = self.gm.get_submodule(n.target)(*args, **kwargs)
+                elif n.op == "call_method":
+                    env[n] = getattr(args[0], n.target)(*args[1:], **kwargs)
+                else:
+                    env[n] = n.target(*args, **kwargs)
+        return env[nodes[-1].meta["fx"]].numpy()
 
     def _pointwise(self, node, n, fn) -> bool:
         from .pointwise import identify, probe
@@ -323,6 +348,85 @@ class _Walk:
         return False
 
     f_imul = f_mul
+
+    def f_expand_as(self, n, ins):
+        """`y.expand_as(x)` read only by products: y itself, which `.*` broadcasts (timm's ECA gate)."""
+        if not all(_fname(u) == "mul" for u in n.users) or n.args[0] not in self.acts:
+            return False
+        self.acts[n] = self.acts[n.args[0]]
+
+    f_expand = f_expand_as
+
+    def f_conv2d(self, n, ins):
+        """F.conv2d of a stored weight (CONV), or of one standardised per filter on the way (timm's
+        StdConv2d and ScaledStdConv2d: STDCONV, SCALEDSTDCONV), judged by its values."""
+        names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+        given = {**dict(zip(names, n.args)), **n.kwargs}
+        if len(ins) != 1 or given["input"] is not ins[0]:
+            return False
+        value = lambda v: self.values.get(v) if isinstance(v, self.torch.fx.Node) else v  # noqa: E731
+        w, b = value(given["weight"]).detach().cpu().numpy(), value(given.get("bias"))
+        args = {"filters": w.shape[0], "kernel": w.shape[2:], "stride": given.get("stride", 1),
+                "padding": given.get("padding", 0), "dilation": given.get("dilation", 1),
+                "groups": given.get("groups", 1), "bias": b is not None}
+        tensors = {"bias": b.detach().cpu().numpy()} if b is not None else {}
+        node = self.add(n, "conv2d", [self.acts[ins[0]]], path=_param_path(given["weight"]))
+        if given["weight"].op == "get_attr":
+            make(node, "CONV", args, {"weight": w, **tensors}, exact=True)
+            return None
+        sources, numbers = self._weight_sources(given["weight"])
+        from .numeric import judge_standardised
+        found = judge_standardised(w, sources, numbers) if sources is not None else None
+        if found is None:
+            node.meta["why"] = "a convolution with a weight computed otherwise than by standardising a stored one"
+            return None
+        raw, eps, gains = found
+        if gains is None:
+            make(node, "STDCONV", {**args, "eps": eps}, {"weight": raw, **tensors}, exact=True)
+            return None
+        gain = next((g for g in sources.values() if g.size == w.shape[0] and g is not raw), None)
+        if gain is None:
+            node.meta["why"] = "a standardised weight scaled by something other than a gain per filter"
+            return None
+        gamma = clean_float(float(np.median(gains / gain.reshape(-1))) * math.sqrt(raw[0].size))  # float32 products
+        flat = gain.reshape(-1)
+        make(node, "SCALEDSTDCONV", {**args, "eps": eps, "gamma": gamma,
+                                     "gain": float(flat[0]) if (flat == flat[0]).all() else 1.0},
+             {"weight": raw, **tensors, "gain": gain}, exact=True)
+
+    def f_batch_norm(self, n, ins):
+        """F.batch_norm with stored running statistics, at inference (timm's BatchNormAct2d, whose
+        activation follows as a module of its own): BN."""
+        names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+        given = {**dict(zip(names, n.args)), **n.kwargs}
+        stats = [given.get(k) for k in ("running_mean", "running_var", "weight", "bias")]
+        if len(ins) != 1 or given["input"] is not ins[0] or given.get("training") or len(self.dims(ins[0])) != 4 \
+                or any(getattr(v, "op", None) != "get_attr" for v in stats):
+            return False
+        tensors = {k: self.values[v].detach().cpu().numpy() for k, v in zip(names[1:5], stats)}
+        momentum = given.get("momentum")
+        make(self.add(n, "batch_norm", [self.acts[ins[0]]], path=_param_path(given["weight"])), "BN",
+             {"eps": given.get("eps", 1e-5), **({"momentum": momentum} if momentum else {})}, tensors, exact=True)
+
+    def _weight_sources(self, weight):
+        """({parameter path: array}, {eps and numbers added}) of what a computed weight is made from;
+        (None, None) where it reads the input."""
+        sources, numbers, stack, seen = {}, set(), [weight], set()
+        while stack:
+            a = stack.pop()
+            if a in seen:
+                continue
+            seen.add(a)
+            if a.op == "placeholder":
+                return None, None
+            if a.op == "get_attr":
+                sources[str(a.target)] = self.values[a].detach().cpu().numpy()
+                continue
+            if _fname(a) == "batch_norm":
+                numbers.add(float(a.kwargs.get("eps", a.args[7] if len(a.args) > 7 else 1e-5)))
+            numbers.update(float(v) for v in a.args if isinstance(v, float) and _fname(a) == "add")
+            stack.extend(a.all_input_nodes)
+        return sources, numbers
 
     def f_cat(self, n, ins):
         dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 0)
@@ -486,6 +590,12 @@ def _fname(n) -> str:
     return name.strip("_") if name.startswith("__") else name.rstrip("_")
 
 
+def _param_path(node) -> str:
+    """`conv.weight`'s module path, `conv`, where a weight is read straight from a module."""
+    target = str(getattr(node, "target", ""))
+    return target.rpartition(".")[0] if getattr(node, "op", "") == "get_attr" else ""
+
+
 def _permutes(n, order) -> bool:
     """Whether fx node `n` is `x.permute(*order)` (or torch.permute(x, order))."""
     if n is None or n.op not in ("call_method", "call_function") or getattr(n.target, "__name__", n.target) != "permute":
@@ -521,3 +631,52 @@ def _sub(args, n, x, tensor=None):
     if isinstance(args, dict):
         return {k: one(v) for k, v in args.items()}
     return [one(a) for a in args]
+
+
+class ChainReader:
+    """chains.py's reader of torch.fx calls as the walk left them (a softmax already lifted, the
+    reshapes not), run by the walk on the traced values."""
+
+    def __init__(self, walk):
+        self.walk = walk
+
+    def _fx(self, n):
+        return n.meta.get("fx")
+
+    def _name(self, n):
+        fx = self._fx(n)
+        return _fname(fx) if fx is not None and fx.op != "call_module" else None
+
+    def layout(self, n):
+        return not n.lifted and (bool(n.meta.get("shape_op")) or self._name(n) == "pad")
+
+    def elementwise(self, n):
+        return self.walk.elementwise(n)
+
+    def softmax(self, n):
+        fx = self._fx(n)
+        if fx is not None and fx.op == "call_module":
+            return type(self.walk.gm.get_submodule(fx.target)).__name__ == "Softmax"
+        return self._name(n) == "softmax"
+
+    def conv1d(self, n):
+        fx = self._fx(n)
+        if n.lifted or fx is None or fx.op != "call_module" or len(n.inputs) != 1:
+            return None
+        m = self.walk.gm.get_submodule(fx.target)
+        if type(m).__name__ != "Conv1d" or (m.in_channels, m.out_channels, m.groups) != (1, 1, 1) \
+                or m.stride != (1,) or m.dilation != (1,) or m.padding_mode != "zeros":
+            return None
+        bias = m.bias.detach().cpu().numpy() if m.bias is not None else None
+        return m.weight.detach().cpu().numpy(), bias
+
+    def run(self, nodes, src, x, skip):
+        return self.walk.run_nodes(nodes, src, x, skip)
+
+    def unflat(self, node, dims, commit):
+        """A FLATTEN of a 1x1xC volume read back as that volume: the volume."""
+        made = self.walk.graph.by_name()
+        inner = made.get(node.inputs[0]) if node.op == "FLATTEN" and node.inputs else None
+        if inner is not None and list(inner.meta.get("dims") or ()) == list(dims):
+            return inner.name
+        return None

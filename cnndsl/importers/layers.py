@@ -58,7 +58,9 @@ def _check(kind, schema, v):
     if hasattr(v, "tolist"):
         v = v.tolist()
     items = v if isinstance(v, (list, tuple)) else [v]
-    if schema.type == "padding" and isinstance(v, str):
+    if schema.type in ("padding", "word", "int") and isinstance(v, str) and schema.choices:
+        if v not in schema.choices:
+            raise ValueError(f"{kind}'s `{schema.name}` is one of {', '.join(schema.choices)}, not {v!r}")
         return
     for x in items:
         ok = isinstance(x, (int, float)) and not (schema.type in ("int", "pair", "padding") and

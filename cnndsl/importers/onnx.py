@@ -54,6 +54,7 @@ def read(path, input=None) -> Graph:
 def from_model(model, path="<model>", input=None) -> Graph:
     """The graph of an onnx.ModelProto (see `read`)."""
     model = _convert(model, path)
+    _normalise_perms(model)
     opset = _opset(model)
     shape = _input_shape(model, path, input)
     graph = _Walk(model, path, opset, shape, _infer(model, shape)).graph
@@ -74,6 +75,16 @@ def _drop_noops(graph):
                 and dims.get(n.inputs[0]) == n.meta["dims"]:
             graph.nodes.remove(n)
             graph.rename_input(n.name, n.inputs[0])
+
+
+def _normalise_perms(model):
+    """A Transpose's negative axes (torch.movedim(x, -1, 1) exports perm [0, -1, 1, 2], which
+    onnxruntime reads from the end and onnx's shape inference misreads) as the axes they are."""
+    from onnx import helper
+    for node in model.graph.node:
+        for a in node.attribute if node.op_type == "Transpose" else ():
+            if a.name == "perm" and any(p < 0 for p in a.ints):
+                a.CopyFrom(helper.make_attribute("perm", [p % len(a.ints) for p in a.ints]))
 
 
 def _opset(model) -> int:
@@ -134,6 +145,8 @@ def _infer(model, shape):
     g.name = src.name
     g.node.extend(src.node)
     g.output.extend(src.output)
+    for o in g.output:  # inferred afresh: torch writes the output of a negative-perm Transpose misshapen
+        o.type.tensor_type.ClearField("shape")
     for t in src.initializer:
         g.initializer.append(t if _prod(t.dims) <= 4096 else onnx.TensorProto(name=t.name, dims=t.dims,
                                                                              data_type=t.data_type))
@@ -166,6 +179,7 @@ class _Walk:
         g = model.graph
         total = len(g.node)
         self.consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        self.origins = {i.name: (frozenset([i.name]), frozenset()) for i in g.initializer}  # see trace
         self.dims = dims
         inp = next(i for i in g.input if i.name not in self.consts)
         self.acts = {inp.name: "input"}     # ONNX tensor -> our node name
@@ -226,8 +240,12 @@ class _Walk:
     def fold(self, node, where):
         from onnx.reference import ReferenceEvaluator
         feeds = {i: self.consts[i] for i in node.input if i}
+        self.trace(node, feeds)
         try:
-            outs = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
+            if node.op_type == "BatchNormalization" and len([o for o in node.output if o]) > 1:
+                outs = _batch_norm_training(*[feeds.get(i) for i in node.input], node)
+            else:
+                outs = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
         except Exception as e:
             raise CnnError(f"{self.path}: {node.op_type} `{node.name}` ({where}) on constants cannot be evaluated: "
                            f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
@@ -237,6 +255,35 @@ class _Walk:
                 raise CnnError(f"{self.path}: {node.op_type} `{node.name}` ({where}) makes a constant of "
                                f"{value.size:,} values", hint="over the importer's limit of {MAX_FOLDED:,}")
             self.consts[name] = value
+
+    def trace(self, node, feeds):
+        """What a folded constant was made from: the stored weights it reads and the small numbers
+        added to them (a batch norm's epsilon, an `Add` of a scalar): onnx_ops reads a weight
+        standardised before a Conv from these (STDCONV)."""
+        inits, numbers = set(), set()
+        for name, value in feeds.items():
+            got = self.origins.get(name)
+            if got is not None:
+                inits |= got[0]
+                numbers |= got[1]
+            elif self.np.size(value) == 1 and node.op_type == "Add":
+                numbers.add(float(self.np.asarray(value).reshape(-1)[0]))
+        if node.op_type == "BatchNormalization":
+            from onnx import helper
+            eps = [helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"]
+            numbers.add(float(eps[0]) if eps else 1e-5)
+        for out in node.output:
+            self.origins[out] = (frozenset(inits), frozenset(numbers))
+
+    def computed(self, const_names) -> dict:
+        """{input position: ({weight name: array}, {numbers})} of the constant inputs folded from
+        stored weights (see trace), not stored themselves."""
+        out = {}
+        for pos, name in const_names.items():
+            inits, numbers = self.origins.get(name, (frozenset(), frozenset()))
+            if inits and inits != {name}:
+                out[pos] = ({i: self.consts[i] for i in inits}, numbers)
+        return out
 
     def inline(self, node, attrs, where):
         """An If whose condition is constant: its chosen branch's nodes, in place."""
@@ -275,7 +322,8 @@ class _Walk:
         for k, out in enumerate(outputs if per_output else outputs[:1]):
             ours = self.unique(out)
             n = Node(ours, op or node.op_type, inputs, dict(attrs or {}), consts, source=node.name or out, where=where)
-            n.meta.update(dims=self.dims.get(out), const_names=const_names, act_pos=act_pos, node_name=node.name)
+            n.meta.update(dims=self.dims.get(out), const_names=const_names, act_pos=act_pos, node_name=node.name,
+                          computed=self.computed(const_names))
             if per_output:
                 n.meta.update(output=k, outputs=len(outputs))
             self.graph.add(n)
@@ -314,6 +362,49 @@ class _Walk:
             name += "_"
         self.names.add(name)
         return name
+
+
+def _batch_norm_training(x, scale, bias, mean, var, node):
+    """BatchNormalization in training mode (its statistics among the outputs; opset 13's form, which
+    onnx's reference evaluator does not run): normalised by the statistics of `x` over all but axis 1."""
+    import numpy as np
+    from onnx import helper
+    eps = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-5)
+    axes = tuple(a for a in range(x.ndim) if a != 1)
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    m, v = x.mean(axis=axes), x.var(axis=axes)
+    y = (x - m.reshape(shape)) / np.sqrt(v.reshape(shape) + np.float32(eps)) * scale.reshape(shape) + bias.reshape(shape)
+    return [y.astype(x.dtype), mean, var, m, v][:len(node.output)]
+
+
+def run_nodes(nodes, src, x, opset, skip=()):
+    """The graph's source nodes `nodes` (in order, one reading the other) evaluated by onnx's reference
+    evaluator with tensor `src` = the array `x`; nodes of `skip` pass their input on."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    alias, made, inits = {src: "x"}, [], []
+    skipped = {id(n) for n in skip}
+    for n in nodes:
+        act = dict(zip(n.meta.get("act_pos", range(len(n.inputs))), n.inputs))
+        if id(n) in skipped:
+            alias[n.name] = alias.get(n.inputs[0], n.inputs[0])
+            continue
+        names = []
+        for pos in range(max([*act, *n.consts, -1]) + 1):
+            if pos in n.consts:
+                names.append(f"{n.name}:c{pos}")
+                inits.append(numpy_helper.from_array(np.asarray(n.consts[pos]), names[-1]))
+            else:
+                names.append(alias.get(act.get(pos, ""), act.get(pos, "")))
+        made.append(helper.make_node(n.op, names, [n.name], **n.attrs))
+    last = alias.get(nodes[-1].name, nodes[-1].name)
+    inp = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, list(np.shape(x)))
+    out = helper.make_tensor_value_info(last, onnx.TensorProto.FLOAT, None)
+    model = helper.make_model(helper.make_graph(made, "chain", [inp], [out], inits),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    return ReferenceEvaluator(model).run(None, {"x": np.asarray(x, np.float32)})[0]
 
 
 def _known(dims) -> bool:

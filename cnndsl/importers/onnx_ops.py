@@ -17,12 +17,11 @@ refused by name.
 from __future__ import annotations
 
 from ..kinds import ShapeError
+from ..kinds.conv import TF_SAME, tf_same_padding
 from .layers import lift as make
 
 UNSUPPORTED = {
     "ConvTranspose": "a transposed convolution (upsampling): the language has none",
-    "Resize": "upsampling: the language has no upsampling layer",
-    "Upsample": "upsampling: the language has no upsampling layer",
     "Transpose": "a transpose of axes outside a layer the language knows (layer norm, channel shuffle)",
     "Loop": "data-dependent control flow (a loop)",
     "Scan": "data-dependent control flow (a scan)",
@@ -60,7 +59,9 @@ def _ints(v, default):
 
 
 def _pads(n, dims_in, kernel, strides, dilations):
-    """(ph, pw) from ONNX's pads or auto_pad, or a reason they cannot be written."""
+    """(ph, pw) from ONNX's pads or auto_pad, "tf_same" where they are TensorFlow's SAME for this input
+    (the smaller half before: SAME_UPPER, or timm's Conv2dSame padded first), or a reason they cannot
+    be written."""
     auto = n.attrs.get("auto_pad", "NOTSET")
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         total = []
@@ -68,11 +69,14 @@ def _pads(n, dims_in, kernel, strides, dilations):
             out = -(-size // s)
             total.append(max(0, (out - 1) * s + d * (k - 1) + 1 - size))
         if any(t % 2 for t in total):
-            return f"{auto} padding is uneven ({total}): PyTorch pads both sides alike"
+            if auto == "SAME_UPPER":
+                return TF_SAME
+            return f"{auto} padding is uneven ({total}), the larger half before: PyTorch pads both sides alike"
         return (total[0] // 2, total[1] // 2)
     pads = _ints(n.attrs.get("pads"), [0, 0, 0, 0]) if auto in ("NOTSET", "") else [0, 0, 0, 0]
     if pads[:2] != pads[2:]:
-        return pads
+        (t, b), (l, r) = tf_same_padding({"kernel": tuple(kernel), "s": tuple(strides), "d": tuple(dilations)}, dims_in[2:])
+        return TF_SAME if pads == [t, l, b, r] else pads
     return tuple(pads[:2])
 
 
@@ -86,13 +90,68 @@ def _conv(n, dims, graph):
     strides = _ints(n.attrs.get("strides"), [1, 1])
     dilations = _ints(n.attrs.get("dilations"), [1, 1])
     pads = _pads(n, dims[n.inputs[0]], kernel, strides, dilations)
-    if isinstance(pads, str) or len(pads) != 2:
+    if (isinstance(pads, str) and pads != TF_SAME) or len(pads) == 4:
         return pads if isinstance(pads, str) else f"padding {pads} differs between the sides: PyTorch pads both alike"
     from .bn_unfold import folded
     n.meta["folded_bn"] = folded(n.meta.get("const_names", {}).get(1, ""))
+    args = {"filters": w.shape[0], "kernel": kernel, "stride": strides, "padding": pads, "dilation": dilations,
+            "groups": n.attrs.get("group", 1), "bias": b is not None}
+    if 1 in n.meta.get("computed", {}) and _standardised(n, w, args, b, graph):
+        return None
     make(n, "CONV", {"filters": w.shape[0], "kernel": kernel, "stride": strides, "padding": pads,
                      "dilation": dilations, "groups": n.attrs.get("group", 1), "bias": b is not None},
          {"weight": w, **({"bias": b} if b is not None else {})})
+
+
+def _standardised(n, w, args, b, graph) -> bool:
+    """A conv whose weight is computed from a stored one by standardising each filter (and scaling
+    it by a gain): STDCONV or SCALEDSTDCONV. The exporter has folded the gains with SCALEDSTDCONV's
+    gamma / sqrt(fan_in), which cannot be told apart: imported with gamma 1, the gains holding it."""
+    from .layers import clean_float
+    from .numeric import judge_standardised
+    found = judge_standardised(w, *n.meta["computed"][1])
+    if found is None:
+        return False
+    raw, eps, gains = found
+    bias = {"bias": b} if b is not None else {}
+    if gains is None:
+        make(n, "STDCONV", {**args, "eps": clean_float(eps)}, {"weight": raw, **bias})
+        return True
+    import numpy as np
+    gains = gains * np.sqrt(raw[0].size)
+    same = bool(np.allclose(gains, gains[0], rtol=1e-6, atol=0))
+    short = float(f"{gains[0]:.6g}")  # 0.5, not 0.50000004: the gains went through float32 products
+    gain = (short if abs(short - gains[0]) <= 1e-6 * abs(short) else clean_float(gains[0])) if same else 1.0
+    make(n, "SCALEDSTDCONV", {**args, "eps": clean_float(eps), "gain": gain},
+         {"weight": raw, **bias, "gain": gains.reshape(-1, 1, 1, 1)})
+    note = "the exporter folded SCALEDSTDCONV's gamma / sqrt(fan_in) into its gains: imported with gamma 1, the gains holding it"
+    if note not in graph.notes:
+        graph.notes.append(note)
+    return True
+
+
+def _resize(n, dims, graph):
+    """Resize by whole factors of H and W, nearest or linear, as PyTorch computes it (the coordinate
+    and rounding modes checked by running the node on a sample): UPSAMPLE."""
+    from .numeric import judge_upsample
+    from .onnx import run_nodes
+    d_in, d_out = dims[n.inputs[0]], dims[n.name]
+    if len(d_in) != 4 or list(d_out[:2]) != list(d_in[:2]):
+        return "a resize of other axes than height and width"
+    fh, fw = (o / i for o, i in zip(d_out[2:], d_in[2:]))
+    if not (fh.is_integer() and fw.is_integer()):
+        return f"a resize by {fh:g}x{fw:g}: UPSAMPLE's factors are whole numbers"
+    mode = n.attrs.get("mode", "nearest")
+    kind_mode = {"nearest": "nearest", "linear": "bilinear"}.get(mode)
+    if kind_mode is None:
+        return f"{mode} interpolation: UPSAMPLE is nearest or bilinear"
+    sample = [1, 2, 5, 4] if 3 not in n.consts else d_in  # sizes (input 3) hold the input's own size
+    factors = (int(fh), int(fw))
+    if not judge_upsample(lambda x: run_nodes([n], n.inputs[0], x, graph.meta.get("opset", 13)), sample, factors,
+                          kind_mode):
+        return (f"{mode} interpolation with coordinate_transformation_mode "
+                f"{n.attrs.get('coordinate_transformation_mode', 'half_pixel')}: not PyTorch's (UPSAMPLE's)")
+    make(n, "UPSAMPLE", {"factor": factors, "mode": kind_mode})
 
 
 def _pool(n, dims, graph):
@@ -106,18 +165,22 @@ def _pool(n, dims, graph):
     strides = _ints(n.attrs.get("strides"), [1, 1])
     d_in, want = dims[n.inputs[0]], dims.get(n.name)
     pads = _pads(n, d_in, kernel, strides, [1, 1])
-    if isinstance(pads, str):
+    if isinstance(pads, str) and pads != TF_SAME:
         return pads
     kind = "MAXPOOL" if n.op == "MaxPool" else "AVGPOOL"
     count = bool(n.attrs.get("count_include_pad", 0))
     ceil = bool(n.attrs.get("ceil_mode", 0))
-    if len(pads) != 2:  # cnndsl's exporter pads the far end where PyTorch's ceil rule drops a last window
+    if pads == TF_SAME and n.op == "AveragePool" and not count:
+        return "TensorFlow's SAME padding of an average that leaves the zeros out: timm's AvgPool2dSame counts them"
+    if pads == TF_SAME:
+        ceil = False
+    elif len(pads) != 2:  # cnndsl's exporter pads the far end where PyTorch's ceil rule drops a last window
         if any(e < b for b, e in zip(pads[:2], pads[2:])) or (count and any(pads[:2])):
             return f"padding {pads} differs between the sides: PyTorch pads both alike"
         pads, ceil = tuple(pads[:2]), True
     args = {"kernel": kernel, "stride": strides, "padding": pads, "ceil": ceil}
     if kind == "AVGPOOL":
-        args["count_pad"] = count or not any(pads)
+        args["count_pad"] = count or pads == TF_SAME or not any(pads)
     try:
         shape = out_shape(kind, args, [(d_in[2], d_in[3], d_in[1])])
     except ShapeError as e:
@@ -191,6 +254,15 @@ def _flatten(n, dims, graph):
 def _passthrough(n, graph):
     graph.nodes.remove(n)
     graph.rename_input(n.name, n.inputs[0])
+
+
+def _expand(n, dims, graph):
+    """An Expand read only by products (timm's ECA: `x * y.expand_as(x)`): its input, which `.*` broadcasts."""
+    made = graph.by_name()
+    readers = [made[r] for r in graph.consumers().get(n.name, []) if r in made]
+    if not readers or any(r.op not in ("Mul", "MUL") for r in readers) or n.name == graph.output:
+        return "an Expand other than of a gate before a product"
+    _passthrough(n, graph)
 
 
 def _batchnorm(n, dims, graph):
@@ -325,5 +397,6 @@ RULES = {
     "BatchNormalization": _batchnorm, "InstanceNormalization": _instancenorm, "LRN": _lrn,
     "Dropout": _dropout, "Softmax": _softmax, "PRelu": _prelu,
     "Concat": _concat, "Add": _join("ADD"), "Sum": _join("ADD"), "Mul": _join("MUL"), "Mean": _join("MEAN"),
-    "Slice": _slice, "Split": _split, "Pad": _pad,
+    "Slice": _slice, "Split": _split, "Pad": _pad, "Resize": _resize,
+    "Expand": _expand,
 }

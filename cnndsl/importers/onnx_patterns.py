@@ -263,23 +263,26 @@ def _fc(b, graph, m):
 
 
 # ---- a zero Pad merged into the window after it ------------------------------------------------
-_PADDED = P(("Conv", "AveragePool"), P("Pad", "x", C("pads"), name="pad"), name="window")
+_PADDED = P(("Conv", "AveragePool", "MaxPool"), P("Pad", "x", C("pads"), name="pad"), name="window")
 
 
 def _pad_window(b, graph, m):
-    """Pad(0) of H and W, the same both sides, then a Conv (or an AveragePool, whose padding
-    then counts: the explicit zeros were real) with that padding added."""
+    """Pad of H and W, then a Conv or an AveragePool (zeros, which the average then counts: they
+    were real) or a MaxPool (-inf, which no window takes), with that padding added to the window's own.
+    Pads that differ between the sides stay so: onnx_ops reads TensorFlow's SAME in them (timm's
+    Conv2dSame, MaxPool2dSame), or refuses them."""
     import numpy as np
     pad, window = b["@pad"], b["@window"]
     value = pad.consts.get(2)
-    if pad.attrs.get("mode", "constant") != "constant" or (value is not None and np.any(value != 0)) \
-            or len(pad.consts) > (2 if value is not None else 1):
+    fill = -np.inf if window.op == "MaxPool" else 0
+    if pad.attrs.get("mode", "constant") != "constant" or (value is not None and np.any(value != fill)) \
+            or (window.op == "MaxPool" and value is None) or len(pad.consts) > (2 if value is not None else 1):
         return None
     p = b["pads"].reshape(-1).tolist()
-    if len(p) != 8 or any(p[i] for i in (0, 1, 4, 5)) or p[2] != p[6] or p[3] != p[7]:
+    if len(p) != 8 or any(p[i] for i in (0, 1, 4, 5)) or min(p) < 0:
         return None
     old = list(window.attrs.get("pads", [0, 0, 0, 0]))
-    if window.op == "AveragePool" and any(old):
+    if window.op != "Conv" and any(old):
         return None
     new = Node(window.name, window.op, [b["x"]], dict(window.attrs), dict(window.consts), source=window.source,
                where=window.where, meta=dict(window.meta))
@@ -313,8 +316,34 @@ def _bins(size, out):
     return torch.nn.functional.adaptive_avg_pool1d(eye, out)[0].T.numpy()
 
 
+# ---- cnndsl's exporter's UPSAMPLE: repeats (nearest) or two interpolating products (bilinear) ---------
+_REPEATED = P("Reshape", P("Expand", P("Unsqueeze", "x", C("axes")), C("repeats")), C("shape"))
+
+
+def _upsampled(b, graph, m):
+    """Nodes that upsample x by whole factors, as PyTorch does (run on a sample to be sure): UPSAMPLE."""
+    from .numeric import judge_upsample
+    from .onnx import run_nodes
+    d_in, d_out = _dims(graph, b["x"]), b["nodes"][-1].meta.get("dims")
+    if d_in is None or d_out is None or len(d_in) != 4 or len(d_out) != 4 or d_in[:2] != d_out[:2] \
+            or any(o % i for o, i in zip(d_out[2:], d_in[2:])):
+        return None
+    factors = tuple(o // i for o, i in zip(d_out[2:], d_in[2:]))
+    run = lambda x: run_nodes(b["nodes"], b["x"], x, graph.meta.get("opset", 13))  # noqa: E731
+    for mode in ("nearest", "bilinear"):
+        if judge_upsample(run, d_in, factors, mode):
+            return make(_new(b, graph, [b["x"]]), "UPSAMPLE", {"factor": factors, "mode": mode})
+    return None
+
+
+def _products(b, graph, m):
+    """Two products with constant matrices: adaptive average pooling's bins, or bilinear upsampling."""
+    return _adaptive_bins(b, graph, m) or _upsampled(b, graph, m)
+
+
 RULES = (
-    (_BINS, _adaptive_bins),
+    (_BINS, _products),
+    (_REPEATED, _upsampled),
     (_LRN, _lrn),
     (_GROUPNORM, _group_norm),
     (_NORMALISED, _layer_norm),

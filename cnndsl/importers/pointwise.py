@@ -15,6 +15,11 @@ left as it is, to be refused by name later.
     ('RELU6', {})
     >>> identify(np.where(x > 0, x, 0.2 * x))
     ('LEAKYRELU', {'slope': 0.2})
+
+A region that multiplies by a constant (`x * 0.17`, `x / 6`, `-x`) is SCALE, the constant factor:
+
+    >>> identify(x / 6)
+    ('SCALE', {'value': 0.16666667})
 """
 from __future__ import annotations
 
@@ -84,6 +89,9 @@ def identify(values) -> tuple | str | None:
         return None
     if _close(values, x):
         return "identity"
+    factor = values[int(abs(x - 1).argmin())]  # the probe's x = 1
+    if factor != 0 and _close(values, factor * x):
+        return "SCALE", {"value": clean_float(factor)}
     for kind, schema in candidates():
         for args in _settings(kind, schema, values):
             got = _table((kind.name, tuple(sorted(args.items()))))
@@ -201,27 +209,8 @@ def _region(top, made, internal):
 
 def _run(region, x, opset):
     """The region evaluated on the probe (onnx's reference evaluator), or None where it cannot run."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-    from onnx.reference import ReferenceEvaluator
-    nodes, inits = [], []
-    for n in region:
-        act = dict(zip(n.meta.get("act_pos", range(len(n.inputs))), n.inputs))
-        width = max([*act, *n.consts, -1]) + 1
-        names = []
-        for pos in range(width):
-            if pos in n.consts:
-                names.append(f"{n.name}:c{pos}")
-                inits.append(numpy_helper.from_array(np.asarray(n.consts[pos]), names[-1]))
-            else:
-                names.append("x" if act.get(pos) == x else act.get(pos, ""))
-        nodes.append(helper.make_node(n.op, names, [n.name], **n.attrs))
-    inp = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [len(probe())])
-    out = helper.make_tensor_value_info(region[-1].name, onnx.TensorProto.FLOAT, None)
-    model = helper.make_model(helper.make_graph(nodes, "probe", [inp], [out], inits),
-                              opset_imports=[helper.make_opsetid("", opset)])
+    from .onnx import run_nodes
     try:
-        return ReferenceEvaluator(model).run(None, {"x": probe()})[0]
+        return run_nodes(region, x, probe(), opset)
     except Exception:
         return None

@@ -4,7 +4,9 @@ format), no Caffe and no protoc.
 Caffe's layers are lifted as they are read, Caffe's rules made explicit: pooling rounds up (`ceil=true`
 where that changes the size: Caffe always rounds up, PyTorch only in ceil mode) and strides 1 by
 default, LRN's alpha defaults to 1, a `BatchNorm` followed by a `Scale` (with a bias) is one BN,
-`group` splits a convolution, `ReLU` with a negative slope is LEAKYRELU, `BNLL` is SOFTPLUS. Data and
+`group` splits a convolution, `ReLU` with a negative slope is LEAKYRELU, `BNLL` is SOFTPLUS, `Power`
+with power 1 and no shift is SCALE, an Eltwise sum's `coeff`s SCALEs of its inputs (Inception-ResNet's
+0.17), an `Upsample` of one input (the darknet ports' nearest upsampling) UPSAMPLE. Data and
 input layers give the input volume; loss and accuracy layers (training heads) are left out, said in a
 note. A prototxt holds no weights (those are in a .caffemodel): an import of one is a spec only.
 
@@ -363,12 +365,44 @@ def _eltwise(r, node, m):
         return "an Eltwise of one input"
     p = m.sub("eltwise_param")
     op = p.get("operation", "SUM")
-    if any(float(c) != 1 for c in p.all("coeff")):
-        return "a weighted Eltwise sum (coeff): the language adds with weight 1"
     kinds = {"SUM": "ADD", 1: "ADD", "PROD": "MUL", 0: "MUL"}
     if op not in kinds:
         return f"an Eltwise {op}: the language joins by sum, product, mean or concatenation"
+    coeffs = [float(c) for c in p.all("coeff")]
+    if coeffs and (kinds[op] != "ADD" or len(coeffs) != len(node.inputs)):
+        return "Eltwise coefficients other than one per input of a sum"
+    for k, c in enumerate(coeffs):  # x + 0.17 * f(x): each weighted input through a SCALE of its own
+        if c != 1:
+            scaled = Node(r.unique(f"{node.source}_scale{k}"), "coeff", [node.inputs[k]], source=node.source,
+                          where=node.where, meta={"path": node.source})
+            make(scaled, "SCALE", {"value": c})
+            r.shapes[scaled.name] = r.shapes[node.inputs[k]]
+            r.graph.add(scaled)
+            node.inputs[k] = scaled.name
     make(node, kinds[op], {})
+
+
+def _power(r, node, m):
+    """y = (shift + scale * x) ^ power: with power 1 and no shift, SCALE (or nothing, at scale 1)."""
+    p = m.sub("power_param")
+    power, scale, shift = (float(p.get(k, d)) for k, d in (("power", 1.0), ("scale", 1.0), ("shift", 0.0)))
+    if power != 1 or shift != 0:
+        return f"a Power layer of power {power:g} and shift {shift:g}: only a constant scale (SCALE) is a layer"
+    make(node, "SCALE", {"value": scale})
+
+
+def _upsample(r, node, m):
+    """The darknet ports' Upsample (one input, `scale`): nearest upsampling. SegNet's, which also
+    reads the pooling's indices (a second input), puts each value back where the max came from."""
+    if len(node.inputs) != 1:
+        return "an Upsample by a pooling's indices (SegNet's unpooling): the language has no unpooling"
+    p = m.sub("upsample_param")
+    scale = p.get("scale", 2)
+    make(node, "UPSAMPLE", {"factor": (p.get("scale_h", scale), p.get("scale_w", scale))})
+
+
+def _interp(r, node, m):
+    return "Caffe's Interp interpolates with the corners aligned, UPSAMPLE's bilinear without"
 
 
 def _concat(r, node, m):
@@ -412,4 +446,5 @@ def _flatten(r, node, m):
 RULES = {"Convolution": _convolution, "Pooling": _pooling, "InnerProduct": _inner_product, "ReLU": _relu,
          "Sigmoid": _simple("SIGMOID"), "TanH": _simple("TANH"), "BNLL": _simple("SOFTPLUS"), "ELU": _elu,
          "PReLU": _prelu, "LRN": _lrn, "BatchNorm": _batch_norm, "Scale": _scale, "Eltwise": _eltwise,
-         "Concat": _concat, "Dropout": _dropout, "Softmax": _softmax, "Flatten": _flatten}
+         "Concat": _concat, "Dropout": _dropout, "Softmax": _softmax, "Flatten": _flatten, "Power": _power,
+         "Upsample": _upsample, "Interp": _interp}

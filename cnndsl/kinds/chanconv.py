@@ -129,6 +129,8 @@ def torch_modules():
                 p = (self.kernel_size[0] - 1) // 2
                 rows = torch.nn.functional.pad(rows, (p, p), mode="circular")
             y = super().forward(rows)
-            return y.reshape(n, *x.shape[2:], c).movedim(-1, 1)
+            # axes counted from the front: torch.onnx.export writes movedim(-1, 1) as a Transpose with
+            # perm [0, -1, 1, 2], which onnxruntime refuses to load
+            return y.reshape(n, *x.shape[2:], c).movedim(x.dim() - 1, 1)
 
     return {"ChannelConv": ChannelConv}
