@@ -144,7 +144,7 @@ def _scaled_std(m) -> dict:
 
 # what a module keeps only in a form of its own: {class name: module -> kind arguments}
 READERS = {"ScaledStdConv2d": _scaled_std, "ChannelConv": lambda m: {"kernel": m.kernel_size[0]},
-           "ZeroPad": lambda m: dict(zip(("left", "right", "top", "bottom"), m.pads))}
+           "ZeroPad2d": lambda m: dict(zip(("left", "right", "top", "bottom"), m.padding))}
 
 
 # ---- subclasses with a forward of their own: judged by their outputs ---------------------------------
