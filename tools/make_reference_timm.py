@@ -85,6 +85,8 @@ ZOO_TWINS = {
 # torchvision's have Linear layers (the same parameters, other layers); timm's RegNetY runs each
 # block's shortcut after its convs (the same layers, in another order: nets/regnety_004.net).
 FAMILY_NETS.update(ZOO_TWINS)
+# Families whose timm model shares a name with a torchvision net of the zoo it is not: ours -> timm's
+FAMILY_NETS.update({"timm_vgg11": "vgg11"})
 TIMM_NETS = {**CASE_STUDIES, **FAMILY_NETS}
 # Published totals (timm's model cards / the papers); a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {"dpn92": 37668392, "dpn98": 61570728, "se_resnet50": 28088024}
