@@ -72,6 +72,8 @@ FAMILY_NETS = {name: name for name in [
     "legacy_xception", "lcnet_100", "mobilenetv4_conv_small", "hardcorenas_a",
     # regnet.py with torchvision's width rule (nets/lib/timm_regnet.net)
     "regnety_004", "regnetx_004_tv",
+    # xception_aligned.py (nets/lib/timm_xception_aligned.net)
+    "xception41", "xception65", "xception71",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
