@@ -74,6 +74,21 @@ FAMILY_NETS = {name: name for name in [
     "regnety_004", "regnetx_004_tv",
     # xception_aligned.py (nets/lib/timm_xception_aligned.net)
     "xception41", "xception65", "xception71",
+    # repghost.py (nets/lib/timm_repghost.net)
+    "repghostnet_050", "repghostnet_058", "repghostnet_080", "repghostnet_100", "repghostnet_111",
+    "repghostnet_130", "repghostnet_150", "repghostnet_200",
+    # repvit.py (nets/lib/timm_repvit.net)
+    "repvit_m1", "repvit_m2", "repvit_m3",
+    # hgnet.py, v1 (nets/lib/timm_hgnet.net)
+    "hgnet_tiny", "hgnet_small",
+    # lcnetv2.py (nets/lib/timm_lcnetv2.net)
+    "lcnetv2_small", "lcnetv2_base", "lcnetv2_large",
+    # cspnext.py (nets/lib/timm_cspnext.net)
+    "cspnext_tiny", "cspnext_s", "cspnext_m", "cspnext_l", "cspnext_x",
+    # byobnet.py: GENet (nets/lib/timm_byobnet.net)
+    "gernet_s", "gernet_m", "gernet_l",
+    # inception_next.py (nets/lib/timm_inception_next.net)
+    "inception_next_atto", "inception_next_tiny", "inception_next_small", "inception_next_base",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
