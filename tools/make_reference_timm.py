@@ -89,6 +89,8 @@ FAMILY_NETS = {name: name for name in [
     "gernet_s", "gernet_m", "gernet_l",
     # inception_next.py (nets/lib/timm_inception_next.net)
     "inception_next_atto", "inception_next_tiny", "inception_next_small", "inception_next_base",
+    # rdnet.py (nets/lib/timm_rdnet.net)
+    "rdnet_tiny", "rdnet_small", "rdnet_base", "rdnet_large",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
