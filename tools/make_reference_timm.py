@@ -78,15 +78,15 @@ FAMILY_NETS = {name: name for name in [
     "repghostnet_050", "repghostnet_058", "repghostnet_080", "repghostnet_100", "repghostnet_111",
     "repghostnet_130", "repghostnet_150", "repghostnet_200",
     # repvit.py (nets/lib/timm_repvit.net)
-    "repvit_m1", "repvit_m2", "repvit_m3",
+    "repvit_m1", "repvit_m2", "repvit_m3", "repvit_m0_9", "repvit_m1_0", "repvit_m1_1", "repvit_m1_5", "repvit_m2_3",
     # hgnet.py, v1 (nets/lib/timm_hgnet.net)
-    "hgnet_tiny", "hgnet_small",
+    "hgnet_tiny", "hgnet_small", "hgnet_base",
     # lcnetv2.py (nets/lib/timm_lcnetv2.net)
     "lcnetv2_small", "lcnetv2_base", "lcnetv2_large",
     # cspnext.py (nets/lib/timm_cspnext.net)
     "cspnext_tiny", "cspnext_s", "cspnext_m", "cspnext_l", "cspnext_x",
     # byobnet.py: GENet (nets/lib/timm_byobnet.net)
-    "gernet_s", "gernet_m", "gernet_l",
+    "gernet_s", "gernet_m", "gernet_l", "resnet51q", "regnetz_b16",
     # inception_next.py (nets/lib/timm_inception_next.net)
     "inception_next_atto", "inception_next_tiny", "inception_next_small", "inception_next_base",
     # rdnet.py (nets/lib/timm_rdnet.net)
@@ -105,7 +105,7 @@ ZOO_TWINS = {
 # block's shortcut after its convs (the same layers, in another order: nets/regnety_004.net).
 FAMILY_NETS.update(ZOO_TWINS)
 # Families whose timm model shares a name with a torchvision net of the zoo it is not: ours -> timm's
-FAMILY_NETS.update({"timm_vgg11": "vgg11"})
+FAMILY_NETS.update({f"timm_{n}": n for n in ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]})
 TIMM_NETS = {**CASE_STUDIES, **FAMILY_NETS}
 # Published totals (timm's model cards / the papers); a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {"dpn92": 37668392, "dpn98": 61570728, "se_resnet50": 28088024}
