@@ -85,8 +85,9 @@ FAMILY_NETS = {name: name for name in [
     "lcnetv2_small", "lcnetv2_base", "lcnetv2_large",
     # cspnext.py (nets/lib/timm_cspnext.net)
     "cspnext_tiny", "cspnext_s", "cspnext_m", "cspnext_l", "cspnext_x",
-    # byobnet.py: GENet (nets/lib/timm_byobnet.net)
+    # byobnet.py: GENet, ResNet-51-Q, RegNetZ (nets/lib/timm_byobnet.net)
     "gernet_s", "gernet_m", "gernet_l", "resnet51q", "regnetz_b16", "regnetz_c16",
+    "regnetz_d8", "regnetz_d32", "regnetz_e8",
     # inception_next.py (nets/lib/timm_inception_next.net)
     "inception_next_atto", "inception_next_tiny", "inception_next_small", "inception_next_base",
     # rdnet.py (nets/lib/timm_rdnet.net)
