@@ -76,12 +76,32 @@ FAMILY_NETS = {name: name for name in [
     # blur pool, global response norm, space to depth, StarReLU, learnt scalar affine and asymmetric pad
     "resnetblur50", "convnextv2_atto", "tresnet_m", "poolformer_s12", "convformer_s18", "hgnetv2_b0",
     "resnetblur50d", "convnextv2_femto", "convnextv2_pico", "convnextv2_nano", "convnextv2_tiny", "poolformer_s24",
-    "hgnetv2_b1", "tresnet_l", "densenetblur121d", "resnetblur18", "convformer_s36",
+    "hgnetv2_b1", "tresnet_l", "densenetblur121d", "resnetblur18", "convformer_s36",  # (hgnetv2: nets/lib/timm_hgnetv2.net)
     # hrnet.py: several live streams (nets/lib/timm_hrnet.net)
     "hrnet_w18_small", "hrnet_w18_small_v2", "hrnet_w18", "hrnet_w18_ssld", "hrnet_w30", "hrnet_w32", "hrnet_w40",
     "hrnet_w44", "hrnet_w48", "hrnet_w48_ssld", "hrnet_w64",
     # pnasnet.py, nasnet.py: cells that read the two cells before them (nets/lib/timm_pnasnet.net, timm_nasnet.net)
     "pnasnet5large", "nasnetalarge",
+    # xception_aligned.py (nets/lib/timm_xception_aligned.net)
+    "xception41", "xception65", "xception71",
+    # repghost.py (nets/lib/timm_repghost.net)
+    "repghostnet_050", "repghostnet_058", "repghostnet_080", "repghostnet_100", "repghostnet_111",
+    "repghostnet_130", "repghostnet_150", "repghostnet_200",
+    # repvit.py (nets/lib/timm_repvit.net)
+    "repvit_m1", "repvit_m2", "repvit_m3", "repvit_m0_9", "repvit_m1_0", "repvit_m1_1", "repvit_m1_5", "repvit_m2_3",
+    # hgnet.py, v1 (nets/lib/timm_hgnet.net)
+    "hgnet_tiny", "hgnet_small", "hgnet_base",
+    # lcnetv2.py (nets/lib/timm_lcnetv2.net)
+    "lcnetv2_small", "lcnetv2_base", "lcnetv2_large",
+    # cspnext.py (nets/lib/timm_cspnext.net)
+    "cspnext_tiny", "cspnext_s", "cspnext_m", "cspnext_l", "cspnext_x",
+    # byobnet.py: GENet, ResNet-51-Q, RegNetZ (nets/lib/timm_byobnet.net)
+    "gernet_s", "gernet_m", "gernet_l", "resnet51q", "regnetz_b16", "regnetz_c16",
+    "regnetz_d8", "regnetz_d32", "regnetz_e8",
+    # inception_next.py (nets/lib/timm_inception_next.net)
+    "inception_next_atto", "inception_next_tiny", "inception_next_small", "inception_next_base",
+    # rdnet.py (nets/lib/timm_rdnet.net)
+    "rdnet_tiny", "rdnet_small", "rdnet_base", "rdnet_large",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
@@ -95,6 +115,8 @@ ZOO_TWINS = {
 # torchvision's have Linear layers (the same parameters, other layers); timm's RegNetY runs each
 # block's shortcut after its convs (the same layers, in another order: nets/regnety_004.net).
 FAMILY_NETS.update(ZOO_TWINS)
+# Families whose timm model shares a name with a torchvision net of the zoo it is not: ours -> timm's
+FAMILY_NETS.update({f"timm_{n}": n for n in ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]})
 TIMM_NETS = {**CASE_STUDIES, **FAMILY_NETS}
 # Published totals (timm's model cards / the papers); a mismatch means the data (or this script) is wrong.
 EXPECTED_PARAMS = {"dpn92": 37668392, "dpn98": 61570728, "se_resnet50": 28088024}
