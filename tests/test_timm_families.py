@@ -45,7 +45,9 @@ def reference_rows(name):
     ref = REFERENCE[name]
     rows = [dict(r) for r in ref["layers"]]
     for i, f in enumerate(ref["functional"]):  # "after" counts module rows only: shift by those before
-        rows.insert(f["after"] + i, {"module": f"<{f['type']} {i + 1}>", "type": f["type"], "out": f["out"],
+        # a mean without keepdim (ECA's x.mean((2, 3))) gives [C]: the same values as our GAP's 1x1xC
+        out = [1, 1, *f["out"]] if f["type"] == "mean" and len(f["out"]) == 1 else f["out"]
+        rows.insert(f["after"] + i, {"module": f"<{f['type']} {i + 1}>", "type": f["type"], "out": out,
                                      "params": 0, "macs": 0})
     return rows
 

@@ -72,6 +72,8 @@ FAMILY_NETS = {name: name for name in [
     "legacy_xception", "lcnet_100", "mobilenetv4_conv_small", "hardcorenas_a",
     # regnet.py with torchvision's width rule (nets/lib/timm_regnet.net)
     "regnety_004", "regnetx_004_tv",
+    # issue 24's constructs (branch timma): ECA (CHANCONV) in resnet.py
+    "ecaresnet26t", "ecaresnet50d",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
@@ -102,7 +104,7 @@ def describe(ref, ours, timm_name):
     h, w, c = [model.default_cfg["input_size"][i] for i in (1, 2, 0)]
     entry, agreed = ref.describe(ours, model, [h, w, c])
     if not agreed:
-        agreed = same_padding_gap(model, entry)
+        agreed = same_padding_gap(model, entry) or conv1d_gap(model, entry, torch.zeros(1, c, h, w))
     params = sum(p.numel() for p in model.parameters())
     entry["buffers"] = sum(b.numel() for b in model.buffers())
     entry["timm_name"] = timm_name
@@ -121,6 +123,28 @@ def same_padding_gap(model, entry):
     if not same or entry["conv_fc_macs"] + gap != hand:
         return False
     entry["fvcore_conv_fc_macs"], entry["conv_fc_macs"] = entry["conv_fc_macs"], hand
+    return True
+
+
+def conv1d_gap(model, entry, x):
+    """ECA's Conv1d across the channels (CHANCONV) is no recorded row, but fvcore counts it: where its
+    MACs (out.numel() * kernel * in/groups, fvcore's rule) are the whole difference from the hand sum,
+    fvcore's total stands. Recorded as `conv1d_macs`. True if so."""
+    macs, handles = [0], []
+
+    def count(mod, _inp, out):
+        macs[0] += out.numel() * mod.kernel_size[0] * mod.in_channels // mod.groups
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv1d):
+            handles.append(module.register_forward_hook(count))
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    if not macs[0] or sum(l["macs"] for l in entry["layers"]) + macs[0] != entry["conv_fc_macs"]:
+        return False
+    entry["conv1d_macs"] = macs[0]
     return True
 
 
