@@ -74,6 +74,13 @@ FAMILY_NETS = {name: name for name in [
     "regnety_004", "regnetx_004_tv",
     # issue 24's constructs (branch timma): ECA (CHANCONV) in resnet.py
     "ecaresnet26t", "ecaresnet50d",
+    # efficientnet.py's TensorFlow ports (p=tf_same; nets/lib/timm_efficientnet.net)
+    "tf_efficientnet_b0", "tf_efficientnet_b1", "tf_efficientnet_b2", "tf_efficientnet_b3", "tf_efficientnet_b4",
+    "tf_efficientnet_b5", "tf_efficientnet_b6", "tf_efficientnet_b7", "tf_efficientnet_b8",
+    # resnetv2.py: pre-activation, BiT's STDCONV and GroupNorm (nets/lib/timm_resnetv2.net)
+    "resnetv2_50x1_bit", "resnetv2_50",
+    # inception_resnet_v2.py (SCALE)
+    "inception_resnet_v2",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
