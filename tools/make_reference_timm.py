@@ -81,6 +81,11 @@ FAMILY_NETS = {name: name for name in [
     "resnetv2_50x1_bit", "resnetv2_50",
     # inception_resnet_v2.py (SCALE)
     "inception_resnet_v2",
+    # sknet.py: selective kernels, a softmax across the paths (nets/lib/timm_sknet.net)
+    "skresnet18", "skresnet34", "skresnet50", "skresnet50d", "skresnext50_32x4d",
+    # resnest.py: split attention, a softmax across the radix splits (nets/lib/timm_resnest.net)
+    "resnest14d", "resnest26d", "resnest50d", "resnest50d_4s2x40d", "resnest50d_1s4x24d", "resnest101e",
+    "resnest200e", "resnest269e",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
