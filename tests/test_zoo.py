@@ -63,6 +63,8 @@ EXPECTED_FLOORS = {
             ("maxpool1", "3x3 window at stride 2 does not fit a 54x54 input"),
             ("maxpool2", "3x3 window at stride 2 does not fit a 26x26 input"),
             ("maxpool3", "3x3 window at stride 2 does not fit a 12x12 input")],
+    # BiT's fixed stem: 112 + 2 zeros, then a 3x3/2 pool without padding: (114 - 3)/2 + 1 = 56.5 (timm floors too)
+    "resnetv2_50x1_bit": [("stem.pool", "3x3 window at stride 2 does not fit a 114x114 input")],
 }
 
 
