@@ -73,7 +73,7 @@ FAMILY_NETS = {name: name for name in [
     # regnet.py with torchvision's width rule (nets/lib/timm_regnet.net)
     "regnety_004", "regnetx_004_tv",
     # issue 24's constructs (branch timma): ECA (CHANCONV) in resnet.py
-    "ecaresnet26t", "ecaresnet50d",
+    "ecaresnet26t", "ecaresnet50d", "ecaresnet50t",
     # efficientnet.py's and mobilenetv3.py's TensorFlow ports (p=tf_same; nets/lib/timm_efficientnet.net)
     "tf_mobilenetv3_large_100",
     "tf_efficientnet_b0", "tf_efficientnet_b1", "tf_efficientnet_b2", "tf_efficientnet_b3", "tf_efficientnet_b4",
