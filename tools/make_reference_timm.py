@@ -79,7 +79,7 @@ FAMILY_NETS = {name: name for name in [
     "tf_efficientnet_b0", "tf_efficientnet_b1", "tf_efficientnet_b2", "tf_efficientnet_b3", "tf_efficientnet_b4",
     "tf_efficientnet_b5", "tf_efficientnet_b6", "tf_efficientnet_b7", "tf_efficientnet_b8",
     # resnetv2.py: pre-activation, BiT's STDCONV and GroupNorm (nets/lib/timm_resnetv2.net)
-    "resnetv2_50x1_bit", "resnetv2_50",
+    "resnetv2_50x1_bit", "resnetv2_50", "resnetv2_50d", "resnetv2_50t",
     # inception_resnet_v2.py (SCALE)
     "inception_resnet_v2",
     # sknet.py: selective kernels, a softmax across the paths (nets/lib/timm_sknet.net)
