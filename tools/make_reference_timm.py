@@ -91,6 +91,8 @@ FAMILY_NETS = {name: name for name in [
     "eca_nfnet_l0", "eca_nfnet_l1", "eca_nfnet_l2", "eca_nfnet_l3", "nfnet_l0", "nfnet_f0",
     # vovnet.py with ECA (CHANCONV)
     "eca_vovnet39b",
+    # ghostnet.py's V2: DFC attention, UPSAMPLE to a size
+    "ghostnetv2_100",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
