@@ -149,7 +149,7 @@ def test_a_newer_opset_and_cnndsls_own_exporter(tmp_path):
 # ---- every kind of the language ---------------------------------------------------------------------
 # The constructs of the timm issue (24) landed beside the importer: it does not lift them yet (a known gap,
 # listed here so that it shows in every run, not skipped silently)
-NOT_YET = {"SCALE", "UPSAMPLE", "CHANCONV", "STDCONV", "SCALEDSTDCONV"}
+NOT_YET = {"SCALE", "UPSAMPLE", "CHANCONV", "STDCONV", "SCALEDSTDCONV", "PAD"}
 
 
 def _samples():

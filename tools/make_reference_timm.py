@@ -75,7 +75,7 @@ FAMILY_NETS = {name: name for name in [
     # issue 24's constructs (branch timma): ECA (CHANCONV) in resnet.py
     "ecaresnet26t", "ecaresnet50d", "ecaresnet50t",
     # efficientnet.py's and mobilenetv3.py's TensorFlow ports (p=tf_same; nets/lib/timm_efficientnet.net)
-    "tf_mobilenetv3_large_100",
+    "tf_mobilenetv3_large_100", "tf_mobilenetv3_small_100",
     "tf_efficientnet_b0", "tf_efficientnet_b1", "tf_efficientnet_b2", "tf_efficientnet_b3", "tf_efficientnet_b4",
     "tf_efficientnet_b5", "tf_efficientnet_b6", "tf_efficientnet_b7", "tf_efficientnet_b8",
     # resnetv2.py: pre-activation, BiT's STDCONV and GroupNorm (nets/lib/timm_resnetv2.net)
