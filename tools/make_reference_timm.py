@@ -73,13 +73,13 @@ FAMILY_NETS = {name: name for name in [
     # regnet.py with torchvision's width rule (nets/lib/timm_regnet.net)
     "regnety_004", "regnetx_004_tv",
     # issue 24's constructs (branch timma): ECA (CHANCONV) in resnet.py
-    "ecaresnet26t", "ecaresnet50d", "ecaresnet50t",
+    "ecaresnet26t", "ecaresnet50d", "ecaresnet50t", "ecaresnet101d", "ecaresnetlight",
     # efficientnet.py's and mobilenetv3.py's TensorFlow ports (p=tf_same; nets/lib/timm_efficientnet.net)
     "tf_mobilenetv3_large_100", "tf_mobilenetv3_small_100",
     "tf_efficientnet_b0", "tf_efficientnet_b1", "tf_efficientnet_b2", "tf_efficientnet_b3", "tf_efficientnet_b4",
     "tf_efficientnet_b5", "tf_efficientnet_b6", "tf_efficientnet_b7", "tf_efficientnet_b8",
     # resnetv2.py: pre-activation, BiT's STDCONV and GroupNorm (nets/lib/timm_resnetv2.net)
-    "resnetv2_50x1_bit", "resnetv2_50", "resnetv2_50d", "resnetv2_50t",
+    "resnetv2_50x1_bit", "resnetv2_50", "resnetv2_50d", "resnetv2_50t", "resnetv2_101",
     # inception_resnet_v2.py (SCALE)
     "inception_resnet_v2",
     # sknet.py: selective kernels, a softmax across the paths (nets/lib/timm_sknet.net)
