@@ -221,6 +221,11 @@ CASES = {  # (no BN in training: autograd keeps its running statistics, which th
                " - STDCONV(6, 1, eps=1e-8, bias=true) - SCALEDSTDCONV(6, 3, p=same, groups=3, bias=false)",
     "copies": "input 9x8x8\nCONV(8, 1) - { ID + CONV(8, 1) + (CONV(8, 3, p=1) - RELU)**3 } - RELU"
               " - { SPLIT(0, parts=2) + SPLIT(i + 1, parts=2)**1 @i } - CONV(4, 1)",
+    # GhostNetV2's DFC attention on a 7x7 volume: pooled to 3x3, back to 7x7 by nearest (each output reads floor(3i/7))
+    "upsample_size": "input 7x7x8\nCONV(8, 3, p=1) - { ID .* AVGPOOL(2, s=2) - CONV(8, 1) - SIGMOID - UPSAMPLE(size=7) }"
+                     " - AVGPOOL(2, s=2) - UPSAMPLE(size=(5, 4)) - CONV(4, 1)",
+    # BiT's stem: zeros (not the max pool's -inf) around a conv's signed output, then an unpadded pool
+    "zero_pad": "input 9x8x8\nSTDCONV(8, 7, s=2, p=3) - PAD(1, 1, 1, 1) - MAXPOOL(3, s=2) - PAD(2, 2, 1, 1) - RELU - CONV(4, 3)",
 }
 
 

@@ -30,9 +30,10 @@ HEAVY = 30_000_000
 FULL = bool(os.environ.get("CNNDSL_FULL_ZOO"))
 
 # our op -> the module types of timm's rows it may stand for ("mean": a functional global mean)
-# (timm's *Same modules: TensorFlow's SAME padding at stride 2, `p=tf_same`)
+# (timm's subclasses: Conv2dSame and the pools' *Same are p=tf_same, StdConv2d* the standardised convs)
 ROW_TYPES = {"CONV": {"Conv2d", "Conv2dSame"}, "MAXPOOL": {"MaxPool2d", "MaxPool2dSame"},
              "AVGPOOL": {"AvgPool2d", "AvgPool2dSame"}, "FC": {"Linear"},
+             "STDCONV": {"StdConv2d", "StdConv2dSame"}, "SCALEDSTDCONV": {"ScaledStdConv2d", "ScaledStdConv2dSame"},
              "ADAPTIVEAVGPOOL": {"AdaptiveAvgPool2d"}, "GAP": {"AdaptiveAvgPool2d", "mean"},
              "BLURPOOL": {"BlurPool2d"}}
 

@@ -63,6 +63,11 @@ EXPECTED_FLOORS = {
             ("maxpool1", "3x3 window at stride 2 does not fit a 54x54 input"),
             ("maxpool2", "3x3 window at stride 2 does not fit a 26x26 input"),
             ("maxpool3", "3x3 window at stride 2 does not fit a 12x12 input")],
+    # BiT's fixed stem: 112 + 2 zeros, then a 3x3/2 pool without padding: (114 - 3)/2 + 1 = 56.5 (timm floors too)
+    "resnetv2_50x1_bit": [("stem.pool", "3x3 window at stride 2 does not fit a 114x114 input")],
+    # GhostNetV2's DFC gate on the 7x7 blocks: F.avg_pool2d(2, 2) floors 7 to 3 (UPSAMPLE(size=7) brings it back)
+    "ghostnetv2_100": [(f"blocks.bottleneck{i}.ghost1.avgpool1", "2x2 window at stride 2 does not fit a 7x7 input")
+                       for i in (8, 9, 10, 11)],
 }
 
 

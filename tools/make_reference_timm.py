@@ -102,6 +102,27 @@ FAMILY_NETS = {name: name for name in [
     "inception_next_atto", "inception_next_tiny", "inception_next_small", "inception_next_base",
     # rdnet.py (nets/lib/timm_rdnet.net)
     "rdnet_tiny", "rdnet_small", "rdnet_base", "rdnet_large",
+    # issue 24's constructs (branch timma): ECA (CHANCONV) in resnet.py
+    "ecaresnet26t", "ecaresnet50d", "ecaresnet50t", "ecaresnet101d", "ecaresnetlight",
+    # efficientnet.py's and mobilenetv3.py's TensorFlow ports (p=tf_same; nets/lib/timm_efficientnet.net)
+    "tf_mobilenetv3_large_100", "tf_mobilenetv3_small_100",
+    "tf_efficientnet_b0", "tf_efficientnet_b1", "tf_efficientnet_b2", "tf_efficientnet_b3", "tf_efficientnet_b4",
+    "tf_efficientnet_b5", "tf_efficientnet_b6", "tf_efficientnet_b7", "tf_efficientnet_b8",
+    # resnetv2.py: pre-activation, BiT's STDCONV and GroupNorm (nets/lib/timm_resnetv2.net)
+    "resnetv2_50x1_bit", "resnetv2_50", "resnetv2_50d", "resnetv2_50t", "resnetv2_101",
+    # inception_resnet_v2.py (SCALE)
+    "inception_resnet_v2",
+    # sknet.py: selective kernels, a softmax across the paths (nets/lib/timm_sknet.net)
+    "skresnet18", "skresnet34", "skresnet50", "skresnet50d", "skresnext50_32x4d",
+    # resnest.py: split attention, a softmax across the radix splits (nets/lib/timm_resnest.net)
+    "resnest14d", "resnest26d", "resnest50d", "resnest50d_4s2x40d", "resnest50d_1s4x24d", "resnest101e",
+    "resnest200e", "resnest269e",
+    # nfnet.py: SCALEDSTDCONV, SCALE's alpha and beta, ECA or SE (nets/lib/timm_nfnet.net)
+    "eca_nfnet_l0", "eca_nfnet_l1", "eca_nfnet_l2", "eca_nfnet_l3", "nfnet_l0", "nfnet_f0",
+    # vovnet.py with ECA (CHANCONV)
+    "eca_vovnet39b",
+    # ghostnet.py's V2: DFC attention, UPSAMPLE to a size
+    "ghostnetv2_100",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
@@ -134,7 +155,7 @@ def describe(ref, ours, timm_name):
     h, w, c = [model.default_cfg["input_size"][i] for i in (1, 2, 0)]
     entry, agreed = ref.describe(ours, model, [h, w, c])
     if not agreed:
-        agreed = same_padding_gap(model, entry)
+        agreed = same_padding_gap(model, entry) or conv1d_gap(model, entry, torch.zeros(1, c, h, w))
     if ours in FAMILY_NETS:
         entry["output"], entry["functional"] = trace_functional(ref, model, torch.zeros(1, c, h, w))
     if not agreed:
@@ -164,6 +185,28 @@ def blur_pool_gap(entry):
     whole difference from the hand sum, fvcore's total is the count. True if so."""
     blur = sum(f.get("macs", 0) for f in entry.get("functional", ()) if f["type"] == "BlurPool2d")
     return bool(blur) and sum(l["macs"] for l in entry["layers"]) + blur == entry["conv_fc_macs"]
+
+
+def conv1d_gap(model, entry, x):
+    """ECA's Conv1d across the channels (CHANCONV) is no recorded row, but fvcore counts it: where its
+    MACs (out.numel() * kernel * in/groups, fvcore's rule) are the whole difference from the hand sum,
+    fvcore's total stands. Recorded as `conv1d_macs`. True if so."""
+    macs, handles = [0], []
+
+    def count(mod, _inp, out):
+        macs[0] += out.numel() * mod.kernel_size[0] * mod.in_channels // mod.groups
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv1d):
+            handles.append(module.register_forward_hook(count))
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    if not macs[0] or sum(l["macs"] for l in entry["layers"]) + macs[0] != entry["conv_fc_macs"]:
+        return False
+    entry["conv1d_macs"] = macs[0]
+    return True
 
 
 def trace_functional(ref, model, x):

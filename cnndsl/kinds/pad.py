@@ -7,7 +7,8 @@ the two paths read interleaved pixels; PP-HGNetV2's stem pads one row below and 
     { AVGPOOL(1, s=2) | PAD(-1, 1, -1, 1) - AVGPOOL(1, s=2) }
     PAD(bottom=1, right=1) - CONV(16, 2, bias=false)
 
-A side not given is 0.
+A side not given is 0; by position all four are given (`PAD(1)` is refused: it reads as
+nn.ZeroPad2d(1), every side, as easily as the left alone).
 
 It moves the input and adds zeros, so it widens no receptive field and steps nowhere:
 
@@ -26,6 +27,7 @@ class Pad(Kind):
     aliases = ("ZEROPAD",)
     doc = "zero padding (negative: cropping) of each side, nn.ZeroPad2d((left, right, top, bottom)); a side not given is 0"
     elementwise = False
+    positional_together = True  # PAD(1) is refused: one side, or every side (nn.ZeroPad2d(1))? PAD(1, 1, 1, 1)
     args = (Arg("left", "int", 0, doc="columns of zeros before the first (negative: columns cut off)"),
             Arg("right", "int", 0, doc="columns after the last"),
             Arg("top", "int", 0, doc="rows before the first"),

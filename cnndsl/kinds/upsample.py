@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .base import HE_PASS, NO_TENSORS, OWN, REQUIRED, Arg, Kind, n_elems, need_volume, pair, torch_module
+from .base import HE_PASS, NO_TENSORS, OWN, Arg, Kind, ShapeError, n_elems, need_volume, pair, torch_module
 
 MODES = ("nearest", "bilinear")
 
@@ -24,22 +24,29 @@ class Upsample(Kind):
     name = "UPSAMPLE"
     doc = "nearest or bilinear upsampling by a whole factor per axis (nn.Upsample)"
     elementwise = False
-    args = (Arg("factor", "pair", REQUIRED, lo=1, aliases=("scale_factor", "scale"), doc="the factor: 2, 2x2 or (2, 3)"),
-            Arg("mode", "word", "nearest", doc="nearest, or bilinear (PyTorch's align_corners=False)", choices=MODES))
+    args = (Arg("factor", "pair", 0, lo=1, aliases=("scale_factor", "scale"), doc="the factor: 2, 2x2 or (2, 3)"),
+            Arg("mode", "word", "nearest", doc="nearest, or bilinear (PyTorch's align_corners=False)", choices=MODES),
+            Arg("size", "pair", 0, lo=1, doc="instead of a factor, the output's size (nearest): 7 or (7, 5)"))
     bare = {"factor": 2}
     # interpolation keeps no tensor for backward (sizes only): a fresh output, free to be overwritten
     memory, output_overwritable, he, draw_group = OWN, True, HE_PASS, "pooling"
     samples = ("UPSAMPLE(2)", "UPSAMPLE(2, mode=bilinear)", "UPSAMPLE((2, 3))", "UPSAMPLE(3, mode=bilinear) - RELU",
-               "UPSAMPLE")
+               "UPSAMPLE", "AVGPOOL(2, s=2) - UPSAMPLE(size=(7, 5))", "UPSAMPLE(size=3)")
 
     def resolve(self, attrs):
-        attrs["factor"] = pair(attrs["factor"])
+        attrs["factor"], attrs["size"] = pair(attrs["factor"]), pair(attrs["size"])
         return attrs
 
     def out_shape(self, attrs, ins):
         need_volume(self.name, ins[0])
-        (H, W, C), (fh, fw) = ins[0], attrs["factor"]
-        return (H * fh, W * fw, C)
+        (H, W, C), (fh, fw), size = ins[0], attrs["factor"], attrs["size"]
+        if (fh > 0) == (size[0] > 0):
+            raise ShapeError("UPSAMPLE takes a factor or a size, one of them",
+                             hint="UPSAMPLE(2) doubles H and W; UPSAMPLE(size=7) interpolates to 7x7")
+        if size[0] and attrs["mode"] != "nearest":
+            raise ShapeError(f"UPSAMPLE to a size interpolates by nearest only, not {attrs['mode']}",
+                             hint="a whole factor takes bilinear: UPSAMPLE(2, mode=bilinear)")
+        return (*size, C) if size[0] else (H * fh, W * fw, C)
 
     def tensors(self, attrs, ins):
         return NO_TENSORS
@@ -49,6 +56,8 @@ class Upsample(Kind):
         return 7 * n_elems(out) if attrs["mode"] == "bilinear" and out != ins[0] else 0
 
     def window(self, attrs, ins):
+        if attrs["size"][0]:  # nearest to a size: each output reads one input, the stride in/out per axis
+            return (1, 1), tuple(Fraction(i, o) for i, o in zip(ins[0][:2], attrs["size"]))
         bilinear = attrs["mode"] == "bilinear"
         kernel = tuple(2 if bilinear and f > 1 else 1 for f in attrs["factor"])
         return kernel, tuple(1 if f == 1 else Fraction(1, f) for f in attrs["factor"])
@@ -58,6 +67,9 @@ class Upsample(Kind):
 
     def torch_module(self, attrs, ins, inplace):
         fh, fw = attrs["factor"]  # align_corners left at None: bilinear takes it as False, nearest refuses any
+        if attrs["size"][0]:
+            sh, sw = attrs["size"]
+            return torch_module("nn.Upsample", (), (("size", sh if sh == sw else (sh, sw)),), spec=(("size", "size"),))
         return torch_module("nn.Upsample", (), (("scale_factor", fh if fh == fw else (fh, fw)), ("mode", attrs["mode"])),
                             spec=(("scale_factor", "factor"), ("mode", "mode")), defaults={"mode": "nearest"})
 
@@ -66,7 +78,11 @@ class Upsample(Kind):
         repeats each position (Unsqueeze, Expand, Reshape), bilinear is a MatMul with PyTorch's
         interpolation weights on either side (rows, then columns)."""
         (fh, fw), (H, W, C) = n.attrs["factor"], b.shape_of(n.inputs[0])
-        if (fh, fw) == (1, 1):
+        if n.attrs["size"][0]:  # to a size: PyTorch's nearest source rows and columns, gathered
+            rows = b.node("Gather", [xs[0], b.ints(n, "row_sources", nearest_sources(H, n.attrs["size"][0]))], n,
+                          out=f"{n.name}:rows", axis=2)
+            b.node("Gather", [rows, b.ints(n, "col_sources", nearest_sources(W, n.attrs["size"][1]))], n, axis=3)
+        elif (fh, fw) == (1, 1):
             b.node("Identity", xs[:1], n)
         elif n.attrs["mode"] == "nearest":
             x6 = b.node("Unsqueeze", [xs[0], b.ints(n, "axes", [3, 5])], n, out=f"{n.name}:unsqueezed")
@@ -80,7 +96,22 @@ class Upsample(Kind):
 
     def describe(self, attrs):
         fh, fw = attrs["factor"]
+        if attrs["size"][0]:
+            sh, sw = attrs["size"]
+            return f"to {sh}x{sw}"
         return (f"x{fh}" if fh == fw else f"x{fh}, x{fw}") + (" bilinear" if attrs["mode"] == "bilinear" else "")
+
+
+def nearest_sources(size, out):
+    """The input index each of `out` outputs reads in PyTorch's nearest interpolation to a size:
+    floor(i * (size / out)) in float32, as ATen computes it, at most size - 1.
+
+    >>> nearest_sources(3, 7)
+    [0, 0, 0, 1, 1, 2, 2]
+    """
+    import numpy as np  # only the ONNX backend calls this
+    scale = np.float32(size) / np.float32(out)
+    return [min(int(np.floor(np.float32(i) * scale)), size - 1) for i in range(out)]
 
 
 def bilinear_weights(size, factor):

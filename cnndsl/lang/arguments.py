@@ -41,6 +41,12 @@ class Arguments:
             raise CnnError(f"{written} takes at most {len(kind.args)} positional argument{'s' * (len(kind.args) != 1)}"
                            f"{' (' + ', '.join(a.name for a in kind.args) + ')' if kind.args else ''}, "
                            f"got {len(positional)}", positional[len(kind.args)].span, code="E203")
+        if positional and len(positional) < len(kind.args) and kind.positional_together:
+            names = ", ".join(a.name for a in kind.args)
+            raise CnnError(f"{written} takes its {len(kind.args)} arguments ({names}) all by position or by name, "
+                           f"got {len(positional)} by position", positional[0].span, code="E203",
+                           hint=f"write all {len(kind.args)}, e.g. {written}({', '.join('1' for _ in kind.args)}), or name the ones you mean, "
+                                f"e.g. {written}({kind.args[-1].name}=1)")
         pairs = list(zip(kind.args, positional))
         seen = {s.name for s, _ in pairs}
         for a in args:
