@@ -5,7 +5,7 @@ was made from (its report), the same outputs on a random input (onnxruntime on t
 module itself, against the import's to_torch() with the imported weights), and where a prototxt has a
 twin in nets/, that twin's figures. Zoo nets run at 64x64 by default (their parameters do not depend
 on the input; the MACs are compared at the same size); CNNDSL_FULL_ZOO=1 runs them at their own input,
-and every kind through every exporter.
+every kind through every exporter, and ResNet-50's fold beside ResNet-18's.
 """
 import os
 import re
