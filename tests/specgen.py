@@ -45,6 +45,43 @@ VARIANTS = {"vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", "densenet16
 VARIANTS |= {os.path.basename(p)[:-4] for p in NETS if "timm/models/" in open(p).read()} - {"dpn92"}
 
 
+def _timm_family(path):
+    """A timm net's family: its timm model file and the nets/lib files it includes (None: not timm's)."""
+    import re
+    text = open(path).read()
+    model = re.search(r"timm/models/(\w+)\.py", text)
+    return model and (model.group(1), tuple(sorted(re.findall(r'^include "([^"]+)"', text, re.M))))
+
+
+def _siblings():
+    """Nets whose family's representative runs the per-net checks that go over the whole zoo
+    (tests/test_zoo.py's, tests/test_timm_families.py's) by default: the torchvision VARIANTS, and
+    each timm family but one (a net the backends run by default if there is one, else the smallest
+    by timm's parameter count, so that the heavy nets' skip leaves every family a net)."""
+    import json
+    params = {n: r["params"] for n, r in json.load(open(os.path.join(os.path.dirname(__file__), "reference",
+                                                                      "timm.json")))["nets"].items()}
+    name = lambda p: os.path.basename(p)[:-4]  # noqa: E731
+    first, out = {}, {n for n in VARIANTS if not _timm_family(os.path.join(os.path.dirname(NETS[0]), n + ".net"))}
+    for p in sorted(NETS, key=lambda p: (name(p) in VARIANTS, params.get(name(p), float("inf")), name(p))):
+        family = _timm_family(p)
+        if family and first.setdefault(family, p) != p:
+            out.add(os.path.basename(p)[:-4])
+    return out
+
+
+# a family's other nets: the per-net checks over every shipped net take them under CNNDSL_FULL_ZOO=1
+SIBLINGS = _siblings()
+
+
+def sibling_params(names):
+    """names as pytest parameters, the SIBLINGS skipped unless CNNDSL_FULL_ZOO=1."""
+    import pytest
+    skip = pytest.mark.skipif(not os.environ.get("CNNDSL_FULL_ZOO"),
+                              reason="a family's representative runs by default; CNNDSL_FULL_ZOO=1 runs it")
+    return [pytest.param(n, id=n, marks=[skip] if n in SIBLINGS else []) for n in names]
+
+
 def zoo_params():
     """NETS as pytest parameters (ids: file names), the VARIANTS skipped by default."""
     import pytest

@@ -206,6 +206,8 @@ def run_cases(argvs, timeout):
     return results
 
 
+@pytest.mark.skipif(not os.environ.get("CNNDSL_SLOW"), reason="every option in a fresh interpreter (about 10 s of CPU): "
+                    "CNNDSL_SLOW=1 runs it; the API tests below refuse the same files in-process")
 def test_every_option_refuses_hostile_files_in_bounded_time(hostile):
     table = cases(hostile)
     results = run_cases([argv for argv, _, _ in table], timeout=240)

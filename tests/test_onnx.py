@@ -20,7 +20,7 @@ from cnndsl.backends import onnx_graph
 from cnndsl.cli import main
 from cnndsl.kinds import KINDS
 
-from specgen import VARIANTS, random_specs  # noqa: E402
+from specgen import SIBLINGS, VARIANTS, random_specs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETS = sorted(glob.glob(os.path.join(ROOT, "nets", "*.net")))
@@ -111,12 +111,16 @@ def verify(net, opset=None, tol=TOL):
 HEAVY = 30_000_000
 # Variants of a family whose blocks a sibling already runs through onnxruntime by default: one list
 # for every per-net check (tests/specgen.py, VARIANTS); their structure and shapes are checked by default
-# and their outputs with CNNDSL_FULL_ZOO=1.
+# and their outputs with CNNDSL_FULL_ZOO=1; a family's other nets (SIBLINGS: each family keeps one, the
+# representative) are checked only with CNNDSL_FULL_ZOO=1.
 # DPN-92 and DPN-98 are HEAVY; their dual path block runs through onnxruntime small, in tests/test_timm_twins.py.
 
 
 @pytest.mark.parametrize("path", NETS, ids=[os.path.basename(p)[:-4] for p in NETS])
 def test_zoo_net_checks_infers_and_matches_torch(path):
+    if os.path.basename(path)[:-4] in SIBLINGS and not os.environ.get("CNNDSL_FULL_ZOO"):
+        pytest.skip("a family's other net: its representative's structure and shapes are checked by default; "
+                    "CNNDSL_FULL_ZOO=1 checks it")
     net = small(path)
     onnx.checker.check_model(check_shapes(net), full_check=True)
     if net.report()["totals"]["params"] > HEAVY and not os.environ.get("CNNDSL_FULL_ZOO"):

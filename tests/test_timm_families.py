@@ -8,7 +8,7 @@ placed among them, and the state_dict. The spec nets/NAME.net must agree on all 
 map onto ours tensor for tensor (cnndsl.weights.map_state_dict, which to_torch(weights=...) uses):
 tools/timm_parity.py then checked the outputs with timm's weights loaded (tests/reference/
 timm_parity.json, re-checked here by the mapping's digest). Nets over HEAVY parameters run under
-CNNDSL_FULL_ZOO=1 only.
+CNNDSL_FULL_ZOO=1 only, and so do a family's other nets (tests/specgen.py, SIBLINGS: each family keeps one by default).
 
     pytest tests/test_timm_families.py -q
 """
@@ -18,6 +18,7 @@ import os
 import pytest
 
 from cnndsl import weights as W
+from specgen import SIBLINGS
 from test_timm_twins import net, report, state_dict_shapes  # the zoo's spec, its report and tensor shapes
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -39,8 +40,9 @@ ROW_TYPES = {"CONV": {"Conv2d", "Conv2dSame"}, "MAXPOOL": {"MaxPool2d", "MaxPool
 
 
 def names():
-    return [pytest.param(n, marks=pytest.mark.skipif(REFERENCE[n]["params"] > HEAVY and not FULL,
-                                                     reason="heavy: CNNDSL_FULL_ZOO=1 runs it"))
+    """FAMILIES, the heavy nets and a family's other nets (specgen.SIBLINGS) under CNNDSL_FULL_ZOO=1."""
+    return [pytest.param(n, marks=pytest.mark.skipif(not FULL and (REFERENCE[n]["params"] > HEAVY or n in SIBLINGS),
+                                                     reason="heavy or a family's other net: CNNDSL_FULL_ZOO=1 runs it"))
             for n in FAMILIES]
 
 

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 import cnndsl  # noqa: E402
 from cnndsl import weights as W  # noqa: E402
+from specgen import sibling_params  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 REFERENCE = json.load(open(os.path.join(ROOT, "tests", "reference", "torchvision.json")))["nets"]
@@ -93,10 +94,11 @@ def twin_state_dict(name):
     return {k: torch.empty(s, device="meta") for k, s in REFERENCE[name]["state_dict"]}
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", sibling_params(ZOO))
 def test_torchvision_mapping_offline(name):
     """Every twin tensor maps to one of ours with its shape, or in a layout its kind names (ConvNeXt's
-    nn.Linear weights, its CNBlock's bare layer_scale), and the mapping is the one verified."""
+    nn.Linear weights, its CNBlock's bare layer_scale), and the mapping is the one verified (a family's
+    other nets under CNNDSL_FULL_ZOO=1; tests/test_zoo.py checks their state_dict order by default)."""
     net = cnndsl.load(os.path.join(ROOT, "nets", f"{name}.net"))
     ours = net.to_torch(device="meta").state_dict()
     theirs = twin_state_dict(name)
@@ -480,7 +482,7 @@ def test_cli_export_prints_what_it_loaded(tmp_path, capsys):
 def test_resolution_reproduces_the_verified_mappings():
     """load_into's resolution (by name for densenet's cnndsl-like keys, mapped otherwise) gives the
     mappings tools/torchvision_parity.py verified against torchvision's outputs (a family's variants
-    under CNNDSL_FULL_ZOO=1: test_torchvision_mapping_offline checks each of them by default)."""
+    under CNNDSL_FULL_ZOO=1, as in test_torchvision_mapping_offline)."""
     from specgen import VARIANTS
     full = os.environ.get("CNNDSL_FULL_ZOO")
     for name, r in PARITY.items():

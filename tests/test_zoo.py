@@ -17,6 +17,7 @@ import pytest
 
 import cnndsl
 from cnndsl import CnnError
+from specgen import sibling_params  # a family's other nets under CNNDSL_FULL_ZOO=1
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 NETS = os.path.join(ROOT, "nets")
@@ -273,7 +274,7 @@ def test_cs231n_pattern_defaults_and_bindings():
 
 
 # ---- clean under --strict, or flooring exactly where the original floors ------------------------
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", sibling_params(ZOO))
 def test_strict_check(name):
     path = os.path.join(NETS, f"{name}.net")
     got = [(n.name, w.message) for n in net(name).graph.nodes for w in n.meta.get("warnings", ())]
@@ -299,7 +300,7 @@ def _numel(t):
     return math.prod(t.shape)
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", sibling_params(ZOO))
 def test_classes_resizes_only_the_head(name):
     """Every shipped classifier takes its class count as `-D classes=N`: a 5-way output, the same layer
     names, and params = the default's minus the head's difference, computed from the tensors' shapes."""
