@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ..kinds import KINDS
 from ..lang import astnodes as A
-from .layers import full_args, positional_only
+from .layers import by_position, full_args
 from .terms import Call, Join, Layer, Seq
 
 NAMES = {"filters": "c", "units": "n", "s": "s", "kernel": "k", "p": "p", "groups": "g", "d": "d"}
@@ -173,16 +173,16 @@ class _TLayer:
         where some instance differs from the kind's default."""
         k = KINDS[self.kind]
         out = []
-        for a in k.args:
+        for i, a in enumerate(k.args):
             v = self.args[a.name]
             if isinstance(v, _Hole) and v.soft and not isinstance(v.expr, (A.Var, A.BinOp)):
                 v = v.expr  # a value no parameter follows: written as any literal is
             if isinstance(v, _Hole):
-                out.append((None if a.default is None or positional_only(k) else a.name, v.expr))
+                out.append((None if by_position(k, i) else a.name, v.expr))
             elif a.default is None:
                 out.append((None, v))
             elif any(f is not None and _default(self.kind, f, a.name) != v for f in self.full):
-                out.append((None if positional_only(k) else a.name, v))
+                out.append((None if by_position(k, i) else a.name, v))
         return tuple(out)
 
     def expr(self, expr, value):

@@ -188,18 +188,21 @@ def call_args(kind: str, attrs: dict) -> list:
     required = {a.name: attrs[a.name] for a in k.args if a.default is None}
     defaults = k.bind(dict(required))
     out = []
-    for a in k.args:
+    for i, a in enumerate(k.args):
         v = attrs[a.name]
         if a.default is None:
             out.append((None, _short(v)))
         elif _short(v) != _short(defaults[a.name]):
-            out.append((None if positional_only(k) else a.name, _short(v)))
+            out.append((None if by_position(k, i) else a.name, _short(v)))
     return out
 
 
-def positional_only(k) -> bool:
-    """Whether a kind's arguments read best by position: a kind of one argument that is no switch."""
-    return len(k.args) == 1 and k.args[0].type != "bool"
+def by_position(k, i: int) -> bool:
+    """Whether a kind's i-th argument, where written, reads best by position: a required one, or the
+    first of a kind whose first argument is its subject (`UPSAMPLE(2)`, `lead_positional`) or whose
+    only argument it is, unless a switch."""
+    a = k.args[i]
+    return a.default is None or (i == 0 and a.type != "bool" and (len(k.args) == 1 or k.lead_positional))
 
 
 def full_args(kind: str, written) -> dict:

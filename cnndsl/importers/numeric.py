@@ -130,23 +130,28 @@ def judge_standardised(weight, sources, numbers):
     return None
 
 
-def upsample(x, factors, mode):
+def upsample(x, factors, mode, size=None):
     """UPSAMPLE of an NCHW array by whole `factors`: each value repeated (nearest), or PyTorch's
-    bilinear interpolation (align_corners=False), by the kind's own weights."""
+    bilinear interpolation (align_corners=False), by the kind's own weights; or nearest to `size`
+    (the rows and columns PyTorch reads, kinds/upsample.py's nearest_sources)."""
     import numpy as np
-    from ..kinds.upsample import bilinear_weights
-    (fh, fw), x = factors, np.asarray(x, np.float64)
+    from ..kinds.upsample import bilinear_weights, nearest_sources
+    x = np.asarray(x, np.float64)
+    if size is not None:
+        rows, cols = nearest_sources(x.shape[2], size[0]), nearest_sources(x.shape[3], size[1])
+        return x[:, :, rows][:, :, :, cols]
+    fh, fw = factors
     if mode == "nearest":
         return x.repeat(fh, axis=2).repeat(fw, axis=3)
     rows, cols = bilinear_weights(x.shape[2], fh).astype(np.float64), bilinear_weights(x.shape[3], fw).astype(np.float64)
     return rows @ x @ cols.T
 
 
-def judge_upsample(run, dims, factors, mode) -> bool:
-    """Whether `run` (an NCHW array of `dims` -> its output) is UPSAMPLE(factors, mode)."""
+def judge_upsample(run, dims, factors, mode, size=None) -> bool:
+    """Whether `run` (an NCHW array of `dims` -> its output) is UPSAMPLE(factors, mode) (or to `size`)."""
     x = _sample(dims)
     try:
         y = run(x)
     except Exception:
         return False
-    return _same(y, upsample(x, factors, mode))
+    return _same(y, upsample(x, factors, mode, size))

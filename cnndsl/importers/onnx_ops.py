@@ -139,9 +139,17 @@ def _resize(n, dims, graph):
     if len(d_in) != 4 or list(d_out[:2]) != list(d_in[:2]):
         return "a resize of other axes than height and width"
     fh, fw = (o / i for o, i in zip(d_out[2:], d_in[2:]))
-    if not (fh.is_integer() and fw.is_integer()):
-        return f"a resize by {fh:g}x{fw:g}: UPSAMPLE's factors are whole numbers"
     mode = n.attrs.get("mode", "nearest")
+    if not (fh.is_integer() and fw.is_integer()):
+        if mode != "nearest":
+            return f"a {mode} resize by {fh:g}x{fw:g}: UPSAMPLE's factors are whole numbers (a size is nearest only)"
+        size = (int(d_out[2]), int(d_out[3]))
+        if not judge_upsample(lambda x: run_nodes([n], n.inputs[0], x, graph.meta.get("opset", 13)),
+                              [1, *d_in[1:]], None, "nearest", size=size):
+            return (f"a nearest resize to {size[0]}x{size[1]} with coordinate_transformation_mode "
+                    f"{n.attrs.get('coordinate_transformation_mode', 'half_pixel')}: not PyTorch's (UPSAMPLE(size=...))")
+        make(n, "UPSAMPLE", {"size": size, "mode": "nearest"})
+        return None
     kind_mode = {"nearest": "nearest", "linear": "bilinear"}.get(mode)
     if kind_mode is None:
         return f"{mode} interpolation: UPSAMPLE is nearest or bilinear"

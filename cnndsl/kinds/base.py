@@ -154,6 +154,7 @@ class Kind:
     flat_input = False      # works on a vector: a spatial input is flattened first (FC)
     elementwise = True      # output shape == input shape
     join = False            # takes several inputs (CONCAT, ADD, MUL, MEAN)
+    lead_positional = False  # an importer writes its first argument by position (UPSAMPLE(2), not factor=2)
     positional_together = False  # its arguments all by position or none (PAD(1) would read as every side)
     symbol = ""             # a join's operator in the spec (`|`, `+`, `.*`, `&`): diagrams show it
     probabilities = False   # turns logits into probabilities (SOFTMAX): `to_torch(logits=True)` drops it

@@ -23,6 +23,7 @@ MODES = ("nearest", "bilinear")
 class Upsample(Kind):
     name = "UPSAMPLE"
     doc = "nearest or bilinear upsampling by a whole factor per axis (nn.Upsample)"
+    lead_positional = True  # UPSAMPLE(2): the factor is what it is about
     elementwise = False
     args = (Arg("factor", "pair", 0, lo=1, aliases=("scale_factor", "scale"), doc="the factor: 2, 2x2 or (2, 3)"),
             Arg("mode", "word", "nearest", doc="nearest, or bilinear (PyTorch's align_corners=False)", choices=MODES),
