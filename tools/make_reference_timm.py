@@ -102,6 +102,8 @@ FAMILY_NETS = {name: name for name in [
     "inception_next_atto", "inception_next_tiny", "inception_next_small", "inception_next_base",
     # rdnet.py (nets/lib/timm_rdnet.net)
     "rdnet_tiny", "rdnet_small", "rdnet_base", "rdnet_large",
+    # mambaout.py: gated CNN blocks (nets/lib/timm_mambaout.net)
+    "mambaout_femto", "mambaout_kobe", "mambaout_tiny", "mambaout_small", "mambaout_base",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
@@ -202,7 +204,8 @@ def trace_functional(ref, model, x):
     def spatial(t, a, k):
         dim = k.get("dim", a[0] if a else None)
         dims = [dim] if isinstance(dim, int) else dim
-        return t.dim() == 4 and dims is not None and sorted(d % 4 for d in dims) == [2, 3]
+        # (1, 2): a channels-last net's mean over H and W (MambaOut's head, timm's SqueezeExciteCl)
+        return t.dim() == 4 and dims is not None and sorted(d % 4 for d in dims) in ([2, 3], [1, 2])
 
     originals = (torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d)
     tensor_mean, torch_mean, adaptive, avg_pool, max_pool = originals
