@@ -104,6 +104,9 @@ FAMILY_NETS = {name: name for name in [
     "rdnet_tiny", "rdnet_small", "rdnet_base", "rdnet_large",
     # mambaout.py: gated CNN blocks (nets/lib/timm_mambaout.net)
     "mambaout_femto", "mambaout_kobe", "mambaout_tiny", "mambaout_small", "mambaout_base",
+    # focalnet.py: focal modulation, the contexts as streams (nets/lib/timm_focalnet.net)
+    "focalnet_tiny_srf", "focalnet_tiny_lrf", "focalnet_small_srf", "focalnet_small_lrf", "focalnet_base_srf",
+    "focalnet_base_lrf",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
