@@ -107,6 +107,8 @@ FAMILY_NETS = {name: name for name in [
     # focalnet.py: focal modulation, the contexts as streams (nets/lib/timm_focalnet.net)
     "focalnet_tiny_srf", "focalnet_tiny_lrf", "focalnet_small_srf", "focalnet_small_lrf", "focalnet_base_srf",
     "focalnet_base_lrf",
+    # lowformer.py: the CNN-only variants (nets/lib/timm_lowformer.net)
+    "lowformer_e1", "lowformer_e2",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
