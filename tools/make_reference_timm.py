@@ -104,11 +104,21 @@ FAMILY_NETS = {name: name for name in [
     "rdnet_tiny", "rdnet_small", "rdnet_base", "rdnet_large",
     # mambaout.py: gated CNN blocks (nets/lib/timm_mambaout.net)
     "mambaout_femto", "mambaout_kobe", "mambaout_tiny", "mambaout_small", "mambaout_base",
+    "mambaout_small_rw", "mambaout_base_short_rw", "mambaout_base_tall_rw",
     # focalnet.py: focal modulation, the contexts as streams (nets/lib/timm_focalnet.net)
     "focalnet_tiny_srf", "focalnet_tiny_lrf", "focalnet_small_srf", "focalnet_small_lrf", "focalnet_base_srf",
     "focalnet_base_lrf",
     # lowformer.py: the CNN-only variants (nets/lib/timm_lowformer.net)
     "lowformer_e1", "lowformer_e2",
+    # headers over the blocks above: convnext.py, tresnet.py, metaformer.py, resnet.py
+    "convnextv2_base", "convnextv2_large", "tresnet_xl", "poolformer_s36", "poolformer_m36", "poolformer_m48",
+    "convformer_m36", "convformer_b36", "resnetblur101d",
+    # regnet.py where timm's widths are torchvision's rule (nets/lib/timm_regnet.net)
+    "regnetx_002", "regnetx_006", "regnetx_008", "regnetx_016", "regnetx_032", "regnetx_064", "regnetx_080",
+    "regnetx_120", "regnetx_160", "regnetx_320", "regnety_002", "regnety_006", "regnety_008_tv", "regnety_016",
+    "regnety_032", "regnety_064", "regnety_080_tv", "regnety_120", "regnety_160", "regnety_320",
+    # byobnet.py: the other RepVGG and MobileOne variants (nets/lib/timm_byobnet.net)
+    "repvgg_a1", "repvgg_a2", "repvgg_b0", "repvgg_b1", "repvgg_b2", "repvgg_b3", "mobileone_s2", "mobileone_s3",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
