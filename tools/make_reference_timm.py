@@ -111,7 +111,7 @@ FAMILY_NETS = {name: name for name in [
     # lowformer.py: the CNN-only variants (nets/lib/timm_lowformer.net)
     "lowformer_e1", "lowformer_e2",
     # headers over the blocks above: convnext.py, tresnet.py, metaformer.py, resnet.py
-    "convnextv2_base", "convnextv2_large", "tresnet_xl", "poolformer_s36", "poolformer_m36", "poolformer_m48",
+    "convnextv2_base", "convnextv2_large", "convnextv2_huge", "tresnet_xl", "poolformer_s36", "poolformer_m36", "poolformer_m48",
     "convformer_m36", "convformer_b36", "resnetblur101d",
     # regnet.py where timm's widths are torchvision's rule (nets/lib/timm_regnet.net)
     "regnetx_002", "regnetx_006", "regnetx_008", "regnetx_016", "regnetx_032", "regnetx_064", "regnetx_080",
