@@ -83,7 +83,8 @@ def test_foreign_layouts_are_reshapes(kind):
 
 def test_foreign_layouts_of_conv_and_layerscale():
     """A 1x1 conv over all channels is nn.Linear's (out, in); a grouped or wider one is no Linear;
-    LAYERSCALE's scale may be a bare (C, 1, 1) or (C,) parameter of the block abroad."""
+    LAYERSCALE's scale may be a bare (C, 1, 1) or (C,) parameter of the block abroad, or the (C,)
+    `scale` or `gamma` of a module of its own (timm's MetaFormer Scale, timm's LayerScale)."""
     def foreign(text, shape=(8, 8, 4)):
         net = cnndsl.loads(f"input {'x'.join(map(str, shape))}\n{text}")
         n = net.graph.nodes[0]
@@ -91,8 +92,9 @@ def test_foreign_layouts_of_conv_and_layerscale():
     assert foreign("CONV(6, 1)") == {"weight": (Foreign((6, 4)),), "bias": ()}
     assert foreign("CONV(6, 1, groups=2)")["weight"] == foreign("CONV(6, 3)")["weight"] == ()
     assert foreign("LAYERSCALE")["weight"] == (Foreign((4, 1, 1), bare=True), Foreign((4,), bare=True),
-                                               Foreign((4,), name="scale"))
-    assert foreign("LAYERSCALE", (12,))["weight"] == (Foreign((12,), bare=True), Foreign((12,), name="scale"))
+                                               Foreign((4,), name="scale"), Foreign((4,), name="gamma"))
+    assert foreign("LAYERSCALE", (12,))["weight"] == (Foreign((12,), bare=True), Foreign((12,), name="scale"),
+                                                      Foreign((12,), name="gamma"))
 
 
 def test_every_kind_is_listed_once():

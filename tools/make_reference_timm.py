@@ -123,6 +123,23 @@ FAMILY_NETS = {name: name for name in [
     "eca_vovnet39b",
     # ghostnet.py's V2: DFC attention, UPSAMPLE to a size
     "ghostnetv2_100",
+    # mambaout.py: gated CNN blocks (nets/lib/timm_mambaout.net)
+    "mambaout_femto", "mambaout_kobe", "mambaout_tiny", "mambaout_small", "mambaout_base",
+    "mambaout_small_rw", "mambaout_base_short_rw", "mambaout_base_tall_rw",
+    # focalnet.py: focal modulation, the contexts as streams (nets/lib/timm_focalnet.net)
+    "focalnet_tiny_srf", "focalnet_tiny_lrf", "focalnet_small_srf", "focalnet_small_lrf", "focalnet_base_srf",
+    "focalnet_base_lrf",
+    # lowformer.py: the CNN-only variants (nets/lib/timm_lowformer.net)
+    "lowformer_e1", "lowformer_e2",
+    # headers over the blocks above: convnext.py, tresnet.py, metaformer.py, resnet.py
+    "convnextv2_base", "convnextv2_large", "convnextv2_huge", "tresnet_xl", "poolformer_s36", "poolformer_m36", "poolformer_m48",
+    "convformer_m36", "convformer_b36", "resnetblur101d",
+    # regnet.py where timm's widths are torchvision's rule (nets/lib/timm_regnet.net)
+    "regnetx_002", "regnetx_006", "regnetx_008", "regnetx_016", "regnetx_032", "regnetx_064", "regnetx_080",
+    "regnetx_120", "regnetx_160", "regnetx_320", "regnety_002", "regnety_006", "regnety_008_tv", "regnety_016",
+    "regnety_032", "regnety_064", "regnety_080_tv", "regnety_120", "regnety_160", "regnety_320",
+    # byobnet.py: the other RepVGG and MobileOne variants (nets/lib/timm_byobnet.net)
+    "repvgg_a1", "repvgg_a2", "repvgg_b0", "repvgg_b1", "repvgg_b2", "repvgg_b3", "mobileone_s2", "mobileone_s3",
 ]}
 # The zoo's torchvision nets whose timm twin has the same parameters and MACs (tests/reference/
 # timm_census.json): each is checked against timm's model as the families are (issue 24: a family
@@ -245,7 +262,8 @@ def trace_functional(ref, model, x):
     def spatial(t, a, k):
         dim = k.get("dim", a[0] if a else None)
         dims = [dim] if isinstance(dim, int) else dim
-        return t.dim() == 4 and dims is not None and sorted(d % 4 for d in dims) == [2, 3]
+        # (1, 2): a channels-last net's mean over H and W (MambaOut's head, timm's SqueezeExciteCl)
+        return t.dim() == 4 and dims is not None and sorted(d % 4 for d in dims) in ([2, 3], [1, 2])
 
     originals = (torch.Tensor.mean, torch.mean, F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d)
     tensor_mean, torch_mean, adaptive, avg_pool, max_pool = originals

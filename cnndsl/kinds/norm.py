@@ -257,10 +257,12 @@ class LayerScale(Kind):
         c = channels(ins)
         # other frameworks keep the scale as a parameter of the block it scales: torchvision's
         # CNBlock.layer_scale (C, 1, 1), timm's ConvNeXtBlock.gamma (C,); or as `scale` (C,) of a
-        # module of its own (timm's MetaFormer Scale: PoolFormer's layer scale, ConvFormer's res scale)
+        # module of its own (timm's MetaFormer Scale: PoolFormer's layer scale, ConvFormer's res scale),
+        # or as `gamma` (C,) of one (timm's LayerScale: MambaOut's _rw variants)
         shape = (c, 1, 1) if len(ins[0]) == 3 else (c,)
         bare = tuple(Foreign(s, bare=True) for s in dict.fromkeys((shape, (c,))))
-        return (Tensor("weight", shape, "fill", fill=attrs["init"], foreign=bare + (Foreign((c,), name="scale"),)),)
+        named = (Foreign((c,), name="scale"), Foreign((c,), name="gamma"))
+        return (Tensor("weight", shape, "fill", fill=attrs["init"], foreign=bare + named),)
 
     def saved(self, attrs, ins, out, inplace=False):
         return (("in",), 0)  # x * weight: the weight's gradient needs x
