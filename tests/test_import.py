@@ -166,9 +166,6 @@ def _samples():
         for sample in kind.samples:
             if "(3, 2)" not in sample:
                 gap = kind.name in NOT_YET or "bias=false" in sample and kind.name == "LAYERNORM"
-                # UPSAMPLE(size=...) (GhostNetV2's) lands beside the importer: ONNX's Resize to a size is
-                # read, torch.fx's nn.Upsample(size=...) not yet
-                gap = gap or "UPSAMPLE(size=" in sample
                 marks = [pytest.mark.xfail(reason="the importer does not lift these kinds yet")] if gap else []
                 out.append(pytest.param((kind.name, sample), marks=marks))
     return out

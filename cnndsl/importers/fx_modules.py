@@ -54,11 +54,14 @@ def _variants(k) -> list:
     """Settings of kind `k` whose PyTorch module may differ: the bare one, then each word an argument
     takes (`p=tf_same` is Conv2dSame, not nn.Conv2d) and 2 for each whole number (SOFTMAX(groups=2)
     is RadixSoftmax)."""
-    base = {**{a.name: 1 for a in k.args if a.default is None}, **k.bare}
+    required = {a.name: 1 for a in k.args if a.default is None}
+    base = {**required, **k.bare}
     out = [base]
     for a in k.args:
         for v in tuple(a.choices or ()) + ((2,) if a.type == "int" and a.default is not None else ()):
             out.append({**base, a.name: v})
+        if a.type == "pair" and a.default == 0 and k.bare and a.name not in k.bare:
+            out.append({**required, a.name: 2})  # an alternative to the bare setting (UPSAMPLE(size=2))
     return out
 
 

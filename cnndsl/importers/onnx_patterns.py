@@ -336,6 +336,25 @@ def _upsampled(b, graph, m):
     return None
 
 
+# ---- cnndsl's exporter's UPSAMPLE(size=...): PyTorch's nearest source rows, then columns, gathered --------
+_GATHERED = P("Gather", P("Gather", "x", C("rows")), C("cols"))
+
+
+def _gathered(b, graph, m):
+    """Two gathers by constant indices that compute PyTorch's nearest interpolation to a size (run on a
+    sample to be sure): UPSAMPLE(size=...)."""
+    from .numeric import judge_upsample
+    from .onnx import run_nodes
+    d_in, d_out = _dims(graph, b["x"]), b["nodes"][-1].meta.get("dims")
+    if d_in is None or d_out is None or len(d_in) != 4 or len(d_out) != 4 or d_in[:2] != d_out[:2]:
+        return None
+    size = (int(d_out[2]), int(d_out[3]))
+    run = lambda x: run_nodes(b["nodes"], b["x"], x, graph.meta.get("opset", 13))  # noqa: E731
+    if judge_upsample(run, d_in, None, "nearest", size=size):
+        return make(_new(b, graph, [b["x"]]), "UPSAMPLE", {"size": size, "mode": "nearest"})
+    return None
+
+
 def _products(b, graph, m):
     """Two products with constant matrices: adaptive average pooling's bins, or bilinear upsampling."""
     return _adaptive_bins(b, graph, m) or _upsampled(b, graph, m)
@@ -344,6 +363,7 @@ def _products(b, graph, m):
 RULES = (
     (_BINS, _products),
     (_REPEATED, _upsampled),
+    (_GATHERED, _gathered),
     (_LRN, _lrn),
     (_GROUPNORM, _group_norm),
     (_NORMALISED, _layer_norm),
